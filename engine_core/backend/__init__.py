@@ -1,0 +1,1 @@
+"""Backends that run a model: the :class:`Runner` interface and its implementations."""

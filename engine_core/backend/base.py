@@ -1,0 +1,74 @@
+"""The runner interface every backend implements (ONNX Runtime now, TensorRT later)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+Dim = int | str | None
+"""A dimension: a fixed size, a symbolic name (``"batch"``), or ``None`` when unknown."""
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Name, numpy dtype and (possibly dynamic) shape of a model input or output."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[Dim, ...] | None
+
+    @property
+    def is_dynamic(self) -> bool:
+        """True when the shape is unknown or has a non-integer dimension."""
+        return self.shape is None or any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    def describe(self) -> str:
+        """``name [dtype=float32, shape=(1, 3, 'h', 'w')]`` as Polygraphy prints it."""
+        return f"{self.name} [dtype={np.dtype(self.dtype).name}, shape={self.shape}]"
+
+
+class Runner(ABC):
+    """Runs one model on one backend and can expose intermediate tensors as outputs.
+
+    Lifecycle: ``activate()`` (create sessions), any number of ``infer()``, ``deactivate()``.
+    Also usable as a context manager.
+    """
+
+    name: str
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Prepare the backend (load libraries, create sessions)."""
+
+    def deactivate(self) -> None:
+        """Release backend resources."""
+
+    @abstractmethod
+    def input_metadata(self) -> list[TensorMeta]:
+        """The model's inputs, in order."""
+
+    @abstractmethod
+    def output_names(self) -> list[str]:
+        """The model's own outputs, in order."""
+
+    @abstractmethod
+    def observable_tensors(self) -> list[str]:
+        """Every tensor that ``infer(..., outputs=...)`` can return, in topological order."""
+
+    @abstractmethod
+    def unobservable_tensors(self) -> dict[str, str]:
+        """Tensors that exist in the model but cannot be returned, with the reason."""
+
+    @abstractmethod
+    def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Run one inference; return ``outputs`` (default: the model outputs) by name, in order."""
+
+    def __enter__(self) -> "Runner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()

@@ -1,0 +1,119 @@
+"""The workspace folder (default ``.trtdbg/`` beside the model) and atomic writes.
+
+Every file written by trtdbg goes through :func:`atomic_write_bytes`: a temp file in the
+same directory, fsync, then ``os.replace`` — readers never see a half-written file and the
+input model is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine_core.errors import TrtdbgError
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + rename); create parent folders."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise TrtdbgError(f"cannot write {target}: {exc.strerror or exc}; choose a writable location") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise TrtdbgError(f"cannot write {target}: {exc.strerror or exc}; choose a writable location") from exc
+        raise
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Atomically write UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
+    """Atomically write ``obj`` as JSON."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def _user_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "trtdbg"
+
+
+class Workspace:
+    """A folder holding results, saved inputs, marks and bisection state for one model.
+
+    ``Workspace.for_model(model)`` picks ``.trtdbg/`` beside the model; when that folder
+    cannot be created (read-only model directory) it falls back to a per-model folder in the
+    user cache and says so in :attr:`note`. An explicit ``--workspace`` that is not writable
+    is an error. Nothing is created until the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], note: str | None = None) -> None:
+        self.root = Path(root)
+        self.note = note
+
+    @classmethod
+    def for_model(cls, model_path: str | os.PathLike[str] | None, explicit: str | None = None) -> "Workspace":
+        """Choose the workspace for ``model_path`` (``explicit`` wins and must be writable)."""
+        if explicit:
+            ws = cls(explicit)
+            ws.check_writable()
+            return ws
+        if model_path is None:
+            return cls(Path.cwd() / ".trtdbg")
+        model = Path(model_path).resolve()
+        beside = model.parent / ".trtdbg"
+        if _writable_dir(beside):
+            return cls(beside)
+        digest = hashlib.sha256(str(model).encode()).hexdigest()[:12]
+        fallback = _user_cache_root() / f"{model.stem}-{digest}"
+        return cls(fallback, note=f"{model.parent} is not writable; workspace is {fallback}")
+
+    def check_writable(self) -> None:
+        """Raise :class:`TrtdbgError` unless the workspace folder can be created and written."""
+        if not _writable_dir(self.root):
+            raise TrtdbgError(f"workspace {self.root} is not writable; pass --workspace DIR with a writable folder")
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the workspace (not created)."""
+        return self.root.joinpath(*parts)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Atomically write ``obj`` as JSON to ``name`` inside the workspace."""
+        return atomic_write_json(self.path(name), obj)
+
+    def read_json(self, name: str) -> Any | None:
+        """Read a JSON file from the workspace, or ``None`` when it does not exist."""
+        p = self.path(name)
+        if not p.exists():
+            return None
+        with open(p, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def _writable_dir(path: Path) -> bool:
+    """True when ``path`` exists as a writable folder or could be created."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)

@@ -1,0 +1,9 @@
+"""Subcommand modules. Each has ``add_parser(subparsers)`` and sets ``run`` via defaults.
+
+Modules here import only argparse-level code at import time; engine_core is imported inside
+the ``run`` functions.
+"""
+
+from tui.cli.commands import compare, demo, inspect
+
+COMMANDS = (inspect, compare, demo)

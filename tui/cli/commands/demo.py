@@ -1,0 +1,10 @@
+"""`trtdbg demo` (being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="(demo: being written)")
+    p.set_defaults(run=None)
