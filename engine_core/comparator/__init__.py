@@ -1,0 +1,1 @@
+"""Comparison: per-tensor error statistics, Polygraphy-identical verdicts, streaming compare jobs."""

@@ -1,0 +1,206 @@
+"""ONNX Runtime backend: CPU or CUDA provider, chosen explicitly, with any top-level tensor observable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from engine_core.backend.base import Runner, TensorMeta
+from engine_core.errors import TrtdbgError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16, "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_, "tensor(string)": np.object_,
+}
+
+
+def ort_dtype(type_str: str) -> np.dtype:
+    """numpy dtype for an ONNX Runtime type string such as ``tensor(float)``."""
+    return np.dtype(_ORT_TYPES.get(type_str, np.float32))
+
+
+class OrtRunner(Runner):
+    """Runs a model in ONNX Runtime; ``infer(feed, outputs=[...])`` returns any top-level tensor.
+
+    A session is created per distinct output set and cached (the last few), so a batch of marked
+    tensors costs one session. The CUDA provider is used only when asked for, and activation fails
+    with a clear message if ONNX Runtime cannot actually run on it (never a silent CPU fallback).
+    """
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        model_path: str | os.PathLike[str] | None = None,
+        provider: str = "cpu",
+        opt_level: str = "all",
+        observable: Sequence[str] = (),
+        unobservable: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if provider not in PROVIDERS:
+            raise TrtdbgError(f"unknown ONNX Runtime provider '{provider}'; choose one of {', '.join(PROVIDERS)}")
+        if opt_level not in OPT_LEVELS:
+            raise TrtdbgError(f"unknown graph optimization level '{opt_level}'; choose one of {', '.join(OPT_LEVELS)}")
+        self.model = model
+        self.model_path = Path(model_path) if model_path else None
+        self.provider = provider
+        self.opt_level = opt_level
+        self.name = name or ("ort" if provider == "cpu" else f"ort-{provider}")
+        self._observable = list(observable)
+        self._unobservable = dict(unobservable or {})
+        self._sessions: dict[tuple[str, ...], object] = {}
+        self._inputs: list[TensorMeta] = []
+        self._outputs: list[str] = []
+        self._tmpdir: str | None = None
+        self._active = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def activate(self) -> None:
+        """Create the session for the model's own outputs and check the provider really runs."""
+        if self._active:
+            return
+        sess = self._session(())
+        self._inputs = [TensorMeta(i.name, ort_dtype(i.type), tuple(_dim(d) for d in i.shape)) for i in sess.get_inputs()]
+        self._outputs = [o.name for o in sess.get_outputs()]
+        self._active = True
+
+    def deactivate(self) -> None:
+        self._sessions.clear()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        self._active = False
+
+    # -- metadata --------------------------------------------------------------------------
+    def input_metadata(self) -> list[TensorMeta]:
+        self.activate()
+        return list(self._inputs)
+
+    def output_names(self) -> list[str]:
+        self.activate()
+        return list(self._outputs)
+
+    def observable_tensors(self) -> list[str]:
+        return list(self._observable)
+
+    def unobservable_tensors(self) -> dict[str, str]:
+        return dict(self._unobservable)
+
+    # -- inference -------------------------------------------------------------------------
+    def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        self.activate()
+        extra = tuple(n for n in (outputs or ()) if n not in self._outputs)
+        bad = [n for n in extra if n in self._unobservable]
+        if bad:
+            raise TrtdbgError(f"tensor '{bad[0]}' is not observable in ONNX Runtime: {self._unobservable[bad[0]]}")
+        sess = self._session(extra)
+        names = list(outputs) if outputs else self._outputs
+        try:
+            values = sess.run(names, dict(feed))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise TrtdbgError(f"ONNX Runtime ({self.name}) failed to run {self._where()}: {_first_line(exc)}") from exc
+        return dict(zip(names, values))
+
+    # -- internals -------------------------------------------------------------------------
+    def _where(self) -> str:
+        return str(self.model_path) if self.model_path else f"model '{self.model.graph.name}'"
+
+    def _session(self, extra: tuple[str, ...]) -> object:
+        key = tuple(sorted(extra))
+        sess = self._sessions.get(key)
+        if sess is not None:
+            return sess
+        import onnxruntime as ort
+
+        if len(self._sessions) >= 2:  # keep the base session and the current batch only
+            for k in [k for k in self._sessions if k]:
+                del self._sessions[k]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.opt_level]
+        so.log_severity_level = 3
+        so.enable_cpu_mem_arena = False  # return intermediate memory after each run (mark-all budgets)
+        provider = PROVIDERS[self.provider]
+        if provider not in ort.get_available_providers():
+            raise TrtdbgError(
+                f"{self.name}: this onnxruntime build has no {provider}; install onnxruntime-gpu or use --ref/--subject ort"
+            )
+        source = self._model_source(extra)
+        try:
+            sess = ort.InferenceSession(source, so, providers=[provider])
+        except Exception as exc:
+            raise TrtdbgError(f"ONNX Runtime cannot load {self._where()}: {_first_line(exc)}") from exc
+        if sess.get_providers()[0] != provider:
+            raise TrtdbgError(
+                f"{self.name}: ONNX Runtime could not start {provider} (missing CUDA/cuDNN libraries or no GPU); "
+                "refusing to fall back to CPU silently — use ort for CPU"
+            )
+        self._sessions[key] = sess
+        return sess
+
+    def _model_source(self, extra: tuple[str, ...]) -> bytes | str:
+        """Serialized model with ``extra`` exposed as outputs (a temp file when weights are external)."""
+        model = self.model
+        if extra:
+            model = onnx.ModelProto()
+            model.CopyFrom(self.model)
+            existing = {o.name for o in model.graph.output}
+            for name in extra:
+                if name not in existing:
+                    model.graph.output.add().name = name
+        if not _has_external_data(model):
+            return model.SerializeToString()
+        # External weights stay where they are: a temp folder with links to the data files.
+        if self.model_path is None:
+            raise TrtdbgError("a model with external data needs its file path to be run")
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="trtdbg-ort-")
+            base = self.model_path.resolve().parent
+            for loc in _external_locations(model):
+                link = Path(self._tmpdir, loc)
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.exists():
+                    os.symlink(base / loc, link)
+        path = Path(self._tmpdir, f"model-{len(extra)}.onnx")
+        path.write_bytes(model.SerializeToString())
+        return str(path)
+
+
+def _dim(d: object) -> int | str | None:
+    if isinstance(d, int):
+        return d
+    return d if isinstance(d, str) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text[:400]
+
+
+def _has_external_data(model: onnx.ModelProto) -> bool:
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def _external_locations(model: onnx.ModelProto) -> set[str]:
+    locs = set()
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in t.external_data:
+                if entry.key == "location":
+                    locs.add(entry.value)
+    return locs

@@ -1,0 +1,116 @@
+"""Per-tensor compare settings: ``[name:]value`` lists as Polygraphy parses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Sequence, TypeVar
+
+from engine_core.errors import TrtdbgError
+
+T = TypeVar("T")
+ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
+REL_MODES = ("polygraphy", "robust")
+
+
+@dataclass
+class PerTensor(Generic[T]):
+    """A default value plus per-tensor overrides (``""`` is the default key, as in Polygraphy)."""
+
+    default: T
+    overrides: dict[str, T] = field(default_factory=dict)
+
+    def get(self, name: str) -> T:
+        """The value for tensor ``name``."""
+        return self.overrides.get(name, self.default)
+
+
+def parse_per_tensor(
+    specs: Sequence[str] | None, default: T, convert: Callable[[str], T], option: str
+) -> PerTensor[T]:
+    """Parse ``["1e-3", "onnx::MatMul_12:1e-2"]`` (split at the last ``:``, so names may contain ``:``)."""
+    result: PerTensor[T] = PerTensor(default)
+    for spec in specs or ():
+        for item in _split_items(spec):
+            name, sep, value = item.rpartition(":")
+            try:
+                converted = convert(value.strip())
+            except (TypeError, ValueError):
+                raise TrtdbgError(f"{option}: cannot read '{item}'; expected [TENSOR:]VALUE") from None
+            if sep and name:
+                result.overrides[name] = converted
+            else:
+                result.default = converted
+    return result
+
+
+def _split_items(spec: str) -> list[str]:
+    """Split on commas (a comma never appears inside a value)."""
+    return [s for s in (p.strip() for p in str(spec).split(",")) if s]
+
+
+def _float(value: str) -> float:
+    return float(value)
+
+
+def _stat(value: str) -> str:
+    if value not in ERROR_STATS:
+        raise ValueError(value)
+    return value
+
+
+def _quantile(value: str) -> float:
+    q = float(value)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(value)
+    return q
+
+
+@dataclass
+class CompareSettings:
+    """Everything that decides a verdict (Polygraphy ``simple`` comparator plus extensions)."""
+
+    atol: PerTensor[float] = field(default_factory=lambda: PerTensor(1e-5))
+    rtol: PerTensor[float] = field(default_factory=lambda: PerTensor(1e-5))
+    check_error_stat: PerTensor[str] = field(default_factory=lambda: PerTensor("elemwise"))
+    error_quantile: PerTensor[float] = field(default_factory=lambda: PerTensor(0.99))
+    infinities_compare_equal: bool = False
+    rel_mode: str = "polygraphy"
+    check_shapes: bool = True
+
+    @classmethod
+    def from_specs(
+        cls,
+        atol: Sequence[str] | None = None,
+        rtol: Sequence[str] | None = None,
+        check_error_stat: Sequence[str] | None = None,
+        error_quantile: Sequence[str] | None = None,
+        infinities_compare_equal: bool = False,
+        rel_mode: str = "polygraphy",
+        check_shapes: bool = True,
+    ) -> "CompareSettings":
+        """Build settings from command-line style ``[name:]value`` lists."""
+        if rel_mode not in REL_MODES:
+            raise TrtdbgError(f"--rel-mode: '{rel_mode}' is not one of {', '.join(REL_MODES)}")
+        return cls(
+            atol=parse_per_tensor(atol, 1e-5, _float, "--atol"),
+            rtol=parse_per_tensor(rtol, 1e-5, _float, "--rtol"),
+            check_error_stat=parse_per_tensor(check_error_stat, "elemwise", _stat, "--check-error-stat"),
+            error_quantile=parse_per_tensor(error_quantile, 0.99, _quantile, "--error-quantile"),
+            infinities_compare_equal=infinities_compare_equal,
+            rel_mode=rel_mode,
+            check_shapes=check_shapes,
+        )
+
+    def describe(self) -> dict[str, object]:
+        """JSON-friendly summary of the settings."""
+        return {
+            "atol": self.atol.default, "rtol": self.rtol.default,
+            "check_error_stat": self.check_error_stat.default, "error_quantile": self.error_quantile.default,
+            "overrides": {
+                "atol": self.atol.overrides, "rtol": self.rtol.overrides,
+                "check_error_stat": self.check_error_stat.overrides, "error_quantile": self.error_quantile.overrides,
+            },
+            "infinities_compare_equal": self.infinities_compare_equal,
+            "rel_mode": self.rel_mode,
+            "check_shapes": self.check_shapes,
+        }
