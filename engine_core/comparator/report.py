@@ -1,0 +1,151 @@
+"""The compare report: the stable JSON document and the human-readable text form."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from engine_core.comparator.engine import CompareSummary, TensorResult
+
+
+@dataclass
+class CompareReport:
+    """Everything a finished compare says: results in order, summary and context."""
+
+    reference: str
+    subject: str
+    results: list[TensorResult]
+    summary: CompareSummary
+    model: str | None = None
+    data: str = ""
+    iterations: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
+    unobservable: dict[str, str] = field(default_factory=dict)
+    unmatched: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when everything compared passed and every requested tensor was compared."""
+        return self.summary.passed and not self.unmatched
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON document (``passed, ref, subject, tensors, first_failing, first_nonfinite`` + context)."""
+        return {
+            "passed": self.passed,
+            "ref": self.reference,
+            "subject": self.subject,
+            "tensors": [r.to_dict() for r in self.results],
+            "first_failing": _locate(self.summary.first_failing),
+            "first_nonfinite": _locate(self.summary.first_nonfinite),
+            "model": self.model,
+            "iterations": self.iterations,
+            "data": self.data,
+            "settings": self.settings,
+            "summary": {
+                "compared": self.summary.compared,
+                "failed": self.summary.failed,
+                "batches": self.summary.batches,
+                "cancelled": self.summary.cancelled,
+                "stopped_early": self.summary.stopped_early,
+                "elapsed_s": round(self.summary.elapsed_s, 4),
+            },
+            "non_exact_matches": [
+                {"name": r.slot.name, "subject_name": r.slot.subject_name, "match": r.slot.match}
+                for r in self.results if r.slot.match != "exact" and r.iteration == 0
+            ],
+            "unobservable": [{"name": k, "reason": v} for k, v in self.unobservable.items()],
+            "unmatched": list(self.unmatched),
+            "warnings": list(self.warnings),
+        }
+
+    def dumps(self) -> str:
+        """JSON text; non-finite floats become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+        return json.dumps(_finite(self.to_json()), indent=2)
+
+    def to_text(self, show_all: bool = False, top: int = 25) -> str:
+        """Human-readable report: failing (or all) tensors in graph order, then the summary."""
+        lines = [f"Compare | reference: {self.reference} | subject: {self.subject}"]
+        lines.append(f"Data: {self.data} | {self.iterations} iteration(s) | {_settings_line(self.settings)}")
+        for w in self.warnings:
+            lines.append(f"[W] {w}")
+        shown = self.results if show_all else [r for r in self.results if not r.stats.passed]
+        if shown:
+            lines.append("")
+            lines.append(f"{'#':>6}  {'it':>2}  {'tensor':<48} {'max_abs':>10} {'max_rel':>10} {'cosine':>9} {'nan/inf':>8}  verdict")
+            for r in shown[: None if show_all else top]:
+                st = r.stats
+                verdict = "PASS" if st.passed else ("FAIL: " + st.reason if st.reason else "FAIL")
+                nf = f"{st.nan}/{st.inf}" if st.nan or st.inf else "-"
+                name = r.slot.name if len(r.slot.name) <= 48 else "…" + r.slot.name[-47:]
+                lines.append(
+                    f"{r.slot.topo_index:>6}  {r.iteration:>2}  {name:<48} {_g(st.max_abs):>10} {_g(st.max_rel):>10}"
+                    f" {_g(st.cosine, 6):>9} {nf:>8}  {verdict}"
+                )
+            if not show_all and len(shown) > top:
+                lines.append(f"        … {len(shown) - top} more failing (use --show-all or --json)")
+        if self.unobservable:
+            lines.append(f"[I] {len(self.unobservable)} tensor(s) not observable (e.g. {next(iter(self.unobservable))}: "
+                         f"{next(iter(self.unobservable.values()))})")
+        non_exact = [r for r in self.results if r.slot.match != "exact" and r.iteration == 0]
+        if non_exact:
+            r = non_exact[0]
+            lines.append(f"[I] {len(non_exact)} tensor(s) matched by {r.slot.match}, not by name "
+                         f"(e.g. {r.slot.name} ↔ {r.slot.subject_name})")
+        if self.unmatched:
+            lines.append(f"[E] {len(self.unmatched)} tensor(s) have no counterpart in the subject: {', '.join(self.unmatched[:5])}")
+        s = self.summary
+        lines.append("")
+        lines.append(f"First failing: {_where(s.first_failing)}")
+        lines.append(f"First NaN/Inf: {_where(s.first_nonfinite)}")
+        state = " (cancelled)" if s.cancelled else (" (stopped at first failure)" if s.stopped_early else "")
+        lines.append(
+            f"{'PASSED' if self.passed else 'FAILED'} | {s.compared - s.failed}/{s.compared} tensor comparisons passed"
+            f" | {s.batches} batch(es) | {s.elapsed_s:.2f}s{state}"
+        )
+        return "\n".join(lines)
+
+
+def _locate(r: TensorResult | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"name": r.slot.name, "node": r.slot.node, "topo_index": r.slot.topo_index, "iteration": r.iteration,
+            "max_abs": r.stats.max_abs, "max_rel": r.stats.max_rel, "nan": r.stats.nan, "inf": r.stats.inf}
+
+
+def _where(r: TensorResult | None) -> str:
+    if r is None:
+        return "none"
+    node = f" (node {r.slot.node})" if r.slot.node else ""
+    return f"{r.slot.name}{node}, #{r.slot.topo_index}, iteration {r.iteration}"
+
+
+def _g(x: float, digits: int = 4) -> str:
+    return f"{x:.{digits}g}"
+
+
+def _settings_line(settings: dict[str, Any]) -> str:
+    if not settings:
+        return ""
+    return f"atol={settings.get('atol')} rtol={settings.get('rtol')} check={settings.get('check_error_stat')}"
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def results_in_order(results: Sequence[TensorResult]) -> list[TensorResult]:
+    """Results sorted by graph position, then iteration."""
+    return sorted(results, key=lambda r: (r.slot.topo_index, r.iteration))
