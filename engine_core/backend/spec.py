@@ -1,0 +1,43 @@
+"""Backend specs on the command line (``ort``, ``ort-cuda``) and the runners they make."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import onnx
+
+from engine_core.backend.base import Runner
+from engine_core.backend.ort import OrtRunner
+from engine_core.errors import TrtdbgError
+
+BACKENDS = {
+    "ort": ("cpu", "ONNX Runtime, CPU, FP32"),
+    "ort-cpu": ("cpu", "ONNX Runtime, CPU, FP32"),
+    "ort-cuda": ("cuda", "ONNX Runtime, CUDA, FP32"),
+}
+
+
+def describe_backends() -> str:
+    """One line listing the accepted specs."""
+    return ", ".join(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu")
+
+
+def make_runner(
+    spec: str,
+    model: onnx.ModelProto,
+    model_path: str | os.PathLike[str] | None,
+    *,
+    observable: Sequence[str] = (),
+    unobservable: Mapping[str, str] | None = None,
+    opt_level: str = "all",
+) -> Runner:
+    """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them)."""
+    key = spec.strip().lower()
+    if key not in BACKENDS:
+        raise TrtdbgError(f"unknown backend '{spec}'; available: {describe_backends()}")
+    provider, _ = BACKENDS[key]
+    return OrtRunner(
+        model, model_path, provider=provider, opt_level=opt_level,
+        observable=observable, unobservable=unobservable, name=key if key != "ort-cpu" else "ort",
+    )

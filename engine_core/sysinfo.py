@@ -1,0 +1,41 @@
+"""Facts about the machine that size defaults (free memory) and parse sizes (``2G``)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from engine_core.errors import TrtdbgError
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str, option: str = "size") -> int:
+    """``"512M"`` → bytes (K/M/G/T suffixes, binary; a plain number is bytes)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not m:
+        raise TrtdbgError(f"{option}: cannot read '{text}'; use a size like 512M or 2G")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_mem_budget() -> int:
+    """Half of the available memory (at least 256 MiB); 4 GiB when it cannot be read."""
+    avail = available_memory()
+    if avail is None:
+        return 4 << 30
+    return max(256 << 20, avail // 2)
