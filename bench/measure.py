@@ -1,0 +1,25 @@
+"""Run a command in a child process and report its wall time and peak RSS (both measured here)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def main() -> None:
+    """``python bench/measure.py CMD...`` prints ``{"wall_s", "peak_rss_mib", "rc"}`` as the last line."""
+    cmd = sys.argv[1:]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0, 1):
+        sys.stderr.write(proc.stderr[-2000:])
+    print(json.dumps({"wall_s": round(wall, 3), "peak_rss_mib": round(rss_kib / 1024, 1), "rc": proc.returncode}))
+
+
+if __name__ == "__main__":
+    main()
