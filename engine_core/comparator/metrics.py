@@ -160,7 +160,7 @@ def _group_stats(
         else:
             absd = np.abs(np.subtract(S, R))
             if settings.infinities_compare_equal and S.dtype.kind == "f":
-                absd = np.where(np.isinf(S) & (S == R), 0, absd)
+                absd = np.where(np.isinf(S) & (S == R), np.asarray(0), absd)  # int64 0-d: float64 as Polygraphy
         R_eps = R
         if R.dtype.kind == "f":
             zero = R == 0
@@ -195,10 +195,10 @@ def _group_stats(
         if stat == "quantile":
             qs = [settings.error_quantile.get(n) for n in names]
             if len(set(qs)) == 1:
-                quant_abs = np.quantile(absd, qs[0], axis=1)
+                quant_abs = np.quantile(absf, qs[0], axis=1)
                 quant_rel = np.quantile(rel_for_verdict, qs[0], axis=1)
             else:
-                quant_abs = np.array([np.quantile(absd[j], qs[j]) for j in range(k)])
+                quant_abs = np.array([np.quantile(absf[j], qs[j]) for j in range(k)])
                 quant_rel = np.array([np.quantile(rel_for_verdict[j], qs[j]) for j in range(k)])
 
         Sf = S.astype(np.float64) if S.dtype != np.float64 else S
