@@ -63,7 +63,7 @@ class CompareReport:
 
     def dumps(self) -> str:
         """JSON text; non-finite floats become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
-        return json.dumps(_finite(self.to_json()), indent=2)
+        return json.dumps(json_safe(self.to_json()), indent=2)
 
     def to_text(self, show_all: bool = False, top: int = 25) -> str:
         """Human-readable report: failing (or all) tensors in graph order, then the summary."""
@@ -132,7 +132,8 @@ def _settings_line(settings: dict[str, Any]) -> str:
     return f"atol={settings.get('atol')} rtol={settings.get('rtol')} check={settings.get('check_error_stat')}"
 
 
-def _finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats replaced by ``\"NaN\"``/``\"Infinity\"``/``\"-Infinity\"`` strings."""
     if isinstance(obj, float):
         if math.isnan(obj):
             return "NaN"
@@ -140,9 +141,9 @@ def _finite(obj: Any) -> Any:
             return "Infinity" if obj > 0 else "-Infinity"
         return obj
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 

@@ -1,0 +1,361 @@
+"""From user options to a finished report: what the CLI's ``compare`` and the UI's compare screen drive.
+
+:class:`CompareRequest` holds the options; :func:`prepare` loads models, data and sources and plans
+the job; :func:`execute` runs it and builds the :class:`CompareReport`. Sides:
+
+* reference: a backend run of MODEL (``--ref``, default ``ort``), a second model (``--ref-model``), or
+  saved outputs (``--ref-outputs``);
+* subject: a backend run of MODEL (``--subject``), a second model (``--subject-model``, run on
+  ``--subject-backend``), or saved outputs (``--load-outputs``). Without a subject only the reference
+  runs (useful with ``--save-outputs``).
+
+Tensors are named, ordered and located by MODEL's index; other models and saved files are matched to
+it (exact name first, then structure/Polygraphy's fallback — reported as not exact).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import difflib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from engine_core.backend.base import Runner, TensorMeta
+from engine_core.backend.spec import make_runner
+from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
+from engine_core.comparator.matching import Match, NodeDesc, match_models, match_saved
+from engine_core.comparator.report import CompareReport, json_safe
+from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
+from engine_core.comparator.tolerances import CompareSettings
+from engine_core.data.source import make_data_source
+from engine_core.data.store import load_outputs, save_inputs, save_outputs
+from engine_core.errors import TrtdbgError
+from engine_core.model.index import ModelIndex
+from engine_core.model.loader import load_model
+from engine_core.sysinfo import default_mem_budget, parse_size
+from engine_core.workspace import Workspace
+
+
+@dataclass
+class CompareRequest:
+    """Everything a compare needs, as the user gave it."""
+
+    model: str
+    ref: str | None = None
+    ref_model: str | None = None
+    ref_outputs: str | None = None
+    subject: str | None = None
+    subject_model: str | None = None
+    subject_outputs: str | None = None
+    subject_backend: str = "ort"
+    marks: list[str] = field(default_factory=list)
+    mark_ops: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    settings: CompareSettings = field(default_factory=CompareSettings)
+    shapes: list[str] = field(default_factory=list)
+    seed: int = 1
+    val_range: list[str] = field(default_factory=list)
+    iterations: int = 1
+    data_loader_script: str | None = None
+    load_inputs: list[str] = field(default_factory=list)
+    save_inputs: str | None = None
+    save_outputs: str | None = None
+    fail_fast: bool = False
+    mem_budget: int | None = None
+    ort_opt_level: str = "all"
+    workspace: str | None = None
+
+    @classmethod
+    def from_namespace(cls, a: Any) -> "CompareRequest":
+        """Build from the CLI's parsed arguments."""
+        return cls(
+            model=a.model, ref=a.ref, ref_model=a.ref_model, ref_outputs=a.ref_outputs,
+            subject=a.subject, subject_model=a.subject_model, subject_outputs=a.load_outputs,
+            subject_backend=a.subject_backend,
+            marks=_items(a.mark), mark_ops=_items(a.mark_op), exclude=_items(a.exclude),
+            settings=CompareSettings.from_specs(
+                atol=a.atol, rtol=a.rtol, check_error_stat=a.check_error_stat, error_quantile=a.error_quantile,
+                infinities_compare_equal=a.infinities_compare_equal, rel_mode=a.rel_mode,
+                check_shapes=not a.no_shape_check,
+            ),
+            shapes=list(a.shapes or []), seed=a.seed, val_range=list(a.val_range or []), iterations=a.iterations,
+            data_loader_script=a.data_loader_script, load_inputs=list(a.load_inputs or []),
+            save_inputs=a.save_inputs, save_outputs=a.save_outputs, fail_fast=a.fail_fast,
+            mem_budget=parse_size(a.mem_budget, "--mem-budget") if a.mem_budget else None,
+            ort_opt_level=a.ort_opt_level, workspace=a.workspace,
+        )
+
+
+def _items(values: Sequence[str] | None) -> list[str]:
+    return [s.strip() for v in values or () for s in v.split(",") if s.strip()]
+
+
+@dataclass
+class PreparedCompare:
+    """A planned compare: the job plus what the report needs to say about it."""
+
+    job: CompareJob
+    reference: OutputSource
+    subject: OutputSource | None
+    index: ModelIndex
+    feeds: list[dict[str, np.ndarray]]
+    data: str
+    unobservable: dict[str, str]
+    unmatched: list[str]
+    warnings: list[str]
+    workspace: Workspace
+
+
+def _markable(index: ModelIndex) -> list[str]:
+    return list(index.markable_tensors())
+
+
+def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Tensors to compare (MODEL's names, graph order) and requested-but-unobservable ones with reasons.
+
+    No marks → the model outputs. ``all``/``*`` → every markable top-level tensor. Other items are
+    names or fnmatch patterns; a name that exists nowhere is an error with close matches.
+    """
+    markable = _markable(index)
+    markable_set = set(markable)
+    unobservable = index.unobservable_tensors()
+    chosen: set[str] = set()
+    skipped: dict[str, str] = {}
+    if not marks and not mark_ops:
+        chosen.update(index.graph_outputs)
+    for item in marks:
+        if item in ("all", "*"):
+            chosen.update(markable)
+            skipped.update(unobservable)
+        elif any(c in item for c in "*?["):
+            hits = [n for n in markable if fnmatch.fnmatchcase(n, item)]
+            hidden = {n: r for n, r in unobservable.items() if fnmatch.fnmatchcase(n, item)}
+            if not hits and not hidden:
+                raise TrtdbgError(f"--mark '{item}' matches no tensor in {index.path or 'the model'}")
+            chosen.update(hits)
+            skipped.update(hidden)
+        elif item in markable_set or item in index.graph_outputs:
+            chosen.add(item)
+        elif item in unobservable:
+            skipped[item] = unobservable[item]
+        else:
+            close = difflib.get_close_matches(item, markable, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
+            raise TrtdbgError(f"--mark: tensor '{item}' does not exist in {index.path or 'the model'}{hint}")
+    if mark_ops:
+        ops = {o.lower() for o in mark_ops}
+        known_ops = {op.lower() for op in index.op_types()}
+        unknown = sorted(ops - known_ops)
+        if unknown:
+            raise TrtdbgError(f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(index.op_types()))}")
+        chosen.update(n for n in markable if (index.producer_op(n) or "").lower() in ops)
+    for item in exclude:
+        chosen = {n for n in chosen if not (n == item or fnmatch.fnmatchcase(n, item))}
+    ordered = [n for n in markable if n in chosen]
+    ordered += [n for n in index.graph_outputs if n in chosen and n not in markable_set]
+    return ordered, skipped
+
+
+def _node_descs(index: ModelIndex) -> list[NodeDesc]:
+    return [NodeDesc(n.name, n.op_type, tuple(n.outputs)) for n in index.top_level_nodes()]
+
+
+def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
+    model = load_model(path, load_external_data=False)
+    return model, ModelIndex.from_model(model, path)
+
+
+def _side(
+    label: str,
+    spec: str | None,
+    other_model: str | None,
+    saved: str | None,
+    *,
+    model: onnx.ModelProto,
+    index: ModelIndex,
+    wanted: Sequence[str],
+    backend_for_other: str,
+    opt_level: str,
+) -> tuple[OutputSource, dict[str, Match], Runner | None]:
+    """The source for one side and how MODEL's tensor names map onto it."""
+    if saved:
+        outs = load_outputs(saved)
+        source = SavedSource(saved, outs.iterations, outs.runner_name)
+        return source, match_saved(wanted, source.available() or []), None
+    if other_model:
+        m2, idx2 = _open_model(other_model)
+        runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable_tensors(),
+                             unobservable=idx2.unobservable_tensors(), opt_level=opt_level)
+        runner.name = f"{backend_for_other}:{other_model}"
+        available = set(idx2.markable_tensors()) | set(idx2.graph_outputs)
+        mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
+        return RunnerSource(runner), mapping, runner
+    runner = make_runner(spec or "ort", model, index.path, observable=index.markable_tensors(),
+                         unobservable=index.unobservable_tensors(), opt_level=opt_level)
+    return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
+
+
+def _estimate_bytes(model: onnx.ModelProto, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, int]:
+    """Size of each tensor for this feed's input shapes (ONNX shape inference; unknown sizes omitted)."""
+    from engine_core.model.shapes import infer_concrete_sizes
+
+    return infer_concrete_sizes(model, {k: (tuple(v.shape), v.dtype) for k, v in feed.items()}, names)
+
+
+def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = None) -> PreparedCompare:
+    """Load everything, resolve marks, plan batches; nothing has run yet."""
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        if on_warning:
+            on_warning(msg)
+
+    workspace = Workspace.for_model(request.model, request.workspace)
+    if workspace.note:
+        warn(workspace.note)
+    model, index = _open_model(request.model)
+    wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
+    if not wanted:
+        raise TrtdbgError("nothing to compare: the marks select no observable tensor")
+    ref_src, ref_map, ref_runner = _side(
+        "reference", request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
+        backend_for_other=request.ref or "ort", opt_level=request.ort_opt_level)
+    sub_src: OutputSource | None = None
+    sub_map: dict[str, Match] = {}
+    sub_runner: Runner | None = None
+    if request.subject or request.subject_model or request.subject_outputs:
+        sub_src, sub_map, sub_runner = _side(
+            "subject", request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
+            wanted=wanted, backend_for_other=request.subject_backend, opt_level=request.ort_opt_level)
+
+    live = ref_runner or sub_runner
+    metas: list[TensorMeta] = live.input_metadata() if live else []
+    if live is None and not request.load_inputs:
+        feeds_n = len(ref_src.iterations) if isinstance(ref_src, SavedSource) else 1  # type: ignore[attr-defined]
+        feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
+        data_text = "saved outputs on both sides"
+    else:
+        source = make_data_source(
+            metas, shapes=request.shapes, seed=request.seed, val_range=request.val_range,
+            iterations=request.iterations, script=request.data_loader_script, load_inputs=request.load_inputs)
+        feeds = list(source)
+        for w in source.warnings:
+            warn(w)
+        data_text = source.describe()
+        if not feeds:
+            raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
+    if request.save_inputs and feeds and feeds[0]:
+        save_inputs(request.save_inputs, feeds)
+
+    unmatched: list[str] = []
+    slots: list[TensorSlot] = []
+    explicit = set(index.graph_outputs) | {m for m in request.marks if m not in ("all", "*")}
+    skipped_all = 0
+    for name in wanted:
+        r = ref_map.get(name)
+        s = sub_map.get(name) if sub_src is not None else Match(name, "exact")
+        if r is None or s is None:
+            if name in explicit:
+                unmatched.append(name)
+            else:
+                skipped_all += 1
+            continue
+        kind = r.kind if r.kind != "exact" else s.kind
+        slots.append(TensorSlot(r.subject_name, s.subject_name, index.producer_name(name), index.topo_position(name), kind))
+    if skipped_all:
+        warn(f"{skipped_all} marked tensor(s) have no counterpart on the other side and were skipped")
+
+    budget = request.mem_budget or default_mem_budget()
+    if len(slots) > 1 and feeds and feeds[0]:
+        sizes = _estimate_bytes(model, feeds[0], [s.name for s in slots])
+        for s in slots:
+            s.est_bytes = sizes.get(s.name)
+
+    job = CompareJob(ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget,
+                     fail_fast=request.fail_fast)
+    return PreparedCompare(job, ref_src, sub_src, index, feeds, data_text, unobservable, unmatched, warnings, workspace)
+
+
+def execute(
+    request: CompareRequest,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    on_result: Callable[[TensorResult], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> CompareReport:
+    """Prepare and run a compare; return its report (also written to the workspace)."""
+    prep = prepare(request, on_warning)
+    job = prep.job
+    if cancel is not None:
+        job.cancel = cancel
+    job.on_progress = on_progress
+    reference_only = prep.subject is None
+    keep: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
+    results: list[TensorResult] = []
+    sources = [job.reference] if reference_only else [job.reference, job.subject]
+    for src in sources:
+        src.open()
+    try:
+        if reference_only:
+            _run_reference(job, keep)
+        else:
+            if request.save_outputs:
+                _keep_reference(job, keep)
+            for result in job.results():
+                results.append(result)
+                if on_result:
+                    on_result(result)
+    finally:
+        for src in sources:
+            src.close()
+    if request.save_outputs:
+        save_outputs(request.save_outputs, job.reference.label, keep)
+    report = CompareReport(
+        reference=job.reference.label,
+        subject=job.subject.label if not reference_only else "(none: reference only)",
+        results=results, summary=job.summary, model=request.model, data=prep.data, iterations=len(prep.feeds),
+        settings=request.settings.describe(), unobservable=prep.unobservable, unmatched=prep.unmatched,
+        warnings=prep.warnings,
+    )
+    prep.workspace.write_json("last_compare.json", _summary_json(report))
+    return report
+
+
+def _run_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
+    """Reference-only run: fetch every batch for every feed (nothing to compare against)."""
+    done = 0
+    for bi, batch in enumerate(job.batches):
+        for it, feed in enumerate(job.feeds):
+            if job.cancel.is_set():
+                job.summary.cancelled = True
+                return
+            keep[it].update(job.reference.fetch(it, feed, [s.name for s in batch]))
+            done += len(batch)
+            if job.on_progress:
+                job.on_progress(Progress(done, job.total, bi, len(job.batches)))
+
+
+def _keep_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
+    """Wrap the reference's fetch so its tensors are kept for ``--save-outputs``."""
+    original = job.reference.fetch
+
+    def fetch(iteration: int, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+        out = original(iteration, feed, names)
+        keep[iteration].update(out)
+        return out
+
+    job.reference.fetch = fetch  # type: ignore[method-assign]
+
+
+def _summary_json(report: CompareReport) -> dict[str, Any]:
+    doc = report.to_json()
+    failing = [t for t in doc["tensors"] if not t["passed"]]
+    doc["tensors"] = failing[:1000]
+    doc["tensors_note"] = "failing tensors only (at most 1000); rerun with --json for all"
+    return json_safe(doc)
