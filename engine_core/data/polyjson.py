@@ -151,7 +151,7 @@ def array_from_json(obj: Any, where: str) -> np.ndarray:
         raise TrtdbgError(f"{where}: ndarray object has no 'array' string; the file is corrupt")
     try:
         data = binascii.a2b_base64(text, strict_mode=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         try:
             data = text.encode("latin-1")
         except UnicodeEncodeError as exc:
