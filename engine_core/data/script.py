@@ -119,7 +119,7 @@ class ScriptDataLoader:
             )
         if not callable(func):
             raise TrtdbgError(
-                f"data loader script {self.path_text}: '{self.func_name}' is a {type(func).__name__}, not a function; "
+                f"data loader script {self.path_text}: '{self.func_name}' has type {type(func).__name__}, not a function; "
                 f"pass {self.path_text}:NAME of a function"
             )
         return func
@@ -156,13 +156,13 @@ class ScriptDataLoader:
 
 def _checked_item(item: Any, where: str) -> dict[str, np.ndarray]:
     if not isinstance(item, Mapping):
-        raise TrtdbgError(f"{where}: yielded a {type(item).__name__}, expected a dict of input name -> numpy array")
+        raise TrtdbgError(f"{where}: yielded type {type(item).__name__}, expected a dict of input name -> numpy array")
     for key, value in item.items():
         if not isinstance(key, str):
-            raise TrtdbgError(f"{where}: key {key!r} is a {type(key).__name__}, expected an input name (str)")
+            raise TrtdbgError(f"{where}: key {key!r} has type {type(key).__name__}, expected an input name (str)")
         if not isinstance(value, np.ndarray):
             raise TrtdbgError(
-                f"{where}: value of '{key}' is a {type(value).__name__}, expected numpy.ndarray; "
+                f"{where}: value of '{key}' has type {type(value).__name__}, expected numpy.ndarray; "
                 "convert it with np.asarray (torch: .numpy())"
             )
     return dict(item)

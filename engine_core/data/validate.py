@@ -31,7 +31,7 @@ def check_feed(feed: Mapping[str, Any], metas: Sequence[TensorMeta], where: str)
         value = feed[meta.name]
         if not isinstance(value, np.ndarray):
             raise TrtdbgError(
-                f"{where}: input '{meta.name}' is a {type(value).__name__}, not a numpy array; convert it with np.asarray"
+                f"{where}: input '{meta.name}' has type {type(value).__name__}, not numpy.ndarray; convert it with np.asarray"
             )
         want = np.dtype(meta.dtype)
         if value.dtype != want:
