@@ -100,6 +100,8 @@ def test_polygraphy_inputs_file_single_dict_and_directory_load_in_ours(tmp_path:
     assert len(loaded) == 5
     for ours, feed in zip(FEEDS + [FEEDS[1]] + FEEDS, loaded):
         _assert_same(ours, feed)
+    (tmp_path / "list.json").rename(tmp_path / "noext")  # an extensionless file is read as JSON, like Polygraphy
+    assert len(load_inputs([str(tmp_path / "noext")])) == 2
 
 
 def test_polygraphy_outputs_load_in_ours(tmp_path: Path) -> None:

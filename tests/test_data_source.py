@@ -37,7 +37,7 @@ def _feed(**changes: np.ndarray) -> dict[str, np.ndarray]:
 def test_parse_val_range_polygraphy_syntax() -> None:
     assert parse_val_range(["[0,1]", "x:[-1,1]", "ns:in:[2.5,1e3]"]) == {"": (0.0, 1.0), "x": (-1.0, 1.0), "ns:in": (2.5, 1000.0)}
     assert parse_val_range(["[-5,5],ids:[0,30000]"]) == {"": (-5.0, 5.0), "ids": (0.0, 30000.0)}
-    for bad in ["[1,0]", "x:[1]", "0,1", "x:[a,b]"]:
+    for bad in ["[1,0]", "x:[1]", "0,1", "x:[a,b]", "[0,inf]", "[0,1e999]"]:
         with pytest.raises(TrtdbgError, match=r"value range"):
             parse_val_range([bad])
 

@@ -22,7 +22,7 @@ from engine_core.errors import TrtdbgError
 DEFAULT_VAL_RANGE = (0.0, 1.0)
 VAL_RANGE_SYNTAX = "[lo,hi] for all inputs or NAME:[lo,hi] for one, e.g. [0,1] x:[-1,1]"
 
-_NUMBER = r"\s*[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf)\s*"
+_NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
 _RANGE = re.compile(rf"\s*(?:(?P<name>[^,\[\]]*?):)?\s*[\[(](?P<lo>{_NUMBER}),(?P<hi>{_NUMBER})[\])]\s*(?:,|$)")
 
 
@@ -37,7 +37,9 @@ def parse_val_range(specs: Sequence[str]) -> dict[str, tuple[float, float]]:
                 raise TrtdbgError(f"bad value range {spec[pos:]!r} in {spec!r}; expected {VAL_RANGE_SYNTAX}")
             name = (match.group("name") or "").strip()
             lo, hi = float(match.group("lo")), float(match.group("hi"))
-            if lo > hi or math.isnan(lo) or math.isnan(hi):
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise TrtdbgError(f"value range {match.group(0).strip(' ,')!r} is too large; give finite bounds")
+            if lo > hi:
                 raise TrtdbgError(f"value range {match.group(0).strip(' ,')!r} has lo > hi; write it as [lo,hi] with lo <= hi")
             ranges[name] = (lo, hi)
             pos = match.end()
@@ -61,7 +63,7 @@ def _generate(rng: np.random.Generator, meta: TensorMeta, shape: tuple[int, ...]
     if dtype.kind in "iub":
         int_dtype = np.dtype(np.int8) if dtype.kind == "b" else dtype
         info = np.iinfo(int_dtype)
-        ilo, ihi = max(int(lo), info.min), min(int(hi), info.max)
+        ilo, ihi = int(max(lo, info.min)), int(min(hi, info.max))
         if ilo > ihi:
             raise TrtdbgError(
                 f"value range [{lo:g},{hi:g}] for input '{meta.name}' holds no {int_dtype.name} value; "

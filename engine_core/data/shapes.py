@@ -124,8 +124,9 @@ def _symbol(dim: Dim) -> str | None:
 
 def _role_value(symbol: str) -> int | None:
     """The size a symbolic name implies (rule 4), or ``None``."""
-    if symbol.strip().lower() in _ROLE_LETTERS and len(symbol.strip()) == 1:
-        return _ROLE_LETTERS[symbol.strip().lower()]
+    letter = symbol.strip().lower()
+    if letter in _ROLE_LETTERS:
+        return _ROLE_LETTERS[letter]
     for word in _WORD.findall(symbol):
         value = _ROLE_WORDS.get(word.lower())
         if value is not None:

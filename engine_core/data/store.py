@@ -39,8 +39,8 @@ def _form(path: str | os.PathLike[str], for_writing: bool) -> str:
         return "json"
     if suffix == ".npz":
         return "npz"
-    if suffix == "" and for_writing:
-        return "dir"
+    if suffix == "":
+        return "dir" if for_writing else "json"  # an extensionless file is read as JSON, as Polygraphy does
     if not for_writing and not os.path.exists(path):
         raise TrtdbgError(f"{path}: file not found; check the path")
     raise TrtdbgError(f"{path}: unsupported file type {suffix!r}; use a {FORMS}")
