@@ -117,6 +117,3 @@ class RandomDataLoader:
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for index in range(self.iterations):
             yield self.feed(index)
-
-    def __len__(self) -> int:
-        return self.iterations

@@ -114,15 +114,15 @@ def npy_array(data: bytes, where: str) -> np.ndarray:
             return flat.reshape(shape).copy()
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            names = loaded.files
+            if names:
+                return loaded[names[0]]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise TrtdbgError(f"{where}: array payload is not a .npy/.npz ({exc}); the file is corrupt") from exc
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        names = loaded.files
-        if not names:
-            raise TrtdbgError(f"{where}: array payload is an empty .npz archive; the file is corrupt")
-        return loaded[names[0]]
+    raise TrtdbgError(f"{where}: array payload is an empty .npz archive; the file is corrupt")
 
 
 def class_of(obj: Any) -> str | None:
