@@ -110,8 +110,26 @@ class PreparedCompare:
     workspace: Workspace
 
 
-def _markable(index: ModelIndex) -> list[str]:
-    return list(index.markable_tensors())
+def unobservable_tensors(index: ModelIndex) -> dict[str, str]:
+    """Tensors produced inside If/Loop/Scan subgraphs, with why a runner cannot return them."""
+    hidden: dict[str, str] = {}
+    for node in index.nodes():
+        if node.top_level:
+            continue
+        for out in node.outputs:
+            if out:
+                hidden.setdefault(out, f"inside subgraph {node.parent}: only top-level tensors can be outputs")
+    return hidden
+
+
+def _producer_name(index: ModelIndex, tensor: str) -> str | None:
+    p = index.producer(tensor)
+    return index.name(p) if p is not None else None
+
+
+def _position(index: ModelIndex, tensor: str) -> int:
+    p = index.producer(tensor)
+    return p if p is not None else -1
 
 
 def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -120,13 +138,13 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
     No marks → the model outputs. ``all``/``*`` → every markable top-level tensor. Other items are
     names or fnmatch patterns; a name that exists nowhere is an error with close matches.
     """
-    markable = _markable(index)
+    markable = index.markable()
     markable_set = set(markable)
-    unobservable = index.unobservable_tensors()
+    unobservable = unobservable_tensors(index)
     chosen: set[str] = set()
     skipped: dict[str, str] = {}
     if not marks and not mark_ops:
-        chosen.update(index.graph_outputs)
+        chosen.update(index.outputs)
     for item in marks:
         if item in ("all", "*"):
             chosen.update(markable)
@@ -138,7 +156,7 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
                 raise TrtdbgError(f"--mark '{item}' matches no tensor in {index.path or 'the model'}")
             chosen.update(hits)
             skipped.update(hidden)
-        elif item in markable_set or item in index.graph_outputs:
+        elif item in markable_set or item in index.outputs:
             chosen.add(item)
         elif item in unobservable:
             skipped[item] = unobservable[item]
@@ -148,20 +166,21 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
             raise TrtdbgError(f"--mark: tensor '{item}' does not exist in {index.path or 'the model'}{hint}")
     if mark_ops:
         ops = {o.lower() for o in mark_ops}
-        known_ops = {op.lower() for op in index.op_types()}
+        histogram = index.op_histogram(top_level_only=True)
+        known_ops = {op.lower() for op in histogram}
         unknown = sorted(ops - known_ops)
         if unknown:
-            raise TrtdbgError(f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(index.op_types()))}")
-        chosen.update(n for n in markable if (index.producer_op(n) or "").lower() in ops)
+            raise TrtdbgError(f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(histogram))}")
+        chosen.update(n for n in markable if (index.op_type(index.producer(n)) or "").lower() in ops)
     for item in exclude:
         chosen = {n for n in chosen if not (n == item or fnmatch.fnmatchcase(n, item))}
     ordered = [n for n in markable if n in chosen]
-    ordered += [n for n in index.graph_outputs if n in chosen and n not in markable_set]
+    ordered += [n for n in index.outputs if n in chosen and n not in markable_set]
     return ordered, skipped
 
 
 def _node_descs(index: ModelIndex) -> list[NodeDesc]:
-    return [NodeDesc(n.name, n.op_type, tuple(n.outputs)) for n in index.top_level_nodes()]
+    return [NodeDesc(n.name, n.op_type, tuple(n.outputs)) for n in index.nodes(top_level_only=True)]
 
 
 def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
@@ -188,14 +207,14 @@ def _side(
         return source, match_saved(wanted, source.available() or []), None
     if other_model:
         m2, idx2 = _open_model(other_model)
-        runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable_tensors(),
-                             unobservable=idx2.unobservable_tensors(), opt_level=opt_level)
+        runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable(),
+                             unobservable=unobservable_tensors(idx2), opt_level=opt_level)
         runner.name = f"{backend_for_other}:{other_model}"
         available = set(idx2.markable_tensors()) | set(idx2.graph_outputs)
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
         return RunnerSource(runner), mapping, runner
-    runner = make_runner(spec or "ort", model, index.path, observable=index.markable_tensors(),
-                         unobservable=index.unobservable_tensors(), opt_level=opt_level)
+    runner = make_runner(spec or "ort", model, index.path, observable=index.markable(),
+                         unobservable=unobservable_tensors(index), opt_level=opt_level)
     return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
 
 
@@ -254,7 +273,7 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
 
     unmatched: list[str] = []
     slots: list[TensorSlot] = []
-    explicit = set(index.graph_outputs) | {m for m in request.marks if m not in ("all", "*")}
+    explicit = set(index.outputs) | {m for m in request.marks if m not in ("all", "*")}
     skipped_all = 0
     for name in wanted:
         r = ref_map.get(name)
@@ -266,7 +285,7 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
                 skipped_all += 1
             continue
         kind = r.kind if r.kind != "exact" else s.kind
-        slots.append(TensorSlot(r.subject_name, s.subject_name, index.producer_name(name), index.topo_position(name), kind))
+        slots.append(TensorSlot(r.subject_name, s.subject_name, _producer_name(index, name), _position(index, name), kind))
     if skipped_all:
         warn(f"{skipped_all} marked tensor(s) have no counterpart on the other side and were skipped")
 
