@@ -1,0 +1,256 @@
+"""Synthetic ONNX models for tests and benchmarks: deterministic, built with onnx.helper / raw protos, no download.
+
+- ``chain_model``: a long elementwise chain (100,000 nodes build in well under a second).
+- ``wide_activation_model``: a chain whose intermediate tensors total at least N bytes (memory benchmarks).
+- ``small_cnn_model`` / ``branchy_model``: small branched models for verdict-equality tests.
+- ``fp16_copy``: the same model computing in FP16 between explicit Casts, onnxconverter-common style.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from engine_core.errors import TrtdbgError
+
+OPSET = 17
+IR_VERSION = 8
+MAX_TENSOR_BYTES = 64 << 20
+
+# Elementwise ops a chain may use; binary ones take a shared constant chosen to keep values bounded.
+_BINARY_CONSTS = {"Add": 0.01, "Sub": 0.01, "Mul": 0.999, "Div": 1.001, "Max": -1.0, "Min": 1.0e4}
+_UNARY = frozenset({"Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Identity", "Erf", "Softsign"})
+
+
+def _model(graph: onnx.GraphProto, name: str) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name="trtdbg-synthetic")
+    model.graph.name = name
+    return model
+
+
+def chain_model(n_nodes: int, shape: tuple[int, ...] = (1, 64), ops: tuple[str, ...] = ("Add", "Mul", "Relu"),
+                scoped: bool = True) -> onnx.ModelProto:
+    """A single chain of ``n_nodes`` elementwise nodes cycling through ``ops``.
+
+    Input ``input`` and output (the last node's output) are float32 ``shape``. Scoped names are
+    ``/blk.{i//100}/layer.{i%100}/{Op}`` with outputs ``<node>_output_0``; unscoped: ``{Op}_{i}`` / ``t{i}``.
+    Binary ops share one scalar initializer per op type (``{op}_const``).
+    """
+    if n_nodes < 1:
+        raise TrtdbgError(f"chain_model: n_nodes must be >= 1 (got {n_nodes})")
+    bad = [op for op in ops if op not in _BINARY_CONSTS and op not in _UNARY]
+    if not ops or bad:
+        raise TrtdbgError(f"chain_model: unsupported ops {bad or ops}; use {sorted(_UNARY | set(_BINARY_CONSTS))}")
+    graph = onnx.GraphProto()
+    prev = "input"
+    nodes = graph.node
+    for i in range(n_nodes):
+        op = ops[i % len(ops)]
+        node = nodes.add()
+        node.op_type = op
+        if scoped:
+            node.name = f"/blk.{i // 100}/layer.{i % 100}/{op}"
+            out = f"{node.name}_output_0"
+        else:
+            node.name, out = f"{op}_{i}", f"t{i}"
+        node.input.append(prev)
+        if op in _BINARY_CONSTS:
+            node.input.append(f"{op.lower()}_const")
+        node.output.append(out)
+        prev = out
+    for op in dict.fromkeys(op for op in ops if op in _BINARY_CONSTS):
+        graph.initializer.append(numpy_helper.from_array(np.array(_BINARY_CONSTS[op], np.float32), f"{op.lower()}_const"))
+    graph.input.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape)))
+    graph.output.append(helper.make_tensor_value_info(prev, TensorProto.FLOAT, list(shape)))
+    return _model(graph, f"chain_{n_nodes}")
+
+
+def wide_activation_model(total_bytes: int, shape: tuple[int, ...] = (1, 64, 256, 256),
+                          ops: tuple[str, ...] = ("Add", "Mul", "Relu")) -> onnx.ModelProto:
+    """A scoped elementwise chain whose intermediate tensors (all but the output) total >= ``total_bytes``.
+
+    Each tensor is float32 ``shape`` (default 16 MiB; at most 64 MiB), so ~3 GiB is ~200 cheap nodes.
+    """
+    tensor_bytes = 4 * math.prod(shape)
+    if not 0 < tensor_bytes <= MAX_TENSOR_BYTES:
+        raise TrtdbgError(f"wide_activation_model: one {list(shape)} float32 tensor is {tensor_bytes} bytes; "
+                          f"choose a shape of 1..{MAX_TENSOR_BYTES} bytes")
+    if total_bytes < 1:
+        raise TrtdbgError(f"wide_activation_model: total_bytes must be >= 1 (got {total_bytes})")
+    model = chain_model(-(-total_bytes // tensor_bytes) + 1, shape, ops, scoped=True)
+    model.graph.name = f"wide_{total_bytes}"
+    return model
+
+
+def _init(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
+    graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
+    return name
+
+
+def small_cnn_model() -> onnx.ModelProto:
+    """Conv-Relu-Conv-Relu with a 1x1-Conv skip branch, Add, GAP, Gemm, Softmax; input [1,3,32,32] (12 nodes)."""
+    rng = np.random.default_rng(7)
+    g = helper.make_graph([], "small_cnn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
+                           helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 8])])
+    w = lambda name, *s: _init(g, name, rng.standard_normal(s) / np.sqrt(math.prod(s[1:])))  # noqa: E731
+    conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node.extend([
+        helper.make_node("Conv", ["input", w("conv1.weight", 8, 3, 3, 3), w("conv1.bias", 8)],
+                         ["/conv1/Conv_output_0"], "/conv1/Conv", **conv),
+        helper.make_node("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], "/relu1/Relu"),
+        helper.make_node("Conv", ["/relu1/Relu_output_0", w("conv2.weight", 8, 8, 3, 3), w("conv2.bias", 8)],
+                         ["/conv2/Conv_output_0"], "/conv2/Conv", **conv),
+        helper.make_node("Relu", ["/conv2/Conv_output_0"], ["/relu2/Relu_output_0"], "/relu2/Relu"),
+        helper.make_node("Conv", ["/relu1/Relu_output_0", w("skip.weight", 8, 8, 1, 1)],
+                         ["/skip/Conv_output_0"], "/skip/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Add", ["/relu2/Relu_output_0", "/skip/Conv_output_0"], ["/Add_output_0"], "/Add"),
+        helper.make_node("GlobalAveragePool", ["/Add_output_0"], ["/pool/GlobalAveragePool_output_0"],
+                         "/pool/GlobalAveragePool"),
+        helper.make_node("Flatten", ["/pool/GlobalAveragePool_output_0"], ["features"], "/Flatten", axis=1),
+        helper.make_node("Gemm", ["features", w("fc.weight", 10, 8), w("fc.bias", 10)], ["/fc/Gemm_output_0"],
+                         "/fc/Gemm", transB=1),
+        helper.make_node("Constant", [], ["/Constant_output_0"], "/Constant",
+                         value=numpy_helper.from_array(np.array(2.0, np.float32))),
+        helper.make_node("Div", ["/fc/Gemm_output_0", "/Constant_output_0"], ["/Div_output_0"], "/Div"),
+    ])
+    g.node.append(helper.make_node("Softmax", ["/Div_output_0"], ["probs"], "/Softmax", axis=-1))
+    return _model(g, "small_cnn")
+
+
+def branchy_model() -> onnx.ModelProto:
+    """Three parallel MatMul branches (Relu/Sigmoid/Tanh) merged by Mul/Add/Concat, a shared Softmax and two
+    outputs (``logits``, ``attn``); input ``x`` [1,4,16] (16 nodes)."""
+    rng = np.random.default_rng(11)
+    g = helper.make_graph([], "branchy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 8]),
+                           helper.make_tensor_value_info("attn", TensorProto.FLOAT, [1, 4, 16])])
+    nodes = g.node
+    for br, act in (("a", "Relu"), ("b", "Sigmoid"), ("c", "Tanh")):
+        nodes.extend([
+            helper.make_node("MatMul", ["x", _init(g, f"{br}.weight", rng.standard_normal((16, 16)) / 4)],
+                             [f"/{br}/MatMul_output_0"], f"/{br}/MatMul"),
+            helper.make_node("Add", [f"/{br}/MatMul_output_0", _init(g, f"{br}.bias", 0.1 * rng.standard_normal(16))],
+                             [f"/{br}/Add_output_0"], f"/{br}/Add"),
+            helper.make_node(act, [f"/{br}/Add_output_0"], [f"/{br}/{act}_output_0"], f"/{br}/{act}"),
+        ])
+    nodes.extend([
+        helper.make_node("Mul", ["/a/Relu_output_0", "/b/Sigmoid_output_0"], ["/merge/Mul_output_0"], "/merge/Mul"),
+        helper.make_node("Add", ["/merge/Mul_output_0", "/c/Tanh_output_0"], ["/merge/Add_output_0"], "/merge/Add"),
+        helper.make_node("Softmax", ["/merge/Add_output_0"], ["attn"], "/merge/Softmax", axis=-1),
+        helper.make_node("Mul", ["attn", "x"], ["/gate/Mul_output_0"], "/gate/Mul"),
+        helper.make_node("Concat", ["/gate/Mul_output_0", "/c/Tanh_output_0"], ["/Concat_output_0"], "/Concat",
+                         axis=-1),
+        helper.make_node("MatMul", ["/Concat_output_0", _init(g, "out.weight", rng.standard_normal((32, 8)) / 6)],
+                         ["/out/MatMul_output_0"], "/out/MatMul"),
+        helper.make_node("Add", ["/out/MatMul_output_0", _init(g, "out.bias", 0.1 * rng.standard_normal(8))],
+                         ["logits"], "/out/Add"),
+    ])
+    return _model(g, "branchy")
+
+
+_F32, _F16 = TensorProto.FLOAT, TensorProto.FLOAT16
+_NEVER_FP16 = frozenset({"Constant", "ConstantOfShape", "EyeLike", "RandomNormal", "RandomUniform",
+                         "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"})
+_KEEP_FP32_INPUTS = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
+
+
+def _formal(params: list[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
+    if i < len(params):
+        return params[i]
+    last = params[-1] if params else None
+    return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
+
+
+def fp16_copy(model: onnx.ModelProto, rename: bool = False) -> onnx.ModelProto:
+    """The same model computing in FP16 wherever the op schema allows, with explicit ``Cast`` nodes at the edges.
+
+    Graph inputs, outputs and float initializers keep FP32. Names follow onnxconverter-common
+    (``keep_io_types=True``): a float input is cast once into ``graph_input_cast_{i}`` (node ``graph_input_cast{i}``),
+    a float output's producer writes ``graph_output_cast_{i}`` and a ``Cast`` restores the output name; initializers
+    and ``Constant`` outputs are cast into ``<name>_cast_to_fp16``, FP16 values feeding an FP32-only input into
+    ``<name>_cast_to_fp32``. Other tensors keep their names, or get an ``_fp16`` suffix with ``rename=True`` (so
+    name-based matching against the original fails and structure matching is needed). A test fixture, not the
+    precision engine: it does not guard against overflow or tiny constants.
+    """
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node
+           for a in n.attribute):
+        raise TrtdbgError(f"fp16_copy: model {model.graph.name!r} has control-flow sub-graphs (If/Loop/Scan); "
+                          "not supported by this fixture")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types: dict[str, int] = {}
+    for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        types[v.name] = v.type.tensor_type.elem_type
+    for t in model.graph.initializer:
+        types[t.name] = t.data_type
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            types[n.output[0]] = n.attribute[0].t.data_type
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    del graph.node[:]
+    del graph.value_info[:]
+    input_index = {v.name: i for i, v in enumerate(model.graph.input)}
+    output_index = {v.name: i for i, v in enumerate(model.graph.output) if types.get(v.name) == _F32}
+    current: dict[str, tuple[str, int]] = {}  # original name -> (name in the copy, elem type in the copy)
+    casts: dict[tuple[str, int], str] = {}
+
+    def as_type(x: str, want: int) -> str:
+        name, typ = current.get(x, (x, types.get(x, 0)))
+        if typ == want:
+            return name
+        if (x, want) not in casts:
+            if want == _F16 and x in input_index:
+                node_name, cast_out = f"graph_input_cast{input_index[x]}", f"graph_input_cast_{input_index[x]}"
+            else:
+                node_name = cast_out = f"{x}_cast_to_{'fp16' if want == _F16 else 'fp32'}"
+            graph.node.append(helper.make_node("Cast", [name], [cast_out], node_name, to=want))
+            casts[(x, want)] = cast_out
+        return casts[(x, want)]
+
+    schemas: dict[str, onnx.defs.OpSchema] = {}
+    for src in model.graph.node:
+        node = onnx.NodeProto()
+        node.CopyFrom(src)
+        schema = None
+        if src.domain in ("", "ai.onnx") and src.op_type not in _NEVER_FP16:
+            if src.op_type not in schemas:
+                schemas[src.op_type] = onnx.defs.get_schema(src.op_type, opset)
+            schema = schemas[src.op_type]
+        fp16_params: set[str] = set()
+        for i, x in enumerate(src.input):
+            if not x or types.get(x) not in (_F32, _F16):
+                continue
+            formal = _formal(schema.inputs, i) if schema else None
+            ok = (formal is not None and i not in _KEEP_FP32_INPUTS.get(src.op_type, ())
+                  and "tensor(float16)" in next((c.allowed_type_strs for c in schema.type_constraints
+                                                 if c.type_param_str == formal.type_str), [formal.type_str]))
+            if ok:
+                fp16_params.add(formal.type_str)
+            node.input[i] = as_type(x, _F16 if ok else types[x])
+        to = next((a for a in node.attribute if a.name == "to"), None) if src.op_type == "Cast" else None
+        if to is not None and fp16_params and to.i == _F32:
+            to.i = _F16
+            fp16_params.add(schema.outputs[0].type_str)
+        for j, y in enumerate(src.output):
+            formal = _formal(schema.outputs, j) if schema else None
+            lowp = formal is not None and formal.type_str in fp16_params and types.get(y) in (_F32, _F16)
+            typ = _F16 if lowp else types.get(y, 0)
+            if lowp and y in output_index:
+                node.output[j] = f"graph_output_cast_{output_index[y]}"
+            elif lowp and rename:
+                node.output[j] = f"{y}_fp16"
+            current[y] = (node.output[j], typ)
+        graph.node.append(node)
+    for y, i in output_index.items():
+        name, typ = current.get(y, (y, _F32))
+        if typ == _F16:
+            graph.node.append(helper.make_node("Cast", [name], [y], f"graph_output_cast{i}", to=_F32))
+    return out
