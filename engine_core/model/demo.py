@@ -95,6 +95,7 @@ class _GraphBuilder:
         return self.op(scope, "Constant", [], value=numpy_helper.from_array(np.asarray(value)))
 
     def init(self, name: str, value: np.ndarray) -> str:
+        """An initializer (weights keep their module path names, e.g. ``blocks.0.norm1.weight``)."""
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
@@ -143,12 +144,21 @@ def _gelu(b: _GraphBuilder, scope: str, x: str) -> str:
     return b.op(scope, "Mul", [b.op(scope, "Mul", [x, e]), b.const(scope, np.float32(0.5))])
 
 
+def _randn(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    """He-style random weights scaled by 1/sqrt(fan_in)."""
+    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+
+def _ln_params(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Trained-looking LayerNorm weight (~1) and bias (~0)."""
+    weight = (1.0 + 0.05 * rng.standard_normal(DIM)).astype(np.float32)
+    return weight, (0.02 * rng.standard_normal(DIM)).astype(np.float32)
+
+
 def _block(b: _GraphBuilder, rng: np.random.Generator, i: int, x: str) -> str:
     """Pre-norm transformer block: x + Attn(LN(x)); x + MLP(LN(x))."""
     s = f"/blocks.{i}"
-    ln_w = lambda: (1.0 + 0.05 * rng.standard_normal(DIM)).astype(np.float32)  # noqa: E731
-    ln_b = lambda: (0.02 * rng.standard_normal(DIM)).astype(np.float32)  # noqa: E731
-    h = _layer_norm(b, f"{s}/norm1", x, ln_w(), ln_b())
+    h = _layer_norm(b, f"{s}/norm1", x, *_ln_params(rng))
     heads = {}
     for part in ("query", "key", "value"):
         w = _randn(rng, (DIM, DIM), DIM)
@@ -167,7 +177,7 @@ def _block(b: _GraphBuilder, rng: np.random.Generator, i: int, x: str) -> str:
     attn = _linear(b, f"{s}/attn/proj", ctx, w_proj, np.zeros(DIM, np.float32))
     x = b.op(s, "Add", [x, attn])
 
-    h = _layer_norm(b, f"{s}/norm2", x, ln_w(), ln_b())
+    h = _layer_norm(b, f"{s}/norm2", x, *_ln_params(rng))
     w1, b1 = _randn(rng, (DIM, MLP_DIM), DIM), (0.02 * rng.standard_normal(MLP_DIM)).astype(np.float32)
     w2 = _randn(rng, (MLP_DIM, DIM), MLP_DIM) * 0.5
     if i == DEPTH - 1:
@@ -182,10 +192,6 @@ def _block(b: _GraphBuilder, rng: np.random.Generator, i: int, x: str) -> str:
     h = _gelu(b, f"{s}/mlp/act", h)
     h = _linear(b, f"{s}/mlp/fc2", h, w2, np.zeros(DIM, np.float32))
     return b.op(s, "Add", [x, h])
-
-
-def _randn(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-    return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
 
 
 def _conv(b: _GraphBuilder, scope: str, x: str, w: np.ndarray, bias: np.ndarray, stride: int, pad: int) -> str:
@@ -241,8 +247,7 @@ def build_demo_model() -> onnx.ModelProto:
         x = _block(b, rng, i, x)
 
     # Planted overflow: the final LayerNorm squares the massive activation.
-    x = _layer_norm(b, "/norm", x, (1.0 + 0.05 * rng.standard_normal(DIM)).astype(np.float32),
-                    (0.02 * rng.standard_normal(DIM)).astype(np.float32))
+    x = _layer_norm(b, "/norm", x, *_ln_params(rng))
     x = b.op("/head/pool", "ReduceMean", [x], axes=[1], keepdims=0)
     w_fc = (rng.standard_normal((NUM_CLASSES, DIM)) / np.sqrt(DIM)).astype(np.float32)
     w_fc[HIGHLIGHT_CLASS, MASSIVE_CHANNEL] = 12.0

@@ -63,7 +63,8 @@ def chain_model(n_nodes: int, shape: tuple[int, ...] = (1, 64), ops: tuple[str, 
         node.output.append(out)
         prev = out
     for op in dict.fromkeys(op for op in ops if op in _BINARY_CONSTS):
-        graph.initializer.append(numpy_helper.from_array(np.array(_BINARY_CONSTS[op], np.float32), f"{op.lower()}_const"))
+        value = np.array(_BINARY_CONSTS[op], np.float32)
+        graph.initializer.append(numpy_helper.from_array(value, f"{op.lower()}_const"))
     graph.input.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape)))
     graph.output.append(helper.make_tensor_value_info(prev, TensorProto.FLOAT, list(shape)))
     return _model(graph, f"chain_{n_nodes}")
@@ -166,16 +167,17 @@ def _formal(params: list[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.de
     return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
 
 
-def fp16_copy(model: onnx.ModelProto, rename: bool = False) -> onnx.ModelProto:
+def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
     """The same model computing in FP16 wherever the op schema allows, with explicit ``Cast`` nodes at the edges.
 
     Graph inputs, outputs and float initializers keep FP32. Names follow onnxconverter-common
     (``keep_io_types=True``): a float input is cast once into ``graph_input_cast_{i}`` (node ``graph_input_cast{i}``),
     a float output's producer writes ``graph_output_cast_{i}`` and a ``Cast`` restores the output name; initializers
     and ``Constant`` outputs are cast into ``<name>_cast_to_fp16``, FP16 values feeding an FP32-only input into
-    ``<name>_cast_to_fp32``. Other tensors keep their names, or get an ``_fp16`` suffix with ``rename=True`` (so
-    name-based matching against the original fails and structure matching is needed). A test fixture, not the
-    precision engine: it does not guard against overflow or tiny constants.
+    ``<name>_cast_to_fp32``. With ``rename`` (default) every other tensor computed in FP16 gets an ``_fp16`` suffix,
+    so only graph outputs, integer (shape) tensors and ``Constant`` outputs keep their names and matching against the
+    original needs structure, not names; ``rename=False`` keeps all names, as onnxconverter-common does. A test
+    fixture, not the precision engine: it does not guard against overflow or tiny constants.
     """
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node
            for a in n.attribute):
