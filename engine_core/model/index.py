@@ -291,8 +291,8 @@ class ModelIndex:
         self._meta_keys: dict[bool, dict[str, Hashable]] = {}
         self._decoded: dict[Hashable, tuple[np.dtype, tuple[Dim, ...] | None] | None] = {}
         self._described: dict[Hashable, str] = {}
-        self._inferred: ModelProto | None = None
-        self._inference_done = False
+        self.shapes_inferred = False
+        """True once shape inference has run and produced a (possibly partial) result."""
         self.shape_inference_error: str | None = None
         """Why shape inference failed (then only shapes declared in the model are known)."""
 
@@ -476,7 +476,7 @@ class ModelIndex:
             if t is None:
                 raise TrtdbgError(f"'{name}' is not an initializer of {self.path or 'the model'}; list them with "
                                   f"`trtdbg inspect MODEL --show layers`")
-            dtype = _np_dtype(t.data_type)
+            dtype = np_dtype(t.data_type)
             shape = tuple(int(d) for d in t.dims)
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
             nbytes = (count * dtype.itemsize) if dtype is not None and dtype.kind != "O" else 0
@@ -523,12 +523,15 @@ class ModelIndex:
 
     def shapes(self, *, infer: bool = True) -> dict[str, TensorMeta]:
         """:meth:`tensor_meta` of every tensor whose metadata is known."""
-        out: dict[str, TensorMeta] = {}
+        return {name: TensorMeta(name, dtype, shape) for name, dtype, shape in self.known_tensors(infer=infer)}
+
+    def known_tensors(self, *, infer: bool = True) -> Iterator[tuple[str, np.dtype, tuple[Dim, ...] | None]]:
+        """``(name, dtype, shape)`` for every tensor with known metadata (cheaper than :meth:`shapes`)."""
+        decode = self._decode
         for name, key in self._keys(infer).items():
-            decoded = self._decode(key)
+            decoded = decode(key)
             if decoded is not None:
-                out[name] = TensorMeta(name, decoded[0], decoded[1])
-        return out
+                yield name, decoded[0], decoded[1]
 
     def describe_tensor(self, name: str, *, infer: bool = True) -> str:
         """``[dtype=float32, shape=(1, 'n', -1)]`` as Polygraphy prints it; ``""`` when unknown."""
@@ -541,20 +544,16 @@ class ModelIndex:
             self._described[key] = text
         return text
 
-    @property
-    def shapes_inferred(self) -> bool:
-        """True once shape inference has run and produced a model (possibly partial)."""
-        return self._inferred is not None
-
     def _keys(self, infer: bool) -> dict[str, Hashable]:
         """``{tensor name: type key}`` from the original model or the shape-inferred one."""
         keys = self._meta_keys.get(infer)
         if keys is None:
-            source = self._run_shape_inference() if infer else None
-            if source is None and False in self._meta_keys:
+            inferred = self._infer_shapes() if infer else None  # runs once: the result is cached below
+            self.shapes_inferred = self.shapes_inferred or inferred is not None
+            if inferred is None and False in self._meta_keys:
                 keys = self._meta_keys[False]
             else:
-                keys = _type_keys(source or self.model, self._holder_positions)
+                keys = _type_keys(inferred or self.model, self._holder_positions)
             self._meta_keys[infer] = keys
         return keys
 
@@ -565,29 +564,26 @@ class ModelIndex:
         self._decoded[key] = result
         return result
 
-    def _run_shape_inference(self) -> ModelProto | None:
-        """Run ``onnx.shape_inference`` once (strict, then lenient); keep the reason on failure."""
-        if not self._inference_done:
-            self._inference_done = True
-            from onnx import shape_inference
+    def _infer_shapes(self) -> ModelProto | None:
+        """``onnx.shape_inference`` on a weight-less copy (strict, then lenient); keep the reason on failure."""
+        from onnx import shape_inference
 
-            light = _light_copy(self.model)
-            try:
-                self._inferred = shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
-            except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, RuntimeError...
-                self.shape_inference_error = _one_line(exc)
-                try:
-                    self._inferred = shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-                except Exception:  # noqa: BLE001 - fall back to declared shapes
-                    self._inferred = None
-        return self._inferred
+        light = _light_copy(self.model)
+        try:
+            return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
+        except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, RuntimeError...
+            self.shape_inference_error = _one_line(exc)
+        try:
+            return shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+        except Exception:  # noqa: BLE001 - fall back to the shapes declared in the model
+            return None
 
 
 # ---------------------------------------------------------------------- helpers
 _NP_DTYPES: dict[int, np.dtype | None] = {}
 
 
-def _np_dtype(elem_type: int) -> np.dtype | None:
+def np_dtype(elem_type: int) -> np.dtype | None:
     """numpy dtype of an ONNX element type (ml_dtypes for bfloat16/float8/int4); ``None`` if unknown."""
     if elem_type not in _NP_DTYPES:
         try:
@@ -597,11 +593,16 @@ def _np_dtype(elem_type: int) -> np.dtype | None:
     return _NP_DTYPES[elem_type]
 
 
+_DTYPE_NAMES: dict[np.dtype | None, str] = {None: "unknown"}
+
+
 def dtype_name(dtype: np.dtype | None) -> str:
-    """Display name of a dtype (``string`` for ONNX strings)."""
-    if dtype is None:
-        return "unknown"
-    return "string" if dtype.kind == "O" else dtype.name
+    """Display name of a dtype (``string`` for ONNX strings); cached, ``np.dtype.name`` is slow."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = "string" if dtype.kind == "O" else dtype.name  # type: ignore[union-attr]
+        _DTYPE_NAMES[dtype] = name
+    return name
 
 
 def _type_keys(model: ModelProto, holder_positions: list[int]) -> dict[str, Hashable]:
@@ -629,7 +630,7 @@ def _type_keys(model: ModelProto, holder_positions: list[int]) -> dict[str, Hash
 
 def _decode_key(key: Hashable) -> tuple[np.dtype, tuple[Dim, ...] | None] | None:
     if isinstance(key, tuple):
-        dtype = _np_dtype(key[0])
+        dtype = np_dtype(key[0])
         return (dtype, tuple(int(d) for d in key[1])) if dtype is not None else None
     tp = onnx.TypeProto()
     tp.ParseFromString(key)  # type: ignore[arg-type]
@@ -639,7 +640,7 @@ def _decode_key(key: Hashable) -> tuple[np.dtype, tuple[Dim, ...] | None] | None
     if kind not in ("tensor_type", "sparse_tensor_type"):
         return None
     tt = getattr(tp, kind)
-    dtype = _np_dtype(tt.elem_type)
+    dtype = np_dtype(tt.elem_type)
     if dtype is None:
         return None
     if not tt.HasField("shape"):

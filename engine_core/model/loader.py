@@ -86,7 +86,7 @@ def _resolve_external_data(model: ModelProto, path: Path, base: Path, *, load: b
             if not load:
                 continue
             raise TrtdbgError(
-                f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base}; put "
+                f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base.resolve()}; put "
                 f"it next to the model or pass --external-data-dir DIR"
             )
         end = int(info.get("offset") or 0) + int(info.get("length") or 0)
@@ -188,7 +188,7 @@ def check_runtime_support(model: ModelProto, path: str | os.PathLike[str] | None
             import onnxruntime as ort
 
             raise TrtdbgError(
-                f"model{where} uses ai.onnx opset {version} but onnxruntime {ort.__version__} supports at most "
+                f"{path or 'the model'} uses ai.onnx opset {version} but onnxruntime {ort.__version__} supports at most "
                 f"{max_ok}; re-export with opset <= {max_ok} or upgrade onnxruntime"
             )
 
