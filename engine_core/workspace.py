@@ -88,9 +88,15 @@ class Workspace:
         return cls(fallback, note=f"{model.parent} is not writable; workspace is {fallback}")
 
     def check_writable(self) -> None:
-        """Raise :class:`TrtdbgError` unless the workspace folder can be created and written."""
-        if not _writable_dir(self.root):
-            raise TrtdbgError(f"workspace {self.root} is not writable; pass --workspace DIR with a writable folder")
+        """Create the workspace folder and probe it with a temp file; raise :class:`TrtdbgError` if that fails."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as exc:
+            raise TrtdbgError(
+                f"workspace {self.root} is not writable ({exc.strerror or exc}); pass --workspace DIR with a writable folder"
+            ) from exc
 
     def path(self, *parts: str) -> Path:
         """A path inside the workspace (not created)."""

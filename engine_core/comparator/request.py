@@ -66,7 +66,9 @@ class CompareRequest:
     save_outputs: str | None = None
     fail_fast: bool = False
     mem_budget: int | None = None
-    ort_opt_level: str = "all"
+    ort_opt_level: str | None = None
+    """ONNX Runtime graph optimization level; default: ``disable`` when intermediate tensors are
+    compared (fusions would otherwise depend on which tensors are marked), else ``all``."""
     workspace: str | None = None
 
     @classmethod
@@ -210,7 +212,7 @@ def _side(
         runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable(),
                              unobservable=unobservable_tensors(idx2), opt_level=opt_level)
         runner.name = f"{backend_for_other}:{other_model}"
-        available = set(idx2.markable_tensors()) | set(idx2.graph_outputs)
+        available = set(idx2.markable()) | set(idx2.outputs)
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
         return RunnerSource(runner), mapping, runner
     runner = make_runner(spec or "ort", model, index.path, observable=index.markable(),
@@ -241,16 +243,17 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     if not wanted:
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
+    opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
     ref_src, ref_map, ref_runner = _side(
         "reference", request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
-        backend_for_other=request.ref or "ort", opt_level=request.ort_opt_level)
+        backend_for_other=request.ref or "ort", opt_level=opt_level)
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
     sub_runner: Runner | None = None
     if request.subject or request.subject_model or request.subject_outputs:
         sub_src, sub_map, sub_runner = _side(
             "subject", request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
-            wanted=wanted, backend_for_other=request.subject_backend, opt_level=request.ort_opt_level)
+            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level)
 
     live = ref_runner or sub_runner
     metas: list[TensorMeta] = live.input_metadata() if live else []

@@ -50,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--fail-fast", action="store_true", help="stop at the first failing tensor")
     out.add_argument("--mem-budget", metavar="SIZE",
                      help="memory for marked tensors, e.g. 2G or 512M (default: half of the free RAM)")
-    out.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"), default="all",
-                     help="ONNX Runtime graph optimization level (default all)")
+    out.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"),
+                     help="ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
+                          "compared, so marking never changes fusions and results; all otherwise)")
     out.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
     out.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,89 @@
+"""The compare job: batching under a memory budget, streaming order, fail-fast, cancel, locating failures."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine_core.comparator.engine import TensorSlot, plan_batches
+from engine_core.comparator.request import CompareRequest, execute, prepare
+from engine_core.comparator.tolerances import CompareSettings
+from onnx import numpy_helper
+
+from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
+
+
+def _perturbed(model, scale: float = 1e-3):
+    """An FP32 copy with slightly different weights: a deterministic subject that fails tight tolerances."""
+    rng = np.random.default_rng(3)
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size > 1:
+            init.CopyFrom(numpy_helper.from_array(arr + rng.standard_normal(arr.shape).astype(np.float32) * scale, init.name))
+    return model
+
+
+def _request(model: Path, subject_model: Path, tmp_path: Path, **kw) -> CompareRequest:
+    return CompareRequest(model=str(model), subject_model=str(subject_model), marks=["all"],
+                          workspace=str(tmp_path / "ws"), **kw)
+
+
+def test_tiny_budget_gives_identical_results(save_model, tmp_path: Path) -> None:
+    # FP32 on both sides: ORT CPU's fp16 path rewrites casts differently per marked-output set,
+    # which would make the *backend* (not the batching) differ between runs.
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
+    whole = execute(_request(model, sub, tmp_path, iterations=2))
+    tiny = execute(_request(model, sub, tmp_path, iterations=2, mem_budget=1))
+    assert whole.summary.batches == 1
+    assert tiny.summary.batches == len({r.slot.name for r in tiny.results}) > 3
+    key = lambda r: (r.slot.topo_index, r.iteration)  # noqa: E731
+    a = [r.to_dict() for r in sorted(whole.results, key=key)]
+    b = [r.to_dict() for r in sorted(tiny.results, key=key)]
+    assert a == b
+    assert not whole.passed and whole.summary.first_failing is not None
+    assert whole.summary.first_failing.slot.name == tiny.summary.first_failing.slot.name
+
+
+def test_plan_batches_respects_budget() -> None:
+    slots = [TensorSlot(f"t{i}", f"t{i}", None, i, est_bytes=100) for i in range(10)]
+    batches = plan_batches(slots, mem_budget=2 * 300 + 8 * 100)
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
+    assert [s.name for b in batches for s in b] == [s.name for s in slots]
+    assert len(plan_batches(slots, None)) == 1
+
+
+def test_results_stream_in_graph_order_and_fail_fast_stops(save_model, tmp_path: Path) -> None:
+    model = save_model(branchy_model(), "b.onnx")
+    sub = save_model(fp16_copy(branchy_model()), "b16.onnx")
+    seen: list[int] = []
+    report = execute(_request(model, sub, tmp_path), on_result=lambda r: seen.append(r.slot.topo_index))
+    assert seen == sorted(seen) and len(seen) == len(report.results) > 3
+    fast = execute(_request(model, sub, tmp_path, fail_fast=True))
+    assert fast.summary.stopped_early
+    assert len(fast.results) <= len(report.results)
+    assert not fast.results[-1].stats.passed
+
+
+def test_cancel_stops_the_job(save_model, tmp_path: Path) -> None:
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
+    cancel = threading.Event()
+    cancel.set()
+    report = execute(_request(model, sub, tmp_path), cancel=cancel)
+    assert report.summary.cancelled and not report.passed and report.results == []
+
+
+def test_second_model_matched_by_structure(save_model, tmp_path: Path) -> None:
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
+    prep = prepare(_request(model, sub, tmp_path))
+    kinds = {s.match for s in prep.job.slots}
+    assert "exact" in kinds or "structure" in kinds
+    report = execute(_request(model, sub, tmp_path, settings=CompareSettings.from_specs(atol=["1e-1"], rtol=["1e-1"])))
+    assert report.results and all(np.isfinite(r.stats.max_abs) for r in report.results)
+    doc = report.to_json()
+    assert {m["match"] for m in doc["non_exact_matches"]} <= {"structure"}
