@@ -53,6 +53,7 @@ class ScopeTree:
     def children(self, path: ScopePath = ()) -> list[ScopeEntry]:
         """Entries directly under ``path`` in order of first appearance (topological)."""
         if path and isinstance(path[-1], int):
+            self._parse(path[:-1])  # validates the prefix
             node = path[-1]
             return [ScopeEntry("subgraph", attr, path + (attr,), count, None, count > 0)
                     for attr, _, count in self._subgraphs.get(node, [])]

@@ -1,0 +1,116 @@
+"""ScopeTree: lazy grouping of nodes by ``/``-separated name scopes, subgraphs under their node."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from engine_core.errors import TrtdbgError
+from engine_core.model.index import ModelIndex
+from engine_core.model.scopes import ScopeTree
+
+F = TensorProto.FLOAT
+NAMES = [
+    "/model.30/heads.2/conv/Conv",
+    "/model.30/heads.2/conv/Relu",
+    "/model.30/heads.2/act",
+    "/model.31/Add",
+    "plain",
+    "model/dense/MatMul",  # TensorFlow style: no leading slash
+    "conv2d_12.tmp_0",  # Paddle style: no scopes
+    "a//b/",  # empty parts are dropped
+    "/model.30/tail",  # back in an already seen scope
+]
+
+
+def _chain(names: list[str]) -> onnx.ModelProto:
+    nodes, prev = [], "x"
+    for i, name in enumerate(names):
+        out = f"t{i}" if i < len(names) - 1 else "y"
+        nodes.append(helper.make_node("Relu", [prev], [out], name=name))
+        prev = out
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2])],
+                              [helper.make_tensor_value_info("y", F, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _summary(entries) -> list[tuple[str, str, int]]:
+    return [(e.kind, e.label, e.node_count) for e in entries]
+
+
+def test_root_and_nested_levels() -> None:
+    tree = ScopeTree(ModelIndex.from_model(_chain(NAMES)))
+    root = tree.children()
+    assert _summary(root) == [("scope", "model.30", 4), ("scope", "model.31", 1), ("node", "plain", 1),
+                              ("scope", "model", 1), ("node", "conv2d_12.tmp_0", 1), ("scope", "a", 1)]
+    assert root[2].node_index == 4 and root[2].path == (4,) and not root[2].has_children
+    m30 = tree.children(root[0].path)
+    assert _summary(m30) == [("scope", "heads.2", 3), ("node", "tail", 1)]
+    heads = tree.children(m30[0].path)
+    assert _summary(heads) == [("scope", "conv", 2), ("node", "act", 1)]
+    conv = tree.children(("model.30", "heads.2", "conv"))
+    assert [(e.label, e.node_index) for e in conv] == [("Conv", 0), ("Relu", 1)]
+    assert _summary(tree.children(("model", "dense"))) == [("node", "MatMul", 1)]
+    assert _summary(tree.children(("a",))) == [("node", "b", 1)]
+    assert tree.children(("no", "such")) == []
+
+
+def test_locate_returns_the_listing_scope() -> None:
+    tree = ScopeTree(ModelIndex.from_model(_chain(NAMES)))
+    assert tree.locate(1) == ("model.30", "heads.2", "conv")
+    assert tree.locate(4) == ()
+    assert 1 in [e.node_index for e in tree.children(tree.locate(1))]
+    with pytest.raises(TrtdbgError):
+        tree.locate(99)
+
+
+def _if_model() -> onnx.ModelProto:
+    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["a"], name="/then/inner/Relu"),
+                                helper.make_node("Neg", ["a"], ["t_out"], name="neg")], "then", [],
+                               [helper.make_tensor_value_info("t_out", F, [2])])
+    else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["e_out"], name="id")], "else", [],
+                               [helper.make_tensor_value_info("e_out", F, [2])])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu"),
+             helper.make_node("If", ["c"], ["y"], name="/blk/cond_if", then_branch=then_g, else_branch=else_g)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2]),
+                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("r", F, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_subgraph_nodes_sit_under_their_parent_node() -> None:
+    index = ModelIndex.from_model(_if_model())
+    tree = ScopeTree(index)
+    assert _summary(tree.children()) == [("scope", "pre", 1), ("scope", "blk", 1)]
+    (if_entry,) = tree.children(("blk",))
+    assert (if_entry.kind, if_entry.label, if_entry.has_children) == ("node", "cond_if", True)
+    subs = tree.children(if_entry.path)
+    assert [(e.kind, e.label, e.node_count) for e in subs] == [("subgraph", "else_branch", 1), ("subgraph", "then_branch", 2)]
+    then_level = tree.children(subs[1].path)
+    assert _summary(then_level) == [("scope", "then", 1), ("node", "neg", 1)]
+    inner = tree.children(then_level[0].path + ("inner",))
+    assert [(e.label, index.name(e.node_index)) for e in inner] == [("Relu", "/then/inner/Relu")]
+    relu = index.find("/then/inner/Relu")
+    assert tree.locate(relu) == ("blk", 1, "then_branch", "then", "inner")
+    with pytest.raises(TrtdbgError, match="followed by a graph attribute"):
+        tree.children((1, 2))
+    with pytest.raises(TrtdbgError, match="no subgraph attribute"):
+        tree.children((1, "body"))
+
+
+def test_100k_root_level_groups_blocks() -> None:
+    graph = onnx.GraphProto(name="chain")
+    prev = "x"
+    for i in range(100_000):
+        node = graph.node.add()
+        node.op_type, node.name = "Relu", f"/blk.{i // 30}/layer.{(i // 3) % 10}/Relu_{i % 3}"
+        node.input.append(prev)
+        prev = f"t{i}"
+        node.output.append(prev)
+    tree = ScopeTree(ModelIndex.from_model(helper.make_model(graph)))
+    root = tree.children()
+    assert len(root) == 3334 and root[0].label == "blk.0" and root[-1].node_count == 10
+    assert sum(e.node_count for e in root) == 100_000
+    layer = tree.children(("blk.7", "layer.3"))
+    assert [e.node_index for e in layer] == [7 * 30 + 9, 7 * 30 + 10, 7 * 30 + 11]
