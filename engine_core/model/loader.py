@@ -37,10 +37,9 @@ def load_model(
 ) -> ModelProto:
     """Parse the ONNX file at ``path``; raise :class:`TrtdbgError` with one line on any failure.
 
-    External data files are looked up in ``external_data_dir`` (default: the model's folder).
-    Missing or short data files are an error only when ``load_external_data`` is true; with it
-    false, tensors keep their external references (``numpy_helper.to_array(t, base_dir)``
-    reads them later).
+    External data files are looked up in ``external_data_dir`` (default: the model's folder); a
+    missing or short one is an error. With ``load_external_data=False`` they are not touched and
+    tensors keep their external references (``numpy_helper.to_array(t, base_dir)`` reads them).
     """
     p = Path(path)
     if not p.exists():
@@ -57,6 +56,11 @@ def load_model(
     try:
         model.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError by backend
+        if len(data) >= 2**31:
+            raise TrtdbgError(
+                f"{p} is {len(data) / 2**30:.1f} GiB; protobuf cannot parse ONNX files over 2 GiB — re-save it with "
+                f"the weights as external data (onnx.save(..., save_as_external_data=True))"
+            ) from exc
         raise TrtdbgError(
             f"{p} is not a valid ONNX file (protobuf parse failed: the file is corrupt, truncated, or another "
             f"format); re-export the model or copy it again"
@@ -66,14 +70,15 @@ def load_model(
             f"{p} parsed as protobuf but is not an ONNX model (no graph or IR version); it may be truncated or "
             f"another format — re-export the model"
         )
-    if b"location" in data:  # cheap pre-filter: external data entries always carry a "location" key
+    # Cheap pre-filter: external data entries always carry a "location" key.
+    if load_external_data and b"location" in data:
         base = Path(external_data_dir) if external_data_dir is not None else p.parent
-        _resolve_external_data(model, p, base, load=load_external_data)
+        _load_external_data(model, p, base)
     return model
 
 
-def _resolve_external_data(model: ModelProto, path: Path, base: Path, *, load: bool) -> None:
-    """Check (and with ``load``, read) every external-data tensor of ``model``."""
+def _load_external_data(model: ModelProto, path: Path, base: Path) -> None:
+    """Check and read every external-data tensor of ``model`` from files in ``base``."""
     from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
 
     for tensor in _all_tensors(model):
@@ -83,28 +88,23 @@ def _resolve_external_data(model: ModelProto, path: Path, base: Path, *, load: b
         location = info.get("location", "")
         data_file = base / location
         if not location or not data_file.is_file():
-            if not load:
-                continue
             raise TrtdbgError(
                 f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base.resolve()}; put "
                 f"it next to the model or pass --external-data-dir DIR"
             )
         end = int(info.get("offset") or 0) + int(info.get("length") or 0)
         if end > data_file.stat().st_size:
-            if not load:
-                continue
             raise TrtdbgError(
                 f"external data file {data_file} is shorter than tensor '{tensor.name}' of {path} needs ({end} "
                 f"bytes); the file is truncated or belongs to another export — copy it again"
             )
-        if load:
-            try:
-                load_external_data_for_tensor(tensor, str(base))
-            except Exception as exc:  # noqa: BLE001 - onnx raises ValueError/ValidationError/OSError
-                raise TrtdbgError(
-                    f"cannot read external data '{location}' for tensor '{tensor.name}' of {path}: "
-                    f"{_first_line(exc)}; check the data file"
-                ) from exc
+        try:
+            load_external_data_for_tensor(tensor, str(base))
+        except Exception as exc:  # noqa: BLE001 - onnx raises ValueError/ValidationError/OSError
+            raise TrtdbgError(
+                f"cannot read external data '{location}' for tensor '{tensor.name}' of {path}: "
+                f"{_first_line(exc)}; check the data file"
+            ) from exc
 
 
 def _all_tensors(model: ModelProto) -> Iterator[TensorProto]:
