@@ -663,12 +663,23 @@ def _describe(decoded: tuple[np.dtype, tuple[Dim, ...] | None] | None) -> str:
 
 
 def _light_copy(model: ModelProto) -> ModelProto:
-    """The model without large initializer data (they become typed graph inputs) for shape inference."""
+    """The model without large initializer data (they become typed graph inputs) for shape inference.
+
+    Returns ``model`` itself when every initializer is small and in memory (nothing to strip).
+    """
+    src = model.graph
+
+    def keep(t: TensorProto) -> bool:
+        return t.data_location != TensorProto.EXTERNAL and int(np.prod(t.dims, dtype=np.int64)) <= _KEEP_INITIALIZER_ELEMENTS
+
+    kept = [keep(t) for t in src.initializer]
+    if all(kept):
+        return model
     light = ModelProto()
     light.ir_version = model.ir_version
     light.opset_import.extend(model.opset_import)
     light.functions.extend(model.functions)
-    src, g = model.graph, light.graph
+    g = light.graph
     g.name = src.name
     g.node.extend(src.node)
     g.input.extend(src.input)
@@ -676,9 +687,8 @@ def _light_copy(model: ModelProto) -> ModelProto:
     g.value_info.extend(src.value_info)
     g.sparse_initializer.extend(src.sparse_initializer)
     declared = {vi.name for vi in src.input}
-    for t in src.initializer:
-        small = int(np.prod(t.dims, dtype=np.int64)) <= _KEEP_INITIALIZER_ELEMENTS
-        if small and t.data_location != TensorProto.EXTERNAL:
+    for t, small in zip(src.initializer, kept):
+        if small:
             g.initializer.append(t)
         elif t.name not in declared:
             g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
