@@ -150,6 +150,9 @@ def test_subgraph_nodes_have_parent_paths(unsorted: bool) -> None:
     assert index.markable() == ["h", "branch", "y"]  # subgraph tensors are not markable
     assert index.producer("acc_new") == body.first
     assert index.op_histogram(top_level_only=True) == {"Relu": 1, "If": 1, "Loop": 1}
+    # inference runs on a sorted copy, so an unsorted file still gets shapes, subgraph tensors included
+    assert index.tensor_meta("acc_new").shape == (2, 3) and index.tensor_meta("then_out").shape == (2, 3)
+    assert index.shape_inference_error is None
 
 
 def test_markable_skips_constants_and_empty_optional_outputs() -> None:

@@ -266,6 +266,7 @@ class ModelIndex:
         self._emit(self._top, order, None, where)
         self.num_top_level: int = len(self._top.nodes)
         self._holder_positions = sorted(self._top.subs)
+        self._top_order = order
         del self._taken, self._claimed
 
         init_names = {t.name for t in graph.initializer}
@@ -550,10 +551,12 @@ class ModelIndex:
         if keys is None:
             inferred = self._infer_shapes() if infer else None  # runs once: the result is cached below
             self.shapes_inferred = self.shapes_inferred or inferred is not None
-            if inferred is None and False in self._meta_keys:
+            if inferred is not None:
+                keys = _type_keys(*inferred)
+            elif False in self._meta_keys:
                 keys = self._meta_keys[False]
             else:
-                keys = _type_keys(inferred or self.model, self._holder_positions)
+                keys = _type_keys(self.model, self._holder_positions)
             self._meta_keys[infer] = keys
         return keys
 
@@ -564,17 +567,23 @@ class ModelIndex:
         self._decoded[key] = result
         return result
 
-    def _infer_shapes(self) -> ModelProto | None:
-        """``onnx.shape_inference`` on a weight-less copy (strict, then lenient); keep the reason on failure."""
+    def _infer_shapes(self) -> tuple[ModelProto, list[int]] | None:
+        """``onnx.shape_inference`` (strict, then lenient) on a weight-less, topologically sorted copy.
+
+        Returns the inferred model and the positions of its subgraph-owning nodes; keeps the
+        reason in :attr:`shape_inference_error` when strict inference fails.
+        """
         from onnx import shape_inference
 
-        light = _light_copy(self.model)
+        light = _light_copy(self.model, self._top_order)
+        order = self._top_order
+        holders = self._holder_positions if order is None else [i for i, p in enumerate(order) if p in self._top.subs]
         try:
-            return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
+            return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True), holders
         except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, RuntimeError...
             self.shape_inference_error = _one_line(exc)
         try:
-            return shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+            return shape_inference.infer_shapes(light, strict_mode=False, data_prop=True), holders
         except Exception:  # noqa: BLE001 - fall back to the shapes declared in the model
             return None
 
@@ -662,10 +671,11 @@ def _describe(decoded: tuple[np.dtype, tuple[Dim, ...] | None] | None) -> str:
     return f"[dtype={dtype_name(dtype)}, shape={dims}]"
 
 
-def _light_copy(model: ModelProto) -> ModelProto:
-    """The model without large initializer data (they become typed graph inputs) for shape inference.
+def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
+    """The model for shape inference: nodes in ``order`` (``None``: as stored) and large
+    initializers replaced by typed graph inputs (their data is not needed).
 
-    Returns ``model`` itself when every initializer is small and in memory (nothing to strip).
+    Returns ``model`` itself when nothing needs reordering or stripping.
     """
     src = model.graph
 
@@ -673,7 +683,7 @@ def _light_copy(model: ModelProto) -> ModelProto:
         return t.data_location != TensorProto.EXTERNAL and int(np.prod(t.dims, dtype=np.int64)) <= _KEEP_INITIALIZER_ELEMENTS
 
     kept = [keep(t) for t in src.initializer]
-    if all(kept):
+    if order is None and all(kept):
         return model
     light = ModelProto()
     light.ir_version = model.ir_version
@@ -681,7 +691,11 @@ def _light_copy(model: ModelProto) -> ModelProto:
     light.functions.extend(model.functions)
     g = light.graph
     g.name = src.name
-    g.node.extend(src.node)
+    if order is None:
+        g.node.extend(src.node)
+    else:
+        nodes = src.node
+        g.node.extend(nodes[p] for p in order)
     g.input.extend(src.input)
     g.output.extend(src.output)
     g.value_info.extend(src.value_info)
