@@ -102,3 +102,18 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
     fail = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert fail.returncode == 2 and fail.stdout == ""
     assert fail.stderr.count("\n") == 1 and "bad.onnx" in fail.stderr and "Traceback" not in fail.stderr
+
+
+def test_external_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = onnx.load(_save(tmp_path))
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="ext.bin", size_threshold=0)
+    elsewhere = tmp_path / "weights"
+    elsewhere.mkdir()
+    (tmp_path / "ext.bin").rename(elsewhere / "ext.bin")
+    rc, out, _ = _run(capsys, str(path))  # no weights shown: the data file is not needed
+    assert rc == 0 and "---- 1 Initializer(s) ----" in out
+    rc, _, err = _run(capsys, str(path), "--show", "weights")
+    assert rc == 2 and "ext.bin" in err and "--external-data-dir" in err
+    rc, out, _ = _run(capsys, str(path), "--show", "weights", "--external-data-dir", str(elsewhere))
+    assert rc == 0 and "Initializer | w [dtype=float32, shape=[1, 4]] | Values:\n    [[1. 1. 1. 1.]]" in out

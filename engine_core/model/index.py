@@ -241,7 +241,7 @@ class ModelIndex:
         graph = model.graph
         self.graph_name: str = graph.name
         self.opsets: dict[str, int] = model_opsets(model)
-        self._top = _RawGraph(graph)
+        top = _RawGraph(graph)
         self._names: list[str] = []
         self._onnx_names: list[str] = []
         self._ops: list[str] = []
@@ -252,20 +252,20 @@ class ModelIndex:
         self._parent: dict[int, SubgraphInfo] = {}
         self.subgraphs: list[SubgraphInfo] = []
         """Every subgraph, outer before inner."""
-        all_names = list(self._top.all_names())
+        all_names = list(top.all_names())
         unique = set(all_names)
         self._renaming = "" in unique or len(unique) != len(all_names)
         self._taken: set[str] = unique if self._renaming else set()
         self._claimed: set[str] = set()
 
-        order, producer = _topological_order(self._top, where)
+        order, producer = _topological_order(top, where)
         if order is not None:
             new_index = {pos: i for i, pos in enumerate(order)}
             producer = {name: new_index[pos] for name, pos in producer.items()}
         self._producer: dict[str, int] = producer
-        self._emit(self._top, order, None, where)
-        self.num_top_level: int = len(self._top.nodes)
-        self._holder_positions = sorted(self._top.subs)
+        self._emit(top, order, None, where)
+        self.num_top_level: int = len(top.nodes)
+        self._holder_positions = sorted(top.subs)
         self._top_order = order
         del self._taken, self._claimed
 
@@ -298,9 +298,11 @@ class ModelIndex:
         """Why shape inference failed (then only shapes declared in the model are known)."""
 
     @classmethod
-    def from_model(cls, model: ModelProto, path: str | os.PathLike[str] | None = None) -> "ModelIndex":
-        """Index an already loaded model; ``path`` locates external data and names errors."""
-        return cls(model, path)
+    def from_model(cls, model: ModelProto, path: str | os.PathLike[str] | None = None, *,
+                   external_data_dir: str | os.PathLike[str] | None = None) -> "ModelIndex":
+        """Index an already loaded model; ``path`` names it in errors and locates external data
+        (in ``external_data_dir`` when given, else beside the model)."""
+        return cls(model, path, external_data_dir)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, load_external_data: bool = True,
@@ -577,7 +579,10 @@ class ModelIndex:
 
         light = _light_copy(self.model, self._top_order)
         order = self._top_order
-        holders = self._holder_positions if order is None else [i for i, p in enumerate(order) if p in self._top.subs]
+        holders = self._holder_positions
+        if order is not None:
+            owners = set(holders)
+            holders = [i for i, p in enumerate(order) if p in owners]
         try:
             return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True), holders
         except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, RuntimeError...

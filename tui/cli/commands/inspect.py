@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             check_runtime_support(model, path)
         except TrtdbgError as exc:
             raise TrtdbgError(f"{exc}; or pass --allow-unsupported to inspect it anyway") from None
-    index = ModelIndex(model, path, args.external_data_dir)
+    index = ModelIndex.from_model(model, path, external_data_dir=args.external_data_dir)
     if args.json:
         import json
 
