@@ -11,7 +11,7 @@ with ``--shape-inference``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, TextIO
 
 import onnx
 from onnx import AttributeProto, GraphProto, NodeProto
@@ -60,7 +60,8 @@ class _TextWriter:
     def desc(self, name: str) -> str:
         return self.index.describe_tensor(name, infer=self.infer)
 
-    def model_text(self) -> str:
+    def model_parts(self) -> list[str]:
+        """The whole summary as a list of strings (join or write them in order)."""
         default: object = "Unknown"
         other: dict[str, int] = {}
         for imp in self.index.model.opset_import:
@@ -71,17 +72,22 @@ class _TextWriter:
         title = f"Name: {self.index.graph_name} | ONNX Opset: {default}"
         if other:
             title += f" | Other Opsets: {other}"
-        body = self.graph_text(self.index.model.graph, range(self.index.num_top_level), title, 0)
-        return f"==== ONNX Model ====\n{body}\n"
+        parts = ["==== ONNX Model ====\n"]
+        self._graph_parts(self.index.model.graph, range(self.index.num_top_level), title, 0, parts)
+        while parts[-1].endswith("\n"):  # like Polygraphy: no trailing blank lines, then one newline
+            parts[-1] = parts[-1].rstrip("\n")
+            if not parts[-1]:
+                parts.pop()
+        parts.append("\n")
+        return parts
 
     def _meta_block(self, names: list[str]) -> str:
         desc = self.desc
         elems = [f"{n} {d}" if (d := desc(n)) else n for n in names]
         return "{" + ",\n ".join(elems) + "}"
 
-    def graph_text(self, graph: GraphProto, nodes: range, title: str, level: int) -> str:
-        """Polygraphy's ``str_from_graph_data`` for one (sub)graph, indented by ``level`` tabs."""
-        parts: list[str] = []
+    def _graph_parts(self, graph: GraphProto, nodes: range, title: str, level: int, parts: list[str]) -> None:
+        """Append Polygraphy's ``str_from_graph_data`` of one (sub)graph, not yet indented, to ``parts``."""
         section = "Subgraph" if level else "Graph"
         if title:
             parts.append(title + "\n\n")
@@ -109,8 +115,6 @@ class _TextWriter:
         parts.append(f"---- {len(nodes)} Node(s) ----\n")
         if self.layers:
             self._nodes_text(nodes, init_names, level, parts)
-        text = "".join(parts)
-        return _indent(text, level) if level else text.rstrip("\n")
 
     def _nodes_text(self, nodes: range, init_names: set[str], level: int, parts: list[str]) -> None:
         # Reads the index's lists directly (same package): per-node method calls would double the cost.
@@ -196,7 +200,9 @@ class _TextWriter:
 
     def _subgraph_text(self, i: int, attr: str, level: int) -> str:
         sub = self.subgraphs[(i, attr)]
-        return self.graph_text(sub.graph, range(sub.first, sub.first + sub.count), "", level + 2)
+        parts: list[str] = []
+        self._graph_parts(sub.graph, range(sub.first, sub.first + sub.count), "", level + 2, parts)
+        return _indent("".join(parts), level + 2)
 
     def _values(self, tensor: onnx.TensorProto) -> str:
         from onnx import numpy_helper
@@ -226,7 +232,21 @@ def inspect_text(index: ModelIndex, show: Iterable[str] = (), *, shape_inference
 
     ``shape_inference`` (used only with ``layers``) fills dtype/shape of intermediate tensors.
     """
-    return _TextWriter(index, parse_show(show), shape_inference).model_text()
+    return "".join(_TextWriter(index, parse_show(show), shape_inference).model_parts())
+
+
+def write_inspect_text(index: ModelIndex, out: TextIO, show: Iterable[str] = (), *, shape_inference: bool = True,
+                       chunk_chars: int = 1 << 20) -> None:
+    """:func:`inspect_text` written to ``out`` in chunks of about ``chunk_chars`` (no full copy in memory)."""
+    chunk: list[str] = []
+    size = 0
+    for part in _TextWriter(index, parse_show(show), shape_inference).model_parts():
+        chunk.append(part)
+        size += len(part)
+        if size >= chunk_chars:
+            out.write("".join(chunk))
+            chunk, size = [], 0
+    out.write("".join(chunk))
 
 
 # ---------------------------------------------------------------------- JSON

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Load, check and index the model, then print the summary."""
     from engine_core.errors import TrtdbgError
     from engine_core.model.index import ModelIndex
-    from engine_core.model.inspect import inspect_json, inspect_text, parse_show, shape_note
+    from engine_core.model.inspect import inspect_json, parse_show, shape_note, write_inspect_text
     from engine_core.model.loader import check_runtime_support, load_model
 
     path = _model_path(list(args.words))
@@ -71,16 +71,15 @@ def run(args: argparse.Namespace) -> int:
         except TrtdbgError as exc:
             raise TrtdbgError(f"{exc}; or pass --allow-unsupported to inspect it anyway") from None
     index = ModelIndex.from_model(model, path, external_data_dir=args.external_data_dir)
-    if args.json:
-        import json
-
-        data = inspect_json(index, show, shape_inference=args.shape_inference)
-        # Pretty for a terminal; compact (C encoder, ~10x faster on 100k nodes) for pipes and files.
-        text = json.dumps(data, indent=2 if sys.stdout.isatty() else None) + "\n"
-    else:
-        text = inspect_text(index, show, shape_inference=args.shape_inference)
     try:
-        sys.stdout.write(text)
+        if args.json:
+            import json
+
+            data = inspect_json(index, show, shape_inference=args.shape_inference)
+            # Pretty for a terminal; compact (C encoder, ~10x faster on 100k nodes) for pipes and files.
+            sys.stdout.write(json.dumps(data, indent=2 if sys.stdout.isatty() else None) + "\n")
+        else:
+            write_inspect_text(index, sys.stdout, show, shape_inference=args.shape_inference)
         sys.stdout.flush()
     except BrokenPipeError:  # `trtdbg inspect big.onnx | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
