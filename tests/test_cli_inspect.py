@@ -117,3 +117,17 @@ def test_external_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert rc == 2 and "ext.bin" in err and "--external-data-dir" in err
     rc, out, _ = _run(capsys, str(path), "--show", "weights", "--external-data-dir", str(elsewhere))
     assert rc == 0 and "Initializer | w [dtype=float32, shape=[1, 4]] | Values:\n    [[1. 1. 1. 1.]]" in out
+
+
+def test_shape_inference_failure_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+                              value_info=[helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4])])
+    path = tmp_path / "si.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    rc, out, err = _run(capsys, str(path), "--show", "layers")
+    assert rc == 0 and "Node 1    | n [Op: Neg]" in out
+    assert err.startswith("trtdbg: warning: shape inference failed (") and err.count("\n") == 1
+    rc, _, err = _run(capsys, str(path))  # no layers: no inference, no warning
+    assert rc == 0 and err == ""

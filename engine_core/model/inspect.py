@@ -362,5 +362,5 @@ def shape_note(index: ModelIndex) -> str | None:
     """A one-line warning when shape inference failed, else ``None``."""
     if index.shape_inference_error is None:
         return None
-    return f"shape inference failed ({index.shape_inference_error}); showing shapes declared in the model"
+    return f"shape inference failed ({index.shape_inference_error}); the shapes shown may be partial"
 
