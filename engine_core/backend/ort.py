@@ -17,19 +17,6 @@ from engine_core.errors import TrtdbgError
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 
-_ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
-    "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16, "tensor(uint32)": np.uint32,
-    "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_, "tensor(string)": np.object_,
-}
-
-
-def ort_dtype(type_str: str) -> np.dtype:
-    """numpy dtype for an ONNX Runtime type string such as ``tensor(float)``."""
-    return np.dtype(_ORT_TYPES.get(type_str, np.float32))
-
-
 class OrtRunner(Runner):
     """Runs a model in ONNX Runtime; ``infer(feed, outputs=[...])`` returns any top-level tensor.
 
@@ -67,12 +54,13 @@ class OrtRunner(Runner):
 
     # -- lifecycle -------------------------------------------------------------------------
     def activate(self) -> None:
-        """Create the session for the model's own outputs and check the provider really runs."""
+        """Read the model's I/O; the first session is created by the first ``infer`` (for its output set)."""
         if self._active:
             return
-        sess = self._session(())
-        self._inputs = [TensorMeta(i.name, ort_dtype(i.type), tuple(_dim(d) for d in i.shape)) for i in sess.get_inputs()]
-        self._outputs = [o.name for o in sess.get_outputs()]
+        graph = self.model.graph
+        inits = {t.name for t in graph.initializer}
+        self._inputs = [_meta(vi) for vi in graph.input if vi.name not in inits]
+        self._outputs = [vi.name for vi in graph.output]
         self._active = True
 
     def deactivate(self) -> None:
@@ -181,10 +169,17 @@ class OrtRunner(Runner):
         return str(path)
 
 
-def _dim(d: object) -> int | str | None:
-    if isinstance(d, int):
-        return d
-    return d if isinstance(d, str) else None
+def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
+    """TensorMeta of a graph input from its declared type (dims: int, symbolic name, or None)."""
+    tt = vi.type.tensor_type
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    except (KeyError, TypeError):
+        dtype = np.dtype(np.float32)
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+    return TensorMeta(vi.name, dtype, shape)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ error ``|s − r| / (|r| + atol)`` (``rel_mode="robust"`` makes the verdict use 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -75,12 +75,15 @@ class TensorStats:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict (NaN/Inf become strings only at JSON encoding time)."""
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in _FIELDS}
         d["shape"] = list(self.shape)
         for k in ("argmax_abs", "argmax_rel"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
+
+
+_FIELDS = tuple(TensorStats.__dataclass_fields__)
 
 
 def cast_up(a: np.ndarray) -> np.ndarray:

@@ -376,8 +376,7 @@ def _keep_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
 
 
 def _summary_json(report: CompareReport) -> dict[str, Any]:
-    doc = report.to_json()
-    failing = [t for t in doc["tensors"] if not t["passed"]]
-    doc["tensors"] = failing[:1000]
+    failing = [r for r in report.results if not r.stats.passed][:1000]
+    doc = CompareReport(**{**report.__dict__, "results": failing}).to_json()
     doc["tensors_note"] = "failing tensors only (at most 1000); rerun with --json for all"
     return json_safe(doc)
