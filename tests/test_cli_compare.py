@@ -196,3 +196,66 @@ def test_verdicts_equal_polygraphy_run(save_model, tmp_path: Path, builder) -> N
         assert any(a != b for a, b in common)  # structure-matched pairs are part of the parity check
         assert {k: ours[k] for k in common} == {k: poly[k] for k in common}, tol
         assert ours_proc.returncode == (0 if all(t["passed"] for t in doc["tensors"]) else 1)
+
+
+@pytest.mark.parametrize(
+    "node,opset,expect",
+    [
+        (helper.make_node("FancyOp", ["x"], ["y"], name="/fancy"), [helper.make_opsetid("", 17)], "FancyOp"),
+        (helper.make_node("Relu", ["x"], ["y"], name="/r", domain="acme.custom"),
+         [helper.make_opsetid("", 17), helper.make_opsetid("acme.custom", 1)], "acme.custom"),
+        (helper.make_node("Relu", ["x"], ["y"], name="/r"), [helper.make_opsetid("", 99)], "opset"),
+    ],
+)
+def test_unsupported_models_exit_2(tmp_path: Path, node, opset, expect: str) -> None:
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opset, ir_version=9), path)
+    proc = run_cli("compare", str(path), "--subject", "ort", "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 2, proc.stderr
+    assert expect in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_feed_mismatch_exit_2(save_model, tmp_path: Path) -> None:
+    model = save_model(small_cnn_model(), "m.onnx")
+    from engine_core.data.store import save_inputs
+
+    name = onnx.load(str(model)).graph.input[0].name
+    cases = {
+        "wrong_name.json": {"not_an_input": np.zeros((1, 3, 32, 32), np.float32)},
+        "wrong_dtype.json": {name: np.zeros((1, 3, 32, 32), np.int32)},
+        "wrong_shape.json": {name: np.zeros((1, 3, 31), np.float32)},
+    }
+    for file, feed in cases.items():
+        save_inputs(str(tmp_path / file), [feed])
+        proc = run_cli("compare", str(model), "--subject", "ort", "--load-inputs", str(tmp_path / file),
+                       "--workspace", str(tmp_path / "ws"))
+        assert proc.returncode == 2, (file, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_data_loader_script_errors_exit_2(save_model, tmp_path: Path) -> None:
+    model = save_model(small_cnn_model(), "m.onnx")
+    scripts = {
+        "raises.py": "def load_data():\n    yield from []\n    raise RuntimeError('boom')\n",
+        "junk.py": "def load_data():\n    yield 42\n",
+        "crash.py": "def load_data():\n    for i in range(2):\n        if i == 1:\n            raise ValueError('bad sample')\n        yield {}\n",
+    }
+    for file, text in scripts.items():
+        (tmp_path / file).write_text(text)
+        proc = run_cli("compare", str(model), "--subject", "ort", "--data-loader-script", str(tmp_path / file),
+                       "--workspace", str(tmp_path / "ws"))
+        assert proc.returncode == 2, (file, proc.stderr)
+        assert file in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_external_data_model_runs_and_missing_data_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "ext.onnx"
+    onnx.save(small_cnn_model(), path, save_as_external_data=True, location="ext.data", size_threshold=0)
+    ok = run_cli("compare", str(path), "--subject", "ort", "--mark", "all", "--json", "--workspace", str(tmp_path / "ws"))
+    assert ok.returncode == 0, ok.stderr
+    assert _json(ok)["passed"]
+    (tmp_path / "ext.data").unlink()
+    bad = run_cli("compare", str(path), "--subject", "ort", "--workspace", str(tmp_path / "ws"))
+    assert bad.returncode == 2 and "ext.data" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

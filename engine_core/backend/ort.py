@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -49,7 +47,6 @@ class OrtRunner(Runner):
         self._sessions: dict[tuple[str, ...], object] = {}
         self._inputs: list[TensorMeta] = []
         self._outputs: list[str] = []
-        self._tmpdir: str | None = None
         self._active = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -65,9 +62,6 @@ class OrtRunner(Runner):
 
     def deactivate(self) -> None:
         self._sessions.clear()
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
         self._active = False
 
     # -- metadata --------------------------------------------------------------------------
@@ -128,6 +122,11 @@ class OrtRunner(Runner):
             raise TrtdbgError(
                 f"{self.name}: this onnxruntime build has no {provider}; install onnxruntime-gpu or use --ref/--subject ort"
             )
+        if _has_external_data(self.model):
+            if self.model_path is None:
+                raise TrtdbgError("a model with external data needs its file path to be run")
+            so.add_session_config_entry(
+                "session.model_external_initializers_file_folder_path", str(self.model_path.resolve().parent))
         source = self._model_source(extra)
         try:
             sess = ort.InferenceSession(source, so, providers=[provider])
@@ -141,8 +140,8 @@ class OrtRunner(Runner):
         self._sessions[key] = sess
         return sess
 
-    def _model_source(self, extra: tuple[str, ...]) -> bytes | str:
-        """Serialized model with ``extra`` exposed as outputs (a temp file when weights are external)."""
+    def _model_source(self, extra: tuple[str, ...]) -> bytes:
+        """Serialized model with ``extra`` exposed as outputs (external weights stay external)."""
         model = self.model
         if extra:
             model = onnx.ModelProto()
@@ -151,22 +150,7 @@ class OrtRunner(Runner):
             for name in extra:
                 if name not in existing:
                     model.graph.output.add().name = name
-        if not _has_external_data(model):
-            return model.SerializeToString()
-        # External weights stay where they are: a temp folder with links to the data files.
-        if self.model_path is None:
-            raise TrtdbgError("a model with external data needs its file path to be run")
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="trtdbg-ort-")
-            base = self.model_path.resolve().parent
-            for loc in _external_locations(model):
-                link = Path(self._tmpdir, loc)
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if not link.exists():
-                    os.symlink(base / loc, link)
-        path = Path(self._tmpdir, f"model-{len(extra)}.onnx")
-        path.write_bytes(model.SerializeToString())
-        return str(path)
+        return model.SerializeToString()
 
 
 def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
@@ -189,13 +173,3 @@ def _first_line(exc: BaseException) -> str:
 
 def _has_external_data(model: onnx.ModelProto) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-
-
-def _external_locations(model: onnx.ModelProto) -> set[str]:
-    locs = set()
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            for entry in t.external_data:
-                if entry.key == "location":
-                    locs.add(entry.value)
-    return locs

@@ -35,7 +35,7 @@ from engine_core.data.source import make_data_source
 from engine_core.data.store import load_outputs, save_inputs, save_outputs
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
-from engine_core.model.loader import load_model
+from engine_core.model.loader import check_external_data, check_runtime_support, load_model
 from engine_core.sysinfo import default_mem_budget, parse_size
 from engine_core.workspace import Workspace
 
@@ -187,6 +187,8 @@ def _node_descs(index: ModelIndex) -> list[NodeDesc]:
 
 def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
     model = load_model(path, load_external_data=False)
+    check_runtime_support(model, path)
+    check_external_data(model, path)
     return model, ModelIndex.from_model(model, path)
 
 

@@ -77,6 +77,36 @@ def load_model(
     return model
 
 
+def check_external_data(model: ModelProto, path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`TrtdbgError` when an external-data file of ``model`` is missing or too short (nothing is read)."""
+    from onnx.external_data_helper import uses_external_data
+
+    p = Path(path)
+    folder = Path(base) if base is not None else p.parent
+    for tensor in _all_tensors(model):
+        if uses_external_data(tensor):
+            _check_external_tensor(tensor, p, folder)
+
+
+def _check_external_tensor(tensor: TensorProto, path: Path, base: Path) -> str:
+    """Validate one external tensor's file and byte range; return its location."""
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location", "")
+    data_file = base / location
+    if not location or not data_file.is_file():
+        raise TrtdbgError(
+            f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base.resolve()}; put "
+            f"it next to the model or pass --external-data-dir DIR"
+        )
+    end = int(info.get("offset") or 0) + int(info.get("length") or 0)
+    if end > data_file.stat().st_size:
+        raise TrtdbgError(
+            f"external data file {data_file} is shorter than tensor '{tensor.name}' of {path} needs ({end} "
+            f"bytes); the file is truncated or belongs to another export — copy it again"
+        )
+    return location
+
+
 def _load_external_data(model: ModelProto, path: Path, base: Path) -> None:
     """Check and read every external-data tensor of ``model`` from files in ``base``."""
     from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
@@ -84,20 +114,7 @@ def _load_external_data(model: ModelProto, path: Path, base: Path) -> None:
     for tensor in _all_tensors(model):
         if not uses_external_data(tensor):
             continue
-        info = {e.key: e.value for e in tensor.external_data}
-        location = info.get("location", "")
-        data_file = base / location
-        if not location or not data_file.is_file():
-            raise TrtdbgError(
-                f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base.resolve()}; put "
-                f"it next to the model or pass --external-data-dir DIR"
-            )
-        end = int(info.get("offset") or 0) + int(info.get("length") or 0)
-        if end > data_file.stat().st_size:
-            raise TrtdbgError(
-                f"external data file {data_file} is shorter than tensor '{tensor.name}' of {path} needs ({end} "
-                f"bytes); the file is truncated or belongs to another export — copy it again"
-            )
+        location = _check_external_tensor(tensor, path, base)
         try:
             load_external_data_for_tensor(tensor, str(base))
         except Exception as exc:  # noqa: BLE001 - onnx raises ValueError/ValidationError/OSError
