@@ -259,3 +259,17 @@ def test_external_data_model_runs_and_missing_data_exit_2(tmp_path: Path) -> Non
     (tmp_path / "ext.data").unlink()
     bad = run_cli("compare", str(path), "--subject", "ort", "--workspace", str(tmp_path / "ws"))
     assert bad.returncode == 2 and "ext.data" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_ort_cuda_never_falls_back_to_cpu(save_model, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    sess = ort.InferenceSession(str(model), providers=["CUDAExecutionProvider"]) \
+        if "CUDAExecutionProvider" in ort.get_available_providers() else None
+    if sess is not None and sess.get_providers()[0] == "CUDAExecutionProvider":
+        pytest.skip("a working CUDA provider is present here; the GPU run is covered by bench/gpu_check.sh")
+    proc = run_cli("compare", str(model), "--subject", "ort-cuda", "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 2
+    assert "CUDAExecutionProvider" in proc.stderr and "CPU" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

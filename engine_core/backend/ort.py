@@ -128,14 +128,17 @@ class OrtRunner(Runner):
             so.add_session_config_entry(
                 "session.model_external_initializers_file_folder_path", str(self.model_path.resolve().parent))
         source = self._model_source(extra)
+        if provider != PROVIDERS["cpu"]:
+            # ORT prints provider-library load failures through its global logger; the reason is reported below.
+            ort.set_default_logger_severity(4)
         try:
             sess = ort.InferenceSession(source, so, providers=[provider])
         except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load {self._where()}: {_first_line(exc)}") from exc
         if sess.get_providers()[0] != provider:
             raise TrtdbgError(
-                f"{self.name}: ONNX Runtime could not start {provider} (missing CUDA/cuDNN libraries or no GPU); "
-                "refusing to fall back to CPU silently — use ort for CPU"
+                f"{self.name}: ONNX Runtime could not start {provider} (its CUDA 13/cuDNN 9 libraries are not "
+                "loadable or there is no GPU); refusing to fall back to CPU silently — fix LD_LIBRARY_PATH or use ort"
             )
         self._sessions[key] = sess
         return sess
