@@ -11,7 +11,3 @@ class TrtdbgError(Exception):
     """
 
     exit_code = 2
-
-
-class Cancelled(Exception):
-    """Raised inside a long job when its cancel token was set."""

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine_core.comparator.engine import TensorSlot, plan_batches
 from engine_core.comparator.request import CompareRequest, execute, prepare

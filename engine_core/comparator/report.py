@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from engine_core.comparator.engine import CompareSummary, TensorResult
 
@@ -145,8 +145,3 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
-
-
-def results_in_order(results: Sequence[TensorResult]) -> list[TensorResult]:
-    """Results sorted by graph position, then iteration."""
-    return sorted(results, key=lambda r: (r.slot.topo_index, r.iteration))

@@ -193,7 +193,6 @@ def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
 
 
 def _side(
-    label: str,
     spec: str | None,
     other_model: str | None,
     saved: str | None,
@@ -247,14 +246,14 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
     opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
     ref_src, ref_map, ref_runner = _side(
-        "reference", request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
+        request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
         backend_for_other=request.ref or "ort", opt_level=opt_level)
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
     sub_runner: Runner | None = None
     if request.subject or request.subject_model or request.subject_outputs:
         sub_src, sub_map, sub_runner = _side(
-            "subject", request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
+            request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
             wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level)
 
     live = ref_runner or sub_runner

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if isinstance(exc, TrtdbgError):
             print(f"trtdbg: error: {exc}", file=sys.stderr)
-            return 2
+            return exc.exit_code
         print(f"trtdbg: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
         return 3
 
