@@ -4,6 +4,6 @@ Modules here import only argparse-level code at import time; engine_core is impo
 the ``run`` functions.
 """
 
-from tui.cli.commands import compare, demo, inspect
+from tui.cli.commands import check, compare, demo, inspect, surgeon
 
-COMMANDS = (inspect, compare, demo)
+COMMANDS = (inspect, compare, demo, surgeon, check)

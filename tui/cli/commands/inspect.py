@@ -1,7 +1,7 @@
 """`trtdbg inspect [model] MODEL`: Polygraphy-style model summary as text or JSON.
 
-The first word may be ``model`` (Polygraphy's spelling); ``data`` and ``engine`` are reserved
-for later subcommands. Only argparse is imported here; engine_core loads inside :func:`run`.
+The first word may be ``model`` (Polygraphy's spelling); ``inspect data FILE`` summarizes a saved
+inputs/outputs file; ``engine`` is reserved for a later subcommand. Only argparse is imported here; engine_core loads inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 
-_RESERVED = ("data", "engine")
-_KINDS = ("model",) + _RESERVED
+_RESERVED = ("engine",)
+_KINDS = ("model", "data") + _RESERVED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="summarize an ONNX model (Polygraphy `inspect model` layout, or JSON)",
         description="Summarize an ONNX model: graph inputs/outputs, initializers, nodes. The layout follows "
                     "Polygraphy's `inspect model`; intermediate tensors get dtype/shape from shape inference.",
-        usage="trtdbg inspect [model] MODEL [--show layers,attrs,weights] [--json] [options]",
+        usage="trtdbg inspect [model] MODEL [--show layers,attrs,weights] [--json] [options]\n"
+              "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]",
     )
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
     p.add_argument("--show", action="append", default=[], metavar="WHAT",
@@ -33,7 +34,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--external-data-dir", metavar="DIR", help="folder with the model's external data files")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="inspect even if ops, domains or the opset are unknown to onnx/onnxruntime")
+    d = p.add_argument_group("inspect data FILE (saved inputs/outputs: Polygraphy JSON, directory, .npz)")
+    d.add_argument("--all", action="store_true", help="list every iteration (default: the first)")
+    d.add_argument("--show-values", action="store_true", help="print the values (numpy summary form)")
+    d.add_argument("--histogram", action="store_true", help="print a 10-bin histogram per tensor")
     p.set_defaults(run=run)
+
+
+def _run_data(args: argparse.Namespace, words: list[str]) -> int:
+    """``trtdbg inspect data FILE``."""
+    from engine_core.data.summary import summarize_file
+    from engine_core.errors import TrtdbgError
+
+    if len(words) != 1:
+        raise TrtdbgError("usage: trtdbg inspect data FILE (one saved inputs/outputs file or directory)")
+    summary = summarize_file(words[0], iterations=None if args.all else 1, histogram=args.histogram,
+                             values=args.show_values)
+    if args.json:
+        import json
+
+        from engine_core.comparator.report import json_safe
+
+        sys.stdout.write(json.dumps(json_safe(summary.to_json()), indent=2) + "\n")
+    else:
+        sys.stdout.write(summary.to_text() + "\n")
+    return 0
 
 
 def _model_path(words: list[str]) -> str:
@@ -62,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.model.inspect import inspect_json, parse_show, shape_note, write_inspect_text
     from engine_core.model.loader import check_runtime_support, load_model
 
+    if args.words[0] == "data" and len(args.words) > 1:
+        return _run_data(args, list(args.words[1:]))
     path = _model_path(list(args.words))
     show = parse_show(args.show)
     model = load_model(path, load_external_data="weights" in show, external_data_dir=args.external_data_dir)

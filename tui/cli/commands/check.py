@@ -1,0 +1,34 @@
+"""``trtdbg check lint MODEL``: static model findings, one line each (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="model checks: `check lint MODEL`",
+                       description="Lint an ONNX model: checker errors, duplicate/unnamed/dead nodes, unused inputs and "
+                                   "initializers, missing shapes, ops the backend cannot run, FP16-range weights. "
+                                   "Exit 0 = no errors, 1 = errors found, 2 = usage or input error.")
+    p.add_argument("what", choices=("lint",), help="the check to run")
+    p.add_argument("model", metavar="MODEL", help="ONNX model")
+    p.add_argument("--backend", choices=("ort", "none"), default="ort",
+                   help="also ask this backend whether it can load the model (default ort)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine_core.lint import lint_model
+    from engine_core.model.loader import load_model
+
+    model = load_model(args.model)
+    report = lint_model(model, args.model, backend=None if args.backend == "none" else args.backend)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.to_text() + "\n")
+    return 0 if report.passed else 1
