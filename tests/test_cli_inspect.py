@@ -71,7 +71,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         "custom_domain": [str(_save(tmp_path, op="Foo", domain="acme.ops", name="c.onnx", opsets={"acme.ops": 1}))],
         "bad_show": [str(good), "--show", "layers,nodes"],
         "stray_word": [str(good), "layers"],
-        "reserved": ["data", "inputs.json"],
+        "reserved": ["engine", "model.plan"],
     }[case]
     (tmp_path / "trunc.onnx").write_bytes(good.read_bytes()[:-9])
     (tmp_path / "garbage.onnx").write_bytes(np.random.default_rng(1).bytes(4096))
