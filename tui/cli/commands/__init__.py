@@ -4,6 +4,6 @@ Modules here import only argparse-level code at import time; engine_core is impo
 the ``run`` functions.
 """
 
-from tui.cli.commands import check, compare, demo, inspect, surgeon
+from tui.cli.commands import check, compare, demo, inspect
 
-COMMANDS = (inspect, compare, demo, surgeon, check)
+COMMANDS = (inspect, compare, demo, check)
