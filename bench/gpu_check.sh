@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Verify trtdbg's ort-cuda backend on a real NVIDIA GPU: CPU (ort) reference vs CUDA (ort-cuda) subject,
+# every tensor marked, on the demo model and generated models. Run from the repo root on the GPU machine.
+#
+# Inputs (environment, all optional):
+#   ORT_WHEEL  onnxruntime-gpu wheel; default: joined from $PARTS/ort.part-* (the wheel split with
+#              `split -n 4 onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl ort.part-`)
+#   PARTS      folder holding ort.part-* and onnx_graphsurgeon-*.whl (default /tmp/parts)
+#   SITE       pip --target folder put first on PYTHONPATH (default /tmp/site)
+#   WS         workspace for models/inputs (default /tmp/ws)
+#   SKIP_INSTALL  set to use the onnxruntime already importable
+#   OUT        where results go (default bench/out/gpu_check): env.txt, log.txt, summary.txt, json.tar.gz
+#   ATOL/RTOL  tolerances for the CPU-vs-CUDA FP32 compares (default 1e-4 / 1e-3)
+#
+# How the wheel got there (no internet on the GPU machine), on a machine with pip:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 onnxruntime-gpu==1.31.1 -d wheels
+#   pip download --no-deps onnx-graphsurgeon -d wheels
+#   (cd wheels && mkdir -p parts && cd parts && split -n 4 ../onnxruntime_gpu-*.whl ort.part- && cp ../onnx_graphsurgeon-*.whl .)
+# then one part per device call (carry wheels/parts/ort.part-aX), each copied into /tmp/parts.
+#
+# ORT 1.31.1's CUDA EP is built for CUDA 13 + cuDNN 9 (libcublas(Lt).so.13, libcurand.so.10,
+# libcudart.so.13; cuDNN is dlopened). If they are not on the loader path, the libraries bundled with
+# PyTorch's nvidia-* wheels (site-packages/nvidia/*/lib) are put on LD_LIBRARY_PATH.
+set -u
+OUT=${OUT:-bench/out/gpu_check}
+PARTS=${PARTS:-/tmp/parts}
+SITE=${SITE:-/tmp/site}
+WS=${WS:-/tmp/ws}
+ATOL=${ATOL:-1e-4}
+RTOL=${RTOL:-1e-3}
+ORT_SHA256=05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7
+PY=${PY:-python3}
+mkdir -p "$OUT" "$WS"
+LOG="$OUT/log.txt"
+: >"$LOG"
+say() { echo "$@" | tee -a "$LOG"; }
+now() { date +%s.%N; }
+
+# ---- 1. environment record -------------------------------------------------------------------
+{
+  echo "== nvidia-smi"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+  nvidia-smi 2>&1 | sed -n 3p
+  echo "== nvcc"; nvcc --version 2>&1 | tail -1
+  echo "== python"; $PY -c "import sys, numpy, onnx; print(sys.version.split()[0], 'numpy', numpy.__version__, 'onnx', onnx.__version__)"
+  echo "== loader path for CUDA libs (ldconfig)"; ldconfig -p | grep -E 'libcublas|libcudnn\.so|libcurand|libcudart' || echo "(none in ldconfig)"
+} >"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt" | tee -a "$LOG"
+
+# ---- 2. install onnxruntime-gpu (+ onnx-graphsurgeon) into $SITE ------------------------------
+if [ -z "${SKIP_INSTALL:-}" ] && [ ! -d "$SITE/onnxruntime" ]; then
+  if [ -z "${ORT_WHEEL:-}" ]; then
+    ORT_WHEEL=/tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
+    ls -la "$PARTS" | tee -a "$LOG"
+    [ "$(ls "$PARTS"/ort.part-* 2>/dev/null | wc -l)" = 4 ] || { say "FAIL: need 4 parts in $PARTS"; exit 2; }
+    cat "$PARTS"/ort.part-* >"$ORT_WHEEL"
+  fi
+  echo "$ORT_SHA256  $ORT_WHEEL" | sha256sum -c - 2>&1 | tee -a "$LOG" || { say "FAIL: wheel checksum"; exit 2; }
+  t0=$(now)
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+      "$ORT_WHEEL" "$PARTS"/onnx_graphsurgeon-*.whl 2>&1 | tee -a "$LOG"
+  say "pip install: $(awk "BEGIN{print $(now) - $t0}") s"
+fi
+export PYTHONPATH="$SITE:$PWD"
+$PY -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())" 2>&1 | tee -a "$LOG"
+
+# ---- 3. models and inputs -------------------------------------------------------------------
+$PY - "$WS" <<'EOF' 2>&1 | tee -a "$LOG"
+import sys, onnx
+from engine_core.demo_job import write_demo
+from engine_core.model.synthetic import small_cnn_model, branchy_model
+ws = sys.argv[1]
+print(write_demo(ws))
+onnx.save(small_cnn_model(), f"{ws}/small_cnn.onnx")
+onnx.save(branchy_model(), f"{ws}/branchy.onnx")
+EOF
+
+# ---- 4. does the CUDA EP start as the environment stands? otherwise use PyTorch's nvidia libs --
+probe() {
+  $PY - <<'EOF'
+import onnx
+from engine_core.backend.ort import OrtRunner
+from engine_core.model.synthetic import small_cnn_model
+import numpy as np
+r = OrtRunner(small_cnn_model(), provider="cuda")
+r.activate()
+out = r.infer({"input": np.ones((1, 3, 32, 32), np.float32)})
+print("probe OK: session providers", r._sessions[()].get_providers(), "probs sum", float(out["probs"].sum()))
+EOF
+}
+say "== probe without extra LD_LIBRARY_PATH"
+if probe >>"$LOG" 2>&1; then
+  say "CUDA EP starts with the machine's own loader path"
+else
+  tail -3 "$LOG"
+  NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
+  export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  say "== probe with LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  probe 2>&1 | tee -a "$LOG"
+fi
+grep -q "^probe OK" "$LOG" || say "WARNING: CUDA EP probe did not pass"
+
+# ---- 5. compares: CPU reference vs CUDA subject, all tensors marked --------------------------
+# ORT's CUDA EP lets cuBLAS/cuDNN use TF32 for FP32 MatMul/Gemm/Conv by default (provider option
+# use_tf32=1). trtdbg passes no provider options, so each FP32 model is compared twice: as trtdbg runs
+# it (tf32), and through a shim that creates the CUDA session with use_tf32=0 (notf32: true FP32).
+JSON="$OUT/json"
+mkdir -p "$JSON"
+cat >/tmp/trtdbg_notf32.py <<'EOF'
+import sys, onnxruntime as o
+_IS = o.InferenceSession
+def IS(src, so=None, providers=None, **kw):
+    if providers == ["CUDAExecutionProvider"]:
+        providers = [("CUDAExecutionProvider", {"use_tf32": "0"})]
+    return _IS(src, so, providers=providers, **kw)
+o.InferenceSession = IS
+from tui.cli.main import main
+sys.exit(main(sys.argv[1:]))
+EOF
+run_cmp() {  # name model [compare args...]; $TRTDBG overrides the entry point
+  local name=$1 model=$2; shift 2
+  local t0 t1 rc
+  t0=$(now)
+  ${TRTDBG:-$PY -m tui.cli.main} compare "$model" --mark all --atol "$ATOL" --rtol "$RTOL" \
+      --json --workspace "$WS" "$@" >"$JSON/$name.json" 2>>"$LOG"
+  rc=$?
+  t1=$(now)
+  say "$name: rc=$rc wall=$(awk "BEGIN{print $t1 - $t0}") s"
+}
+DEMO_IN=(--load-inputs "$WS/demo_inputs.json")
+for tf in tf32 notf32; do
+  if [ $tf = notf32 ]; then TRTDBG="$PY /tmp/trtdbg_notf32.py"; else TRTDBG=; fi
+  run_cmp demo_cpu_vs_cuda_$tf "$WS/demo.onnx" --ref ort --subject ort-cuda "${DEMO_IN[@]}"
+  run_cmp small_cnn_cpu_vs_cuda_$tf "$WS/small_cnn.onnx" --ref ort --subject ort-cuda
+  run_cmp branchy_cpu_vs_cuda_$tf "$WS/branchy.onnx" --ref ort --subject ort-cuda
+done
+TRTDBG=
+# baseline wall time for the same work with both sides on CPU
+run_cmp demo_cpu_vs_cpu "$WS/demo.onnx" --ref ort --subject ort "${DEMO_IN[@]}"
+# the demo's FP16 copy vs FP32 on CPU, subject on CUDA and (for contrast) on CPU; expected to fail
+run_cmp demo_fp16_cuda "$WS/demo.onnx" --ref ort --subject-model "$WS/demo_fp16.onnx" --subject-backend ort-cuda "${DEMO_IN[@]}"
+run_cmp demo_fp16_cpu "$WS/demo.onnx" --ref ort --subject-model "$WS/demo_fp16.onnx" --subject-backend ort "${DEMO_IN[@]}"
+# negative check on the GPU host: no GPU visible -> one clear line, exit 2, no CPU fallback
+say "== negative: CUDA_VISIBLE_DEVICES= (no GPU visible)"
+CUDA_VISIBLE_DEVICES= $PY -m tui.cli.main compare "$WS/small_cnn.onnx" --ref ort --subject ort-cuda --json \
+    --workspace "$WS" >/dev/null 2>"$WS/negative.txt"
+say "negative rc=$? stderr: $(grep -v '^[[:space:]]*$' "$WS/negative.txt" | tail -1)"
+
+# ---- 6. summary --------------------------------------------------------------------------------
+$PY - "$JSON" <<'EOF' 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
+import json, sys, glob, os
+num = lambda v: v if isinstance(v, (int, float)) else float("inf")  # "NaN"/"Infinity" rank worst
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    try:
+        d = json.load(open(f))
+    except Exception as e:
+        print(os.path.basename(f), "unreadable:", e); continue
+    t = d["tensors"]
+    n_pass = sum(1 for x in t if x["passed"])
+    wa = max(t, key=lambda x: num(x["max_abs"]))
+    wr = max(t, key=lambda x: num(x["max_rel"]))
+    ff, nf = d.get("first_failing") or {}, d.get("first_nonfinite") or {}
+    print(f"{os.path.basename(f)}: {d['ref']} vs {d['subject']} passed={d['passed']} compared={len(t)} "
+          f"pass={n_pass} fail={len(t) - n_pass} elapsed_s={d['summary'].get('elapsed_s')}")
+    print(f"  worst abs: {wa['name']} max_abs={wa['max_abs']} max_rel={wa['max_rel']}")
+    print(f"  worst rel: {wr['name']} max_abs={wr['max_abs']} max_rel={wr['max_rel']} (robust {wr.get('max_rel_robust')})")
+    print(f"  first failing: {ff.get('name')} max_abs={ff.get('max_abs')} max_rel={ff.get('max_rel')}")
+    if nf: print(f"  first non-finite: {nf.get('name')} nan={nf.get('nan')} inf={nf.get('inf')}")
+    if d.get("warnings"): print("  warnings:", d["warnings"][:3])
+EOF
+# at most 8 files come back from the device: bundle the JSON reports
+tar czf "$OUT/json.tar.gz" -C "$OUT" json && rm -rf "$JSON"
