@@ -19,15 +19,14 @@ DEFAULT_EXTERNAL_THRESHOLD = 1024
 _ALIGN = 64
 
 
-def external_data_files(model: ModelProto, model_path: str | os.PathLike[str]) -> list[Path]:
-    """The external data files a model file refers to (resolved beside it)."""
-    base = Path(model_path).parent
+def external_data_files(model: ModelProto, base: str | os.PathLike[str]) -> list[Path]:
+    """The external data files a model (loaded without its data) refers to, resolved in folder ``base``."""
     found: dict[Path, None] = {}
     for t in _tensors(model):
         if t.data_location == TensorProto.EXTERNAL:
             loc = next((e.value for e in t.external_data if e.key == "location"), "")
             if loc:
-                found[(base / loc).resolve()] = None
+                found[(Path(base) / loc).resolve()] = None
     return list(found)
 
 
@@ -44,6 +43,20 @@ def _tensors(model: ModelProto) -> Iterator[TensorProto]:
             stack.extend(sg for _, sg in subgraphs_of(node))
 
 
+def check_output_path(path: str | os.PathLike[str], protect: Sequence[str | os.PathLike[str]], *,
+                      external_data: bool) -> tuple[Path, Path]:
+    """``(model path, data path)``; raise when writing would overwrite a protected file or ``path`` is a folder."""
+    target = Path(path)
+    data_path = target.with_name(target.name + ".data")
+    guarded = {Path(p).resolve() for p in protect}
+    for p in (target, data_path) if external_data else (target,):
+        if p.resolve() in guarded:
+            raise TrtdbgError(f"refusing to overwrite input file {p}; choose another output path with -o")
+    if target.is_dir():
+        raise TrtdbgError(f"{target} is a folder; give an output file name such as {target / 'model.onnx'}")
+    return target, data_path
+
+
 def save_model(
     model: ModelProto,
     path: str | os.PathLike[str],
@@ -58,14 +71,7 @@ def save_model(
     ``threshold`` bytes go to the data file; a model over 2 GB must use external data. Every file is written
     atomically, the data file first.
     """
-    target = Path(path)
-    data_path = target.with_name(target.name + ".data")
-    guarded = {Path(p).resolve() for p in protect}
-    for p in (target, data_path) if external_data else (target,):
-        if p.resolve() in guarded:
-            raise TrtdbgError(f"refusing to overwrite input file {p}; choose another output path with -o")
-    if target.is_dir():
-        raise TrtdbgError(f"{target} is a folder; give an output file name such as {target / 'model.onnx'}")
+    target, data_path = check_output_path(path, protect, external_data=external_data)
     if not external_data:
         if model.ByteSize() > PROTOBUF_LIMIT:
             raise TrtdbgError(f"{target}: the model is over 2 GB and cannot be saved as one file; add --external-data")

@@ -167,10 +167,11 @@ def measure_tensors(model: ModelProto, path: str | os.PathLike[str] | None, name
     return {n: TensorMeta(n, values[n].dtype, tuple(values[n].shape)) for n in names}
 
 
-def extract(model: ModelProto, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], *,
+def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Sequence[TensorSpec], *,
             path: str | None = None, fallback_shapes: Sequence[str] = ()) -> EditResult:
     """The sub-graph computing ``outputs`` from ``inputs`` (initializers and constants come along).
 
+    ``inputs=None`` cuts at the model's own graph inputs that the outputs need.
     ``fallback_shapes`` (``NAME:1x3x224x224``) shape the generated inputs of the fallback ONNX Runtime run.
     Raises when a name is unknown or inside a subgraph, when the outputs need a graph input not listed in
     ``inputs``, or when the result does not pass the ONNX checker and load in ONNX Runtime.
@@ -180,7 +181,7 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec], outputs: Sequence[T
         raise TrtdbgError("extract: give at least one output tensor with --outputs")
     known = top_level_tensors(model)
     index = ModelIndex(model, path)
-    for option, specs in (("--inputs", inputs), ("--outputs", outputs)):
+    for option, specs in (("--inputs", inputs or ()), ("--outputs", outputs)):
         names = [s.name for s in specs]
         for name in names:
             if name not in known:
@@ -191,7 +192,7 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec], outputs: Sequence[T
     deps = top_level_deps(index)
     init = set(index.initializer_names)
     graph_inputs = {vi.name for vi in model.graph.input} - init
-    input_set = {s.name for s in inputs}
+    input_set = {s.name for s in inputs or ()}
     for s in outputs:
         if s.name in init and s.name not in input_set:
             raise TrtdbgError(f"--outputs: '{s.name}' is an initializer (a constant), not a computed tensor; "
@@ -217,7 +218,10 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec], outputs: Sequence[T
         if p not in nodes:
             nodes.add(p)
             stack.extend(deps[p])
-    if missing:
+    if inputs is None:
+        inputs = [TensorSpec(vi.name) for vi in model.graph.input if vi.name in missing]
+        reached.update(missing)
+    elif missing:
         raise TrtdbgError(f"the outputs need graph input(s) {', '.join(sorted(missing))}, which --inputs does not list; "
                           f"add them to --inputs")
     metas = {s.name: merge_meta(index, s, "--inputs") for s in inputs}

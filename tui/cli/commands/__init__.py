@@ -4,6 +4,6 @@ Modules here import only argparse-level code at import time; engine_core is impo
 the ``run`` functions.
 """
 
-from tui.cli.commands import check, compare, demo, inspect
+from tui.cli.commands import check, compare, demo, inspect, reduce, surgeon
 
-COMMANDS = (inspect, compare, demo, check)
+COMMANDS = (inspect, compare, demo, surgeon, reduce, check)

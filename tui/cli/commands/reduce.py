@@ -1,0 +1,114 @@
+"""``trtdbg reduce``: shrink a failing model to a minimal sub-graph that still fails on every sample's data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tui.cli.commands.common import add_data_args, add_workspace_arg
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reduce",
+        help="shrink a failing model to a minimal failing sub-graph (judged over every input sample)",
+        description=(
+            "Delta debugging over outputs, then inputs (as Polygraphy's debug reduce). Other branches are frozen "
+            "from the data: constants when equal in every sample, else extra inputs fed per sample. A candidate "
+            "still fails when the compare of ort (FP32) against --subject / --subject-model fails on any sample, or "
+            "when --check CMD exits non-zero. Writes OUT, OUT's inputs (.inputs.json) and a report (.reduce.json). "
+            "Exit code 0 = reduced model written, 1 = the model does not fail, 2 = usage or input error."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the minimal failing model")
+    p.add_argument("--mode", choices=("bisect", "linear"), default="bisect",
+                   help="bisect (default; assumes one contiguous failing region) or linear (one node at a time)")
+    p.add_argument("--no-reduce-outputs", action="store_true", help="skip the outputs phase")
+    p.add_argument("--no-reduce-inputs", action="store_true", help="skip the inputs phase")
+    judge = p.add_argument_group("what 'fails' means (one of)")
+    judge.add_argument("--subject", metavar="SPEC", help="compare ort against this backend spec (e.g. ort-cuda)")
+    judge.add_argument("--subject-model", metavar="M2",
+                       help="compare against the same cut of a second model with the same tensor names (e.g. FP16 copy)")
+    judge.add_argument("--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model")
+    judge.add_argument("--check", nargs=argparse.REMAINDER, metavar="CMD",
+                       help="(must come last) a command that exits non-zero while the model still fails; {model} and "
+                            "{inputs} are replaced by the candidate and its inputs (Polygraphy JSON)")
+    tol = p.add_argument_group("tolerances for --subject/--subject-model")
+    tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
+    tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
+    tol.add_argument("--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median, quantile")
+    tol.add_argument("--rel-mode", choices=("polygraphy", "robust"), default="polygraphy", help="relative error formula")
+    add_data_args(p)
+    p.add_argument("--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)")
+    p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="do not print each judged candidate")
+    add_workspace_arg(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine_core.backend.ort import OrtRunner
+    from engine_core.comparator.tolerances import CompareSettings
+    from engine_core.data.source import make_data_source
+    from engine_core.data.store import save_inputs
+    from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
+    from engine_core.surgeon.export import check_output_path, save_model
+    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, ReduceStep, Reducer
+    from engine_core.workspace import Workspace, atomic_write_json
+
+    chosen = [flag for flag, given in (("--subject", args.subject), ("--subject-model", args.subject_model),
+                                       ("--check", args.check is not None)) if given]
+    if len(chosen) != 1:
+        raise TrtdbgError(f"reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD "
+                          f"(got {', '.join(chosen) or 'none'})")
+    out = Path(args.output)
+    inputs_out = out.with_name(out.stem + ".inputs.json")
+    report_out = out.with_name(out.stem + ".reduce.json")
+    protect = [args.model] + ([args.subject_model] if args.subject_model else [])
+    for path in (out, inputs_out, report_out):
+        check_output_path(path, protect, external_data=False)
+    model = load_model(args.model, external_data_dir=args.external_data_dir)
+    workspace = Workspace.for_model(args.model, args.workspace)
+    workspace.check_writable()
+    workdir = workspace.path("reduce")
+    judge: Judge
+    if args.check is not None:
+        judge = CommandJudge(args.check, args.artifact or workdir / "candidate.onnx")
+    else:
+        settings = CompareSettings.from_specs(atol=args.atol, rtol=args.rtol, check_error_stat=args.check_error_stat,
+                                              rel_mode=args.rel_mode)
+        subject_model = load_model(args.subject_model) if args.subject_model else None
+        judge = CompareJudge(workdir, settings, subject=args.subject, subject_model=subject_model,
+                             subject_model_path=args.subject_model, subject_backend=args.subject_backend)
+    with OrtRunner(model, args.model, opt_level="disable") as runner:
+        metas = runner.input_metadata()
+    source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
+                              iterations=args.iterations, script=args.data_loader_script,
+                              load_inputs=args.load_inputs or [])
+    feeds = list(source)
+
+    def show(step: ReduceStep) -> None:
+        verdict = "fails" if step.fails else "passes"
+        print(f"[{step.phase}] {step.index + 1}/{step.total} {step.node}: {step.nodes} node(s) {verdict}", file=sys.stderr)
+
+    reducer = Reducer(model, args.model, feeds, judge, on_step=None if args.quiet else show)
+    result = reducer.run(args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs)
+    doc = result.to_json()
+    doc["data"] = source.describe()
+    if result.candidate is not None:
+        written = save_model(result.candidate.model, out, protect=protect)
+        save_inputs(inputs_out, result.candidate.feeds)
+        doc["written"] = [str(p) for p in written] + [str(inputs_out)]
+    atomic_write_json(report_out, doc)
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        sys.stdout.write(result.to_text() + "\n")
+        if result.candidate is not None:
+            sys.stdout.write(f"wrote {out}, {inputs_out} and {report_out}\n")
+    return 0 if result.candidate is not None else 1
