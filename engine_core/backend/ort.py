@@ -32,6 +32,7 @@ class OrtRunner(Runner):
         observable: Sequence[str] = (),
         unobservable: Mapping[str, str] | None = None,
         name: str | None = None,
+        allow_tf32: bool = False,
     ) -> None:
         if provider not in PROVIDERS:
             raise TrtdbgError(f"unknown ONNX Runtime provider '{provider}'; choose one of {', '.join(PROVIDERS)}")
@@ -41,6 +42,8 @@ class OrtRunner(Runner):
         self.model_path = Path(model_path) if model_path else None
         self.provider = provider
         self.opt_level = opt_level
+        self.allow_tf32 = allow_tf32
+        """CUDA only: let FP32 matrix products run in TF32 (ORT's default; off here so FP32 means FP32)."""
         self.name = name or ("ort" if provider == "cpu" else f"ort-{provider}")
         self._observable = list(observable)
         self._unobservable = dict(unobservable or {})
@@ -132,7 +135,8 @@ class OrtRunner(Runner):
             # ORT prints provider-library load failures through its global logger; the reason is reported below.
             ort.set_default_logger_severity(4)
         try:
-            sess = ort.InferenceSession(source, so, providers=[provider])
+            options = {"use_tf32": "1" if self.allow_tf32 else "0"} if self.provider == "cuda" else {}
+            sess = ort.InferenceSession(source, so, providers=[(provider, options)])
         except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load {self._where()}: {_first_line(exc)}") from exc
         if sess.get_providers()[0] != provider:

@@ -14,7 +14,8 @@ from engine_core.errors import TrtdbgError
 BACKENDS = {
     "ort": ("cpu", "ONNX Runtime, CPU, FP32"),
     "ort-cpu": ("cpu", "ONNX Runtime, CPU, FP32"),
-    "ort-cuda": ("cuda", "ONNX Runtime, CUDA, FP32"),
+    "ort-cuda": ("cuda", "ONNX Runtime, CUDA, FP32 (TF32 off)"),
+    "ort-cuda:tf32": ("cuda", "ONNX Runtime, CUDA, FP32 with TF32 matrix products (ORT's own default)"),
 }
 
 
@@ -40,4 +41,5 @@ def make_runner(
     return OrtRunner(
         model, model_path, provider=provider, opt_level=opt_level,
         observable=observable, unobservable=unobservable, name=key if key != "ort-cpu" else "ort",
+        allow_tf32=key.endswith(":tf32"),
     )
