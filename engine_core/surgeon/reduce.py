@@ -220,7 +220,7 @@ class Reducer:
 
     def _output_info(self, name: str) -> onnx.ValueInfoProto:
         meta = self.index.tensor_meta(name)
-        if meta is not None:
+        if meta is not None and meta.shape is not None:
             return make_value_info(name, meta.dtype, meta.shape)
         values = self.ref.get([name])
         return make_value_info(name, values[0][name].dtype, _common_shape([v[name] for v in values]))

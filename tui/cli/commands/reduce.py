@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "from the data: constants when equal in every sample, else extra inputs fed per sample. A candidate "
             "still fails when the compare of ort (FP32) against --subject / --subject-model fails on any sample, or "
             "when --check CMD exits non-zero. Writes OUT, OUT's inputs (.inputs.json) and a report (.reduce.json). "
+            "With --subject-model the same cut of M2 is written to OUT's .subject.onnx. "
             "Exit code 0 = reduced model written, 1 = the model does not fail, 2 = usage or input error."
         ),
     )
@@ -69,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     inputs_out = out.with_name(out.stem + ".inputs.json")
     report_out = out.with_name(out.stem + ".reduce.json")
+    subject_out = out.with_name(out.stem + ".subject.onnx")
     protect = [args.model] + ([args.subject_model] if args.subject_model else [])
-    for path in (out, inputs_out, report_out):
+    for path in (out, inputs_out, report_out, subject_out):
         check_output_path(path, protect, external_data=False)
     model = load_model(args.model, external_data_dir=args.external_data_dir)
     workspace = Workspace.for_model(args.model, args.workspace)
@@ -102,13 +104,16 @@ def run(args: argparse.Namespace) -> int:
     doc["data"] = source.describe()
     if result.candidate is not None:
         written = save_model(result.candidate.model, out, protect=protect)
+        if isinstance(judge, CompareJudge) and judge.subject_model is not None:
+            written += save_model(judge.subject_candidate(result.candidate), subject_out, protect=protect)
         save_inputs(inputs_out, result.candidate.feeds)
-        doc["written"] = [str(p) for p in written] + [str(inputs_out)]
+        written.append(inputs_out)
+        doc["written"] = [str(p) for p in written]
     atomic_write_json(report_out, doc)
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(result.to_text() + "\n")
         if result.candidate is not None:
-            sys.stdout.write(f"wrote {out}, {inputs_out} and {report_out}\n")
+            sys.stdout.write(f"wrote {', '.join(doc['written'])} and {report_out}\n")
     return 0 if result.candidate is not None else 1

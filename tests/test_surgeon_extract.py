@@ -1,0 +1,161 @@
+"""surgeon extract: the cut computes exactly what the original computes there, on generated and real models."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from engine_core.errors import TrtdbgError
+from engine_core.model.synthetic import branchy_model, small_cnn_model
+from engine_core.surgeon.extract import TensorSpec, extract, parse_tensor_specs
+from engine_core.surgeon.graph import top_level_tensors
+from tests.conftest import SHARED_MODELS, run_cli, shared_model
+
+
+def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    """Run ``model`` in ORT (no optimizations) returning any top-level tensors."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for name in outputs:
+        if name not in have:
+            m.graph.output.add().name = name
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return dict(zip(outputs, sess.run(outputs, feed)))
+
+
+def test_extract_middle_of_small_cnn_matches_original() -> None:
+    model = small_cnn_model()
+    before = model.SerializeToString()
+    known = top_level_tensors(model)
+    result = extract(model, parse_tensor_specs(["/relu1/Relu_output_0"], known, "--inputs", "m", with_shape=True),
+                     parse_tensor_specs(["/Add_output_0"], known, "--outputs", "m", with_shape=False))
+    assert model.SerializeToString() == before  # pure: the input model is untouched
+    new = result.model
+    assert sorted(n.name for n in new.graph.node) == ["/Add", "/conv2/Conv", "/relu2/Relu", "/skip/Conv"]
+    assert [vi.name for vi in new.graph.input] == ["/relu1/Relu_output_0"]
+    assert result.changes.nodes_before == 12 and result.changes.nodes_after == 4
+    assert "/relu1/Relu_output_0 [float32, (1, 8, 32, 32)]" in result.changes.inputs
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    ref = _run(model, {"input": x}, ["/relu1/Relu_output_0", "/Add_output_0"])
+    got = _run(new, {"/relu1/Relu_output_0": ref["/relu1/Relu_output_0"]}, ["/Add_output_0"])
+    np.testing.assert_array_equal(got["/Add_output_0"], ref["/Add_output_0"])
+
+
+def test_extract_without_inputs_cuts_at_needed_graph_inputs() -> None:
+    model = branchy_model()
+    result = extract(model, None, [TensorSpec("attn")])
+    assert {vi.name for vi in result.model.graph.input} == {"x"}
+    assert "/out/MatMul" not in {n.name for n in result.model.graph.node}
+    assert len(result.model.graph.node) == 12
+
+
+def test_spec_parsing_with_colons_shapes_and_dtypes() -> None:
+    known = {"onnx::Mul_5", "a", "b"}
+    specs = parse_tensor_specs(["onnx::Mul_5:1x3:float16,a:[1,n,?]:auto", "b:auto"], known, "--inputs", "m",
+                               with_shape=True)
+    assert specs[0] == TensorSpec("onnx::Mul_5", (1, 3), np.dtype("float16"))
+    assert specs[1] == TensorSpec("a", (1, "n", None), None)
+    assert specs[2] == TensorSpec("b", None, None)
+    assert parse_tensor_specs(["a:int64"], known, "--outputs", "m", with_shape=False)[0].dtype == np.int64
+    with pytest.raises(TrtdbgError, match="tensor 'onnx::Mul_6' does not exist.*did you mean 'onnx::Mul_5'"):
+        parse_tensor_specs(["onnx::Mul_6:1x3"], known, "--inputs", "m", with_shape=True)
+    with pytest.raises(TrtdbgError, match="unknown dtype 'float99'"):
+        parse_tensor_specs(["a:1x3:float99"], known, "--inputs", "m", with_shape=True)
+
+
+def test_bad_specs_are_one_line_errors() -> None:
+    model = small_cnn_model()
+    out = [TensorSpec("/Add_output_0")]
+    cases = [
+        ([TensorSpec("/relu1/Relu_output_0", (1, 3, 5, 5))], "shape \\[1, 3, 5, 5\\] .* contradicts the graph"),
+        ([TensorSpec("/relu1/Relu_output_0", None, np.dtype("float16"))], "dtype float16 .* contradicts the graph"),
+        ([], "need graph input\\(s\\) input, which --inputs does not list"),
+        ([TensorSpec("nope")], "tensor 'nope' does not exist"),
+    ]
+    for inputs, pattern in cases:
+        with pytest.raises(TrtdbgError, match=pattern) as info:
+            extract(model, inputs, out)
+        assert "\n" not in str(info.value)
+    with pytest.raises(TrtdbgError, match="is an initializer"):
+        extract(model, None, [TensorSpec("fc.weight")])
+
+
+def test_unknown_metadata_is_measured_with_onnx_runtime() -> None:
+    """A com.microsoft op defeats ONNX shape inference; extract measures the cut's metadata with one ORT run."""
+    nodes = [helper.make_node("Gelu", ["x"], ["g"], "gelu", domain="com.microsoft"),
+             helper.make_node("Relu", ["g"], ["r"], "relu"),
+             helper.make_node("Neg", ["r"], ["y"], "neg")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=8)
+    result = extract(model, [TensorSpec("g")], [TensorSpec("r")])
+    assert any("measured with ONNX Runtime" in n for n in result.changes.notes)
+    assert result.changes.inputs == ("g [float32, (2, 5)]",)
+    assert result.changes.outputs == ("r [float32, (2, 5)]",)
+
+
+def _chain_cut(model: onnx.ModelProto) -> tuple[str, str]:
+    """Two tensors of a Conv chain deep inside a real model, such that the second depends only on the first."""
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    return convs[10].input[0], convs[12].output[0]
+
+
+@pytest.mark.parametrize("name,shape", [("ppocrv4_det", (1, 3, 64, 64)), ("ppocrv4_rec", (1, 3, 48, 320))])
+def test_extract_real_models_matches_original(name: str, shape: tuple[int, ...]) -> None:
+    path = shared_model(f"{name}.onnx")
+    model = onnx.load(path)
+    start, end = _chain_cut(model)
+    result = extract(model, [TensorSpec(start)], [TensorSpec(end)], path=str(path))
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
+    ref = _run(model, {"x": x}, [start, end])
+    got = _run(result.model, {start: ref[start]}, [end])
+    np.testing.assert_allclose(got[end], ref[end], rtol=1e-5, atol=1e-5)
+    assert 0 < len(result.model.graph.node) < len(model.graph.node) / 10
+
+
+def test_cli_extract_writes_valid_model_and_leaves_input_alone(tmp_path, save_model) -> None:
+    path = save_model(small_cnn_model())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = tmp_path / "cut.onnx"
+    proc = run_cli("surgeon", "extract", str(path), "--inputs", "/relu1/Relu_output_0:auto:float32",
+                   "--outputs", "/Add_output_0", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "extract: 12 -> 4 nodes" in proc.stdout
+    onnx.checker.check_model(onnx.load(out))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    bad = run_cli("surgeon", "extract", str(path), "--inputs", "/relu1/Relu_output_0:1x3x5x5",
+                  "--outputs", "/Add_output_0", "-o", str(tmp_path / "x.onnx"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "contradicts the graph" in bad.stderr
+    assert not (tmp_path / "x.onnx").exists()
+    missing = run_cli("surgeon", "extract", str(path), "--outputs", "/Add_output_O", "-o", str(tmp_path / "y.onnx"))
+    assert missing.returncode == 2 and "did you mean '/Add_output_0'" in missing.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_cli_extract_real_model(tmp_path) -> None:
+    path = shared_model("magika_v3_3.onnx")
+    model = onnx.load(path)
+    target = next(n for n in model.graph.node if n.op_type == "MatMul").output[0]
+    out = tmp_path / "magika_cut.onnx"
+    proc = run_cli("surgeon", "extract", str(path), "--outputs", target, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    cut = onnx.load(out)
+    sys.path.insert(0, str(SHARED_MODELS))
+    try:
+        from inputs import make_inputs  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(SHARED_MODELS))
+    feed = make_inputs("magika_v3_3", 0)
+    ref = _run(model, feed, [target])
+    got = _run(cut, {k: v for k, v in feed.items() if k in {vi.name for vi in cut.graph.input}}, [target])
+    np.testing.assert_array_equal(got[target], ref[target])
