@@ -335,11 +335,14 @@ class CompareJudge:
 
     The subject is a backend spec (passed to ``make_runner`` as is: ``ort``, ``ort-cuda``, precision subjects, ...)
     or a second model (e.g. an FP16/INT8 copy with the same tensor names), cut to the candidate's boundary.
+    ``opt_level`` is the ONNX Runtime graph optimization level of both sides (``None``: what compare picks). ORT CPU
+    runs most FP16 nodes in FP32 behind Cast pairs that its optimizations may merge, so whether an FP16 copy shows
+    FP16 overflow there depends on it.
     """
 
     def __init__(self, workdir: str | os.PathLike[str], settings: CompareSettings, *, subject: str | None = None,
                  subject_model: ModelProto | None = None, subject_model_path: str | None = None,
-                 subject_backend: str = "ort") -> None:
+                 subject_backend: str = "ort", opt_level: str | None = None) -> None:
         if (subject is None) == (subject_model is None):
             raise TrtdbgError("reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD")
         self.workdir = Path(workdir)
@@ -347,6 +350,7 @@ class CompareJudge:
         self.subject = subject
         self.subject_model = subject_model
         self.subject_backend = subject_backend
+        self.opt_level = opt_level
         self._subject_index = ModelIndex(subject_model, subject_model_path) if subject_model is not None else None
         self.description = (f"compare ort vs {subject}" if subject is not None
                             else f"compare ort vs {subject_backend}:{subject_model_path or 'subject model'}")
@@ -360,7 +364,8 @@ class CompareJudge:
         atomic_write_bytes(model_path, candidate.model.SerializeToString())
         save_inputs(inputs_path, candidate.feeds)
         request = CompareRequest(model=str(model_path), subject=self.subject, settings=self.settings,
-                                 load_inputs=[str(inputs_path)], workspace=str(self.workdir / "compare"))
+                                 load_inputs=[str(inputs_path)], workspace=str(self.workdir / "compare"),
+                                 ort_opt_level=self.opt_level)
         if self.subject_model is not None:
             subject_path = self.workdir / "candidate_subject.onnx"
             atomic_write_bytes(subject_path, self.subject_candidate(candidate).SerializeToString())

@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
     tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
     tol.add_argument("--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median, quantile")
+    tol.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"),
+                     help="ONNX Runtime graph optimization level of both sides (default: as compare picks it)")
     tol.add_argument("--rel-mode", choices=("polygraphy", "robust"), default="polygraphy", help="relative error formula")
     add_data_args(p)
     p.add_argument("--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)")
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
                                               rel_mode=args.rel_mode)
         subject_model = load_model(args.subject_model) if args.subject_model else None
         judge = CompareJudge(workdir, settings, subject=args.subject, subject_model=subject_model,
-                             subject_model_path=args.subject_model, subject_backend=args.subject_backend)
+                             subject_model_path=args.subject_model, subject_backend=args.subject_backend,
+                             opt_level=args.ort_opt_level)
     with OrtRunner(model, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
     source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
