@@ -214,10 +214,12 @@ def _evaluate(model: ModelProto, index: ModelIndex, foldable: list[int],
     depending on them, are left in the graph with a note).
     """
     try:
-        values.update(_run_constant_graph(model, [index.node_proto(i) for i in foldable], values))
+        batch: dict[str, np.ndarray] | None = _run_constant_graph(model, [index.node_proto(i) for i in foldable], values)
+    except Exception:  # noqa: BLE001 - retried node by node below to find what ONNX Runtime cannot evaluate
+        batch = None
+    if batch is not None:
+        values.update(batch)
         return foldable, []
-    except Exception:  # noqa: BLE001 - retry node by node to find what ONNX Runtime cannot evaluate
-        pass
     done: list[int] = []
     notes: list[str] = []
     failed: set[str] = set()
