@@ -116,10 +116,10 @@ class ReduceResult:
         """A short human-readable summary."""
         c = self.candidate
         if c is None:
-            return (f"reduce: the model passes ({self.judge}) on all {self.samples} sample(s); nothing to reduce — "
-                    f"check the subject and tolerances")
-        lines = [f"reduce: {self.original_nodes} -> {len(c.nodes)} node(s), still failing ({self.judge}) over "
-                 f"{self.samples} sample(s); {len(self.steps)} candidates judged",
+            return (f"reduce: nothing to reduce: the whole model passes on all {self.samples} sample(s) (it would fail "
+                    f"if: {self.judge}); check the subject, tolerances or command")
+        lines = [f"reduce: {self.original_nodes} -> {len(c.nodes)} node(s), still failing over {self.samples} "
+                 f"sample(s) ({self.judge}); {len(self.steps)} candidates judged",
                  f"  nodes:   {', '.join(c.nodes[:12])}{' ...' if len(c.nodes) > 12 else ''}",
                  f"  inputs:  {'; '.join(describe_value_info(vi) for vi in c.model.graph.input) or '(none)'}",
                  f"  outputs: {'; '.join(describe_value_info(vi) for vi in c.model.graph.output)}"]
@@ -352,8 +352,8 @@ class CompareJudge:
         self.subject_backend = subject_backend
         self.opt_level = opt_level
         self._subject_index = ModelIndex(subject_model, subject_model_path) if subject_model is not None else None
-        self.description = (f"compare ort vs {subject}" if subject is not None
-                            else f"compare ort vs {subject_backend}:{subject_model_path or 'subject model'}")
+        self.description = (f"compare of ort vs {subject} fails" if subject is not None
+                            else f"compare of ort vs {subject_backend}:{subject_model_path or 'subject model'} fails")
 
     def __call__(self, candidate: Candidate) -> bool:
         from engine_core.comparator.request import CompareRequest, execute
