@@ -89,6 +89,17 @@ def test_bad_specs_are_one_line_errors() -> None:
         extract(model, None, [TensorSpec("fc.weight")])
 
 
+def test_input_made_by_a_node_the_cut_needs_is_an_error() -> None:
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], "split", axis=0, num_outputs=2),
+             helper.make_node("Add", ["a", "b"], ["y"], "add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    with pytest.raises(TrtdbgError, match="'a' is also computed inside the cut: node 'split'"):
+        extract(model, [TensorSpec("a")], [TensorSpec("y")])
+    assert [n.name for n in extract(model, [TensorSpec("a"), TensorSpec("b")], [TensorSpec("y")]).model.graph.node] == ["add"]
+
+
 def test_unknown_metadata_is_measured_with_onnx_runtime() -> None:
     """A com.microsoft op defeats ONNX shape inference; extract measures the cut's metadata with one ORT run."""
     nodes = [helper.make_node("Gelu", ["x"], ["g"], "gelu", domain="com.microsoft"),

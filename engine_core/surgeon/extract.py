@@ -218,6 +218,10 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Seq
         if p not in nodes:
             nodes.add(p)
             stack.extend(deps[p])
+    clash = next(((i, o) for i in sorted(nodes) for o in index.node_outputs(i) if o in input_set), None)
+    if clash is not None:
+        raise TrtdbgError(f"--inputs '{clash[1]}' is also computed inside the cut: node '{index.name(clash[0])}' makes it "
+                          f"and another tensor the outputs need; list its other outputs in --inputs too, or cut at its inputs")
     if inputs is None:
         inputs = [TensorSpec(vi.name) for vi in model.graph.input if vi.name in missing]
         reached.update(missing)

@@ -204,7 +204,7 @@ class Reducer:
         if not outs:
             return None
         reads = list(dict.fromkeys(d for i in kept for d in deps[i]))
-        graph_inputs = [t for t in dict.fromkeys(inputs) if t in reads]
+        graph_inputs = [t for t in dict.fromkeys(inputs) if t in reads and t not in produced]
         others = [t for t in reads if t not in stop and t not in produced and t not in self.consts]
         values = self.ref.get(graph_inputs + others)
         frozen = [t for t in others if arrays_equal([v[t] for v in values])]
