@@ -26,9 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_shortcut(args: list[str]) -> list[str]:
+    """``trtdbg MODEL.onnx ...`` means ``trtdbg open MODEL.onnx ...`` (first positional: a .onnx path or a file)."""
+    import os
+
+    names = {m.__name__.rsplit(".", 1)[-1] for m in COMMANDS}
+    for k, a in enumerate(args):
+        if a.startswith("-"):
+            if a in ("-h", "--help"):
+                return args
+            continue
+        if a not in names and (a.lower().endswith(".onnx") or os.path.isfile(a)):
+            return args[:k] + ["open"] + args[k:]
+        return args
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command, map user errors to exit code 2."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _model_shortcut(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(args_list)
     if not getattr(args, "run", None):

@@ -1,4 +1,4 @@
-"""``trtdbg demo``: build the built-in demo model and run the main job on it."""
+"""``trtdbg demo``: build the built-in demo model and open the app on it (``--headless``: print the report)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,63 @@ import argparse
 import sys
 
 from tui.cli.commands.common import add_workspace_arg
+from tui.cli.commands.open import add_ui_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="write the built-in demo model to the workspace and compare FP32 against FP16 on it",
+        help="write the built-in demo model to the workspace and open the app on it (FP32 vs its FP16 copy)",
         description=(
-            "Writes demo.onnx (conv stem + attention block + head, with a planted FP16 overflow and underflow) "
-            "and its all-FP16 copy into the workspace, then compares every tensor of the FP16 copy against "
-            "the FP32 model on ONNX Runtime CPU."
+            "Writes demo.onnx (conv stem + attention block + head, with a planted FP16 overflow and underflow), "
+            "its all-FP16 copy and inputs into the workspace, then opens the app on it with the compare set up "
+            "(press r, then ctrl+s). With --headless or --json (or without a terminal) it compares every tensor "
+            "of the FP16 copy against the FP32 model on ONNX Runtime CPU and prints the report instead."
         ),
     )
     add_workspace_arg(p)
-    p.add_argument("--json", action="store_true", help="print the compare report as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--headless", action="store_true", help="no app: run the compare and print the report")
+    p.add_argument("--json", action="store_true", help="no app: print the compare report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (headless)")
+    add_ui_args(p)
     p.set_defaults(run=run)
 
 
+def demo_form(files: object) -> object:
+    """Compare-dialog defaults for the demo: its FP16 copy as the subject, on the saved demo inputs."""
+    from tui.screens.compare_dialog import SECOND_MODEL, CompareForm
+
+    return CompareForm(subject=SECOND_MODEL, subject_path=str(files.fp16_model), data="inputs",  # type: ignore[attr-defined]
+                       data_path=str(files.inputs), atol="1e-2", rtol="1e-2", what="marked")  # type: ignore[attr-defined]
+
+
 def run(args: argparse.Namespace) -> int:
-    from engine_core.comparator.request import CompareRequest, execute
-    from engine_core.comparator.tolerances import CompareSettings
     from engine_core.demo_job import write_demo
-    from tui.cli.progress import ProgressBar
+    from tui.cli.commands.open import check_terminal, launch
 
     files = write_demo(args.workspace)
-    print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}", file=sys.stderr)
+    headless = args.headless or args.json
+    if not headless:
+        why = check_terminal()
+        if why:
+            print(f"trtdbg demo: {why}; printing the compare report instead (--headless)", file=sys.stderr)
+            headless = True
+    if not headless:
+        return launch(str(files.model), args, demo_form(files), title="demo.onnx (FP32) vs demo_fp16.onnx")
+    return run_headless(files, args)
+
+
+def run_headless(files: object, args: argparse.Namespace) -> int:
+    from engine_core.comparator.request import CompareRequest, execute
+    from engine_core.comparator.tolerances import CompareSettings
+    from tui.cli.progress import ProgressBar
+
+    print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}",  # type: ignore[attr-defined]
+          file=sys.stderr)
     request = CompareRequest(
-        model=str(files.model), subject_model=str(files.fp16_model), marks=["all"],
+        model=str(files.model), subject_model=str(files.fp16_model), marks=["all"],  # type: ignore[attr-defined]
         settings=CompareSettings.from_specs(atol=["1e-2"], rtol=["1e-2"]),
-        load_inputs=[str(files.inputs)], workspace=str(files.workspace),
+        load_inputs=[str(files.inputs)], workspace=str(files.workspace),  # type: ignore[attr-defined]
     )
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:

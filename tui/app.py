@@ -1,0 +1,139 @@
+"""The trtdbg Textual app: a thin shell over engine_core.
+
+``TrtdbgApp(model_path)`` opens the main screen (graph tree, detail pane, live compare table). All
+model work goes through engine_core in thread workers (see tui.screens.main); this module holds
+app-wide bindings (every one with an id, remappable from a keymap file), the help screen, the
+command palette entries and ctrl+c = cancel the running job (never quit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui.screens.common import HelpScreen
+from tui.screens.compare_dialog import CompareForm
+from tui.screens.main import MainScreen
+
+
+def default_keymap_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "trtdbg" / "keymap.json"
+
+
+def load_keymap(path: str | os.PathLike[str] | None) -> tuple[dict[str, str], str | None]:
+    """``({binding id: keys}, error)`` from a JSON file; a missing default file is no error."""
+    p = Path(path) if path else default_keymap_path()
+    if not p.exists():
+        return {}, (f"keymap file {p} does not exist" if path else None)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {}, f"keymap {p} not used: {exc}"
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        return {}, f"keymap {p} not used: expected a JSON object of binding id -> keys, e.g. {{\"mark-toggle\": \"x\"}}"
+    return doc, None
+
+
+class TrtdbgApp(App):
+    """Interactive debugger for ONNX / TensorRT numerics."""
+
+    TITLE = "trtdbg"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("ctrl+c", "cancel_job", "Cancel job", show=False, priority=True, id="cancel"),
+    ]
+
+    def __init__(self, model_path: str | os.PathLike[str], *, workspace: str | None = None,
+                 compare: CompareForm | None = None, low_bandwidth: bool = False,
+                 keymap: str | os.PathLike[str] | None = None, title: str | None = None) -> None:
+        super().__init__()
+        self.model_path = str(model_path)
+        self.workspace_arg = workspace
+        self.compare_form = compare or CompareForm()
+        self.low_bandwidth = low_bandwidth
+        self.display_title = title
+        if low_bandwidth:
+            self.animation_level = "none"
+        self._keymap, self._keymap_error = load_keymap(keymap)
+        self.main_screen: MainScreen | None = None
+
+    def get_default_screen(self) -> Screen:
+        self.main_screen = MainScreen(self.model_path, self.workspace_arg, self.compare_form,
+                                      flush_hz=2.0 if self.low_bandwidth else 4.0, title=self.display_title)
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        if self._keymap_error:
+            self.notify(self._keymap_error, severity="warning", timeout=8)
+
+    # ------------------------------------------------------------------ actions
+    def action_cancel_job(self) -> None:
+        """ctrl+c cancels the running comparison (or bisection); with nothing running it hints at ctrl+q."""
+        for screen in reversed(self.screen_stack):
+            cancel = getattr(screen, "cancel_job", None)
+            if cancel is not None and cancel():
+                self.notify("cancelling the running job…", timeout=3)
+                return
+        self.notify("nothing is running; q or ctrl+q quits", timeout=3)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.binding_rows(self.screen)))
+
+    # ------------------------------------------------------------------ bindings registry
+    def _binding_sources(self, screen: Screen) -> list[tuple[Any, Binding]]:
+        """(namespace, binding) for the screen, its widgets' bindings and the app's, deduplicated by id."""
+        seen: set[str] = set()
+        out: list[tuple[Any, Binding]] = []
+        owners: list[Any] = [screen]
+        for cls_name in ("GraphTree", "ErrorTable"):
+            try:
+                owners.append(screen.query_one(cls_name))
+            except Exception:  # noqa: BLE001 - screen without that widget
+                pass
+        owners.append(self)
+        for owner in owners:
+            for key, bindings in owner._bindings.key_to_bindings.items():
+                for b in bindings:
+                    bid = b.id or f"{type(owner).__name__}.{b.action}"
+                    if bid in seen or not b.description:
+                        continue
+                    seen.add(bid)
+                    out.append((owner, b))
+        return out
+
+    def binding_rows(self, screen: Screen) -> list[tuple[str, str, str]]:
+        """(keys, description, id) for the help screen."""
+        rows: dict[str, tuple[str, str, str]] = {}
+        for owner, b in self._binding_sources(screen):
+            bid = b.id or ""
+            keys = ", ".join(self.get_key_display(x) for x in self._keys_for(owner, b))
+            rows[bid or b.action] = (keys, b.description, bid)
+        return list(rows.values())
+
+    def _keys_for(self, owner: Any, binding: Binding) -> list[Binding]:
+        return [b for key, bs in owner._bindings.key_to_bindings.items() for b in bs
+                if b.action == binding.action and (b.id == binding.id)]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        target = screen
+        if not isinstance(screen, MainScreen) and self.main_screen is not None and screen is not self.main_screen:
+            target = screen
+        for owner, b in self._binding_sources(target):
+            keys = self.get_key_display(b)
+            yield SystemCommand(b.description, f"{keys} · {b.id or b.action}", partial(self.run_action, b.action, owner))

@@ -1,0 +1,92 @@
+"""``trtdbg open MODEL`` (also ``trtdbg MODEL.onnx``): open the Textual app on a model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tui.cli.commands.common import add_workspace_arg
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "open",
+        help="open the interactive debugger on a model (also: trtdbg MODEL.onnx)",
+        description=(
+            "Open the Textual app: the graph by name scope, marks, a live layer-by-layer compare, bisection and "
+            "surgery. Needs a terminal; over SSH add --low-bandwidth."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="ONNX model")
+    add_ui_args(p)
+    g = p.add_argument_group("compare defaults (editable in the app's compare dialog)")
+    g.add_argument("--ref", metavar="SPEC", help="reference backend (default ort)")
+    g.add_argument("--subject", metavar="SPEC", help="subject backend, e.g. ort-cuda")
+    g.add_argument("--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16 copy)")
+    g.add_argument("--load-inputs", metavar="F", help="saved inputs to compare on")
+    g.add_argument("--data-loader-script", metavar="PATH.py[:FUNC]", help="a data-loader script")
+    g.add_argument("--atol", metavar="VAL", help="absolute tolerance (default 1e-5)")
+    g.add_argument("--rtol", metavar="VAL", help="relative tolerance (default 1e-5)")
+    add_workspace_arg(p)
+    p.set_defaults(run=run)
+
+
+def add_ui_args(p: argparse.ArgumentParser) -> None:
+    """Options of the terminal UI shared by ``open`` and ``demo``."""
+    g = p.add_argument_group("terminal")
+    g.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (terminal selection keeps working)")
+    g.add_argument("--low-bandwidth", action="store_true",
+                   help="no animations and 2 Hz live updates (slow SSH links)")
+    g.add_argument("--keymap", metavar="FILE.json",
+                   help="key overrides {binding id: keys} (default ~/.config/trtdbg/keymap.json; ids are in ? help)")
+
+
+def form_from_args(args: argparse.Namespace) -> object:
+    """Compare-dialog defaults from the command line."""
+    from tui.screens.compare_dialog import SECOND_MODEL, CompareForm
+
+    form = CompareForm()
+    if args.ref:
+        form.ref = args.ref
+    if args.subject_model:
+        form.subject, form.subject_path = SECOND_MODEL, args.subject_model
+    elif args.subject:
+        form.subject = args.subject
+    if args.load_inputs:
+        form.data, form.data_path = "inputs", args.load_inputs
+    elif args.data_loader_script:
+        form.data, form.data_path = "script", args.data_loader_script
+    if args.atol:
+        form.atol = args.atol
+    if args.rtol:
+        form.rtol = args.rtol
+    return form
+
+
+def check_terminal() -> str | None:
+    """Why the app cannot start here (``None`` when stdin and stdout are terminals)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return "the app needs a terminal (stdin and stdout are not TTYs)"
+    return None
+
+
+def launch(model: str, args: argparse.Namespace, form: object, title: str | None = None) -> int:
+    """Run the app until the user quits."""
+    from tui.app import TrtdbgApp
+
+    app = TrtdbgApp(model, workspace=args.workspace, compare=form, low_bandwidth=args.low_bandwidth,
+                    keymap=args.keymap, title=title)
+    app.run(mouse=not args.no_mouse)
+    return int(app.return_code or 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine_core.errors import TrtdbgError
+
+    if not os.path.exists(args.model):
+        raise TrtdbgError(f"{args.model}: no such file")
+    why = check_terminal()
+    if why:
+        raise TrtdbgError(f"{why}; for scripts use `trtdbg inspect {args.model}` or `trtdbg compare {args.model} --json`")
+    return launch(args.model, args, form_from_args(args))

@@ -1,0 +1,84 @@
+"""Messages that worker threads post to the UI. Workers never touch widgets; handlers own state.
+
+Chain: ``open → _load_model (thread) → ModelLoaded | ModelLoadFailed → _infer_shapes (thread) →
+ShapesReady``; ``run compare → _run_compare (thread) → results queued → 4 Hz flush → CompareFinished``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class ModelLoaded(Message, bubble=False):
+    """The model is indexed; ``root`` is the first level of the scope tree."""
+
+    index: Any  # engine_core.model.index.ModelIndex
+    scopes: Any  # engine_core.model.scopes.ScopeTree
+    root: list  # list[ScopeEntry]
+    marks: Any  # engine_core.marks.MarkSet
+    workspace: Any  # engine_core.workspace.Workspace
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelLoadFailed(Message, bubble=False):
+    """Loading or indexing the model failed (one line)."""
+
+    error: str
+
+
+@dataclass
+class ShapesReady(Message, bubble=False):
+    """Shape inference finished (``error`` says why it was partial)."""
+
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class InitializerStatsReady(Message, bubble=False):
+    """Statistics of initializers read by node ``node`` (name → stats or error line)."""
+
+    node: int
+    stats: dict[str, Any]
+
+
+@dataclass
+class SearchDone(Message, bubble=False):
+    """Nodes whose name or output names contain ``query`` (case-insensitive), in graph order."""
+
+    query: str
+    hits: list[int]
+    seconds: float
+
+
+@dataclass
+class MarksSaved(Message, bubble=False):
+    """The marks file was written (or failed to be)."""
+
+    path: str | None
+    error: str | None = None
+
+
+@dataclass
+class CompareFinished(Message, bubble=False):
+    """A compare ended: ``report`` when it ran (also when cancelled), else ``error``."""
+
+    report: Any | None
+    error: str | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class JobFinished(Message, bubble=False):
+    """A bisection / surgeon job ended (``result`` or a one-line ``error``)."""
+
+    kind: str
+    result: Any | None
+    error: str | None = None

@@ -1,0 +1,87 @@
+"""Small modal screens shared by the app: help, a picker (producers/consumers), confirmations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+HELP_TEXT = """\
+trtdbg finds where a model loses accuracy: mark tensors, compare a reference against a subject
+(another backend, precision or model copy), and watch the per-layer errors arrive.
+
+Graph tree (left): scopes expand lazily (l/→, h/←); each node shows its mark (● marked, ○ not,
+⊘ unobservable inside a subgraph, · not markable), op type, output shape and, after a compare,
+✓ / ✗ / NaN/Inf. Detail pane (top right): inputs/outputs with shapes and dtypes, producers and
+consumers, attributes, initializer statistics, and the selected tensor's error distribution.
+Error table (bottom right): one row per compared tensor; s sorts (graph order, max abs, max rel,
+cosine — worst first), f shows failing tensors only, enter shows the tensor's node in the tree.
+ctrl+c cancels a running comparison (it does not quit: q or ctrl+q quits).
+Every binding has an id: remap keys in ~/.config/trtdbg/keymap.json, e.g. {"mark-toggle": "x"}.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Bindings of the screen below, plus a short explanation."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 104; max-width: 100%; height: 90%; border: thick $accent; background: $surface; }
+    HelpScreen VerticalScroll { padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help-close")]
+
+    def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = bindings
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        table.add_column("key")
+        table.add_column("action")
+        table.add_column("id", style="dim")
+        for key, desc, bid in self.rows:
+            table.add_row(Text(key, style="bold cyan"), Text(desc), Text(bid))
+        with Vertical():
+            with VerticalScroll():
+                yield Static(Text(HELP_TEXT))
+                yield Static(table)
+            yield Footer()
+
+
+class PickScreen(ModalScreen[Any]):
+    """Choose one of several targets (e.g. which producer to jump to)."""
+
+    DEFAULT_CSS = """
+    PickScreen { align: center middle; }
+    PickScreen > Vertical { width: 100; max-width: 100%; height: auto; max-height: 80%; border: thick $accent;
+        background: $surface; }
+    PickScreen OptionList { height: auto; max-height: 30; }
+    """
+    BINDINGS = [Binding("escape,q", "dismiss_none", "Close", id="pick-close")]
+
+    def __init__(self, title: str, options: list[tuple[Text, Any]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = options
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.title_text, style="bold"))
+            yield OptionList(*[Option(label, id=str(k)) for k, (label, _) in enumerate(self.options)])
+            yield Footer()
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.options[int(event.option.id or 0)][1])
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

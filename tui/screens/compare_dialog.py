@@ -1,0 +1,239 @@
+"""The compare set-up dialog: reference and subject, what to compare, tolerances, input data.
+
+Returns a :class:`CompareForm` (plain strings as typed); :meth:`CompareForm.to_request` turns it into
+an engine_core ``CompareRequest`` — the same options the ``trtdbg compare`` command line takes, and
+the same validation (errors come back from engine_core as one line and are shown to the user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+SAVED = "saved"
+SECOND_MODEL = "model"
+CHECK_STATS = ("elemwise", "max", "mean", "median", "quantile")
+
+
+@dataclass
+class CompareForm:
+    """What the user chose (strings as typed; engine_core parses and validates them)."""
+
+    ref: str = "ort"
+    ref_path: str = ""
+    subject: str = SECOND_MODEL
+    subject_path: str = ""
+    subject_backend: str = "ort"
+    what: str = "marked"
+    """``marked``, ``all`` or ``outputs``."""
+    atol: str = "1e-5"
+    rtol: str = "1e-5"
+    check_error_stat: str = "elemwise"
+    data: str = "random"
+    """``random``, ``script`` or ``inputs``."""
+    data_path: str = ""
+    seed: str = "1"
+    val_range: str = ""
+    shapes: str = ""
+    iterations: str = "1"
+    fail_fast: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_request(self, model: str, marks: list[str], workspace: str | None) -> Any:
+        """The engine_core ``CompareRequest`` for this form (raises ``TrtdbgError`` on bad values)."""
+        from engine_core.comparator.request import CompareRequest
+        from engine_core.comparator.tolerances import CompareSettings
+        from engine_core.errors import TrtdbgError
+
+        def as_int(text: str, what: str) -> int:
+            try:
+                return int(text.strip())
+            except ValueError:
+                raise TrtdbgError(f"{what} must be an integer (got '{text}')") from None
+
+        kw: dict[str, Any] = {}
+        if self.ref == SAVED:
+            if not self.ref_path.strip():
+                raise TrtdbgError("reference: give the saved outputs file")
+            kw["ref_outputs"] = self.ref_path.strip()
+        else:
+            kw["ref"] = self.ref
+        if self.subject == SAVED:
+            if not self.subject_path.strip():
+                raise TrtdbgError("subject: give the saved outputs file")
+            kw["subject_outputs"] = self.subject_path.strip()
+        elif self.subject == SECOND_MODEL:
+            if not self.subject_path.strip():
+                raise TrtdbgError("subject: give the second model (e.g. the FP16 copy), or pick a backend")
+            kw["subject_model"] = self.subject_path.strip()
+            kw["subject_backend"] = self.subject_backend
+        else:
+            kw["subject"] = self.subject
+        if self.what == "all":
+            kw["marks"] = ["all"]
+        elif self.what == "marked":
+            if not marks:
+                raise TrtdbgError("no tensor is marked: mark nodes with space (or m for a scope, M for all), "
+                                  "or choose 'all tensors'")
+            kw["marks"] = list(marks)
+        settings = CompareSettings.from_specs(atol=self.atol.split() or None, rtol=self.rtol.split() or None,
+                                              check_error_stat=[self.check_error_stat])
+        if self.data == "script":
+            if not self.data_path.strip():
+                raise TrtdbgError("data: give the data-loader script (PATH.py[:FUNC])")
+            kw["data_loader_script"] = self.data_path.strip()
+        elif self.data == "inputs":
+            if not self.data_path.strip():
+                raise TrtdbgError("data: give the saved inputs (.json, .npz or a folder)")
+            kw["load_inputs"] = self.data_path.split()
+        return CompareRequest(
+            model=model, settings=settings, seed=as_int(self.seed, "seed"), val_range=self.val_range.split(),
+            shapes=self.shapes.split(), iterations=as_int(self.iterations, "iterations"), fail_fast=self.fail_fast,
+            workspace=workspace, **kw, **self.extra,
+        )
+
+
+def backend_choices() -> list[tuple[str, str]]:
+    """``(label, spec)`` for each backend engine_core can run."""
+    from engine_core.backend.spec import BACKENDS
+
+    out = []
+    for spec, (_, desc) in BACKENDS.items():
+        if spec == "ort-cpu":
+            continue
+        out.append((f"{spec}: {desc}", spec))
+    return out
+
+
+class CompareDialog(ModalScreen[CompareForm | None]):
+    """Set up and start a comparison."""
+
+    DEFAULT_CSS = """
+    CompareDialog { align: center middle; }
+    CompareDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1; }
+    CompareDialog VerticalScroll { height: auto; max-height: 30; }
+    CompareDialog .row { height: auto; }
+    CompareDialog Label.key { width: 16; padding: 1 0 0 0; color: $text-muted; }
+    CompareDialog Select { width: 1fr; }
+    CompareDialog Input { width: 1fr; }
+    CompareDialog Input.small { width: 16; }
+    CompareDialog #buttons { height: auto; align-horizontal: right; }
+    CompareDialog #form-error { color: $error; height: auto; }
+    CompareDialog .title { text-style: bold; padding: 0 0 1 0; }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="dialog-cancel"),
+        Binding("ctrl+s", "run", "Run", id="dialog-run"),
+    ]
+
+    def __init__(self, form: CompareForm, marked: int, model_name: str) -> None:
+        super().__init__()
+        self.form = form
+        self.marked = marked
+        self.model_name = model_name
+
+    def compose(self) -> ComposeResult:
+        f = self.form
+        backends = backend_choices()
+        with Vertical():
+            yield Static("Compare", classes="title")
+            with VerticalScroll():
+                with Horizontal(classes="row"):
+                    yield Label("reference", classes="key")
+                    yield Select([*backends, ("saved outputs (file)", SAVED)], value=f.ref, allow_blank=False,
+                                 id="ref")
+                    yield Input(f.ref_path, placeholder="saved reference outputs (.json/.npz/folder)", id="ref-path")
+                with Horizontal(classes="row"):
+                    yield Label("subject", classes="key")
+                    yield Select([("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends,
+                                  ("saved outputs (file)", SAVED)], value=f.subject, allow_blank=False, id="subject")
+                    yield Input(f.subject_path, placeholder="path of the second model or saved outputs",
+                                id="subject-path")
+                with Horizontal(classes="row", id="subject-backend-row"):
+                    yield Label("runs on", classes="key")
+                    yield Select(backends, value=f.subject_backend, allow_blank=False, id="subject-backend")
+                with Horizontal(classes="row"):
+                    yield Label("compare", classes="key")
+                    yield Select([(f"marked tensors ({self.marked})", "marked"), ("all tensors (mark all)", "all"),
+                                  ("model outputs only", "outputs")], value=f.what, allow_blank=False, id="what")
+                with Horizontal(classes="row"):
+                    yield Label("tolerances", classes="key")
+                    yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol")
+                    yield Input(f.rtol, placeholder="rtol", id="rtol")
+                    yield Select([(s, s) for s in CHECK_STATS], value=f.check_error_stat, allow_blank=False,
+                                 id="check")
+                with Horizontal(classes="row"):
+                    yield Label("input data", classes="key")
+                    yield Select([("random values", "random"), ("data-loader script", "script"),
+                                  ("saved inputs", "inputs")], value=f.data, allow_blank=False, id="data")
+                    yield Input(f.data_path, placeholder="script.py[:func] or inputs file", id="data-path")
+                with Horizontal(classes="row", id="random-row"):
+                    yield Label("random", classes="key")
+                    yield Input(f.seed, placeholder="seed", id="seed", classes="small")
+                    yield Input(f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range")
+                    yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes")
+                with Horizontal(classes="row"):
+                    yield Label("iterations", classes="key")
+                    yield Input(f.iterations, id="iterations", classes="small")
+                    yield Checkbox("stop at first failure", f.fail_fast, id="fail-fast")
+            yield Static("", id="form-error")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Run (ctrl+s)", variant="primary", id="run")
+
+    def on_mount(self) -> None:
+        self._sync_visibility()
+        self.query_one("#run", Button).focus()
+
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self._sync_visibility()
+
+    def _sync_visibility(self) -> None:
+        ref = self.query_one("#ref", Select).value
+        sub = self.query_one("#subject", Select).value
+        data = self.query_one("#data", Select).value
+        self.query_one("#ref-path").display = ref == SAVED
+        self.query_one("#subject-path").display = sub in (SAVED, SECOND_MODEL)
+        self.query_one("#subject-backend-row").display = sub == SECOND_MODEL
+        self.query_one("#data-path").display = data != "random"
+        self.query_one("#random-row").display = data == "random"
+
+    def read_form(self) -> CompareForm:
+        q = self.query_one
+        return replace(
+            self.form,
+            ref=str(q("#ref", Select).value), ref_path=q("#ref-path", Input).value,
+            subject=str(q("#subject", Select).value), subject_path=q("#subject-path", Input).value,
+            subject_backend=str(q("#subject-backend", Select).value), what=str(q("#what", Select).value),
+            atol=q("#atol", Input).value, rtol=q("#rtol", Input).value, check_error_stat=str(q("#check", Select).value),
+            data=str(q("#data", Select).value), data_path=q("#data-path", Input).value, seed=q("#seed", Input).value,
+            val_range=q("#val-range", Input).value, shapes=q("#shapes", Input).value,
+            iterations=q("#iterations", Input).value, fail_fast=q("#fail-fast", Checkbox).value,
+        )
+
+    def action_run(self) -> None:
+        self.dismiss(self.read_form())
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#run")
+    def _run(self) -> None:
+        self.action_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_run()
