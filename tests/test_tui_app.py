@@ -464,3 +464,32 @@ async def test_help_palette_keymap_and_unbuilt_screens(demo, tmp_path) -> None:
             assert "Not available in this build" in screen_text(app)
         await pilot.press("escape")
         assert app.screen is scr
+
+
+async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
+    """Monochrome (NO_COLOR) and a small terminal: the table still renders, the dialog fits."""
+    from engine_core.comparator import request as creq
+    from engine_core.comparator.engine import CompareSummary
+    from engine_core.comparator.report import CompareReport
+
+    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+        summary = CompareSummary()
+        results = [_fake_result(k, failing=k == 1) for k in range(3)]
+        for r in results:
+            summary.note(r)
+            on_result(r)
+        return CompareReport("ort", "ort", results, summary)
+
+    monkeypatch.setattr(creq, "execute", fake_execute)
+    monkeypatch.setenv("NO_COLOR", "1")
+    path = tmp_path / "chain.onnx"
+    onnx.save(chain_model(30, ops=("Add",)), path)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("r")
+        assert "Run (ctrl+s)" in screen_text(app)  # the whole dialog fits in 24 rows
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        text = screen_text(app)
+        assert "FAILED: 1/3" in text and "FAIL" in text and "PASS" in text

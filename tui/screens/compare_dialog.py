@@ -118,16 +118,18 @@ class CompareDialog(ModalScreen[CompareForm | None]):
     DEFAULT_CSS = """
     CompareDialog { align: center middle; }
     CompareDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
-        border: thick $accent; background: $surface; padding: 0 1; }
-    CompareDialog VerticalScroll { height: auto; max-height: 30; }
-    CompareDialog .row { height: auto; }
-    CompareDialog Label.key { width: 16; padding: 1 0 0 0; color: $text-muted; }
-    CompareDialog Select { width: 1fr; }
-    CompareDialog Input { width: 1fr; }
-    CompareDialog Input.small { width: 16; }
-    CompareDialog #buttons { height: auto; align-horizontal: right; }
-    CompareDialog #form-error { color: $error; height: auto; }
-    CompareDialog .title { text-style: bold; padding: 0 0 1 0; }
+        border: round $accent; background: $surface; padding: 0 1; }
+    CompareDialog VerticalScroll { height: auto; max-height: 20; }
+    CompareDialog .row { height: auto; margin-bottom: 1; }
+    CompareDialog Label.key { width: 12; color: $text-muted; }
+    CompareDialog Select { width: 1fr; margin-right: 1; }
+    CompareDialog Input { width: 1fr; margin-right: 1; background: $boost; }
+    CompareDialog Select { background: $boost; }
+    CompareDialog Input.small { width: 10; }
+    CompareDialog Checkbox { border: none; padding: 0; height: 1; }
+    CompareDialog #buttons { height: 1; align-horizontal: right; }
+    CompareDialog #buttons Button { margin-left: 2; }
+    CompareDialog .title { text-style: bold; }
     """
     BINDINGS = [
         Binding("escape", "dismiss_none", "Cancel", id="dialog-cancel"),
@@ -149,45 +151,44 @@ class CompareDialog(ModalScreen[CompareForm | None]):
                 with Horizontal(classes="row"):
                     yield Label("reference", classes="key")
                     yield Select([*backends, ("saved outputs (file)", SAVED)], value=f.ref, allow_blank=False,
-                                 id="ref")
-                    yield Input(f.ref_path, placeholder="saved reference outputs (.json/.npz/folder)", id="ref-path")
+                                 id="ref", compact=True)
+                    yield Input(f.ref_path, placeholder="saved reference outputs (.json/.npz/folder)", id="ref-path", compact=True)
                 with Horizontal(classes="row"):
                     yield Label("subject", classes="key")
                     yield Select([("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends,
-                                  ("saved outputs (file)", SAVED)], value=f.subject, allow_blank=False, id="subject")
+                                  ("saved outputs (file)", SAVED)], value=f.subject, allow_blank=False, id="subject", compact=True)
                     yield Input(f.subject_path, placeholder="path of the second model or saved outputs",
-                                id="subject-path")
+                                id="subject-path", compact=True)
                 with Horizontal(classes="row", id="subject-backend-row"):
                     yield Label("runs on", classes="key")
-                    yield Select(backends, value=f.subject_backend, allow_blank=False, id="subject-backend")
+                    yield Select(backends, value=f.subject_backend, allow_blank=False, id="subject-backend", compact=True)
                 with Horizontal(classes="row"):
                     yield Label("compare", classes="key")
                     yield Select([(f"marked tensors ({self.marked})", "marked"), ("all tensors (mark all)", "all"),
-                                  ("model outputs only", "outputs")], value=f.what, allow_blank=False, id="what")
+                                  ("model outputs only", "outputs")], value=f.what, allow_blank=False, id="what", compact=True)
                 with Horizontal(classes="row"):
-                    yield Label("tolerances", classes="key")
-                    yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol")
-                    yield Input(f.rtol, placeholder="rtol", id="rtol")
+                    yield Label("atol rtol", classes="key")
+                    yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol", compact=True)
+                    yield Input(f.rtol, placeholder="rtol", id="rtol", compact=True)
                     yield Select([(s, s) for s in CHECK_STATS], value=f.check_error_stat, allow_blank=False,
-                                 id="check")
+                                 id="check", compact=True)
                 with Horizontal(classes="row"):
                     yield Label("input data", classes="key")
                     yield Select([("random values", "random"), ("data-loader script", "script"),
-                                  ("saved inputs", "inputs")], value=f.data, allow_blank=False, id="data")
-                    yield Input(f.data_path, placeholder="script.py[:func] or inputs file", id="data-path")
+                                  ("saved inputs", "inputs")], value=f.data, allow_blank=False, id="data", compact=True)
+                    yield Input(f.data_path, placeholder="script.py[:func] or inputs file", id="data-path", compact=True)
                 with Horizontal(classes="row", id="random-row"):
                     yield Label("random", classes="key")
-                    yield Input(f.seed, placeholder="seed", id="seed", classes="small")
-                    yield Input(f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range")
-                    yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes")
+                    yield Input(f.seed, placeholder="seed", id="seed", classes="small", compact=True)
+                    yield Input(f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range", compact=True)
+                    yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes", compact=True)
                 with Horizontal(classes="row"):
                     yield Label("iterations", classes="key")
-                    yield Input(f.iterations, id="iterations", classes="small")
+                    yield Input(f.iterations, id="iterations", classes="small", compact=True)
                     yield Checkbox("stop at first failure", f.fail_fast, id="fail-fast")
-            yield Static("", id="form-error")
             with Horizontal(id="buttons"):
-                yield Button("Cancel (esc)", id="cancel")
-                yield Button("Run (ctrl+s)", variant="primary", id="run")
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
 
     def on_mount(self) -> None:
         self._sync_visibility()

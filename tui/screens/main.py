@@ -94,7 +94,8 @@ class MainScreen(Screen):
         self.workspace_arg = workspace
         self.form = form
         self.flush_interval = 1.0 / flush_hz
-        self.display_name = title or model_path.rsplit("/", 1)[-1]
+        self.display_name = model_path.rsplit("/", 1)[-1]
+        self.title_text = title or self.display_name
         self.view = GraphView()
         self.workspace: Any = None
         self.load_seconds: float | None = None
@@ -225,7 +226,7 @@ class MainScreen(Screen):
             return
         t = Text()
         t.append("trtdbg ", style="bold")
-        t.append(self.display_name, style="bold")
+        t.append(self.title_text, style="bold")
         t.append(f" · {len(v.index)} nodes · ")
         t.append(f"{len(v.marks)} marked", style="green" if len(v.marks) else "")
         unobs = len(v.marks.unobservable())

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 from rich.console import Console
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -400,7 +401,8 @@ def _fit(s: str, width: int) -> str:
 def _strip(text: Text, width: int, style: Style) -> Strip:
     """One line of ``text`` cut or padded to ``width`` cells (no wrapping, no markup)."""
     text.no_wrap = True
-    segments = [seg for seg in text.render(_CONSOLE, end="") if seg.text != "\n"]
+    null = Style.null()
+    segments = [Segment(seg.text, seg.style or null) for seg in text.render(_CONSOLE, end="") if seg.text != "\n"]
     return Strip(segments).crop_extend(0, width, style)
 
 
