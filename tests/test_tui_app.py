@@ -493,3 +493,75 @@ async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
         await settle(app, pilot)
         text = screen_text(app)
         assert "FAILED: 1/3" in text and "FAIL" in text and "PASS" in text
+
+
+# ---------------------------------------------------------------------- surgeon dialogs
+async def test_extract_from_marks_writes_new_model_and_opens_it(demo) -> None:
+    from tui.screens.surgeon import ExtractDialog, SurgeryResultScreen
+
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace))
+    before = Path(demo.model).read_bytes()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        scr = app.main_screen
+        index = scr.view.index
+        scr.jump_to(index.find("/head/Softmax"))
+        await pilot.pause()
+        await pilot.press("space")  # mark the classifier output
+        await settle(app, pilot)
+        await pilot.press("x")
+        dialog = app.screen
+        assert isinstance(dialog, ExtractDialog)
+        assert dialog.outputs == ["probs:float32"] and dialog.inputs == []
+        out = Path(demo.workspace) / "demo_extract.onnx"
+        assert dialog.query_one("#output").value == str(out)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
+        assert out.exists() and Path(demo.model).read_bytes() == before
+        text = screen_text(app)
+        assert "extract: wrote" in text and "The original model is unchanged" in text
+        await pilot.press("o")
+        await loaded(app, pilot)
+        new = app.main_screen
+        assert new is not scr and new.model_path == str(out) and isinstance(app.screen, type(new))
+        assert len(new.view.index) == len(index)  # the whole graph feeds the output
+
+
+async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
+    from tui.screens.surgeon import InsertDialog, SanitizeDialog, SurgeryResultScreen
+
+    path = tmp_path / "chain.onnx"
+    onnx.save(chain_model(12, ops=("Add", "Relu")), path)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        scr = app.main_screen
+        await pilot.press("z")
+        assert isinstance(app.screen, SanitizeDialog)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
+        assert "verified: outputs equal" in screen_text(app)
+        await pilot.press("escape")
+        scr.jump_to(3)
+        await pilot.pause()
+        await pilot.press("i")
+        dialog = app.screen
+        assert isinstance(dialog, InsertDialog)
+        first = scr.view.index.node_outputs(3)[0]
+        assert dialog.query_one("#inputs").value == first == dialog.query_one("#outputs").value
+        dialog.query_one("#op").value = "Clip"
+        dialog.query_one("#attrs").value = ""
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
+        assert "trtdbg_insert_Clip" in screen_text(app)
+        await pilot.press("escape")
+        # a bad request: one-line error, no file, app alive
+        await pilot.press("i")
+        app.screen.query_one("#inputs").value = "no_such_tensor"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert scr.last_surgery_error and "no_such_tensor" in scr.last_surgery_error and app.is_running
+        assert sorted(p.name for p in (tmp_path / "ws").glob("*.onnx")) == ["chain_inserted.onnx", "chain_sanitized.onnx"]

@@ -67,16 +67,28 @@ class TrtdbgApp(App):
         self._keymap, self._keymap_error = load_keymap(keymap)
         self.main_screen: MainScreen | None = None
 
-    def get_default_screen(self) -> Screen:
+    def on_mount(self) -> None:
+        # The main screen is pushed over the (empty) default screen so that it can be switched for another model.
         self.main_screen = MainScreen(self.model_path, self.workspace_arg, self.compare_form,
                                       flush_hz=2.0 if self.low_bandwidth else 4.0, title=self.display_title)
-        return self.main_screen
-
-    def on_mount(self) -> None:
+        self.push_screen(self.main_screen)
         if self._keymap:
             self.set_keymap(self._keymap)
         if self._keymap_error:
             self.notify(self._keymap_error, severity="warning", timeout=8)
+
+    def open_model(self, path: str) -> None:
+        """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote)."""
+        self.model_path = str(path)
+        current = self.main_screen
+        workspace = str(current.workspace.root) if current is not None and current.workspace is not None \
+            else self.workspace_arg
+        screen = MainScreen(self.model_path, workspace, self.compare_form,
+                            flush_hz=2.0 if self.low_bandwidth else 4.0)
+        while len(self.screen_stack) > 2 and self.screen is not self.main_screen:
+            self.pop_screen()
+        self.main_screen = screen
+        self.switch_screen(screen)
 
     # ------------------------------------------------------------------ actions
     def action_cancel_job(self) -> None:

@@ -21,8 +21,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Sparkline, Static, Tree
 from textual.worker import get_current_worker
 
-from tui.messages import (CompareFinished, InitializerStatsReady, MarksSaved, ModelLoaded, ModelLoadFailed,
-                          SearchDone, ShapesReady)
+from tui.messages import (CompareFinished, InitializerStatsReady, JobFinished, MarksSaved, ModelLoaded,
+                          ModelLoadFailed, SearchDone, ShapesReady)
 from tui.screens.common import PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.detail import DetailPane, node_detail, result_block, scope_detail
@@ -116,6 +116,8 @@ class MainScreen(Screen):
         self._first_nonfinite: Any = None
         self._detail_node: int | None = None
         self._warnings: list[str] = []
+        self.last_surgery: Any = None
+        self.last_surgery_error: str | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -821,6 +823,13 @@ class MainScreen(Screen):
         from tui.screens.surgeon import open_surgeon_dialog
 
         open_surgeon_dialog(self, kind)
+
+    @on(JobFinished)
+    def _job_finished(self, msg: JobFinished) -> None:
+        if msg.kind == "surgeon":
+            from tui.screens.surgeon import show_outcome
+
+            show_outcome(self, msg)
 
 
 def _short(label: str) -> str:

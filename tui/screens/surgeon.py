@@ -1,11 +1,427 @@
-"""Surgeon dialogs (issue 6): extract, sanitize, insert — driven by ``engine_core.surgeon``."""
+"""Surgeon dialogs: extract a sub-graph, sanitize (fold constants, clean up, sort), insert a node / replace the
+sub-graph that produces a tensor. Each writes a NEW file (engine_core refuses to overwrite the model or its data),
+shows what changed, and offers to open the result.
+
+The edits are engine_core.surgeon functions run in a thread worker; this module only collects the user's input,
+pre-filled from the graph (marked tensors or the node under the cursor, with shapes and dtypes from the index).
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
+from tui.messages import JobFinished
+
+KINDS = ("extract", "sanitize", "insert")
+
+
+@dataclass
+class SurgeryRequest:
+    """What a dialog asks for (strings as typed; engine_core parses and checks them)."""
+
+    kind: str
+    model: str
+    output: str
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    op: str = ""
+    attrs: list[str] = field(default_factory=list)
+    name: str = ""
+    fold_constants: bool = True
+    cleanup: bool = True
+    toposort: bool = True
+    input_shapes: list[str] = field(default_factory=list)
+    verify: bool = True
+
+
+@dataclass
+class SurgeryOutcome:
+    """What was written and what changed."""
+
+    kind: str
+    written: list[str]
+    changes: str
+    verified: str | None
+    seconds: float
+
+
+# ---------------------------------------------------------------------- the job (thread)
+def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
+    """Load, edit, verify (sanitize) and write; raises ``TrtdbgError`` with one line on bad input."""
+    from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
+    from engine_core.surgeon.export import check_output_path, external_data_files, save_model
+
+    start = time.perf_counter()
+    bare = load_model(req.model, load_external_data=False)
+    protect = [req.model, *map(str, external_data_files(bare, Path(req.model).parent))]
+    check_output_path(req.output, protect, external_data=False)
+    model = bare if len(protect) == 1 else load_model(req.model)
+    verified = None
+    if req.kind == "extract":
+        from engine_core.surgeon.extract import extract, parse_tensor_specs
+        from engine_core.surgeon.graph import top_level_tensors
+
+        known = top_level_tensors(model)
+        inputs = parse_tensor_specs(req.inputs, known, "inputs", req.model, with_shape=True) if req.inputs else None
+        outputs = parse_tensor_specs(req.outputs, known, "outputs", req.model, with_shape=False)
+        result = extract(model, inputs, outputs, path=req.model)
+    elif req.kind == "sanitize":
+        from engine_core.data.shapes import parse_shapes
+        from engine_core.surgeon.sanitize import SanitizeOptions, sanitize
+
+        options = SanitizeOptions(fold_constants=req.fold_constants, cleanup=req.cleanup, toposort=req.toposort,
+                                  override_input_shapes=parse_shapes(req.input_shapes))
+        result = sanitize(model, options, path=req.model)
+        if req.verify:
+            verified = _verify(req, model, result.model)
+    elif req.kind == "insert":
+        from engine_core.surgeon.insert import insert_node, parse_attrs
+
+        if not req.op.strip():
+            raise TrtdbgError("insert: give the op type, e.g. Identity or Clip")
+        result = insert_node(model, req.op.strip(), req.inputs, req.outputs, attrs=parse_attrs(req.attrs),
+                             name=req.name.strip() or None, path=req.model)
+    else:
+        raise TrtdbgError(f"unknown surgery '{req.kind}'")
+    written = save_model(result.model, req.output, protect=protect)
+    return SurgeryOutcome(req.kind, [str(p) for p in written], result.changes.to_text(limit=12), verified,
+                          time.perf_counter() - start)
+
+
+def _verify(req: SurgeryRequest, original: Any, edited: Any) -> str:
+    """Run both models on one random sample; raise when an output differs (nothing is written then)."""
+    from engine_core.backend.ort import OrtRunner
+    from engine_core.data.source import make_data_source
+    from engine_core.errors import TrtdbgError
+    from engine_core.surgeon.verify import compare_models
+
+    with OrtRunner(edited, req.model, opt_level="disable") as runner:
+        metas = runner.input_metadata()
+    source = make_data_source(metas, shapes=req.input_shapes)
+    feeds = list(source)
+    diffs = compare_models(original, req.model, edited, feeds)
+    bad = next((d for d in diffs if not d.equal), None)
+    if bad is not None:
+        raise TrtdbgError(f"the sanitized model's output '{bad.name}' differs from the original ({bad.reason}); "
+                          f"nothing written — untick 'fold constants' or 'verify'")
+    worst = max((d.max_abs for d in diffs), default=0.0)
+    return f"outputs equal to the original on {len(feeds)} sample(s) ({source.describe()}); max |diff| {worst:.3g}"
+
+
+# ---------------------------------------------------------------------- defaults from the graph
+def _spec(view: Any, name: str, with_shape: bool) -> str:
+    meta = view.index.tensor_meta(name, infer=view.shapes_ready)
+    if meta is None:
+        return name
+    dt = str(meta.dtype) if meta.dtype is not None else "auto"
+    if not with_shape:
+        return f"{name}:{dt}"
+    if meta.shape is None:
+        return f"{name}:auto:{dt}"
+    dims = ",".join("?" if d is None else str(d) for d in meta.shape)
+    shape = "x".join(str(d) for d in meta.shape) if all(isinstance(d, int) and d > 0 for d in meta.shape) and meta.shape \
+        else f"[{dims}]"
+    if "?" in shape:
+        shape = "auto"
+    return f"{name}:{shape}:{dt}"
+
+
+def free_output_path(workspace: Path, model: str, suffix: str) -> str:
+    """``<workspace>/<model stem>_<suffix>.onnx`` that does not exist yet."""
+    stem = Path(model).stem
+    k = 1
+    while True:
+        p = workspace / f"{stem}_{suffix}{'' if k == 1 else f'_{k}'}.onnx"
+        if not p.exists():
+            return str(p)
+        k += 1
+
+
+def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
+    """(inputs, outputs, where they came from): marked tensors, else the node under the cursor."""
+    view = main.view
+    index = view.index
+    marks = view.marks.ordered() if view.marks is not None else []
+    if marks:
+        return [], [_spec(view, t, False) for t in marks[:200]], f"{len(marks)} marked tensor(s) as outputs" + (
+            " (first 200)" if len(marks) > 200 else "") + "; inputs: the model inputs they need"
+    i = main.current_node()
+    if i is None:
+        return [], [], "no marks and no node under the cursor: type the tensors"
+    ins = [t for t in index.node_inputs(i)
+           if t and not index.is_initializer(t) and (index.producer(t) is not None or t in index.inputs)]
+    outs = [t for t in index.node_outputs(i) if t]
+    return ([_spec(view, t, True) for t in ins], [_spec(view, t, False) for t in outs],
+            f"the node under the cursor ({index.name(i)})")
+
+
+# ---------------------------------------------------------------------- dialogs
+class SurgeonDialog(ModalScreen[SurgeryRequest | None]):
+    """Common frame: a title, a form, the output file, Run / Cancel."""
+
+    DEFAULT_CSS = """
+    SurgeonDialog { align: center middle; }
+    SurgeonDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
+        border: round $accent; background: $surface; padding: 0 1; }
+    SurgeonDialog VerticalScroll { height: auto; max-height: 24; }
+    SurgeonDialog .row { height: auto; margin-bottom: 1; }
+    SurgeonDialog Label.key { width: 12; color: $text-muted; }
+    SurgeonDialog Input { width: 1fr; background: $boost; }
+    SurgeonDialog TextArea { height: 5; width: 1fr; }
+    SurgeonDialog Checkbox { border: none; padding: 0; height: 1; margin-right: 2; }
+    SurgeonDialog .hint { color: $text-muted; }
+    SurgeonDialog #buttons { height: 1; align-horizontal: right; }
+    SurgeonDialog #buttons Button { margin-left: 2; }
+    SurgeonDialog .title { text-style: bold; }
+    """
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="surgeon-cancel"),
+                Binding("ctrl+s", "run", "Run", id="surgeon-run")]
+    TITLE_TEXT = ""
+
+    def __init__(self, model: str, output: str, hint: str = "") -> None:
+        super().__init__()
+        self.model = model
+        self.output = output
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.TITLE_TEXT, style="bold"), classes="title")
+            if self.hint:
+                yield Static(Text(self.hint), classes="hint")
+            with VerticalScroll():
+                yield from self.form()
+                with Horizontal(classes="row"):
+                    yield Label("write to", classes="key")
+                    yield Input(self.output, id="output", compact=True)
+            with Horizontal(id="buttons"):
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
+
+    def form(self) -> ComposeResult:
+        yield from ()
+
+    def request(self) -> SurgeryRequest:
+        raise NotImplementedError
+
+    def action_run(self) -> None:
+        self.dismiss(self.request())
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#run")
+    def _run(self) -> None:
+        self.action_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    def _lines(self, widget_id: str) -> list[str]:
+        return [ln.strip() for ln in self.query_one(widget_id, TextArea).text.splitlines() if ln.strip()]
+
+
+class ExtractDialog(SurgeonDialog):
+    """Cut the sub-graph between tensors into a model of its own."""
+
+    TITLE_TEXT = "Extract a sub-graph"
+
+    def __init__(self, model: str, output: str, inputs: list[str], outputs: list[str], hint: str) -> None:
+        super().__init__(model, output, "from " + hint + ". One tensor per line: NAME[:SHAPE[:DTYPE]] "
+                                                         "(SHAPE 1x3x8x8, [1,n,8] or auto).")
+        self.inputs, self.outputs = inputs, outputs
+
+    def form(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("inputs", classes="key")
+            yield TextArea("\n".join(self.inputs), id="inputs", soft_wrap=False, compact=True)
+        with Horizontal(classes="row"):
+            yield Label("outputs", classes="key")
+            yield TextArea("\n".join(self.outputs), id="outputs", soft_wrap=False, compact=True)
+
+    def request(self) -> SurgeryRequest:
+        return SurgeryRequest("extract", self.model, self.query_one("#output", Input).value.strip(),
+                              inputs=self._lines("#inputs"), outputs=self._lines("#outputs"))
+
+
+class SanitizeDialog(SurgeonDialog):
+    """Fold constants, clean up, sort; outputs checked equal to the original."""
+
+    TITLE_TEXT = "Sanitize"
+
+    def form(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("steps", classes="key")
+            yield Checkbox("fold constants", True, id="fold")
+            yield Checkbox("clean up", True, id="cleanup")
+            yield Checkbox("sort", True, id="toposort")
+            yield Checkbox("verify outputs", True, id="verify")
+        with Horizontal(classes="row"):
+            yield Label("input shapes", classes="key")
+            yield Input("", placeholder="optional: NAME:1x3x640x640 … (fixes dynamic dims so shape ops fold)",
+                        id="shapes", compact=True)
+
+    def request(self) -> SurgeryRequest:
+        q = self.query_one
+        return SurgeryRequest("sanitize", self.model, q("#output", Input).value.strip(),
+                              fold_constants=q("#fold", Checkbox).value, cleanup=q("#cleanup", Checkbox).value,
+                              toposort=q("#toposort", Checkbox).value, verify=q("#verify", Checkbox).value,
+                              input_shapes=q("#shapes", Input).value.split())
+
+
+class InsertDialog(SurgeonDialog):
+    """Insert a node; when its outputs exist it replaces the sub-graph that produced them."""
+
+    TITLE_TEXT = "Insert a node / replace a sub-graph"
+
+    def __init__(self, model: str, output: str, inputs: str, outputs: str) -> None:
+        super().__init__(model, output, "Outputs that exist are taken over (what produced them is removed when "
+                                        "nothing else needs it); an output that is also an input wraps it in place.")
+        self.inputs, self.outputs = inputs, outputs
+
+    def form(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("op", classes="key")
+            yield Input("Identity", placeholder="op type, e.g. Clip", id="op", compact=True)
+        with Horizontal(classes="row"):
+            yield Label("inputs", classes="key")
+            yield Input(self.inputs, placeholder="tensor names, comma-separated", id="inputs", compact=True)
+        with Horizontal(classes="row"):
+            yield Label("outputs", classes="key")
+            yield Input(self.outputs, placeholder="tensor names, comma-separated", id="outputs", compact=True)
+        with Horizontal(classes="row"):
+            yield Label("attributes", classes="key")
+            yield Input("", placeholder="k=v …, Python literals: min=0.0 max=6.0", id="attrs", compact=True)
+        with Horizontal(classes="row"):
+            yield Label("node name", classes="key")
+            yield Input("", placeholder="default trtdbg_insert_<op>", id="name", compact=True)
+
+    def request(self) -> SurgeryRequest:
+        from engine_core.surgeon.extract import split_items
+
+        q = self.query_one
+        return SurgeryRequest("insert", self.model, q("#output", Input).value.strip(),
+                              inputs=split_items([q("#inputs", Input).value]),
+                              outputs=split_items([q("#outputs", Input).value]), op=q("#op", Input).value,
+                              attrs=q("#attrs", Input).value.split(), name=q("#name", Input).value)
+
+
+class SurgeryResultScreen(ModalScreen[bool]):
+    """What changed and where it was written; o opens the result."""
+
+    DEFAULT_CSS = """
+    SurgeryResultScreen { align: center middle; }
+    SurgeryResultScreen > Vertical { width: 100; max-width: 100%; height: auto; max-height: 90%;
+        border: round $success; background: $surface; padding: 0 1; }
+    SurgeryResultScreen VerticalScroll { height: auto; max-height: 26; }
+    SurgeryResultScreen #buttons { height: 1; align-horizontal: right; }
+    SurgeryResultScreen #buttons Button { margin-left: 2; }
+    """
+    BINDINGS = [Binding("escape,q", "close", "Close", id="result-close"),
+                Binding("o", "open", "Open result", id="result-open")]
+
+    def __init__(self, outcome: SurgeryOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+    def compose(self) -> ComposeResult:
+        o = self.outcome
+        body = Text()
+        body.append(f"{o.kind}: wrote ", style="bold green")
+        body.append(", ".join(o.written))
+        body.append(f"  ({o.seconds:.1f}s)\n", style="dim")
+        if o.verified:
+            body.append("verified: ", style="bold")
+            body.append(o.verified + "\n")
+        body.append("\n")
+        body.append(o.changes)
+        body.append("\n\nThe original model is unchanged.", style="dim")
+        with Vertical():
+            with VerticalScroll():
+                yield Static(body)
+            with Horizontal(id="buttons"):
+                yield Button("Close (esc)", id="close", compact=True)
+                yield Button("Open result (o)", variant="primary", id="open", compact=True)
+
+    def action_close(self) -> None:
+        self.dismiss(False)
+
+    def action_open(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#open")
+    def _open(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(False)
+
+
+# ---------------------------------------------------------------------- wiring
 def open_surgeon_dialog(main: Any, kind: str) -> None:
-    """Open the dialog for ``kind`` (``extract``, ``sanitize``, ``insert``)."""
-    main.notify(f"{kind}: the surgeon dialogs are not built yet in this version of the app", severity="warning",
-                timeout=5)
+    """Open the dialog for ``kind`` pre-filled from the graph; run the edit in a worker when confirmed."""
+    if main.view.index is None:
+        main.notify("the model is still loading", timeout=2)
+        return
+    workspace = main.workspace.root if main.workspace is not None else Path(main.model_path).parent
+    out = free_output_path(Path(workspace), main.model_path, {"extract": "extract", "sanitize": "sanitized",
+                                                              "insert": "inserted"}[kind])
+    if kind == "extract":
+        ins, outs, hint = extract_defaults(main)
+        dialog: SurgeonDialog = ExtractDialog(main.model_path, out, ins, outs, hint)
+    elif kind == "sanitize":
+        dialog = SanitizeDialog(main.model_path, out)
+    else:
+        i = main.current_node()
+        first = next((t for t in main.view.index.node_outputs(i) if t), "") if i is not None else ""
+        dialog = InsertDialog(main.model_path, out, first, first)
+
+    def start(req: SurgeryRequest | None) -> None:
+        if req is None:
+            return
+        main.notify(f"{req.kind}: running…", timeout=3)
+        main.run_worker(lambda: _job(main, req), thread=True, exclusive=True, group="surgeon", exit_on_error=False)
+
+    main.app.push_screen(dialog, start)
+
+
+def _job(main: Any, req: SurgeryRequest) -> None:
+    """Thread: run the edit, post the outcome (never touches widgets)."""
+    from engine_core.errors import TrtdbgError
+
+    try:
+        main.post_message(JobFinished("surgeon", run_surgery(req)))
+    except TrtdbgError as exc:
+        main.post_message(JobFinished("surgeon", None, str(exc)))
+    except Exception as exc:  # noqa: BLE001 - shown as one line
+        main.post_message(JobFinished("surgeon", None, f"{type(exc).__name__}: {exc}"))
+
+
+def show_outcome(main: Any, msg: JobFinished) -> None:
+    """Handler side: the result dialog, or the error."""
+    if msg.result is None:
+        main.notify(msg.error or "the edit failed", severity="error", timeout=12)
+        main.last_surgery_error = msg.error
+        return
+    outcome: SurgeryOutcome = msg.result
+    main.last_surgery = outcome
+
+    def done(open_it: bool | None) -> None:
+        if open_it:
+            main.app.call_later(main.app.open_model, outcome.written[0])
+
+    main.app.push_screen(SurgeryResultScreen(outcome), done)
