@@ -80,7 +80,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err.count("\n") == 1 and err.startswith("trtdbg: error: ") and "Traceback" not in err
     expected = {"missing": "not found", "truncated": "not a valid ONNX file", "garbage": "not a valid ONNX file",
                 "unknown_op": "NotAnOp", "custom_domain": "acme.ops", "bad_show": "unknown --show value 'nodes'",
-                "stray_word": "--show layers", "reserved": "not available yet"}[case]
+                "stray_word": "--show layers", "reserved": "does not exist"}[case]
     assert expected in err
 
 

@@ -1,4 +1,4 @@
-"""Backend specs on the command line (``ort``, ``ort-cuda``) and the runners they make."""
+"""Backend specs on the command line (``ort``, ``ort-cuda``, ``trt``, ``trt-rtx``, …) and the runners they make."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ BACKENDS = {
 
 def describe_backends() -> str:
     """One line listing the accepted specs."""
-    return ", ".join(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu")
+    from engine_core.backend.trt.spec import describe as describe_trt
+
+    return ", ".join([*(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu"), describe_trt()])
 
 
 def make_runner(
@@ -32,9 +34,18 @@ def make_runner(
     observable: Sequence[str] = (),
     unobservable: Mapping[str, str] | None = None,
     opt_level: str = "all",
+    trt_options: object | None = None,
 ) -> Runner:
-    """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them)."""
+    """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them).
+
+    ``trt_options`` (a :class:`~engine_core.backend.trt.runner.TrtOptions`) applies to ``trt*`` specs.
+    """
     key = spec.strip().lower()
+    if key.partition(":")[0] in ("trt", "trt-rtx"):
+        from engine_core.backend.trt.spec import make_trt_runner
+
+        return make_trt_runner(key, model, model_path, observable=observable, unobservable=unobservable,
+                               options=trt_options)  # type: ignore[arg-type]
     if key not in BACKENDS:
         raise TrtdbgError(f"unknown backend '{spec}'; available: {describe_backends()}")
     provider, _ = BACKENDS[key]

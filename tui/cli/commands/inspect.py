@@ -1,7 +1,9 @@
 """`trtdbg inspect [model] MODEL`: Polygraphy-style model summary as text or JSON.
 
 The first word may be ``model`` (Polygraphy's spelling); ``inspect data FILE`` summarizes a saved
-inputs/outputs file; ``engine`` is reserved for a later subcommand. Only argparse is imported here; engine_core loads inside :func:`run`.
+inputs/outputs file; ``inspect engine FILE`` (or any ``*.plan``/``*.engine``) shows a TensorRT engine or
+engine-inspector JSON, and ``--display-as trt`` shows a model as TensorRT parses it (:mod:`trt_cli`).
+Only argparse is imported here; engine_core loads inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import argparse
 import os
 import sys
 
-_RESERVED = ("engine",)
-_KINDS = ("model", "data") + _RESERVED
+from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
+
+_RESERVED: tuple[str, ...] = ()
+_KINDS = ("model", "data", "engine") + _RESERVED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Summarize an ONNX model: graph inputs/outputs, initializers, nodes. The layout follows "
                     "Polygraphy's `inspect model`; intermediate tensors get dtype/shape from shape inference.",
         usage="trtdbg inspect [model] MODEL [--show layers,attrs,weights] [--json] [options]\n"
-              "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]",
+              "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]\n"
+              "       trtdbg inspect MODEL --display-as trt [--engine-layers] [--trt-* options]\n"
+              "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]",
     )
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
     p.add_argument("--show", action="append", default=[], metavar="WHAT",
@@ -38,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--all", action="store_true", help="list every iteration (default: the first)")
     d.add_argument("--show-values", action="store_true", help="print the values (numpy summary form)")
     d.add_argument("--histogram", action="store_true", help="print a 10-bin histogram per tensor")
+    add_inspect_args(p)
     p.set_defaults(run=run)
 
 
@@ -89,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.words[0] == "data" and len(args.words) > 1:
         return _run_data(args, list(args.words[1:]))
+    if args.words[0] == "engine" and len(args.words) > 1:
+        return run_engine(args, list(args.words[1:]))
+    if is_engine_path(args.words[0]):
+        return run_engine(args, list(args.words))
     path = _model_path(list(args.words))
     show = parse_show(args.show)
     model = load_model(path, load_external_data="weights" in show, external_data_dir=args.external_data_dir)
@@ -98,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         except TrtdbgError as exc:
             raise TrtdbgError(f"{exc}; or pass --allow-unsupported to inspect it anyway") from None
     index = ModelIndex.from_model(model, path, external_data_dir=args.external_data_dir)
+    if args.display_as == "trt":
+        return run_network(args, path, model, index)
     try:
         if args.json:
             import json

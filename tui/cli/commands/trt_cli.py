@@ -1,0 +1,145 @@
+"""TensorRT command-line options (shared by bench, inspect and compare) and the TensorRT parts of inspect.
+
+Not a command itself. Only argparse at import time; engine_core loads inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
+    """The ``--trt-*`` options; ``execution`` adds those that matter only when engines run."""
+    g = p.add_argument_group("TensorRT (backends trt, trt:fp16, trt:int8, trt-rtx, ...)")
+    g.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
+                   help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
+    for which in ("min", "opt", "max"):
+        g.add_argument(f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE",
+                       help=f"{which} shapes of an optimization profile for dynamic inputs "
+                            "(default: each feed's own shape, min=opt=max)")
+    g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
+    g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level (TensorRT default 3)")
+    g.add_argument("--timing-cache", metavar="FILE", help="timing cache read before and written after builds")
+    g.add_argument("--tf32", action="store_true", help="allow TF32 for FP32 layers (cleared by default)")
+    g.add_argument("--trt-mark-mode", choices=("output", "debug"), default="output",
+                   help="make compared tensors engine outputs (default) or debug tensors")
+    g.add_argument("--weak-typing", action="store_true",
+                   help="TensorRT 10 only: precision from builder flags (the :fp16/:int8 suffix) and layer "
+                        "precisions instead of the ONNX types; refused on TensorRT 11 and TensorRT-RTX")
+    g.add_argument("--layer-precisions", nargs="+", metavar="LAYER:PREC",
+                   help="with --weak-typing: per-layer precisions (fp32, fp16, bf16, int8)")
+    g.add_argument("--precision-constraints", choices=("obey", "prefer"), default="obey",
+                   help="with --layer-precisions: obey (default) or prefer them")
+    g.add_argument("--calibration-cache", metavar="FILE",
+                   help="with --weak-typing and :int8: read this INT8 calibration cache, or write it after calibrating")
+    g.add_argument("--no-engine-cache", action="store_true", help="always rebuild; do not store engines in the workspace")
+    if execution:
+        g.add_argument("--device-memory", choices=("auto", "pycuda", "cuda-python"), default="auto",
+                       help="device-memory layer: pycuda when installed, else cuda-python (default auto)")
+
+
+def trt_options_from_args(args: argparse.Namespace, inputs: Any = None) -> Any:
+    """:class:`TrtOptions` from parsed arguments (``inputs``: input metadata, to complete partial profiles)."""
+    from engine_core.backend.trt.build import BuildOptions
+    from engine_core.backend.trt.legacy import weak_settings
+    from engine_core.backend.trt.runner import TrtOptions
+    from engine_core.data.shapes import parse_shapes
+    from engine_core.errors import TrtdbgError
+    from engine_core.sysinfo import parse_size
+
+    lo, opt, hi = (parse_shapes(getattr(args, f"trt_{w}_shapes", None) or []) for w in ("min", "opt", "max"))
+    profiles: tuple = ()
+    if lo or opt or hi:
+        names = set(lo) | set(opt) | set(hi)
+        prof = {}
+        for name in sorted(names):
+            given = [s for s in (lo.get(name), opt.get(name), hi.get(name)) if s is not None]
+            o = opt.get(name) or given[0]
+            prof[name] = (lo.get(name) or o, o, hi.get(name) or o)
+        profiles = BuildOptions.make_profiles([prof])
+    uses_weak = args.weak_typing or args.layer_precisions or args.calibration_cache
+    if (args.layer_precisions or args.calibration_cache) and not args.weak_typing:
+        raise TrtdbgError("--layer-precisions and --calibration-cache need --weak-typing (TensorRT 10 only)")
+    weak = weak_settings(layer_precisions=args.layer_precisions or (), precision_constraints=args.precision_constraints,
+                         calibration_cache=args.calibration_cache) if uses_weak else ()
+    return TrtOptions(
+        module=args.trt_module, profiles=profiles,
+        pool_limit=parse_size(args.trt_pool_limit, "--trt-pool-limit") if args.trt_pool_limit else None,
+        opt_level=args.trt_opt_level, timing_cache=args.timing_cache, tf32=args.tf32, mark_mode=args.trt_mark_mode,
+        weak=weak, device_memory=getattr(args, "device_memory", "auto"),
+        cache_dir="" if args.no_engine_cache else None,
+    )
+
+
+def add_inspect_args(p: argparse.ArgumentParser) -> None:
+    """``inspect`` options for the TensorRT view of a model."""
+    g = p.add_argument_group("TensorRT view (inspect MODEL --display-as trt; inspect engine FILE.plan|FILE.json)")
+    g.add_argument("--display-as", choices=("onnx", "trt"), default="onnx",
+                   help="trt: show the model as TensorRT parses it (layers, ONNX origin, types); no GPU needed")
+    g.add_argument("--engine-layers", action="store_true",
+                   help="with --display-as trt: also build the engine (cached) and show its fused layers and which "
+                        "ONNX tensors have no buffer in it")
+    add_trt_args(p, execution=False)
+
+
+def is_engine_path(word: str) -> bool:
+    """True for ``*.plan``, ``*.engine``, ``*.trt`` files."""
+    from engine_core.backend.trt.describe import ENGINE_SUFFIXES
+
+    return os.path.splitext(word)[1].lower() in ENGINE_SUFFIXES
+
+
+def run_engine(args: argparse.Namespace, words: list[str]) -> int:
+    """``trtdbg inspect [engine] FILE``: an engine (.plan; needs a GPU) or engine-inspector JSON."""
+    from engine_core.backend.trt.describe import engine_text, read_engine_file
+    from engine_core.errors import TrtdbgError
+
+    if len(words) != 1:
+        raise TrtdbgError("usage: trtdbg inspect engine FILE (a .plan/.engine file or engine-inspector JSON)")
+    info = read_engine_file(words[0], args.trt_module)
+    if args.json:
+        _dump(info.to_json())
+    else:
+        sys.stdout.write(engine_text(info, os.path.basename(words[0])) + "\n")
+    return 0
+
+
+def run_network(args: argparse.Namespace, path: str, model: Any, index: Any) -> int:
+    """``trtdbg inspect MODEL --display-as trt [--engine-layers]``."""
+    from engine_core.backend.trt.describe import engine_text, fusion_text, network_text, network_view
+    from engine_core.backend.trt.mapping import fusion_map
+    from engine_core.backend.trt.runner import TrtRunner, _hint_shapes
+
+    options = trt_options_from_args(args)
+    runner = TrtRunner(model, path, options, observable=index.markable(), name="trt")
+    parsed = runner.prepare()
+    doc: dict[str, Any] = {"network": network_view(parsed)}
+    text = [network_text(parsed, os.path.basename(path))]
+    if args.engine_layers:
+        built = runner.build(shapes=_hint_shapes(runner.input_metadata()))
+        info = runner.engine_info(built)
+        doc["engine"] = {"cache_key": built.key, "cached": built.cached, "path": str(built.path) if built.path else None,
+                         "build_seconds": built.meta.get("build_seconds"), "notes": built.meta.get("notes", [])}
+        if info is None:
+            doc["engine"]["note"] = "TensorRT logged no layer listing; inspect the engine file on a GPU"
+            text.append(f"[I] Engine built ({built.path}); TensorRT logged no layer listing: run "
+                        f"`trtdbg inspect engine {built.path}` on a GPU")
+        else:
+            fusion = fusion_map(index, info)
+            doc["engine"].update(info.to_json())
+            doc["fusion"] = fusion.to_json()
+            text += [engine_text(info, f"{os.path.basename(path)} ({'cached' if built.cached else 'built'} engine)"),
+                     fusion_text(fusion, limit=None if args.show else 40)]
+    if args.json:
+        _dump(doc)
+    else:
+        sys.stdout.write("\n".join(text) + "\n")
+    return 0
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2 if sys.stdout.isatty() else None) + "\n")
