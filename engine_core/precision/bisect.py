@@ -1,0 +1,596 @@
+"""Precision bisection: which nodes must stay in higher precision so the low-precision model passes.
+
+:class:`Search` is the pure state machine over the ordered candidate nodes of a phase (one target precision and its
+fallback). A configuration keeps some candidates at the fallback precision ("high") and the rest low. Invariant while
+narrowing: keeping ``kept + context + region`` high passes, keeping ``kept + context`` high fails, so ``region`` holds
+a culprit. Each split step proposes two halves of ``region``; the caller picks the half that falls back; pass ->
+``region`` = that half, fail -> it joins ``context`` and ``region`` = the other half. A region of one node is a
+culprit; then ``kept`` alone is verified: pass ends the phase, fail searches the old ``context`` for the next
+culprit (delta debugging). One culprit among N costs 1 (all low) + ceil(log2 N) + 1 (verify) evaluations; the
+verify is free when it repeats a cached configuration.
+
+INT8 with an FP16/BF16 fallback runs two phases: first FP16 against FP32 over every FP16 candidate (what must stay
+FP32), then INT8 against the fallback over the quantizable nodes (what must not be quantized).
+
+:class:`BisectSession` drives a search: it evaluates configurations (cached by content hash), records steps, supports
+undo, and persists everything in the workspace after every step so ``resume`` continues after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from engine_core.comparator.tolerances import CompareSettings
+from engine_core.errors import TrtdbgError
+from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
+from engine_core.precision.plan import FALLBACKS, PrecisionPlan
+from engine_core.precision.state import (backup_state, file_sha256, load_state, pack, save_state, state_path,
+                                         unpack)
+from engine_core.workspace import Workspace
+
+MODES = ("bisect", "linear")
+DIRECTIONS = ("forward", "reverse")
+TARGETS = ("fp16", "bf16", "int8")
+DEFAULT_TOLERANCE = {"fp16": "2e-2", "bf16": "1e-1", "int8": "1e-1"}
+"""atol and rtol when none are given (elementwise: an element fails only when both are exceeded)."""
+
+
+# ---------------------------------------------------------------------- state machine
+@dataclass
+class Phase:
+    """One search: ``precision`` is tried on ``candidates``; culprits fall back to ``fallback``."""
+
+    precision: str
+    fallback: str
+    candidates: list[str]
+
+
+@dataclass
+class Proposal:
+    """What the next step evaluates: ``all-low``/``verify`` (no choice) or ``split`` (choose a half to fall back)."""
+
+    kind: str
+    high: list[int]
+    """Candidates kept high whatever the choice."""
+    halves: tuple[list[int], list[int]] | None = None
+
+    def config(self, choice: int) -> list[int]:
+        """Candidates at the fallback precision for ``choice`` (0 or 1)."""
+        return self.high + (list(self.halves[choice]) if self.halves else [])
+
+
+class Search:
+    """The bisection state machine over a list of phases (JSON round trip via :meth:`snapshot`/:meth:`restore`)."""
+
+    def __init__(self, phases: Sequence[Phase], mode: str = "bisect", direction: str = "forward") -> None:
+        if mode not in MODES:
+            raise TrtdbgError(f"--mode '{mode}' is not one of {', '.join(MODES)}")
+        if direction not in DIRECTIONS:
+            raise TrtdbgError(f"--direction '{direction}' is not one of {', '.join(DIRECTIONS)}")
+        self.phases = list(phases)
+        self.mode = mode
+        self.direction = direction
+        self.phase = 0
+        self.stage = "all-low"
+        self.candidates: list[str] = []
+        self.kept: list[int] = []
+        self.context: list[int] = []
+        self.region: list[int] = []
+        self.culprits: dict[str, str] = {}
+        self.problem: str | None = None
+        self._start_phase()
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+    @property
+    def current(self) -> Phase:
+        return self.phases[min(self.phase, len(self.phases) - 1)]
+
+    def proposal(self) -> Proposal | None:
+        """The next step (``None`` when done)."""
+        if self.stage == "done":
+            return None
+        if self.stage in ("all-low", "verify"):
+            return Proposal(self.stage, list(self.kept))
+        r = self.region
+        if self.mode == "linear":
+            halves = (r[:1], r[1:]) if self.direction == "forward" else (r[-1:], r[:-1])
+        else:
+            mid = len(r) // 2
+            halves = (r[:mid], r[mid:]) if self.direction == "forward" else (r[mid:], r[:mid])
+        return Proposal("split", self.kept + self.context, halves)
+
+    def plan(self, high: Iterable[int]) -> PrecisionPlan:
+        """The current phase's configuration with candidates ``high`` at the fallback precision."""
+        ph = self.current
+        nodes = dict(self.culprits)
+        for i in high:
+            nodes[self.candidates[i]] = ph.fallback
+        if ph.precision == "int8":
+            return PrecisionPlan("int8", nodes, fallback=ph.fallback)
+        return PrecisionPlan(ph.precision, nodes)
+
+    def final_plan(self) -> PrecisionPlan:
+        """Everything low except the culprits found so far (the plan a finished search verified)."""
+        return self.plan(self.kept)
+
+    def all_high_plan(self) -> PrecisionPlan:
+        """The current phase with every candidate at its fallback (assumed or checked to pass)."""
+        return self.plan(range(len(self.candidates)))
+
+    def names(self, indices: Iterable[int]) -> list[str]:
+        return [self.candidates[i] for i in indices]
+
+    # ------------------------------------------------------------------ transitions
+    def advance(self, prop: Proposal, choice: int, passed: bool) -> str:
+        """Apply the verdict on ``prop`` (with ``choice`` for splits); return what was learnt."""
+        if prop.kind == "all-low":
+            if passed:
+                return self._phase_done(f"everything in {self.current.precision} passes")
+            self.region = [i for i in range(len(self.candidates)) if i not in set(self.kept)]
+            self.context = []
+            self.stage = "split"
+            return self._settle(f"all {self.current.precision} fails")
+        if prop.kind == "verify":
+            if passed:
+                return self._phase_done("the culprits found so far suffice")
+            if not self.context:
+                self.problem = ("a configuration that passed before now fails: the check is not reproducible "
+                                "(nondeterministic backend or data?)")
+                self.stage = "done"
+                return self.problem
+            self.region, self.context = self.context, []
+            self.stage = "split"
+            return self._settle("more culprits remain")
+        assert prop.halves is not None
+        chosen, other = prop.halves[choice], prop.halves[1 - choice]
+        if passed:
+            self.region = list(chosen)
+            text = f"a culprit is among the {len(chosen)} node(s) that fell back"
+        else:
+            self.context = self.context + list(chosen)
+            self.region = list(other)
+            text = f"a culprit is among the other {len(other)} node(s)"
+        if not self.region:
+            self.problem = "the search ran out of suspects: results are not consistent"
+            self.stage = "done"
+            return self.problem
+        return self._settle(text)
+
+    def _settle(self, text: str) -> str:
+        if self.stage == "split" and len(self.region) == 1:
+            culprit = self.region[0]
+            self.kept.append(culprit)
+            self.region = []
+            self.stage = "verify"
+            return f"{text}; culprit: {self.candidates[culprit]}"
+        return text
+
+    def _phase_done(self, text: str) -> str:
+        ph = self.current
+        self.culprits.update({self.candidates[i]: ph.fallback for i in self.kept})
+        self.phase += 1
+        self._start_phase()
+        return text
+
+    def _start_phase(self) -> None:
+        self.kept, self.context, self.region = [], [], []
+        if self.phase >= len(self.phases):
+            self.stage = "done"
+            self.phase = len(self.phases) - 1
+            self.kept = [i for i, n in enumerate(self.candidates) if n in self.culprits]
+            return
+        self.candidates = [c for c in self.phases[self.phase].candidates if c not in self.culprits]
+        self.stage = "all-low"
+        if not self.candidates:
+            self._phase_done("no candidates")
+
+    # ------------------------------------------------------------------ persistence
+    def snapshot(self) -> dict[str, Any]:
+        """The dynamic state (candidates of the current phase as indices into the phase's list)."""
+        pool = {n: i for i, n in enumerate(self.current.candidates)}
+        return {"phase": self.phase, "stage": self.stage, "candidates": pack(pool[n] for n in self.candidates),
+                "kept": self.kept, "context": pack(self.context), "region": pack(self.region),
+                "culprits": self.culprits, "problem": self.problem}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Return to a snapshot taken from a search over the same phases."""
+        self.phase = int(snap["phase"])
+        self.stage = str(snap["stage"])
+        pool = self.phases[self.phase].candidates
+        self.candidates = [pool[i] for i in unpack(snap["candidates"])]
+        self.kept = [int(i) for i in snap["kept"]]
+        self.context = unpack(snap["context"])
+        self.region = unpack(snap["region"])
+        self.culprits = dict(snap["culprits"])
+        self.problem = snap.get("problem")
+
+
+# ---------------------------------------------------------------------- options
+@dataclass
+class BisectOptions:
+    """Everything a bisection session depends on (saved with its state)."""
+
+    model: str
+    precision: str = "fp16"
+    fallback: str = "fp32"
+    subject: str = "ort"
+    mode: str = "bisect"
+    direction: str = "forward"
+    check: str | None = None
+    check_timeout: float = 600.0
+    atol: list[str] = field(default_factory=list)
+    rtol: list[str] = field(default_factory=list)
+    check_error_stat: list[str] = field(default_factory=list)
+    shapes: list[str] = field(default_factory=list)
+    seed: int = 1
+    val_range: list[str] = field(default_factory=list)
+    iterations: int = 1
+    data_loader_script: str | None = None
+    load_inputs: list[str] = field(default_factory=list)
+    calibration_cache: str | None = None
+    write_calibration_cache: str | None = None
+    workspace: str | None = None
+
+    def validate(self) -> None:
+        if self.precision not in TARGETS:
+            raise TrtdbgError(f"--precision '{self.precision}' is not one of {', '.join(TARGETS)}")
+        if self.fallback not in FALLBACKS:
+            raise TrtdbgError(f"--fallback '{self.fallback}' is not one of {', '.join(FALLBACKS)}")
+        if self.precision != "int8" and self.fallback != "fp32":
+            raise TrtdbgError(f"--fallback {self.fallback} must be a higher precision than --precision "
+                              f"{self.precision}; use --fallback fp32")
+        if self.subject not in SUBJECTS:
+            raise TrtdbgError(f"--subject '{self.subject}' is not one of {', '.join(SUBJECTS)}")
+        if self.calibration_cache and self.precision != "int8":
+            raise TrtdbgError("--calibration-cache applies to --precision int8 only")
+        if self.check_timeout <= 0:
+            raise TrtdbgError("--check-timeout must be > 0 seconds")
+
+    def settings(self) -> CompareSettings:
+        tol = DEFAULT_TOLERANCE[self.precision]
+        return CompareSettings.from_specs(atol=self.atol or [tol], rtol=self.rtol or [tol],
+                                          check_error_stat=self.check_error_stat or None)
+
+    def phases(self, an: Any) -> list[Phase]:
+        if self.precision != "int8":
+            return [Phase(self.precision, "fp32", an.candidates(self.precision))]
+        int8 = Phase("int8", self.fallback, an.candidates("int8"))
+        if self.fallback == "fp32":
+            return [int8]
+        return [Phase(self.fallback, "fp32", an.candidates(self.fallback)), int8]
+
+
+# ---------------------------------------------------------------------- session
+ProgressFn = Callable[[str], None]
+
+
+class BisectSession:
+    """A bisection in a workspace: evaluate, step, undo, resume; every step is persisted before it is reported."""
+
+    def __init__(self, options: BisectOptions, *, resume_doc: dict[str, Any] | None = None,
+                 on_warning: Callable[[str], None] | None = None) -> None:
+        from engine_core.backend.ort import OrtRunner
+        from engine_core.data.source import make_data_source
+        from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+        from engine_core.precision.build import PlanBuilder
+        from engine_core.precision.int8 import feeds_digest
+
+        options.validate()
+        self.options = options
+        self._warn_fn = on_warning
+        self.warnings: list[str] = []
+        self.workspace = Workspace.for_model(options.model, options.workspace)
+        if self.workspace.note:
+            self._warn(self.workspace.note)
+        self.workspace.check_writable()
+        self.workdir = self.workspace.path("bisect")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model_sha = file_sha256(options.model) if os.path.isfile(options.model) else ""
+        if resume_doc is not None and resume_doc["model"].get("sha256") != self.model_sha:
+            raise TrtdbgError(f"{options.model} changed since this bisection started (its SHA-256 differs); start "
+                              "over without --resume")
+        model = load_model(options.model, load_external_data=False)
+        check_runtime_support(model, options.model)
+        check_external_data(model, options.model)
+        self.builder = PlanBuilder(model, options.model, self.workdir)
+        an = self.builder.analysis
+        metas = OrtRunner(model, options.model).input_metadata()
+        source = make_data_source(metas, shapes=options.shapes, seed=options.seed, val_range=options.val_range,
+                                  iterations=options.iterations, script=options.data_loader_script,
+                                  load_inputs=options.load_inputs)
+        feeds = list(source)
+        for w in source.warnings:
+            self._warn(w)
+        self.data_text = source.describe()
+        self.feeds_sha = feeds_digest(feeds)
+        if resume_doc is not None and resume_doc.get("feeds_sha256") != self.feeds_sha:
+            raise TrtdbgError("the input data differs from the data this bisection started with (a data loader "
+                              "that is not deterministic?); start over without --resume")
+        self.calibration_cache: str | None = None
+        int8_pool = an.candidates("int8")
+        if options.precision == "int8":
+            if options.calibration_cache:
+                self.builder.import_cache(options.calibration_cache)
+                int8_pool, missing = self.builder.quantizable(int8_pool)
+                if missing:
+                    self._warn(f"{len(missing)} quantizable node(s) have no scale in the calibration cache (e.g. "
+                               f"'{missing[0]}'); they stay at the fallback precision")
+            else:
+                self.builder.calibrate(feeds)
+            for w in self.builder.warnings:
+                self._warn(w)
+            self.calibration_cache = self._write_trt_cache()
+        check = None
+        if options.check:
+            check = CheckCommand(options.check, options.check_timeout)
+            check.verify()
+        self.evaluator = Evaluator(self.builder, options.subject, feeds, options.settings(), self.workdir, check)
+        phases = options.phases(an)
+        if options.precision == "int8":
+            phases[-1].candidates = [c for c in phases[-1].candidates if c in set(int8_pool)]
+        self.search = Search(phases, options.mode, options.direction)
+        self.history: list[dict[str, Any]] = []
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.evaluations = 0
+        self.demoted = {n: r for p in {ph.precision for ph in phases} for n, r in an.demotions(p).items()}
+        if resume_doc is not None:
+            self._load(resume_doc)
+        else:
+            backup = backup_state(self.workspace)
+            if backup is not None:
+                self._warn(f"a previous bisection state was moved to {backup}")
+            self._baseline()
+            self.save()
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def resume(cls, model: str, workspace: str | None = None,
+               on_warning: Callable[[str], None] | None = None) -> "BisectSession":
+        """Continue the bisection saved in the workspace of ``model`` with the options it was started with."""
+        ws = Workspace.for_model(model, workspace)
+        doc = load_state(ws)
+        try:
+            saved = dict(doc["options"])
+            saved["workspace"] = workspace
+            options = BisectOptions(**saved)
+        except TypeError as exc:
+            raise TrtdbgError(f"bisection state {state_path(ws)} is corrupted (options: {exc}); start over without "
+                              "--resume") from None
+        if os.path.abspath(options.model) != os.path.abspath(model):
+            raise TrtdbgError(f"the bisection in {ws.root} is for {options.model}, not {model}")
+        return cls(options, resume_doc=doc, on_warning=on_warning)
+
+    def _warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            if self._warn_fn:
+                self._warn_fn(msg)
+
+    def _load(self, doc: dict[str, Any]) -> None:
+        try:
+            phases = [Phase(p["precision"], p["fallback"], list(p["candidates"])) for p in doc["phases"]]
+            self.search = Search(phases, self.options.mode, self.options.direction)
+            self.search.restore(doc["search"])
+            self.history = list(doc["history"])
+            for h in self.history:
+                h["step"]["evaluation"]  # noqa: B018 - presence check
+            self.cache = {str(k): dict(v) for k, v in doc["cache"].items()}
+            self.evaluations = int(doc["evaluations"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise TrtdbgError(f"bisection state {state_path(self.workspace)} is corrupted ({type(exc).__name__}: "
+                              f"{exc}); start over without --resume") from None
+
+    def _write_trt_cache(self) -> str | None:
+        from engine_core.precision.calib_cache import scales_from_ranges, write_trt_cache
+
+        quantizer = self.builder.quantizer
+        if quantizer is None:
+            return None
+        target = self.options.write_calibration_cache or str(self.workdir / "calibration.cache")
+        return str(write_trt_cache(target, scales_from_ranges(quantizer.ranges())))
+
+    def _baseline(self) -> None:
+        """Every candidate at its fallback: identical to the reference on CPU FP32 (not run), else checked first."""
+        plan = self.search.all_high_plan()
+        if self.evaluator.emulated and self.evaluator.check is None and self.search.current.fallback == "fp32":
+            self.cache[_hash(plan)] = Evaluation(True, judged_by="identity",
+                                                 detail="the FP32 model itself").to_json()
+            return
+        ev = self._evaluate(plan, 0)
+        self.history.append({"search": self.search.snapshot(), "step": self._record(
+            Proposal("baseline", list(range(len(self.search.candidates)))), 0, ev, cached=False,
+            outcome="baseline (every candidate at the fallback)" + ("" if ev.passed else " FAILS"))})
+        if not ev.passed:
+            self.save()
+            what = "--check command" if self.evaluator.check else "comparison"
+            raise TrtdbgError(f"the {what} fails even with every node at {self.search.current.fallback} "
+                              f"({ev.summary()}); bisection needs a passing baseline: loosen --atol/--rtol or fix "
+                              "the check")
+
+    # ------------------------------------------------------------------ stepping
+    def proposal(self) -> Proposal | None:
+        """The next step, or ``None`` when the search is finished."""
+        return self.search.proposal()
+
+    def _evaluate(self, plan: PrecisionPlan, step: int) -> Evaluation:
+        ev = self.evaluator.evaluate(plan, step)
+        for w in self.evaluator.warnings:
+            self._warn(w)
+        self.evaluator.warnings.clear()
+        self.evaluations += 1
+        return ev
+
+    def step(self, choice: int = 0, verdict: bool | None = None) -> dict[str, Any]:
+        """Evaluate the pending step (``choice``: which half falls back; ``verdict``: your own pass/fail instead of
+        a measurement) and advance; the state is saved before this returns."""
+        prop = self.search.proposal()
+        if prop is None:
+            raise TrtdbgError("the bisection is finished; nothing to step")
+        if choice not in (0, 1) or (prop.halves is None and choice != 0):
+            raise TrtdbgError(f"choice {choice} is not valid here; choose 0 or 1 for a split")
+        plan = self.search.plan(prop.config(choice))
+        key = _hash(plan)
+        index = len(self.history) + 1
+        cached = False
+        if verdict is not None:
+            ev = Evaluation(bool(verdict), judged_by="user")
+        elif key in self.cache:
+            ev, cached = Evaluation.from_json(self.cache[key]), True
+        else:
+            ev = self._evaluate(plan, index)
+            self.cache[key] = ev.to_json()
+        before = self.search.snapshot()
+        record = self._record(prop, choice, ev, cached=cached, outcome="")
+        record["outcome"] = self.search.advance(prop, choice, ev.passed)
+        self.history.append({"search": before, "step": record})
+        if self.search.done:
+            self._finish()
+        self.save()
+        return record
+
+    def undo(self) -> dict[str, Any] | None:
+        """Take back the last step (its evaluation stays cached); ``None`` when there is nothing to undo."""
+        if not self.history or self.history[-1]["step"]["kind"] == "baseline":
+            return None
+        last = self.history.pop()
+        self.search.restore(last["search"])
+        self.save()
+        return last["step"]
+
+    def back(self) -> list[dict[str, Any]]:
+        """Undo up to and including the last split step (the last choice); the steps undone, latest first."""
+        undone = []
+        while True:
+            step = self.undo()
+            if step is None:
+                return undone
+            undone.append(step)
+            if step["kind"] == "split":
+                return undone
+
+    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None,
+            choose: Callable[[Proposal], int] | None = None) -> dict[str, Any]:
+        """Step automatically (the first half falls back, or ``choose``) until done; return :meth:`result`."""
+        while (prop := self.search.proposal()) is not None:
+            record = self.step(choose(prop) if (choose and prop.halves) else 0)
+            if on_step:
+                on_step(record)
+        return self.result()
+
+    def _record(self, prop: Proposal, choice: int, ev: Evaluation, *, cached: bool, outcome: str) -> dict[str, Any]:
+        ph = self.search.current
+        rec: dict[str, Any] = {
+            "index": len(self.history) + 1, "kind": prop.kind, "phase": f"{ph.precision}->{ph.fallback}",
+            "suspects": len(self.search.region) if prop.kind == "split" else None,
+            "high": len(prop.config(choice)), "passed": ev.passed, "cached": cached,
+            "evaluation": ev.to_json(), "outcome": outcome,
+        }
+        if prop.halves is not None:
+            rec["choice"] = choice
+            rec["halves"] = [pack(prop.halves[0]), pack(prop.halves[1])]
+        rec["phase_index"] = self.search.phase
+        return rec
+
+    def _finish(self) -> None:
+        an = self.builder.analysis
+        plan = self.final_plan()
+        plan.save(self.workdir / "plan.json", an)
+
+    # ------------------------------------------------------------------ results
+    def final_plan(self) -> PrecisionPlan:
+        plan = self.search.final_plan()
+        plan.model = os.path.abspath(self.options.model)
+        if self.builder.quantizer is not None and plan.default == "int8":
+            plan.calibration = str(self.builder.quantizer.ranges_path.resolve())
+        return plan
+
+    def culprits(self) -> dict[str, str]:
+        """``{node: precision it is kept at}`` in topological order (found so far, current phase included)."""
+        found = dict(self.search.culprits)
+        ph = self.search.current
+        if not self.search.done:
+            found.update({self.search.candidates[i]: ph.fallback for i in self.search.kept})
+        order = self.builder.analysis.pos
+        return dict(sorted(found.items(), key=lambda kv: order.get(kv[0], 0)))
+
+    def passed(self) -> bool:
+        """True when the search finished and its final plan was verified to pass."""
+        if not self.search.done or self.search.problem:
+            return False
+        entry = self.cache.get(_hash(self.search.final_plan()))
+        return bool(entry and entry.get("passed"))
+
+    def render_step(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A step with node names (halves resolved against the candidates of its phase at that time)."""
+        out = {k: v for k, v in record.items() if k not in ("halves", "phase_index")}
+        if "halves" in record:
+            idx = record["index"] - 1
+            snap = self.history[idx]["search"] if idx < len(self.history) else self.search.snapshot()
+            pool = self.search.phases[int(snap["phase"])].candidates
+            cands = [pool[i] for i in unpack(snap["candidates"])]
+            out["halves"] = [[cands[i] for i in unpack(h)] for h in record["halves"]]
+            out["fallback"] = out["halves"][record["choice"]]
+        return out
+
+    def steps(self) -> list[dict[str, Any]]:
+        return [self.render_step(h["step"]) for h in self.history]
+
+    def result(self) -> dict[str, Any]:
+        """The ``--json`` document: culprits, evaluations, passed, plan, steps (+ details)."""
+        an = self.builder.analysis
+        plan_path = self.workdir / "plan.json"
+        plan = self.final_plan()
+        n = len(self.search.phases[0].candidates)
+        return {
+            "culprits": list(self.culprits()),
+            "evaluations": self.evaluations,
+            "passed": self.passed(),
+            "plan": str(plan_path.resolve()) if self.search.done else None,
+            "steps": self.steps(),
+            "finished": self.search.done,
+            "problem": self.search.problem,
+            "model": self.options.model,
+            "precision": self.options.precision,
+            "fallback": self.options.fallback,
+            "subject": self.options.subject,
+            "emulated": self.evaluator.emulated,
+            "mode": self.options.mode,
+            "candidates": {f"{p.precision}->{p.fallback}": len(p.candidates) for p in self.search.phases},
+            "evaluation_bound": math.ceil(math.log2(n)) + 2 if n > 1 else 2,
+            "culprit_precisions": self.culprits(),
+            "demoted": self.demoted,
+            "layer_precisions": plan.layer_precisions(an),
+            "calibration_cache": self.calibration_cache,
+            "data": self.data_text,
+            "settings": self.evaluator.settings.describe(),
+            "state": str(state_path(self.workspace).resolve()),
+            "warnings": list(self.warnings),
+        }
+
+    def save(self) -> Path:
+        """Persist the whole session (atomic replace)."""
+        return save_state(self.workspace, {
+            "model": {"path": os.path.abspath(self.options.model), "sha256": self.model_sha},
+            "options": asdict(self.options) | {"model": os.path.abspath(self.options.model)},
+            "feeds_sha256": self.feeds_sha,
+            "phases": [asdict(p) for p in self.search.phases],
+            "search": self.search.snapshot(),
+            "history": self.history,
+            "cache": self.cache,
+            "evaluations": self.evaluations,
+            "updated": time.time(),
+        })
+
+
+def _hash(plan: PrecisionPlan) -> str:
+    return hashlib.sha256(plan.key().encode()).hexdigest()[:24]

@@ -1,0 +1,89 @@
+"""CPU emulation of FP16/BF16 storage rounding (docs/precision.md §8).
+
+ONNX Runtime CPU computes most FP16 nodes in FP32 and drops the rounding between them, so running the rewritten model
+on CPU under-reports the error. The emulation keeps the FP32 model and rounds, through explicit
+``Cast(low) -> Cast(float)`` pairs (which ONNX Runtime keeps at every optimization level), exactly the tensors the
+rewritten model would hold in low precision: the outputs of low-precision nodes, and the inputs they receive from
+higher-precision producers (graph inputs, FP32 nodes, nodes of another low precision). Weights and constants read
+by low-precision nodes are rounded copies. Overflow (inf above 65504) and underflow (0 below 2^-25) of every stored
+tensor are reproduced; FP16 accumulation inside a kernel is not. All original tensor names keep their meaning, with
+the stored (rounded) values.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import onnx
+from onnx import TensorProto, helper
+
+from engine_core.precision.numerics import round_to, to_tensor
+from engine_core.precision.rewrite import Namer
+from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
+
+
+def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
+    """The FP32 model with storage rounding for nodes ``low`` (``{node name: FLOAT16|BFLOAT16}``, already legal)."""
+    out = an.empty_copy()
+    fresh = Namer(an.all_names)
+    stored: dict[str, int] = {}  # tensor -> low type it is already rounded to
+    rounded: dict[tuple[str, int], str] = {}
+    nodes: list[onnx.NodeProto] = []
+    extra_inits: list[TensorProto] = []
+    constant_inits = set(an.initializers) - set(an.graph_inputs)
+
+    def round_input(x: str, want: int) -> str:
+        if stored.get(x) == want:
+            return x
+        key = (x, want)
+        name = rounded.get(key)
+        if name is None:
+            tag = TYPE_NAMES[want]
+            if x in constant_inits or (x in an.constants and x not in stored):
+                name = fresh(f"{x}__as_{tag}")
+                extra_inits.append(to_tensor(round_to(an.constant_array(x), want), F32, name))
+            else:
+                name = fresh(f"{x}__as_{tag}")
+                held = fresh(f"{x}__{tag}")
+                nodes.append(helper.make_node("Cast", [x], [held], held, to=want))
+                nodes.append(helper.make_node("Cast", [held], [name], name, to=F32))
+            rounded[key] = name
+        return name
+
+    for pos, src in enumerate(an.protos):
+        facts = an.facts[pos]
+        want = low.get(facts.name)
+        node = onnx.NodeProto()
+        node.CopyFrom(src)
+        node.name = facts.name
+        if not want:
+            nodes.append(node)
+            continue
+        for i in facts.float_inputs:
+            node.input[i] = round_input(src.input[i], want)
+        op = src.op_type
+        if op in ("Constant", "ConstantOfShape"):
+            value = an.constant_array(src.output[0]) if op == "Constant" else onnx.numpy_helper.to_array(
+                constant_of_shape_value(src))
+            del node.attribute[:]
+            node.attribute.append(helper.make_attribute("value", to_tensor(round_to(value, want), F32, "")))
+            stored[src.output[0]] = want
+            nodes.append(node)
+            continue
+        tails = []
+        for j in facts.low_outputs:
+            y = src.output[j]
+            tag = TYPE_NAMES[want]
+            raw, held = fresh(f"{y}__{tag}_raw"), fresh(f"{y}__{tag}")
+            node.output[j] = raw
+            tails.append(helper.make_node("Cast", [raw], [held], held, to=want))
+            tails.append(helper.make_node("Cast", [held], [y], fresh(f"{y}__{tag}_stored"), to=F32))
+            stored[y] = want
+        nodes.append(node)
+        nodes.extend(tails)
+
+    out.graph.node.extend(nodes)
+    used = {x for n in nodes for x in n.input} | an.protected | set(an.graph_inputs)
+    out.graph.initializer.extend(t for t in an.model.graph.initializer if t.name in used)
+    out.graph.initializer.extend(extra_inits)
+    return out

@@ -1,0 +1,243 @@
+"""Pass/fail of one plan: the comparison verdict against the FP32 reference over every sample, or a ``--check``
+command.
+
+The reference (the original model on the subject's backend) runs once per sample and is reused by every
+evaluation; only the model outputs are compared. A check command gets the candidate model, its outputs, the inputs,
+the reference outputs and the plan through environment variables; exit code 0 means pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from engine_core.backend.ort import OrtRunner
+from engine_core.comparator.metrics import compare_tensors
+from engine_core.comparator.tolerances import CompareSettings
+from engine_core.data.store import save_inputs, save_outputs
+from engine_core.errors import TrtdbgError
+from engine_core.precision.build import PlanBuilder
+from engine_core.precision.plan import PrecisionPlan
+from engine_core.precision.rewrite import ORT_OPT_LEVEL
+from engine_core.workspace import atomic_write_bytes
+
+SUBJECTS = {"ort": "cpu", "ort-cuda": "cuda"}
+ENV = {
+    "TRTDBG_MODEL": "candidate model (ONNX with the plan's real FP16/BF16 types and Q/DQ)",
+    "TRTDBG_OUTPUTS": "the candidate's outputs on the subject backend (Polygraphy JSON)",
+    "TRTDBG_INPUTS": "the inputs used (Polygraphy JSON)",
+    "TRTDBG_REFERENCE_OUTPUTS": "the FP32 reference outputs (Polygraphy JSON)",
+    "TRTDBG_PLAN": "the candidate's precision plan (JSON)",
+    "TRTDBG_STEP": "the step number",
+}
+
+
+@dataclass
+class Evaluation:
+    """The verdict on one configuration and the error it showed."""
+
+    passed: bool
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    worst: str | None = None
+    """Output with the largest absolute error."""
+    failing: list[str] = field(default_factory=list)
+    nonfinite: int = 0
+    """NaN/Inf values in the subject's outputs (all samples)."""
+    seconds: float = 0.0
+    judged_by: str = "compare"
+    """``compare`` (tolerances), ``check`` (the --check command), ``user`` (interactive verdict), ``identity``."""
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("max_abs", "max_rel"):
+            if not np.isfinite(d[k]):
+                d[k] = str(d[k])
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Evaluation":
+        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for k in ("max_abs", "max_rel"):
+            if isinstance(kw.get(k), str):
+                kw[k] = float(kw[k])
+        return cls(**kw)
+
+    def summary(self) -> str:
+        """``FAIL  max_abs 0.12 max_rel 3.4 (probs), 12 NaN/Inf``."""
+        text = f"{'PASS' if self.passed else 'FAIL'}  max_abs {self.max_abs:.3g}  max_rel {self.max_rel:.3g}"
+        if self.worst:
+            text += f" ({self.worst})"
+        if self.nonfinite:
+            text += f", {self.nonfinite} NaN/Inf"
+        if self.judged_by in ("check", "user"):
+            text += f"  [{'check command' if self.judged_by == 'check' else 'your verdict'}]"
+        if self.detail:
+            text += f"  {self.detail}"
+        return text
+
+
+@dataclass
+class CheckCommand:
+    """An external pass/fail command (exit 0 = pass), run through the shell with a timeout."""
+
+    command: str
+    timeout: float = 600.0
+
+    def verify(self) -> None:
+        """Fail early when the command's program does not exist."""
+        try:
+            words = shlex.split(self.command)
+        except ValueError as exc:
+            raise TrtdbgError(f"--check: cannot parse '{self.command}': {exc}") from None
+        program = next((w for w in words if "=" not in w.split("/")[0]), None)
+        if not words or program is None:
+            raise TrtdbgError("--check: the command is empty; give the program that decides pass (exit 0) or fail")
+        if os.sep in program:
+            if not os.path.isfile(program):
+                raise TrtdbgError(f"--check: '{program}' does not exist; give the path of the check script")
+            if not os.access(program, os.X_OK):
+                raise TrtdbgError(f"--check: '{program}' is not executable; chmod +x it or run it through its interpreter")
+        elif shutil.which(program) is None and program not in _SHELL_WORDS:
+            raise TrtdbgError(f"--check: program '{program}' is not on PATH; give its full path")
+
+    def run(self, env: Mapping[str, str], log: Path) -> tuple[bool, str | None, list[str]]:
+        """``(passed, detail, warnings)``; a missing program raises, a hang or a crash counts as a failure."""
+        full = {**os.environ, **env}
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(self.command, shell=True, env=full, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                rc = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return False, f"timed out after {self.timeout:g} s", [
+                    f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
+                    "--check-timeout if it needs longer"]
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+        tail = _tail(log)
+        if rc in (126, 127):
+            raise TrtdbgError(f"--check could not run its command (exit {rc}: {tail or 'not found or not executable'})")
+        if rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            return False, f"crashed ({name})", [f"--check crashed with {name} (log {log}); counted as a failure"]
+        return rc == 0, (None if rc == 0 else f"exit {rc}" + (f": {tail}" if tail else "")), []
+
+
+_SHELL_WORDS = frozenset({"exit", "test", "[", "true", "false", "cd", "export", "source", ".", "if", "for"})
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:200] if lines else ""
+
+
+class Evaluator:
+    """Evaluates plans of one model on one subject backend over fixed feeds."""
+
+    def __init__(self, builder: PlanBuilder, subject: str, feeds: Sequence[Mapping[str, np.ndarray]],
+                 settings: CompareSettings, workdir: str | os.PathLike[str], check: CheckCommand | None = None) -> None:
+        if subject not in SUBJECTS:
+            raise TrtdbgError(f"--subject '{subject}' is not one of {', '.join(SUBJECTS)} for precision work")
+        if not feeds:
+            raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
+        self.builder = builder
+        self.subject = subject
+        self.provider = SUBJECTS[subject]
+        self.feeds = [dict(f) for f in feeds]
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.check = check
+        self.outputs = list(builder.analysis.graph_outputs)
+        self._reference: list[dict[str, np.ndarray]] | None = None
+        self.warnings: list[str] = []
+
+    @property
+    def emulated(self) -> bool:
+        """True when low precision is emulated (CPU) rather than run in real types."""
+        return self.provider == "cpu"
+
+    def _run(self, model: onnx.ModelProto, label: str) -> list[dict[str, np.ndarray]]:
+        runner = OrtRunner(model, self.builder.path, provider=self.provider, opt_level=ORT_OPT_LEVEL, name=label)
+        with runner:
+            return [runner.infer(feed, self.outputs) for feed in self.feeds]
+
+    def reference(self) -> list[dict[str, np.ndarray]]:
+        """The FP32 model's outputs on every feed (computed once, at the same optimization level as the subjects)."""
+        if self._reference is None:
+            self._reference = self._run(self.builder.model, f"{self.subject} fp32 reference")
+        return self._reference
+
+    def evaluate(self, plan: PrecisionPlan, step: int = 0) -> Evaluation:
+        """Build, run and judge ``plan``."""
+        start = time.perf_counter()
+        refs = self.reference()
+        model, _ = self.builder.build(plan, emulated=self.emulated)
+        subs = self._run(model, f"{self.subject} candidate")
+        ev = self._compare(subs, refs)
+        if self.check is not None:
+            real = model if not self.emulated else self.builder.build(plan, emulated=False)[0]
+            env = self._check_files(real, plan, subs, step)
+            passed, detail, warnings = self.check.run(env, self.workdir / "check.log")
+            self.warnings.extend(warnings)
+            ev.passed, ev.detail, ev.judged_by = passed, detail, "check"
+        ev.seconds = time.perf_counter() - start
+        return ev
+
+    def _compare(self, subs: Sequence[Mapping[str, np.ndarray]], refs: Sequence[Mapping[str, np.ndarray]]) -> Evaluation:
+        ev = Evaluation(passed=True)
+        worst = -1.0
+        for sub, ref in zip(subs, refs):
+            for st in compare_tensors(self.outputs, [sub[n] for n in self.outputs], [ref[n] for n in self.outputs],
+                                      self.settings):
+                ev.nonfinite += st.nan + st.inf
+                if not st.passed:
+                    ev.passed = False
+                    if st.name not in ev.failing:
+                        ev.failing.append(st.name)
+                a = st.max_abs if st.max_abs == st.max_abs else float("inf")
+                r = st.max_rel if st.max_rel == st.max_rel else float("inf")
+                if a > worst:
+                    worst, ev.worst = a, st.name
+                ev.max_abs = max(ev.max_abs, a)
+                ev.max_rel = max(ev.max_rel, r)
+        return ev
+
+    def _check_files(self, model: onnx.ModelProto, plan: PrecisionPlan, subs: Sequence[Mapping[str, np.ndarray]],
+                     step: int) -> dict[str, str]:
+        d = self.workdir
+        files = {"TRTDBG_MODEL": d / "candidate.onnx", "TRTDBG_OUTPUTS": d / "candidate_outputs.json",
+                 "TRTDBG_INPUTS": d / "inputs.json", "TRTDBG_REFERENCE_OUTPUTS": d / "reference_outputs.json",
+                 "TRTDBG_PLAN": d / "candidate_plan.json"}
+        atomic_write_bytes(files["TRTDBG_MODEL"], model.SerializeToString())
+        save_outputs(files["TRTDBG_OUTPUTS"], f"{self.subject} candidate", subs)
+        if not files["TRTDBG_INPUTS"].exists():
+            save_inputs(files["TRTDBG_INPUTS"], self.feeds)
+        if not files["TRTDBG_REFERENCE_OUTPUTS"].exists():
+            save_outputs(files["TRTDBG_REFERENCE_OUTPUTS"], f"{self.subject} fp32", self.reference())
+        plan.save(files["TRTDBG_PLAN"])
+        env = {k: str(v.resolve()) for k, v in files.items()}
+        env["TRTDBG_STEP"] = str(step)
+        return env

@@ -1,0 +1,162 @@
+"""INT8 through explicit Q/DQ: ONNX Runtime's static quantizer with the settings TensorRT accepts (docs §9-§10).
+
+Symmetric INT8 activations and weights (zero point 0), per-channel Conv/ConvTranspose weights, FP32 weights kept
+with a Q/DQ pair, no INT32 bias quantization, no output quantization; Q/DQ only on the inputs of the nodes a plan puts
+in INT8. Calibration ranges come once from the same feeds as compare (MinMax) or from a TensorRT calibration cache
+(:mod:`engine_core.precision.calib_cache`), and are stored as ONNX Runtime's JSON calibration cache, so every later
+quantization of another node subset costs no calibration run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from engine_core.errors import TrtdbgError
+from engine_core.precision.rules import QUANTIZABLE
+
+TRT_OPTIONS: dict[str, object] = {
+    "ActivationSymmetric": True,
+    "WeightSymmetric": True,
+    "QuantizeBias": False,
+    "AddQDQPairToWeight": True,
+    "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
+    "DedicatedQDQPair": False,
+    "ForceQuantizeNoInputCheck": True,
+    "OpTypesToExcludeOutputQuantization": list(QUANTIZABLE),
+    "QDQDisableWeightAdjustForInt32Bias": True,
+}
+"""``extra_options`` of ``quantize_static``: ModelOpt's TensorRT-guided ORT recipe (docs/precision.md §10)."""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterable[None]:
+    """Silence the quantizer's pre-processing advice (root logger warnings and prints)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(model_path: Path, out_path: Path, nodes: Sequence[str], cache: Path,
+              feeds: Sequence[Mapping[str, np.ndarray]] | None) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self, items: Sequence[Mapping[str, np.ndarray]]) -> None:
+            self._it = iter(items)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            feed = next(self._it, None)
+            return dict(feed) if feed is not None else None
+
+    reader = _Reader(feeds) if feeds is not None else None
+    with _quiet():
+        quantize_static(
+            str(model_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=list(nodes),
+            op_types_to_quantize=list(QUANTIZABLE), calibrate_method=CalibrationMethod.MinMax,
+            extra_options=dict(TRT_OPTIONS), calibration_cache_path=str(cache),
+        )
+
+
+class Quantizer:
+    """Quantizes node subsets of one model file with fixed calibration ranges (an ONNX Runtime JSON cache)."""
+
+    def __init__(self, model_path: str | os.PathLike[str], ranges_path: str | os.PathLike[str]) -> None:
+        self.model_path = Path(model_path)
+        self.ranges_path = Path(ranges_path)
+        if not self.ranges_path.is_file():
+            raise TrtdbgError(f"calibration ranges {self.ranges_path} do not exist; calibrate first")
+
+    @classmethod
+    def calibrate(cls, model_path: str | os.PathLike[str], feeds: Sequence[Mapping[str, np.ndarray]],
+                  ranges_path: str | os.PathLike[str], nodes: Sequence[str]) -> "Quantizer":
+        """Run MinMax calibration of ``nodes``' tensors on ``feeds`` (once) and keep the ranges at ``ranges_path``."""
+        ranges = Path(ranges_path)
+        if not ranges.is_file():
+            if not feeds:
+                raise TrtdbgError("INT8 calibration needs input data; give --load-inputs, --data-loader-script or "
+                                  "random data (--iterations N)")
+            ranges.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=ranges.parent) as tmp:
+                staged = Path(tmp) / "ranges.json"
+                try:
+                    _quantize(Path(model_path), Path(tmp) / "calibrated.onnx", nodes, staged, feeds)
+                except TrtdbgError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
+                    raise TrtdbgError(f"INT8 calibration of {model_path} failed: {_first_line(exc)}") from exc
+                os.replace(staged, ranges)
+        return cls(model_path, ranges)
+
+    def quantize(self, nodes: Sequence[str]) -> onnx.ModelProto:
+        """The model with Q/DQ on the inputs of ``nodes`` (names as in the model file)."""
+        with tempfile.TemporaryDirectory(dir=self.ranges_path.parent) as tmp:
+            out = Path(tmp) / "qdq.onnx"
+            try:
+                _quantize(self.model_path, out, nodes, self.ranges_path, None)
+            except Exception as exc:  # noqa: BLE001
+                raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {_first_line(exc)}") from exc
+            return onnx.load(str(out))
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """``{tensor: (lowest, highest)}`` from the calibration cache."""
+        return read_ranges(self.ranges_path)
+
+
+def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
+    """Tensor ranges from an ONNX Runtime JSON calibration cache."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    try:
+        data = load_tensors_data(Path(path))
+    except Exception as exc:  # noqa: BLE001
+        raise TrtdbgError(f"cannot read calibration ranges {path}: {_first_line(exc)}") from exc
+    out = {}
+    for name, td in data.items():
+        lo, hi = td.range_value
+        out[name] = (float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0]))
+    return out
+
+
+def write_ranges(path: str | os.PathLike[str], ranges: Mapping[str, tuple[float, float]]) -> Path:
+    """Write ``{tensor: (lowest, highest)}`` as an ONNX Runtime JSON calibration cache (MinMax), atomically."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
+
+    data = TensorsData(CalibrationMethod.MinMax, {
+        name: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+        for name, (lo, hi) in ranges.items()
+    })
+    target = Path(path)
+    save_tensors_data(data, target)  # writes a temp file and renames it (atomic)
+    return target
+
+
+def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
+    """Content hash of calibration feeds (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            a = np.ascontiguousarray(feed[name])
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:400]
