@@ -76,6 +76,7 @@ class MainScreen(Screen):
     MainScreen #right { width: 1fr; }
     MainScreen DetailPane { height: 1fr; min-height: 8; border-bottom: solid $panel-lighten-2; }
     MainScreen #compare-panel { height: 1fr; min-height: 10; }
+    MainScreen #compare-panel.-empty { height: 5; min-height: 5; }
     MainScreen #compare-status { height: auto; max-height: 4; padding: 0 1; }
     MainScreen #progress { height: 1; padding: 0 1; }
     MainScreen #progress Bar { width: 1fr; }
@@ -126,7 +127,7 @@ class MainScreen(Screen):
             yield GraphTree(self.view, id="tree")
             with Vertical(id="right"):
                 yield DetailPane(id="detail")
-                with Vertical(id="compare-panel"):
+                with Vertical(id="compare-panel", classes="-empty"):
                     yield Static(Text("No comparison yet: r sets one up (reference, subject, tolerances, data).",
                                       style="dim"), id="compare-status")
                     yield ProgressBar(total=1, show_eta=False, id="progress")
@@ -547,7 +548,7 @@ class MainScreen(Screen):
         self._set_status(Text("preparing: loading models and data…", style="bold"))
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=1, progress=0)
-        self.query_one("#compare-panel").add_class("-active")
+        self.query_one("#compare-panel").add_class("-active").remove_class("-empty")
         self._flush_timer = self.set_interval(self.flush_interval, self._flush)
         self.run_compare(request, self._cancel, self._queue)
 

@@ -113,7 +113,7 @@ class ErrorTable(ScrollView, can_focus=True):
     ErrorTable > .error-table--fail { color: $error; }
     ErrorTable > .error-table--nonfinite { color: $warning; text-style: bold; }
     ErrorTable > .error-table--pass { color: $success; }
-    ErrorTable > .error-table--first { text-style: bold reverse; }
+    ErrorTable > .error-table--first { text-style: bold; color: $error; }
     ErrorTable > .error-table--muted { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -233,7 +233,7 @@ class ErrorTable(ScrollView, can_focus=True):
             self._rebuild()
             where = np.nonzero(self._view == pos)[0]
         self.cursor = int(where[0])
-        self._scroll_to_cursor()
+        self.scroll_to(y=max(0, self.cursor - self._body_height // 2), animate=False)
         self.refresh()
         self.post_message(self.Highlighted(result))
         return True
