@@ -10,6 +10,7 @@ import onnx
 from engine_core.backend.base import Runner
 from engine_core.backend.ort import OrtRunner
 from engine_core.errors import TrtdbgError
+from engine_core.precision import runner as precision_runner
 
 BACKENDS = {
     "ort": ("cpu", "ONNX Runtime, CPU, FP32"),
@@ -23,7 +24,8 @@ def describe_backends() -> str:
     """One line listing the accepted specs."""
     from engine_core.backend.trt.spec import describe as describe_trt
 
-    return ", ".join([*(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu"), describe_trt()])
+    return ", ".join([*(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu"), describe_trt(),
+                      precision_runner.describe()])
 
 
 def make_runner(
@@ -35,13 +37,25 @@ def make_runner(
     unobservable: Mapping[str, str] | None = None,
     opt_level: str = "all",
     trt_options: object | None = None,
+    plan: str | None = None,
 ) -> Runner:
     """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them).
 
-    ``trt_options`` (a :class:`~engine_core.backend.trt.runner.TrtOptions`) applies to ``trt*`` specs.
+    ``trt_options`` (a :class:`~engine_core.backend.trt.runner.TrtOptions`) applies to ``trt*`` specs. A precision
+    suffix (``ort:fp16``, ``ort-cuda:int8``) or a ``plan`` file runs the model that precision plan makes (``trt:fp16``
+    builds from the rewrite the precision engine registers with the TensorRT specs).
     """
     key = spec.strip().lower()
-    if key.partition(":")[0] in ("trt", "trt-rtx"):
+    trt = key.partition(":")[0] in ("trt", "trt-rtx")
+    if plan is not None or (precision_runner.is_precision_spec(key) and not trt):
+
+        def base(base_spec: str, built: onnx.ModelProto) -> Runner:
+            return make_runner(base_spec, built, model_path, observable=observable, unobservable=unobservable,
+                               opt_level=precision_runner.ORT_OPT_LEVEL, trt_options=trt_options)
+
+        return precision_runner.make_precision_runner(key, model, model_path, plan_file=plan, make_base=base,
+                                                      observable=observable, unobservable=unobservable)
+    if trt:
         from engine_core.backend.trt.spec import make_trt_runner
 
         return make_trt_runner(key, model, model_path, observable=observable, unobservable=unobservable,

@@ -70,6 +70,8 @@ class CompareRequest:
     """ONNX Runtime graph optimization level; default: ``disable`` when intermediate tensors are
     compared (fusions would otherwise depend on which tensors are marked), else ``all``."""
     workspace: str | None = None
+    plan: str | None = None
+    """Precision plan file run by the subject backend (``--plan``; subject default ``ort``)."""
 
     @classmethod
     def from_namespace(cls, a: Any) -> "CompareRequest":
@@ -88,7 +90,7 @@ class CompareRequest:
             data_loader_script=a.data_loader_script, load_inputs=list(a.load_inputs or []),
             save_inputs=a.save_inputs, save_outputs=a.save_outputs, fail_fast=a.fail_fast,
             mem_budget=parse_size(a.mem_budget, "--mem-budget") if a.mem_budget else None,
-            ort_opt_level=a.ort_opt_level, workspace=a.workspace,
+            ort_opt_level=a.ort_opt_level, workspace=a.workspace, plan=getattr(a, "plan", None),
         )
 
 
@@ -202,8 +204,9 @@ def _side(
     wanted: Sequence[str],
     backend_for_other: str,
     opt_level: str,
+    plan: str | None = None,
 ) -> tuple[OutputSource, dict[str, Match], Runner | None]:
-    """The source for one side and how MODEL's tensor names map onto it."""
+    """The source for one side and how MODEL's tensor names map onto it (``plan``: a precision plan for ``spec``)."""
     if saved:
         outs = load_outputs(saved)
         source = SavedSource(saved, outs.iterations, outs.runner_name)
@@ -217,7 +220,7 @@ def _side(
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
         return RunnerSource(runner), mapping, runner
     runner = make_runner(spec or "ort", model, index.path, observable=index.markable(),
-                         unobservable=unobservable_tensors(index), opt_level=opt_level)
+                         unobservable=unobservable_tensors(index), opt_level=opt_level, plan=plan)
     return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
 
 
@@ -251,10 +254,14 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
     sub_runner: Runner | None = None
-    if request.subject or request.subject_model or request.subject_outputs:
+    if request.plan and (request.subject_model or request.subject_outputs):
+        raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
+    if request.subject or request.subject_model or request.subject_outputs or request.plan:
         sub_src, sub_map, sub_runner = _side(
             request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
-            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level)
+            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level, plan=request.plan)
+        for w in getattr(sub_runner, "warnings", ()):
+            warn(w)
 
     live = ref_runner or sub_runner
     metas: list[TensorMeta] = live.input_metadata() if live else []
@@ -267,6 +274,8 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
             metas, shapes=request.shapes, seed=request.seed, val_range=request.val_range,
             iterations=request.iterations, script=request.data_loader_script, load_inputs=request.load_inputs)
         feeds = list(source)
+        if hasattr(sub_runner, "set_calibration"):
+            sub_runner.set_calibration(feeds)  # type: ignore[union-attr]  # INT8 subjects calibrate on these inputs
         for w in source.warnings:
             warn(w)
         data_text = source.describe()

@@ -23,11 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ref.add_argument("--ref-model", metavar="M", help="run this model as the reference (tensors matched to MODEL's)")
     ref.add_argument("--ref-outputs", metavar="F", help="saved reference outputs (Polygraphy JSON, directory or .npz)")
     sbj = p.add_argument_group("subject").add_mutually_exclusive_group()
-    sbj.add_argument("--subject", metavar="SPEC", help="subject backend: ort or ort-cuda")
+    sbj.add_argument("--subject", metavar="SPEC",
+                     help="subject backend: ort, ort-cuda, or with a precision: ort:fp16|bf16|int8 (CPU, FP16/BF16 "
+                          "storage rounding emulated), ort-cuda:fp16|bf16|int8 (real types)")
     sbj.add_argument("--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16/INT8 copy)")
     sbj.add_argument("--load-outputs", metavar="F", help="saved subject outputs (Polygraphy JSON, directory or .npz)")
     p.add_argument("--subject-backend", metavar="SPEC", default="ort",
                    help="backend that runs --subject-model (default ort)")
+    p.add_argument("--plan", metavar="FILE",
+                   help="precision plan (from `trtdbg bisect`) that the --subject backend runs (default subject: ort)")
     marks = p.add_argument_group("what to compare")
     marks.add_argument("--mark", action="append", metavar="all|NAME,...",
                        help="tensors to compare: 'all' (or '*'), names or fnmatch patterns (default: model outputs)")
