@@ -565,3 +565,58 @@ async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
         await settle(app, pilot)
         assert scr.last_surgery_error and "no_such_tensor" in scr.last_surgery_error and app.is_running
         assert sorted(p.name for p in (tmp_path / "ws").glob("*.onnx")) == ["chain_inserted.onnx", "chain_sanitized.onnx"]
+
+
+# ---------------------------------------------------------------------- bisection
+async def test_bisect_two_steps_undo_run_export_and_resume(demo) -> None:
+    from tui.screens.bisect import BisectScreen, precision_available
+
+    if not precision_available():
+        pytest.skip("engine_core.precision is not in this build")
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        main = app.main_screen
+        await pilot.press("b")
+        await settle(app, pilot)
+        scr = app.screen
+        assert isinstance(scr, BisectScreen)
+        await pilot.press("ctrl+s")  # start: fp16, fallback fp32, CPU emulation, demo inputs
+        await settle(app, pilot)
+        assert scr.last_error is None and scr.state["proposal"]["kind"] == "all-low"
+        await pilot.press("a")  # everything FP16: fails
+        await settle(app, pilot)
+        prop = scr.state["proposal"]
+        assert scr.state["steps"][-1]["passed"] is False and prop["kind"] == "split"
+        a_half, b_half = prop["halves"]
+        index = main.view.index
+        # both halves are highlighted in the tree
+        assert {main.view.bisect[index.find(n)] for n in a_half} == {"A"}
+        assert {main.view.bisect[index.find(n)] for n in b_half} == {"B"}
+        assert "⟦A⟧" in screen_text(app)
+        await pilot.press("b")  # the second half falls back
+        await settle(app, pilot)
+        assert len(scr.state["steps"]) == 2 and scr.state["steps"][-1]["fallback"] == b_half
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert len(scr.state["steps"]) == 1 and scr.state["proposal"]["halves"] == [a_half, b_half]
+        await pilot.press("R")  # run to the end
+        await settle(app, pilot)
+        s = scr.state
+        assert s["finished"] and s["passed"]
+        assert set(s["culprits"]) == {"/patch_embed/norm/Sqrt", "/norm/Pow", "/norm/ReduceMean_1"}
+        assert main.view.bisect[index.find("/norm/Pow")] == "culprit"
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert scr.exported and Path(scr.exported).exists()
+        assert json.loads(Path(scr.exported).read_text())["nodes"]["/norm/Pow"] == "fp32"
+        await pilot.press("escape")
+        assert app.screen is main and main.view.bisect == {}
+        # a new bisection screen offers to resume the saved one
+        await pilot.press("b")
+        await settle(app, pilot)
+        scr2 = app.screen
+        assert scr2.saved and scr2.saved["same_model"] and scr2.saved["finished"]
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert scr2.state["finished"] and scr2.state["culprits"] == s["culprits"]

@@ -82,3 +82,28 @@ class JobFinished(Message, bubble=False):
     kind: str
     result: Any | None
     error: str | None = None
+
+
+@dataclass
+class BisectUpdate(Message, bubble=False):
+    """A plain snapshot of the bisection (built in the worker; the UI never touches the session)."""
+
+    state: dict[str, Any]
+    note: str | None = None
+    final: bool = True
+    """False for progress updates during an automatic run."""
+
+
+@dataclass
+class BisectFailed(Message, bubble=False):
+    """A bisection action failed (one line); ``stopped`` when the session could not be created."""
+
+    error: str
+    stopped: bool = False
+
+
+@dataclass
+class BisectProbe(Message, bubble=False):
+    """What a saved bisection in the workspace looks like (``None``: nothing to resume)."""
+
+    info: dict[str, Any] | None

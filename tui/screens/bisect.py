@@ -1,45 +1,556 @@
-"""Bisection screen (issue 3). Drives ``engine_core.precision`` once it exists; until then it says so."""
+"""Precision bisection screen: drives ``engine_core.precision.bisect.BisectSession`` step by step.
+
+Set-up (precision, fallback, subject, check = tolerances or an external command) → the current split is shown
+with both halves highlighted in the graph tree (⟦A⟧ / ⟦B⟧), ``a``/``b`` choose which half falls back and
+evaluate it, ``y``/``n`` judge the pending configuration yourself, ``R`` runs to the end (ctrl+c stops), ``u``
+undoes, ``e`` exports the final plan. Every step is saved by engine_core; an interrupted bisection is offered for
+resuming. The session object lives in worker threads only (under a lock); the UI renders plain snapshots.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import threading
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
+
+from tui.messages import BisectFailed, BisectProbe, BisectUpdate
+from tui.widgets.error_table import fmt
+from tui.widgets.graph_tree import GraphTree
 
 
 def precision_available() -> bool:
-    """True when engine_core's precision/bisection package is installed in this build."""
-    return importlib.util.find_spec("engine_core.precision") is not None
+    """True when engine_core's bisection engine is part of this build."""
+    return importlib.util.find_spec("engine_core.precision") is not None and \
+        importlib.util.find_spec("engine_core.precision.bisect") is not None
+
+
+def _short_names(names: list[str], limit: int = 3) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:2])}, … {names[-1]}"
+
+
+def snapshot(session: Any, choice: int) -> dict[str, Any]:
+    """Everything the screen shows, as plain data (call in the worker, under the session lock)."""
+    search = session.search
+    prop = session.proposal()
+    ph = search.current
+    state: dict[str, Any] = {
+        "model": session.options.model, "precision": session.options.precision,
+        "fallback": session.options.fallback, "subject": session.options.subject,
+        "emulated": session.evaluator.emulated, "check": session.options.check,
+        "settings": session.evaluator.settings.describe(), "data": session.data_text,
+        "phase": f"{ph.precision}->{ph.fallback}", "stage": search.stage, "candidates": len(search.candidates),
+        "suspects": len(search.region), "finished": search.done, "problem": search.problem,
+        "passed": session.passed(), "evaluations": session.evaluations, "culprits": session.culprits(),
+        "demoted": dict(session.demoted), "steps": session.steps(), "warnings": list(session.warnings),
+        "choice": choice, "proposal": None, "state_file": str(session.workspace.path("bisect", "state.json")),
+        "context": search.names(search.context) if search.stage == "split" else [],
+    }
+    if prop is not None:
+        state["proposal"] = {
+            "kind": prop.kind, "high": search.names(prop.high),
+            "halves": [search.names(h) for h in prop.halves] if prop.halves else None,
+        }
+    if search.done:
+        state["plan"] = str(session.workdir / "plan.json")
+        try:
+            state["layer_precisions"] = session.final_plan().layer_precisions(session.builder.analysis)
+        except Exception:  # noqa: BLE001 - informative only
+            state["layer_precisions"] = None
+    return state
 
 
 class BisectScreen(Screen):
     """Step-by-step precision bisection."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back", id="bisect-back")]
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="bisect-back"),
+        Binding("a", "step(0)", "A falls back", id="bisect-a"),
+        Binding("b", "step(1)", "B falls back", id="bisect-b"),
+        Binding("enter", "step(-1)", "Evaluate", show=False, id="bisect-evaluate"),
+        Binding("y", "verdict(1)", "Pass (you judge)", show=False, id="bisect-pass"),
+        Binding("n", "verdict(0)", "Fail (you judge)", show=False, id="bisect-fail"),
+        Binding("R", "auto", "Run to end", id="bisect-auto"),
+        Binding("u", "undo", "Undo", id="bisect-undo"),
+        Binding("e", "export", "Export plan", id="bisect-export"),
+        Binding("c", "resume", "Resume saved", show=False, id="bisect-resume"),
+    ]
     DEFAULT_CSS = """
+    BisectScreen #bisect-top { height: 1; background: $panel; padding: 0 1; }
+    BisectScreen #bisect-body { height: 1fr; }
+    BisectScreen GraphTree { width: 42%; border-right: solid $panel-lighten-2; }
+    BisectScreen #bisect-right { width: 1fr; }
+    BisectScreen #setup { height: auto; padding: 0 1; border-bottom: solid $panel-lighten-2; }
+    BisectScreen #setup .row { height: auto; margin-bottom: 1; }
+    BisectScreen #setup Label.key { width: 11; color: $text-muted; }
+    BisectScreen #setup Select { width: 1fr; margin-right: 1; }
+    BisectScreen #setup Input { width: 1fr; margin-right: 1; background: $boost; }
+    BisectScreen #setup #buttons { height: 1; }
+    BisectScreen #setup Button { margin-right: 2; }
+    BisectScreen #status { height: auto; max-height: 12; padding: 0 1; border-bottom: solid $panel-lighten-2; }
+    BisectScreen DataTable { height: 1fr; }
+    BisectScreen #result { height: auto; max-height: 12; padding: 0 1; border-top: solid $panel-lighten-2; }
     BisectScreen #missing { padding: 1 2; }
     """
 
     def __init__(self, main: Any) -> None:
         super().__init__()
         self.main = main
+        self.view = main.view
+        self.session: Any = None
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self.busy = False
+        self.state: dict[str, Any] | None = None
+        self.saved: dict[str, Any] | None = None
+        self.last_error: str | None = None
+        self.exported: str | None = None
 
+    # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text("Precision bisection", style="bold"), id="bisect-title")
-            yield Static(self._missing_text(), id="missing")
+        yield Static(Text("Precision bisection", style="bold"), id="bisect-top")
+        if not precision_available():
+            yield Static(Text("Not available in this build: the bisection engine (engine_core.precision) is "
+                              "missing. Esc goes back."), id="missing")
+            yield Footer()
+            return
+        form = self.main.form
+        with Horizontal(id="bisect-body"):
+            yield GraphTree(self.view, id="bisect-tree")
+            with Vertical(id="bisect-right"):
+                with Vertical(id="setup"):
+                    with Horizontal(classes="row"):
+                        yield Label("precision", classes="key")
+                        yield Select([("FP16", "fp16"), ("BF16", "bf16"), ("INT8", "int8")], value="fp16",
+                                     allow_blank=False, id="precision", compact=True)
+                        yield Label("fallback", classes="key")
+                        yield Select([("FP32", "fp32"), ("FP16 (INT8 only)", "fp16"), ("BF16 (INT8 only)", "bf16")],
+                                     value="fp32", allow_blank=False, id="fallback", compact=True)
+                    with Horizontal(classes="row"):
+                        yield Label("subject", classes="key")
+                        yield Select(self._subjects(), value="ort", allow_blank=False, id="subject", compact=True)
+                        yield Label("search", classes="key")
+                        yield Select([("bisect", "bisect"), ("linear", "linear")], value="bisect",
+                                     allow_blank=False, id="mode", compact=True)
+                    with Horizontal(classes="row"):
+                        yield Label("check", classes="key")
+                        yield Select([("tolerances", "tolerance"), ("external command", "command")],
+                                     value="tolerance", allow_blank=False, id="check-kind", compact=True)
+                        yield Input("", placeholder="atol (default per precision)", id="atol", compact=True)
+                        yield Input("", placeholder="rtol", id="rtol", compact=True)
+                    with Horizontal(classes="row", id="command-row"):
+                        yield Label("command", classes="key")
+                        yield Input("", placeholder="exit 0 = pass; gets $TRTDBG_MODEL, $TRTDBG_OUTPUTS, …",
+                                    id="command", compact=True)
+                    data = {"random": "random inputs", "script": "data-loader script", "inputs": "saved inputs"}
+                    yield Static(Text(f"data: {data.get(form.data, form.data)} {form.data_path}".rstrip()
+                                      + "  (from the compare dialog)", style="dim"))
+                    with Horizontal(id="buttons"):
+                        yield Button("Start (ctrl+s)", variant="primary", id="start", compact=True)
+                        yield Button("Resume saved (c)", id="resume", compact=True, disabled=True)
+                yield Static(Text("Set up the bisection and start it.", style="dim"), id="status")
+                table = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+                yield table
+                yield Static("", id="result")
         yield Footer()
 
-    def _missing_text(self) -> Text:
+    def _subjects(self) -> list[tuple[str, str]]:
+        try:
+            from engine_core.precision.evaluate import SUBJECTS
+        except Exception:  # noqa: BLE001
+            return [("ort", "ort")]
+        labels = {"ort": "ort (CPU, emulated)", "ort-cuda": "ort-cuda (real types)"}
+        return [(labels.get(s, s), s) for s in SUBJECTS]
+
+    def on_mount(self) -> None:
+        if not precision_available():
+            return
+        table = self.query_one("#steps", DataTable)
+        for col in ("#", "phase", "step", "fell back", "verdict", "max abs", "max rel", "NaN/Inf", "worst output",
+                    "outcome"):
+            table.add_column(col, key=col)
+        self.query_one("#command-row").display = False
+        self.query_one("#bisect-tree", GraphTree).populate(self.main.display_name, self.view.scopes.children(()))
+        self.probe()
+
+    @on(Select.Changed, "#check-kind")
+    def _check_kind(self, event: Select.Changed) -> None:
+        self.query_one("#command-row").display = event.value == "command"
+
+    # ------------------------------------------------------------------ workers
+    @work(thread=True, exclusive=True, exit_on_error=False, group="bisect-probe")
+    def probe(self) -> None:
+        """Is there a saved bisection for this model in the workspace?"""
+        try:
+            from engine_core.precision.state import load_state, state_path
+            from engine_core.workspace import Workspace
+
+            ws = Workspace(self.main.workspace.root) if self.main.workspace is not None else \
+                Workspace.for_model(self.main.model_path)
+            if not state_path(ws).exists():
+                self.post_message(BisectProbe(None))
+                return
+            doc = load_state(ws)
+            opts = doc.get("options", {})
+            same = Path(opts.get("model", "")).resolve() == Path(self.main.model_path).resolve()
+            info = {"steps": len(doc.get("history", [])), "precision": opts.get("precision"),
+                    "fallback": opts.get("fallback"), "finished": doc.get("search", {}).get("stage") == "done",
+                    "same_model": same, "path": str(state_path(ws))}
+            self.post_message(BisectProbe(info))
+        except Exception as exc:  # noqa: BLE001 - a corrupted state is reported, not fatal
+            self.post_message(BisectProbe({"error": str(exc)}))
+
+    def _options(self) -> Any:
+        from engine_core.precision.bisect import BisectOptions
+
+        q = self.query_one
+        form = self.main.form
+        command = q("#command", Input).value.strip() if q("#check-kind", Select).value == "command" else None
+        return BisectOptions(
+            model=self.main.model_path, precision=str(q("#precision", Select).value),
+            fallback=str(q("#fallback", Select).value), subject=str(q("#subject", Select).value),
+            mode=str(q("#mode", Select).value), check=command,
+            atol=q("#atol", Input).value.split(), rtol=q("#rtol", Input).value.split(),
+            shapes=form.shapes.split(), seed=int(form.seed or 1) if str(form.seed).strip().isdigit() else 1,
+            val_range=form.val_range.split(), iterations=int(form.iterations) if str(form.iterations).isdigit() else 1,
+            data_loader_script=form.data_path.strip() if form.data == "script" else None,
+            load_inputs=form.data_path.split() if form.data == "inputs" else [],
+            workspace=str(self.main.workspace.root) if self.main.workspace is not None else None,
+        )
+
+    def _begin(self, text: str) -> bool:
+        if self.busy:
+            self.notify("busy: wait for the current evaluation (ctrl+c stops a run)", timeout=3)
+            return False
+        self.busy = True
+        self._cancel.clear()
+        self._set_status(Text(text, style="bold"))
+        return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="bisect")
+    def _start(self, options: Any, resume: bool) -> None:
+        from engine_core.errors import TrtdbgError
+        from engine_core.precision.bisect import BisectSession
+
+        try:
+            with self._lock:
+                if resume:
+                    session = BisectSession.resume(options.model, options.workspace)
+                else:
+                    session = BisectSession(options)
+                self.session = session
+                state = snapshot(session, 0)
+            self.post_message(BisectUpdate(state, "resumed" if resume else "baseline checked; bisection started"))
+        except TrtdbgError as exc:
+            self.post_message(BisectFailed(str(exc), stopped=True))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(BisectFailed(f"{type(exc).__name__}: {exc}", stopped=True))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="bisect")
+    def _act(self, action: str, choice: int = 0, verdict: bool | None = None) -> None:
+        from engine_core.errors import TrtdbgError
+
+        session = self.session
+        try:
+            with self._lock:
+                note = None
+                if action == "step":
+                    rec = session.step(choice, verdict)
+                    note = rec["outcome"]
+                elif action == "auto":
+                    steps = 0
+                    while session.proposal() is not None and not self._cancel.is_set():
+                        rec = session.step(0)
+                        steps += 1
+                        if steps % 2 == 0:  # progress for long runs
+                            self.post_message(BisectUpdate(snapshot(session, 0), rec["outcome"], final=False))
+                    note = "stopped (ctrl+c); every step is saved" if self._cancel.is_set() else "finished"
+                elif action == "undo":
+                    undone = session.undo()
+                    note = f"undid step {undone['index']}" if undone else "nothing to undo"
+                elif action == "export":
+                    note = self._export(session)
+                state = snapshot(session, choice if action == "step" else 0)
+            self.post_message(BisectUpdate(state, note))
+        except TrtdbgError as exc:
+            self.post_message(BisectFailed(str(exc)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(BisectFailed(f"{type(exc).__name__}: {exc}"))
+
+    def _export(self, session: Any) -> str:
+        ws = session.workspace.root
+        stem = Path(session.options.model).stem
+        k, path = 1, ws / f"{stem}_precision_plan.json"
+        while path.exists():
+            k += 1
+            path = ws / f"{stem}_precision_plan_{k}.json"
+        session.final_plan().save(path, session.builder.analysis)
+        self.exported = str(path)
+        return f"plan exported to {path}"
+
+    # ------------------------------------------------------------------ actions
+    def action_back(self) -> None:
+        if self.busy:
+            self.notify("an evaluation is running: wait, or ctrl+c to stop an automatic run", timeout=3)
+            return
+        self._clear_tags()
+        self.app.pop_screen()
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if not precision_available() or self.busy:
+            return
+        from engine_core.errors import TrtdbgError
+
+        try:
+            options = self._options()
+            options.validate()
+        except TrtdbgError as exc:
+            self._error(str(exc))
+            return
+        if self._begin("starting: loading the model and data, checking the baseline…"):
+            self._start(options, False)
+
+    def key_ctrl_s(self) -> None:
+        if self.session is None:
+            self.action_start()
+
+    @on(Button.Pressed, "#resume")
+    def action_resume(self) -> None:
+        if not precision_available() or not self.saved or not self.saved.get("same_model"):
+            self.notify("no saved bisection of this model in the workspace", timeout=3)
+            return
+        options = self._options()
+        if self._begin("resuming the saved bisection…"):
+            self._start(options, True)
+
+    def _need_session(self) -> bool:
+        if self.session is None or self.state is None:
+            self.notify("start (ctrl+s) or resume (c) a bisection first", timeout=3)
+            return False
+        return True
+
+    def action_step(self, choice: int) -> None:
+        if not self._need_session():
+            return
+        prop = self.state["proposal"]
+        if prop is None:
+            self.notify("the bisection is finished: e exports the plan, u undoes", timeout=3)
+            return
+        if prop["halves"] is None:
+            choice = 0
+        elif choice < 0:
+            choice = self.state.get("choice", 0)
+        what = f"evaluating: half {'AB'[choice]} falls back" if prop["halves"] else f"evaluating: {prop['kind']}"
+        if self._begin(what + "…"):
+            self._act("step", choice)
+
+    def action_verdict(self, passed: int) -> None:
+        if not self._need_session() or self.state["proposal"] is None:
+            return
+        if self._begin("recording your verdict…"):
+            self._act("step", 0, bool(passed))
+
+    def action_auto(self) -> None:
+        if self._need_session() and self.state["proposal"] is not None and \
+                self._begin("running to the end (ctrl+c stops after the current step)…"):
+            self._act("auto")
+
+    def action_undo(self) -> None:
+        if self._need_session() and self._begin("undoing…"):
+            self._act("undo")
+
+    def action_export(self) -> None:
+        if not self._need_session():
+            return
+        if not self.state["finished"]:
+            self.notify("the bisection is not finished; the plan so far is exported anyway", timeout=4)
+        if self._begin("exporting the plan…"):
+            self._act("export")
+
+    def action_mark_node(self) -> None:
+        self.notify("marks are edited on the main screen (esc)", timeout=2)
+
+    def cancel_job(self) -> bool:
+        """ctrl+c: stop an automatic run after the current step."""
+        if self.busy:
+            self._cancel.set()
+            return True
+        return False
+
+    # ------------------------------------------------------------------ handlers
+    @on(BisectProbe)
+    def _probed(self, msg: BisectProbe) -> None:
+        self.saved = msg.info
+        info = msg.info
+        if not info:
+            return
+        if "error" in info:
+            self._set_status(Text(f"the saved bisection cannot be resumed: {info['error']}", style="yellow"))
+            return
+        if info["same_model"]:
+            self.query_one("#resume", Button).disabled = False
+            t = Text()
+            t.append("A bisection of this model is saved in the workspace ", style="bold")
+            t.append(f"({info['precision']} → {info['fallback']}, {info['steps']} step(s)"
+                     f"{', finished' if info['finished'] else ''}). ")
+            t.append("c resumes it; Start begins a new one (the old state is kept as a backup).", style="dim")
+            self._set_status(t)
+
+    @on(BisectUpdate)
+    def _update(self, msg: BisectUpdate) -> None:
+        self.state = msg.state
+        if msg.final:
+            self.busy = False
+        self.query_one("#setup").display = False
+        self._render_state(msg.note)
+
+    @on(BisectFailed)
+    def _failed(self, msg: BisectFailed) -> None:
+        self.busy = False
+        if msg.stopped:
+            self.session = None
+        self._error(msg.error)
+
+    def _error(self, error: str) -> None:
+        self.last_error = error
+        self._set_status(Text(error, style="bold red"))
+        self.notify(error, severity="error", timeout=10)
+
+    def _set_status(self, text: Text) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # ------------------------------------------------------------------ rendering
+    def _render_state(self, note: str | None) -> None:
+        s = self.state
+        assert s is not None
+        top = Text()
+        top.append("Precision bisection ", style="bold")
+        top.append(Path(s["model"]).name, style="bold")
+        top.append(f" · {s['precision']} (fallback {s['fallback']}) · subject {s['subject']}"
+                   f"{' (CPU emulation)' if s['emulated'] else ''} · "
+                   f"{'check: ' + s['check'] if s['check'] else 'atol ' + format(s['settings']['atol'], 'g') + ' rtol ' + format(s['settings']['rtol'], 'g')}",
+                   style="dim")
+        self.query_one("#bisect-top", Static).update(top)
         t = Text()
-        t.append("Not available in this build: ", style="bold yellow")
-        t.append("the bisection engine (engine_core.precision, issue 3) has not landed yet, so this screen has "
-                 "nothing to run. It will show the candidate split in the tree, the evaluation of each step, undo, "
-                 "and the culprit nodes once that engine exists. Esc goes back.")
-        return t
+        if note:
+            t.append(note + "\n", style="italic")
+        prop = s["proposal"]
+        if s["finished"]:
+            t.append("Finished", style="bold green" if s["passed"] else "bold red")
+            t.append(f" after {s['evaluations']} evaluation(s): the final plan "
+                     f"{'passes' if s['passed'] else 'FAILS'}" + (f" ({s['problem']})" if s["problem"] else ""))
+            t.append("\ne exports the plan · u undoes the last step · esc back", style="dim")
+        elif prop is not None:
+            t.append(f"phase {s['phase']} · step {len(s['steps']) + 1} · ", style="dim")
+            if prop["halves"]:
+                a, b = prop["halves"]
+                t.append(f"{s['suspects']} suspects split in two", style="bold")
+                t.append(f" ({len(prop['high'])} already kept high)\n", style="dim")
+                t.append(" ⟦A⟧ ", style="bold reverse cyan")
+                t.append(f" {len(a)} node(s): {_short_names(a)}\n")
+                t.append(" ⟦B⟧ ", style="bold reverse yellow")
+                t.append(f" {len(b)} node(s): {_short_names(b)}\n")
+                t.append("a / b: that half falls back and is evaluated · y / n: judge A yourself · R: run to the "
+                         "end · u: undo", style="dim")
+            else:
+                what = {"all-low": f"everything in {s['phase'].split('->')[0]}", "verify":
+                        f"verify that the {len(prop['high'])} culprit(s) found suffice"}.get(prop["kind"], prop["kind"])
+                t.append(f"next: {what}\n", style="bold")
+                t.append("enter / a: evaluate · y / n: judge it yourself · R: run to the end · u: undo", style="dim")
+        self._set_status(t)
+        self._render_steps(s["steps"])
+        self._render_result(s)
+        self._tag_tree(s)
+
+    def _render_steps(self, steps: list[dict[str, Any]]) -> None:
+        table = self.query_one("#steps", DataTable)
+        table.clear()
+        for rec in steps:
+            ev = rec["evaluation"]
+            kind = rec["kind"]
+            fell = f"{len(rec.get('fallback') or [])} of {rec['suspects']}" if kind == "split" else (
+                "all" if kind == "baseline" else f"{rec['high']} kept")
+            verdict = Text("PASS" if rec["passed"] else "FAIL", style="bold green" if rec["passed"] else "bold red")
+            if ev.get("judged_by") == "user":
+                verdict.append(" (you)", style="dim")
+            if rec.get("cached"):
+                verdict.append(" (cached)", style="dim")
+            table.add_row(
+                Text(str(rec["index"]), justify="right"), Text(rec["phase"]),
+                Text(kind + (f" {'AB'[rec['choice']]}" if kind == "split" else "")), Text(fell), verdict,
+                Text(fmt(float(ev.get("max_abs", 0.0))), justify="right"),
+                Text(fmt(float(ev.get("max_rel", 0.0))), justify="right"),
+                Text(str(ev.get("nonfinite") or "-"), justify="right"), Text(ev.get("worst") or "-"),
+                Text(rec.get("outcome") or ""),
+            )
+        if steps:
+            table.move_cursor(row=len(steps) - 1)
+
+    def _render_result(self, s: dict[str, Any]) -> None:
+        t = Text()
+        culprits = s["culprits"]
+        if culprits:
+            t.append(f"Culprits kept in higher precision ({len(culprits)}):\n", style="bold")
+            for name, prec in culprits.items():
+                t.append("  ★ ", style="bold red")
+                t.append(name)
+                t.append(f"  {prec}\n", style="dim")
+        elif s["finished"]:
+            t.append("No culprits: every candidate runs in the target precision.\n", style="bold green")
+        if s["demoted"]:
+            t.append(f"{len(s['demoted'])} node(s) demoted automatically (e.g. constants that underflow)\n", style="dim")
+        if s["finished"] and s.get("plan"):
+            t.append("plan: ", style="dim")
+            t.append(s["plan"])
+            if self.exported:
+                t.append("\nexported: ", style="dim")
+                t.append(self.exported, style="bold")
+            if s.get("layer_precisions"):
+                t.append("\nTensorRT ≤ 10: ", style="dim")
+                t.append(s["layer_precisions"])
+        t.append(f"\nstate saved after every step: {s['state_file']}", style="dim")
+        self.query_one("#result", Static).update(t)
+
+    def _tag_tree(self, s: dict[str, Any]) -> None:
+        view = self.view
+        index, scopes = view.index, view.scopes
+        tags: dict[int, str] = {}
+        prop = s["proposal"]
+        if prop is not None and prop["halves"]:
+            for tag, names in zip(("A", "B"), prop["halves"]):
+                for n in names:
+                    i = index.find(n)
+                    if i is not None:
+                        tags[i] = tag
+        for n in s["culprits"]:
+            i = index.find(n)
+            if i is not None:
+                tags[i] = "culprit"
+        view.bisect = tags
+        counts: dict[tuple, dict[str, int]] = {}
+        for i, tag in tags.items():
+            path = scopes.locate(i) + (i,)
+            for k in range(1, len(path)):
+                c = counts.setdefault(path[:k], {})
+                c[tag] = c.get(tag, 0) + 1
+        view.bisect_scopes = counts
+        tree = self.query_one("#bisect-tree", GraphTree)
+        tree.refresh_labels()
+        first = next((i for i, t in sorted(tags.items()) if t in ("A", "culprit")), None)
+        if first is not None and (prop is not None or s["finished"]):
+            tree.reveal(first)
+
+    def _clear_tags(self) -> None:
+        self.view.bisect = {}
+        self.view.bisect_scopes = {}

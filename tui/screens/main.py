@@ -818,7 +818,13 @@ class MainScreen(Screen):
     def action_bisect(self) -> None:
         from tui.screens.bisect import BisectScreen
 
-        self.app.push_screen(BisectScreen(self))
+        if self.view.index is None:
+            self.notify("the model is still loading", timeout=2)
+            return
+        if self._comparing:
+            self.notify("a comparison is running: ctrl+c cancels it first", severity="warning", timeout=3)
+            return
+        self.app.push_screen(BisectScreen(self), lambda _: self.query_one(GraphTree).refresh_labels())
 
     def action_surgeon(self, kind: str) -> None:
         from tui.screens.surgeon import open_surgeon_dialog

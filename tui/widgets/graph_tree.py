@@ -57,6 +57,9 @@ class GraphView:
     first_failing: int | None = None
     first_nonfinite: int | None = None
     trt_view: bool = False
+    bisect: dict[int, str] = field(default_factory=dict)
+    """Bisection tags per node: ``A`` / ``B`` (the two halves of the current split) or ``culprit``."""
+    bisect_scopes: dict[tuple, dict[str, int]] = field(default_factory=dict)
 
     def shape_text(self, tensor: str) -> str:
         """``f32[1,64,32,32]`` (declared shapes until inference finished), ``""`` when unknown."""
@@ -79,6 +82,7 @@ class GraphTree(Tree[Row]):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "graph-tree--op", "graph-tree--shape", "graph-tree--mark", "graph-tree--muted", "graph-tree--fail",
         "graph-tree--nonfinite", "graph-tree--pass", "graph-tree--hit", "graph-tree--scope",
+        "graph-tree--half-a", "graph-tree--half-b", "graph-tree--culprit",
     }
     DEFAULT_CSS = """
     GraphTree > .graph-tree--op { color: $accent; }
@@ -90,6 +94,9 @@ class GraphTree(Tree[Row]):
     GraphTree > .graph-tree--pass { color: $success; }
     GraphTree > .graph-tree--hit { background: $warning 30%; }
     GraphTree > .graph-tree--scope { color: $text; text-style: bold; }
+    GraphTree > .graph-tree--half-a { color: $text-primary; text-style: bold; }
+    GraphTree > .graph-tree--half-b { color: $text-warning; text-style: bold; }
+    GraphTree > .graph-tree--culprit { color: $error; text-style: bold; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "screen.mark_node", "Mark", id="mark-toggle"),
@@ -263,6 +270,13 @@ class GraphTree(Tree[Row]):
                 text.append(" ✗", cs("graph-tree--fail", partial=True))
             elif status == "nonfinite":
                 text.append(" NaN/Inf", cs("graph-tree--nonfinite", partial=True))
+            tag = view.bisect.get(i)
+            if tag == "A":
+                text.append(" ⟦A⟧", cs("graph-tree--half-a", partial=True))
+            elif tag == "B":
+                text.append(" ⟦B⟧", cs("graph-tree--half-b", partial=True))
+            elif tag == "culprit":
+                text.append(" ★ culprit", cs("graph-tree--culprit", partial=True))
             if i == view.first_failing:
                 text.append(" ◀ first failing", cs("graph-tree--fail", partial=True))
             if i == view.first_nonfinite:
@@ -288,4 +302,9 @@ class GraphTree(Tree[Row]):
         fails = view.scope_fails.get(row.path)
         if fails:
             text.append(f"  ✗ {fails} failing", cs("graph-tree--fail", partial=True))
+        tags = view.bisect_scopes.get(row.path)
+        if tags:
+            for tag, comp, label in (("A", "half-a", "A"), ("B", "half-b", "B"), ("culprit", "culprit", "★")):
+                if tags.get(tag):
+                    text.append(f"  {label}{tags[tag]}", cs(f"graph-tree--{comp}", partial=True))
         return text
