@@ -148,7 +148,7 @@ class Search:
                                 "(nondeterministic backend or data?)")
                 self.stage = "done"
                 return self.problem
-            self.region, self.context = self.context, []
+            self.region, self.context = sorted(self.context), []
             self.stage = "split"
             return self._settle("more culprits remain")
         assert prop.halves is not None
@@ -406,7 +406,7 @@ class BisectSession:
             self.cache[_hash(plan)] = Evaluation(True, judged_by="identity",
                                                  detail="the FP32 model itself").to_json()
             return
-        ev = self._evaluate(plan, 0)
+        ev = self._evaluate(plan, len(self.history) + 1)
         self.history.append({"search": self.search.snapshot(), "step": self._record(
             Proposal("baseline", list(range(len(self.search.candidates)))), 0, ev, cached=False,
             outcome="baseline (every candidate at the fallback)" + ("" if ev.passed else " FAILS"))})
@@ -486,6 +486,13 @@ class BisectSession:
             if on_step:
                 on_step(record)
         return self.result()
+
+    def write_candidate(self, prop: Proposal, choice: int = 0) -> Path:
+        """Write the model of a proposed configuration (real low-precision types, Q/DQ) for judging it yourself."""
+        from engine_core.workspace import atomic_write_bytes
+
+        model, _ = self.builder.build(self.search.plan(prop.config(choice)), emulated=False)
+        return atomic_write_bytes(self.workdir / "candidate.onnx", model.SerializeToString())
 
     def _record(self, prop: Proposal, choice: int, ev: Evaluation, *, cached: bool, outcome: str) -> dict[str, Any]:
         ph = self.search.current

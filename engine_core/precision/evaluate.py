@@ -134,15 +134,14 @@ class CheckCommand:
         tail = _tail(log)
         if rc in (126, 127):
             raise TrtdbgError(f"--check could not run its command (exit {rc}: {tail or 'not found or not executable'})")
-        if rc < 0:
-            try:
-                name = signal.Signals(-rc).name
-            except ValueError:
-                name = f"signal {-rc}"
+        signum = -rc if rc < 0 else rc - 128 if rc > 128 else 0  # a shell reports a signal death as 128 + N
+        if signum in _SIGNALS:
+            name = _SIGNALS[signum]
             return False, f"crashed ({name})", [f"--check crashed with {name} (log {log}); counted as a failure"]
         return rc == 0, (None if rc == 0 else f"exit {rc}" + (f": {tail}" if tail else "")), []
 
 
+_SIGNALS = {int(sig): sig.name for sig in signal.Signals}
 _SHELL_WORDS = frozenset({"exit", "test", "[", "true", "false", "cd", "export", "source", ".", "if", "for"})
 
 

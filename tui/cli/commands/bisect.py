@@ -145,8 +145,12 @@ def _interactive(session: Any, show: Callable[[str], None]) -> None:
               f"{len(prop.high)} already at {session.search.current.fallback}", file=sys.stderr)
         for k, names in enumerate(halves, start=1):
             print(f"  [{k}] {len(names):>5} node(s): {_names(names, 6)}", file=sys.stderr)
+        print(f"  model with [1] falling back (to judge it yourself): {session.write_candidate(prop, 0)}",
+              file=sys.stderr)
         try:
-            answer = input("which half falls back? [1]/2, p/f = judge [1] yourself, b = back, q = quit: ").strip().lower()
+            print("which half falls back? [1]/2, p/f = judge [1] yourself, b = back, q = quit: ", end="",
+                  file=sys.stderr, flush=True)
+            answer = input().strip().lower()  # the prompt goes to stderr: stdout stays clean for --json
         except EOFError:
             answer = "q"
         if answer in ("q", "quit"):
