@@ -201,16 +201,55 @@ def _batch(feed: Mapping[str, np.ndarray]) -> int:
     return int(shape[0]) if shape else 1
 
 
+class _SmiProbe:
+    """GPU 0's memory and name from ``nvidia-smi`` (used when cuda-python is not installed)."""
+
+    def __init__(self, exe: str) -> None:
+        self.exe = exe
+
+    def _query(self, fields: str) -> list[str]:
+        import subprocess
+
+        try:
+            out = subprocess.run([self.exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
+                                 capture_output=True, text=True, timeout=20, check=True).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise TrtdbgError(f"nvidia-smi failed: {exc}") from exc
+        return [x.strip() for x in out.strip().splitlines()[0].split(",")]
+
+    def mem_info(self) -> tuple[int, int]:
+        free, total = (int(float(x)) << 20 for x in self._query("memory.free,memory.total"))
+        return free, total
+
+    def device_name(self) -> str:
+        return self._query("name")[0]
+
+    def close(self) -> None:
+        pass
+
+
 def _device_probe(notes: list[str]) -> Any:
-    """The device-memory layer for memory figures, or ``None`` (with a note) when unavailable."""
+    """Something with ``mem_info``/``device_name`` for memory figures (cuda-python, else nvidia-smi), or ``None``."""
+    import shutil
+
     from engine_core.backend.trt.devmem import open_device_memory
 
     try:
         return open_device_memory("cuda-python")
     except TrtdbgError as exc:
-        if "not installed" not in str(exc):
-            notes.append(f"device memory not measured: {exc}")
-        return None
+        reason = str(exc)
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            probe = _SmiProbe(smi)
+            probe.mem_info()
+            notes.append("device memory from nvidia-smi (MiB resolution, includes the CUDA context the backend creates)")
+            return probe
+        except (TrtdbgError, ValueError, IndexError):
+            pass
+    if "not installed" not in reason:
+        notes.append(f"device memory not measured: {reason}")
+    return None
 
 
 def _device_label(spec: str, mem: Any) -> str:
