@@ -620,3 +620,54 @@ async def test_bisect_two_steps_undo_run_export_and_resume(demo) -> None:
         await pilot.press("c")
         await settle(app, pilot)
         assert scr2.state["finished"] and scr2.state["culprits"] == s["culprits"]
+
+
+# ---------------------------------------------------------------------- TensorRT view
+async def test_trt_view_from_inspector_json(demo, tmp_path) -> None:
+    """Engine-inspector JSON (no TensorRT needed): engine layers → ONNX nodes, and back to the ONNX view."""
+    from tui.screens.trt_view import TrtViewScreen
+
+    sep = "\x1f"
+    doc = {"Layers": [
+        {"Name": "/stem/conv1/Conv + /stem/act1/Relu", "LayerType": "CaskConvolution",
+         "Inputs": [{"Name": "image", "Dimensions": [1, 3, 64, 64], "Format/Datatype": "Row major linear FP32"}],
+         "Outputs": [{"Name": "/stem/act1/Relu_output_0", "Dimensions": [1, 16, 32, 32],
+                      "Format/Datatype": "Row major linear FP16 format"}],
+         "TacticValue": "0x1", "Metadata": f"[ONNX Layer: /stem/conv1/Conv]{sep}[ONNX Layer: /stem/act1/Relu]"},
+        {"Name": "/head/Softmax", "LayerType": "SoftMax",
+         "Inputs": [{"Name": "logits", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
+         "Outputs": [{"Name": "probs", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
+         "TacticValue": "0x2", "Metadata": "[ONNX Layer: /head/Softmax]"},
+    ], "Bindings": ["image", "probs"]}
+    engine = tmp_path / "layers.json"
+    engine.write_text(json.dumps(doc))
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        main = app.main_screen
+        await pilot.press("t")
+        await settle(app, pilot)
+        scr = app.screen
+        assert isinstance(scr, TrtViewScreen) and scr.error is None
+        assert "2 engine layers" in screen_text(app)
+        tree = scr.query_one("#trt-tree")
+        assert [str(c.label).split("  ")[0] for c in tree.root.children] == [
+            "/stem/conv1/Conv + /stem/act1/Relu", "/head/Softmax"]
+        await pilot.press("down", "enter", "down")  # first layer, expand, its first ONNX node
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is main and main.current_node() == main.view.index.find("/stem/conv1/Conv")
+        text = detail(app)
+        assert "TensorRT" in text and "engine layer: /stem/conv1/Conv + /stem/act1/Relu" in text
+        # the Relu's output is materialized (engine layer output); the Conv's is fused away
+        assert "/stem/conv1/Conv_output_0: fused inside engine layer" in text
+
+
+async def test_trt_view_without_engine_says_how(demo) -> None:
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.screen is app.main_screen
+        assert any("--engine" in str(n.message) for n in app._notifications)

@@ -55,13 +55,16 @@ class TrtdbgApp(App):
 
     def __init__(self, model_path: str | os.PathLike[str], *, workspace: str | None = None,
                  compare: CompareForm | None = None, low_bandwidth: bool = False,
-                 keymap: str | os.PathLike[str] | None = None, title: str | None = None) -> None:
+                 keymap: str | os.PathLike[str] | None = None, title: str | None = None,
+                 engine: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
         self.model_path = str(model_path)
         self.workspace_arg = workspace
         self.compare_form = compare or CompareForm()
         self.low_bandwidth = low_bandwidth
         self.display_title = title
+        self.engine_path = str(engine) if engine else None
+        """A TensorRT engine or engine-inspector JSON for the TensorRT view (``t``)."""
         if low_bandwidth:
             self.animation_level = "none"
         self._keymap, self._keymap_error = load_keymap(keymap)

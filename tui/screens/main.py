@@ -381,14 +381,20 @@ class MainScreen(Screen):
         (tree if table.has_focus else table).focus()
 
     def action_toggle_view(self) -> None:
-        import importlib.util
-
-        if importlib.util.find_spec("tensorrt") is None:
-            self.notify("TensorRT view: TensorRT is not installed here, so there is no engine to show; "
-                        "this is the ONNX graph", severity="warning", timeout=6)
+        """Switch to the TensorRT view (engine layers and the ONNX nodes they implement)."""
+        if self.view.index is None:
             return
-        self.notify("TensorRT view: needs an engine built by the TensorRT backend (trtdbg compare --subject trt…); "
-                    "none is loaded in this session", severity="warning", timeout=6)
+        engine = getattr(self.app, "engine_path", None)
+        if not engine:
+            from tui.screens.trt_view import engine_status
+
+            self.notify(f"TensorRT view: no engine loaded; open the model with --engine ENGINE.plan or the "
+                        f"engine-inspector JSON (trtexec --exportLayerInfo). {engine_status()}.",
+                        severity="warning", timeout=8)
+            return
+        from tui.screens.trt_view import TrtViewScreen
+
+        self.app.push_screen(TrtViewScreen(self, engine), lambda _: self.query_one(GraphTree).refresh_labels())
 
     # ------------------------------------------------------------------ search
     def action_search(self) -> None:

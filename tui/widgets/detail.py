@@ -197,6 +197,26 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
             info.append(f" max abs {fmt(r.stats.max_abs)} max rel {fmt(r.stats.max_rel)}", style=_MUTED)
         parts.extend([line, info])
 
+    fusion = view.fusion
+    if fusion is not None and node.top_level:
+        parts.append(_section("TensorRT"))
+        key = node.onnx_name or f"node_of_{next((o for o in node.outputs if o), '')}"
+        layers = fusion.node_layers.get(key) or fusion.node_layers.get(node.name) or []
+        line = Text("  ")
+        if layers:
+            line.append("engine layer: ", style=_MUTED)
+            line.append(", ".join(layers))
+        else:
+            line.append("no engine layer (folded at parse or build time)", style=_MUTED)
+        parts.append(line)
+        for name in node.outputs:
+            state = fusion.tensors.get(name)
+            if state and state != "materialized":
+                t = Text("  ")
+                t.append(name)
+                t.append(f": {state}", style=_MUTED)
+                parts.append(t)
+
     proto = index.node_proto(i)
     if proto.attribute:
         parts.append(_section(f"Attributes ({len(proto.attribute)})"))

@@ -60,6 +60,8 @@ class GraphView:
     bisect: dict[int, str] = field(default_factory=dict)
     """Bisection tags per node: ``A`` / ``B`` (the two halves of the current split) or ``culprit``."""
     bisect_scopes: dict[tuple, dict[str, int]] = field(default_factory=dict)
+    fusion: Any = None
+    """engine_core FusionMap of a loaded TensorRT engine (``None``: no engine loaded)."""
 
     def shape_text(self, tensor: str) -> str:
         """``f32[1,64,32,32]`` (declared shapes until inference finished), ``""`` when unknown."""

@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data-loader-script", metavar="PATH.py[:FUNC]", help="a data-loader script")
     g.add_argument("--atol", metavar="VAL", help="absolute tolerance (default 1e-5)")
     g.add_argument("--rtol", metavar="VAL", help="relative tolerance (default 1e-5)")
+    p.add_argument("--engine", metavar="FILE",
+                   help="TensorRT engine (.plan/.engine) or engine-inspector JSON (trtexec --exportLayerInfo) for "
+                        "the TensorRT view (t)")
     add_workspace_arg(p)
     p.set_defaults(run=run)
 
@@ -76,7 +79,7 @@ def launch(model: str, args: argparse.Namespace, form: object, title: str | None
     from tui.app import TrtdbgApp
 
     app = TrtdbgApp(model, workspace=args.workspace, compare=form, low_bandwidth=args.low_bandwidth,
-                    keymap=args.keymap, title=title)
+                    keymap=args.keymap, title=title, engine=getattr(args, "engine", None))
     app.run(mouse=not args.no_mouse)
     return int(app.return_code or 0)
 
