@@ -3,8 +3,7 @@
     .venv/bin/python scripts/screenshots.py [OUT_DIR]
 
 Every picture is a real run: the compare is an actual ONNX Runtime FP32-vs-FP16 comparison of the demo
-model, the surgeon dialog writes a real file (into a temporary workspace). The bisection screen is captured
-as it is in this build.
+model, the bisection is a real search on it, the surgeon dialog writes a real file (into a temporary workspace).
 """
 
 from __future__ import annotations
@@ -82,10 +81,21 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
         await _settle(app, pilot)
         save(app, "compare_sorted.svg")
 
-        # 3. bisection screen, as it is in this build
+        # 3. bisection: start, everything FP16 fails, the first split (halves tagged in the tree), then to the end
         await pilot.press("b")
         await _settle(app, pilot)
+        await pilot.press("ctrl+s")
+        await _settle(app, pilot)
+        await pilot.press("a")
+        await _settle(app, pilot)
+        await pilot.press("a")
+        await _settle(app, pilot)
         save(app, "bisect.svg")
+        await pilot.press("R")
+        await _settle(app, pilot)
+        await pilot.press("e")
+        await _settle(app, pilot)
+        save(app, "bisect_done.svg")
         await pilot.press("escape")
         await pilot.pause()
 
