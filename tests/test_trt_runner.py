@@ -102,6 +102,14 @@ def test_dynamic_profiles_from_feed_shapes(fl, save_model) -> None:
 
 def test_precision_specs(fl, save_model, monkeypatch) -> None:
     path = save_model(small_cnn_model())
+    registered = trt_spec._rewriter
+    if registered is not None:  # the precision engine's whole-model rewrite: a strongly typed FP16 engine
+        runner = _runner(path, "trt:fp16")
+        assert runner.options.precision.startswith("fp16") and runner.name == "trt:fp16"
+        info = runner.engine_info(runner.build())
+        if info is not None:
+            assert "Half" in {t.dtype for layer in info.layers for t in layer.outputs}
+    monkeypatch.setattr(trt_spec, "_rewriter", None)
     with pytest.raises(TrtdbgError, match="precision-plan rewriter is not available"):
         _runner(path, "trt:fp16")
     calls = []
