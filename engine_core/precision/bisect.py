@@ -271,9 +271,6 @@ class BisectOptions:
 
 
 # ---------------------------------------------------------------------- session
-ProgressFn = Callable[[str], None]
-
-
 class BisectSession:
     """A bisection in a workspace: evaluate, step, undo, resume; every step is persisted before it is reported."""
 
@@ -400,9 +397,10 @@ class BisectSession:
         return str(write_trt_cache(target, scales_from_ranges(quantizer.ranges())))
 
     def _baseline(self) -> None:
-        """Every candidate at its fallback: identical to the reference on CPU FP32 (not run), else checked first."""
+        """Every candidate at its fallback: the reference model itself when that is FP32 and the comparison judges
+        (not run); a --check command is run on it first."""
         plan = self.search.all_high_plan()
-        if self.evaluator.emulated and self.evaluator.check is None and self.search.current.fallback == "fp32":
+        if self.evaluator.check is None and self.search.current.fallback == "fp32":
             self.cache[_hash(plan)] = Evaluation(True, judged_by="identity",
                                                  detail="the FP32 model itself").to_json()
             return

@@ -2,8 +2,10 @@
 command.
 
 The reference (the original model on the subject's backend) runs once per sample and is reused by every
-evaluation; only the model outputs are compared. A check command gets the candidate model, its outputs, the inputs,
-the reference outputs and the plan through environment variables; exit code 0 means pass.
+evaluation; only the model outputs are compared. A check command (exit code 0 = pass) gets in its environment
+``TRTDBG_MODEL`` (the candidate ONNX with real low-precision types and Q/DQ), ``TRTDBG_OUTPUTS`` (its outputs on the
+subject backend), ``TRTDBG_INPUTS``, ``TRTDBG_REFERENCE_OUTPUTS`` (Polygraphy JSON), ``TRTDBG_PLAN`` and
+``TRTDBG_STEP``.
 """
 
 from __future__ import annotations
@@ -32,16 +34,6 @@ from engine_core.precision.rewrite import ORT_OPT_LEVEL
 from engine_core.workspace import atomic_write_bytes
 
 SUBJECTS = {"ort": "cpu", "ort-cuda": "cuda"}
-ENV = {
-    "TRTDBG_MODEL": "candidate model (ONNX with the plan's real FP16/BF16 types and Q/DQ)",
-    "TRTDBG_OUTPUTS": "the candidate's outputs on the subject backend (Polygraphy JSON)",
-    "TRTDBG_INPUTS": "the inputs used (Polygraphy JSON)",
-    "TRTDBG_REFERENCE_OUTPUTS": "the FP32 reference outputs (Polygraphy JSON)",
-    "TRTDBG_PLAN": "the candidate's precision plan (JSON)",
-    "TRTDBG_STEP": "the step number",
-}
-
-
 @dataclass
 class Evaluation:
     """The verdict on one configuration and the error it showed."""
