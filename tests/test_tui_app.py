@@ -671,3 +671,24 @@ async def test_trt_view_without_engine_says_how(demo) -> None:
         await pilot.pause()
         assert app.screen is app.main_screen
         assert any("--engine" in str(n.message) for n in app._notifications)
+
+
+async def test_compare_on_a_real_model_and_low_bandwidth(tmp_path) -> None:
+    """magika (TF-converted, int32 input): mark all, compare ORT against ORT in the app; --low-bandwidth settings."""
+    path = SHARED_MODELS / "magika_v3_3.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"), low_bandwidth=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        scr = app.main_screen
+        assert app.animation_level == "none" and scr.flush_interval == 0.5
+        await pilot.press("M")
+        n = len(scr.view.marks)
+        assert n == len(scr.view.index.markable())
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        assert scr.compare_error is None, scr.compare_error
+        report = scr.last_report
+        assert report is not None and report.passed and len(scr.query_one(ErrorTable).store) == n
+        assert "PASSED: all" in screen_text(app)

@@ -676,33 +676,29 @@ class MainScreen(Screen):
         return self.view.index.op_type(i) if i is not None else ""
 
     def _update_spark(self) -> None:
-        import math
+        """Max |error| per compared tensor in graph order (log scale), bucketed to at most 256 bars."""
+        import numpy as np
 
         table = self.query_one(ErrorTable)
         store = table.store
         order = store.view("graph", False)
-        vals = []
-        worst = None
-        worst_v = -math.inf
-        for k in order:
-            r = store.results[int(k)]
-            if r.iteration:
-                continue
-            v = r.stats.max_abs
-            if v is None or math.isnan(v) or math.isinf(v):
-                lv = 12.0
-            else:
-                lv = math.log10(max(v, 1e-12))
-            vals.append(lv + 12.0)
-            if lv > worst_v:
-                worst_v, worst = lv, r
-        self.query_one(Sparkline).data = vals
-        self.query_one("#compare-panel").set_class(bool(vals), "-results")
+        if not len(order):
+            return
+        errs = np.asarray(store._abs, dtype=np.float64)[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(np.isfinite(errs), np.log10(np.maximum(errs, 1e-12)), 12.0)
+        logs = np.nan_to_num(logs, nan=12.0) + 12.0
+        if len(logs) > 256:
+            pad = (-len(logs)) % 256
+            logs = np.concatenate([logs, np.full(pad, logs[-1])]).reshape(256, -1).max(axis=1)
+        self.query_one(Sparkline).data = logs.tolist()
+        self.query_one("#compare-panel").set_class(True, "-results")
+        worst_k = int(np.argmax(np.where(np.isnan(errs), np.inf, errs)))
+        worst = store.results[int(order[worst_k])]
         label = Text("max|err| by layer, log scale", style="dim")
-        if worst is not None:
-            label.append(" · worst ", style="dim")
-            label.append(worst.slot.name)
-            label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
+        label.append(" · worst ", style="dim")
+        label.append(worst.slot.name)
+        label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
         self.query_one("#spark-label", Static).update(label)
 
     def _update_progress(self) -> None:
