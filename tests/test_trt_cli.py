@@ -98,3 +98,20 @@ def test_bad_inputs_exit_2(save_model, tmp_path: Path, capsys, case: str) -> Non
     if case == "weak" and rc == 0:
         pytest.skip("this TensorRT has weak typing")
     assert rc == 2 and out == "" and err.count("\n") == 1 and expect in err, err
+
+
+def test_compare_accepts_trt_specs_and_options(save_model, capsys) -> None:
+    from engine_core.backend.trt.devmem import open_device_memory
+
+    path = str(save_model(small_cnn_model()))
+    rc, out, err = _run(capsys, "compare", path, "--subject", "trt-rtx", "--weak-typing")
+    assert rc == 2 and "has no weak typing" in err and err.count("\n") == 1
+    rc, out, err = _run(capsys, "compare", path, "--subject", "trt:int8", "--trt-opt-level", "1")
+    assert rc == 2 and "Q/DQ" in err
+    try:
+        open_device_memory().close()
+    except TrtdbgError:
+        rc, out, err = _run(capsys, "compare", path, "--subject", "trt", "--trt-opt-shapes", "input:1x3x32x32")
+        assert rc == 2 and out == "" and err.count("\n") == 1 and "GPU" in err
+    else:
+        pytest.skip("a GPU is present; TensorRT runs are checked on GPU machines")

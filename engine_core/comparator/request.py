@@ -72,6 +72,8 @@ class CompareRequest:
     workspace: str | None = None
     plan: str | None = None
     """Precision plan file run by the subject backend (``--plan``; subject default ``ort``)."""
+    trt_options: Any = None
+    """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
 
     @classmethod
     def from_namespace(cls, a: Any) -> "CompareRequest":
@@ -91,7 +93,17 @@ class CompareRequest:
             save_inputs=a.save_inputs, save_outputs=a.save_outputs, fail_fast=a.fail_fast,
             mem_budget=parse_size(a.mem_budget, "--mem-budget") if a.mem_budget else None,
             ort_opt_level=a.ort_opt_level, workspace=a.workspace, plan=getattr(a, "plan", None),
+            trt_options=_trt_options(a),
         )
+
+
+def _trt_options(a: Any) -> Any:
+    """TensorRT options when the CLI gave ``--trt-*`` arguments, else ``None`` (defaults)."""
+    if not hasattr(a, "trt_module"):
+        return None
+    from engine_core.backend.trt.runner import trt_options_from_namespace
+
+    return trt_options_from_namespace(a)
 
 
 def _items(values: Sequence[str] | None) -> list[str]:
@@ -205,6 +217,7 @@ def _side(
     backend_for_other: str,
     opt_level: str,
     plan: str | None = None,
+    trt_options: Any = None,
 ) -> tuple[OutputSource, dict[str, Match], Runner | None]:
     """The source for one side and how MODEL's tensor names map onto it (``plan``: a precision plan for ``spec``)."""
     if saved:
@@ -214,13 +227,14 @@ def _side(
     if other_model:
         m2, idx2 = _open_model(other_model)
         runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable(),
-                             unobservable=unobservable_tensors(idx2), opt_level=opt_level)
+                             unobservable=unobservable_tensors(idx2), opt_level=opt_level, trt_options=trt_options)
         runner.name = f"{backend_for_other}:{other_model}"
         available = set(idx2.markable()) | set(idx2.outputs)
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
         return RunnerSource(runner), mapping, runner
     runner = make_runner(spec or "ort", model, index.path, observable=index.markable(),
-                         unobservable=unobservable_tensors(index), opt_level=opt_level, plan=plan)
+                         unobservable=unobservable_tensors(index), opt_level=opt_level, plan=plan,
+                         trt_options=trt_options)
     return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
 
 
@@ -250,7 +264,7 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
     ref_src, ref_map, ref_runner = _side(
         request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
-        backend_for_other=request.ref or "ort", opt_level=opt_level)
+        backend_for_other=request.ref or "ort", opt_level=opt_level, trt_options=request.trt_options)
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
     sub_runner: Runner | None = None
@@ -259,7 +273,8 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     if request.subject or request.subject_model or request.subject_outputs or request.plan:
         sub_src, sub_map, sub_runner = _side(
             request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
-            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level, plan=request.plan)
+            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level, plan=request.plan,
+            trt_options=request.trt_options)
         for w in getattr(sub_runner, "warnings", ()):
             warn(w)
 

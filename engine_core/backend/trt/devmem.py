@@ -94,7 +94,8 @@ def _gpu_error(what: str, detail: str, nbytes: int | None = None) -> TrtdbgError
         return TrtdbgError(f"GPU out of memory during {what}{size} ({detail}); use smaller shapes, mark fewer tensors "
                            "per batch (--mem-budget), or free the GPU")
     if "driver" in low or "no cuda-capable" in low or "nodevice" in low or "initialization" in low:
-        return TrtdbgError(f"no usable NVIDIA GPU for {what} ({detail}); TensorRT runs need an NVIDIA GPU and driver")
+        return TrtdbgError(f"no usable NVIDIA GPU ({detail}; during {what}); running engines needs an NVIDIA GPU "
+                           "and driver (parsing, building and inspecting with TensorRT-RTX do not)")
     return TrtdbgError(f"CUDA failed during {what}: {detail}")
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from tui.cli.commands.common import add_data_args, add_workspace_arg
+from tui.cli.commands.trt_cli import add_trt_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sbj = p.add_argument_group("subject").add_mutually_exclusive_group()
     sbj.add_argument("--subject", metavar="SPEC",
                      help="subject backend: ort, ort-cuda, or with a precision: ort:fp16|bf16|int8 (CPU, FP16/BF16 "
-                          "storage rounding emulated), ort-cuda:fp16|bf16|int8 (real types)")
+                          "storage rounding emulated), ort-cuda:fp16|bf16|int8 (real types), trt, trt:fp16|bf16|int8, "
+                          "trt-rtx[:fp16] (TensorRT; see the TensorRT options)")
     sbj.add_argument("--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16/INT8 copy)")
     sbj.add_argument("--load-outputs", metavar="F", help="saved subject outputs (Polygraphy JSON, directory or .npz)")
     p.add_argument("--subject-backend", metavar="SPEC", default="ort",
@@ -61,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     add_workspace_arg(p)
+    add_trt_args(p)
     p.set_defaults(run=run)
 
 

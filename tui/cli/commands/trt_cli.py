@@ -42,37 +42,11 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
                        help="device-memory layer: pycuda when installed, else cuda-python (default auto)")
 
 
-def trt_options_from_args(args: argparse.Namespace, inputs: Any = None) -> Any:
-    """:class:`TrtOptions` from parsed arguments (``inputs``: input metadata, to complete partial profiles)."""
-    from engine_core.backend.trt.build import BuildOptions
-    from engine_core.backend.trt.legacy import weak_settings
-    from engine_core.backend.trt.runner import TrtOptions
-    from engine_core.data.shapes import parse_shapes
-    from engine_core.errors import TrtdbgError
-    from engine_core.sysinfo import parse_size
+def trt_options_from_args(args: argparse.Namespace) -> Any:
+    """:class:`TrtOptions` from parsed arguments."""
+    from engine_core.backend.trt.runner import trt_options_from_namespace
 
-    lo, opt, hi = (parse_shapes(getattr(args, f"trt_{w}_shapes", None) or []) for w in ("min", "opt", "max"))
-    profiles: tuple = ()
-    if lo or opt or hi:
-        names = set(lo) | set(opt) | set(hi)
-        prof = {}
-        for name in sorted(names):
-            given = [s for s in (lo.get(name), opt.get(name), hi.get(name)) if s is not None]
-            o = opt.get(name) or given[0]
-            prof[name] = (lo.get(name) or o, o, hi.get(name) or o)
-        profiles = BuildOptions.make_profiles([prof])
-    uses_weak = args.weak_typing or args.layer_precisions or args.calibration_cache
-    if (args.layer_precisions or args.calibration_cache) and not args.weak_typing:
-        raise TrtdbgError("--layer-precisions and --calibration-cache need --weak-typing (TensorRT 10 only)")
-    weak = weak_settings(layer_precisions=args.layer_precisions or (), precision_constraints=args.precision_constraints,
-                         calibration_cache=args.calibration_cache) if uses_weak else ()
-    return TrtOptions(
-        module=args.trt_module, profiles=profiles,
-        pool_limit=parse_size(args.trt_pool_limit, "--trt-pool-limit") if args.trt_pool_limit else None,
-        opt_level=args.trt_opt_level, timing_cache=args.timing_cache, tf32=args.tf32, mark_mode=args.trt_mark_mode,
-        weak=weak, device_memory=getattr(args, "device_memory", "auto"),
-        cache_dir="" if args.no_engine_cache else None,
-    )
+    return trt_options_from_namespace(args)
 
 
 def add_inspect_args(p: argparse.ArgumentParser) -> None:
