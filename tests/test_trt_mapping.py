@@ -8,7 +8,11 @@ import json
 import pytest
 
 from engine_core.backend.trt.inspector import (
-    EngineInfo, engine_text, from_inspector_json, from_layer_text, onnx_nodes_from_metadata,
+    EngineInfo,
+    engine_text,
+    from_inspector_json,
+    from_layer_text,
+    onnx_nodes_from_metadata,
 )
 from engine_core.errors import TrtdbgError
 from engine_core.model.demo import build_demo_model

@@ -18,9 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,8 +93,8 @@ class BenchResult:
             f"trtdbg bench: {self.model} on {self.backend} ({self.device})",
             f"  inputs: {', '.join(f'{k} {tuple(v)}' for k, v in self.inputs.items())}",
             f"  {self.iterations} timed run(s) after {self.warmup} warm-up(s)",
-            f"  latency ms: min {lat['min']:.3f}  median {lat['median']:.3f}  mean {lat['mean']:.3f}  "
-            f"p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  max {lat['max']:.3f}",
+            (f"  latency ms: min {lat['min']:.3f}  median {lat['median']:.3f}  mean {lat['mean']:.3f}  "
+             f"p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  max {lat['max']:.3f}"),
             f"  throughput: {self.throughput_per_s:.1f} inferences/s ({self.samples_per_s:.1f} samples/s)",
             f"  host memory: peak RSS {_mib(self.host_peak_rss_bytes)}, grew {_mib(self.host_rss_growth_bytes)}",
             "  device memory: " + (_mib(self.device_memory_bytes) + " in use by the backend"
@@ -298,7 +299,7 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
         opts = {"use_tf32": "1" if getattr(runner, "allow_tf32", False) else "0"} if runner.provider == "cuda" else {}
         try:
             sess = ort.InferenceSession(path, so, providers=[(provider, opts)])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+        except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load {path} for profiling: {' '.join(str(exc).split())[:300]}") from exc
         if sess.get_providers()[0] != provider:
             raise TrtdbgError(f"ONNX Runtime could not start {provider} for profiling; use --backend ort")

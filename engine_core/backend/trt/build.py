@@ -15,9 +15,10 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import onnx
 
@@ -136,7 +137,7 @@ def create_builder(flavour: Flavour, logger: Any) -> Any:
     mark = logger.records.mark()
     try:
         builder = flavour.module.Builder(logger)
-    except Exception as exc:  # pybind raises TypeError when the factory returns NULL
+    except Exception as exc:  # noqa: BLE001 - pybind raises TypeError when the factory returns NULL
         builder = None
         reason = logger.records.error_since(mark) or str(exc)
     else:

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.backend.trt.build import ParsedNetwork
-from engine_core.backend.trt.inspector import EngineInfo, engine_text, from_inspector_json, from_layer_text, inspect_plan
+from engine_core.backend.trt.inspector import (
+    EngineInfo,
+    engine_text,
+    from_inspector_json,
+    from_layer_text,
+    inspect_plan,
+)
 from engine_core.backend.trt.mapping import FusionMap, NetTensor, network_layers
 from engine_core.errors import TrtdbgError
 

@@ -20,7 +20,7 @@ ALIASES = {"auto": "auto", "trt": "tensorrt", "tensorrt": "tensorrt", "rtx": "te
 INSTALL_HINT = ("install it with `pip install trtdbg[trt]` (TensorRT 10/11 comes from NVIDIA's package index, "
                 "pypi.nvidia.com) or `pip install trtdbg[trt-rtx]` for TensorRT-RTX")
 
-_LOADED: dict[str, "Flavour"] = {}
+_LOADED: dict[str, Flavour] = {}
 
 
 @dataclass(frozen=True)

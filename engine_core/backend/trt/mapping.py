@@ -19,8 +19,9 @@ Two levels of "does this ONNX tensor exist in TensorRT":
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from engine_core.backend.trt.build import ParsedNetwork
 from engine_core.backend.trt.inspector import EngineInfo, onnx_nodes_from_metadata

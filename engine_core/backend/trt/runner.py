@@ -13,20 +13,33 @@ Execution (thin, needs an NVIDIA GPU TensorRT can run on): ``set_input_shape``, 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
 
 from engine_core.backend.base import Runner, TensorMeta
 from engine_core.backend.trt.build import (
-    BuildOptions, CachedEngine, EngineCache, ParsedNetwork, build_engine, dynamic_inputs, model_digest, parse_onnx,
+    BuildOptions,
+    CachedEngine,
+    EngineCache,
+    ParsedNetwork,
+    build_engine,
+    dynamic_inputs,
+    model_digest,
+    parse_onnx,
 )
 from engine_core.backend.trt.devmem import DeviceMemory, open_device_memory
 from engine_core.backend.trt.flavour import Flavour, load_flavour, make_logger
-from engine_core.backend.trt.inspector import EngineInfo, deserialize, from_layer_text, inspect_plan
+from engine_core.backend.trt.inspector import (
+    EngineInfo,
+    deserialize,
+    from_layer_text,
+    inspect_plan,
+)
 from engine_core.errors import TrtdbgError
 
 Shape = tuple[int, ...]

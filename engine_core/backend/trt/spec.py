@@ -11,8 +11,8 @@ sets builder flags instead (``fp16`` → ``BuilderFlag.FP16``; ``int8`` → INT8
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Callable, Mapping, Sequence
 
 import onnx
 

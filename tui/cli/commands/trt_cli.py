@@ -84,7 +84,12 @@ def run_engine(args: argparse.Namespace, words: list[str]) -> int:
 
 def run_network(args: argparse.Namespace, path: str, model: Any, index: Any) -> int:
     """``trtdbg inspect MODEL --display-as trt [--engine-layers]``."""
-    from engine_core.backend.trt.describe import engine_text, fusion_text, network_text, network_view
+    from engine_core.backend.trt.describe import (
+        engine_text,
+        fusion_text,
+        network_text,
+        network_view,
+    )
     from engine_core.backend.trt.mapping import fusion_map
     from engine_core.backend.trt.runner import TrtRunner, _hint_shapes
 
