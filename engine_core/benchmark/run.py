@@ -269,9 +269,11 @@ def _device_label(spec: str, mem: Any) -> str:
 def _layer_times(runner: Any, spec: str, model: Any, path: str, feed: Mapping[str, np.ndarray],
                  options: BenchOptions, notes: list[str]) -> list[LayerTime] | None:
     n = max(1, options.layer_iterations)
+    from engine_core.backend.ort import OrtRunner
+
     if hasattr(runner, "layer_times"):  # TensorRT IProfiler: engine (fused) layer names
         raw = {name: (ms, "") for name, ms in runner.layer_times(feed, n).items()}
-    elif spec.startswith("ort"):
+    elif isinstance(runner, OrtRunner):
         raw = _ort_profile(runner, path, feed, n)
     else:
         notes.append(f"{spec} gives no per-layer times")

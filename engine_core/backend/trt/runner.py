@@ -410,7 +410,10 @@ class TrtRunner(Runner):
             for _ in range(max(1, iterations)):
                 self._execute(loaded, feed, [])
         finally:
-            loaded.context.profiler = None
+            try:
+                loaded.context.profiler = None
+            except TypeError:  # bindings that do not accept None keep the profiler; harmless for later runs
+                pass
         return {k: v / max(1, iterations) for k, v in totals.items()}
 
     # -- internals -------------------------------------------------------------------------
