@@ -9,6 +9,10 @@ from typing import Any, Callable
 
 from tui.cli.commands.common import add_data_args, add_workspace_arg
 
+_DEFAULTS = {"precision": "fp16", "fallback": "fp32", "subject": "ort", "mode": "bisect", "direction": "forward",
+             "check": None, "calibration_cache": None}
+"""Defaults of the options a resumed bisection takes from its saved state instead."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,18 +27,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
-    p.add_argument("--precision", choices=("fp16", "bf16", "int8"), default="fp16", help="target precision (default fp16)")
-    p.add_argument("--fallback", choices=("fp32", "fp16", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=("fp16", "bf16", "int8"), default=_DEFAULTS["precision"],
+                   help="target precision (default fp16)")
+    p.add_argument("--fallback", choices=("fp32", "fp16", "bf16"), default=_DEFAULTS["fallback"],
                    help="precision culprits fall back to (default fp32; INT8 with --fallback fp16 = TensorRT --int8 --fp16)")
-    p.add_argument("--subject", choices=("ort", "ort-cuda"), default="ort",
+    p.add_argument("--subject", choices=("ort", "ort-cuda"), default=_DEFAULTS["subject"],
                    help="where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)")
     drive = p.add_mutually_exclusive_group()
     drive.add_argument("--auto", action="store_true", help="choose automatically (default)")
     drive.add_argument("--interactive", action="store_true",
                        help="ask at each step which half falls back (1/2), or let you judge (p/f); b = back, q = quit")
-    p.add_argument("--mode", choices=("bisect", "linear"), default="bisect",
+    p.add_argument("--mode", choices=("bisect", "linear"), default=_DEFAULTS["mode"],
                    help="bisect halves the suspects (default); linear tries one node at a time like Polygraphy")
-    p.add_argument("--direction", choices=("forward", "reverse"), default="forward",
+    p.add_argument("--direction", choices=("forward", "reverse"), default=_DEFAULTS["direction"],
                    help="which end falls back first: the earlier nodes (forward, default) or the later ones")
     chk = p.add_argument_group("pass/fail check (default: compare the outputs with the FP32 model)")
     chk.add_argument("--check", metavar="CMD",
@@ -68,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         session = BisectSession.resume(args.model, args.workspace, on_warning=warn)
+        saved = session.options
+        ignored = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in _DEFAULTS
+                   if getattr(args, k) != _DEFAULTS[k] and getattr(args, k) != getattr(saved, k)]
+        if ignored:
+            warn(f"--resume continues with the options the bisection started with; ignoring {', '.join(ignored)}")
     else:
         options = BisectOptions(
             model=args.model, precision=args.precision, fallback=args.fallback, subject=args.subject,
