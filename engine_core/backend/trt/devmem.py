@@ -115,7 +115,10 @@ class CudaPythonMemory(DeviceMemory):
                 self._rt = importlib.import_module("cuda.cudart")
             except ImportError as exc:
                 raise TrtdbgError(f"cuda-python is not installed; {INSTALL_HINT}") from exc
-        err, count = self._rt.cudaGetDeviceCount()
+        try:
+            err, count = self._rt.cudaGetDeviceCount()
+        except Exception as exc:  # noqa: BLE001 - e.g. the CUDA driver library cannot be loaded at all
+            raise _gpu_error("GPU detection", f"no CUDA driver ({' '.join(str(exc).split())[:200]})") from exc
         self._check(err, "GPU detection")
         if count < 1:
             raise TrtdbgError("no NVIDIA GPU found (cudaGetDeviceCount = 0); TensorRT runs need one")
