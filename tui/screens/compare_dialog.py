@@ -101,14 +101,31 @@ class CompareForm:
 
 
 def backend_choices() -> list[tuple[str, str]]:
-    """``(label, spec)`` for each backend engine_core can run."""
+    """``(label, spec)`` for each backend spec engine_core accepts: ONNX Runtime, its precision variants
+    (FP16/BF16 emulated on CPU, real types on CUDA, INT8 as Q/DQ) and TensorRT when its module is present."""
     from engine_core.backend.spec import BACKENDS
 
-    out = []
-    for spec, (_, desc) in BACKENDS.items():
-        if spec == "ort-cpu":
-            continue
-        out.append((f"{spec}: {desc}", spec))
+    out = [(f"{spec}: {desc}", spec) for spec, (_, desc) in BACKENDS.items() if spec != "ort-cpu"]
+    try:
+        from engine_core.precision.runner import PRECISION_SUFFIXES
+
+        for base, how in (("ort", "CPU, storage rounding emulated"), ("ort-cuda", "CUDA, real types")):
+            for p in PRECISION_SUFFIXES:
+                out.append((f"{base}:{p}: ONNX Runtime {p.upper()} ({how if p != 'int8' else 'Q/DQ'})",
+                             f"{base}:{p}"))
+    except ImportError:
+        pass
+    try:
+        from engine_core.backend.trt.spec import DESCRIPTIONS
+
+        for spec, desc in DESCRIPTIONS.items():
+            if spec.endswith("[:fp16]"):
+                base = spec[: -len("[:fp16]")]
+                out += [(f"{base}: {desc}", base), (f"{base}:fp16: {desc}, FP16", f"{base}:fp16")]
+            else:
+                out.append((f"{spec}: {desc}", spec))
+    except ImportError:
+        pass
     return out
 
 
