@@ -70,6 +70,24 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
         from textual.widgets import Select
 
         dialog.query_one("#what", Select).value = "all"
+        # a longer real run first (40 random samples) to catch the table while results stream in
+        dialog.query_one("#data", Select).value = "random"
+        from textual.widgets import Input
+
+        dialog.query_one("#iterations", Input).value = "40"
+        await pilot.press("ctrl+s")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(scr.query_one("ErrorTable").store) > 600:
+                break
+        save(app, "compare_live.svg")
+        await _settle(app, pilot)
+        # then the demo's own inputs, to the end
+        await pilot.press("r")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#data", Select).value = "inputs"
+        dialog.query_one("#iterations", Input).value = "1"
         await pilot.press("ctrl+s")
         await _settle(app, pilot)
         await pilot.press("F")  # go to the first failing tensor
