@@ -256,6 +256,19 @@ class BisectOptions:
         if self.check_timeout <= 0:
             raise TrtdbgError("--check-timeout must be > 0 seconds")
 
+    def absolute(self) -> None:
+        """Make file options absolute, so a resume from another directory finds the same files."""
+        self.model = os.path.abspath(self.model)
+        self.load_inputs = [os.path.abspath(p) for p in self.load_inputs]
+        if self.data_loader_script:
+            path, sep, func = self.data_loader_script.rpartition(":")
+            if not sep or not path.endswith(".py"):
+                path, func = self.data_loader_script, ""
+            self.data_loader_script = os.path.abspath(path) + (f":{func}" if func else "")
+        for name in ("calibration_cache", "write_calibration_cache"):
+            if getattr(self, name):
+                setattr(self, name, os.path.abspath(getattr(self, name)))
+
     def settings(self) -> CompareSettings:
         tol = DEFAULT_TOLERANCE[self.precision]
         return CompareSettings.from_specs(atol=self.atol or [tol], rtol=self.rtol or [tol],
@@ -283,6 +296,7 @@ class BisectSession:
         from engine_core.precision.int8 import feeds_digest
 
         options.validate()
+        options.absolute()
         self.options = options
         self._warn_fn = on_warning
         self.warnings: list[str] = []
@@ -379,8 +393,8 @@ class BisectSession:
             self.search = Search(phases, self.options.mode, self.options.direction)
             self.search.restore(doc["search"])
             self.history = list(doc["history"])
-            for h in self.history:
-                h["step"]["evaluation"]  # noqa: B018 - presence check
+            if not all(isinstance(h, dict) and "search" in h and "evaluation" in h.get("step", {}) for h in self.history):
+                raise ValueError("history entries need 'search' and 'step'")
             self.cache = {str(k): dict(v) for k, v in doc["cache"].items()}
             self.evaluations = int(doc["evaluations"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -514,7 +528,7 @@ class BisectSession:
     # ------------------------------------------------------------------ results
     def final_plan(self) -> PrecisionPlan:
         plan = self.search.final_plan()
-        plan.model = os.path.abspath(self.options.model)
+        plan.model = self.options.model
         if self.builder.quantizer is not None and plan.default == "int8":
             plan.calibration = str(self.builder.quantizer.ranges_path.resolve())
         return plan
@@ -585,8 +599,8 @@ class BisectSession:
     def save(self) -> Path:
         """Persist the whole session (atomic replace)."""
         return save_state(self.workspace, {
-            "model": {"path": os.path.abspath(self.options.model), "sha256": self.model_sha},
-            "options": asdict(self.options) | {"model": os.path.abspath(self.options.model)},
+            "model": {"path": self.options.model, "sha256": self.model_sha},
+            "options": asdict(self.options),
             "feeds_sha256": self.feeds_sha,
             "phases": [asdict(p) for p in self.search.phases],
             "search": self.search.snapshot(),

@@ -114,7 +114,7 @@ class Analysis:
         for t in graph.initializer:
             self.types[t.name] = t.data_type
         self.constants: dict[str, TensorProto] = {}
-        for pos, node in enumerate(self.protos):
+        for node in self.protos:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 value = _constant_value(node)
                 if value is not None:
