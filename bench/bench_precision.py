@@ -28,14 +28,14 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine_core.demo_job import write_demo  # noqa: E402
-from engine_core.model.synthetic import chain_model  # noqa: E402
-from engine_core.precision.bisect import BisectOptions, BisectSession, Phase, Search  # noqa: E402
-from engine_core.precision.emulate import emulate  # noqa: E402
-from engine_core.precision.plan import PrecisionPlan  # noqa: E402
-from engine_core.precision.rewrite import rewrite  # noqa: E402
-from engine_core.precision.rules import Analysis  # noqa: E402
-from tests.precision_models import planted_chain  # noqa: E402
+from engine_core.demo_job import write_demo
+from engine_core.model.synthetic import chain_model
+from engine_core.precision.bisect import BisectOptions, BisectSession, Phase, Search
+from engine_core.precision.emulate import emulate
+from engine_core.precision.plan import PrecisionPlan
+from engine_core.precision.rewrite import rewrite
+from engine_core.precision.rules import Analysis
+from tests.precision_models import planted_chain
 
 
 def _best(fn, repeat: int = 3) -> float:

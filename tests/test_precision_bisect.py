@@ -274,7 +274,7 @@ def test_interactive_back_quit_and_resume(tmp_path: Path) -> None:
     model = _chain(tmp_path, 20, 13)
     answers = "2\nb\n2\n1\nq\n"
     proc = subprocess.run([sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
-                          input=answers, capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          input=answers, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 1, proc.stderr  # left unfinished
     assert "which half falls back?" in proc.stderr and "went back 1 step(s)" in proc.stderr
     assert "stopped; continue with: trtdbg bisect" in proc.stderr
@@ -288,7 +288,7 @@ def test_interactive_back_quit_and_resume(tmp_path: Path) -> None:
     assert proc.returncode == 0 and doc["culprits"] == ["/culprit/Add"]
 
     user = subprocess.run([sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
-                          input="f\nq\n", capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          input="f\nq\n", capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert user.returncode == 1, user.stderr
     steps = [h["step"] for h in load_state(Workspace.for_model(model))["history"]]
     assert [(s["kind"], s["passed"], s["evaluation"]["judged_by"]) for s in steps] == [

@@ -14,8 +14,14 @@ from onnx import TensorProto, numpy_helper
 from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from engine_core.precision.build import PlanBuilder
-from engine_core.precision.calib_cache import (format_trt_cache, match_cache, parse_trt_cache, read_trt_cache,
-                                               scales_from_ranges, write_trt_cache)
+from engine_core.precision.calib_cache import (
+    format_trt_cache,
+    match_cache,
+    parse_trt_cache,
+    read_trt_cache,
+    scales_from_ranges,
+    write_trt_cache,
+)
 from engine_core.precision.plan import PrecisionPlan
 from engine_core.precision.rewrite import validate
 from tests.conftest import run_cli
@@ -89,7 +95,7 @@ def test_qdq_model_follows_tensorrt_rules(tmp_path: Path) -> None:
     assert "/conv1/Conv_output_0" not in quantized_inputs  # no output quantization
     assert "features" not in quantized_inputs and "fc.weight" not in quantized_inputs  # /fc/Gemm stays FP32
     consumers = {x for n in nodes if n.name in res.int8 for x in n.input}
-    assert all(x.endswith("DequantizeLinear_Output") or x.endswith(".bias") for x in consumers)
+    assert all(x.endswith(("DequantizeLinear_Output", ".bias")) for x in consumers)
 
 
 def test_calibration_cache_round_trip_gives_the_same_scales(tmp_path: Path) -> None:

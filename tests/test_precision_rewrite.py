@@ -157,8 +157,8 @@ def test_plan_round_trip_errors_and_exports(tmp_path: Path) -> None:
     an = Analysis(pitfall_model())
     plan = PrecisionPlan("fp16", {"sqrt": "fp32", "range": "fp16"}, model="pitfall.onnx")
     warnings = plan.check(an)
-    assert warnings == ["plan: node 'range' cannot take fp16 (Range at opset 17 has no float16 for input 'start'); "
-                        "it runs in fp32"]
+    assert warnings == [("plan: node 'range' cannot take fp16 (Range at opset 17 has no float16 for input 'start'); "
+                         "it runs in fp32")]
     path = plan.save(tmp_path / "p.json", an)
     doc = json.loads(path.read_text())
     assert doc["format"] == "trtdbg-precision-plan" and doc["nodes"] == {"sqrt": "fp32", "range": "fp16"}

@@ -49,9 +49,9 @@ def make_runner(
     trt = key.partition(":")[0] in ("trt", "trt-rtx")
     if plan is not None or (precision_runner.is_precision_spec(key) and not trt):
 
-        def base(base_spec: str, built: onnx.ModelProto) -> Runner:
+        def base(base_spec: str, built: onnx.ModelProto, level: str) -> Runner:
             return make_runner(base_spec, built, model_path, observable=observable, unobservable=unobservable,
-                               opt_level=precision_runner.ORT_OPT_LEVEL, trt_options=trt_options)
+                               opt_level=level, trt_options=trt_options)
 
         return precision_runner.make_precision_runner(key, model, model_path, plan_file=plan, make_base=base,
                                                       observable=observable, unobservable=unobservable)

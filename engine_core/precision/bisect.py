@@ -22,16 +22,24 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
-from engine_core.precision.state import (backup_state, file_sha256, load_state, pack, save_state, state_path,
-                                         unpack)
+from engine_core.precision.state import (
+    backup_state,
+    file_sha256,
+    load_state,
+    pack,
+    save_state,
+    state_path,
+    unpack,
+)
 from engine_core.workspace import Workspace
 
 MODES = ("bisect", "linear")
@@ -291,7 +299,11 @@ class BisectSession:
                  on_warning: Callable[[str], None] | None = None) -> None:
         from engine_core.backend.ort import OrtRunner
         from engine_core.data.source import make_data_source
-        from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+        from engine_core.model.loader import (
+            check_external_data,
+            check_runtime_support,
+            load_model,
+        )
         from engine_core.precision.build import PlanBuilder
         from engine_core.precision.int8 import feeds_digest
 
@@ -366,7 +378,7 @@ class BisectSession:
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def resume(cls, model: str, workspace: str | None = None,
-               on_warning: Callable[[str], None] | None = None) -> "BisectSession":
+               on_warning: Callable[[str], None] | None = None) -> BisectSession:
         """Continue the bisection saved in the workspace of ``model`` with the options it was started with."""
         ws = Workspace.for_model(model, workspace)
         doc = load_state(ws)
@@ -402,7 +414,10 @@ class BisectSession:
                               f"{exc}); start over without --resume") from None
 
     def _write_trt_cache(self) -> str | None:
-        from engine_core.precision.calib_cache import scales_from_ranges, write_trt_cache
+        from engine_core.precision.calib_cache import (
+            scales_from_ranges,
+            write_trt_cache,
+        )
 
         quantizer = self.builder.quantizer
         if quantizer is None:

@@ -9,14 +9,18 @@ names of the original model keep their meaning in every built model.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
 
 from engine_core.errors import TrtdbgError
-from engine_core.precision.calib_cache import match_cache, ranges_from_scales, read_trt_cache
+from engine_core.precision.calib_cache import (
+    match_cache,
+    ranges_from_scales,
+    read_trt_cache,
+)
 from engine_core.precision.emulate import emulate
 from engine_core.precision.int8 import Quantizer, feeds_digest, write_ranges
 from engine_core.precision.plan import PrecisionPlan, Resolved

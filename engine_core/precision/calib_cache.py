@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from engine_core.errors import TrtdbgError
 from engine_core.workspace import atomic_write_text
@@ -85,7 +85,7 @@ def match_cache(scales: Mapping[str, float], tensors: Iterable[str], where: str,
     if missing:
         warnings.append(f"calibration cache {where}: {len(missing)} of {len(scales)} entries name no tensor of "
                         f"{model} (e.g. '{missing[0]}'; TensorRT-internal names cannot be mapped); they are ignored")
-    bad = [n for n, s in hits.items() if not s > 0 or s != s]
+    bad = [n for n, s in hits.items() if not s > 0]  # NaN compares false too
     if bad:
         raise TrtdbgError(f"calibration cache {where}: tensor '{bad[0]}' has scale {hits[bad[0]]}; scales must be "
                           "positive")

@@ -12,14 +12,19 @@ the stored (rounded) values.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import onnx
 from onnx import TensorProto, helper
 
 from engine_core.precision.numerics import round_to, to_tensor
 from engine_core.precision.rewrite import Namer
-from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
+from engine_core.precision.rules import (
+    F32,
+    TYPE_NAMES,
+    Analysis,
+    constant_of_shape_value,
+)
 
 
 def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:

@@ -16,9 +16,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -59,7 +60,7 @@ class Evaluation:
         return d
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Evaluation":
+    def from_json(cls, d: Mapping[str, Any]) -> Evaluation:
         kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         for k in ("max_abs", "max_rel"):
             if isinstance(kw.get(k), str):
@@ -116,9 +117,9 @@ class CheckCommand:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                return False, f"timed out after {self.timeout:g} s", [
-                    f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
-                    "--check-timeout if it needs longer"]
+                warning = (f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
+                           "--check-timeout if it needs longer")
+                return False, f"timed out after {self.timeout:g} s", [warning]
             except BaseException:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()

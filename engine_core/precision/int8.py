@@ -15,8 +15,8 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -53,7 +53,13 @@ def _quiet() -> Iterable[None]:
 
 def _quantize(model_path: Path, out_path: Path, nodes: Sequence[str], cache: Path,
               feeds: Sequence[Mapping[str, np.ndarray]] | None) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class _Reader(CalibrationDataReader):
         def __init__(self, items: Sequence[Mapping[str, np.ndarray]]) -> None:
@@ -84,7 +90,7 @@ class Quantizer:
 
     @classmethod
     def calibrate(cls, model_path: str | os.PathLike[str], feeds: Sequence[Mapping[str, np.ndarray]],
-                  ranges_path: str | os.PathLike[str], nodes: Sequence[str]) -> "Quantizer":
+                  ranges_path: str | os.PathLike[str], nodes: Sequence[str]) -> Quantizer:
         """Run MinMax calibration of ``nodes``' tensors on ``feeds`` (once) and keep the ranges at ``ranges_path``."""
         ranges = Path(ranges_path)
         if not ranges.is_file():
@@ -98,7 +104,7 @@ class Quantizer:
                     _quantize(Path(model_path), Path(tmp) / "calibrated.onnx", nodes, staged, feeds)
                 except TrtdbgError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
+                except Exception as exc:  # ORT's quantizer raises many exception types
                     raise TrtdbgError(f"INT8 calibration of {model_path} failed: {_first_line(exc)}") from exc
                 os.replace(staged, ranges)
         return cls(model_path, ranges)
@@ -109,7 +115,7 @@ class Quantizer:
             out = Path(tmp) / "qdq.onnx"
             try:
                 _quantize(self.model_path, out, nodes, self.ranges_path, None)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {_first_line(exc)}") from exc
             return onnx.load(str(out))
 
@@ -124,7 +130,7 @@ def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
 
     try:
         data = load_tensors_data(Path(path))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise TrtdbgError(f"cannot read calibration ranges {path}: {_first_line(exc)}") from exc
     out = {}
     for name, td in data.items():
@@ -135,7 +141,12 @@ def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
 
 def write_ranges(path: str | os.PathLike[str], ranges: Mapping[str, tuple[float, float]]) -> Path:
     """Write ``{tensor: (lowest, highest)}`` as an ONNX Runtime JSON calibration cache (MinMax), atomically."""
-    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
+    from onnxruntime.quantization.calibrate import (
+        CalibrationMethod,
+        TensorData,
+        TensorsData,
+        save_tensors_data,
+    )
 
     data = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine_core.errors import TrtdbgError
 from engine_core.precision.rules import FLOAT_TYPES, Analysis
@@ -144,7 +145,7 @@ class PrecisionPlan:
         return atomic_write_json(path, self.to_json(an))
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any], where: str = "plan") -> "PrecisionPlan":
+    def from_json(cls, doc: Mapping[str, Any], where: str = "plan") -> PrecisionPlan:
         """Parse a plan document (``format``/``version`` checked)."""
         if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
             raise TrtdbgError(f"{where} is not a trtdbg precision plan (no \"format\": \"{FORMAT}\"); "
@@ -162,7 +163,7 @@ class PrecisionPlan:
             raise TrtdbgError(f"{where}: {exc}") from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "PrecisionPlan":
+    def load(cls, path: str | os.PathLike[str]) -> PrecisionPlan:
         """Read a plan file; a relative ``calibration`` path is resolved beside it."""
         p = Path(path)
         try:

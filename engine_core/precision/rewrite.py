@@ -10,14 +10,19 @@ tensors of the rewritten model map one to one onto the original's.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import onnx
 from onnx import TensorProto, helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.precision.numerics import to_tensor
-from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
+from engine_core.precision.rules import (
+    F32,
+    TYPE_NAMES,
+    Analysis,
+    constant_of_shape_value,
+)
 
 
 class Namer:
@@ -129,7 +134,7 @@ def validate(model: onnx.ModelProto, where: str = "rewritten model", session: bo
     try:
         onnx.checker.check_model(model, full_check=True)
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except Exception as exc:  # noqa: BLE001 - checker and inference raise several types
+    except Exception as exc:  # the checker and inference raise several exception types
         raise TrtdbgError(f"{where} is not valid ONNX: {_first_line(exc)}; please report this as a trtdbg bug") from exc
     if session:
         import onnxruntime as ort
@@ -139,7 +144,7 @@ def validate(model: onnx.ModelProto, where: str = "rewritten model", session: bo
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load the {where}: {_first_line(exc)}") from exc
 
 

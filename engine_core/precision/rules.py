@@ -9,8 +9,9 @@ Rewriting a plan (:mod:`engine_core.precision.rewrite`) then only walks the node
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import onnx

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -133,9 +133,10 @@ class PrecisionRunner(Runner):
 
 
 def make_precision_runner(key: str, model: onnx.ModelProto, model_path: str | os.PathLike[str] | None, *,
-                          plan_file: str | None, make_base: Callable[[str, onnx.ModelProto], Runner],
+                          plan_file: str | None, make_base: Callable[[str, onnx.ModelProto, str], Runner],
                           observable: Sequence[str] = (), unobservable: Mapping[str, str] | None = None) -> Runner:
-    """A :class:`PrecisionRunner` for ``key`` (``ort:fp16``…) or a base spec with ``plan_file``."""
+    """A :class:`PrecisionRunner` for ``key`` (``ort:fp16``…) or a base spec with ``plan_file``; ``make_base(spec,
+    model, opt_level)`` makes the runner of the built model (ONNX Runtime at :data:`ORT_OPT_LEVEL`)."""
     base, _, suffix = key.partition(":")
     if suffix in PRECISION_SUFFIXES:
         if plan_file:
@@ -150,7 +151,7 @@ def make_precision_runner(key: str, model: onnx.ModelProto, model_path: str | os
         base = key
     emulated = base in CPU_SPECS
     runner = PrecisionRunner(name, model, model_path, plan, emulated=emulated,
-                           make_base=lambda built: make_base(base, built),
+                           make_base=lambda built: make_base(base, built, ORT_OPT_LEVEL),
                            observable=observable, unobservable=unobservable)
     if emulated and runner.plan.resolve(runner.analysis).float_low:
         runner.name += " (FP16/BF16 storage rounding emulated)"
