@@ -26,6 +26,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as exc:
         raise TrtdbgError(f"cannot write {target}: {exc.strerror or exc}; choose a writable location") from exc
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; written files get the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
