@@ -35,12 +35,12 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
     """Write the screenshots into ``out_dir``; return their paths."""
     from engine_core.demo_job import write_demo
     from tui.app import TrtdbgApp
-    from tui.cli.commands.demo import demo_form
+    from tui.cli.commands.demo import DEMO_TITLE, demo_form
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_demo(str(work / ".trtdbg"))
     written: list[Path] = []
-    title = "demo.onnx (FP32) vs demo_fp16.onnx"
+    title = DEMO_TITLE
 
     def save(app, name: str) -> None:
         written.append(Path(app.save_screenshot(filename=name, path=str(out_dir))))

@@ -8,16 +8,19 @@ import sys
 from tui.cli.commands.common import add_workspace_arg
 from tui.cli.commands.open import add_ui_args
 
+DEMO_SUBJECT = "ort:fp16"
+DEMO_TITLE = "demo.onnx: FP32 vs FP16 (ort:fp16, emulated on CPU)"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="write the built-in demo model to the workspace and open the app on it (FP32 vs its FP16 copy)",
+        help="write the built-in demo model to the workspace and open the app on it (FP32 vs emulated FP16)",
         description=(
             "Writes demo.onnx (conv stem + attention block + head, with a planted FP16 overflow and underflow), "
             "its all-FP16 copy and inputs into the workspace, then opens the app on it with the compare set up "
             "(press r, then ctrl+s). With --headless or --json (or without a terminal) it compares every tensor "
-            "of the FP16 copy against the FP32 model on ONNX Runtime CPU and prints the report instead."
+            "of the model run in emulated FP16 (ort:fp16) against FP32 on ONNX Runtime CPU and prints the report."
         ),
     )
     add_workspace_arg(p)
@@ -29,11 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def demo_form(files: object) -> object:
-    """Compare-dialog defaults for the demo: its FP16 copy as the subject, on the saved demo inputs."""
-    from tui.screens.compare_dialog import SECOND_MODEL, CompareForm
+    """Compare-dialog defaults for the demo: emulated FP16 (``ort:fp16``) as the subject, on the demo inputs."""
+    from tui.screens.compare_dialog import CompareForm
 
-    return CompareForm(subject=SECOND_MODEL, subject_path=str(files.fp16_model), data="inputs",  # type: ignore[attr-defined]
-                       data_path=str(files.inputs), atol="1e-2", rtol="1e-2", what="marked")  # type: ignore[attr-defined]
+    return CompareForm(subject=DEMO_SUBJECT, data="inputs", data_path=str(files.inputs),  # type: ignore[attr-defined]
+                       atol="1e-2", rtol="1e-2", what="marked")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"trtdbg demo: {why}; printing the compare report instead (--headless)", file=sys.stderr)
             headless = True
     if not headless:
-        return launch(str(files.model), args, demo_form(files), title="demo.onnx (FP32) vs demo_fp16.onnx")
+        return launch(str(files.model), args, demo_form(files), title=DEMO_TITLE)
     return run_headless(files, args)
 
 
@@ -60,7 +63,7 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
     print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}",  # type: ignore[attr-defined]
           file=sys.stderr)
     request = CompareRequest(
-        model=str(files.model), subject_model=str(files.fp16_model), marks=["all"],  # type: ignore[attr-defined]
+        model=str(files.model), subject=DEMO_SUBJECT, marks=["all"],  # type: ignore[attr-defined]
         settings=CompareSettings.from_specs(atol=["1e-2"], rtol=["1e-2"]),
         load_inputs=[str(files.inputs)], workspace=str(files.workspace),  # type: ignore[attr-defined]
     )
