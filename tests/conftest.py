@@ -10,7 +10,19 @@ import onnx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_MODELS = ROOT.parent / "shared" / "models"
+import os  # noqa: E402
+
+
+def _shared_models() -> Path:
+    """``$TRTDBG_SHARED_MODELS``, else ``../shared/models`` beside the checkout, else ``/work/shared/models``."""
+    candidates = [os.environ.get("TRTDBG_SHARED_MODELS"), ROOT.parent / "shared" / "models", "/work/shared/models"]
+    for c in candidates:
+        if c and Path(c, "inputs.py").is_file():
+            return Path(c)
+    return ROOT.parent / "shared" / "models"
+
+
+SHARED_MODELS = _shared_models()
 
 
 @pytest.fixture

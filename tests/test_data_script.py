@@ -10,8 +10,9 @@ import pytest
 
 from engine_core.data.script import ScriptDataLoader, parse_script_spec
 from engine_core.errors import TrtdbgError
+from tests.conftest import SHARED_MODELS
 
-SHARED_INPUTS = Path("/work/shared/models/inputs.py")
+SHARED_INPUTS = SHARED_MODELS / "inputs.py"
 
 
 def test_parse_spec() -> None:

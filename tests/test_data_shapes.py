@@ -11,8 +11,9 @@ from engine_core.backend.base import TensorMeta
 from engine_core.data.generate import RandomDataLoader
 from engine_core.data.shapes import parse_shapes, resolve_shapes
 from engine_core.errors import TrtdbgError
+from tests.conftest import SHARED_MODELS
 
-MODELS = Path("/work/shared/models")
+MODELS = SHARED_MODELS
 needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason=f"{MODELS} (shared real models) is absent")
 
 

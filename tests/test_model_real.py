@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,8 +9,9 @@ from engine_core.model.index import ModelIndex
 from engine_core.model.inspect import inspect_json, inspect_text
 from engine_core.model.loader import check_runtime_support, load_model
 from engine_core.model.scopes import ScopeTree
+from tests.conftest import SHARED_MODELS
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+MODELS = SHARED_MODELS
 
 
 def _load(name: str) -> ModelIndex:
