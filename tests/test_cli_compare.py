@@ -273,3 +273,18 @@ def test_ort_cuda_never_falls_back_to_cpu(save_model, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "CUDAExecutionProvider" in proc.stderr and "CPU" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_mark_names_with_glob_characters_are_names(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["/attn[scale]/Relu"], name="/attn[scale]/Relu"),
+             helper.make_node("Neg", ["/attn[scale]/Relu"], ["y"], name="/neg")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
+    path = tmp_path / "brackets.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+    proc = run_cli("compare", str(path), "--subject", "ort", "--mark", "/attn[scale]/Relu", "--json",
+                   "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 0, proc.stderr
+    assert [t["name"] for t in _json(proc)["tensors"]] == ["/attn[scale]/Relu"]
+    globbed = run_cli("compare", str(path), "--subject", "ort", "--mark", "/attn*", "--json", "--workspace", str(tmp_path / "ws"))
+    assert [t["name"] for t in _json(globbed)["tensors"]] == ["/attn[scale]/Relu"]

@@ -165,6 +165,10 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
         if item in ("all", "*"):
             chosen.update(markable)
             skipped.update(unobservable)
+        elif item in markable_set or item in index.outputs:  # exact names first: `/attn[scale]/Mul` is a name
+            chosen.add(item)
+        elif item in unobservable:
+            skipped[item] = unobservable[item]
         elif any(c in item for c in "*?["):
             hits = [n for n in markable if fnmatch.fnmatchcase(n, item)]
             hidden = {n: r for n, r in unobservable.items() if fnmatch.fnmatchcase(n, item)}
@@ -172,10 +176,6 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
                 raise TrtdbgError(f"--mark '{item}' matches no tensor in {index.path or 'the model'}")
             chosen.update(hits)
             skipped.update(hidden)
-        elif item in markable_set or item in index.outputs:
-            chosen.add(item)
-        elif item in unobservable:
-            skipped[item] = unobservable[item]
         else:
             close = difflib.get_close_matches(item, markable, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
@@ -189,7 +189,7 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
             raise TrtdbgError(f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(histogram))}")
         chosen.update(n for n in markable if (index.op_type(index.producer(n)) or "").lower() in ops)
     for item in exclude:
-        chosen = {n for n in chosen if not (n == item or fnmatch.fnmatchcase(n, item))}
+        chosen = {n for n in chosen if not (n == item or (item not in markable_set and fnmatch.fnmatchcase(n, item)))}
     ordered = [n for n in markable if n in chosen]
     ordered += [n for n in index.outputs if n in chosen and n not in markable_set]
     return ordered, skipped
