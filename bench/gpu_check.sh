@@ -102,39 +102,29 @@ grep -q "^probe OK" "$LOG" || say "WARNING: CUDA EP probe did not pass"
 
 # ---- 5. compares: CPU reference vs CUDA subject, all tensors marked --------------------------
 # ORT's CUDA EP lets cuBLAS/cuDNN use TF32 for FP32 MatMul/Gemm/Conv by default (provider option
-# use_tf32=1). trtdbg passes no provider options, so each FP32 model is compared twice: as trtdbg runs
-# it (tf32), and through a shim that creates the CUDA session with use_tf32=0 (notf32: true FP32).
+# use_tf32=1). trtdbg's ort-cuda turns it off (true FP32); ort-cuda:tf32 keeps ORT's default.
 JSON="$OUT/json"
 mkdir -p "$JSON"
-cat >/tmp/trtdbg_notf32.py <<'EOF'
-import sys, onnxruntime as o
-_IS = o.InferenceSession
-def IS(src, so=None, providers=None, **kw):
-    if providers == ["CUDAExecutionProvider"]:
-        providers = [("CUDAExecutionProvider", {"use_tf32": "0"})]
-    return _IS(src, so, providers=providers, **kw)
-o.InferenceSession = IS
-from tui.cli.main import main
-sys.exit(main(sys.argv[1:]))
-EOF
-run_cmp() {  # name model [compare args...]; $TRTDBG overrides the entry point
+run_cmp() {  # name model [compare args...]
   local name=$1 model=$2; shift 2
   local t0 t1 rc
   t0=$(now)
-  ${TRTDBG:-$PY -m tui.cli.main} compare "$model" --mark all --atol "$ATOL" --rtol "$RTOL" \
+  $PY -m tui.cli.main compare "$model" --mark all --atol "$ATOL" --rtol "$RTOL" \
       --json --workspace "$WS" "$@" >"$JSON/$name.json" 2>>"$LOG"
   rc=$?
   t1=$(now)
   say "$name: rc=$rc wall=$(awk "BEGIN{print $t1 - $t0}") s"
 }
 DEMO_IN=(--load-inputs "$WS/demo_inputs.json")
-for tf in tf32 notf32; do
-  if [ $tf = notf32 ]; then TRTDBG="$PY /tmp/trtdbg_notf32.py"; else TRTDBG=; fi
-  run_cmp demo_cpu_vs_cuda_$tf "$WS/demo.onnx" --ref ort --subject ort-cuda "${DEMO_IN[@]}"
-  run_cmp small_cnn_cpu_vs_cuda_$tf "$WS/small_cnn.onnx" --ref ort --subject ort-cuda
-  run_cmp branchy_cpu_vs_cuda_$tf "$WS/branchy.onnx" --ref ort --subject ort-cuda
+for spec in ort-cuda ort-cuda:tf32; do
+  tag=${spec/:/_}
+  run_cmp demo_cpu_vs_$tag "$WS/demo.onnx" --ref ort --subject $spec "${DEMO_IN[@]}"
+  run_cmp small_cnn_cpu_vs_$tag "$WS/small_cnn.onnx" --ref ort --subject $spec
+  run_cmp branchy_cpu_vs_$tag "$WS/branchy.onnx" --ref ort --subject $spec
 done
-TRTDBG=
+# precision subjects: real FP16 types on CUDA vs trtdbg's CPU FP16 storage-rounding emulation
+run_cmp demo_fp16_emulated_cpu "$WS/demo.onnx" --ref ort --subject ort:fp16 --atol 1e-2 --rtol 1e-2 "${DEMO_IN[@]}"
+run_cmp demo_fp16_real_cuda "$WS/demo.onnx" --ref ort --subject ort-cuda:fp16 --atol 1e-2 --rtol 1e-2 "${DEMO_IN[@]}"
 # baseline wall time for the same work with both sides on CPU
 run_cmp demo_cpu_vs_cpu "$WS/demo.onnx" --ref ort --subject ort "${DEMO_IN[@]}"
 # the demo's FP16 copy vs FP32 on CPU, subject on CUDA and (for contrast) on CPU; expected to fail
