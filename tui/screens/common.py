@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Button, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP_TEXT = """\
@@ -84,4 +84,26 @@ class PickScreen(ModalScreen[Any]):
         self.dismiss(self.options[int(event.option.id or 0)][1])
 
     def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class FormDialog(ModalScreen[Any]):
+    """A modal form with Run / Cancel buttons: Run dismisses with :meth:`result`, Cancel with ``None``."""
+
+    def result(self) -> Any:
+        """What the form asks for (subclasses read their widgets)."""
+        raise NotImplementedError
+
+    def action_run(self) -> None:
+        self.dismiss(self.result())
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#run")
+    def _run(self) -> None:
+        self.action_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
         self.dismiss(None)

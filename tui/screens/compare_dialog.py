@@ -13,9 +13,10 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from tui.screens.common import FormDialog
 
 SAVED = "saved"
 SECOND_MODEL = "model"
@@ -129,7 +130,7 @@ def backend_choices() -> list[tuple[str, str]]:
     return out
 
 
-class CompareDialog(ModalScreen[CompareForm | None]):
+class CompareDialog(FormDialog):
     """Set up and start a comparison."""
 
     DEFAULT_CSS = """
@@ -238,19 +239,8 @@ class CompareDialog(ModalScreen[CompareForm | None]):
             iterations=q("#iterations", Input).value, fail_fast=q("#fail-fast", Checkbox).value,
         )
 
-    def action_run(self) -> None:
-        self.dismiss(self.read_form())
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#run")
-    def _run(self) -> None:
-        self.action_run()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
+    def result(self) -> CompareForm:
+        return self.read_form()
 
     @on(Input.Submitted)
     def _submitted(self) -> None:

@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
 from tui.messages import JobFinished
+from tui.screens.common import FormDialog
 
 KINDS = ("extract", "sanitize", "insert")
 
@@ -61,7 +62,11 @@ def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
     """Load, edit, verify (sanitize) and write; raises ``TrtdbgError`` with one line on bad input."""
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import check_output_path, external_data_files, save_model
+    from engine_core.surgeon.export import (
+        check_output_path,
+        external_data_files,
+        save_model,
+    )
 
     start = time.perf_counter()
     bare = load_model(req.model, load_external_data=False)
@@ -168,7 +173,7 @@ def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
 
 
 # ---------------------------------------------------------------------- dialogs
-class SurgeonDialog(ModalScreen[SurgeryRequest | None]):
+class SurgeonDialog(FormDialog):
     """Common frame: a title, a form, the output file, Run / Cancel."""
 
     DEFAULT_CSS = """
@@ -216,19 +221,8 @@ class SurgeonDialog(ModalScreen[SurgeryRequest | None]):
     def request(self) -> SurgeryRequest:
         raise NotImplementedError
 
-    def action_run(self) -> None:
-        self.dismiss(self.request())
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#run")
-    def _run(self) -> None:
-        self.action_run()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
+    def result(self) -> SurgeryRequest:
+        return self.request()
 
     def _lines(self, widget_id: str) -> list[str]:
         return [ln.strip() for ln in self.query_one(widget_id, TextArea).text.splitlines() if ln.strip()]
