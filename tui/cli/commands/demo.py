@@ -73,4 +73,7 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
     finally:
         bar.close()
     sys.stdout.write((report.dumps() if args.json else report.to_text()) + "\n")
+    if not args.json:
+        print(f"next: trtdbg bisect {files.model} --auto --precision fp16 --load-inputs {files.inputs}"  # type: ignore[attr-defined]
+              f"  (which nodes must stay FP32)", file=sys.stderr)
     return 0 if report.passed else 1
