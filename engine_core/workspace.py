@@ -125,4 +125,5 @@ def _writable_dir(path: Path) -> bool:
         if probe.parent == probe:
             return False
         probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+    # the mode bits too: root may write anywhere, but a folder marked read-only is meant to stay untouched
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK) and bool(probe.stat().st_mode & 0o222)
