@@ -1,0 +1,187 @@
+"""``trtdbg convert``: a model plus a precision (or plan) → the rewritten ONNX, or a TensorRT engine built from it.
+
+The ONNX is what strongly typed TensorRT (11.x, TensorRT-RTX, 10.x by default) deploys: real FP16/BF16 types
+(:mod:`engine_core.precision.rewrite`) and Q/DQ for INT8 nodes (:mod:`engine_core.precision.int8`, calibrated on the
+given data, the plan's saved ranges or a TensorRT calibration cache). ``.plan`` outputs are built from that ONNX with
+:func:`engine_core.backend.trt.build.build_engine` (no engine cache: the output file is the engine).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine_core.errors import TrtdbgError
+
+ONNX_SUFFIXES = (".onnx",)
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+_PROTO_LIMIT = 2_000_000_000
+
+
+@dataclass
+class ConvertResult:
+    """What :func:`convert` wrote."""
+
+    output: str
+    kind: str
+    """``onnx`` or ``engine``."""
+    precision: dict[str, int]
+    """Nodes per effective precision (``fp32``, ``fp16``, ``bf16``, ``int8``)."""
+    demoted: dict[str, tuple[str, str]]
+    """``{node: (requested, reason)}`` where a rule kept a node in higher precision."""
+    bytes: int
+    seconds: float
+    engine: dict[str, Any] = field(default_factory=dict)
+    """For engines: TensorRT module, version, build seconds, notes."""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON document."""
+        return {"output": self.output, "kind": self.kind, "precision": dict(self.precision),
+                "demoted": {n: {"requested": r, "reason": why} for n, (r, why) in self.demoted.items()},
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "engine": dict(self.engine),
+                "warnings": list(self.warnings)}
+
+    def to_text(self) -> str:
+        """A few human lines."""
+        counts = ", ".join(f"{n} {p}" for p, n in self.precision.items() if n) or "no float nodes"
+        lines = [f"[I] Wrote {self.kind} {self.output} ({self.bytes} bytes, {self.seconds:.2f}s)",
+                 f"[I] Nodes by precision: {counts}"]
+        if self.demoted:
+            first = next(iter(self.demoted.items()))
+            lines.append(f"[I] {len(self.demoted)} node(s) kept in higher precision by rules, e.g. '{first[0]}': "
+                         f"{first[1][1]}")
+        if self.engine:
+            lines.append(f"[I] Engine: {self.engine.get('module_label')}, built in {self.engine.get('build_seconds')}s")
+            lines += [f"[W] {n}" for n in self.engine.get("notes", [])]
+        return "\n".join(lines)
+
+
+def output_kind(path: str) -> str:
+    """``onnx`` or ``engine`` from the output's suffix; raises for anything else."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in ENGINE_SUFFIXES:
+        return "engine"
+    raise TrtdbgError(f"output {path} must end in .onnx (rewritten model) or .plan/.engine (TensorRT engine)")
+
+
+def convert(
+    model_path: str,
+    output: str,
+    *,
+    precision: str | None = None,
+    plan_file: str | None = None,
+    fallback: str = "fp32",
+    feeds: Callable[[], Sequence[Mapping[str, np.ndarray]]] | None = None,
+    calibration_cache: str | None = None,
+    trt_options: Any = None,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> ConvertResult:
+    """Rewrite ``model_path`` per ``precision`` (whole model) or ``plan_file`` and write ``output``.
+
+    ``feeds()`` supplies INT8 calibration inputs when neither the plan's ranges nor ``calibration_cache`` give them.
+    ``trt_options`` is a :class:`~engine_core.backend.trt.runner.TrtOptions` (engines only); ``shapes`` fixes the
+    profile of dynamic inputs when it has no explicit profile.
+    """
+    from engine_core.model.loader import check_external_data, load_model
+    from engine_core.precision.build import PlanBuilder
+    from engine_core.precision.plan import PrecisionPlan
+    from engine_core.precision.rewrite import validate
+    from engine_core.workspace import atomic_write_bytes
+
+    kind = output_kind(output)
+    start = time.perf_counter()
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        if on_warning is not None:
+            on_warning(msg)
+
+    if precision and plan_file:
+        raise TrtdbgError("give either --precision or --plan, not both")
+    if not os.path.isfile(model_path):
+        raise TrtdbgError(f"model {model_path} does not exist")
+    if os.path.exists(output) and os.path.samefile(output, model_path):
+        raise TrtdbgError(f"output {output} is the input model; choose another path (inputs are never modified)")
+    model = load_model(model_path, load_external_data=False)
+    check_external_data(model, model_path)
+    plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
+    with tempfile.TemporaryDirectory(prefix="trtdbg-convert-") as tmp:
+        builder = PlanBuilder(model, model_path, tmp)
+        for w in plan.check(builder.analysis):
+            warn(w)
+        res = plan.resolve(builder.analysis)
+        if res.int8:
+            if calibration_cache:
+                builder.import_cache(calibration_cache)
+                _, missing = builder.quantizable(res.int8)
+                if missing:
+                    warn(f"{len(missing)} INT8 node(s) have no scale in {calibration_cache} (e.g. '{missing[0]}')")
+            elif plan.calibration:
+                builder.use_ranges(plan.calibration)
+            elif feeds is not None:
+                builder.calibrate(list(feeds()))
+            else:
+                raise TrtdbgError("INT8 needs calibration: give input data, --calibration-cache, or a plan with ranges")
+            for w in builder.warnings:
+                warn(w)
+        built, res = builder.build(plan, emulated=False)
+    # ONNX Runtime CPU has no BF16 kernels; engines are checked by the TensorRT parser instead
+    validate(built, "converted model", session=kind == "onnx" and "bf16" not in res.precision.values())
+    counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
+    for p in res.precision.values():
+        counts[p] += 1
+    label = f"plan {os.path.basename(plan_file)}" if plan_file else (precision or "fp32")
+    engine: dict[str, Any] = {}
+    if kind == "onnx":
+        if built.ByteSize() > _PROTO_LIMIT:
+            raise TrtdbgError(f"the converted model of {model_path} is over 2 GB; external-data output is not "
+                              "supported yet: write a .plan instead")
+        data = built.SerializeToString()
+    else:
+        data, engine = _build(built, model_path, trt_options, shapes or {}, label)
+    atomic_write_bytes(output, data)
+    return ConvertResult(output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings)
+
+
+def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]],
+           label: str) -> tuple[bytes, dict[str, Any]]:
+    """Serialized engine of the converted ``model`` and a summary of the build."""
+    from engine_core.backend.trt.build import (
+        BuildOptions,
+        build_engine,
+        dynamic_inputs,
+        model_digest,
+        parse_onnx,
+    )
+    from engine_core.backend.trt.flavour import load_flavour
+    from engine_core.backend.trt.runner import TrtOptions
+
+    o = trt_options or TrtOptions()
+    fl = load_flavour(o.module)
+    where = os.path.basename(model_path)
+    parsed = parse_onnx(fl, model, Path(model_path))
+    profiles = o.profiles
+    dyn = dynamic_inputs(parsed)
+    if dyn and not profiles:
+        missing = [n for n in dyn if n not in shapes]
+        if missing:
+            raise TrtdbgError(f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape with "
+                              f"--shapes {missing[0]}:1x... (or --trt-min/opt/max-shapes)")
+        profiles = BuildOptions.make_profiles([{n: (shapes[n], shapes[n], shapes[n]) for n in dyn}])
+    options = BuildOptions(profiles=profiles, pool_limit=o.pool_limit, opt_level=o.opt_level, tf32=o.tf32,
+                           precision=label, timing_cache=o.timing_cache)
+    built = build_engine(parsed, options, digest=model_digest(model), cache=None, where=where)
+    return built.plan, {"module": fl.name, "version": fl.version, "module_label": fl.label,
+                        "build_seconds": built.meta.get("build_seconds"), "notes": built.meta.get("notes", [])}

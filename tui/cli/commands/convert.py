@@ -1,0 +1,82 @@
+"""``trtdbg convert MODEL -o OUT.onnx|OUT.plan``: the precision-rewritten ONNX, or a TensorRT engine built from it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tui.cli.commands.common import add_data_args
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trtdbg convert``."""
+    p = sub.add_parser(
+        "convert", help="write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)",
+        description="Rewrite MODEL with a precision (whole model, rules keep unsafe nodes in FP32) or a plan from "
+                    "`trtdbg bisect`, and write the rewritten ONNX (.onnx: what strongly typed TensorRT deploys) or "
+                    "a TensorRT engine built from it (.plan/.engine). INT8 nodes get Q/DQ calibrated on the input "
+                    "data (random by default), the plan's ranges or a TensorRT calibration cache.",
+    )
+    p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx, or OUT.plan / OUT.engine")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
+                      help="whole-model precision (default fp32: the model as it is)")
+    prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
+    p.add_argument("--fallback", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="with --precision int8: precision of nodes that cannot be INT8 (default fp32)")
+    p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache to take INT8 scales from")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_data_args(p)
+    g = p.add_argument_group("TensorRT (.plan outputs)")
+    g.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
+                   help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
+    for which in ("min", "opt", "max"):
+        g.add_argument(f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE",
+                       help=f"{which} shapes of the optimization profile (default: --shapes, min=opt=max)")
+    g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
+    g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level")
+    g.add_argument("--timing-cache", metavar="FILE", help="timing cache read before and written after the build")
+    g.add_argument("--tf32", action="store_true", help="allow TF32 for FP32 layers")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert and print what was written."""
+    from engine_core.convert import convert, output_kind
+    from engine_core.data.shapes import parse_shapes
+
+    output_kind(args.output)  # bad suffix: fail before any work
+    trt_options = None
+    if output_kind(args.output) == "engine":
+        from engine_core.backend.trt.runner import trt_options_from_namespace
+
+        trt_options = trt_options_from_namespace(args)
+
+    def feeds() -> list:
+        from engine_core.backend.ort import OrtRunner
+        from engine_core.data.source import make_data_source
+        from engine_core.model.loader import load_model
+
+        metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
+        source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
+                                  iterations=args.iterations, script=args.data_loader_script,
+                                  load_inputs=args.load_inputs or [])
+        data = list(source)
+        for w in source.warnings:
+            warn(w)
+        return data
+
+    def warn(msg: str) -> None:
+        print(f"trtdbg: warning: {msg}", file=sys.stderr)
+
+    result = convert(args.model, args.output, precision=args.precision, plan_file=args.plan, fallback=args.fallback,
+                     feeds=feeds, calibration_cache=args.calibration_cache, trt_options=trt_options,
+                     shapes=parse_shapes(args.shapes or []), on_warning=warn)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(result.to_text() + "\n")
+    return 0
