@@ -2,7 +2,8 @@
 
 The first word may be ``model`` (Polygraphy's spelling); ``inspect data FILE`` summarizes a saved
 inputs/outputs file; ``inspect engine FILE`` (or any ``*.plan``/``*.engine``) shows a TensorRT engine or
-engine-inspector JSON, and ``--display-as trt`` shows a model as TensorRT parses it (:mod:`trt_cli`).
+engine-inspector JSON, and ``--display-as trt`` shows a model as TensorRT parses it (:mod:`trt_cli`);
+``inspect capability MODEL`` lists the nodes the TensorRT ONNX parser supports, as subgraphs.
 Only argparse is imported here; engine_core loads inside :func:`run`.
 """
 
@@ -15,7 +16,7 @@ import sys
 from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
 
 _RESERVED: tuple[str, ...] = ()
-_KINDS = ("model", "data", "engine") + _RESERVED
+_KINDS = ("model", "data", "engine", "capability") + _RESERVED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         usage="trtdbg inspect [model] MODEL [--show layers,attrs,weights] [--json] [options]\n"
               "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]\n"
               "       trtdbg inspect MODEL --display-as trt [--engine-layers] [--trt-* options]\n"
-              "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]",
+              "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]\n"
+              "       trtdbg inspect capability MODEL [--trt-module M] [--json]",
     )
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
     p.add_argument("--show", action="append", default=[], metavar="WHAT",
@@ -68,6 +70,26 @@ def _run_data(args: argparse.Namespace, words: list[str]) -> int:
     return 0
 
 
+def _run_capability(args: argparse.Namespace, words: list[str]) -> int:
+    """``trtdbg inspect capability MODEL``: supported/unsupported subgraphs per the TensorRT ONNX parser."""
+    from engine_core.backend.trt.capability import model_capability
+    from engine_core.backend.trt.flavour import load_flavour
+    from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
+
+    if len(words) != 1:
+        raise TrtdbgError("usage: trtdbg inspect capability MODEL.onnx (one model)")
+    model = load_model(words[0], load_external_data=False)
+    cap = model_capability(load_flavour(args.trt_module), model, words[0])
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(cap.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(cap.to_text() + "\n")
+    return 0
+
+
 def _model_path(words: list[str]) -> str:
     """The model path from the positional words, rejecting reserved subcommands and stray words."""
     from engine_core.errors import TrtdbgError
@@ -96,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.words[0] == "data" and len(args.words) > 1:
         return _run_data(args, list(args.words[1:]))
+    if args.words[0] == "capability" and len(args.words) > 1:
+        return _run_capability(args, list(args.words[1:]))
     if args.words[0] == "engine" and len(args.words) > 1:
         return run_engine(args, list(args.words[1:]))
     if is_engine_path(args.words[0]):
