@@ -93,10 +93,6 @@ def convert(
     ``trt_options`` is a :class:`~engine_core.backend.trt.runner.TrtOptions` (engines only); ``shapes`` fixes the
     profile of dynamic inputs when it has no explicit profile.
     """
-    from engine_core.model.loader import check_external_data, load_model
-    from engine_core.precision.build import PlanBuilder
-    from engine_core.precision.plan import PrecisionPlan
-    from engine_core.precision.rewrite import validate
     from engine_core.workspace import atomic_write_bytes
 
     kind = output_kind(output)
@@ -108,12 +104,54 @@ def convert(
         if on_warning is not None:
             on_warning(msg)
 
-    if precision and plan_file:
-        raise TrtdbgError("give either --precision or --plan, not both")
     if not os.path.isfile(model_path):
         raise TrtdbgError(f"model {model_path} does not exist")
     if os.path.exists(output) and os.path.samefile(output, model_path):
         raise TrtdbgError(f"output {output} is the input model; choose another path (inputs are never modified)")
+    built, res = rewritten_model(model_path, precision=precision, plan_file=plan_file, fallback=fallback, feeds=feeds,
+                                 calibration_cache=calibration_cache, on_warning=warn, session=kind == "onnx")
+    counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
+    for p in res.precision.values():
+        counts[p] += 1
+    label = f"plan {os.path.basename(plan_file)}" if plan_file else (precision or "fp32")
+    engine: dict[str, Any] = {}
+    if kind == "onnx":
+        if built.ByteSize() > _PROTO_LIMIT:
+            raise TrtdbgError(f"the converted model of {model_path} is over 2 GB; external-data output is not "
+                              "supported yet: write a .plan instead")
+        data = built.SerializeToString()
+    else:
+        data, engine = _build(built, model_path, trt_options, shapes or {}, label)
+    atomic_write_bytes(output, data)
+    return ConvertResult(output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings)
+
+
+def rewritten_model(
+    model_path: str,
+    *,
+    precision: str | None = None,
+    plan_file: str | None = None,
+    fallback: str = "fp32",
+    feeds: Callable[[], Sequence[Mapping[str, np.ndarray]]] | None = None,
+    calibration_cache: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    session: bool = False,
+) -> tuple[Any, Any]:
+    """``(model, Resolved)``: ``model_path`` with ``precision`` (whole model) or ``plan_file`` applied, validated
+    (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run)."""
+    from engine_core.model.loader import check_external_data, load_model
+    from engine_core.precision.build import PlanBuilder
+    from engine_core.precision.plan import PrecisionPlan
+    from engine_core.precision.rewrite import validate
+
+    def warn(msg: str) -> None:
+        if on_warning is not None:
+            on_warning(msg)
+
+    if precision and plan_file:
+        raise TrtdbgError("give either --precision or --plan, not both")
+    if not os.path.isfile(model_path):
+        raise TrtdbgError(f"model {model_path} does not exist")
     model = load_model(model_path, load_external_data=False)
     check_external_data(model, model_path)
     plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
@@ -137,27 +175,14 @@ def convert(
             for w in builder.warnings:
                 warn(w)
         built, res = builder.build(plan, emulated=False)
-    # ONNX Runtime CPU has no BF16 kernels; engines are checked by the TensorRT parser instead
-    validate(built, "converted model", session=kind == "onnx" and "bf16" not in res.precision.values())
-    counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
-    for p in res.precision.values():
-        counts[p] += 1
-    label = f"plan {os.path.basename(plan_file)}" if plan_file else (precision or "fp32")
-    engine: dict[str, Any] = {}
-    if kind == "onnx":
-        if built.ByteSize() > _PROTO_LIMIT:
-            raise TrtdbgError(f"the converted model of {model_path} is over 2 GB; external-data output is not "
-                              "supported yet: write a .plan instead")
-        data = built.SerializeToString()
-    else:
-        data, engine = _build(built, model_path, trt_options, shapes or {}, label)
-    atomic_write_bytes(output, data)
-    return ConvertResult(output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings)
+    validate(built, "converted model", session=session and "bf16" not in res.precision.values())
+    return built, res
 
 
-def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]],
-           label: str) -> tuple[bytes, dict[str, Any]]:
-    """Serialized engine of the converted ``model`` and a summary of the build."""
+def build_plan(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]], label: str,
+               timing_cache: str | None = None) -> Any:
+    """:class:`~engine_core.backend.trt.build.CachedEngine` of ``model`` (parsed afresh, new builder, no engine cache);
+    ``timing_cache`` overrides the options' file."""
     from engine_core.backend.trt.build import (
         BuildOptions,
         build_engine,
@@ -170,7 +195,6 @@ def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, t
 
     o = trt_options or TrtOptions()
     fl = load_flavour(o.module)
-    where = os.path.basename(model_path)
     parsed = parse_onnx(fl, model, Path(model_path))
     profiles = o.profiles
     dyn = dynamic_inputs(parsed)
@@ -181,7 +205,20 @@ def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, t
                               f"--shapes {missing[0]}:1x... (or --trt-min/opt/max-shapes)")
         profiles = BuildOptions.make_profiles([{n: (shapes[n], shapes[n], shapes[n]) for n in dyn}])
     options = BuildOptions(profiles=profiles, pool_limit=o.pool_limit, opt_level=o.opt_level, tf32=o.tf32,
-                           precision=label, timing_cache=o.timing_cache)
-    built = build_engine(parsed, options, digest=model_digest(model), cache=None, where=where)
-    return built.plan, {"module": fl.name, "version": fl.version, "module_label": fl.label,
-                        "build_seconds": built.meta.get("build_seconds"), "notes": built.meta.get("notes", [])}
+                           precision=label, timing_cache=timing_cache or o.timing_cache)
+    return build_engine(parsed, options, digest=model_digest(model), cache=None, where=os.path.basename(model_path))
+
+
+def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]],
+           label: str) -> tuple[bytes, dict[str, Any]]:
+    """Serialized engine of the converted ``model`` and a summary of the build."""
+    built = build_plan(model, model_path, trt_options, shapes, label)
+    return built.plan, {"module": built.meta["module"], "version": built.meta["version"],
+                        "module_label": _label(built.meta), "build_seconds": built.meta.get("build_seconds"),
+                        "notes": built.meta.get("notes", [])}
+
+
+def _label(meta: Mapping[str, Any]) -> str:
+    from engine_core.backend.trt.flavour import MODULES
+
+    return f"{MODULES.get(meta['module'], meta['module'])} {meta['version']}"
