@@ -1,0 +1,244 @@
+"""``trtdbg debug build``: build the same engine again and again, each time with a fresh builder and an empty timing
+cache, sort the engines into good/bad with a check command, and say which engine properties separate them.
+
+Engine properties come from the build's layer listing (TensorRT-RTX logs it at VERBOSE level; no GPU needed) or the
+engine inspector (needs a GPU the engine runs on): per layer its type, output precision, tactic and tensor formats.
+A property value seen only in bad engines is a suspect, as Polygraphy's ``diff-tactics`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine_core.errors import TrtdbgError
+from engine_core.workspace import atomic_write_bytes, atomic_write_json
+
+LAYER_PROPERTIES = ("type", "precision", "tactic", "formats")
+VERDICTS = ("good", "bad", "built")
+
+
+@dataclass
+class Iteration:
+    """One build."""
+
+    index: int
+    verdict: str
+    """``good``/``bad`` from the check, ``built`` without one."""
+    engine: str
+    sha256: str
+    build_seconds: float
+    detail: str | None = None
+    layers: dict[str, dict[str, str]] | None = None
+    """Layer name → properties; ``None`` when no listing was available."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON (layer properties included)."""
+        return {"index": self.index, "verdict": self.verdict, "engine": self.engine, "sha256": self.sha256,
+                "build_seconds": self.build_seconds, "detail": self.detail, "layers": self.layers}
+
+
+@dataclass
+class DebugBuildResult:
+    """All builds and what differs between the groups."""
+
+    module: str
+    artifacts: str
+    iterations: list[Iteration]
+    differences: list[dict[str, Any]]
+    compared: str
+    """What ``differences`` compares: ``good vs bad`` or ``variants`` (no check)."""
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Engines per verdict."""
+        return {v: sum(1 for it in self.iterations if it.verdict == v) for v in VERDICTS}
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON document."""
+        return {"module": self.module, "artifacts": self.artifacts, "counts": self.counts(),
+                "distinct_engines": len({it.sha256 for it in self.iterations}), "compared": self.compared,
+                "differences": self.differences, "iterations": [it.to_json() for it in self.iterations],
+                "notes": list(self.notes)}
+
+    def to_text(self) -> str:
+        """Summary lines."""
+        c = self.counts()
+        lines = [f"[I] {len(self.iterations)} build(s) with {self.module}: {c['good']} good, {c['bad']} bad"
+                 + (f", {c['built']} unchecked" if c["built"] else "")
+                 + f"; {len({it.sha256 for it in self.iterations})} distinct engine file(s); artifacts in {self.artifacts}"]
+        if self.differences:
+            lines.append(f"[I] Engine properties that differ ({self.compared}):")
+            for d in self.differences[:40]:
+                lines.append(f"    {d['text']}")
+            if len(self.differences) > 40:
+                lines.append(f"    ... and {len(self.differences) - 40} more (--json lists all)")
+        elif len(self.iterations) > 1:
+            lines.append(f"[I] No layer property differs ({self.compared})")
+        lines += [f"[W] {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def parse_until(text: str) -> str | int:
+    """``good``, ``bad`` or a positive number of builds."""
+    if text in ("good", "bad"):
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise TrtdbgError(f"--until {text}: give good, bad or a number of builds (1 or more)")
+    return n
+
+
+def layer_properties(info: Any) -> dict[str, dict[str, str]]:
+    """Layer name → ``type``/``precision``/``tactic``/``formats`` of an :class:`EngineInfo`."""
+    out: dict[str, dict[str, str]] = {}
+    for layer in info.layers:
+        formats = ";".join(t.format for t in (*layer.inputs, *layer.outputs) if t.format)
+        out[layer.name] = {"type": layer.type, "precision": layer.precision, "tactic": layer.tactic,
+                           "formats": formats}
+    return out
+
+
+def differences(a: Sequence[Iteration], b: Sequence[Iteration], labels: tuple[str, str] = ("good", "bad"),
+                ) -> list[dict[str, Any]]:
+    """Layer properties whose values in group ``b`` never occur in group ``a``, and layers present in one group only."""
+    la = [it.layers for it in a if it.layers is not None]
+    lb = [it.layers for it in b if it.layers is not None]
+    if not la or not lb:
+        return []
+    found: list[dict[str, Any]] = []
+    names_a = {n for d in la for n in d}
+    names_b = {n for d in lb for n in d}
+    order = list(dict.fromkeys([n for d in (*la, *lb) for n in d]))
+    for name in order:
+        if name not in names_a or name not in names_b:
+            side = labels[1] if name in names_b else labels[0]
+            found.append({"layer": name, "property": "presence", labels[0]: [name in names_a],
+                          labels[1]: [name in names_b], "text": f"layer '{name}' only in {side} engines"})
+            continue
+        for prop in LAYER_PROPERTIES:
+            va = sorted({d[name][prop] for d in la if name in d})
+            vb = sorted({d[name][prop] for d in lb if name in d})
+            if set(vb) - set(va):
+                found.append({"layer": name, "property": prop, labels[0]: va, labels[1]: vb,
+                              "text": f"'{name}' {prop}: {labels[0]} {', '.join(va) or '-'} | "
+                                      f"{labels[1]} {', '.join(vb) or '-'}"})
+    return found
+
+
+def debug_build(
+    model: Any,
+    model_path: str,
+    artifacts: str | os.PathLike[str],
+    *,
+    until: str | int,
+    check: str | None = None,
+    check_timeout: float = 600.0,
+    max_iterations: int = 20,
+    trt_options: Any = None,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    label: str = "fp32",
+    on_iteration: Callable[[Iteration], None] | None = None,
+) -> DebugBuildResult:
+    """Build ``model`` (already rewritten for its precision) until ``until`` and sort the engines with ``check``.
+
+    ``check`` runs through the shell with the engine path in ``TRTDBG_ENGINE`` and ``{engine}`` replaced by it
+    (exit 0 = good). Engines go to ``artifacts/good``, ``artifacts/bad`` (or ``artifacts/`` without a check).
+    """
+    from engine_core.backend.trt.flavour import load_flavour
+    from engine_core.backend.trt.inspector import from_layer_text, inspect_plan
+    from engine_core.convert import build_plan
+    from engine_core.precision.evaluate import CheckCommand
+
+    if isinstance(until, str) and not check:
+        raise TrtdbgError(f"--until {until} needs --check CMD to tell good engines from bad ones")
+    if check:
+        CheckCommand(check.replace("{engine}", "engine.plan"), check_timeout).verify()
+    root = Path(artifacts)
+    fl = load_flavour(getattr(trt_options, "module", "auto") if trt_options is not None else "auto")
+    notes: list[str] = []
+    iterations: list[Iteration] = []
+    limit = until if isinstance(until, int) else max_iterations
+    for k in range(limit):
+        cache = root / "timing" / f"iter_{k}.cache" if fl.timing_cache else None
+        built = build_plan(model, model_path, trt_options, shapes or {}, label,
+                           timing_cache=str(cache) if cache else None)
+        for n in built.meta.get("notes", []):
+            if n not in notes:
+                notes.append(n)
+        layers = None
+        if built.meta.get("layers_text"):
+            layers = layer_properties(from_layer_text(built.meta["layers_text"], f"build {k}"))
+        else:
+            try:
+                layers = layer_properties(inspect_plan(fl, built.plan, f"build {k}"))
+            except TrtdbgError as exc:
+                note = f"no layer listing ({exc}); engines compared by file content only"
+                if note not in notes:
+                    notes.append(note)
+        path = root / f"iter_{k}.plan"
+        atomic_write_bytes(path, built.plan)
+        verdict, detail = "built", None
+        if check:
+            cmd = CheckCommand(check.replace("{engine}", shlex.quote(str(path))), check_timeout)
+            passed, detail, warns = cmd.run({"TRTDBG_ENGINE": str(path), "TRTDBG_ITERATION": str(k)},
+                                            root / "logs" / f"iter_{k}.log")
+            notes.extend(w for w in warns if w not in notes)
+            verdict = "good" if passed else "bad"
+            target = root / verdict / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            path = target
+        it = Iteration(k, verdict, str(path), hashlib.sha256(built.plan).hexdigest(),
+                       float(built.meta.get("build_seconds") or 0.0), detail, layers)
+        atomic_write_json(path.with_suffix(".json"), it.to_json())
+        iterations.append(it)
+        if on_iteration is not None:
+            on_iteration(it)
+        if until == verdict:
+            break
+    else:
+        if isinstance(until, str):
+            notes.append(f"no {until} engine in {max_iterations} builds (--max-iterations)")
+    if check:
+        good = [it for it in iterations if it.verdict == "good"]
+        bad = [it for it in iterations if it.verdict == "bad"]
+        diffs, compared = differences(good, bad), "good vs bad"
+        if not good or not bad:
+            compared = f"all {'good' if good else 'bad'}: nothing to compare"
+    else:
+        diffs, compared = _variant_differences(iterations), "first build vs the others"
+    result = DebugBuildResult(fl.label, str(root), iterations, diffs, compared, notes)
+    atomic_write_json(root / "summary.json", result.to_json())
+    return result
+
+
+def _variant_differences(iterations: Sequence[Iteration]) -> list[dict[str, Any]]:
+    """Without a check: properties of later builds that the first build does not have."""
+    if len(iterations) < 2:
+        return []
+    return differences(iterations[:1], iterations[1:], ("first", "others"))
+
+
+def new_run_dir(base: str | os.PathLike[str]) -> Path:
+    """A fresh ``run-YYYYmmdd-HHMMSS[-N]`` folder under ``base``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = Path(base) / (f"run-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise TrtdbgError(f"cannot create {path}: {exc.strerror or exc}; choose a writable --artifacts-dir") from exc
+    raise TrtdbgError(f"too many runs in {base}; clean it up")
