@@ -111,8 +111,13 @@ def layer_properties(info: Any) -> dict[str, dict[str, str]]:
 def differences(a: Sequence[Iteration], b: Sequence[Iteration], labels: tuple[str, str] = ("good", "bad"),
                 ) -> list[dict[str, Any]]:
     """Layer properties whose values in group ``b`` never occur in group ``a``, and layers present in one group only."""
-    la = [it.layers for it in a if it.layers is not None]
-    lb = [it.layers for it in b if it.layers is not None]
+    return layer_differences([it.layers for it in a if it.layers is not None],
+                             [it.layers for it in b if it.layers is not None], labels)
+
+
+def layer_differences(la: Sequence[Mapping[str, Mapping[str, str]]], lb: Sequence[Mapping[str, Mapping[str, str]]],
+                      labels: tuple[str, str] = ("good", "bad")) -> list[dict[str, Any]]:
+    """As :func:`differences`, on layer listings (layer name → property → value); empty when a group has none."""
     if not la or not lb:
         return []
     found: list[dict[str, Any]] = []
@@ -125,9 +130,10 @@ def differences(a: Sequence[Iteration], b: Sequence[Iteration], labels: tuple[st
             found.append({"layer": name, "property": "presence", labels[0]: [name in names_a],
                           labels[1]: [name in names_b], "text": f"layer '{name}' only in {side} engines"})
             continue
-        for prop in LAYER_PROPERTIES:
-            va = sorted({d[name][prop] for d in la if name in d})
-            vb = sorted({d[name][prop] for d in lb if name in d})
+        props = list(dict.fromkeys(p for d in (*la, *lb) if name in d for p in d[name]))
+        for prop in props:
+            va = sorted({str(d[name].get(prop, "")) for d in la if name in d})
+            vb = sorted({str(d[name].get(prop, "")) for d in lb if name in d})
             if set(vb) - set(va):
                 found.append({"layer": name, "property": prop, labels[0]: va, labels[1]: vb,
                               "text": f"'{name}' {prop}: {labels[0]} {', '.join(va) or '-'} | "

@@ -3,7 +3,8 @@
 The first word may be ``model`` (Polygraphy's spelling); ``inspect data FILE`` summarizes a saved
 inputs/outputs file; ``inspect engine FILE`` (or any ``*.plan``/``*.engine``) shows a TensorRT engine or
 engine-inspector JSON, and ``--display-as trt`` shows a model as TensorRT parses it (:mod:`trt_cli`);
-``inspect capability MODEL`` lists the nodes the TensorRT ONNX parser supports, as subgraphs.
+``inspect capability MODEL`` lists the nodes the TensorRT ONNX parser supports, as subgraphs; ``inspect tactics FILE``
+lists a tactic replay, timing cache or engine per layer.
 Only argparse is imported here; engine_core loads inside :func:`run`.
 """
 
@@ -16,7 +17,7 @@ import sys
 from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
 
 _RESERVED: tuple[str, ...] = ()
-_KINDS = ("model", "data", "engine", "capability") + _RESERVED
+_KINDS = ("model", "data", "engine", "capability", "tactics") + _RESERVED
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
               "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]\n"
               "       trtdbg inspect MODEL --display-as trt [--engine-layers] [--trt-* options]\n"
               "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]\n"
-              "       trtdbg inspect capability MODEL [--trt-module M] [--json]",
+              "       trtdbg inspect capability MODEL [--trt-module M] [--json]\n"
+              "       trtdbg inspect tactics REPLAY.json|ENGINE.plan|TIMING.cache [--json]",
     )
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
     p.add_argument("--show", action="append", default=[], metavar="WHAT",
@@ -90,6 +92,26 @@ def _run_capability(args: argparse.Namespace, words: list[str]) -> int:
     return 0
 
 
+def _run_tactics(args: argparse.Namespace, words: list[str]) -> int:
+    """``trtdbg inspect tactics FILE``: a tactic replay, timing cache or engine, per layer."""
+    from engine_core.backend.trt.tactics import read_tactics, selector_note
+    from engine_core.errors import TrtdbgError
+
+    if len(words) != 1:
+        raise TrtdbgError("usage: trtdbg inspect tactics FILE (a tactic replay .json, an engine or a timing cache)")
+    table = read_tactics(words[0], args.trt_module)
+    note = selector_note(args.trt_module)
+    if note and note not in table.notes:
+        table.notes.append(note)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(table.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(table.to_text() + "\n")
+    return 0
+
+
 def _model_path(words: list[str]) -> str:
     """The model path from the positional words, rejecting reserved subcommands and stray words."""
     from engine_core.errors import TrtdbgError
@@ -118,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.words[0] == "data" and len(args.words) > 1:
         return _run_data(args, list(args.words[1:]))
+    if args.words[0] == "tactics" and len(args.words) > 1:
+        return _run_tactics(args, list(args.words[1:]))
     if args.words[0] == "capability" and len(args.words) > 1:
         return _run_capability(args, list(args.words[1:]))
     if args.words[0] == "engine" and len(args.words) > 1:
