@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from tui.cli.commands.common import add_data_args
+from tui.cli.commands.trt_cli import add_trt_build_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,16 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache to take INT8 scales from")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     add_data_args(p)
-    g = p.add_argument_group("TensorRT (.plan outputs)")
-    g.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
-                   help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
-    for which in ("min", "opt", "max"):
-        g.add_argument(f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE",
-                       help=f"{which} shapes of the optimization profile (default: --shapes, min=opt=max)")
-    g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
-    g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level")
-    g.add_argument("--timing-cache", metavar="FILE", help="timing cache read before and written after the build")
-    g.add_argument("--tf32", action="store_true", help="allow TF32 for FP32 layers")
+    add_trt_build_args(p, "TensorRT (.plan outputs)")
     p.set_defaults(run=run)
 
 

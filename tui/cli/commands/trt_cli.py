@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 
-def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
-    """The ``--trt-*`` options; ``execution`` adds those that matter only when engines run."""
-    g = p.add_argument_group("TensorRT (backends trt, trt:fp16, trt:int8, trt-rtx, ...)")
+def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: bool = True) -> argparse._ArgumentGroup:
+    """The options every TensorRT build takes (module, profile shapes, pool, level, timing cache, TF32)."""
+    g = p.add_argument_group(title)
     g.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
                    help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
     for which in ("min", "opt", "max"):
@@ -23,8 +23,15 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
                             "(default: each feed's own shape, min=opt=max)")
     g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
     g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level (TensorRT default 3)")
-    g.add_argument("--timing-cache", metavar="FILE", help="timing cache read before and written after builds")
+    if timing_cache:
+        g.add_argument("--timing-cache", metavar="FILE", help="timing cache read before and written after builds")
     g.add_argument("--tf32", action="store_true", help="allow TF32 for FP32 layers (cleared by default)")
+    return g
+
+
+def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
+    """The ``--trt-*`` options; ``execution`` adds those that matter only when engines run."""
+    g = add_trt_build_args(p, "TensorRT (backends trt, trt:fp16, trt:int8, trt-rtx, ...)")
     g.add_argument("--trt-mark-mode", choices=("output", "debug"), default="output",
                    help="make compared tensors engine outputs (default) or debug tensors")
     g.add_argument("--weak-typing", action="store_true",
