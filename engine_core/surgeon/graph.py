@@ -6,7 +6,7 @@ All functions return new models; none modifies its argument.
 from __future__ import annotations
 
 import difflib
-from typing import Collection, Iterable, Mapping, NoReturn, Sequence
+from typing import AbstractSet, Collection, Iterable, Mapping, NoReturn, Sequence
 
 import numpy as np
 import onnx
@@ -89,6 +89,25 @@ def top_level_deps(index: ModelIndex) -> list[tuple[str, ...]]:
         ins = tuple(n for n in index.node_inputs(i) if n)
         deps.append(ins + tuple(sorted(captures[i] - set(ins))) if i in captures else ins)
     return deps
+
+
+def backward_cone(
+    index: ModelIndex, deps: Sequence[Sequence[str]], outputs: Iterable[str], stop: AbstractSet[str]
+) -> tuple[set[int], set[str]]:
+    """Top-level nodes needed to compute ``outputs`` without crossing ``stop``, and every tensor visited."""
+    nodes: set[int] = set()
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        t = stack.pop()
+        if t in seen or t in stop:
+            continue
+        seen.add(t)
+        p = index.producer(t)
+        if p is not None and p < index.num_top_level and p not in nodes:
+            nodes.add(p)
+            stack.extend(deps[p])
+    return nodes, seen
 
 
 def shell(model: ModelProto) -> ModelProto:

@@ -37,7 +37,7 @@ from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.surgeon.changes import describe_value_info
-from engine_core.surgeon.graph import (arrays_equal, first_line, lower_constants, make_value_info, rebuild,
+from engine_core.surgeon.graph import (arrays_equal, backward_cone, first_line, lower_constants, make_value_info, rebuild,
                                        rename_reads, top_level_deps, top_level_tensors)
 from engine_core.workspace import atomic_write_bytes
 
@@ -181,18 +181,7 @@ class Reducer:
         """The sub-model computing ``outputs`` from ``inputs``; ``None`` when no kept node computes an output."""
         idx, deps = self.index, self.deps
         stop = set(inputs)
-        cone: set[int] = set()
-        seen: set[str] = set()
-        stack = list(outputs)
-        while stack:
-            t = stack.pop()
-            if t in seen or t in stop:
-                continue
-            seen.add(t)
-            p = idx.producer(t)
-            if p is not None and p < idx.num_top_level and p not in cone:
-                cone.add(p)
-                stack.extend(deps[p])
+        cone, _ = backward_cone(idx, deps, outputs, stop)
         dynamic = set(inputs)
         kept: list[int] = []
         for i in sorted(cone):
@@ -388,17 +377,7 @@ class CompareJudge:
                                   f"tensor names (e.g. an FP16 copy that keeps names); use --subject or --check instead")
         deps = top_level_deps(index)
         stop = set(boundary)
-        nodes: set[int] = set()
-        stack, seen = list(candidate.outputs), set()
-        while stack:
-            t = stack.pop()
-            if t in seen or t in stop:
-                continue
-            seen.add(t)
-            p = index.producer(t)
-            if p is not None and p < index.num_top_level and p not in nodes:
-                nodes.add(p)
-                stack.extend(deps[p])
+        nodes, seen = backward_cone(index, deps, candidate.outputs, stop)
         own_inputs = {vi.name for vi in model.graph.input} - set(index.initializer_names)
         leaked = sorted((seen & own_inputs) - stop)
         if leaked:
