@@ -28,7 +28,7 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from engine_core.precision.bisect import BisectOptions, BisectSession, Phase, Search
 from engine_core.precision.emulate import emulate
@@ -57,15 +57,20 @@ def bench_rewrite(nodes: int) -> dict[str, object]:
     half = PrecisionPlan("fp32", {c: "fp16" for c in cands if rng.random() < 0.5}).resolve(an).float_low
     full = PrecisionPlan("fp16").resolve(an).float_low
     out = {
-        "nodes": nodes, "candidates": len(cands), "analysis_s": round(analysis_s, 4),
+        "nodes": nodes,
+        "candidates": len(cands),
+        "analysis_s": round(analysis_s, 4),
         "rewrite_all_fp16_s": round(_best(lambda: rewrite(an, full)), 4),
         "rewrite_random_half_s": round(_best(lambda: rewrite(an, half)), 4),
         "emulate_all_fp16_s": round(_best(lambda: emulate(an, full)), 4),
         "resolve_plan_s": round(_best(lambda: PrecisionPlan("fp16").resolve(an)), 4),
     }
-    print(f"(a) {nodes}-node model: analysis {out['analysis_s']:.3f} s once; rewrite all-FP16 "
-          f"{out['rewrite_all_fp16_s']:.3f} s, random half {out['rewrite_random_half_s']:.3f} s; emulation "
-          f"{out['emulate_all_fp16_s']:.3f} s; plan resolution {out['resolve_plan_s']:.3f} s", flush=True)
+    print(
+        f"(a) {nodes}-node model: analysis {out['analysis_s']:.3f} s once; rewrite all-FP16 "
+        f"{out['rewrite_all_fp16_s']:.3f} s, random half {out['rewrite_random_half_s']:.3f} s; emulation "
+        f"{out['emulate_all_fp16_s']:.3f} s; plan resolution {out['resolve_plan_s']:.3f} s",
+        flush=True,
+    )
     return out
 
 
@@ -87,8 +92,11 @@ def bench_evaluations() -> dict[str, object]:
         counts = [_oracle(n, c) for c in positions]
         bound = math.ceil(math.log2(n)) + 2
         rows.append({"n": n, "max": max(counts), "mean": round(statistics.mean(counts), 2), "bound": bound})
-        print(f"(b) oracle N={n:>6}: evaluations per culprit max {max(counts)}, mean {statistics.mean(counts):.2f}, "
-              f"bound ceil(log2 N)+2 = {bound}", flush=True)
+        print(
+            f"(b) oracle N={n:>6}: evaluations per culprit max {max(counts)}, mean {statistics.mean(counts):.2f}, "
+            f"bound ceil(log2 N)+2 = {bound}",
+            flush=True,
+        )
     real = []
     with tempfile.TemporaryDirectory() as tmp:
         for at in (0, 21, 42, 63):
@@ -109,8 +117,11 @@ def bench_demo_steps() -> dict[str, object]:
         files = write_demo(tmp)
         for label, kw in (("fp16", {}), ("int8+fp16", {"precision": "int8", "fallback": "fp16"})):
             t0 = time.perf_counter()
-            session = BisectSession(BisectOptions(model=str(files.model), load_inputs=[str(files.inputs)],
-                                                  workspace=str(Path(tmp) / label), **kw))
+            session = BisectSession(
+                BisectOptions(
+                    model=str(files.model), load_inputs=[str(files.inputs)], workspace=str(Path(tmp) / label), **kw
+                )
+            )
             setup = time.perf_counter() - t0
             steps, writes = [], []
             while (prop := session.proposal()) is not None:
@@ -122,14 +133,23 @@ def bench_demo_steps() -> dict[str, object]:
                 session.step()
                 steps.append(time.perf_counter() - t1)
             result = session.result()
-            out[label] = {"setup_s": round(setup, 3), "steps": len(steps), "evaluations": result["evaluations"],
-                          "step_max_s": round(max(steps), 4), "step_median_s": round(statistics.median(steps), 4),
-                          "candidate_write_max_s": round(max(writes), 4), "culprits": result["culprits"],
-                          "passed": result["passed"]}
-            print(f"(c) demo {label}: setup {setup:.2f} s (model analysis, data{', calibration' if 'int8' in label else ''}"
-                  f"), {len(steps)} steps, {result['evaluations']} evaluations, step max {max(steps):.3f} s / median "
-                  f"{statistics.median(steps):.3f} s, +{max(writes):.3f} s to write the candidate model; culprits "
-                  f"{result['culprits']}", flush=True)
+            out[label] = {
+                "setup_s": round(setup, 3),
+                "steps": len(steps),
+                "evaluations": result["evaluations"],
+                "step_max_s": round(max(steps), 4),
+                "step_median_s": round(statistics.median(steps), 4),
+                "candidate_write_max_s": round(max(writes), 4),
+                "culprits": result["culprits"],
+                "passed": result["passed"],
+            }
+            print(
+                f"(c) demo {label}: setup {setup:.2f} s (model analysis, data{', calibration' if 'int8' in label else ''}"
+                f"), {len(steps)} steps, {result['evaluations']} evaluations, step max {max(steps):.3f} s / median "
+                f"{statistics.median(steps):.3f} s, +{max(writes):.3f} s to write the candidate model; culprits "
+                f"{result['culprits']}",
+                flush=True,
+            )
     return out
 
 

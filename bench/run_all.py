@@ -24,7 +24,7 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine_core.model.synthetic import chain_model, wide_activation_model  # noqa: E402
+from engine_core.model.synthetic import chain_model, wide_activation_model
 
 PY = sys.executable
 BIN = Path(PY).parent
@@ -42,10 +42,20 @@ def measure(cmd: list[str]) -> dict[str, float]:
 def row(label: str, ours: dict[str, float], theirs: dict[str, float], key: str) -> dict[str, object]:
     ratio = ours[key] / theirs[key] if theirs[key] else float("inf")
     unit = "s" if key == "wall_s" else "MiB"
-    print(f"{label:<58} trtdbg {ours[key]:>9.2f} {unit:<3} | polygraphy {theirs[key]:>9.2f} {unit:<3} | ratio {ratio:5.2f}x"
-          f" | rc {ours['rc']}/{theirs['rc']}", flush=True)
-    return {"bench": label, "metric": key, "trtdbg": ours[key], "polygraphy": theirs[key], "ratio": round(ratio, 3),
-            "rc_trtdbg": ours["rc"], "rc_polygraphy": theirs["rc"]}
+    print(
+        f"{label:<58} trtdbg {ours[key]:>9.2f} {unit:<3} | polygraphy {theirs[key]:>9.2f} {unit:<3} | ratio {ratio:5.2f}x"
+        f" | rc {ours['rc']}/{theirs['rc']}",
+        flush=True,
+    )
+    return {
+        "bench": label,
+        "metric": key,
+        "trtdbg": ours[key],
+        "polygraphy": theirs[key],
+        "ratio": round(ratio, 3),
+        "rc_trtdbg": ours["rc"],
+        "rc_polygraphy": theirs["rc"],
+    }
 
 
 def bench_inspect(out: Path, nodes: int) -> list[dict[str, object]]:
@@ -66,12 +76,54 @@ def bench_compare(out: Path, nodes: int) -> list[dict[str, object]]:
         onnx.save(chain_model(nodes), model)
     inputs, golden = out / f"chain{nodes}_inputs.json", out / f"chain{nodes}_golden.json"
     if not golden.exists():
-        subprocess.run([*POLY, "run", str(model), "--onnxrt", "--onnx-outputs", "*", "--save-inputs", str(inputs),
-                        "--save-outputs", str(golden)], check=True, capture_output=True)
-    ours = measure([*TRTDBG, "compare", str(model), "--mark", "all", "--ref-outputs", str(golden), "--subject", "ort",
-                    "--load-inputs", str(inputs), "--quiet", "--workspace", str(out / "ws")])
-    theirs = measure([*POLY, "run", str(model), "--onnxrt", "--onnx-outputs", "*", "--load-inputs", str(inputs),
-                      "--load-outputs", str(golden)])
+        subprocess.run(
+            [
+                *POLY,
+                "run",
+                str(model),
+                "--onnxrt",
+                "--onnx-outputs",
+                "*",
+                "--save-inputs",
+                str(inputs),
+                "--save-outputs",
+                str(golden),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    ours = measure(
+        [
+            *TRTDBG,
+            "compare",
+            str(model),
+            "--mark",
+            "all",
+            "--ref-outputs",
+            str(golden),
+            "--subject",
+            "ort",
+            "--load-inputs",
+            str(inputs),
+            "--quiet",
+            "--workspace",
+            str(out / "ws"),
+        ]
+    )
+    theirs = measure(
+        [
+            *POLY,
+            "run",
+            str(model),
+            "--onnxrt",
+            "--onnx-outputs",
+            "*",
+            "--load-inputs",
+            str(inputs),
+            "--load-outputs",
+            str(golden),
+        ]
+    )
     return [row(f"(b) compare {nodes - 1} marked tensors vs saved outputs", ours, theirs, "wall_s")]
 
 
@@ -79,8 +131,22 @@ def bench_memory(out: Path, total_bytes: int, budget: str) -> list[dict[str, obj
     model = out / f"wide{total_bytes >> 20}M.onnx"
     if not model.exists():
         onnx.save(wide_activation_model(total_bytes), model)
-    ours = measure([*TRTDBG, "compare", str(model), "--mark", "all", "--subject", "ort", "--mem-budget", budget,
-                    "--quiet", "--workspace", str(out / "ws")])
+    ours = measure(
+        [
+            *TRTDBG,
+            "compare",
+            str(model),
+            "--mark",
+            "all",
+            "--subject",
+            "ort",
+            "--mem-budget",
+            budget,
+            "--quiet",
+            "--workspace",
+            str(out / "ws"),
+        ]
+    )
     theirs = measure([*POLY, "run", str(model), "--onnxrt", "--onnxrt", "--onnx-outputs", "*"])
     label = f"(c) mark-all compare, {total_bytes / (1 << 30):.1f} GiB of intermediates, --mem-budget {budget}"
     return [row(label, ours, theirs, "peak_rss_mib"), row(label, ours, theirs, "wall_s")]

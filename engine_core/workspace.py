@@ -74,7 +74,7 @@ class Workspace:
         self.note = note
 
     @classmethod
-    def for_model(cls, model_path: str | os.PathLike[str] | None, explicit: str | None = None) -> "Workspace":
+    def for_model(cls, model_path: str | os.PathLike[str] | None, explicit: str | None = None) -> Workspace:
         """Choose the workspace for ``model_path`` (``explicit`` wins and must be writable)."""
         if explicit:
             ws = cls(explicit)

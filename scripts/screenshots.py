@@ -33,7 +33,7 @@ async def _settle(app, pilot) -> None:
 
 async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
     """Write the screenshots into ``out_dir``; return their paths."""
-    from engine_core.demo_job import write_demo
+    from engine_core.model.demo import write_demo
     from tui.app import TrtdbgApp
     from tui.cli.commands.demo import DEMO_TITLE, demo_form
 

@@ -39,8 +39,9 @@ def save_model(tmp_path: Path):
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``trtdbg ARGS`` in a fresh interpreter (as a user would)."""
-    return subprocess.run([sys.executable, "-m", "tui.cli.main", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli.main", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600
+    )
 
 
 def shared_model(name: str) -> Path:

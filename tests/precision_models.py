@@ -10,8 +10,13 @@ from onnx import TensorProto, helper, numpy_helper
 F32 = TensorProto.FLOAT
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
-           inits: list[onnx.TensorProto], name: str) -> onnx.ModelProto:
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    inits: list[onnx.TensorProto],
+    name: str,
+) -> onnx.ModelProto:
     g = helper.make_graph(nodes, name, inputs, outputs, inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
@@ -31,10 +36,18 @@ def pitfall_model() -> onnx.ModelProto:
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
     flat = numpy_helper.from_array(np.array([1, -1], np.int64), "flat")
     cond = numpy_helper.from_array(np.array(True), "cond")
-    then_g = helper.make_graph([helper.make_node("Mul", ["relu", "two"], ["then_out"], "then_mul")], "then", [],
-                               [helper.make_tensor_value_info("then_out", F32, [1, 4, 8, 8])])
-    else_g = helper.make_graph([helper.make_node("Identity", ["relu"], ["else_out"], "else_id")], "else", [],
-                               [helper.make_tensor_value_info("else_out", F32, [1, 4, 8, 8])])
+    then_g = helper.make_graph(
+        [helper.make_node("Mul", ["relu", "two"], ["then_out"], "then_mul")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_out", F32, [1, 4, 8, 8])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Identity", ["relu"], ["else_out"], "else_id")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_out", F32, [1, 4, 8, 8])],
+    )
     nodes = [
         helper.make_node("Conv", ["x", "conv.w"], ["conv"], "conv", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["conv"], ["relu"], "relu"),
@@ -51,22 +64,37 @@ def pitfall_model() -> onnx.ModelProto:
         helper.make_node("Sqrt", ["add_eps"], ["sq"], "sqrt"),
         helper.make_node("Reshape", ["sq", "flat"], ["flat_sq"], "reshape"),
         helper.make_node("TopK", ["flat_sq", "k"], ["topv", "topi"], "topk", axis=-1),
-        helper.make_node("Constant", [], ["zero_f"], "const_zero", value=numpy_helper.from_array(np.array(0.0, np.float32))),
-        helper.make_node("Constant", [], ["three_f"], "const_three", value=numpy_helper.from_array(np.array(3.0, np.float32))),
-        helper.make_node("Constant", [], ["one_f"], "const_one", value=numpy_helper.from_array(np.array(1.0, np.float32))),
+        helper.make_node(
+            "Constant", [], ["zero_f"], "const_zero", value=numpy_helper.from_array(np.array(0.0, np.float32))
+        ),
+        helper.make_node(
+            "Constant", [], ["three_f"], "const_three", value=numpy_helper.from_array(np.array(3.0, np.float32))
+        ),
+        helper.make_node(
+            "Constant", [], ["one_f"], "const_one", value=numpy_helper.from_array(np.array(1.0, np.float32))
+        ),
         helper.make_node("Range", ["zero_f", "three_f", "one_f"], ["rng"], "range"),
         helper.make_node("Mul", ["topv", "rng"], ["scaled"], "mul_range"),
-        helper.make_node("ConstantOfShape", ["k"], ["ones"], "cos", value=numpy_helper.from_array(np.array([0.5], np.float32))),
+        helper.make_node(
+            "ConstantOfShape", ["k"], ["ones"], "cos", value=numpy_helper.from_array(np.array([0.5], np.float32))
+        ),
         helper.make_node("Add", ["scaled", "ones"], ["y"], "add_out"),
         helper.make_node("Softmax", ["y"], ["probs"], "softmax", axis=-1),
         helper.make_node("If", ["cond"], ["branch"], "if_node", then_branch=then_g, else_branch=else_g),
         helper.make_node("ReduceMean", ["branch"], ["bm"], "branch_mean", keepdims=0),
         helper.make_node("Add", ["bm", "add_big"], ["side"], "side_add"),
     ]
-    return _model(nodes, [helper.make_tensor_value_info("x", F32, [1, 3, 8, 8])],
-                  [helper.make_tensor_value_info("y", F32, [1, 3]), helper.make_tensor_value_info("probs", F32, [1, 3]),
-                   helper.make_tensor_value_info("side", F32, [1, 1, None, None])],
-                  [w, big, eps, two, idx23, head, k, axes, flat, cond], "pitfall")
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", F32, [1, 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", F32, [1, 3]),
+            helper.make_tensor_value_info("probs", F32, [1, 3]),
+            helper.make_tensor_value_info("side", F32, [1, 1, None, None]),
+        ],
+        [w, big, eps, two, idx23, head, k, axes, flat, cond],
+        "pitfall",
+    )
 
 
 def planted_chain(n: int, at: int) -> onnx.ModelProto:
@@ -76,22 +104,36 @@ def planted_chain(n: int, at: int) -> onnx.ModelProto:
     71000 and add 70000, constants beyond the FP16 range, so they are demoted and read the culprit's output in FP32.
     Keeping the culprit in FP32 repairs the chain; nothing else does.
     """
-    consts = {name: numpy_helper.from_array(np.array(v, np.float32), name)
-              for name, v in (("c_mul", 0.999), ("c_add", 0.01), ("c_1000", 1000.0), ("c_71000", 71000.0),
-                              ("c_70000", 70000.0))}
+    consts = {
+        name: numpy_helper.from_array(np.array(v, np.float32), name)
+        for name, v in (
+            ("c_mul", 0.999),
+            ("c_add", 0.01),
+            ("c_1000", 1000.0),
+            ("c_71000", 71000.0),
+            ("c_70000", 70000.0),
+        )
+    }
     nodes = []
     prev = "x"
     ops = ("Mul", "Add", "Relu")
     for i in range(n):
         if i == at:
-            nodes += [helper.make_node("Add", [prev, "c_1000"], ["culprit"], "/culprit/Add"),
-                      helper.make_node("Sub", ["culprit", "c_71000"], ["lifted"], "/culprit/Sub"),
-                      helper.make_node("Add", ["lifted", "c_70000"], ["restored"], "/culprit/Restore")]
+            nodes += [
+                helper.make_node("Add", [prev, "c_1000"], ["culprit"], "/culprit/Add"),
+                helper.make_node("Sub", ["culprit", "c_71000"], ["lifted"], "/culprit/Sub"),
+                helper.make_node("Add", ["lifted", "c_70000"], ["restored"], "/culprit/Restore"),
+            ]
             prev = "restored"
         op = ops[i % 3]
         out = f"t{i}"
         ins = [prev] + ([{"Mul": "c_mul", "Add": "c_add"}[op]] if op != "Relu" else [])
         nodes.append(helper.make_node(op, ins, [out], f"/n{i}/{op}"))
         prev = out
-    return _model(nodes, [helper.make_tensor_value_info("x", F32, [1, 16])],
-                  [helper.make_tensor_value_info(prev, F32, [1, 16])], list(consts.values()), f"planted_{n}_{at}")
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", F32, [1, 16])],
+        [helper.make_tensor_value_info(prev, F32, [1, 16])],
+        list(consts.values()),
+        f"planted_{n}_{at}",
+    )

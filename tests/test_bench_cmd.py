@@ -10,8 +10,22 @@ import pytest
 from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
 
-KEYS = {"model", "backend", "device", "inputs", "warmup", "iterations", "latency_ms", "throughput_per_s",
-        "samples_per_s", "host_peak_rss_bytes", "host_rss_growth_bytes", "device_memory_bytes", "layers", "notes"}
+KEYS = {
+    "model",
+    "backend",
+    "device",
+    "inputs",
+    "warmup",
+    "iterations",
+    "latency_ms",
+    "throughput_per_s",
+    "samples_per_s",
+    "host_peak_rss_bytes",
+    "host_rss_growth_bytes",
+    "device_memory_bytes",
+    "layers",
+    "notes",
+}
 
 
 def _run(capsys, *args):
@@ -22,8 +36,9 @@ def _run(capsys, *args):
 
 def test_bench_ort_json(save_model, capsys) -> None:
     path = save_model(small_cnn_model())
-    rc, out, err = _run(capsys, "bench", str(path), "-n", "30", "--warmup", "2", "--json", "--layer-times",
-                        "--layer-iterations", "3")
+    rc, out, err = _run(
+        capsys, "bench", str(path), "-n", "30", "--warmup", "2", "--json", "--layer-times", "--layer-iterations", "3"
+    )
     assert rc == 0, err
     doc = json.loads(out)
     assert set(doc) == KEYS and doc["backend"] == "ort" and doc["iterations"] == 30 and doc["warmup"] == 2

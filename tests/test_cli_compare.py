@@ -17,8 +17,22 @@ from onnx import TensorProto, helper
 from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
 from tests.conftest import run_cli, shared_model
 
-STABLE_TENSOR_KEYS = {"name", "node", "topo_index", "shape", "dtype", "max_abs", "mean_abs", "median_abs",
-                      "max_rel", "mean_rel", "cosine", "nan", "inf", "passed"}
+STABLE_TENSOR_KEYS = {
+    "name",
+    "node",
+    "topo_index",
+    "shape",
+    "dtype",
+    "max_abs",
+    "mean_abs",
+    "median_abs",
+    "max_rel",
+    "mean_rel",
+    "cosine",
+    "nan",
+    "inf",
+    "passed",
+}
 
 
 def _json(proc: subprocess.CompletedProcess[str]) -> dict:
@@ -57,11 +71,40 @@ def test_save_and_reload_inputs_and_outputs(save_model, tmp_path: Path) -> None:
     ws = str(tmp_path / "ws")
     for ext in (".json", ".npz", ""):
         inputs, outputs = tmp_path / f"in{ext}", tmp_path / f"out{ext}"
-        run = run_cli("compare", str(model), "--mark", "all", "--seed", "5", "--save-inputs", str(inputs),
-                      "--save-outputs", str(outputs), "--workspace", ws)
+        run = run_cli(
+            "compare",
+            str(model),
+            "--mark",
+            "all",
+            "--seed",
+            "5",
+            "--save-inputs",
+            str(inputs),
+            "--save-outputs",
+            str(outputs),
+            "--workspace",
+            ws,
+        )
         assert run.returncode == 0, run.stderr
-        again = run_cli("compare", str(model), "--mark", "all", "--ref-outputs", str(outputs), "--subject", "ort",
-                        "--load-inputs", str(inputs), "--atol", "0", "--rtol", "0", "--json", "--workspace", ws)
+        again = run_cli(
+            "compare",
+            str(model),
+            "--mark",
+            "all",
+            "--ref-outputs",
+            str(outputs),
+            "--subject",
+            "ort",
+            "--load-inputs",
+            str(inputs),
+            "--atol",
+            "0",
+            "--rtol",
+            "0",
+            "--json",
+            "--workspace",
+            ws,
+        )
         assert again.returncode == 0, again.stderr
         doc = _json(again)
         assert doc["passed"] and len(doc["tensors"]) > 3
@@ -69,18 +112,30 @@ def test_save_and_reload_inputs_and_outputs(save_model, tmp_path: Path) -> None:
 
 
 def _subgraph_model() -> onnx.ModelProto:
-    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["then_relu"], name="/cond/then/Relu")], "then", [],
-                               [helper.make_tensor_value_info("then_relu", TensorProto.FLOAT, [2, 3])])
-    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["else_neg"], name="/cond/else/Neg")], "else", [],
-                               [helper.make_tensor_value_info("else_neg", TensorProto.FLOAT, [2, 3])])
+    then_g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["then_relu"], name="/cond/then/Relu")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_relu", TensorProto.FLOAT, [2, 3])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["else_neg"], name="/cond/else/Neg")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_neg", TensorProto.FLOAT, [2, 3])],
+    )
     nodes = [
         helper.make_node("ReduceSum", ["x"], ["s"], name="/sum", keepdims=0),
         helper.make_node("Greater", ["s", "zero"], ["c"], name="/gt"),
         helper.make_node("If", ["c"], ["y"], name="/cond", then_branch=then_g, else_branch=else_g),
     ]
-    graph = helper.make_graph(nodes, "sub", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
-                              [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    graph = helper.make_graph(
+        nodes,
+        "sub",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
@@ -141,8 +196,17 @@ def test_nan_inputs_warn_and_still_run(save_model, tmp_path: Path) -> None:
     name = next(iter(feeds[0]))
     feeds[0][name].flat[0] = np.nan
     save_inputs(str(tmp_path / "nan.json"), feeds)
-    proc = run_cli("compare", str(model), "--subject", "ort", "--load-inputs", str(tmp_path / "nan.json"),
-                   "--json", "--workspace", str(tmp_path))
+    proc = run_cli(
+        "compare",
+        str(model),
+        "--subject",
+        "ort",
+        "--load-inputs",
+        str(tmp_path / "nan.json"),
+        "--json",
+        "--workspace",
+        str(tmp_path),
+    )
     assert proc.returncode in (0, 1)
     assert "NaN" in proc.stderr
     assert any("NaN" in w for w in _json(proc)["warnings"])
@@ -151,8 +215,19 @@ def test_nan_inputs_warn_and_still_run(save_model, tmp_path: Path) -> None:
 def test_real_model_compare(tmp_path: Path) -> None:
     model = shared_model("magika_v3_3.onnx")
     loader = model.parent / "inputs.py"
-    proc = run_cli("compare", str(model), "--subject", "ort", "--mark", "all", "--json",
-                   "--data-loader-script", f"{loader}:load_magika_v3_3", "--workspace", str(tmp_path))
+    proc = run_cli(
+        "compare",
+        str(model),
+        "--subject",
+        "ort",
+        "--mark",
+        "all",
+        "--json",
+        "--data-loader-script",
+        f"{loader}:load_magika_v3_3",
+        "--workspace",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     doc = _json(proc)
     assert doc["iterations"] == 4 and len(doc["tensors"]) >= 4 * 80
@@ -178,17 +253,65 @@ def test_verdicts_equal_polygraphy_run(save_model, tmp_path: Path, builder) -> N
     model = save_model(builder(), "m.onnx")
     sub = save_model(fp16_copy(builder()), "m16.onnx")
     inputs, golden = tmp_path / "in.json", tmp_path / "golden.json"
-    subprocess.run([POLY, "run", str(model), "--onnxrt", "--onnx-outputs", "*", "--save-inputs", str(inputs),
-                    "--save-outputs", str(golden)], check=True, capture_output=True, text=True)
-    for tol in (["--atol", "1e-5", "--rtol", "1e-5"], ["--atol", "1e-3", "--rtol", "1e-2"],
-                ["--atol", "1e-2", "--rtol", "1e-3", "--check-error-stat", "max"],
-                ["--atol", "1e-3", "--rtol", "1e-3", "--check-error-stat", "median"]):
-        theirs = subprocess.run([POLY, "run", str(sub), "--onnxrt", "--onnx-outputs", "*", "--load-inputs", str(inputs),
-                                 "--load-outputs", str(golden), *tol], capture_output=True, text=True)
+    subprocess.run(
+        [
+            POLY,
+            "run",
+            str(model),
+            "--onnxrt",
+            "--onnx-outputs",
+            "*",
+            "--save-inputs",
+            str(inputs),
+            "--save-outputs",
+            str(golden),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for tol in (
+        ["--atol", "1e-5", "--rtol", "1e-5"],
+        ["--atol", "1e-3", "--rtol", "1e-2"],
+        ["--atol", "1e-2", "--rtol", "1e-3", "--check-error-stat", "max"],
+        ["--atol", "1e-3", "--rtol", "1e-3", "--check-error-stat", "median"],
+    ):
+        theirs = subprocess.run(
+            [
+                POLY,
+                "run",
+                str(sub),
+                "--onnxrt",
+                "--onnx-outputs",
+                "*",
+                "--load-inputs",
+                str(inputs),
+                "--load-outputs",
+                str(golden),
+                *tol,
+            ],
+            capture_output=True,
+            text=True,
+        )
         poly = _polygraphy_verdicts(theirs.stdout + theirs.stderr)
-        ours_proc = run_cli("compare", str(model), "--ref-outputs", str(golden), "--subject-model", str(sub),
-                            "--mark", "all", "--load-inputs", str(inputs), "--json", "--ort-opt-level", "all", *tol,
-                            "--workspace", str(tmp_path / "ws"))
+        ours_proc = run_cli(
+            "compare",
+            str(model),
+            "--ref-outputs",
+            str(golden),
+            "--subject-model",
+            str(sub),
+            "--mark",
+            "all",
+            "--load-inputs",
+            str(inputs),
+            "--json",
+            "--ort-opt-level",
+            "all",
+            *tol,
+            "--workspace",
+            str(tmp_path / "ws"),
+        )
         doc = _json(ours_proc)
         ours = {(t.get("subject_name", t["name"]), t["name"]): t["passed"] for t in doc["tensors"]}
         common = set(poly) & set(ours)
@@ -202,14 +325,21 @@ def test_verdicts_equal_polygraphy_run(save_model, tmp_path: Path, builder) -> N
     "node,opset,expect",
     [
         (helper.make_node("FancyOp", ["x"], ["y"], name="/fancy"), [helper.make_opsetid("", 17)], "FancyOp"),
-        (helper.make_node("Relu", ["x"], ["y"], name="/r", domain="acme.custom"),
-         [helper.make_opsetid("", 17), helper.make_opsetid("acme.custom", 1)], "acme.custom"),
+        (
+            helper.make_node("Relu", ["x"], ["y"], name="/r", domain="acme.custom"),
+            [helper.make_opsetid("", 17), helper.make_opsetid("acme.custom", 1)],
+            "acme.custom",
+        ),
         (helper.make_node("Relu", ["x"], ["y"], name="/r"), [helper.make_opsetid("", 99)], "opset"),
     ],
 )
 def test_unsupported_models_exit_2(tmp_path: Path, node, opset, expect: str) -> None:
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     path = tmp_path / "bad.onnx"
     onnx.save(helper.make_model(graph, opset_imports=opset, ir_version=9), path)
     proc = run_cli("compare", str(path), "--subject", "ort", "--workspace", str(tmp_path / "ws"))
@@ -229,8 +359,16 @@ def test_feed_mismatch_exit_2(save_model, tmp_path: Path) -> None:
     }
     for file, feed in cases.items():
         save_inputs(str(tmp_path / file), [feed])
-        proc = run_cli("compare", str(model), "--subject", "ort", "--load-inputs", str(tmp_path / file),
-                       "--workspace", str(tmp_path / "ws"))
+        proc = run_cli(
+            "compare",
+            str(model),
+            "--subject",
+            "ort",
+            "--load-inputs",
+            str(tmp_path / file),
+            "--workspace",
+            str(tmp_path / "ws"),
+        )
         assert proc.returncode == 2, (file, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
@@ -244,8 +382,16 @@ def test_data_loader_script_errors_exit_2(save_model, tmp_path: Path) -> None:
     }
     for file, text in scripts.items():
         (tmp_path / file).write_text(text)
-        proc = run_cli("compare", str(model), "--subject", "ort", "--data-loader-script", str(tmp_path / file),
-                       "--workspace", str(tmp_path / "ws"))
+        proc = run_cli(
+            "compare",
+            str(model),
+            "--subject",
+            "ort",
+            "--data-loader-script",
+            str(tmp_path / file),
+            "--workspace",
+            str(tmp_path / "ws"),
+        )
         assert proc.returncode == 2, (file, proc.stderr)
         assert file in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -253,7 +399,9 @@ def test_data_loader_script_errors_exit_2(save_model, tmp_path: Path) -> None:
 def test_external_data_model_runs_and_missing_data_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "ext.onnx"
     onnx.save(small_cnn_model(), path, save_as_external_data=True, location="ext.data", size_threshold=0)
-    ok = run_cli("compare", str(path), "--subject", "ort", "--mark", "all", "--json", "--workspace", str(tmp_path / "ws"))
+    ok = run_cli(
+        "compare", str(path), "--subject", "ort", "--mark", "all", "--json", "--workspace", str(tmp_path / "ws")
+    )
     assert ok.returncode == 0, ok.stderr
     assert _json(ok)["passed"]
     (tmp_path / "ext.data").unlink()
@@ -265,8 +413,11 @@ def test_ort_cuda_never_falls_back_to_cpu(save_model, tmp_path: Path) -> None:
     import onnxruntime as ort
 
     model = save_model(small_cnn_model(), "m.onnx")
-    sess = ort.InferenceSession(str(model), providers=["CUDAExecutionProvider"]) \
-        if "CUDAExecutionProvider" in ort.get_available_providers() else None
+    sess = (
+        ort.InferenceSession(str(model), providers=["CUDAExecutionProvider"])
+        if "CUDAExecutionProvider" in ort.get_available_providers()
+        else None
+    )
     if sess is not None and sess.get_providers()[0] == "CUDAExecutionProvider":
         pytest.skip("a working CUDA provider is present here; the GPU run is covered by bench/gpu_check.sh")
     proc = run_cli("compare", str(model), "--subject", "ort-cuda", "--workspace", str(tmp_path / "ws"))
@@ -276,15 +427,32 @@ def test_ort_cuda_never_falls_back_to_cpu(save_model, tmp_path: Path) -> None:
 
 
 def test_mark_names_with_glob_characters_are_names(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["/attn[scale]/Relu"], name="/attn[scale]/Relu"),
-             helper.make_node("Neg", ["/attn[scale]/Relu"], ["y"], name="/neg")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["/attn[scale]/Relu"], name="/attn[scale]/Relu"),
+        helper.make_node("Neg", ["/attn[scale]/Relu"], ["y"], name="/neg"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+    )
     path = tmp_path / "brackets.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
-    proc = run_cli("compare", str(path), "--subject", "ort", "--mark", "/attn[scale]/Relu", "--json",
-                   "--workspace", str(tmp_path / "ws"))
+    proc = run_cli(
+        "compare",
+        str(path),
+        "--subject",
+        "ort",
+        "--mark",
+        "/attn[scale]/Relu",
+        "--json",
+        "--workspace",
+        str(tmp_path / "ws"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert [t["name"] for t in _json(proc)["tensors"]] == ["/attn[scale]/Relu"]
-    globbed = run_cli("compare", str(path), "--subject", "ort", "--mark", "/attn*", "--json", "--workspace", str(tmp_path / "ws"))
+    globbed = run_cli(
+        "compare", str(path), "--subject", "ort", "--mark", "/attn*", "--json", "--workspace", str(tmp_path / "ws")
+    )
     assert [t["name"] for t in _json(globbed)["tensors"]] == ["/attn[scale]/Relu"]

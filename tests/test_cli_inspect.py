@@ -17,12 +17,18 @@ from tui.cli.main import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _save(tmp_path: Path, op: str = "Add", domain: str = "", name: str = "m.onnx", opsets: dict[str, int] | None = None) -> Path:
+def _save(
+    tmp_path: Path, op: str = "Add", domain: str = "", name: str = "m.onnx", opsets: dict[str, int] | None = None
+) -> Path:
     node = helper.make_node(op, ["x", "w"], ["a"], name="/blk/add", domain=domain)
     relu = helper.make_node("Relu", ["a"], ["y"], name="/blk/relu")
-    graph = helper.make_graph([node, relu], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-                              [numpy_helper.from_array(np.ones((1, 4), np.float32), "w")])
+    graph = helper.make_graph(
+        [node, relu],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.ones((1, 4), np.float32), "w")],
+    )
     imports = [helper.make_opsetid("", 17)] + [helper.make_opsetid(d, v) for d, v in (opsets or {}).items()]
     path = tmp_path / name
     onnx.save(helper.make_model(graph, opset_imports=imports, ir_version=8), path)
@@ -59,8 +65,9 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert data["tensors"]["a"] == {"dtype": "float32", "shape": [1, 4]}
 
 
-@pytest.mark.parametrize("case", ["missing", "truncated", "garbage", "unknown_op", "custom_domain", "bad_show",
-                                  "stray_word", "reserved"])
+@pytest.mark.parametrize(
+    "case", ["missing", "truncated", "garbage", "unknown_op", "custom_domain", "bad_show", "stray_word", "reserved"]
+)
 def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
     good = _save(tmp_path)
     args = {
@@ -78,9 +85,16 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc, out, err = _run(capsys, *args)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("trtdbg: error: ") and "Traceback" not in err
-    expected = {"missing": "not found", "truncated": "not a valid ONNX file", "garbage": "not a valid ONNX file",
-                "unknown_op": "NotAnOp", "custom_domain": "acme.ops", "bad_show": "unknown --show value 'nodes'",
-                "stray_word": "--show layers", "reserved": "does not exist"}[case]
+    expected = {
+        "missing": "not found",
+        "truncated": "not a valid ONNX file",
+        "garbage": "not a valid ONNX file",
+        "unknown_op": "NotAnOp",
+        "custom_domain": "acme.ops",
+        "bad_show": "unknown --show value 'nodes'",
+        "stray_word": "--show layers",
+        "reserved": "does not exist",
+    }[case]
     assert expected in err
 
 
@@ -121,9 +135,13 @@ def test_external_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_shape_inference_failure_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
-                              value_info=[helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        value_info=[helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4])],
+    )
     path = tmp_path / "si.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     rc, out, err = _run(capsys, str(path), "--show", "layers")

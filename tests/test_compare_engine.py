@@ -6,12 +6,11 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from onnx import numpy_helper
 
 from engine_core.comparator.engine import TensorSlot, plan_batches
 from engine_core.comparator.request import CompareRequest, execute, prepare
 from engine_core.comparator.tolerances import CompareSettings
-from onnx import numpy_helper
-
 from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
 
 
@@ -21,13 +20,16 @@ def _perturbed(model, scale: float = 1e-3):
     for init in model.graph.initializer:
         arr = numpy_helper.to_array(init)
         if arr.dtype == np.float32 and arr.size > 1:
-            init.CopyFrom(numpy_helper.from_array(arr + rng.standard_normal(arr.shape).astype(np.float32) * scale, init.name))
+            init.CopyFrom(
+                numpy_helper.from_array(arr + rng.standard_normal(arr.shape).astype(np.float32) * scale, init.name)
+            )
     return model
 
 
 def _request(model: Path, subject_model: Path, tmp_path: Path, **kw) -> CompareRequest:
-    return CompareRequest(model=str(model), subject_model=str(subject_model), marks=["all"],
-                          workspace=str(tmp_path / "ws"), **kw)
+    return CompareRequest(
+        model=str(model), subject_model=str(subject_model), marks=["all"], workspace=str(tmp_path / "ws"), **kw
+    )
 
 
 def test_tiny_budget_gives_identical_results(save_model, tmp_path: Path) -> None:

@@ -62,7 +62,9 @@ def test_verdicts_match_polygraphy(atol: float, rtol: float, stat: str, inf_equa
     cases = _cases()
     if stat == "quantile":
         del cases["bools"]  # Polygraphy 0.53.6 crashes here (np.quantile on a bool absdiff); we cast to float
-    theirs = _polygraphy_verdicts(cases, atol=atol, rtol=rtol, check_error_stat=stat, infinities_compare_equal=inf_equal)
+    theirs = _polygraphy_verdicts(
+        cases, atol=atol, rtol=rtol, check_error_stat=stat, infinities_compare_equal=inf_equal
+    )
     settings = CompareSettings.from_specs(
         atol=[str(atol)], rtol=[str(rtol)], check_error_stat=[stat], infinities_compare_equal=inf_equal
     )
@@ -107,10 +109,14 @@ def test_extra_statistics() -> None:
 def test_robust_relative_error_ignores_underflow_to_zero() -> None:
     ref = np.array([3e-30, 1.0, 2.0], np.float32)  # fp16 flushes the tiny value to 0
     sub = ref.astype(np.float16).astype(np.float32)
-    poly, robust = compare_tensors(
-        ["a", "a"], [sub, sub], [ref, ref],
-        CompareSettings.from_specs(atol=["1e-6"], rtol=["1e-3"]),
-    )[0], compare_tensors(["a"], [sub], [ref], CompareSettings.from_specs(atol=["1e-6"], rtol=["1e-3"], rel_mode="robust"))[0]
+    poly, robust = (
+        compare_tensors(["a", "a"], [sub, sub], [ref, ref], CompareSettings.from_specs(atol=["1e-6"], rtol=["1e-3"]))[
+            0
+        ],
+        compare_tensors(
+            ["a"], [sub], [ref], CompareSettings.from_specs(atol=["1e-6"], rtol=["1e-3"], rel_mode="robust")
+        )[0],
+    )
     assert poly.max_rel == pytest.approx(1.0)
     assert robust.max_rel_robust < 1e-3
     assert robust.passed

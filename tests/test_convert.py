@@ -82,24 +82,33 @@ def test_engine_dynamic_shapes(tmp_path: Path, capsys) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["m"], name="mm"),
-                           helper.make_node("Relu", ["m"], ["y"], name="r")], "g", [x], [y], [w])
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["m"], name="mm"), helper.make_node("Relu", ["m"], ["y"], name="r")],
+        "g",
+        [x],
+        [y],
+        [w],
+    )
     path = tmp_path / "dyn.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
     rc, _, err = _cli(capsys, "convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16")
     assert rc == 2 and "--shapes x:" in err and "\n" == err[-1] and err.count("\n") == 1
     rc, _, err = _cli(capsys, "convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16", "--shapes", "x:2x4")
     assert rc == 0, err
-    rc, _, err = _cli(capsys, "convert", path, "-o", tmp_path / "d2.plan", "--trt-min-shapes", "x:1x4",
-                      "--trt-max-shapes", "x:8x4")
+    rc, _, err = _cli(
+        capsys, "convert", path, "-o", tmp_path / "d2.plan", "--trt-min-shapes", "x:1x4", "--trt-max-shapes", "x:8x4"
+    )
     assert rc == 0, err
 
 
 @pytest.mark.parametrize("case", ["suffix", "same_file", "missing", "both"])
 def test_bad_input_exit_2(cnn: Path, tmp_path: Path, capsys, case: str) -> None:
-    args = {"suffix": [cnn, "-o", tmp_path / "x.txt"], "same_file": [cnn, "-o", cnn],
-            "missing": [tmp_path / "nope.onnx", "-o", tmp_path / "x.onnx"],
-            "both": [cnn, "-o", tmp_path / "x.onnx", "--plan", "p.json", "--precision", "fp16"]}[case]
+    args = {
+        "suffix": [cnn, "-o", tmp_path / "x.txt"],
+        "same_file": [cnn, "-o", cnn],
+        "missing": [tmp_path / "nope.onnx", "-o", tmp_path / "x.onnx"],
+        "both": [cnn, "-o", tmp_path / "x.onnx", "--plan", "p.json", "--precision", "fp16"],
+    }[case]
     before = _sha(cnn)
     if case == "both":  # argparse's mutually exclusive group
         with pytest.raises(SystemExit) as info:

@@ -145,10 +145,16 @@ def test_legacy_tag_latin1_and_npz_payloads(tmp_path: Path) -> None:
     npz_buf = io.BytesIO()
     np.savez(npz_buf, first=a * 2, second=a)
     feed = {
-        "legacy": {"array": base64.b64encode(_npy(a)).decode(), "__polygraphy_encoded_ndarray": "polygraphy_serialized_json_type"},
+        "legacy": {
+            "array": base64.b64encode(_npy(a)).decode(),
+            "__polygraphy_encoded_ndarray": "polygraphy_serialized_json_type",
+        },
         "latin1": {"array": _npy(a + 1).decode("latin-1"), "polygraphy_class": "ndarray"},
         "npz": {"array": base64.b64encode(npz_buf.getvalue()).decode(), "polygraphy_class": "ndarray"},
-        "lazy": {"values": {"array": base64.b64encode(_npy(a + 3)).decode(), "polygraphy_class": "ndarray"}, "polygraphy_class": "LazyNumpyArray"},
+        "lazy": {
+            "values": {"array": base64.b64encode(_npy(a + 3)).decode(), "polygraphy_class": "ndarray"},
+            "polygraphy_class": "LazyNumpyArray",
+        },
     }
     (tmp_path / "old.json").write_text(json.dumps([feed]))
     (loaded,) = load_inputs([str(tmp_path / "old.json")])
@@ -245,22 +251,38 @@ def test_polygraphy_cli_reads_our_inputs_and_outputs_and_we_read_its_outputs(tmp
     graph = helper.make_graph(
         [helper.make_node("Mul", ["x", "y"], ["prod"]), helper.make_node("Relu", ["prod"], ["out"])],
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+        ],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "tiny.onnx"))
     rng = np.random.default_rng(3)
-    feeds = [{"x": rng.standard_normal((2, 3)).astype(np.float32), "y": rng.standard_normal((2, 3)).astype(np.float32)} for _ in range(2)]
+    feeds = [
+        {"x": rng.standard_normal((2, 3)).astype(np.float32), "y": rng.standard_normal((2, 3)).astype(np.float32)}
+        for _ in range(2)
+    ]
     session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
     expected = [dict(zip(["out"], session.run(None, f))) for f in feeds]
     save_inputs(tmp_path / "ours_in.json", feeds)
     save_outputs(tmp_path / "ours_out.json", "trtdbg", expected)
 
     polygraphy = Path(sys.executable).with_name("polygraphy")
-    cmd = [str(polygraphy), "run", str(tmp_path / "tiny.onnx"), "--onnxrt", "--load-inputs", str(tmp_path / "ours_in.json"),
-           "--load-outputs", str(tmp_path / "ours_out.json"), "--save-outputs", str(tmp_path / "theirs.json")]
+    cmd = [
+        str(polygraphy),
+        "run",
+        str(tmp_path / "tiny.onnx"),
+        "--onnxrt",
+        "--load-inputs",
+        str(tmp_path / "ours_in.json"),
+        "--load-outputs",
+        str(tmp_path / "ours_out.json"),
+        "--save-outputs",
+        str(tmp_path / "theirs.json"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "PASSED" in proc.stdout

@@ -65,20 +65,48 @@ def test_two_scripts_with_the_same_name_do_not_clash(tmp_path: Path) -> None:
 
 BAD_SCRIPTS = {
     "syntax": ("def load_data(:\n    pass\n", "load_data", r"SyntaxError in loader.py line 1"),
-    "import_raises": ("import numpy\nx = 1\nraise ValueError('no data dir')\n", "load_data", r"failed on import: ValueError: no data dir \(loader.py line 3\)"),
-    "func_missing": ("def make():\n    pass\ndef other():\n    pass\n", "load_data", r"no function 'load_data'; functions found: make, other"),
+    "import_raises": (
+        "import numpy\nx = 1\nraise ValueError('no data dir')\n",
+        "load_data",
+        r"failed on import: ValueError: no data dir \(loader.py line 3\)",
+    ),
+    "func_missing": (
+        "def make():\n    pass\ndef other():\n    pass\n",
+        "load_data",
+        r"no function 'load_data'; functions found: make, other",
+    ),
     "not_callable": ("load_data = 3\n", "load_data", r"'load_data' has type int, not a function"),
-    "call_raises": ("def load_data():\n    raise KeyError('k')\n", "load_data", r"raised KeyError: 'k' \(loader.py line 2\)"),
+    "call_raises": (
+        "def load_data():\n    raise KeyError('k')\n",
+        "load_data",
+        r"raised KeyError: 'k' \(loader.py line 2\)",
+    ),
     "iteration_raises": (
         "import numpy as np\ndef load_data():\n    yield {'x': np.ones(1)}\n    yield {'x': np.ones(1)}\n    raise RuntimeError('disk gone')\n",
         "load_data",
         r"raised RuntimeError: disk gone \(loader.py line 5\) at iteration 2",
     ),
-    "non_dict": ("def load_data():\n    yield [1, 2]\n", "load_data", r"iteration 0: yielded type list, expected a dict"),
-    "non_array": ("def load_data():\n    yield {'x': [1.0, 2.0]}\n", "load_data", r"iteration 0: value of 'x' has type list, expected numpy.ndarray"),
-    "non_str_key": ("import numpy as np\ndef load_data():\n    yield {0: np.ones(1)}\n", "load_data", r"key 0 has type int"),
+    "non_dict": (
+        "def load_data():\n    yield [1, 2]\n",
+        "load_data",
+        r"iteration 0: yielded type list, expected a dict",
+    ),
+    "non_array": (
+        "def load_data():\n    yield {'x': [1.0, 2.0]}\n",
+        "load_data",
+        r"iteration 0: value of 'x' has type list, expected numpy.ndarray",
+    ),
+    "non_str_key": (
+        "import numpy as np\ndef load_data():\n    yield {0: np.ones(1)}\n",
+        "load_data",
+        r"key 0 has type int",
+    ),
     "empty": ("def load_data():\n    return []\n", "load_data", r"yielded no feed dicts"),
-    "single_dict": ("import numpy as np\ndef load_data():\n    return {'x': np.ones(1)}\n", "load_data", r"returned a single dict"),
+    "single_dict": (
+        "import numpy as np\ndef load_data():\n    return {'x': np.ones(1)}\n",
+        "load_data",
+        r"returned a single dict",
+    ),
     "not_iterable": ("def load_data():\n    return 5\n", "load_data", r"returned int, not an iterable"),
 }
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_core.backend.base import TensorMeta
 from engine_core.data.generate import RandomDataLoader
 from engine_core.data.shapes import parse_shapes, resolve_shapes
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 from tests.conftest import SHARED_MODELS
 
 MODELS = SHARED_MODELS

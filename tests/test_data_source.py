@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_core.backend.base import TensorMeta
 from engine_core.data.generate import RandomDataLoader, parse_val_range
 from engine_core.data.source import make_data_source
 from engine_core.data.store import save_inputs
 from engine_core.data.validate import check_feed
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 METAS = [
     TensorMeta("image", np.dtype(np.float32), ("batch", 3, "height", "width")),
@@ -35,7 +35,11 @@ def _feed(**changes: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_parse_val_range_polygraphy_syntax() -> None:
-    assert parse_val_range(["[0,1]", "x:[-1,1]", "ns:in:[2.5,1e3]"]) == {"": (0.0, 1.0), "x": (-1.0, 1.0), "ns:in": (2.5, 1000.0)}
+    assert parse_val_range(["[0,1]", "x:[-1,1]", "ns:in:[2.5,1e3]"]) == {
+        "": (0.0, 1.0),
+        "x": (-1.0, 1.0),
+        "ns:in": (2.5, 1000.0),
+    }
     assert parse_val_range(["[-5,5],ids:[0,30000]"]) == {"": (-5.0, 5.0), "ids": (0.0, 30000.0)}
     for bad in ["[1,0]", "x:[1]", "0,1", "x:[a,b]", "[0,inf]", "[0,1e999]"]:
         with pytest.raises(TrtdbgError, match=r"value range"):
@@ -94,11 +98,23 @@ def test_check_feed_accepts_a_good_feed() -> None:
 @pytest.mark.parametrize(
     ("feed", "pattern"),
     [
-        ({"image": np.zeros((1, 3, 8, 8), np.float32), "ids": np.zeros((1, 5), np.int64)}, r"it 3: missing input 'keep'; the model expects: image, ids, keep"),
+        (
+            {"image": np.zeros((1, 3, 8, 8), np.float32), "ids": np.zeros((1, 5), np.int64)},
+            r"it 3: missing input 'keep'; the model expects: image, ids, keep",
+        ),
         (_feed(extra=np.zeros(1)), r"it 3: 'extra' is not a model input; the model expects: image, ids, keep"),
-        (_feed(image=np.zeros((1, 3, 8, 8), np.float64)), r"it 3: input 'image' has dtype float64, the model expects float32; cast it with .astype\(np.float32\)"),
-        (_feed(image=np.zeros((1, 4, 8, 8), np.float32)), r"input 'image' has shape 1x4x8x8, the model shape is \[batch, 3, height, width\]"),
-        (_feed(ids=np.zeros((1, 5, 1), np.int64)), r"input 'ids' has shape 1x5x1, the model shape is \[batch, seq\]; give 2 dims"),
+        (
+            _feed(image=np.zeros((1, 3, 8, 8), np.float64)),
+            r"it 3: input 'image' has dtype float64, the model expects float32; cast it with .astype\(np.float32\)",
+        ),
+        (
+            _feed(image=np.zeros((1, 4, 8, 8), np.float32)),
+            r"input 'image' has shape 1x4x8x8, the model shape is \[batch, 3, height, width\]",
+        ),
+        (
+            _feed(ids=np.zeros((1, 5, 1), np.int64)),
+            r"input 'ids' has shape 1x5x1, the model shape is \[batch, seq\]; give 2 dims",
+        ),
         (_feed(ids=[[1, 2]]), r"input 'ids' has type list, not numpy.ndarray"),
     ],
 )
@@ -140,7 +156,9 @@ def test_loaded_source_checks_every_feed_up_front(tmp_path: Path) -> None:
     assert len(list(source)) == 3 and len(source.warnings) == 2  # re-iterating adds no duplicates
 
     save_inputs(tmp_path / "bad.json", [_feed(), _feed(ids=np.zeros((1, 5), np.int32))])
-    with pytest.raises(TrtdbgError, match=r"bad.json iteration 1: input 'ids' has dtype int32, the model expects int64"):
+    with pytest.raises(
+        TrtdbgError, match=r"bad.json iteration 1: input 'ids' has dtype int32, the model expects int64"
+    ):
         make_data_source(METAS, load_inputs=[str(tmp_path / "bad.json")])
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_core.debug_build import Iteration, differences, parse_until
+from engine_core.backend.trt.debug_build import Iteration, differences, parse_until
 from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
@@ -31,8 +31,10 @@ def _it(k: int, verdict: str, layers: dict) -> Iteration:
 
 def test_differences_name_bad_only_values() -> None:
     conv = {"type": "Convolution", "precision": "Half", "tactic": "t1", "formats": ""}
-    good = [_it(0, "good", {"conv": conv, "relu": dict(conv, type="Activation")}),
-            _it(1, "good", {"conv": dict(conv, tactic="t2"), "relu": dict(conv, type="Activation")})]
+    good = [
+        _it(0, "good", {"conv": conv, "relu": dict(conv, type="Activation")}),
+        _it(1, "good", {"conv": dict(conv, tactic="t2"), "relu": dict(conv, type="Activation")}),
+    ]
     bad = [_it(2, "bad", {"conv": dict(conv, tactic="t3"), "fused": dict(conv, type="Myelin")})]
     diffs = differences(good, bad)
     texts = [d["text"] for d in diffs]
@@ -48,12 +50,28 @@ def test_differences_name_bad_only_values() -> None:
 def test_check_sorts_engines(fl, save_model, tmp_path: Path, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     check = tmp_path / "check.py"
-    check.write_text("import os, sys\n"
-                     "ok = os.path.getsize(sys.argv[1]) > 0 and sys.argv[1] == os.environ['TRTDBG_ENGINE']\n"
-                     "sys.exit(0 if ok and int(os.environ['TRTDBG_ITERATION']) % 2 == 0 else 1)\n")
+    check.write_text(
+        "import os, sys\n"
+        "ok = os.path.getsize(sys.argv[1]) > 0 and sys.argv[1] == os.environ['TRTDBG_ENGINE']\n"
+        "sys.exit(0 if ok and int(os.environ['TRTDBG_ITERATION']) % 2 == 0 else 1)\n"
+    )
     art = tmp_path / "art"
-    rc = main(["debug", "build", str(model), "--until", "3", "--precision", "fp16", "--artifacts-dir", str(art),
-               "--check", f"{sys.executable} {check} {{engine}}", "--json"])
+    rc = main(
+        [
+            "debug",
+            "build",
+            str(model),
+            "--until",
+            "3",
+            "--precision",
+            "fp16",
+            "--artifacts-dir",
+            str(art),
+            "--check",
+            f"{sys.executable} {check} {{engine}}",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     doc = json.loads(out.out)
@@ -65,8 +83,19 @@ def test_check_sorts_engines(fl, save_model, tmp_path: Path, capsys) -> None:
     if fl.is_rtx:  # RTX logs the layer listing at build time: properties are known without a GPU
         assert all(it["layers"] for it in doc["iterations"])
     # --until good stops at the first good engine
-    rc = main(["debug", "build", str(model), "--until", "good", "--artifacts-dir", str(art),
-               "--check", f"{sys.executable} {check} {{engine}}"])
+    rc = main(
+        [
+            "debug",
+            "build",
+            str(model),
+            "--until",
+            "good",
+            "--artifacts-dir",
+            str(art),
+            "--check",
+            f"{sys.executable} {check} {{engine}}",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and "1 build(s)" in text and "1 good, 0 bad" in text
 

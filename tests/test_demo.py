@@ -35,8 +35,11 @@ def fp32_all(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     marked = onnx.ModelProto()
     marked.CopyFrom(model)
     known = {o.name for o in marked.graph.output}
-    marked.graph.output.extend(v for v in inferred.graph.value_info
-                               if v.name not in known and v.type.tensor_type.elem_type == TensorProto.FLOAT)
+    marked.graph.output.extend(
+        v
+        for v in inferred.graph.value_info
+        if v.name not in known and v.type.tensor_type.elem_type == TensorProto.FLOAT
+    )
     sess = _session(marked)
     return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, demo_inputs())))
 
@@ -45,8 +48,11 @@ def _fp16_storage(model: onnx.ModelProto, keep: tuple[str, ...] = ()) -> onnx.Mo
     """Round every float tensor made by a node outside ``keep`` through float16 (explicit Cast pairs, which ORT keeps):
     inf above 65504, 0 below 6e-8 -- FP16 storage without FP16 accumulation (docs/precision.md §8)."""
     inferred = onnx.shape_inference.infer_shapes(model)
-    is_float = {v.name for v in (*inferred.graph.value_info, *inferred.graph.output)
-                if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    is_float = {
+        v.name
+        for v in (*inferred.graph.value_info, *inferred.graph.output)
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT
+    }
     out = onnx.ModelProto()
     out.CopyFrom(model)
     nodes = []
@@ -76,8 +82,25 @@ def test_valid_sized_and_fast_to_build(model: onnx.ModelProto) -> None:
     assert time.perf_counter() - t0 < 1.0
     assert again.SerializeToString() == model.SerializeToString()
     ops = {n.op_type for n in model.graph.node}
-    assert {"Conv", "Relu", "Sigmoid", "ReduceMean", "Sub", "Pow", "Sqrt", "Div", "MatMul", "Reshape", "Transpose",
-            "Softmax", "Erf", "Gemm", "Shape", "Gather", "Concat"} <= ops
+    assert {
+        "Conv",
+        "Relu",
+        "Sigmoid",
+        "ReduceMean",
+        "Sub",
+        "Pow",
+        "Sqrt",
+        "Div",
+        "MatMul",
+        "Reshape",
+        "Transpose",
+        "Softmax",
+        "Erf",
+        "Gemm",
+        "Shape",
+        "Gather",
+        "Concat",
+    } <= ops
     assert "LayerNormalization" not in ops
 
 
@@ -88,8 +111,14 @@ def test_names_are_scoped_like_a_pytorch_export(model: onnx.ModelProto) -> None:
     for n in model.graph.node:
         for j, y in enumerate(n.output):
             assert y in ("logits", "probs") or y == f"{n.name}_output_{j}"
-    for expected in ("/stem/conv1/Conv", "/blocks.0/attn/MatMul", "/blocks.0/attn/query/MatMul", "/head/fc/Gemm",
-                     "/blocks.1/norm1/ReduceMean_1", "/blocks.1/mlp/act/Erf"):
+    for expected in (
+        "/stem/conv1/Conv",
+        "/blocks.0/attn/MatMul",
+        "/blocks.0/attn/query/MatMul",
+        "/head/fc/Gemm",
+        "/blocks.1/norm1/ReduceMean_1",
+        "/blocks.1/mlp/act/Erf",
+    ):
         assert expected in names
     assert "/stem/conv1/Conv_output_0" in {y for n in model.graph.node for y in n.output}
 
@@ -119,8 +148,9 @@ def test_planted_sites_exist(model: onnx.ModelProto) -> None:
     assert numpy_helper.to_array(nodes["/patch_embed/norm/Constant_1"].attribute[0].t) == np.float32(UNDERFLOW_EPS)
 
 
-def test_overflow_site_exceeds_fp16_only_there_and_only_with_the_highlight(fp32_all: dict[str, np.ndarray],
-                                                                           model: onnx.ModelProto) -> None:
+def test_overflow_site_exceeds_fp16_only_there_and_only_with_the_highlight(
+    fp32_all: dict[str, np.ndarray], model: onnx.ModelProto
+) -> None:
     site = DEMO_SITES["overflow"]
     peak = float(np.abs(fp32_all[site.tensor]).max())
     print(f"overflow site {site.tensor}: FP32 max {peak:.0f}")
@@ -180,9 +210,11 @@ def test_fp16_storage_end_to_end(model: onnx.ModelProto) -> None:
     all16 = _session(_fp16_storage(model)).run(None, feed)[1]
     only_overflow = _session(_fp16_storage(model, under)).run(None, feed)[1]
     fixed = _session(_fp16_storage(model, under + over)).run(None, feed)[1]
-    print(f"FP32 argmax {ref.argmax()} p={ref.max():.3f}; fp16 storage: all -> {all16.ravel()[:3]}, "
-          f"underflow kept -> argmax {only_overflow.argmax()} (max |dp| {np.abs(only_overflow - ref).max():.3f}), "
-          f"both kept -> max |dp| {np.abs(fixed - ref).max():.2e}")
+    print(
+        f"FP32 argmax {ref.argmax()} p={ref.max():.3f}; fp16 storage: all -> {all16.ravel()[:3]}, "
+        f"underflow kept -> argmax {only_overflow.argmax()} (max |dp| {np.abs(only_overflow - ref).max():.3f}), "
+        f"both kept -> max |dp| {np.abs(fixed - ref).max():.2e}"
+    )
     assert np.isnan(all16).all()
     assert np.isfinite(only_overflow).all() and only_overflow.argmax() != ref.argmax()
     assert np.abs(fixed - ref).max() < 0.01 and fixed.argmax() == ref.argmax()

@@ -26,7 +26,7 @@ def test_inputs_summary(tmp_path: Path, name: str) -> None:
     save_inputs(str(path), [_arrays(), _arrays()])
     summary = summarize_file(path, iterations=None, histogram=True)
     assert summary.kind == "inputs"
-    (_, iterations), = summary.runners
+    ((_, iterations),) = summary.runners
     assert len(iterations) == 2
     x = {t.name: t for t in iterations[0]}["x"]
     assert (x.nan, x.inf, x.min, x.max, x.shape) == (1, 1, 2.0, 11.0, (3, 4))

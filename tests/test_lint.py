@@ -9,15 +9,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from engine_core.lint import lint_model
 from engine_core.model.demo import DEMO_SITES, build_demo_model
+from engine_core.model.lint import lint_model
 from tests.conftest import run_cli, shared_model
 
 
 def _model(nodes, inits=(), inputs=("x",), outputs=("y",)) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(i, TensorProto.FLOAT, [2, 2]) for i in inputs],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [2, 2]) for o in outputs], list(inits))
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(i, TensorProto.FLOAT, [2, 2]) for i in inputs],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [2, 2]) for o in outputs],
+        list(inits),
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
@@ -28,7 +32,9 @@ def test_structure_and_fp16_findings() -> None:
         helper.make_node("Mul", ["x", "big"], ["m"], name="/scale"),
         helper.make_node("Relu", ["m"], ["y"]),  # unnamed
         helper.make_node("Neg", ["x"], ["dead_out"], name="/dead"),
-        helper.make_node("Constant", [], ["eps"], name="/eps", value=numpy_helper.from_array(np.array(1e-10, np.float32))),
+        helper.make_node(
+            "Constant", [], ["eps"], name="/eps", value=numpy_helper.from_array(np.array(1e-10, np.float32))
+        ),
     ]
     report = lint_model(_model(nodes, [big, unused], inputs=("x", "z")), "m.onnx")
     checks = {(f.check, f.node or f.tensor) for f in report.findings}

@@ -1,4 +1,4 @@
-"""engine_core.marks: mark node outputs / scopes / all / clear; persistence in the workspace."""
+"""engine_core.comparator.marks: mark node outputs / scopes / all / clear; persistence in the workspace."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from engine_core.comparator.marks import MarkSet, nodes_under
 from engine_core.comparator.request import resolve_marks
 from engine_core.errors import TrtdbgError
-from engine_core.marks import MarkSet, nodes_under
 from engine_core.model.index import ModelIndex
 from engine_core.model.scopes import ScopeTree
 from engine_core.model.synthetic import chain_model
@@ -22,21 +22,35 @@ F = TensorProto.FLOAT
 
 def _model() -> onnx.ModelProto:
     """Scoped chain with a Constant, a bracketed name, and an If whose branches are unobservable."""
-    then_g = helper.make_graph([helper.make_node("Relu", ["a"], ["t_out"], name="/then/Relu")], "then", [],
-                               [helper.make_tensor_value_info("t_out", F, [2])])
-    else_g = helper.make_graph([helper.make_node("Neg", ["a"], ["e_out"], name="/else/Neg")], "else", [],
-                               [helper.make_tensor_value_info("e_out", F, [2])])
+    then_g = helper.make_graph(
+        [helper.make_node("Relu", ["a"], ["t_out"], name="/then/Relu")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", F, [2])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["a"], ["e_out"], name="/else/Neg")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", F, [2])],
+    )
     nodes = [
-        helper.make_node("Constant", [], ["k"], name="/blk/Constant",
-                         value=helper.make_tensor("kv", F, [2], [1.0, 2.0])),
+        helper.make_node(
+            "Constant", [], ["k"], name="/blk/Constant", value=helper.make_tensor("kv", F, [2], [1.0, 2.0])
+        ),
         helper.make_node("Add", ["x", "k"], ["a"], name="/blk/Add"),
         helper.make_node("Mul", ["a", "k"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
         helper.make_node("If", ["c"], ["y"], name="/head/If", then_branch=then_g, else_branch=else_g),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2]),
-                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-                              [helper.make_tensor_value_info("y", F, [2]),
-                               helper.make_tensor_value_info("/attn[scale]/Mul_output_0", F, [2])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [
+            helper.make_tensor_value_info("y", F, [2]),
+            helper.make_tensor_value_info("/attn[scale]/Mul_output_0", F, [2]),
+        ],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 

@@ -15,12 +15,22 @@ from engine_core.model.index import ModelIndex
 F = TensorProto.FLOAT
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[str] = ("x",), outputs: list[str] = ("y",),
-           inits: list[onnx.TensorProto] = (), value_info: list[onnx.ValueInfoProto] = (),
-           shape: list[int | str] | None = (2, 3)) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, F, shape) for n in inputs],
-                              [helper.make_tensor_value_info(n, F, shape) for n in outputs], list(inits),
-                              value_info=list(value_info))
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[str] = ("x",),
+    outputs: list[str] = ("y",),
+    inits: list[onnx.TensorProto] = (),
+    value_info: list[onnx.ValueInfoProto] = (),
+    shape: list[int | str] | None = (2, 3),
+) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, F, shape) for n in inputs],
+        [helper.make_tensor_value_info(n, F, shape) for n in outputs],
+        list(inits),
+        value_info=list(value_info),
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -43,7 +53,13 @@ def test_branches_producers_consumers() -> None:
     assert index.consumers("a") == [1, 2]
     assert index.consumers("y") == [] and index.consumers("x") == [0]
     node = index.node(3)
-    assert (node.op_type, node.inputs, node.outputs, node.top_level, node.parent) == ("Add", ("b", "c"), ("y",), True, None)
+    assert (node.op_type, node.inputs, node.outputs, node.top_level, node.parent) == (
+        "Add",
+        ("b", "c"),
+        ("y",),
+        True,
+        None,
+    )
     assert index.find("C") == 2 and index.find("nope") is None
     assert index.markable() == ["a", "b", "c", "y"]
     assert index.op_histogram() == {"Relu": 1, "Sigmoid": 1, "Tanh": 1, "Add": 1}
@@ -86,38 +102,64 @@ def test_unnamed_and_duplicate_names_become_unique() -> None:
     assert index.find("dup_3") == 3 and index.find("dup") == 2
 
 
-def _body(name: str, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-          outputs: list[onnx.ValueInfoProto]) -> onnx.GraphProto:
+def _body(
+    name: str, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]
+) -> onnx.GraphProto:
     return helper.make_graph(nodes, name, inputs, outputs)
 
 
 def _control_flow_model(unsorted: bool = False) -> onnx.ModelProto:
     """Top level: h = Relu(x); If(cond) reads h from its branches; Loop body reads x and holds an If."""
-    then_g = _body("then", [helper.make_node("Add", ["h", "h"], ["then_out"], name="then_add")], [],
-                   [helper.make_tensor_value_info("then_out", F, [2, 3])])
-    else_g = _body("else", [helper.make_node("Identity", ["h"], ["else_out"], name="else_id")], [],
-                   [helper.make_tensor_value_info("else_out", F, [2, 3])])
-    inner_then = _body("inner_then", [helper.make_node("Neg", ["acc_new"], ["inner_out"], name="inner_neg")], [],
-                       [helper.make_tensor_value_info("inner_out", F, [2, 3])])
-    inner_else = _body("inner_else", [helper.make_node("Identity", ["acc_new"], ["inner_out2"])], [],
-                       [helper.make_tensor_value_info("inner_out2", F, [2, 3])])
+    then_g = _body(
+        "then",
+        [helper.make_node("Add", ["h", "h"], ["then_out"], name="then_add")],
+        [],
+        [helper.make_tensor_value_info("then_out", F, [2, 3])],
+    )
+    else_g = _body(
+        "else",
+        [helper.make_node("Identity", ["h"], ["else_out"], name="else_id")],
+        [],
+        [helper.make_tensor_value_info("else_out", F, [2, 3])],
+    )
+    inner_then = _body(
+        "inner_then",
+        [helper.make_node("Neg", ["acc_new"], ["inner_out"], name="inner_neg")],
+        [],
+        [helper.make_tensor_value_info("inner_out", F, [2, 3])],
+    )
+    inner_else = _body(
+        "inner_else",
+        [helper.make_node("Identity", ["acc_new"], ["inner_out2"])],
+        [],
+        [helper.make_tensor_value_info("inner_out2", F, [2, 3])],
+    )
     body = _body(
         "body",
         [
             helper.make_node("Add", ["acc", "x"], ["acc_new"], name="body_add"),
-            helper.make_node("If", ["cond"], ["acc_out"], name="inner_if", then_branch=inner_then, else_branch=inner_else),
+            helper.make_node(
+                "If", ["cond"], ["acc_out"], name="inner_if", then_branch=inner_then, else_branch=inner_else
+            ),
             helper.make_node("Identity", ["cond_in"], ["cond_out"], name="body_cond"),
         ],
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("acc", F, [2, 3])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("acc_out", F, [2, 3])],
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc", F, [2, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", F, [2, 3]),
+        ],
     )
     relu = helper.make_node("Relu", ["x"], ["h"], name="relu_0")
     if_node = helper.make_node("If", ["cond"], ["branch"], name="if_0", then_branch=then_g, else_branch=else_g)
     loop = helper.make_node("Loop", ["trip", "cond", "branch"], ["y"], name="loop_0", body=body)
     nodes = [if_node, relu, loop] if unsorted else [relu, if_node, loop]
     graph = helper.make_graph(
-        nodes, "cf",
+        nodes,
+        "cf",
         [helper.make_tensor_value_info("x", F, [2, 3]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
         [helper.make_tensor_value_info("y", F, [2, 3])],
         [numpy_helper.from_array(np.array(3, np.int64), "trip")],
@@ -139,8 +181,13 @@ def test_subgraph_nodes_have_parent_paths(unsorted: bool) -> None:
     assert by_name["inner_neg"].parent == "/loop_0/body/inner_if/then_branch"
     assert by_name["inner_neg"].parent_index == by_name["inner_if"].index
     # attribute order as stored (onnx.helper sorts attributes by name: else_branch first)
-    assert [s.path for s in index.subgraphs] == ["/if_0/else_branch", "/if_0/then_branch", "/loop_0/body",
-                                                 "/loop_0/body/inner_if/else_branch", "/loop_0/body/inner_if/then_branch"]
+    assert [s.path for s in index.subgraphs] == [
+        "/if_0/else_branch",
+        "/if_0/then_branch",
+        "/loop_0/body",
+        "/loop_0/body/inner_if/else_branch",
+        "/loop_0/body/inner_if/then_branch",
+    ]
     body = index.subgraphs[2]
     assert [index.name(i) for i in range(body.first, body.first + body.count)] == ["body_add", "inner_if", "body_cond"]
     assert body.captures == frozenset({"x", "cond"})
@@ -157,7 +204,9 @@ def test_subgraph_nodes_have_parent_paths(unsorted: bool) -> None:
 
 def test_markable_skips_constants_and_empty_optional_outputs() -> None:
     nodes = [
-        helper.make_node("Constant", [], ["k"], name="const", value=numpy_helper.from_array(np.ones((2, 3), np.float32))),
+        helper.make_node(
+            "Constant", [], ["k"], name="const", value=numpy_helper.from_array(np.ones((2, 3), np.float32))
+        ),
         helper.make_node("Add", ["x", "k"], ["a"], name="add"),
         helper.make_node("Dropout", ["a"], ["d", ""], name="drop"),
         helper.make_node("Relu", ["d"], ["y"], name="relu"),
@@ -171,7 +220,9 @@ def test_initializer_metadata_and_lazy_stats() -> None:
     w = np.array([[7e4, 1e-9, 0.0], [-3.0, np.nan, np.inf]], np.float32)
     idx = np.array([1, 2], np.int64)
     nodes = [helper.make_node("Add", ["x", "w"], ["y"], name="add")]
-    index = ModelIndex.from_model(_model(nodes, inits=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(idx, "i")]))
+    index = ModelIndex.from_model(
+        _model(nodes, inits=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(idx, "i")])
+    )
     assert index.initializer_names == ["w", "i"] and index.is_initializer("w")
     info = index.initializer("w")
     assert (info.dtype, info.shape, info.nbytes, info.external) == (np.dtype("float32"), (2, 3), 24, False)
@@ -187,9 +238,16 @@ def test_initializer_metadata_and_lazy_stats() -> None:
 
 
 def test_shape_inference_is_lazy_and_dims_are_typed() -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Transpose", ["a"], ["y"], name="t", perm=[1, 0])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, ["batch", None])],
-                              [helper.make_tensor_value_info("y", F, None)])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="r"),
+        helper.make_node("Transpose", ["a"], ["y"], name="t", perm=[1, 0]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", F, ["batch", None])],
+        [helper.make_tensor_value_info("y", F, None)],
+    )
     index = ModelIndex.from_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert not index.shapes_inferred
     assert index.tensor_meta("x", infer=False).shape == ("batch", None)
@@ -248,8 +306,12 @@ def chain_model(n: int) -> onnx.ModelProto:
             node.input.append("c_" + op)
         prev = f"t{i}" if i < n - 1 else "y"
         node.output.append(prev)
-    graph.initializer.extend([numpy_helper.from_array(np.full((1, 64), 0.1, np.float32), "c_Add"),
-                              numpy_helper.from_array(np.full((1, 64), 0.5, np.float32), "c_Mul")])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.full((1, 64), 0.1, np.float32), "c_Add"),
+            numpy_helper.from_array(np.full((1, 64), 0.5, np.float32), "c_Mul"),
+        ]
+    )
     graph.input.append(helper.make_tensor_value_info("x", F, [1, 64]))
     graph.output.append(helper.make_tensor_value_info("y", F, [1, 64]))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)

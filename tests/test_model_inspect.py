@@ -19,10 +19,18 @@ F = TensorProto.FLOAT
 def _model() -> onnx.ModelProto:
     """Conv -> Relu -> Cast -> If(subgraphs) with a Constant, initializers, a doc string and an extra opset."""
     rng = np.random.default_rng(0)
-    then_g = helper.make_graph([helper.make_node("Add", ["h", "k"], ["t_out"], name="then_add")], "then_g", [],
-                               [helper.make_tensor_value_info("t_out", F, [1, 4, 3, 3])])
-    else_g = helper.make_graph([helper.make_node("Neg", ["h"], ["e_out"], name="else_neg")], "else_g", [],
-                               [helper.make_tensor_value_info("e_out", F, [1, 4, 3, 3])])
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["h", "k"], ["t_out"], name="then_add")],
+        "then_g",
+        [],
+        [helper.make_tensor_value_info("t_out", F, [1, 4, 3, 3])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["h"], ["e_out"], name="else_neg")],
+        "else_g",
+        [],
+        [helper.make_tensor_value_info("e_out", F, [1, 4, 3, 3])],
+    )
     nodes = [
         helper.make_node("Constant", [], ["k"], name="const_k", value=numpy_helper.from_array(np.ones(1, np.float32))),
         helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv0", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
@@ -31,11 +39,20 @@ def _model() -> onnx.ModelProto:
         helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then_g, else_branch=else_g),
     ]
     graph = helper.make_graph(
-        nodes, "small",
-        [helper.make_tensor_value_info("x", F, ["n", 2, 3, 3]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", F, [1, 4, 3, 3]), helper.make_tensor_value_info("h64", TensorProto.DOUBLE, ["n", 4, 3, 3])],
-        [numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "W"),
-         numpy_helper.from_array(np.arange(4, dtype=np.float32), "B")],
+        nodes,
+        "small",
+        [
+            helper.make_tensor_value_info("x", F, ["n", 2, 3, 3]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", F, [1, 4, 3, 3]),
+            helper.make_tensor_value_info("h64", TensorProto.DOUBLE, ["n", 4, 3, 3]),
+        ],
+        [
+            numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "W"),
+            numpy_helper.from_array(np.arange(4, dtype=np.float32), "B"),
+        ],
         doc_string="a test graph",
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
@@ -48,20 +65,25 @@ def test_text_equals_polygraphy(show: list[str]) -> None:
 
     model = _model()
     ours = inspect_text(ModelIndex.from_model(model), show, shape_inference=False)
-    theirs = str_from_onnx(model, show_layers="layers" in show, show_attrs="attrs" in show,
-                           show_weights="weights" in show)
+    theirs = str_from_onnx(
+        model, show_layers="layers" in show, show_attrs="attrs" in show, show_weights="weights" in show
+    )
     assert ours.startswith("==== ONNX Model ====\n")
-    assert ours[len("==== ONNX Model ====\n"):].rstrip("\n") == theirs.rstrip("\n")
+    assert ours[len("==== ONNX Model ====\n") :].rstrip("\n") == theirs.rstrip("\n")
 
 
 def test_text_layout_and_inferred_shapes() -> None:
     text = inspect_text(ModelIndex.from_model(_model()), ["layers,attrs"])
     assert "Name: small | ONNX Opset: 17 | Other Opsets: {'ai.onnx.ml': 3}" in text
-    assert "---- 2 Graph Input(s) ----\n{x [dtype=float32, shape=('n', 2, 3, 3)],\n cond [dtype=bool, shape=()]}" in text
+    assert (
+        "---- 2 Graph Input(s) ----\n{x [dtype=float32, shape=('n', 2, 3, 3)],\n cond [dtype=bool, shape=()]}" in text
+    )
     assert "---- 2 Initializer(s) ----" in text and "---- 5 Node(s) ----" in text
-    assert ("Node 1    | conv0 [Op: Conv]\n    {x [dtype=float32, shape=('n', 2, 3, 3)],\n"
-            "     Initializer | W [dtype=float32, shape=(4, 2, 3, 3)],\n     Initializer | B [dtype=float32, shape=(4,)]}\n"
-            "     -> {c [dtype=float32, shape=('n', 4, 3, 3)]}\n") in text  # c only known through inference
+    assert (
+        "Node 1    | conv0 [Op: Conv]\n    {x [dtype=float32, shape=('n', 2, 3, 3)],\n"
+        "     Initializer | W [dtype=float32, shape=(4, 2, 3, 3)],\n     Initializer | B [dtype=float32, shape=(4,)]}\n"
+        "     -> {c [dtype=float32, shape=('n', 4, 3, 3)]}\n"
+    ) in text  # c only known through inference
     assert "    conv0.pads = [1, 1, 1, 1]\n" in text and "    cast.to = float64\n" in text
     assert "    act.alpha = 0.20000000298023224\n" in text
     assert "    const_k.value = Tensor: [dtype=float32, shape=[1]]\n" in text
@@ -70,8 +92,12 @@ def test_text_layout_and_inferred_shapes() -> None:
 
 
 def test_unnamed_nodes_and_unknown_rank() -> None:
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", F, [1])],
-                              [helper.make_tensor_value_info("y", F, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", F, [1])],
+        [helper.make_tensor_value_info("y", F, None)],
+    )
     index = ModelIndex.from_model(helper.make_model(graph))
     text = inspect_text(index, ["layers"], shape_inference=False)
     assert "Node 0    | Relu_0 [Op: Relu]\n    {x [dtype=float32, shape=(1,)]}\n     -> {y [dtype=float32]}" in text
@@ -82,16 +108,29 @@ def test_unnamed_nodes_and_unknown_rank() -> None:
 def test_json_keys_layers_attrs_weights() -> None:
     index = ModelIndex.from_model(_model())
     plain = inspect_json(index)
-    assert list(plain) == ["path", "name", "opset", "opsets", "inputs", "outputs", "initializers", "nodes",
-                           "op_histogram", "subgraphs", "shape_inference_error"]
+    assert list(plain) == [
+        "path",
+        "name",
+        "opset",
+        "opsets",
+        "inputs",
+        "outputs",
+        "initializers",
+        "nodes",
+        "op_histogram",
+        "subgraphs",
+        "shape_inference_error",
+    ]
     assert plain["opset"] == 17 and plain["opsets"] == {"ai.onnx": 17, "ai.onnx.ml": 3}
     assert plain["inputs"][0] == {"name": "x", "dtype": "float32", "shape": ["n", 2, 3, 3]}
     assert plain["outputs"][1] == {"name": "h64", "dtype": "float64", "shape": ["n", 4, 3, 3]}
     assert plain["initializers"] == {"count": 2, "total_bytes": 4 * 18 * 4 + 16}
     assert plain["nodes"] == {"count": 5, "total": 7}
     assert plain["op_histogram"]["Conv"] == 1 and sum(plain["op_histogram"].values()) == 7
-    assert plain["subgraphs"] == [{"path": "/branch/else_branch", "node": "branch", "attr": "else_branch", "nodes": 1},
-                                  {"path": "/branch/then_branch", "node": "branch", "attr": "then_branch", "nodes": 1}]
+    assert plain["subgraphs"] == [
+        {"path": "/branch/else_branch", "node": "branch", "attr": "else_branch", "nodes": 1},
+        {"path": "/branch/then_branch", "node": "branch", "attr": "then_branch", "nodes": 1},
+    ]
     full = inspect_json(index, ["layers", "attrs", "weights"])
     json.dumps(full, allow_nan=False)
     layers = full["nodes"]["layers"]

@@ -13,13 +13,23 @@ from engine_core.errors import TrtdbgError
 from engine_core.model.loader import check_runtime_support, load_model, max_onnxruntime_opset, model_opsets
 
 
-def _relu_model(opset: int = 17, op: str = "Relu", domain: str = "", extra_opsets: dict[str, int] | None = None,
-                weight: np.ndarray | None = None) -> onnx.ModelProto:
+def _relu_model(
+    opset: int = 17,
+    op: str = "Relu",
+    domain: str = "",
+    extra_opsets: dict[str, int] | None = None,
+    weight: np.ndarray | None = None,
+) -> onnx.ModelProto:
     inputs = ["x"] + (["w"] if weight is not None else [])
     node = helper.make_node(op, inputs, ["y"], name="n0", domain=domain)
     inits = [numpy_helper.from_array(weight, "w")] if weight is not None else []
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], inits)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        inits,
+    )
     opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
     return helper.make_model(graph, opset_imports=opsets, ir_version=8)
 
@@ -68,8 +78,14 @@ def test_external_data_loaded_checked_and_missing(tmp_path: Path) -> None:
     model = _relu_model(op="Add", weight=weight)
     model.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4096]))
     path = tmp_path / "ext.onnx"
-    onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location="ext.onnx.data",
-              size_threshold=0)
+    onnx.save(
+        model,
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="ext.onnx.data",
+        size_threshold=0,
+    )
     loaded = load_model(path)
     np.testing.assert_array_equal(numpy_helper.to_array(loaded.graph.initializer[0]), weight)
     lazy = load_model(path, load_external_data=False)
@@ -90,7 +106,9 @@ def test_external_data_loaded_checked_and_missing(tmp_path: Path) -> None:
 def test_unknown_op_custom_domain_and_accepted_domains() -> None:
     msg = _one_line_error(check_runtime_support, _relu_model(op="FancyRelu"), "m.onnx")
     assert "FancyRelu" in msg and "'n0'" in msg and "m.onnx" in msg and "ai.onnx" in msg
-    msg = _one_line_error(check_runtime_support, _relu_model(op="MyOp", domain="my.company", extra_opsets={"my.company": 1}))
+    msg = _one_line_error(
+        check_runtime_support, _relu_model(op="MyOp", domain="my.company", extra_opsets={"my.company": 1})
+    )
     assert "my.company" in msg and "MyOp" in msg and "custom-op" in msg
     check_runtime_support(_relu_model(op="FusedGemm", domain="com.microsoft", extra_opsets={"com.microsoft": 1}))
     msg = _one_line_error(check_runtime_support, _relu_model(opset=17, op="Gelu"))
@@ -98,8 +116,9 @@ def test_unknown_op_custom_domain_and_accepted_domains() -> None:
 
 
 def test_model_local_function_domain_is_accepted() -> None:
-    fn = helper.make_function("local.fn", "Double", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])],
-                              [helper.make_opsetid("", 17)])
+    fn = helper.make_function(
+        "local.fn", "Double", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])], [helper.make_opsetid("", 17)]
+    )
     model = _relu_model(op="Double", domain="local.fn", extra_opsets={"local.fn": 1})
     model.functions.append(fn)
     check_runtime_support(model)

@@ -32,7 +32,11 @@ def test_ppocrv4_det() -> None:
     assert index.initializer_names == []
     assert len(index.markable()) == 672 - 342
     x = index.tensor_meta("x", infer=False)
-    assert x.dtype == np.float32 and x.shape[1] == 3 and all(isinstance(d, str) for d in (x.shape[0], x.shape[2], x.shape[3]))
+    assert (
+        x.dtype == np.float32
+        and x.shape[1] == 3
+        and all(isinstance(d, str) for d in (x.shape[0], x.shape[2], x.shape[3]))
+    )
     assert index.node(0).name == "Constant_0" and index.node(0).name_synthesized  # Paddle leaves Constants unnamed
     root = ScopeTree(index).children()
     assert len(root) == 672 and all(e.kind == "node" for e in root)  # Paddle names have no '/' scopes

@@ -30,8 +30,9 @@ def _chain(names: list[str]) -> onnx.ModelProto:
         out = f"t{i}" if i < len(names) - 1 else "y"
         nodes.append(helper.make_node("Relu", [prev], [out], name=name))
         prev = out
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2])],
-                              [helper.make_tensor_value_info("y", F, [2])])
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F, [2])], [helper.make_tensor_value_info("y", F, [2])]
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -42,8 +43,14 @@ def _summary(entries) -> list[tuple[str, str, int]]:
 def test_root_and_nested_levels() -> None:
     tree = ScopeTree(ModelIndex.from_model(_chain(NAMES)))
     root = tree.children()
-    assert _summary(root) == [("scope", "model.30", 4), ("scope", "model.31", 1), ("node", "plain", 1),
-                              ("scope", "model", 1), ("node", "conv2d_12.tmp_0", 1), ("scope", "a", 1)]
+    assert _summary(root) == [
+        ("scope", "model.30", 4),
+        ("scope", "model.31", 1),
+        ("node", "plain", 1),
+        ("scope", "model", 1),
+        ("node", "conv2d_12.tmp_0", 1),
+        ("scope", "a", 1),
+    ]
     assert root[2].node_index == 4 and root[2].path == (4,) and not root[2].has_children
     m30 = tree.children(root[0].path)
     assert _summary(m30) == [("scope", "heads.2", 3), ("node", "tail", 1)]
@@ -66,16 +73,31 @@ def test_locate_returns_the_listing_scope() -> None:
 
 
 def _if_model() -> onnx.ModelProto:
-    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["a"], name="/then/inner/Relu"),
-                                helper.make_node("Neg", ["a"], ["t_out"], name="neg")], "then", [],
-                               [helper.make_tensor_value_info("t_out", F, [2])])
-    else_g = helper.make_graph([helper.make_node("Identity", ["x"], ["e_out"], name="id")], "else", [],
-                               [helper.make_tensor_value_info("e_out", F, [2])])
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu"),
-             helper.make_node("If", ["c"], ["y"], name="/blk/cond_if", then_branch=then_g, else_branch=else_g)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2]),
-                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-                              [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("r", F, [2])])
+    then_g = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="/then/inner/Relu"),
+            helper.make_node("Neg", ["a"], ["t_out"], name="neg"),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", F, [2])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["e_out"], name="id")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", F, [2])],
+    )
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu"),
+        helper.make_node("If", ["c"], ["y"], name="/blk/cond_if", then_branch=then_g, else_branch=else_g),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("r", F, [2])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -86,7 +108,10 @@ def test_subgraph_nodes_sit_under_their_parent_node() -> None:
     (if_entry,) = tree.children(("blk",))
     assert (if_entry.kind, if_entry.label, if_entry.has_children) == ("node", "cond_if", True)
     subs = tree.children(if_entry.path)
-    assert [(e.kind, e.label, e.node_count) for e in subs] == [("subgraph", "else_branch", 1), ("subgraph", "then_branch", 2)]
+    assert [(e.kind, e.label, e.node_count) for e in subs] == [
+        ("subgraph", "else_branch", 1),
+        ("subgraph", "then_branch", 2),
+    ]
     then_level = tree.children(subs[1].path)
     assert _summary(then_level) == [("scope", "then", 1), ("node", "neg", 1)]
     inner = tree.children(then_level[0].path + ("inner",))

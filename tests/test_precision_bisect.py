@@ -26,8 +26,13 @@ from tests.precision_models import planted_chain
 
 
 # ---------------------------------------------------------------------- the state machine with an oracle
-def _simulate(n: int, culprits: set[int], mode: str = "bisect", direction: str = "forward",
-              chooser: np.random.Generator | None = None) -> tuple[set[str], int, Search]:
+def _simulate(
+    n: int,
+    culprits: set[int],
+    mode: str = "bisect",
+    direction: str = "forward",
+    chooser: np.random.Generator | None = None,
+) -> tuple[set[str], int, Search]:
     """Run a search where a configuration passes iff every culprit is high; count distinct evaluations (the
     all-high configuration is known to pass, as for the CPU FP32 baseline)."""
     names = [f"n{i}" for i in range(n)]
@@ -273,8 +278,15 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
 def test_interactive_back_quit_and_resume(tmp_path: Path) -> None:
     model = _chain(tmp_path, 20, 13)
     answers = "2\nb\n2\n1\nq\n"
-    proc = subprocess.run([sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
-                          input=answers, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
+        input=answers,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr  # left unfinished
     assert "which half falls back?" in proc.stderr and "went back 1 step(s)" in proc.stderr
     assert "stopped; continue with: trtdbg bisect" in proc.stderr
@@ -287,9 +299,18 @@ def test_interactive_back_quit_and_resume(tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and doc["culprits"] == ["/culprit/Add"]
 
-    user = subprocess.run([sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
-                          input="f\nq\n", capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    user = subprocess.run(
+        [sys.executable, "-m", "tui.cli.main", "bisect", str(model), "--interactive"],
+        input="f\nq\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert user.returncode == 1, user.stderr
     steps = [h["step"] for h in load_state(Workspace.for_model(model))["history"]]
     assert [(s["kind"], s["passed"], s["evaluation"]["judged_by"]) for s in steps] == [
-        ("all-low", False, "compare"), ("split", False, "user")]
+        ("all-low", False, "compare"),
+        ("split", False, "user"),
+    ]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_core.demo_job import DemoFiles, write_demo
-from engine_core.model.demo import DEMO_SITES
+from engine_core.model.demo import DEMO_SITES, DemoFiles, write_demo
 from tests.conftest import run_cli
 
 PLANTED = {n for site in DEMO_SITES.values() for n in site.keep_fp32}
@@ -54,8 +53,16 @@ def test_fp16_bisection_finds_exactly_the_planted_nodes(demo: DemoFiles) -> None
 
 
 def test_int8_with_fp16_fallback_finds_the_planted_nodes(demo: DemoFiles) -> None:
-    doc = _bisect(demo, "--auto", "--precision", "int8", "--fallback", "fp16",
-                  "--write-calibration-cache", str(Path(demo.workspace) / "demo.cache"))
+    doc = _bisect(
+        demo,
+        "--auto",
+        "--precision",
+        "int8",
+        "--fallback",
+        "fp16",
+        "--write-calibration-cache",
+        str(Path(demo.workspace) / "demo.cache"),
+    )
     prec = doc["culprit_precisions"]
     fp32 = {n for n, p in prec.items() if p == "fp32"}
     assert fp32 | (set(doc["demoted"]) & PLANTED) == PLANTED
@@ -69,22 +76,43 @@ def test_int8_with_fp16_fallback_finds_the_planted_nodes(demo: DemoFiles) -> Non
     cache = Path(doc["calibration_cache"]).read_text().splitlines()
     assert cache[0] == "TRT-100300-MinMaxCalibration" and len(cache) > 20
     # the plan (with its saved calibration ranges) passes in compare as well
-    proc = run_cli("compare", str(demo.model), "--load-inputs", str(demo.inputs), "--plan", doc["plan"],
-                   "--atol", "1e-1", "--rtol", "1e-1")
+    proc = run_cli(
+        "compare",
+        str(demo.model),
+        "--load-inputs",
+        str(demo.inputs),
+        "--plan",
+        doc["plan"],
+        "--atol",
+        "1e-1",
+        "--rtol",
+        "1e-1",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_compare_precision_errors_are_one_line(demo: DemoFiles, tmp_path: Path) -> None:
     plan = tmp_path / "p.json"
-    plan.write_text(json.dumps({"format": "trtdbg-precision-plan", "version": 1, "default": "fp16",
-                                "nodes": {"/norm/Poww": "fp32"}}))
+    plan.write_text(
+        json.dumps(
+            {"format": "trtdbg-precision-plan", "version": 1, "default": "fp16", "nodes": {"/norm/Poww": "fp32"}}
+        )
+    )
     proc = run_cli("compare", str(demo.model), "--load-inputs", str(demo.inputs), "--plan", str(plan))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "'/norm/Poww', which does not exist" in proc.stderr
     assert "did you mean /norm/Pow" in proc.stderr
     proc = run_cli("compare", str(demo.model), "--subject", "ort:fp16", "--plan", str(plan))
     assert proc.returncode == 2 and "not both" in proc.stderr
-    plan.write_text(json.dumps({"format": "trtdbg-precision-plan", "version": 1, "default": "fp16",
-                                "nodes": {"/patch_embed/norm/Add": "fp16"}}))
+    plan.write_text(
+        json.dumps(
+            {
+                "format": "trtdbg-precision-plan",
+                "version": 1,
+                "default": "fp16",
+                "nodes": {"/patch_embed/norm/Add": "fp16"},
+            }
+        )
+    )
     proc = run_cli("compare", str(demo.model), "--load-inputs", str(demo.inputs), "--plan", str(plan), "--json")
     assert "cannot take fp16" in proc.stderr and proc.returncode == 1

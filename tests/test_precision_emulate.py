@@ -18,18 +18,29 @@ from engine_core.precision.rules import Analysis
 
 F32 = TensorProto.FLOAT
 LOW = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
-_NP = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum,
-       "Min": np.minimum}
+_NP = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum, "Min": np.minimum}
 _UNARY = {"Relu": lambda a: np.maximum(a, np.float32(0)), "Neg": np.negative, "Abs": np.abs}
 
 
 def _exact_model() -> onnx.ModelProto:
     """Ops that are exact in IEEE float32 (so only storage rounding can differ): a chain that overflows FP16
     (x * 300), underflows it (tiny products), a fan-out read by several consumers, and a low-precision output."""
-    spec = [("m300", "Mul", "x", 300.0), ("a", "Add", "m300", 0.1), ("d", "Div", "a", 3.0e4), ("r", "Relu", "d", None),
-            ("t", "Mul", "r", 1e-4), ("t2", "Mul", "t", 1e-3), ("back", "Mul", "t2", 1e4), ("s", "Sub", "x", 0.5),
-            ("n", "Neg", "s", None), ("mx", "Max", "n", -0.25), ("mn", "Min", "m300", 6.0e4), ("ab", "Abs", "mn", None),
-            ("sum", "Add", "back", "mx"), ("out", "Add", "sum", "ab")]
+    spec = [
+        ("m300", "Mul", "x", 300.0),
+        ("a", "Add", "m300", 0.1),
+        ("d", "Div", "a", 3.0e4),
+        ("r", "Relu", "d", None),
+        ("t", "Mul", "r", 1e-4),
+        ("t2", "Mul", "t", 1e-3),
+        ("back", "Mul", "t2", 1e4),
+        ("s", "Sub", "x", 0.5),
+        ("n", "Neg", "s", None),
+        ("mx", "Max", "n", -0.25),
+        ("mn", "Min", "m300", 6.0e4),
+        ("ab", "Abs", "mn", None),
+        ("sum", "Add", "back", "mx"),
+        ("out", "Add", "sum", "ab"),
+    ]
     nodes, inits = [], []
     for out, op, a, b in spec:
         ins = [a]
@@ -39,9 +50,13 @@ def _exact_model() -> onnx.ModelProto:
         elif isinstance(b, str):
             ins.append(b)
         nodes.append(helper.make_node(op, ins, [out], f"/{out}"))
-    g = helper.make_graph(nodes, "exact", [helper.make_tensor_value_info("x", F32, [4, 64])],
-                          [helper.make_tensor_value_info("out", F32, [4, 64]),
-                           helper.make_tensor_value_info("d", F32, [4, 64])], inits)
+    g = helper.make_graph(
+        nodes,
+        "exact",
+        [helper.make_tensor_value_info("x", F32, [4, 64])],
+        [helper.make_tensor_value_info("out", F32, [4, 64]), helper.make_tensor_value_info("d", F32, [4, 64])],
+        inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -69,8 +84,9 @@ def _numpy_storage(model: onnx.ModelProto, feed: dict[str, np.ndarray], low: dic
     return values
 
 
-def _run_all(model: onnx.ModelProto, feed: dict[str, np.ndarray], names: list[str],
-             level: str = "ORT_DISABLE_ALL") -> dict[str, np.ndarray]:
+def _run_all(
+    model: onnx.ModelProto, feed: dict[str, np.ndarray], names: list[str], level: str = "ORT_DISABLE_ALL"
+) -> dict[str, np.ndarray]:
     marked = onnx.ModelProto()
     marked.CopyFrom(model)
     have = {o.name for o in marked.graph.output}
@@ -133,7 +149,9 @@ def test_demo_fp16_fails_emulated_but_not_in_ort_cpu_fp16() -> None:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 
     def probs(m: onnx.ModelProto) -> np.ndarray:
-        return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(["probs"], feed)[0]
+        return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(["probs"], feed)[
+            0
+        ]
 
     ref = probs(model)
     res = PrecisionPlan("fp16").resolve(an)

@@ -28,7 +28,9 @@ from tests.conftest import run_cli
 
 
 def test_trt_cache_format_and_errors(tmp_path: Path) -> None:
-    header, scales = parse_trt_cache("TRT-8600-EntropyCalibration2\ninput: 3c010204\nweird:name:with:colons: 4000890a\n")
+    header, scales = parse_trt_cache(
+        "TRT-8600-EntropyCalibration2\ninput: 3c010204\nweird:name:with:colons: 4000890a\n"
+    )
     assert header == "TRT-8600-EntropyCalibration2"
     assert scales["input"] * 127 == pytest.approx(1.0, rel=1e-6)  # 3c010204 -> 0.0078740 -> range 1.0
     assert scales["weird:name:with:colons"] * 127 == pytest.approx(255.06, rel=1e-4)
@@ -133,8 +135,18 @@ def test_cli_int8_with_a_cache_and_bad_caches(tmp_path: Path) -> None:
     scales = scales_from_ranges(builder.quantizer.ranges())
     scales["(Unnamed Layer* 9) [Shuffle]_output"] = 0.5
     cache = write_trt_cache(tmp_path / "cnn.cache", scales)
-    proc = run_cli("bisect", str(path), "--precision", "int8", "--calibration-cache", str(cache), "--json",
-                   "--val-range=[-1,1]", "--iterations", "3")
+    proc = run_cli(
+        "bisect",
+        str(path),
+        "--precision",
+        "int8",
+        "--calibration-cache",
+        str(cache),
+        "--json",
+        "--val-range=[-1,1]",
+        "--iterations",
+        "3",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     assert "1 of" in proc.stderr and "TensorRT-internal names cannot be mapped" in proc.stderr
     other = tmp_path / "other.cache"

@@ -35,9 +35,13 @@ def _types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _models() -> list[tuple[str, onnx.ModelProto]]:
-    models = [("chain", chain_model(40, ops=("Add", "Mul", "Relu", "Sigmoid", "Div", "Tanh"))),
-              ("cnn", small_cnn_model()), ("branchy", branchy_model()), ("pitfall", pitfall_model()),
-              ("demo", build_demo_model())]
+    models = [
+        ("chain", chain_model(40, ops=("Add", "Mul", "Relu", "Sigmoid", "Div", "Tanh"))),
+        ("cnn", small_cnn_model()),
+        ("branchy", branchy_model()),
+        ("pitfall", pitfall_model()),
+        ("demo", build_demo_model()),
+    ]
     real = SHARED_MODELS / "ppocrv4_rec.onnx"
     if real.exists():
         models.append(("ppocrv4_rec", load_model(real)))
@@ -65,8 +69,9 @@ def test_every_random_subset_gives_a_valid_model(name: str, model: onnx.ModelPro
             validate(real, f"{name} {precision} rewrite", session=precision == "fp16")
             validate(emulate(an, res.float_low), f"{name} {precision} emulation")
             types = _types(real)
-            assert [(v.name, v.type.tensor_type.elem_type) for v in real.graph.output] == \
-                [(v.name, v.type.tensor_type.elem_type) for v in model.graph.output]
+            assert [(v.name, v.type.tensor_type.elem_type) for v in real.graph.output] == [
+                (v.name, v.type.tensor_type.elem_type) for v in model.graph.output
+            ]
             assert [v.name for v in real.graph.input] == [v.name for v in model.graph.input]
             for node in subset:
                 facts = an.node(node)
@@ -140,11 +145,14 @@ def test_captured_outer_name_keeps_its_dtype() -> None:
 def test_custom_domain_and_unknown_types_are_demoted() -> None:
     from onnx import helper
 
-    nodes = [helper.make_node("Relu", ["x"], ["a"], "relu"),
-             helper.make_node("MyPlugin", ["a"], ["b"], "plugin", domain="com.example"),
-             helper.make_node("Add", ["b", "a"], ["y"], "add")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F32, [2])],
-                          [helper.make_tensor_value_info("y", F32, [2])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], "relu"),
+        helper.make_node("MyPlugin", ["a"], ["b"], "plugin", domain="com.example"),
+        helper.make_node("Add", ["b", "a"], ["y"], "add"),
+    ]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", F32, [2])], [helper.make_tensor_value_info("y", F32, [2])]
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     an = Analysis(model)
     dem = an.demotions("fp16")
@@ -157,8 +165,9 @@ def test_plan_round_trip_errors_and_exports(tmp_path: Path) -> None:
     an = Analysis(pitfall_model())
     plan = PrecisionPlan("fp16", {"sqrt": "fp32", "range": "fp16"}, model="pitfall.onnx")
     warnings = plan.check(an)
-    assert warnings == [("plan: node 'range' cannot take fp16 (Range at opset 17 has no float16 for input 'start'); "
-                         "it runs in fp32")]
+    assert warnings == [
+        ("plan: node 'range' cannot take fp16 (Range at opset 17 has no float16 for input 'start'); it runs in fp32")
+    ]
     path = plan.save(tmp_path / "p.json", an)
     doc = json.loads(path.read_text())
     assert doc["format"] == "trtdbg-precision-plan" and doc["nodes"] == {"sqrt": "fp32", "range": "fp16"}

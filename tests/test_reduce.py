@@ -40,8 +40,18 @@ def test_check_command_reduces_to_the_one_node_it_looks_for(tmp_path: Path, save
     path = save_model(branchy_model(), "branchy.onnx")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "min.onnx"
-    proc = run_cli("reduce", str(path), "-o", str(out), "--iterations", "2", "--mode", mode, "--quiet",
-                   *_grep_check("/merge/Softmax"))
+    proc = run_cli(
+        "reduce",
+        str(path),
+        "-o",
+        str(out),
+        "--iterations",
+        "2",
+        "--mode",
+        mode,
+        "--quiet",
+        *_grep_check("/merge/Softmax"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "reduce: 16 -> 1 node(s)" in proc.stdout
     reduced = onnx.load(out)
@@ -63,26 +73,45 @@ def test_demo_with_fp16_subject_model_ends_at_a_planted_site(tmp_path: Path) -> 
     save_inputs(inputs, [demo_inputs(seed) for seed in range(3)])
     out = tmp_path / "min.onnx"
     tol = ["--atol", "1e-2", "--rtol", "1e-2"]
-    proc = run_cli("reduce", str(model_path), "--subject-model", str(fp16_path), *tol, "--load-inputs", str(inputs),
-                   "-o", str(out), "--json", "--quiet")
+    proc = run_cli(
+        "reduce",
+        str(model_path),
+        "--subject-model",
+        str(fp16_path),
+        *tol,
+        "--load-inputs",
+        str(inputs),
+        "-o",
+        str(out),
+        "--json",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     print(f"demo reduce: {doc['original_nodes']} -> {doc['nodes']} in {len(doc['steps'])} candidates")
     assert 1 <= len(doc["nodes"]) <= 4 and set(doc["nodes"]) & PLANTED
     assert doc["samples"] == 3
     # The written pair still fails on the written inputs.
-    again = run_cli("compare", str(out), "--subject-model", str(tmp_path / "min.subject.onnx"), *tol,
-                    "--load-inputs", str(tmp_path / "min.inputs.json"), "--quiet")
+    again = run_cli(
+        "compare",
+        str(out),
+        "--subject-model",
+        str(tmp_path / "min.subject.onnx"),
+        *tol,
+        "--load-inputs",
+        str(tmp_path / "min.inputs.json"),
+        "--quiet",
+    )
     assert again.returncode == 1, again.stdout + again.stderr
 
 
 def _make_fp16_subject_or_skip() -> None:
-    from engine_core.backend.spec import make_runner
+    from engine_core.runners import make_runner
 
     try:
         make_runner("ort:fp16", build_demo_model(), None)
     except TrtdbgError as exc:
-        pytest.skip(f"precision subject ort:fp16 is not in engine_core.backend.spec.make_runner yet ({exc})")
+        pytest.skip(f"precision subject ort:fp16 is not in engine_core.runners.make_runner yet ({exc})")
 
 
 def test_demo_with_fp16_precision_subject_ends_at_a_planted_site(tmp_path: Path) -> None:
@@ -90,8 +119,22 @@ def test_demo_with_fp16_precision_subject_ends_at_a_planted_site(tmp_path: Path)
     model_path, inputs = tmp_path / "demo.onnx", tmp_path / "inputs.json"
     onnx.save(build_demo_model(), model_path)
     save_inputs(inputs, [demo_inputs(seed) for seed in range(2)])
-    proc = run_cli("reduce", str(model_path), "--subject", "ort:fp16", "--atol", "1e-2", "--rtol", "1e-2",
-                   "--load-inputs", str(inputs), "-o", str(tmp_path / "min.onnx"), "--json", "--quiet")
+    proc = run_cli(
+        "reduce",
+        str(model_path),
+        "--subject",
+        "ort:fp16",
+        "--atol",
+        "1e-2",
+        "--rtol",
+        "1e-2",
+        "--load-inputs",
+        str(inputs),
+        "-o",
+        str(tmp_path / "min.onnx"),
+        "--json",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert 1 <= len(doc["nodes"]) <= 4 and set(doc["nodes"]) & PLANTED
@@ -108,10 +151,17 @@ def _overflow_chain(fp16_storage: bool) -> onnx.ModelProto:
             nodes.append(helper.make_node("Cast", [raw], [f"m{i}_h"], f"/round{i}", to=TensorProto.FLOAT16))
             nodes.append(helper.make_node("Cast", [f"m{i}_h"], [f"m{i}"], f"/back{i}", to=TensorProto.FLOAT))
     nodes.append(helper.make_node("Add", ["m2", "one"], ["y"], "/add"))
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
-    model.graph.initializer.extend([numpy_helper.from_array(np.array(300.0, np.float32), "k"),
-                                    numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+    )
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(300.0, np.float32), "k"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        ]
+    )
     return model
 
 
@@ -136,11 +186,20 @@ def test_every_sample_is_judged(tmp_path: Path) -> None:
 
 
 def test_other_branches_freeze_to_constants_or_feed_per_sample() -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["a"], "/relu"), helper.make_node("Sqrt", ["s"], ["b"], "/sqrt"),
-             helper.make_node("Mul", ["a", "b"], ["c"], "/mul"), helper.make_node("Neg", ["c"], ["y"], "/neg")]
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
-                           helper.make_tensor_value_info("s", TensorProto.FLOAT, [4])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], "/relu"),
+        helper.make_node("Sqrt", ["s"], ["b"], "/sqrt"),
+        helper.make_node("Mul", ["a", "b"], ["c"], "/mul"),
+        helper.make_node("Neg", ["c"], ["y"], "/neg"),
+    ]
+    model = _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
     rng = np.random.default_rng(0)
     same_s = [{"x": rng.standard_normal(4).astype(np.float32), "s": np.full(4, 4.0, np.float32)} for _ in range(2)]
     other_s = [same_s[0], {"x": same_s[1]["x"], "s": np.full(4, 9.0, np.float32)}]
@@ -159,8 +218,18 @@ def test_real_model_reduce_with_check_command(tmp_path: Path) -> None:
     path = shared_model("magika_v3_3.onnx")
     target = next(n for n in onnx.load(path).graph.node if n.op_type == "MatMul").name
     out = tmp_path / "magika_min.onnx"
-    proc = run_cli("reduce", str(path), "-o", str(out), "--iterations", "2", "--workspace", str(tmp_path / "ws"),
-                   "--quiet", *_grep_check(target))
+    proc = run_cli(
+        "reduce",
+        str(path),
+        "-o",
+        str(out),
+        "--iterations",
+        "2",
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--quiet",
+        *_grep_check(target),
+    )
     assert proc.returncode == 0, proc.stderr
     reduced = onnx.load(out)
     assert [n.name for n in reduced.graph.node] == [target]
@@ -175,8 +244,10 @@ def test_bad_invocations_exit_2_with_one_line(tmp_path: Path, save_model) -> Non
         ((str(path), "-o", out, "--subject", "ort", "--check", "true"), "give exactly one of --subject"),
         ((str(path), "-o", str(path), "--subject", "ort"), "refusing to overwrite input file"),
         ((str(path), "-o", out, "--subject", "nope"), "unknown backend 'nope'"),
-        ((str(path), "-o", out, "--workspace", str(tmp_path / "ws"), "--check", "/no/such/command", "{model}"),
-         "--check: cannot run '/no/such/command'"),
+        (
+            (str(path), "-o", out, "--workspace", str(tmp_path / "ws"), "--check", "/no/such/command", "{model}"),
+            "--check: cannot run '/no/such/command'",
+        ),
     ]
     for args, message in cases:
         proc = run_cli("reduce", *args)

@@ -36,8 +36,11 @@ def test_extract_middle_of_small_cnn_matches_original() -> None:
     model = small_cnn_model()
     before = model.SerializeToString()
     known = top_level_tensors(model)
-    result = extract(model, parse_tensor_specs(["/relu1/Relu_output_0"], known, "--inputs", "m", with_shape=True),
-                     parse_tensor_specs(["/Add_output_0"], known, "--outputs", "m", with_shape=False))
+    result = extract(
+        model,
+        parse_tensor_specs(["/relu1/Relu_output_0"], known, "--inputs", "m", with_shape=True),
+        parse_tensor_specs(["/Add_output_0"], known, "--outputs", "m", with_shape=False),
+    )
     assert model.SerializeToString() == before  # pure: the input model is untouched
     new = result.model
     assert sorted(n.name for n in new.graph.node) == ["/Add", "/conv2/Conv", "/relu2/Relu", "/skip/Conv"]
@@ -60,8 +63,9 @@ def test_extract_without_inputs_cuts_at_needed_graph_inputs() -> None:
 
 def test_spec_parsing_with_colons_shapes_and_dtypes() -> None:
     known = {"onnx::Mul_5", "a", "b"}
-    specs = parse_tensor_specs(["onnx::Mul_5:1x3:float16,a:[1,n,?]:auto", "b:auto"], known, "--inputs", "m",
-                               with_shape=True)
+    specs = parse_tensor_specs(
+        ["onnx::Mul_5:1x3:float16,a:[1,n,?]:auto", "b:auto"], known, "--inputs", "m", with_shape=True
+    )
     assert specs[0] == TensorSpec("onnx::Mul_5", (1, 3), np.dtype("float16"))
     assert specs[1] == TensorSpec("a", (1, "n", None), None)
     assert specs[2] == TensorSpec("b", None, None)
@@ -90,25 +94,40 @@ def test_bad_specs_are_one_line_errors() -> None:
 
 
 def test_input_made_by_a_node_the_cut_needs_is_an_error() -> None:
-    nodes = [helper.make_node("Split", ["x"], ["a", "b"], "split", axis=0, num_outputs=2),
-             helper.make_node("Add", ["a", "b"], ["y"], "add")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    nodes = [
+        helper.make_node("Split", ["x"], ["a", "b"], "split", axis=0, num_outputs=2),
+        helper.make_node("Add", ["a", "b"], ["y"], "add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
     with pytest.raises(TrtdbgError, match="'a' is also computed inside the cut: node 'split'"):
         extract(model, [TensorSpec("a")], [TensorSpec("y")])
-    assert [n.name for n in extract(model, [TensorSpec("a"), TensorSpec("b")], [TensorSpec("y")]).model.graph.node] == ["add"]
+    assert [n.name for n in extract(model, [TensorSpec("a"), TensorSpec("b")], [TensorSpec("y")]).model.graph.node] == [
+        "add"
+    ]
 
 
 def test_unknown_metadata_is_measured_with_onnx_runtime() -> None:
     """A com.microsoft op defeats ONNX shape inference; extract measures the cut's metadata with one ORT run."""
-    nodes = [helper.make_node("Gelu", ["x"], ["g"], "gelu", domain="com.microsoft"),
-             helper.make_node("Relu", ["g"], ["r"], "relu"),
-             helper.make_node("Neg", ["r"], ["y"], "neg")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
-                              ir_version=8)
+    nodes = [
+        helper.make_node("Gelu", ["x"], ["g"], "gelu", domain="com.microsoft"),
+        helper.make_node("Relu", ["g"], ["r"], "relu"),
+        helper.make_node("Neg", ["r"], ["y"], "neg"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)], ir_version=8
+    )
     result = extract(model, [TensorSpec("g")], [TensorSpec("r")])
     assert any("measured with ONNX Runtime" in n for n in result.changes.notes)
     assert result.changes.inputs == ("g [float32, (2, 5)]",)
@@ -138,14 +157,32 @@ def test_cli_extract_writes_valid_model_and_leaves_input_alone(tmp_path, save_mo
     path = save_model(small_cnn_model())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "cut.onnx"
-    proc = run_cli("surgeon", "extract", str(path), "--inputs", "/relu1/Relu_output_0:auto:float32",
-                   "--outputs", "/Add_output_0", "-o", str(out))
+    proc = run_cli(
+        "surgeon",
+        "extract",
+        str(path),
+        "--inputs",
+        "/relu1/Relu_output_0:auto:float32",
+        "--outputs",
+        "/Add_output_0",
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "extract: 12 -> 4 nodes" in proc.stdout
     onnx.checker.check_model(onnx.load(out))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    bad = run_cli("surgeon", "extract", str(path), "--inputs", "/relu1/Relu_output_0:1x3x5x5",
-                  "--outputs", "/Add_output_0", "-o", str(tmp_path / "x.onnx"))
+    bad = run_cli(
+        "surgeon",
+        "extract",
+        str(path),
+        "--inputs",
+        "/relu1/Relu_output_0:1x3x5x5",
+        "--outputs",
+        "/Add_output_0",
+        "-o",
+        str(tmp_path / "x.onnx"),
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "contradicts the graph" in bad.stderr
     assert not (tmp_path / "x.onnx").exists()
     missing = run_cli("surgeon", "extract", str(path), "--outputs", "/Add_output_O", "-o", str(tmp_path / "y.onnx"))

@@ -73,15 +73,39 @@ def test_attributes_are_checked_and_converted() -> None:
 
 def test_cli_insert_cycle_exits_2_and_real_model_insert_is_valid(tmp_path, save_model) -> None:
     path = save_model(small_cnn_model())
-    cyc = run_cli("surgeon", "insert", str(path), "--op", "Relu", "--inputs", "/Add_output_0",
-                  "--outputs", "/relu1/Relu_output_0", "-o", str(tmp_path / "c.onnx"))
+    cyc = run_cli(
+        "surgeon",
+        "insert",
+        str(path),
+        "--op",
+        "Relu",
+        "--inputs",
+        "/Add_output_0",
+        "--outputs",
+        "/relu1/Relu_output_0",
+        "-o",
+        str(tmp_path / "c.onnx"),
+    )
     assert cyc.returncode == 2 and cyc.stderr.count("\n") == 1 and "cycle" in cyc.stderr
     real = shared_model("ppocrv4_rec.onnx")
     model = onnx.load(real)
     tensor = next(n for n in model.graph.node if n.op_type == "Softmax").output[0]
     out = tmp_path / "rec_clip.onnx"
-    proc = run_cli("surgeon", "insert", str(real), "--op", "Clip", "--inputs", tensor, "--outputs", tensor,
-                   "--name", "/debug/clip", "-o", str(out))
+    proc = run_cli(
+        "surgeon",
+        "insert",
+        str(real),
+        "--op",
+        "Clip",
+        "--inputs",
+        tensor,
+        "--outputs",
+        tensor,
+        "--name",
+        "/debug/clip",
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "added: /debug/clip" in proc.stdout
     new = onnx.load(out)

@@ -48,15 +48,20 @@ def test_as_inputs_cuts_the_graph() -> None:
 
 def test_prune_errors_are_one_line() -> None:
     model = small_cnn_model()
-    for nodes, pattern in ((["/relu9/Relu"], "no top-level node named '/relu9/Relu'.*did you mean"),
-                           (["/pool/GlobalAveragePool"], "shape \\[1, 8, 1, 1\\] but its input"),
-                           ([], "at least one node")):
+    for nodes, pattern in (
+        (["/relu9/Relu"], "no top-level node named '/relu9/Relu'.*did you mean"),
+        (["/pool/GlobalAveragePool"], "shape \\[1, 8, 1, 1\\] but its input"),
+        ([], "at least one node"),
+    ):
         with pytest.raises(TrtdbgError, match=pattern) as info:
             prune_nodes(model, nodes)
         assert "\n" not in str(info.value)
-    cast = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], "/cast", to=TensorProto.FLOAT16)], "g",
-                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                             [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2])])
+    cast = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], "/cast", to=TensorProto.FLOAT16)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2])],
+    )
     with pytest.raises(TrtdbgError, match="output is float16 but its input 'x' is float32"):
         prune_nodes(helper.make_model(cast, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), ["/cast"])
 
@@ -89,8 +94,9 @@ def test_cli_prune_real_model_with_external_data(tmp_path) -> None:
     model = onnx.load(path)
     target = next(n for n in model.graph.node if n.op_type == "MatMul")
     out = tmp_path / "magika_pruned.onnx"
-    proc = run_cli("surgeon", "prune", str(path), "--nodes", target.name, "--as-inputs", "--external-data",
-                   "-o", str(out))
+    proc = run_cli(
+        "surgeon", "prune", str(path), "--nodes", target.name, "--as-inputs", "--external-data", "-o", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "magika_pruned.onnx.data").exists()
     pruned = load_model(out)

@@ -49,10 +49,16 @@ def test_shape_subgraph_folds_only_after_input_shape_override() -> None:
         helper.make_node("Reshape", ["x", "target"], ["r"], "reshape"),
         helper.make_node("Relu", ["r"], ["y"], "relu"),
     ]
-    inits = [numpy_helper.from_array(np.array([1], np.int64), "one"),
-             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c"])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    inits = [
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
     dynamic = sanitize(model, SanitizeOptions(fold_constants=True))
     assert _ops(dynamic.model) == _ops(model)  # nothing is constant while x is dynamic
     fixed = sanitize(model, SanitizeOptions(fold_constants=True, override_input_shapes={"x": (2, 6)}))
@@ -64,38 +70,58 @@ def test_shape_subgraph_folds_only_after_input_shape_override() -> None:
 
 
 def test_size_threshold_keeps_big_constants_unfolded() -> None:
-    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["big"], "fill",
-                              value=numpy_helper.from_array(np.array([0.5], np.float32))),
-             helper.make_node("Add", ["x", "big"], ["y"], "add")]
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 256])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 256])],
-                   [numpy_helper.from_array(np.array([256, 256], np.int64), "shape")])
+    nodes = [
+        helper.make_node(
+            "ConstantOfShape", ["shape"], ["big"], "fill", value=numpy_helper.from_array(np.array([0.5], np.float32))
+        ),
+        helper.make_node("Add", ["x", "big"], ["y"], "add"),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 256])],
+        [numpy_helper.from_array(np.array([256, 256], np.int64), "shape")],
+    )
     assert _ops(fold_constants(model)[0]) == ["Add"]
     assert _ops(fold_constants(model, size_threshold=1024)[0]) == ["ConstantOfShape", "Add"]
 
 
 def test_node_onnx_runtime_cannot_fold_is_kept_with_a_note() -> None:
-    nodes = [helper.make_node("Add", ["a", "a"], ["a2"], "good"),
-             helper.make_node("Reshape", ["a", "bad_shape"], ["r"], "bad"),
-             helper.make_node("Add", ["x", "a2"], ["y1"], "use_good"),
-             helper.make_node("Add", ["x", "r"], ["y2"], "use_bad")]
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
-                   [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [6]),
-                    helper.make_tensor_value_info("y2", TensorProto.FLOAT, [6])],
-                   [numpy_helper.from_array(np.ones(6, np.float32), "a"),
-                    numpy_helper.from_array(np.array([4], np.int64), "bad_shape")])
+    nodes = [
+        helper.make_node("Add", ["a", "a"], ["a2"], "good"),
+        helper.make_node("Reshape", ["a", "bad_shape"], ["r"], "bad"),
+        helper.make_node("Add", ["x", "a2"], ["y1"], "use_good"),
+        helper.make_node("Add", ["x", "r"], ["y2"], "use_bad"),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+        [
+            helper.make_tensor_value_info("y1", TensorProto.FLOAT, [6]),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, [6]),
+        ],
+        [
+            numpy_helper.from_array(np.ones(6, np.float32), "a"),
+            numpy_helper.from_array(np.array([4], np.int64), "bad_shape"),
+        ],
+    )
     folded, notes = fold_constants(model)
     assert [n.name for n in folded.graph.node] == ["bad", "use_good", "use_bad"]
     assert any("not folded: node 'bad' (Reshape)" in n for n in notes)
 
 
 def test_cleanup_and_toposort() -> None:
-    nodes = [helper.make_node("Relu", ["h"], ["y"], "second"),
-             helper.make_node("Neg", ["x"], ["h"], "first"),
-             helper.make_node("Sigmoid", ["x"], ["dead"], "dead")]
-    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
-                   [numpy_helper.from_array(np.ones(3, np.float32), "unused")])
+    nodes = [
+        helper.make_node("Relu", ["h"], ["y"], "second"),
+        helper.make_node("Neg", ["x"], ["h"], "first"),
+        helper.make_node("Sigmoid", ["x"], ["dead"], "dead"),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.ones(3, np.float32), "unused")],
+    )
     assert [n.name for n in toposort(model).graph.node] == ["first", "second", "dead"]
     cleaned = cleanup(model)
     assert [n.name for n in cleaned.graph.node] == ["first", "second"]  # kept nodes come out in index order
@@ -107,9 +133,11 @@ def test_cleanup_and_toposort() -> None:
 
 def test_override_errors_are_one_line() -> None:
     model = build_demo_model()
-    for shapes, pattern in (({"nope": (1,)}, "'nope' is not an input"),
-                            ({"image": (1, 3, 64)}, "contradicts the model shape"),
-                            ({"image": (1, 3, 32, 32)}, "contradicts the model shape")):
+    for shapes, pattern in (
+        ({"nope": (1,)}, "'nope' is not an input"),
+        ({"image": (1, 3, 64)}, "contradicts the model shape"),
+        ({"image": (1, 3, 32, 32)}, "contradicts the model shape"),
+    ):
         with pytest.raises(TrtdbgError, match=pattern) as info:
             override_input_shapes(model, shapes)
         assert "\n" not in str(info.value)
@@ -149,8 +177,19 @@ def test_cli_sanitize_real_model_verifies_and_refuses_to_overwrite(tmp_path) -> 
     path = shared_model("ppocrv4_det.onnx")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "det.onnx"
-    proc = run_cli("surgeon", "sanitize", str(path), "--fold-constants", "--override-input-shapes", "x:1x3x64x64",
-                   "--iterations", "2", "-o", str(out), "--json")
+    proc = run_cli(
+        "surgeon",
+        "sanitize",
+        str(path),
+        "--fold-constants",
+        "--override-input-shapes",
+        "x:1x3x64x64",
+        "--iterations",
+        "2",
+        "-o",
+        str(out),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["changes"]["nodes_before"] == 672 and doc["changes"]["nodes_after"] < 340
@@ -159,5 +198,7 @@ def test_cli_sanitize_real_model_verifies_and_refuses_to_overwrite(tmp_path) -> 
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     clash = run_cli("surgeon", "sanitize", str(path), "--fold-constants", "-o", str(path))
     assert clash.returncode == 2 and "refusing to overwrite input file" in clash.stderr
-    bad = run_cli("surgeon", "sanitize", str(path), "--override-input-shapes", "x:1x3x47x33", "-o", str(tmp_path / "b.onnx"))
+    bad = run_cli(
+        "surgeon", "sanitize", str(path), "--override-input-shapes", "x:1x3x47x33", "-o", str(tmp_path / "b.onnx")
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "contradict the graph" in bad.stderr

@@ -31,8 +31,10 @@ def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray
 
 def _feed(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {v.name: rng.standard_normal([d.dim_value for d in v.type.tensor_type.shape.dim]).astype(np.float32)
-            for v in model.graph.input}
+    return {
+        v.name: rng.standard_normal([d.dim_value for d in v.type.tensor_type.shape.dim]).astype(np.float32)
+        for v in model.graph.input
+    }
 
 
 def _check(model: onnx.ModelProto) -> None:
@@ -102,7 +104,7 @@ def test_wide_activation_model_3gib_is_cheap_to_build() -> None:
 
 
 @pytest.mark.parametrize("build", [small_cnn_model, branchy_model])
-def test_small_models_are_branchy_and_run(build) -> None:  # noqa: ANN001
+def test_small_models_are_branchy_and_run(build) -> None:
     model = build()
     _check(model)
     assert len(model.graph.node) < 30
@@ -116,7 +118,7 @@ def test_small_models_are_branchy_and_run(build) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("build", [small_cnn_model, branchy_model])
-def test_fp16_copy_valid_close_and_partially_renamed(build) -> None:  # noqa: ANN001
+def test_fp16_copy_valid_close_and_partially_renamed(build) -> None:
     model = build()
     half = fp16_copy(model)
     _check(half)
@@ -158,11 +160,15 @@ def test_fp16_copy_of_demo_shows_the_underflow_nan() -> None:
 
 def test_fp16_copy_keeps_fp32_only_inputs_and_rejects_subgraphs() -> None:
     g = helper.make_graph(
-        [helper.make_node("Resize", ["x", "", "scales"], ["y"], "/up/Resize", mode="nearest"),
-         helper.make_node("Relu", ["y"], ["z"], "/act/Relu")],
-        "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+        [
+            helper.make_node("Resize", ["x", "", "scales"], ["y"], "/up/Resize", mode="nearest"),
+            helper.make_node("Relu", ["y"], ["z"], "/act/Relu"),
+        ],
+        "resize",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")])
+        [onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     half = fp16_copy(model)
     _check(half)
@@ -171,11 +177,20 @@ def test_fp16_copy_keeps_fp32_only_inputs_and_rejects_subgraphs() -> None:
     x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
     np.testing.assert_array_equal(_run(half, {"x": x})[0], _run(model, {"x": x})[0])
 
-    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["o"])], "b", [],
-                               [helper.make_tensor_value_info("o", TensorProto.FLOAT, None)])
-    g2 = helper.make_graph([helper.make_node("If", ["c"], ["y"], "/if", then_branch=branch, else_branch=branch)],
-                           "cf", [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-                                  helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["o"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, None)],
+    )
+    g2 = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], "/if", then_branch=branch, else_branch=branch)],
+        "cf",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     with pytest.raises(TrtdbgError, match="sub-graphs"):
         fp16_copy(helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))

@@ -30,8 +30,14 @@ def module() -> str:
 
 
 def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120, check=False,
-                          cwd=script.parent)
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=script.parent,
+    )
 
 
 def test_script_edits_and_builds(module: str, save_model, tmp_path: Path) -> None:
@@ -59,8 +65,22 @@ def test_auto_module_and_dynamic_profile(module: str, tmp_path: Path, capsys) ->
     script = tmp_path / "dyn.py"
     assert main(["template", "trt-network", str(path), "-o", str(script)]) == 2
     assert "--shapes x:" in capsys.readouterr().err and not script.exists()
-    assert main(["template", "trt-network", str(path), "-o", str(script), "--trt-min-shapes", "x:1x4",
-                 "--trt-max-shapes", "x:8x4"]) == 0
+    assert (
+        main(
+            [
+                "template",
+                "trt-network",
+                str(path),
+                "-o",
+                str(script),
+                "--trt-min-shapes",
+                "x:1x4",
+                "--trt-max-shapes",
+                "x:8x4",
+            ]
+        )
+        == 0
+    )
     assert "try:\n    import tensorrt as trt" in script.read_text()
     done = _run(script)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -70,8 +90,10 @@ def test_auto_module_and_dynamic_profile(module: str, tmp_path: Path, capsys) ->
 def test_bad_input(tmp_path: Path, save_model, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     before = model.read_bytes()
-    for args in (["template", "trt-network", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "s.py")],
-                 ["template", "trt-network", str(model), "-o", str(model)]):
+    for args in (
+        ["template", "trt-network", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "s.py")],
+        ["template", "trt-network", str(model), "-o", str(model)],
+    ):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("trtdbg: error: ") and err.count("\n") == 1

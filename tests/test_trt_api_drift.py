@@ -38,51 +38,108 @@ int initLibNvInferPlugins(void *a, const char *b) { return 0; }
 
 # (class or None for the module, attribute): what engine_core/backend/trt calls on every flavour.
 USED = [
-    (None, "Builder"), (None, "Runtime"), (None, "OnnxParser"), (None, "ILogger"), (None, "IProfiler"),
-    (None, "IDebugListener"), (None, "nptype"),
-    ("Builder", "create_network"), ("Builder", "create_builder_config"), ("Builder", "build_serialized_network"),
+    (None, "Builder"),
+    (None, "Runtime"),
+    (None, "OnnxParser"),
+    (None, "ILogger"),
+    (None, "IProfiler"),
+    (None, "IDebugListener"),
+    (None, "nptype"),
+    ("Builder", "create_network"),
+    ("Builder", "create_builder_config"),
+    ("Builder", "build_serialized_network"),
     ("Builder", "create_optimization_profile"),
     ("NetworkDefinitionCreationFlag", "STRONGLY_TYPED"),
-    ("INetworkDefinition", "mark_output"), ("INetworkDefinition", "unmark_output"), ("INetworkDefinition", "mark_debug"),
-    ("INetworkDefinition", "unmark_debug"), ("INetworkDefinition", "num_layers"), ("INetworkDefinition", "get_layer"),
-    ("INetworkDefinition", "num_inputs"), ("INetworkDefinition", "get_input"), ("INetworkDefinition", "num_outputs"),
-    ("INetworkDefinition", "get_output"), ("INetworkDefinition", "get_flag"),
+    ("INetworkDefinition", "mark_output"),
+    ("INetworkDefinition", "unmark_output"),
+    ("INetworkDefinition", "mark_debug"),
+    ("INetworkDefinition", "unmark_debug"),
+    ("INetworkDefinition", "num_layers"),
+    ("INetworkDefinition", "get_layer"),
+    ("INetworkDefinition", "num_inputs"),
+    ("INetworkDefinition", "get_input"),
+    ("INetworkDefinition", "num_outputs"),
+    ("INetworkDefinition", "get_output"),
+    ("INetworkDefinition", "get_flag"),
     ("INetworkDefinition", "mark_unfused_tensors_as_debug_tensors"),
-    ("OnnxParser", "parse"), ("OnnxParser", "num_errors"), ("OnnxParser", "get_error"),
+    ("OnnxParser", "parse"),
+    ("OnnxParser", "num_errors"),
+    ("OnnxParser", "get_error"),
     ("OnnxParser", "get_layer_output_tensor"),
-    ("ParserError", "code"), ("ParserError", "desc"), ("ParserError", "node"), ("ParserError", "node_name"),
-    ("ParserError", "node_operator"), ("ParserError", "func"),
-    ("ITensor", "name"), ("ITensor", "dtype"), ("ITensor", "shape"), ("ITensor", "is_network_output"),
-    ("ITensor", "is_shape_tensor"), ("ITensor", "is_execution_tensor"),
-    ("ILayer", "name"), ("ILayer", "type"), ("ILayer", "metadata"), ("ILayer", "num_inputs"), ("ILayer", "get_input"),
-    ("ILayer", "num_outputs"), ("ILayer", "get_output"),
-    ("IBuilderConfig", "set_memory_pool_limit"), ("IBuilderConfig", "builder_optimization_level"),
-    ("IBuilderConfig", "profiling_verbosity"), ("IBuilderConfig", "set_flag"), ("IBuilderConfig", "clear_flag"),
-    ("IBuilderConfig", "add_optimization_profile"), ("IBuilderConfig", "create_timing_cache"),
-    ("IBuilderConfig", "set_timing_cache"), ("IBuilderConfig", "get_timing_cache"),
-    ("IOptimizationProfile", "set_shape"), ("MemoryPoolType", "WORKSPACE"), ("ProfilingVerbosity", "DETAILED"),
+    ("ParserError", "code"),
+    ("ParserError", "desc"),
+    ("ParserError", "node"),
+    ("ParserError", "node_name"),
+    ("ParserError", "node_operator"),
+    ("ParserError", "func"),
+    ("ITensor", "name"),
+    ("ITensor", "dtype"),
+    ("ITensor", "shape"),
+    ("ITensor", "is_network_output"),
+    ("ITensor", "is_shape_tensor"),
+    ("ITensor", "is_execution_tensor"),
+    ("ILayer", "name"),
+    ("ILayer", "type"),
+    ("ILayer", "metadata"),
+    ("ILayer", "num_inputs"),
+    ("ILayer", "get_input"),
+    ("ILayer", "num_outputs"),
+    ("ILayer", "get_output"),
+    ("IBuilderConfig", "set_memory_pool_limit"),
+    ("IBuilderConfig", "builder_optimization_level"),
+    ("IBuilderConfig", "profiling_verbosity"),
+    ("IBuilderConfig", "set_flag"),
+    ("IBuilderConfig", "clear_flag"),
+    ("IBuilderConfig", "add_optimization_profile"),
+    ("IBuilderConfig", "create_timing_cache"),
+    ("IBuilderConfig", "set_timing_cache"),
+    ("IBuilderConfig", "get_timing_cache"),
+    ("IOptimizationProfile", "set_shape"),
+    ("MemoryPoolType", "WORKSPACE"),
+    ("ProfilingVerbosity", "DETAILED"),
     ("BuilderFlag", "TF32"),
     ("Runtime", "deserialize_cuda_engine"),
-    ("ICudaEngine", "create_execution_context"), ("ICudaEngine", "num_io_tensors"), ("ICudaEngine", "get_tensor_name"),
-    ("ICudaEngine", "get_tensor_mode"), ("ICudaEngine", "get_tensor_dtype"), ("ICudaEngine", "get_tensor_shape"),
-    ("ICudaEngine", "get_tensor_profile_shape"), ("ICudaEngine", "get_tensor_location"),
-    ("ICudaEngine", "create_engine_inspector"), ("ICudaEngine", "device_memory_size_v2"),
+    ("ICudaEngine", "create_execution_context"),
+    ("ICudaEngine", "num_io_tensors"),
+    ("ICudaEngine", "get_tensor_name"),
+    ("ICudaEngine", "get_tensor_mode"),
+    ("ICudaEngine", "get_tensor_dtype"),
+    ("ICudaEngine", "get_tensor_shape"),
+    ("ICudaEngine", "get_tensor_profile_shape"),
+    ("ICudaEngine", "get_tensor_location"),
+    ("ICudaEngine", "create_engine_inspector"),
+    ("ICudaEngine", "device_memory_size_v2"),
     ("ICudaEngine", "num_optimization_profiles"),
-    ("IExecutionContext", "set_input_shape"), ("IExecutionContext", "set_tensor_address"),
-    ("IExecutionContext", "get_tensor_shape"), ("IExecutionContext", "execute_async_v3"),
-    ("IExecutionContext", "set_debug_listener"), ("IExecutionContext", "set_tensor_debug_state"),
+    ("IExecutionContext", "set_input_shape"),
+    ("IExecutionContext", "set_tensor_address"),
+    ("IExecutionContext", "get_tensor_shape"),
+    ("IExecutionContext", "execute_async_v3"),
+    ("IExecutionContext", "set_debug_listener"),
+    ("IExecutionContext", "set_tensor_debug_state"),
     ("IExecutionContext", "profiler"),
-    ("EngineInspector", "get_engine_information"), ("LayerInformationFormat", "JSON"),
-    ("TensorIOMode", "INPUT"), ("TensorLocation", "HOST"),
-    ("IProfiler", "report_layer_time"), ("IDebugListener", "process_debug_tensor"),
+    ("EngineInspector", "get_engine_information"),
+    ("LayerInformationFormat", "JSON"),
+    ("TensorIOMode", "INPUT"),
+    ("TensorLocation", "HOST"),
+    ("IProfiler", "report_layer_time"),
+    ("IDebugListener", "process_debug_tensor"),
 ]
 # Legacy weak typing (engine_core/backend/trt/legacy.py): TensorRT 10.x only.
 LEGACY = [
-    ("BuilderFlag", "FP16"), ("BuilderFlag", "BF16"), ("BuilderFlag", "INT8"),
-    ("BuilderFlag", "OBEY_PRECISION_CONSTRAINTS"), ("BuilderFlag", "PREFER_PRECISION_CONSTRAINTS"),
-    ("ILayer", "precision"), ("ILayer", "precision_is_set"), ("IBuilderConfig", "int8_calibrator"),
-    ("IBuilderConfig", "set_calibration_profile"), (None, "IInt8EntropyCalibrator2"),
-    ("DataType", "FLOAT"), ("DataType", "HALF"), ("DataType", "BF16"), ("DataType", "INT8"),
+    ("BuilderFlag", "FP16"),
+    ("BuilderFlag", "BF16"),
+    ("BuilderFlag", "INT8"),
+    ("BuilderFlag", "OBEY_PRECISION_CONSTRAINTS"),
+    ("BuilderFlag", "PREFER_PRECISION_CONSTRAINTS"),
+    ("ILayer", "precision"),
+    ("ILayer", "precision_is_set"),
+    ("IBuilderConfig", "int8_calibrator"),
+    ("IBuilderConfig", "set_calibration_profile"),
+    (None, "IInt8EntropyCalibrator2"),
+    ("DataType", "FLOAT"),
+    ("DataType", "HALF"),
+    ("DataType", "BF16"),
+    ("DataType", "INT8"),
 ]
 
 PROBE = r"""
@@ -130,10 +187,28 @@ def bindings() -> dict[str, Path]:
         site = cache / f"{major}-{tag}"
         if not (site / "tensorrt_bindings" / "__init__.py").is_file():
             dl = cache / "download"
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                                "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
-                                "--platform", "manylinux_2_28_x86_64", "-d", str(dl), req],
-                               check=False, capture_output=True, text=True, timeout=120)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--python-version",
+                    f"{sys.version_info.major}.{sys.version_info.minor}",
+                    "--platform",
+                    "manylinux_2_28_x86_64",
+                    "-d",
+                    str(dl),
+                    req,
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             wheels = sorted(dl.glob(req.split("==")[0].replace("-", "_") + "-" + req.split("==")[1] + "-*.whl"))
             if r.returncode != 0 or not wheels:
                 pytest.skip(f"cannot download {req} ({' '.join(r.stderr.split())[-200:]})")
@@ -153,8 +228,14 @@ def bindings() -> dict[str, Path]:
 
 
 def _probe(bindings: dict[str, Path], major: str) -> dict:
-    r = subprocess.run([sys.executable, "-c", PROBE, str(_cache() / f"stub{major}"), str(bindings[major]), major,
-                        str(ROOT)], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, str(_cache() / f"stub{major}"), str(bindings[major]), major, str(ROOT)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -163,8 +244,14 @@ def test_tensorrt_10_bindings(bindings) -> None:
     doc = _probe(bindings, "10")
     assert doc["version"].startswith("10.16")
     assert doc["missing"] == [] and doc["missing_legacy"] == []
-    assert doc["features"] == {"weak_typing": True, "int8_calibration": True, "debug_tensors": True,
-                               "unfused_debug_tensors": True, "timing_cache": True, "user_managed_memory": True}
+    assert doc["features"] == {
+        "weak_typing": True,
+        "int8_calibration": True,
+        "debug_tensors": True,
+        "unfused_debug_tensors": True,
+        "timing_cache": True,
+        "user_managed_memory": True,
+    }
     assert doc["strongly_typed"] == 1  # 0 is EXPLICIT_BATCH in 10.x: never store the integer
 
 
@@ -172,8 +259,13 @@ def test_tensorrt_11_bindings(bindings) -> None:
     doc = _probe(bindings, "11")
     assert doc["version"].startswith("11.4")
     assert doc["missing"] == []
-    assert set(doc["missing_legacy"]) >= {"BuilderFlag.FP16", "BuilderFlag.INT8", "ILayer.precision",
-                                          "IInt8EntropyCalibrator2", "IBuilderConfig.int8_calibrator"}
+    assert set(doc["missing_legacy"]) >= {
+        "BuilderFlag.FP16",
+        "BuilderFlag.INT8",
+        "ILayer.precision",
+        "IInt8EntropyCalibrator2",
+        "IBuilderConfig.int8_calibrator",
+    }
     assert doc["features"]["weak_typing"] is False and doc["features"]["int8_calibration"] is False
     assert doc["features"]["debug_tensors"] and doc["features"]["timing_cache"]
     assert doc["strongly_typed"] == 0

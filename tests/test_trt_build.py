@@ -34,9 +34,14 @@ def _model(nodes, inits=(), shape=("N", 4), opsets=None, outputs=("y",)):
 
 def _dyn_model():
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
-    return _model([helper.make_node("MatMul", ["x", "W"], ["m"], name="mm"),
-                   helper.make_node("Relu", ["m"], ["r"], name="relu1"),
-                   helper.make_node("Sigmoid", ["r"], ["y"])], [w])
+    return _model(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["m"], name="mm"),
+            helper.make_node("Relu", ["m"], ["r"], name="relu1"),
+            helper.make_node("Sigmoid", ["r"], ["y"]),
+        ],
+        [w],
+    )
 
 
 def _qdq_model():
@@ -44,9 +49,11 @@ def _qdq_model():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     inits = [
-        numpy_helper.from_array(np.array(0.05, np.float32), "xs"), numpy_helper.from_array(np.array(0, np.int8), "xz"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+        numpy_helper.from_array(np.array(0, np.int8), "xz"),
         numpy_helper.from_array(rng.integers(-100, 100, (8, 4, 3, 3)).astype(np.int8), "wq"),
-        numpy_helper.from_array(np.full(8, 0.01, np.float32), "ws"), numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
+        numpy_helper.from_array(np.full(8, 0.01, np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
     ]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q_x"),
@@ -55,7 +62,9 @@ def _qdq_model():
         helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["y"], name="relu"),
     ]
-    return helper.make_model(helper.make_graph(nodes, "qdq", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(
+        helper.make_graph(nodes, "qdq", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
 
 
 def test_flavour_features(fl) -> None:
@@ -85,11 +94,15 @@ def test_missing_module_says_how_to_install(fl) -> None:
 @pytest.mark.parametrize("case", ["custom_op", "unknown_op", "bad_attr", "garbage"])
 def test_parse_errors_name_the_node(fl, case: str) -> None:
     if case == "custom_op":
-        data = _model([helper.make_node("MyCustomOp", ["x"], ["y"], name="custom0", domain="my.dom")],
-                      opsets={"": 17, "my.dom": 1})
+        data = _model(
+            [helper.make_node("MyCustomOp", ["x"], ["y"], name="custom0", domain="my.dom")],
+            opsets={"": 17, "my.dom": 1},
+        )
         expect = ["node 'custom0' (MyCustomOp, #0)", "plugin"]
     elif case == "unknown_op":
-        data = _model([helper.make_node("Relu", ["x"], ["a"], name="r0"), helper.make_node("FooBarOp", ["a"], ["y"], name="foo1")])
+        data = _model(
+            [helper.make_node("Relu", ["x"], ["a"], name="r0"), helper.make_node("FooBarOp", ["a"], ["y"], name="foo1")]
+        )
         expect = ["node 'foo1' (FooBarOp, #1)"]
     elif case == "bad_attr":
         data = _model([helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=[0, 5])])
@@ -139,8 +152,9 @@ def test_build_cache_hit_and_keys(fl, tmp_path) -> None:
     assert build.EngineCache.key(digest, fl, build.BuildOptions(opt_level=1)) != base
     assert build.EngineCache.key(digest, fl, build.BuildOptions(tf32=True)) != base
     assert build.EngineCache.key(digest, fl, build.BuildOptions(timing_cache="t.cache")) == base
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(marks=("b", "a"))) == \
-        build.EngineCache.key(digest, fl, build.BuildOptions(marks=("a", "b")))
+    assert build.EngineCache.key(digest, fl, build.BuildOptions(marks=("b", "a"))) == build.EngineCache.key(
+        digest, fl, build.BuildOptions(marks=("a", "b"))
+    )
     other = onnx.ModelProto()
     other.CopyFrom(model)
     other.graph.initializer[0].raw_data = bytes(len(other.graph.initializer[0].raw_data))
@@ -171,8 +185,11 @@ def test_dynamic_input_needs_profile(fl) -> None:
         x = next(t for t in from_layer_text(built.meta["layers_text"]).io if t.name == "x")
         assert x.profiles[0]["MinShape"] == [1, 4] and x.profiles[0]["MaxShape"] == [8, 4]
     with pytest.raises(TrtdbgError, match="'nope', which is not an input"):
-        build.build_engine(parsed, build.BuildOptions(profiles=build.BuildOptions.make_profiles(
-            [{"x": ((1, 4),) * 3, "nope": ((1,),) * 3}])), digest="d")
+        build.build_engine(
+            parsed,
+            build.BuildOptions(profiles=build.BuildOptions.make_profiles([{"x": ((1, 4),) * 3, "nope": ((1,),) * 3}])),
+            digest="d",
+        )
 
 
 def test_marking_outputs_and_refusals(fl) -> None:
@@ -181,14 +198,17 @@ def test_marking_outputs_and_refusals(fl) -> None:
     parsed = build.parse_onnx(fl, small_cnn_model())
     opts = build.BuildOptions(marks=("/relu1/Relu_output_0", "/Constant_output_0", "probs"))
     built = build.build_engine(parsed, opts, digest="cnn")
-    assert built.meta["refused_marks"] == {"/Constant_output_0": "not in the TensorRT network (folded by the ONNX parser)"}
+    assert built.meta["refused_marks"] == {
+        "/Constant_output_0": "not in the TensorRT network (folded by the ONNX parser)"
+    }
     assert parsed.network.num_outputs == 2  # marks are undone after the build
     if built.meta["layers_text"]:
         outs = [t.name for t in from_layer_text(built.meta["layers_text"]).io if t.mode == "Output"]
         assert "/relu1/Relu_output_0" in outs
     if fl.debug_tensors:
-        dbg = build.build_engine(parsed, build.BuildOptions(marks=("/relu1/Relu_output_0",), mark_mode="debug"),
-                                 digest="cnn")
+        dbg = build.build_engine(
+            parsed, build.BuildOptions(marks=("/relu1/Relu_output_0",), mark_mode="debug"), digest="cnn"
+        )
         assert dbg.plan and dbg.key != built.key
     with pytest.raises(TrtdbgError, match="unknown mark mode"):
         build.mark_tensors(parsed, ["probs"], "bogus")
@@ -197,16 +217,20 @@ def test_marking_outputs_and_refusals(fl) -> None:
 def test_strongly_typed_fp16_and_qdq_build(fl) -> None:
     from engine_core.backend.trt.inspector import from_layer_text
 
-    half = build.build_engine(build.parse_onnx(fl, fp16_copy(small_cnn_model())), build.BuildOptions(precision="fp16"),
-                              digest="fp16")
+    half = build.build_engine(
+        build.parse_onnx(fl, fp16_copy(small_cnn_model())), build.BuildOptions(precision="fp16"), digest="fp16"
+    )
     qdq = build.build_engine(build.parse_onnx(fl, _qdq_model()), build.BuildOptions(precision="int8"), digest="qdq")
     assert half.plan and qdq.plan
     if half.meta["layers_text"]:
         dtypes = {t.dtype for layer in from_layer_text(half.meta["layers_text"]).layers for t in layer.outputs}
         assert "Half" in dtypes
     if qdq.meta["layers_text"]:
-        dtypes = {t.dtype for layer in from_layer_text(qdq.meta["layers_text"]).layers
-                  for t in (*layer.inputs, *layer.outputs)}
+        dtypes = {
+            t.dtype
+            for layer in from_layer_text(qdq.meta["layers_text"]).layers
+            for t in (*layer.inputs, *layer.outputs)
+        }
         assert "Int8" in dtypes
 
 
@@ -214,8 +238,9 @@ def test_build_options_validation(fl, tmp_path) -> None:
     parsed = build.parse_onnx(fl, small_cnn_model())
     with pytest.raises(TrtdbgError, match="optimization level 9 is out of range"):
         build.build_engine(parsed, build.BuildOptions(opt_level=9), digest="x")
-    built = build.build_engine(parsed, build.BuildOptions(opt_level=0, pool_limit=64 << 20,
-                                                          timing_cache=str(tmp_path / "t.cache")), digest="x")
+    built = build.build_engine(
+        parsed, build.BuildOptions(opt_level=0, pool_limit=64 << 20, timing_cache=str(tmp_path / "t.cache")), digest="x"
+    )
     if fl.timing_cache:
         assert (tmp_path / "t.cache").is_file()
     else:

@@ -29,15 +29,19 @@ def _custom_model(c_known: bool) -> onnx.ModelProto:
     """r0, s0, custom0 (a custom-domain op: no importer), r1, tr (Transpose with a bad perm), r2."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r0"), helper.make_node("Sigmoid", ["a"], ["b"], name="s0"),
-             helper.make_node("MyCustomOp", ["b"], ["c"], name="custom0", domain="my.dom"),
-             helper.make_node("Relu", ["c"], ["d"], name="r1"),
-             helper.make_node("Transpose", ["d"], ["e"], name="tr", perm=[0, 5]),
-             helper.make_node("Relu", ["e"], ["y"], name="r2")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="r0"),
+        helper.make_node("Sigmoid", ["a"], ["b"], name="s0"),
+        helper.make_node("MyCustomOp", ["b"], ["c"], name="custom0", domain="my.dom"),
+        helper.make_node("Relu", ["c"], ["d"], name="r1"),
+        helper.make_node("Transpose", ["d"], ["e"], name="tr", perm=[0, 5]),
+        helper.make_node("Relu", ["e"], ["y"], name="r2"),
+    ]
     vi = [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4])] if c_known else []
     g = helper.make_graph(nodes, "g", [x], [y], value_info=vi)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.dom", 1)],
-                             ir_version=8)
+    return helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.dom", 1)], ir_version=8
+    )
 
 
 def test_custom_op_needs_plugin_and_ranges(fl, save_model, capsys) -> None:
@@ -56,7 +60,9 @@ def test_custom_op_needs_plugin_and_ranges(fl, save_model, capsys) -> None:
     assert doc["plugins_possible"] == (not fl.is_rtx)
     assert main(["inspect", "capability", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "#2 'custom0' (my.dom:MyCustomOp): needs a plugin" in text and "Plugins needed for: my.dom:MyCustomOp" in text
+    assert (
+        "#2 'custom0' (my.dom:MyCustomOp): needs a plugin" in text and "Plugins needed for: my.dom:MyCustomOp" in text
+    )
 
 
 def test_unknown_boundary_is_said(fl, save_model, capsys) -> None:
@@ -80,8 +86,11 @@ def test_supported_model(fl, save_model, capsys) -> None:
 def test_bad_input(fl, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08garbage" * 10)
-    for args in (["inspect", "capability", str(bad)], ["inspect", "capability", str(tmp_path / "no.onnx")],
-                 ["inspect", "capability", str(bad), str(bad)]):
+    for args in (
+        ["inspect", "capability", str(bad)],
+        ["inspect", "capability", str(tmp_path / "no.onnx")],
+        ["inspect", "capability", str(bad), str(bad)],
+    ):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("trtdbg: error: ") and err.count("\n") == 1

@@ -60,7 +60,9 @@ def test_engine_layers_and_engine_file(save_model, capsys, tmp_path: Path) -> No
     copy = tmp_path / "copy.plan"
     copy.write_bytes(plan.read_bytes())
     rc, out, err = _run(capsys, "inspect", str(copy))
-    assert (rc == 0 and "==== TensorRT Engine" in out) or (rc == 2 and err.count("\n") == 1 and "cannot load engine" in err)
+    assert (rc == 0 and "==== TensorRT Engine" in out) or (
+        rc == 2 and err.count("\n") == 1 and "cannot load engine" in err
+    )
 
 
 def test_inspector_json_file(tmp_path: Path, capsys) -> None:
@@ -84,10 +86,15 @@ def test_bad_inputs_exit_2(save_model, tmp_path: Path, capsys, case: str) -> Non
         args = ["inspect", "engine", str(tmp_path / "x.json")]
         expect = "engine-inspector JSON"
     elif case == "custom_op":
-        g = helper.make_graph([helper.make_node("Relu", ["x"], ["a"], name="r0"),
-                               helper.make_node("Frobnicate", ["a"], ["y"], name="frob1", domain="acme")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+        g = helper.make_graph(
+            [
+                helper.make_node("Relu", ["x"], ["a"], name="r0"),
+                helper.make_node("Frobnicate", ["a"], ["y"], name="frob1", domain="acme"),
+            ],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        )
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
         args = ["inspect", str(save_model(m, "c.onnx")), "--display-as", "trt", "--allow-unsupported"]
         expect = "node 'frob1' (Frobnicate, #1)"

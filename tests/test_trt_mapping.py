@@ -23,40 +23,107 @@ SEP = "\x1f"
 
 V10 = {
     "Layers": [
-        {"Name": "Reformatting CopyNode for Input Tensor 0 to conv1 + relu1", "LayerType": "Reformat",
-         "Inputs": [{"Name": "input", "Location": "Device", "Dimensions": [1, 3, 32, 32],
-                     "Format/Datatype": "Row major linear FP32"}],
-         "Outputs": [{"Name": "Reformatted Input Tensor 0 to conv1 + relu1", "Location": "Device",
-                      "Dimensions": [1, 3, 32, 32], "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-         "ParameterType": "Reformat", "Origin": "REFORMAT", "TacticValue": "0x0000000000000000", "StreamId": 0,
-         "Metadata": ""},
-        {"Name": "conv1 + relu1", "LayerType": "CaskConvolution",
-         "Inputs": [{"Name": "Reformatted Input Tensor 0 to conv1 + relu1", "Dimensions": [1, 3, 32, 32],
-                     "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-         "Outputs": [{"Name": "r1", "Dimensions": [1, 8, 32, 32], "Format/Datatype": "Row major linear FP16 format"}],
-         "TacticValue": "0x1234", "StreamId": 0, "Metadata": f"[ONNX Layer: conv1]{SEP}[ONNX Layer: relu1]"},
-        {"Name": "fc", "LayerType": "CaskGemmMatrixMultiply",
-         "Inputs": [{"Name": "r1", "Dimensions": [1, 8, 32, 32], "Format/Datatype": "Row major linear FP16 format"}],
-         "Outputs": [{"Name": "output", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
-         "TacticValue": "0x99", "Metadata": "[ONNX Layer: fc]"},
+        {
+            "Name": "Reformatting CopyNode for Input Tensor 0 to conv1 + relu1",
+            "LayerType": "Reformat",
+            "Inputs": [
+                {
+                    "Name": "input",
+                    "Location": "Device",
+                    "Dimensions": [1, 3, 32, 32],
+                    "Format/Datatype": "Row major linear FP32",
+                }
+            ],
+            "Outputs": [
+                {
+                    "Name": "Reformatted Input Tensor 0 to conv1 + relu1",
+                    "Location": "Device",
+                    "Dimensions": [1, 3, 32, 32],
+                    "Format/Datatype": "Channel major FP16 format where channel % 8 == 0",
+                }
+            ],
+            "ParameterType": "Reformat",
+            "Origin": "REFORMAT",
+            "TacticValue": "0x0000000000000000",
+            "StreamId": 0,
+            "Metadata": "",
+        },
+        {
+            "Name": "conv1 + relu1",
+            "LayerType": "CaskConvolution",
+            "Inputs": [
+                {
+                    "Name": "Reformatted Input Tensor 0 to conv1 + relu1",
+                    "Dimensions": [1, 3, 32, 32],
+                    "Format/Datatype": "Channel major FP16 format where channel % 8 == 0",
+                }
+            ],
+            "Outputs": [
+                {"Name": "r1", "Dimensions": [1, 8, 32, 32], "Format/Datatype": "Row major linear FP16 format"}
+            ],
+            "TacticValue": "0x1234",
+            "StreamId": 0,
+            "Metadata": f"[ONNX Layer: conv1]{SEP}[ONNX Layer: relu1]",
+        },
+        {
+            "Name": "fc",
+            "LayerType": "CaskGemmMatrixMultiply",
+            "Inputs": [{"Name": "r1", "Dimensions": [1, 8, 32, 32], "Format/Datatype": "Row major linear FP16 format"}],
+            "Outputs": [{"Name": "output", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
+            "TacticValue": "0x99",
+            "Metadata": "[ONNX Layer: fc]",
+        },
     ],
     "Bindings": ["input", "output"],
 }
 
 V11 = {
     "Layers": [
-        {"Name": "__myl_ConvRelu_myl0_0", "LayerType": "kgen",
-         "Inputs": [{"Name": "input", "Dimensions": [-1, 3, 32, 32], "Format": "Row major linear format", "Datatype": "Float"}],
-         "Outputs": [{"Name": "output", "Dimensions": [-1, 10], "Format": "Row major linear format", "Datatype": "Half"}],
-         "TacticName": "__myl_ConvRelu_0xabc", "StreamId": 0,
-         "Metadata": f"[ONNX Layer: conv1]{SEP}[ONNX Layer: relu1 | Local Function: block]{SEP}[ONNX Layer: fc]"},
+        {
+            "Name": "__myl_ConvRelu_myl0_0",
+            "LayerType": "kgen",
+            "Inputs": [
+                {
+                    "Name": "input",
+                    "Dimensions": [-1, 3, 32, 32],
+                    "Format": "Row major linear format",
+                    "Datatype": "Float",
+                }
+            ],
+            "Outputs": [
+                {"Name": "output", "Dimensions": [-1, 10], "Format": "Row major linear format", "Datatype": "Half"}
+            ],
+            "TacticName": "__myl_ConvRelu_0xabc",
+            "StreamId": 0,
+            "Metadata": f"[ONNX Layer: conv1]{SEP}[ONNX Layer: relu1 | Local Function: block]{SEP}[ONNX Layer: fc]",
+        }
     ],
     "I/O Tensors": [
-        {"Name": "input", "IOMode": "Input", "DataType": "Float", "Dimensions": [-1, 3, 32, 32], "Location": "Device",
-         "IsShapeInferenceIO": False, "ProfileInfo": [{"MinShape": [1, 3, 32, 32], "OptShape": [4, 3, 32, 32],
-                                                      "MaxShape": [8, 3, 32, 32], "Format": "kLINEAR"}]},
-        {"Name": "output", "IOMode": "Output", "DataType": "Half", "Dimensions": [-1, 10], "Location": "Device",
-         "IsShapeInferenceIO": False, "ProfileInfo": [{"Format": "kLINEAR"}]},
+        {
+            "Name": "input",
+            "IOMode": "Input",
+            "DataType": "Float",
+            "Dimensions": [-1, 3, 32, 32],
+            "Location": "Device",
+            "IsShapeInferenceIO": False,
+            "ProfileInfo": [
+                {
+                    "MinShape": [1, 3, 32, 32],
+                    "OptShape": [4, 3, 32, 32],
+                    "MaxShape": [8, 3, 32, 32],
+                    "Format": "kLINEAR",
+                }
+            ],
+        },
+        {
+            "Name": "output",
+            "IOMode": "Output",
+            "DataType": "Half",
+            "Dimensions": [-1, 10],
+            "Location": "Device",
+            "IsShapeInferenceIO": False,
+            "ProfileInfo": [{"Format": "kLINEAR"}],
+        },
     ],
 }
 
@@ -144,18 +211,24 @@ def test_fusion_map_from_real_build(fl) -> None:
     assert "/Flatten" in fusion.no_layer
     # Marking the tensor makes it materialize under its exact ONNX name.
     marked = build_engine(parse_onnx(fl, model), BuildOptions(marks=("/relu1/Relu_output_0",)), digest="cnn")
-    assert fusion_map(ModelIndex.from_model(model), from_layer_text(marked.meta["layers_text"])).tensors[
-        "/relu1/Relu_output_0"] == "materialized"
+    assert (
+        fusion_map(ModelIndex.from_model(model), from_layer_text(marked.meta["layers_text"])).tensors[
+            "/relu1/Relu_output_0"
+        ]
+        == "materialized"
+    )
 
 
 def test_layer_text_parser_handles_commas_and_io() -> None:
-    text = ("Layers:\nName: a, b + c, LayerType: kgen, Inputs: [ { Name: x, Dimensions: [1,2], Strides: [2,1], "
-            "StrideOrder: [1,0], Datatype: Half, Format: (Linear) Row major linear format }], Constants: [], "
-            "Outputs: [ { Name: y, Dimensions: [1,2], Strides: [2,1], StrideOrder: [1,0], Datatype: Float, "
-            "Format: (Linear) Row major linear format }], TacticName: t, StreamId: 0, Metadata: [ONNX Layer: n1]\n\n"
-            "I/O Tensors:\n Name: x, IOMode: Input, DataType: Half, Dimensions: [1,2], Location: Device, "
-            "IsShapeInferenceIO: false, ProfileInfo: [ { MinShape: [1,2], OptShape: [1,2], MaxShape: [1,2], "
-            "Format: Row major linear FP16 format (kLINEAR) }]\n")
+    text = (
+        "Layers:\nName: a, b + c, LayerType: kgen, Inputs: [ { Name: x, Dimensions: [1,2], Strides: [2,1], "
+        "StrideOrder: [1,0], Datatype: Half, Format: (Linear) Row major linear format }], Constants: [], "
+        "Outputs: [ { Name: y, Dimensions: [1,2], Strides: [2,1], StrideOrder: [1,0], Datatype: Float, "
+        "Format: (Linear) Row major linear format }], TacticName: t, StreamId: 0, Metadata: [ONNX Layer: n1]\n\n"
+        "I/O Tensors:\n Name: x, IOMode: Input, DataType: Half, Dimensions: [1,2], Location: Device, "
+        "IsShapeInferenceIO: false, ProfileInfo: [ { MinShape: [1,2], OptShape: [1,2], MaxShape: [1,2], "
+        "Format: Row major linear FP16 format (kLINEAR) }]\n"
+    )
     info = from_layer_text(text)
     assert isinstance(info, EngineInfo) and info.layers[0].name == "a, b + c"
     assert info.layers[0].inputs[0].dtype == "Half" and info.layers[0].outputs[0].dims == (1, 2)

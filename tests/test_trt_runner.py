@@ -8,11 +8,11 @@ import argparse
 import numpy as np
 import pytest
 
-from engine_core.backend.spec import describe_backends, make_runner
 from engine_core.comparator.request import unobservable_tensors
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
+from engine_core.runners import describe_backends, make_runner
 
 trt_spec = pytest.importorskip("engine_core.backend.trt.spec")
 
@@ -87,9 +87,13 @@ def test_dynamic_profiles_from_feed_shapes(fl, save_model) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "d",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [w])
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        "d",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [w],
+    )
     path = save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "dyn.onnx")
     runner = _runner(path, "trt")
     with pytest.raises(TrtdbgError, match="input 'x' has a dynamic shape"):
@@ -152,8 +156,23 @@ def test_trt_options_from_cli_args(fl) -> None:
 
     p = argparse.ArgumentParser()
     add_trt_args(p)
-    a = p.parse_args(["--trt-min-shapes", "x:1x4", "--trt-opt-shapes", "x:4x4", "--trt-max-shapes", "x:[8,4]",
-                      "--trt-pool-limit", "1G", "--trt-opt-level", "2", "--no-engine-cache", "--trt-module", "tensorrt_rtx"])
+    a = p.parse_args(
+        [
+            "--trt-min-shapes",
+            "x:1x4",
+            "--trt-opt-shapes",
+            "x:4x4",
+            "--trt-max-shapes",
+            "x:[8,4]",
+            "--trt-pool-limit",
+            "1G",
+            "--trt-opt-level",
+            "2",
+            "--no-engine-cache",
+            "--trt-module",
+            "tensorrt_rtx",
+        ]
+    )
     o = trt_options_from_args(a)
     assert o.profiles == ((("x", (1, 4), (4, 4), (8, 4)),),) and o.pool_limit == 1 << 30 and o.opt_level == 2
     assert o.cache_dir == "" and o.module == "tensorrt_rtx" and o.weak == ()

@@ -15,13 +15,23 @@ from tui.cli.main import main
 
 
 def _info(dtype: str) -> dict:
-    return {"polygraphy_class": "TensorInfo", "dtype": f"DataType.{dtype}", "strides": [256, 16, 1],
-            "vectorized_dim": -1, "components_per_element": -1}
+    return {
+        "polygraphy_class": "TensorInfo",
+        "dtype": f"DataType.{dtype}",
+        "strides": [256, 16, 1],
+        "vectorized_dim": -1,
+        "components_per_element": -1,
+    }
 
 
 def _replay(path: Path, conv_tactic: int, relu_dtype: str = "FLOAT") -> Path:
-    algo = {"polygraphy_class": "Algorithm", "implementation": 7, "tactic": conv_tactic,
-            "inputs": [_info("FLOAT")], "outputs": [_info("FLOAT")]}
+    algo = {
+        "polygraphy_class": "Algorithm",
+        "implementation": 7,
+        "tactic": conv_tactic,
+        "inputs": [_info("FLOAT")],
+        "outputs": [_info("FLOAT")],
+    }
     relu = dict(algo, tactic=0, outputs=[_info(relu_dtype)])
     path.write_text(json.dumps({"polygraphy_class": "TacticReplayData", "replay": {"conv": algo, "relu": relu}}))
     return path
@@ -65,8 +75,23 @@ def test_debug_build_folders(save_model, tmp_path: Path, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     check = tmp_path / "check.py"
     check.write_text("import os, sys\nsys.exit(int(os.environ['TRTDBG_ITERATION']) % 2)\n")
-    assert main(["debug", "build", str(model), "--until", "2", "--artifacts-dir", str(tmp_path / "art"), "--json",
-                 "--check", f"{sys.executable} {check}"]) == 0
+    assert (
+        main(
+            [
+                "debug",
+                "build",
+                str(model),
+                "--until",
+                "2",
+                "--artifacts-dir",
+                str(tmp_path / "art"),
+                "--json",
+                "--check",
+                f"{sys.executable} {check}",
+            ]
+        )
+        == 0
+    )
     run = Path(json.loads(capsys.readouterr().out)["artifacts"])
     rc = main(["diff", str(run / "good"), str(run / "bad"), "--json"])
     doc = json.loads(capsys.readouterr().out)

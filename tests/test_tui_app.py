@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from tests.conftest import SHARED_MODELS
 
@@ -153,8 +153,11 @@ async def test_search_next_and_jump_producer_consumer(demo) -> None:
         await pilot.press("backspace")
         assert scr.current_node() == softmax[0]
         # consumers: a tensor read by several nodes opens a picker
-        multi = next(i for i in range(len(index)) if sum(len(index.consumers(o)) for o in index.node_outputs(i)) > 1
-                     and index.subgraph_of(i) is None)
+        multi = next(
+            i
+            for i in range(len(index))
+            if sum(len(index.consumers(o)) for o in index.node_outputs(i)) > 1 and index.subgraph_of(i) is None
+        )
         scr.jump_to(multi)
         await pilot.pause()
         await pilot.press("c")
@@ -189,8 +192,13 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
         scr.jump_to(conv)
         await pilot.pause()
         await pilot.press("m")
-        assert set(marks.ordered()) == {o for i in range(len(index)) if index.name(i).startswith("/stem/conv1/")
-                                        for o in index.node_outputs(i) if o in set(index.markable())}
+        assert set(marks.ordered()) == {
+            o
+            for i in range(len(index))
+            if index.name(i).startswith("/stem/conv1/")
+            for o in index.node_outputs(i)
+            if o in set(index.markable())
+        }
         await pilot.press("M")
         assert marks.is_all()
         assert f"{len(index.markable())} marked" in screen_text(app)
@@ -208,16 +216,29 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
 
 def _if_model() -> onnx.ModelProto:
     F = TensorProto.FLOAT
-    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["t_out"], name="/then/Relu")], "then", [],
-                               [helper.make_tensor_value_info("t_out", F, [2])])
-    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e_out"], name="/else/Neg")], "else", [],
-                               [helper.make_tensor_value_info("e_out", F, [2])])
-    nodes = [helper.make_node("Mul", ["x", "x"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
-             helper.make_node("Relu", ["/attn[scale]/Mul_output_0"], ["a[/]b"], name="a[/]b"),
-             helper.make_node("If", ["c"], ["y"], name="/blk/If", then_branch=then_g, else_branch=else_g)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2]),
-                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-                              [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("a[/]b", F, [2])])
+    then_g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["t_out"], name="/then/Relu")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", F, [2])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["e_out"], name="/else/Neg")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", F, [2])],
+    )
+    nodes = [
+        helper.make_node("Mul", ["x", "x"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
+        helper.make_node("Relu", ["/attn[scale]/Mul_output_0"], ["a[/]b"], name="a[/]b"),
+        helper.make_node("If", ["c"], ["y"], name="/blk/If", then_branch=then_g, else_branch=else_g),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("a[/]b", F, [2])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -283,7 +304,9 @@ async def test_compare_demo_fills_table_and_highlights_first_failing(demo) -> No
         assert all(not r.stats.passed for r in table.row_results()) and table.view_rows == report.summary.failed
         await pilot.press("f", "s")
         rows = table.row_results()
-        finite = [r.stats.max_abs for r in rows if r.stats.max_abs == r.stats.max_abs and abs(r.stats.max_abs) != float("inf")]
+        finite = [
+            r.stats.max_abs for r in rows if r.stats.max_abs == r.stats.max_abs and abs(r.stats.max_abs) != float("inf")
+        ]
         assert finite == sorted(finite, reverse=True)
         await pilot.press("g", "enter")  # worst tensor -> its node in the tree
         assert scr.current_node() == scr.view.index.find(rows[0].slot.node)
@@ -294,11 +317,32 @@ def _fake_result(k: int, failing: bool):
     from engine_core.comparator.metrics import TensorStats
 
     err = 0.5 if failing else 1e-6
-    stats = TensorStats(f"t{k}", (1, 64), "float32", "float32", 64, passed=not failing, max_abs=err, mean_abs=err / 2,
-                        median_abs=err / 3, p90_abs=err / 2, p95_abs=err / 2, p99_abs=err, max_rel=err, mean_rel=err,
-                        median_rel=err, p90_rel=err, p95_rel=err, p99_rel=err, cosine=1.0)
-    return TensorResult(0, TensorSlot(f"/blk.0/layer.{k}/Op_output_0", f"/blk.0/layer.{k}/Op_output_0",
-                                      f"/blk.0/layer.{k}/Add", k), stats)
+    stats = TensorStats(
+        f"t{k}",
+        (1, 64),
+        "float32",
+        "float32",
+        64,
+        passed=not failing,
+        max_abs=err,
+        mean_abs=err / 2,
+        median_abs=err / 3,
+        p90_abs=err / 2,
+        p95_abs=err / 2,
+        p99_abs=err,
+        max_rel=err,
+        mean_rel=err,
+        median_rel=err,
+        p90_rel=err,
+        p95_rel=err,
+        p99_rel=err,
+        cosine=1.0,
+    )
+    return TensorResult(
+        0,
+        TensorSlot(f"/blk.0/layer.{k}/Op_output_0", f"/blk.0/layer.{k}/Op_output_0", f"/blk.0/layer.{k}/Add", k),
+        stats,
+    )
 
 
 async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> None:
@@ -351,8 +395,11 @@ async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> 
 
 
 async def test_compare_error_is_one_line_not_a_crash(demo) -> None:
-    app = TrtdbgApp(demo.model, workspace=str(demo.workspace),
-                    compare=CompareForm(subject="model", subject_path=str(Path(demo.workspace) / "missing.onnx")))
+    app = TrtdbgApp(
+        demo.model,
+        workspace=str(demo.workspace),
+        compare=CompareForm(subject="model", subject_path=str(Path(demo.workspace) / "missing.onnx")),
+    )
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         await pilot.press("r", "ctrl+s")
@@ -564,7 +611,10 @@ async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert scr.last_surgery_error and "no_such_tensor" in scr.last_surgery_error and app.is_running
-        assert sorted(p.name for p in (tmp_path / "ws").glob("*.onnx")) == ["chain_inserted.onnx", "chain_sanitized.onnx"]
+        assert sorted(p.name for p in (tmp_path / "ws").glob("*.onnx")) == [
+            "chain_inserted.onnx",
+            "chain_sanitized.onnx",
+        ]
 
 
 # ---------------------------------------------------------------------- bisection
@@ -628,17 +678,33 @@ async def test_trt_view_from_inspector_json(demo, tmp_path) -> None:
     from tui.screens.trt_view import TrtViewScreen
 
     sep = "\x1f"
-    doc = {"Layers": [
-        {"Name": "/stem/conv1/Conv + /stem/act1/Relu", "LayerType": "CaskConvolution",
-         "Inputs": [{"Name": "image", "Dimensions": [1, 3, 64, 64], "Format/Datatype": "Row major linear FP32"}],
-         "Outputs": [{"Name": "/stem/act1/Relu_output_0", "Dimensions": [1, 16, 32, 32],
-                      "Format/Datatype": "Row major linear FP16 format"}],
-         "TacticValue": "0x1", "Metadata": f"[ONNX Layer: /stem/conv1/Conv]{sep}[ONNX Layer: /stem/act1/Relu]"},
-        {"Name": "/head/Softmax", "LayerType": "SoftMax",
-         "Inputs": [{"Name": "logits", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
-         "Outputs": [{"Name": "probs", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
-         "TacticValue": "0x2", "Metadata": "[ONNX Layer: /head/Softmax]"},
-    ], "Bindings": ["image", "probs"]}
+    doc = {
+        "Layers": [
+            {
+                "Name": "/stem/conv1/Conv + /stem/act1/Relu",
+                "LayerType": "CaskConvolution",
+                "Inputs": [{"Name": "image", "Dimensions": [1, 3, 64, 64], "Format/Datatype": "Row major linear FP32"}],
+                "Outputs": [
+                    {
+                        "Name": "/stem/act1/Relu_output_0",
+                        "Dimensions": [1, 16, 32, 32],
+                        "Format/Datatype": "Row major linear FP16 format",
+                    }
+                ],
+                "TacticValue": "0x1",
+                "Metadata": f"[ONNX Layer: /stem/conv1/Conv]{sep}[ONNX Layer: /stem/act1/Relu]",
+            },
+            {
+                "Name": "/head/Softmax",
+                "LayerType": "SoftMax",
+                "Inputs": [{"Name": "logits", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
+                "Outputs": [{"Name": "probs", "Dimensions": [1, 10], "Format/Datatype": "Row major linear FP32"}],
+                "TacticValue": "0x2",
+                "Metadata": "[ONNX Layer: /head/Softmax]",
+            },
+        ],
+        "Bindings": ["image", "probs"],
+    }
     engine = tmp_path / "layers.json"
     engine.write_text(json.dumps(doc))
     app = TrtdbgApp(demo.model, workspace=str(demo.workspace), engine=engine)
@@ -652,7 +718,9 @@ async def test_trt_view_from_inspector_json(demo, tmp_path) -> None:
         assert "2 engine layers" in screen_text(app)
         tree = scr.query_one("#trt-tree")
         assert [str(c.label).split("  ")[0] for c in tree.root.children] == [
-            "/stem/conv1/Conv + /stem/act1/Relu", "/head/Softmax"]
+            "/stem/conv1/Conv + /stem/act1/Relu",
+            "/head/Softmax",
+        ]
         await pilot.press("down", "enter", "down")  # first layer, expand, its first ONNX node
         await pilot.press("enter")
         await pilot.pause()

@@ -17,7 +17,12 @@ def test_model_path_means_open(tmp_path) -> None:
     model = tmp_path / "m.onnx"
     onnx.save(chain_model(3), model)
     assert _model_shortcut([str(model)]) == ["open", str(model)]
-    assert _model_shortcut(["--debug", "x/model.ONNX", "--no-mouse"]) == ["--debug", "open", "x/model.ONNX", "--no-mouse"]
+    assert _model_shortcut(["--debug", "x/model.ONNX", "--no-mouse"]) == [
+        "--debug",
+        "open",
+        "x/model.ONNX",
+        "--no-mouse",
+    ]
     assert _model_shortcut(["inspect", str(model)]) == ["inspect", str(model)]
     assert _model_shortcut(["--help"]) == ["--help"]
     assert _model_shortcut(["nothing-here"]) == ["nothing-here"]  # argparse reports the unknown command
@@ -41,8 +46,14 @@ def test_demo_without_terminal_prints_the_report(tmp_path) -> None:
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["passed"] is False and doc["first_failing"] and doc["first_nonfinite"]
-    proc = subprocess.run([sys.executable, "-m", "tui.cli.main", "demo", "--workspace", str(tmp_path / "ws")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli.main", "demo", "--workspace", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 1
     assert "printing the compare report instead" in proc.stderr and "First failing:" in proc.stdout
 

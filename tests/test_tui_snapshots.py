@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from tests.test_tui_app import _clean_env, _fake_result, loaded, settle, svg_text  # noqa: F401 (autouse fixture)
 from tui.app import TrtdbgApp

@@ -37,8 +37,10 @@ def _keys(session: str, *keys: str) -> None:
 
 def test_demo_in_tmux(tmp_path) -> None:
     session = f"trtdbg-smoke-{uuid.uuid4().hex[:8]}"
-    cmd = (f"cd {ROOT} && unset NO_COLOR COLUMNS LINES; {sys.executable} -m tui.cli.main demo --workspace {tmp_path / 'ws'}; "
-           f"echo EXIT=$?; sleep 30")
+    cmd = (
+        f"cd {ROOT} && unset NO_COLOR COLUMNS LINES; {sys.executable} -m tui.cli.main demo --workspace {tmp_path / 'ws'}; "
+        f"echo EXIT=$?; sleep 30"
+    )
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
     try:
         _wait(session, "251 nodes")

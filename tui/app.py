@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -38,7 +39,7 @@ def load_keymap(path: str | os.PathLike[str] | None) -> tuple[dict[str, str], st
     except (OSError, ValueError) as exc:
         return {}, f"keymap {p} not used: {exc}"
     if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
-        return {}, f"keymap {p} not used: expected a JSON object of binding id -> keys, e.g. {{\"mark-toggle\": \"x\"}}"
+        return {}, f'keymap {p} not used: expected a JSON object of binding id -> keys, e.g. {{"mark-toggle": "x"}}'
     return doc, None
 
 
@@ -53,10 +54,17 @@ class TrtdbgApp(App):
         Binding("ctrl+c", "cancel_job", "Cancel job", show=False, priority=True, id="cancel"),
     ]
 
-    def __init__(self, model_path: str | os.PathLike[str], *, workspace: str | None = None,
-                 compare: CompareForm | None = None, low_bandwidth: bool = False,
-                 keymap: str | os.PathLike[str] | None = None, title: str | None = None,
-                 engine: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        workspace: str | None = None,
+        compare: CompareForm | None = None,
+        low_bandwidth: bool = False,
+        keymap: str | os.PathLike[str] | None = None,
+        title: str | None = None,
+        engine: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__()
         self.model_path = str(model_path)
         self.workspace_arg = workspace
@@ -72,8 +80,13 @@ class TrtdbgApp(App):
 
     def on_mount(self) -> None:
         # The main screen is pushed over the (empty) default screen so that it can be switched for another model.
-        self.main_screen = MainScreen(self.model_path, self.workspace_arg, self.compare_form,
-                                      flush_hz=2.0 if self.low_bandwidth else 4.0, title=self.display_title)
+        self.main_screen = MainScreen(
+            self.model_path,
+            self.workspace_arg,
+            self.compare_form,
+            flush_hz=2.0 if self.low_bandwidth else 4.0,
+            title=self.display_title,
+        )
         self.push_screen(self.main_screen)
         if self._keymap:
             self.set_keymap(self._keymap)
@@ -84,10 +97,10 @@ class TrtdbgApp(App):
         """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote)."""
         self.model_path = str(path)
         current = self.main_screen
-        workspace = str(current.workspace.root) if current is not None and current.workspace is not None \
-            else self.workspace_arg
-        screen = MainScreen(self.model_path, workspace, self.compare_form,
-                            flush_hz=2.0 if self.low_bandwidth else 4.0)
+        workspace = (
+            str(current.workspace.root) if current is not None and current.workspace is not None else self.workspace_arg
+        )
+        screen = MainScreen(self.model_path, workspace, self.compare_form, flush_hz=2.0 if self.low_bandwidth else 4.0)
         while len(self.screen_stack) > 2 and self.screen is not self.main_screen:
             self.pop_screen()
         self.main_screen = screen
@@ -118,11 +131,11 @@ class TrtdbgApp(App):
         for cls_name in ("GraphTree", "ErrorTable"):
             try:
                 owners.append(screen.query_one(cls_name))
-            except Exception:  # noqa: BLE001 - screen without that widget
+            except Exception:
                 pass
         owners.append(self)
         for owner in owners:
-            for key, bindings in owner._bindings.key_to_bindings.items():
+            for _key, bindings in owner._bindings.key_to_bindings.items():
                 for b in bindings:
                     bid = b.id or f"{type(owner).__name__}.{b.action}"
                     if bid in seen or not b.description:
@@ -141,8 +154,12 @@ class TrtdbgApp(App):
         return list(rows.values())
 
     def _keys_for(self, owner: Any, binding: Binding) -> list[Binding]:
-        return [b for key, bs in owner._bindings.key_to_bindings.items() for b in bs
-                if b.action == binding.action and (b.id == binding.id)]
+        return [
+            b
+            for key, bs in owner._bindings.key_to_bindings.items()
+            for b in bs
+            if b.action == binding.action and (b.id == binding.id)
+        ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -151,4 +168,6 @@ class TrtdbgApp(App):
             target = screen
         for owner, b in self._binding_sources(target):
             keys = self.get_key_display(b)
-            yield SystemCommand(b.description, f"{keys} · {b.id or b.action}", partial(self.run_action, b.action, owner))
+            yield SystemCommand(
+                b.description, f"{keys} · {b.id or b.action}", partial(self.run_action, b.action, owner)
+            )

@@ -19,7 +19,7 @@ class ModelLoaded(Message, bubble=False):
     index: Any  # engine_core.model.index.ModelIndex
     scopes: Any  # engine_core.model.scopes.ScopeTree
     root: list  # list[ScopeEntry]
-    marks: Any  # engine_core.marks.MarkSet
+    marks: Any  # engine_core.comparator.marks.MarkSet
     workspace: Any  # engine_core.workspace.Workspace
     seconds: float
     notes: list[str] = field(default_factory=list)

@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-Dim = int | str | None
-"""A dimension: a fixed size, a symbolic name (``"batch"``), or ``None`` when unknown."""
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    """Name, numpy dtype and (possibly dynamic) shape of a model input or output."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[Dim, ...] | None
-
-    @property
-    def is_dynamic(self) -> bool:
-        """True when the shape is unknown or has a non-integer dimension."""
-        return self.shape is None or any(not isinstance(d, int) or d < 0 for d in self.shape)
-
-    def describe(self) -> str:
-        """``name [dtype=float32, shape=(1, 3, 'h', 'w')]`` as Polygraphy prints it."""
-        return f"{self.name} [dtype={np.dtype(self.dtype).name}, shape={self.shape}]"
+from engine_core.types import TensorMeta
 
 
 class Runner(ABC):
@@ -66,7 +46,7 @@ class Runner(ABC):
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run one inference; return ``outputs`` (default: the model outputs) by name, in order."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
 
-from engine_core.backend.base import Runner, TensorMeta
+from engine_core.backend.base import Runner
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 OPT_LEVELS = ("disable", "basic", "extended", "all")
+
 
 class OrtRunner(Runner):
     """Runs a model in ONNX Runtime; ``infer(feed, outputs=[...])`` returns any top-level tensor.
@@ -129,7 +131,8 @@ class OrtRunner(Runner):
             if self.model_path is None:
                 raise TrtdbgError("a model with external data needs its file path to be run")
             so.add_session_config_entry(
-                "session.model_external_initializers_file_folder_path", str(self.model_path.resolve().parent))
+                "session.model_external_initializers_file_folder_path", str(self.model_path.resolve().parent)
+            )
         source = self._model_source(extra)
         if provider != PROVIDERS["cpu"]:
             # ORT prints provider-library load failures through its global logger; the reason is reported below.

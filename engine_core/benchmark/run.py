@@ -93,17 +93,25 @@ class BenchResult:
             f"trtdbg bench: {self.model} on {self.backend} ({self.device})",
             f"  inputs: {', '.join(f'{k} {tuple(v)}' for k, v in self.inputs.items())}",
             f"  {self.iterations} timed run(s) after {self.warmup} warm-up(s)",
-            (f"  latency ms: min {lat['min']:.3f}  median {lat['median']:.3f}  mean {lat['mean']:.3f}  "
-             f"p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  max {lat['max']:.3f}"),
+            (
+                f"  latency ms: min {lat['min']:.3f}  median {lat['median']:.3f}  mean {lat['mean']:.3f}  "
+                f"p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  max {lat['max']:.3f}"
+            ),
             f"  throughput: {self.throughput_per_s:.1f} inferences/s ({self.samples_per_s:.1f} samples/s)",
             f"  host memory: peak RSS {_mib(self.host_peak_rss_bytes)}, grew {_mib(self.host_rss_growth_bytes)}",
-            "  device memory: " + (_mib(self.device_memory_bytes) + " in use by the backend"
-                                   if self.device_memory_bytes is not None else "n/a"),
+            "  device memory: "
+            + (
+                _mib(self.device_memory_bytes) + " in use by the backend"
+                if self.device_memory_bytes is not None
+                else "n/a"
+            ),
         ]
         if self.layers:
             total = sum(x.ms for x in self.layers)
-            lines.append(f"  per-layer times (profiled runs: ORT median, TensorRT mean; sum {total:.3f} ms; "
-                         f"slowest {min(top, len(self.layers))}):")
+            lines.append(
+                f"  per-layer times (profiled runs: ORT median, TensorRT mean; sum {total:.3f} ms; "
+                f"slowest {min(top, len(self.layers))}):"
+            )
             for x in sorted(self.layers, key=lambda x: -x.ms)[:top]:
                 lines.append(f"    {x.ms:9.4f} ms {x.percent:5.1f}%  {x.name}" + (f" [{x.op}]" if x.op else ""))
         for note in self.notes:
@@ -122,20 +130,22 @@ def _rss_peak() -> int:
 
 def _percentiles(ms: np.ndarray) -> dict[str, float]:
     return {
-        "min": float(ms.min()), "mean": float(ms.mean()), "median": float(np.median(ms)),
-        "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
+        "min": float(ms.min()),
+        "mean": float(ms.mean()),
+        "median": float(np.median(ms)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
     }
 
 
 def run_bench(
-    model_path: str | os.PathLike[str],
-    options: BenchOptions,
-    on_progress: Callable[[int, int], None] | None = None,
+    model_path: str | os.PathLike[str], options: BenchOptions, on_progress: Callable[[int, int], None] | None = None
 ) -> BenchResult:
     """Load the model, make the backend's runner, time it; raise :class:`TrtdbgError` on bad input."""
-    from engine_core.backend.spec import make_runner
     from engine_core.data.source import make_data_source
     from engine_core.model.loader import check_runtime_support, load_model
+    from engine_core.runners import make_runner
 
     if options.warmup < 0 or options.iterations < 1 or (options.duration is not None and options.duration <= 0):
         raise TrtdbgError("--warmup must be ≥ 0, --iterations ≥ 1 and --duration > 0")
@@ -149,9 +159,14 @@ def run_bench(
     before = mem.mem_info()[0] if mem else None
     rss0 = _rss_peak()
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
-    source = make_data_source(runner.input_metadata(), shapes=options.shapes, seed=options.seed,
-                              val_range=options.val_range, script=options.data_loader_script,
-                              load_inputs=options.load_inputs)
+    source = make_data_source(
+        runner.input_metadata(),
+        shapes=options.shapes,
+        seed=options.seed,
+        val_range=options.val_range,
+        script=options.data_loader_script,
+        load_inputs=options.load_inputs,
+    )
     feed = next(iter(source), None)
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
@@ -187,12 +202,20 @@ def run_bench(
     if spec.startswith("ort-cuda"):
         notes.append("ort-cuda latency includes host↔device copies of inputs and outputs (numpy in, numpy out)")
     return BenchResult(
-        model=path, backend=spec, device=device, inputs={k: list(np.shape(v)) for k, v in feed.items()},
-        warmup=options.warmup, iterations=len(times), latency_ms=_percentiles(ms),
+        model=path,
+        backend=spec,
+        device=device,
+        inputs={k: list(np.shape(v)) for k, v in feed.items()},
+        warmup=options.warmup,
+        iterations=len(times),
+        latency_ms=_percentiles(ms),
         throughput_per_s=len(times) / total if total else 0.0,
         samples_per_s=len(times) * batch / total if total else 0.0,
-        host_peak_rss_bytes=_rss_peak(), host_rss_growth_bytes=max(0, _rss_peak() - rss0),
-        device_memory_bytes=device_bytes, layers=layers, notes=notes,
+        host_peak_rss_bytes=_rss_peak(),
+        host_rss_growth_bytes=max(0, _rss_peak() - rss0),
+        device_memory_bytes=device_bytes,
+        layers=layers,
+        notes=notes,
     )
 
 
@@ -212,8 +235,13 @@ class _SmiProbe:
         import subprocess
 
         try:
-            out = subprocess.run([self.exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
-                                 capture_output=True, text=True, timeout=20, check=True).stdout
+            out = subprocess.run(
+                [self.exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             raise TrtdbgError(f"nvidia-smi failed: {exc}") from exc
         return [x.strip() for x in out.strip().splitlines()[0].split(",")]
@@ -244,7 +272,9 @@ def _device_probe(notes: list[str]) -> Any:
         try:
             probe = _SmiProbe(smi)
             probe.mem_info()
-            notes.append("device memory from nvidia-smi (MiB resolution, includes the CUDA context the backend creates)")
+            notes.append(
+                "device memory from nvidia-smi (MiB resolution, includes the CUDA context the backend creates)"
+            )
             return probe
         except (TrtdbgError, ValueError, IndexError):
             pass
@@ -266,8 +296,15 @@ def _device_label(spec: str, mem: Any) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)"
 
 
-def _layer_times(runner: Any, spec: str, model: Any, path: str, feed: Mapping[str, np.ndarray],
-                 options: BenchOptions, notes: list[str]) -> list[LayerTime] | None:
+def _layer_times(
+    runner: Any,
+    spec: str,
+    model: Any,
+    path: str,
+    feed: Mapping[str, np.ndarray],
+    options: BenchOptions,
+    notes: list[str],
+) -> list[LayerTime] | None:
     n = max(1, options.layer_iterations)
     from engine_core.backend.ort import OrtRunner
 
@@ -290,8 +327,10 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
 
     so = ort.SessionOptions()
     so.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[runner.opt_level]
     so.log_severity_level = 3
     so.enable_profiling = True
@@ -302,7 +341,9 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
         try:
             sess = ort.InferenceSession(path, so, providers=[(provider, opts)])
         except Exception as exc:
-            raise TrtdbgError(f"ONNX Runtime cannot load {path} for profiling: {' '.join(str(exc).split())[:300]}") from exc
+            raise TrtdbgError(
+                f"ONNX Runtime cannot load {path} for profiling: {' '.join(str(exc).split())[:300]}"
+            ) from exc
         if sess.get_providers()[0] != provider:
             raise TrtdbgError(f"ONNX Runtime could not start {provider} for profiling; use --backend ort")
         for _ in range(n + 1):  # the first run (allocations, kernel selection) is dropped below

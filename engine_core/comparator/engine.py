@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -49,8 +49,12 @@ class TensorResult:
         """The report's per-tensor object (stable keys first)."""
         d = self.stats.to_dict()
         head = {
-            "name": self.slot.name, "node": self.slot.node, "topo_index": self.slot.topo_index,
-            "iteration": self.iteration, "shape": d.pop("shape"), "dtype": d.pop("dtype"),
+            "name": self.slot.name,
+            "node": self.slot.node,
+            "topo_index": self.slot.topo_index,
+            "iteration": self.iteration,
+            "shape": d.pop("shape"),
+            "dtype": d.pop("dtype"),
         }
         if self.slot.subject_name != self.slot.name or self.slot.match != "exact":
             head["subject_name"] = self.slot.subject_name

@@ -12,8 +12,8 @@ Every non-exact pairing is labelled so reports can say which matches were not ex
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 TRANSPARENT_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Identity", "CastLike"})
 

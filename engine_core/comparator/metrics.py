@@ -18,8 +18,8 @@ error ``|s − r| / (|r| + atol)`` (``rel_mode="robust"`` makes the verdict use 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -99,10 +99,7 @@ def cast_up(a: np.ndarray) -> np.ndarray:
 
 
 def compare_tensors(
-    names: Sequence[str],
-    subjects: Sequence[np.ndarray],
-    references: Sequence[np.ndarray],
-    settings: CompareSettings,
+    names: Sequence[str], subjects: Sequence[np.ndarray], references: Sequence[np.ndarray], settings: CompareSettings
 ) -> list[TensorStats]:
     """Statistics and verdicts for each ``(subject, reference)`` pair, in the given order."""
     results: list[TensorStats | None] = [None] * len(names)
@@ -114,8 +111,18 @@ def compare_tensors(
             results[i] = _failed(name, sub, ref, problem)
             continue
         if sub.size == 0:
-            results[i] = TensorStats(name, tuple(ref.shape), sub.dtype.name, ref.dtype.name, 0, True,
-                                     max_abs=0.0, max_rel=0.0, median_abs=0.0, median_rel=0.0)
+            results[i] = TensorStats(
+                name,
+                tuple(ref.shape),
+                sub.dtype.name,
+                ref.dtype.name,
+                0,
+                True,
+                max_abs=0.0,
+                max_rel=0.0,
+                median_abs=0.0,
+                median_rel=0.0,
+            )
             continue
         size = int(ref.size)
         key = (size if size <= _SMALL else -1 - i, sub.dtype.str, ref.dtype.str, settings.check_error_stat.get(name))
@@ -189,7 +196,9 @@ def _group_stats(
         mean_robust = np.mean(robust, axis=1)
 
         rel_for_verdict = robust if settings.rel_mode == "robust" else relf
-        mism = ((absf > atol[:, None]) | np.isnan(absf)) & ((rel_for_verdict > rtol[:, None]) | np.isnan(rel_for_verdict))
+        mism = ((absf > atol[:, None]) | np.isnan(absf)) & (
+            (rel_for_verdict > rtol[:, None]) | np.isnan(rel_for_verdict)
+        )
         n_mism = np.count_nonzero(mism, axis=1)
 
         quant_abs = quant_rel = None
@@ -220,15 +229,30 @@ def _group_stats(
         snr = np.where(noise == 0, np.inf, 10.0 * np.log10(signal / noise))
 
     cols = {
-        "max_abs": max_abs, "mean_abs": mean_abs, "median_abs": median_abs, "std_abs": std_abs,
-        "p90_abs": q_abs[0], "p95_abs": q_abs[1], "p99_abs": q_abs[2],
-        "max_rel": max_rel, "mean_rel": mean_rel, "median_rel": median_rel, "std_rel": std_rel,
-        "p90_rel": q_rel[0], "p95_rel": q_rel[1], "p99_rel": q_rel[2],
-        "max_rel_robust": max_robust, "mean_rel_robust": mean_robust, "cosine": cosine, "snr_db": snr,
+        "max_abs": max_abs,
+        "mean_abs": mean_abs,
+        "median_abs": median_abs,
+        "std_abs": std_abs,
+        "p90_abs": q_abs[0],
+        "p95_abs": q_abs[1],
+        "p99_abs": q_abs[2],
+        "max_rel": max_rel,
+        "mean_rel": mean_rel,
+        "median_rel": median_rel,
+        "std_rel": std_rel,
+        "p90_rel": q_rel[0],
+        "p95_rel": q_rel[1],
+        "p99_rel": q_rel[2],
+        "max_rel_robust": max_robust,
+        "mean_rel_robust": mean_robust,
+        "cosine": cosine,
+        "snr_db": snr,
     }
     rows = {key: np.asarray(v, dtype=np.float64).tolist() for key, v in cols.items()}
-    ints = {key: np.asarray(v).tolist() for key, v in
-            {"mismatches": n_mism, "nan": nan_s, "inf": inf_s, "ref_nan": nan_r, "ref_inf": inf_r}.items()}
+    ints = {
+        key: np.asarray(v).tolist()
+        for key, v in {"mismatches": n_mism, "nan": nan_s, "inf": inf_s, "ref_nan": nan_r, "ref_inf": inf_r}.items()
+    }
     shape = tuple(refs[0].shape)
     same_shape = all(r.shape == shape for r in refs)
     arg_abs_idx = _unravel_all(arg_abs, shape) if same_shape else None
@@ -248,18 +272,44 @@ def _group_stats(
     out: list[TensorStats] = []
     for j in range(k):
         rshape = shape if same_shape else tuple(refs[j].shape)
-        out.append(TensorStats(
-            names[j], rshape, dtype, ref_dtype, size, bool(verdicts[j]),
-            None, rows["max_abs"][j], rows["mean_abs"][j], rows["median_abs"][j], rows["std_abs"][j],
-            rows["p90_abs"][j], rows["p95_abs"][j], rows["p99_abs"][j],
-            arg_abs_idx[j] if arg_abs_idx else _unravel_all(arg_abs[j:j + 1], rshape)[0],
-            rows["max_rel"][j], rows["mean_rel"][j], rows["median_rel"][j], rows["std_rel"][j],
-            rows["p90_rel"][j], rows["p95_rel"][j], rows["p99_rel"][j],
-            arg_rel_idx[j] if arg_rel_idx else _unravel_all(arg_rel[j:j + 1], rshape)[0],
-            None if quant_abs is None else float(quant_abs[j]), None if quant_rel is None else float(quant_rel[j]),
-            rows["max_rel_robust"][j], rows["mean_rel_robust"][j], rows["cosine"][j], rows["snr_db"][j],
-            ints["mismatches"][j], ints["nan"][j], ints["inf"][j], ints["ref_nan"][j], ints["ref_inf"][j],
-        ))
+        out.append(
+            TensorStats(
+                names[j],
+                rshape,
+                dtype,
+                ref_dtype,
+                size,
+                bool(verdicts[j]),
+                None,
+                rows["max_abs"][j],
+                rows["mean_abs"][j],
+                rows["median_abs"][j],
+                rows["std_abs"][j],
+                rows["p90_abs"][j],
+                rows["p95_abs"][j],
+                rows["p99_abs"][j],
+                arg_abs_idx[j] if arg_abs_idx else _unravel_all(arg_abs[j : j + 1], rshape)[0],
+                rows["max_rel"][j],
+                rows["mean_rel"][j],
+                rows["median_rel"][j],
+                rows["std_rel"][j],
+                rows["p90_rel"][j],
+                rows["p95_rel"][j],
+                rows["p99_rel"][j],
+                arg_rel_idx[j] if arg_rel_idx else _unravel_all(arg_rel[j : j + 1], rshape)[0],
+                None if quant_abs is None else float(quant_abs[j]),
+                None if quant_rel is None else float(quant_rel[j]),
+                rows["max_rel_robust"][j],
+                rows["mean_rel_robust"][j],
+                rows["cosine"][j],
+                rows["snr_db"][j],
+                ints["mismatches"][j],
+                ints["nan"][j],
+                ints["inf"][j],
+                ints["ref_nan"][j],
+                ints["ref_inf"][j],
+            )
+        )
     return out
 
 
@@ -277,7 +327,7 @@ def _order_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q_hi = [min(lo + 1, n - 1) for lo in q_lo]
     kth = sorted({*med_idx, *q_lo, *q_hi, n - 1})
     part = np.partition(x, kth, axis=1)
-    median = np.mean(part[:, med_idx[0]:med_idx[-1] + 1], axis=1)
+    median = np.mean(part[:, med_idx[0] : med_idx[-1] + 1], axis=1)
     median = np.where(np.isnan(part[:, -1]), np.nan, median) if x.dtype.kind == "f" else median
     quant = np.empty((len(_QUANTILES), x.shape[0]), dtype=np.float64)
     for i, (v, lo, hi) in enumerate(zip(q_pos, q_lo, q_hi)):
@@ -292,8 +342,8 @@ def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     out = np.zeros((4, k), dtype=np.float64)
     step = max(1, _DOT_CHUNK // max(k, 1))
     for c in range(0, n, step):
-        s = S[:, c:c + step].astype(np.float64)
-        r = R[:, c:c + step].astype(np.float64)
+        s = S[:, c : c + step].astype(np.float64)
+        r = R[:, c : c + step].astype(np.float64)
         out[0] += np.einsum("ij,ij->i", s, r)
         out[1] += np.einsum("ij,ij->i", s, s)
         out[2] += np.einsum("ij,ij->i", r, r)

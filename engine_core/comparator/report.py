@@ -54,7 +54,8 @@ class CompareReport:
             },
             "non_exact_matches": [
                 {"name": r.slot.name, "subject_name": r.slot.subject_name, "match": r.slot.match}
-                for r in self.results if r.slot.match != "exact" and r.iteration == 0
+                for r in self.results
+                if r.slot.match != "exact" and r.iteration == 0
             ],
             "unobservable": [{"name": k, "reason": v} for k, v in self.unobservable.items()],
             "unmatched": list(self.unmatched),
@@ -74,7 +75,9 @@ class CompareReport:
         shown = self.results if show_all else [r for r in self.results if not r.stats.passed]
         if shown:
             lines.append("")
-            lines.append(f"{'#':>6}  {'it':>2}  {'tensor':<48} {'max_abs':>10} {'max_rel':>10} {'cosine':>9} {'nan/inf':>8}  verdict")
+            lines.append(
+                f"{'#':>6}  {'it':>2}  {'tensor':<48} {'max_abs':>10} {'max_rel':>10} {'cosine':>9} {'nan/inf':>8}  verdict"
+            )
             for r in shown[: None if show_all else top]:
                 st = r.stats
                 verdict = "PASS" if st.passed else ("FAIL: " + st.reason if st.reason else "FAIL")
@@ -87,15 +90,21 @@ class CompareReport:
             if not show_all and len(shown) > top:
                 lines.append(f"        … {len(shown) - top} more failing (use --show-all or --json)")
         if self.unobservable:
-            lines.append(f"[I] {len(self.unobservable)} tensor(s) not observable (e.g. {next(iter(self.unobservable))}: "
-                         f"{next(iter(self.unobservable.values()))})")
+            lines.append(
+                f"[I] {len(self.unobservable)} tensor(s) not observable (e.g. {next(iter(self.unobservable))}: "
+                f"{next(iter(self.unobservable.values()))})"
+            )
         non_exact = [r for r in self.results if r.slot.match != "exact" and r.iteration == 0]
         if non_exact:
             r = non_exact[0]
-            lines.append(f"[I] {len(non_exact)} tensor(s) matched by {r.slot.match}, not by name "
-                         f"(e.g. {r.slot.name} ↔ {r.slot.subject_name})")
+            lines.append(
+                f"[I] {len(non_exact)} tensor(s) matched by {r.slot.match}, not by name "
+                f"(e.g. {r.slot.name} ↔ {r.slot.subject_name})"
+            )
         if self.unmatched:
-            lines.append(f"[E] {len(self.unmatched)} tensor(s) have no counterpart in the subject: {', '.join(self.unmatched[:5])}")
+            lines.append(
+                f"[E] {len(self.unmatched)} tensor(s) have no counterpart in the subject: {', '.join(self.unmatched[:5])}"
+            )
         s = self.summary
         lines.append("")
         lines.append(f"First failing: {_where(s.first_failing)}")
@@ -111,8 +120,16 @@ class CompareReport:
 def _locate(r: TensorResult | None) -> dict[str, Any] | None:
     if r is None:
         return None
-    return {"name": r.slot.name, "node": r.slot.node, "topo_index": r.slot.topo_index, "iteration": r.iteration,
-            "max_abs": r.stats.max_abs, "max_rel": r.stats.max_rel, "nan": r.stats.nan, "inf": r.stats.inf}
+    return {
+        "name": r.slot.name,
+        "node": r.slot.node,
+        "topo_index": r.slot.topo_index,
+        "iteration": r.iteration,
+        "max_abs": r.stats.max_abs,
+        "max_rel": r.stats.max_rel,
+        "nan": r.stats.nan,
+        "inf": r.stats.inf,
+    }
 
 
 def _where(r: TensorResult | None) -> str:

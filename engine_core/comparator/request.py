@@ -15,17 +15,17 @@ it (exact name first, then structure/Polygraphy's fallback — reported as not e
 
 from __future__ import annotations
 
-import fnmatch
 import difflib
+import fnmatch
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
 
-from engine_core.backend.base import Runner, TensorMeta
-from engine_core.backend.spec import make_runner
+from engine_core.backend.base import Runner
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
 from engine_core.comparator.matching import Match, NodeDesc, match_models, match_saved
 from engine_core.comparator.report import CompareReport, json_safe
@@ -36,7 +36,9 @@ from engine_core.data.store import load_outputs, save_inputs, save_outputs
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+from engine_core.runners import make_runner
 from engine_core.sysinfo import default_mem_budget, parse_size
+from engine_core.types import TensorMeta
 from engine_core.workspace import Workspace
 
 
@@ -76,23 +78,42 @@ class CompareRequest:
     """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
 
     @classmethod
-    def from_namespace(cls, a: Any) -> "CompareRequest":
+    def from_namespace(cls, a: Any) -> CompareRequest:
         """Build from the CLI's parsed arguments."""
         return cls(
-            model=a.model, ref=a.ref, ref_model=a.ref_model, ref_outputs=a.ref_outputs,
-            subject=a.subject, subject_model=a.subject_model, subject_outputs=a.load_outputs,
+            model=a.model,
+            ref=a.ref,
+            ref_model=a.ref_model,
+            ref_outputs=a.ref_outputs,
+            subject=a.subject,
+            subject_model=a.subject_model,
+            subject_outputs=a.load_outputs,
             subject_backend=a.subject_backend,
-            marks=_items(a.mark), mark_ops=_items(a.mark_op), exclude=_items(a.exclude),
+            marks=_items(a.mark),
+            mark_ops=_items(a.mark_op),
+            exclude=_items(a.exclude),
             settings=CompareSettings.from_specs(
-                atol=a.atol, rtol=a.rtol, check_error_stat=a.check_error_stat, error_quantile=a.error_quantile,
-                infinities_compare_equal=a.infinities_compare_equal, rel_mode=a.rel_mode,
+                atol=a.atol,
+                rtol=a.rtol,
+                check_error_stat=a.check_error_stat,
+                error_quantile=a.error_quantile,
+                infinities_compare_equal=a.infinities_compare_equal,
+                rel_mode=a.rel_mode,
                 check_shapes=not a.no_shape_check,
             ),
-            shapes=list(a.shapes or []), seed=a.seed, val_range=list(a.val_range or []), iterations=a.iterations,
-            data_loader_script=a.data_loader_script, load_inputs=list(a.load_inputs or []),
-            save_inputs=a.save_inputs, save_outputs=a.save_outputs, fail_fast=a.fail_fast,
+            shapes=list(a.shapes or []),
+            seed=a.seed,
+            val_range=list(a.val_range or []),
+            iterations=a.iterations,
+            data_loader_script=a.data_loader_script,
+            load_inputs=list(a.load_inputs or []),
+            save_inputs=a.save_inputs,
+            save_outputs=a.save_outputs,
+            fail_fast=a.fail_fast,
             mem_budget=parse_size(a.mem_budget, "--mem-budget") if a.mem_budget else None,
-            ort_opt_level=a.ort_opt_level, workspace=a.workspace, plan=getattr(a, "plan", None),
+            ort_opt_level=a.ort_opt_level,
+            workspace=a.workspace,
+            plan=getattr(a, "plan", None),
             trt_options=_trt_options(a),
         )
 
@@ -148,7 +169,9 @@ def _position(index: ModelIndex, tensor: str) -> int:
     return p if p is not None else -1
 
 
-def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[str], exclude: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+def resolve_marks(
+    index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
     """Tensors to compare (MODEL's names, graph order) and requested-but-unobservable ones with reasons.
 
     No marks → the model outputs. ``all``/``*`` → every markable top-level tensor. Other items are
@@ -178,7 +201,9 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
             skipped.update(hidden)
         else:
             close = difflib.get_close_matches(item, markable, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
+            hint = (
+                f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
+            )
             raise TrtdbgError(f"--mark: tensor '{item}' does not exist in {index.path or 'the model'}{hint}")
     if mark_ops:
         ops = {o.lower() for o in mark_ops}
@@ -186,7 +211,9 @@ def resolve_marks(index: ModelIndex, marks: Sequence[str], mark_ops: Sequence[st
         known_ops = {op.lower() for op in histogram}
         unknown = sorted(ops - known_ops)
         if unknown:
-            raise TrtdbgError(f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(histogram))}")
+            raise TrtdbgError(
+                f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(histogram))}"
+            )
         chosen.update(n for n in markable if (index.op_type(index.producer(n)) or "").lower() in ops)
     for item in exclude:
         chosen = {n for n in chosen if not (n == item or (item not in markable_set and fnmatch.fnmatchcase(n, item)))}
@@ -226,15 +253,29 @@ def _side(
         return source, match_saved(wanted, source.available() or []), None
     if other_model:
         m2, idx2 = _open_model(other_model)
-        runner = make_runner(backend_for_other, m2, other_model, observable=idx2.markable(),
-                             unobservable=unobservable_tensors(idx2), opt_level=opt_level, trt_options=trt_options)
+        runner = make_runner(
+            backend_for_other,
+            m2,
+            other_model,
+            observable=idx2.markable(),
+            unobservable=unobservable_tensors(idx2),
+            opt_level=opt_level,
+            trt_options=trt_options,
+        )
         runner.name = f"{backend_for_other}:{other_model}"
         available = set(idx2.markable()) | set(idx2.outputs)
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
         return RunnerSource(runner), mapping, runner
-    runner = make_runner(spec or "ort", model, index.path, observable=index.markable(),
-                         unobservable=unobservable_tensors(index), opt_level=opt_level, plan=plan,
-                         trt_options=trt_options)
+    runner = make_runner(
+        spec or "ort",
+        model,
+        index.path,
+        observable=index.markable(),
+        unobservable=unobservable_tensors(index),
+        opt_level=opt_level,
+        plan=plan,
+        trt_options=trt_options,
+    )
     return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
 
 
@@ -263,8 +304,16 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
     opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
     ref_src, ref_map, ref_runner = _side(
-        request.ref, request.ref_model, request.ref_outputs, model=model, index=index, wanted=wanted,
-        backend_for_other=request.ref or "ort", opt_level=opt_level, trt_options=request.trt_options)
+        request.ref,
+        request.ref_model,
+        request.ref_outputs,
+        model=model,
+        index=index,
+        wanted=wanted,
+        backend_for_other=request.ref or "ort",
+        opt_level=opt_level,
+        trt_options=request.trt_options,
+    )
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
     sub_runner: Runner | None = None
@@ -272,9 +321,17 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
     if request.subject or request.subject_model or request.subject_outputs or request.plan:
         sub_src, sub_map, sub_runner = _side(
-            request.subject, request.subject_model, request.subject_outputs, model=model, index=index,
-            wanted=wanted, backend_for_other=request.subject_backend, opt_level=opt_level, plan=request.plan,
-            trt_options=request.trt_options)
+            request.subject,
+            request.subject_model,
+            request.subject_outputs,
+            model=model,
+            index=index,
+            wanted=wanted,
+            backend_for_other=request.subject_backend,
+            opt_level=opt_level,
+            plan=request.plan,
+            trt_options=request.trt_options,
+        )
         for w in getattr(sub_runner, "warnings", ()):
             warn(w)
 
@@ -286,8 +343,14 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         data_text = "saved outputs on both sides"
     else:
         source = make_data_source(
-            metas, shapes=request.shapes, seed=request.seed, val_range=request.val_range,
-            iterations=request.iterations, script=request.data_loader_script, load_inputs=request.load_inputs)
+            metas,
+            shapes=request.shapes,
+            seed=request.seed,
+            val_range=request.val_range,
+            iterations=request.iterations,
+            script=request.data_loader_script,
+            load_inputs=request.load_inputs,
+        )
         feeds = list(source)
         if hasattr(sub_runner, "set_calibration"):
             sub_runner.set_calibration(feeds)  # type: ignore[union-attr]  # INT8 subjects calibrate on these inputs
@@ -313,7 +376,9 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
                 skipped_all += 1
             continue
         kind = r.kind if r.kind != "exact" else s.kind
-        slots.append(TensorSlot(r.subject_name, s.subject_name, _producer_name(index, name), _position(index, name), kind))
+        slots.append(
+            TensorSlot(r.subject_name, s.subject_name, _producer_name(index, name), _position(index, name), kind)
+        )
     if skipped_all:
         warn(f"{skipped_all} marked tensor(s) have no counterpart on the other side and were skipped")
 
@@ -323,8 +388,9 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         for s in slots:
             s.est_bytes = sizes.get(s.name)
 
-    job = CompareJob(ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget,
-                     fail_fast=request.fail_fast)
+    job = CompareJob(
+        ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget, fail_fast=request.fail_fast
+    )
     return PreparedCompare(job, ref_src, sub_src, index, feeds, data_text, unobservable, unmatched, warnings, workspace)
 
 
@@ -366,8 +432,14 @@ def execute(
     report = CompareReport(
         reference=job.reference.label,
         subject=job.subject.label if not reference_only else "(none: reference only)",
-        results=results, summary=job.summary, model=request.model, data=prep.data, iterations=len(prep.feeds),
-        settings=request.settings.describe(), unobservable=prep.unobservable, unmatched=prep.unmatched,
+        results=results,
+        summary=job.summary,
+        model=request.model,
+        data=prep.data,
+        iterations=len(prep.feeds),
+        settings=request.settings.describe(),
+        unobservable=prep.unobservable,
+        unmatched=prep.unmatched,
         warnings=prep.warnings,
     )
     prep.workspace.write_json("last_compare.json", _summary_json(report))

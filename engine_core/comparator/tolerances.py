@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from engine_core.errors import TrtdbgError
 
@@ -24,9 +25,7 @@ class PerTensor(Generic[T]):
         return self.overrides.get(name, self.default)
 
 
-def parse_per_tensor(
-    specs: Sequence[str] | None, default: T, convert: Callable[[str], T], option: str
-) -> PerTensor[T]:
+def parse_per_tensor(specs: Sequence[str] | None, default: T, convert: Callable[[str], T], option: str) -> PerTensor[T]:
     """Parse ``["1e-3", "onnx::MatMul_12:1e-2"]`` (split at the last ``:``, so names may contain ``:``)."""
     result: PerTensor[T] = PerTensor(default)
     for spec in specs or ():
@@ -87,7 +86,7 @@ class CompareSettings:
         infinities_compare_equal: bool = False,
         rel_mode: str = "polygraphy",
         check_shapes: bool = True,
-    ) -> "CompareSettings":
+    ) -> CompareSettings:
         """Build settings from command-line style ``[name:]value`` lists."""
         if rel_mode not in REL_MODES:
             raise TrtdbgError(f"--rel-mode: '{rel_mode}' is not one of {', '.join(REL_MODES)}")
@@ -104,11 +103,15 @@ class CompareSettings:
     def describe(self) -> dict[str, object]:
         """JSON-friendly summary of the settings."""
         return {
-            "atol": self.atol.default, "rtol": self.rtol.default,
-            "check_error_stat": self.check_error_stat.default, "error_quantile": self.error_quantile.default,
+            "atol": self.atol.default,
+            "rtol": self.rtol.default,
+            "check_error_stat": self.check_error_stat.default,
+            "error_quantile": self.error_quantile.default,
             "overrides": {
-                "atol": self.atol.overrides, "rtol": self.rtol.overrides,
-                "check_error_stat": self.check_error_stat.overrides, "error_quantile": self.error_quantile.overrides,
+                "atol": self.atol.overrides,
+                "rtol": self.rtol.overrides,
+                "check_error_stat": self.check_error_stat.overrides,
+                "error_quantile": self.error_quantile.overrides,
             },
             "infinities_compare_equal": self.infinities_compare_equal,
             "rel_mode": self.rel_mode,

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from engine_core.backend.base import TensorMeta
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 DEFAULT_VAL_RANGE = (0.0, 1.0)
 VAL_RANGE_SYNTAX = "[lo,hi] for all inputs or NAME:[lo,hi] for one, e.g. [0,1] x:[-1,1]"
@@ -40,7 +40,9 @@ def parse_val_range(specs: Sequence[str]) -> dict[str, tuple[float, float]]:
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise TrtdbgError(f"value range {match.group(0).strip(' ,')!r} is too large; give finite bounds")
             if lo > hi:
-                raise TrtdbgError(f"value range {match.group(0).strip(' ,')!r} has lo > hi; write it as [lo,hi] with lo <= hi")
+                raise TrtdbgError(
+                    f"value range {match.group(0).strip(' ,')!r} has lo > hi; write it as [lo,hi] with lo <= hi"
+                )
             ranges[name] = (lo, hi)
             pos = match.end()
     return ranges

@@ -18,7 +18,7 @@ import io
 import os
 import re
 import zipfile
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -30,7 +30,9 @@ RUNNER_KEY = "__runner_name__"
 _ITERATION_KEY = re.compile(r"(\d+)/(.+)", re.S)
 
 
-def write_npz(path: str | os.PathLike[str], iterations: Sequence[Mapping[str, np.ndarray]], runner_name: str | None = None) -> None:
+def write_npz(
+    path: str | os.PathLike[str], iterations: Sequence[Mapping[str, np.ndarray]], runner_name: str | None = None
+) -> None:
     """Write iterations of tensors (and optionally the runner name) to an uncompressed ``.npz``."""
     if not iterations:
         raise TrtdbgError(f"{path}: nothing to save (no iterations)")

@@ -28,9 +28,10 @@ import os
 import re
 import struct
 import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ RunnerIterations = tuple[str, list[dict[str, np.ndarray]]]
 @lru_cache(maxsize=4096)
 def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
     """A v1.0 ``.npy`` header for a C-order array, padded to 64 bytes as numpy does."""
-    text = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (descr, shape)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
     padding = 64 - (10 + len(text) + 1) % 64
     text += " " * padding + "\n"
     return _NPY_MAGIC + b"\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
@@ -64,7 +65,9 @@ def npy_bytes(array: np.ndarray, where: str) -> bytes:
     """The bytes ``np.save(f, array, allow_pickle=False)`` would write (header padding may differ)."""
     dtype = array.dtype
     if dtype.hasobject:
-        raise TrtdbgError(f"{where}: dtype {dtype} cannot be saved (object arrays need pickle); convert it to a numeric array")
+        raise TrtdbgError(
+            f"{where}: dtype {dtype} cannot be saved (object arrays need pickle); convert it to a numeric array"
+        )
     if dtype.fields is None and dtype.subdtype is None and array.ndim < 64:
         header = _npy_header(np.lib.format.dtype_to_descr(dtype), tuple(int(d) for d in array.shape))
         if len(header) < 65536:
@@ -145,7 +148,9 @@ def array_from_json(obj: Any, where: str) -> np.ndarray:
         return array_from_json(obj.get("values"), where)
     if cls != "ndarray":
         found = f"a {cls} object" if cls else f"{type(obj).__name__} {str(obj)[:40]!r}"
-        raise TrtdbgError(f"{where}: expected a Polygraphy ndarray, found {found}; is this a Polygraphy inputs/outputs file?")
+        raise TrtdbgError(
+            f"{where}: expected a Polygraphy ndarray, found {found}; is this a Polygraphy inputs/outputs file?"
+        )
     text = obj.get("array")
     if not isinstance(text, str):
         raise TrtdbgError(f"{where}: ndarray object has no 'array' string; the file is corrupt")
@@ -204,7 +209,9 @@ def run_results_from_json(obj: Any, where: str) -> list[RunnerIterations]:
         raise TrtdbgError(f"{where}: RunResults has no 'lst' list; the file is corrupt")
     runners: list[RunnerIterations] = []
     for entry in lst:
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list)):
+        if not (
+            isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list)
+        ):
             raise TrtdbgError(f"{where}: RunResults entry is not [runner_name, [iterations]]; the file is corrupt")
         runner, iterations = entry
         decoded = []
@@ -260,7 +267,9 @@ def prepare_iteration_dir(directory: str | os.PathLike[str]) -> Path:
     target = Path(directory)
     if target.exists():
         if not target.is_dir():
-            raise TrtdbgError(f"{target}: a file exists there but an extensionless path means a directory; add .json or pick another path")
+            raise TrtdbgError(
+                f"{target}: a file exists there but an extensionless path means a directory; add .json or pick another path"
+            )
         if any(target.iterdir()):
             raise TrtdbgError(f"{target}: directory is not empty; per-iteration files need a new or empty directory")
     try:
@@ -316,7 +325,9 @@ def read_outputs(path: str | os.PathLike[str]) -> list[RunnerIterations]:
     return list(merged.items())
 
 
-def write_outputs(path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]) -> None:
+def write_outputs(
+    path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]
+) -> None:
     """Write one runner's outputs: a RunResults file, or a directory of single-iteration RunResults."""
     if not is_directory_path(path):
         write_json(path, run_results_to_json(runner_name, iterations, str(path)))
@@ -326,4 +337,3 @@ def write_outputs(path: str | os.PathLike[str], runner_name: str, iterations: Se
         file = iteration_file(directory, index)
         it = iteration_to_json(runner_name, outputs, f"{file}: iteration {index}")
         write_json(file, {"lst": [[runner_name, [it]]], TAG: "RunResults"})
-

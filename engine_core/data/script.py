@@ -15,10 +15,11 @@ import itertools
 import re
 import sys
 import traceback
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,9 @@ class ScriptDataLoader:
                     item = next(iterator)
             except StopIteration:
                 if index == 0:
-                    raise TrtdbgError(f"{where} yielded no feed dicts; yield at least one {{name: array}} dict") from None
+                    raise TrtdbgError(
+                        f"{where} yielded no feed dicts; yield at least one {{name: array}} dict"
+                    ) from None
                 return
             except Exception as exc:
                 raise TrtdbgError(

@@ -30,10 +30,10 @@ with hidden constraints (e.g. a text recogniser that only accepts heights < 96) 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from engine_core.backend.base import Dim, TensorMeta
 from engine_core.errors import TrtdbgError
+from engine_core.types import Dim, TensorMeta
 
 SHAPE_SYNTAX = "NAME:1x3x224x224 or NAME:[1,3,224,224], several separated by commas"
 
@@ -50,7 +50,13 @@ _ROLE_WORDS: dict[str, int] = {
     ),
     **dict.fromkeys(("height", "width"), SPATIAL_SIZE),
 }
-_ROLE_LETTERS: dict[str, int] = {"n": BATCH_SIZE, "b": BATCH_SIZE, "t": SEQUENCE_LENGTH, "h": SPATIAL_SIZE, "w": SPATIAL_SIZE}
+_ROLE_LETTERS: dict[str, int] = {
+    "n": BATCH_SIZE,
+    "b": BATCH_SIZE,
+    "t": SEQUENCE_LENGTH,
+    "h": SPATIAL_SIZE,
+    "w": SPATIAL_SIZE,
+}
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _X_SHAPE = re.compile(r"\d+(?:x\d+)*")
 
@@ -181,9 +187,7 @@ def resolve_shapes(metas: Sequence[TensorMeta], overrides: dict[str, tuple[int, 
             resolved[meta.name] = tuple(overrides[meta.name])
             continue
         if meta.shape is None:
-            raise TrtdbgError(
-                f"input '{meta.name}' has no shape in the model; give one, e.g. {meta.name}:1x3x224x224"
-            )
+            raise TrtdbgError(f"input '{meta.name}' has no shape in the model; give one, e.g. {meta.name}:1x3x224x224")
         dims = []
         for index, dim in enumerate(meta.shape):
             if isinstance(dim, int) and dim >= 0:

@@ -9,17 +9,17 @@ loaded inputs replace random data, so seed, value range, iterations and shapes a
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from engine_core.backend.base import TensorMeta
 from engine_core.data.generate import RandomDataLoader, parse_val_range, value_range_for
 from engine_core.data.script import ScriptDataLoader
 from engine_core.data.shapes import format_dims, parse_shapes, resolve_shapes
 from engine_core.data.store import load_inputs as load_input_files
 from engine_core.data.validate import check_feed
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 Feed = dict[str, np.ndarray]
 
@@ -88,7 +88,9 @@ def _loaded_source(metas: Sequence[TensorMeta], paths: Sequence[str], warnings: 
         labelled.extend((f"{path} iteration {index}", feed) for index, feed in enumerate(feeds))
     names = ", ".join(os.fspath(p) for p in paths)
     plural = "" if len(labelled) == 1 else "s"
-    source = DataSource(metas, lambda: iter(labelled), f"loaded {names} ({len(labelled)} iteration{plural})", len(labelled), warnings)
+    source = DataSource(
+        metas, lambda: iter(labelled), f"loaded {names} ({len(labelled)} iteration{plural})", len(labelled), warnings
+    )
     for _ in source:  # check every feed now: bad files fail before anything runs
         pass
     return source
@@ -121,7 +123,12 @@ def make_data_source(
         return _random_source(metas, shapes, seed, val_range, iterations)
     ignored = [
         label
-        for label, given in (("seed", seed != 1), ("value range", bool(val_range)), ("iterations", iterations != 1), ("shapes", bool(shapes)))
+        for label, given in (
+            ("seed", seed != 1),
+            ("value range", bool(val_range)),
+            ("iterations", iterations != 1),
+            ("shapes", bool(shapes)),
+        )
         if given
     ]
     origin = "the data loader script" if script else "the loaded inputs"

@@ -8,9 +8,9 @@ per-iteration Polygraphy JSON files (``0000000000.json`` …); ``*.npz`` — a n
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -85,7 +85,9 @@ def load_outputs(path: str | os.PathLike[str]) -> SavedOutputs:
     return SavedOutputs(runner_name, iterations, [name for name, _ in runners[1:]])
 
 
-def save_outputs(path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]) -> None:
+def save_outputs(
+    path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]
+) -> None:
     """Save one runner's outputs as a RunResults ``.json``, a directory of them, or an ``.npz``."""
     if not iterations:
         raise TrtdbgError(f"{path}: nothing to save (no iterations)")

@@ -97,24 +97,38 @@ def summarize_array(name: str, array: np.ndarray, *, histogram: bool = False, va
         counts, edges = np.histogram(f64, bins=HIST_BINS)
         hist = [(float(edges[i]), float(edges[i + 1]), int(counts[i])) for i in range(len(counts))]
     return TensorSummary(
-        name=name, dtype=a.dtype.name, shape=tuple(int(d) for d in a.shape), size=int(a.size),
-        min=float(f64.min()) if f64 is not None else None, max=float(f64.max()) if f64 is not None else None,
-        mean=float(f64.mean()) if f64 is not None else None, std=float(f64.std()) if f64 is not None else None,
-        nan=nan, inf=inf, histogram=hist,
+        name=name,
+        dtype=a.dtype.name,
+        shape=tuple(int(d) for d in a.shape),
+        size=int(a.size),
+        min=float(f64.min()) if f64 is not None else None,
+        max=float(f64.max()) if f64 is not None else None,
+        mean=float(f64.mean()) if f64 is not None else None,
+        std=float(f64.std()) if f64 is not None else None,
+        nan=nan,
+        inf=inf,
+        histogram=hist,
         values=np.array2string(a, threshold=100, edgeitems=3) if values else None,
     )
 
 
-def summarize_file(path: str | os.PathLike[str], *, iterations: int | None = 1, histogram: bool = False,
-                   values: bool = False) -> DataFileSummary:
+def summarize_file(
+    path: str | os.PathLike[str], *, iterations: int | None = 1, histogram: bool = False, values: bool = False
+) -> DataFileSummary:
     """Summarize a saved inputs or outputs file; ``iterations`` limits how many are listed (``None``: all)."""
     kind, runners = read_any(path)
     summary = DataFileSummary(str(path), kind)
     for name, its in runners:
         chosen = its if iterations is None else its[:iterations]
-        summary.runners.append((name, [
-            [summarize_array(t, arr, histogram=histogram, values=values) for t, arr in feed.items()] for feed in chosen
-        ]))
+        summary.runners.append(
+            (
+                name,
+                [
+                    [summarize_array(t, arr, histogram=histogram, values=values) for t, arr in feed.items()]
+                    for feed in chosen
+                ],
+            )
+        )
     return summary
 
 

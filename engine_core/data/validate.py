@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from engine_core.backend.base import TensorMeta
 from engine_core.data.shapes import format_dims, format_shape
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 
 def _shape_matches(model: Sequence[Any], got: tuple[int, ...]) -> bool:

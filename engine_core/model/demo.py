@@ -17,10 +17,15 @@ specular highlight; on it the FP32 model is finite and confident, while FP16 fai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from engine_core.data.store import save_inputs
+from engine_core.model.synthetic import fp16_copy
+from engine_core.workspace import Workspace, atomic_write_bytes
 
 OPSET = 17
 IR_VERSION = 8
@@ -132,8 +137,12 @@ def _dims(b: _GraphBuilder, scope: str, x: str, axes: tuple[int, ...]) -> list[s
 def _split_heads(b: _GraphBuilder, scope: str, x: str) -> str:
     """[B, N, D] -> [B, H, N, hd], with the reshape target computed from the runtime shape."""
     batch, seq = _dims(b, scope, x, (0, 1))
-    shape = b.op(scope, "Concat", [batch, seq, b.const(scope, np.array([HEADS], np.int64)),
-                                   b.const(scope, np.array([HEAD_DIM], np.int64))], axis=0)
+    shape = b.op(
+        scope,
+        "Concat",
+        [batch, seq, b.const(scope, np.array([HEADS], np.int64)), b.const(scope, np.array([HEAD_DIM], np.int64))],
+        axis=0,
+    )
     return b.op(scope, "Transpose", [b.op(scope, "Reshape", [x, shape])], perm=[0, 2, 1, 3])
 
 
@@ -198,8 +207,16 @@ def _conv(b: _GraphBuilder, scope: str, x: str, w: np.ndarray, bias: np.ndarray,
     """Conv with BatchNorm folded into weight and bias (as exported in eval mode)."""
     pname = scope.strip("/").replace("/", ".")
     k = w.shape[-1]
-    return b.op(scope, "Conv", [x, b.init(f"{pname}.weight", w), b.init(f"{pname}.bias", bias)],
-                dilations=[1, 1], group=1, kernel_shape=[k, k], pads=[pad] * 4, strides=[stride, stride])
+    return b.op(
+        scope,
+        "Conv",
+        [x, b.init(f"{pname}.weight", w), b.init(f"{pname}.bias", bias)],
+        dilations=[1, 1],
+        group=1,
+        kernel_shape=[k, k],
+        pads=[pad] * 4,
+        strides=[stride, stride],
+    )
 
 
 def build_demo_model() -> onnx.ModelProto:
@@ -253,21 +270,35 @@ def build_demo_model() -> onnx.ModelProto:
     w_fc[HIGHLIGHT_CLASS, MASSIVE_CHANNEL] = 12.0
     b_fc = np.zeros(NUM_CLASSES, np.float32)
     b_fc[HIGHLIGHT_CLASS] = 10.0
-    logits = b.op("/head/fc", "Gemm", [x, b.init("head.fc.weight", w_fc), b.init("head.fc.bias", b_fc)],
-                  outputs=["logits"], alpha=1.0, beta=1.0, transB=1)
+    logits = b.op(
+        "/head/fc",
+        "Gemm",
+        [x, b.init("head.fc.weight", w_fc), b.init("head.fc.bias", b_fc)],
+        outputs=["logits"],
+        alpha=1.0,
+        beta=1.0,
+        transB=1,
+    )
     b.op("/head", "Softmax", [logits], outputs=["probs"], axis=-1)
 
     graph = helper.make_graph(
-        b.nodes, "trtdbg_demo_vit",
+        b.nodes,
+        "trtdbg_demo_vit",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(IMAGE_SHAPE))],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, NUM_CLASSES]),
-         helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, NUM_CLASSES])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, NUM_CLASSES]),
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, NUM_CLASSES]),
+        ],
         initializer=b.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="trtdbg-demo", producer_version="1",
-                              doc_string="trtdbg demo ViT with planted FP16 overflow (/norm/Pow) and underflow "
-                                         "(/patch_embed/norm) sites")
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="trtdbg-demo",
+        producer_version="1",
+        doc_string="trtdbg demo ViT with planted FP16 overflow (/norm/Pow) and underflow (/patch_embed/norm) sites",
+    )
     return model
 
 
@@ -287,3 +318,28 @@ def demo_inputs(seed: int = 0) -> dict[str, np.ndarray]:
     image = np.zeros(IMAGE_SHAPE, np.float32)
     image[0, :, 16:48] = content
     return {"image": image}
+
+
+@dataclass(frozen=True)
+class DemoFiles:
+    """Where the demo was written."""
+
+    workspace: Path
+    model: Path
+    fp16_model: Path
+    inputs: Path
+
+
+def write_demo(workspace: str | None = None) -> DemoFiles:
+    """Build the demo model, its FP16 copy and inputs and write them (atomically) into the workspace.
+
+    Default workspace: ``.trtdbg/`` in the current directory.
+    """
+    ws = Workspace.for_model(None, workspace)
+    ws.check_writable()
+    model = build_demo_model()
+    files = DemoFiles(ws.root, ws.path("demo.onnx"), ws.path("demo_fp16.onnx"), ws.path("demo_inputs.json"))
+    atomic_write_bytes(files.model, model.SerializeToString())
+    atomic_write_bytes(files.fp16_model, fp16_copy(model, rename=False).SerializeToString())
+    save_inputs(files.inputs, [demo_inputs()])
+    return files

@@ -11,17 +11,17 @@ from __future__ import annotations
 import heapq
 import os
 from collections import Counter
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Iterator, Sequence
 
 import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto
 
-from engine_core.backend.base import Dim, TensorMeta
 from engine_core.errors import TrtdbgError
 from engine_core.model.loader import DEFAULT_DOMAIN, SUBGRAPH_OPS, load_model, model_opsets, subgraphs_of
+from engine_core.types import Dim, TensorMeta
 
 FP16_MAX = 65504.0
 FP16_TINY = 6e-8
@@ -122,7 +122,9 @@ class _RawGraph:
         self.subs: dict[int, list[tuple[str, _RawGraph]]] = {}
         candidates = [i for i, op in enumerate(self.ops) if op in SUBGRAPH_OPS]
         if set(self.domains) - {"", DEFAULT_DOMAIN}:
-            candidates = sorted(set(candidates).union(i for i, d in enumerate(self.domains) if d not in ("", DEFAULT_DOMAIN)))
+            candidates = sorted(
+                set(candidates).union(i for i, d in enumerate(self.domains) if d not in ("", DEFAULT_DOMAIN))
+            )
         for pos in candidates:
             found = subgraphs_of(nodes[pos])
             if found:
@@ -219,9 +221,13 @@ def _cycle_message(raw: _RawGraph, producer: dict[str, int], remaining: set[int]
         seen[cur] = len(path)
         path.append(cur)
         cur = next(producer[t] for t in raw.deps(cur) if producer.get(t) in remaining)
-    cycle = path[seen[cur]:][::-1]
+    cycle = path[seen[cur] :][::-1]
     label = [raw.names[p] or f"{raw.ops[p]}#{p}" for p in cycle[:6]]
-    chain = " -> ".join(f"'{x}'" for x in label + [label[0]]) if len(cycle) <= 6 else " -> ".join(f"'{x}'" for x in label) + " -> ..."
+    chain = (
+        " -> ".join(f"'{x}'" for x in label + [label[0]])
+        if len(cycle) <= 6
+        else " -> ".join(f"'{x}'" for x in label) + " -> ..."
+    )
     return f"graph{where} has a cycle: {chain}; an ONNX graph must be acyclic — fix the exporter or re-export the model"
 
 
@@ -231,12 +237,19 @@ class ModelIndex:
     Read-only: the index keeps views into ``model``, which must not be modified afterwards.
     """
 
-    def __init__(self, model: ModelProto, path: str | os.PathLike[str] | None = None,
-                 external_data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelProto,
+        path: str | os.PathLike[str] | None = None,
+        external_data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.model = model
         self.path: Path | None = Path(path) if path is not None else None
-        self.data_dir: Path | None = Path(external_data_dir) if external_data_dir is not None else (
-            self.path.parent if self.path is not None else None)
+        self.data_dir: Path | None = (
+            Path(external_data_dir)
+            if external_data_dir is not None
+            else (self.path.parent if self.path is not None else None)
+        )
         where = f" in {self.path}" if self.path else ""
         graph = model.graph
         self.graph_name: str = graph.name
@@ -298,15 +311,25 @@ class ModelIndex:
         """Why shape inference failed (then only shapes declared in the model are known)."""
 
     @classmethod
-    def from_model(cls, model: ModelProto, path: str | os.PathLike[str] | None = None, *,
-                   external_data_dir: str | os.PathLike[str] | None = None) -> "ModelIndex":
+    def from_model(
+        cls,
+        model: ModelProto,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        external_data_dir: str | os.PathLike[str] | None = None,
+    ) -> ModelIndex:
         """Index an already loaded model; ``path`` names it in errors and locates external data
         (in ``external_data_dir`` when given, else beside the model)."""
         return cls(model, path, external_data_dir)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, load_external_data: bool = True,
-             external_data_dir: str | os.PathLike[str] | None = None) -> "ModelIndex":
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        load_external_data: bool = True,
+        external_data_dir: str | os.PathLike[str] | None = None,
+    ) -> ModelIndex:
         """:func:`load_model` then index."""
         model = load_model(path, load_external_data=load_external_data, external_data_dir=external_data_dir)
         return cls(model, path, external_data_dir)
@@ -370,9 +393,18 @@ class ModelIndex:
     def node(self, i: int) -> NodeInfo:
         """The node at index ``i`` (top-level nodes are ``0 .. num_top_level - 1``)."""
         sub = self._parent.get(i)
-        return NodeInfo(i, self._names[i], self._onnx_names[i], self._ops[i], self._domains[i], tuple(self._ins[i]),
-                        tuple(self._outs[i]), sub.path if sub else None, sub.node_index if sub else None,
-                        sub.attr if sub else None)
+        return NodeInfo(
+            i,
+            self._names[i],
+            self._onnx_names[i],
+            self._ops[i],
+            self._domains[i],
+            tuple(self._ins[i]),
+            tuple(self._outs[i]),
+            sub.path if sub else None,
+            sub.node_index if sub else None,
+            sub.attr if sub else None,
+        )
 
     def nodes(self, *, top_level_only: bool = False) -> Iterator[NodeInfo]:
         """All nodes (or only top-level ones) in index order."""
@@ -477,8 +509,10 @@ class ModelIndex:
         if info is None:
             t = self._initializers.get(name)
             if t is None:
-                raise TrtdbgError(f"'{name}' is not an initializer of {self.path or 'the model'}; list them with "
-                                  f"`trtdbg inspect MODEL --show layers`")
+                raise TrtdbgError(
+                    f"'{name}' is not an initializer of {self.path or 'the model'}; list them with "
+                    f"`trtdbg inspect MODEL --show layers`"
+                )
             dtype = np_dtype(t.data_type)
             shape = tuple(int(d) for d in t.dims)
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
@@ -499,10 +533,12 @@ class ModelIndex:
         t = self._initializers[name]
         try:
             return numpy_helper.to_array(t, str(self.data_dir) if self.data_dir else "")
-        except Exception as exc:  # noqa: BLE001 - onnx raises several types for bad/missing data
-            raise TrtdbgError(f"cannot read values of initializer '{name}' of {self.path or 'the model'}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
-                              f"check the model's external data files") from exc
+        except Exception as exc:
+            raise TrtdbgError(
+                f"cannot read values of initializer '{name}' of {self.path or 'the model'}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
+                f"check the model's external data files"
+            ) from exc
 
     def initializer_stats(self, name: str) -> InitializerStats:
         """Value statistics of an initializer, computed on first request and cached."""
@@ -585,11 +621,11 @@ class ModelIndex:
             holders = [i for i, p in enumerate(order) if p in owners]
         try:
             return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True), holders
-        except Exception as exc:  # noqa: BLE001 - InferenceError, ValidationError, RuntimeError...
+        except Exception as exc:
             self.shape_inference_error = _one_line(exc)
         try:
             return shape_inference.infer_shapes(light, strict_mode=False, data_prop=True), holders
-        except Exception:  # noqa: BLE001 - fall back to the shapes declared in the model
+        except Exception:
             return None
 
 
@@ -685,7 +721,10 @@ def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
     src = model.graph
 
     def keep(t: TensorProto) -> bool:
-        return t.data_location != TensorProto.EXTERNAL and int(np.prod(t.dims, dtype=np.int64)) <= _KEEP_INITIALIZER_ELEMENTS
+        return (
+            t.data_location != TensorProto.EXTERNAL
+            and int(np.prod(t.dims, dtype=np.int64)) <= _KEEP_INITIALIZER_ELEMENTS
+        )
 
     kept = [keep(t) for t in src.initializer]
     if order is None and all(kept):
@@ -750,8 +789,18 @@ def _array_stats(name: str, arr: np.ndarray) -> InitializerStats:
         overflow = int(np.count_nonzero(mag > FP16_MAX))
         underflow = int(np.count_nonzero((mag < FP16_TINY) & (mag > 0)))
     return InitializerStats(
-        name, arr.dtype, shape, arr.size, float(values.min()), float(values.max()),
-        float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64)), nan, inf, overflow, underflow,
+        name,
+        arr.dtype,
+        shape,
+        arr.size,
+        float(values.min()),
+        float(values.max()),
+        float(values.mean(dtype=np.float64)),
+        float(values.std(dtype=np.float64)),
+        nan,
+        inf,
+        overflow,
+        underflow,
     )
 
 

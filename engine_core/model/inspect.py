@@ -11,7 +11,8 @@ with ``--shape-inference``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 import onnx
 from onnx import AttributeProto, GraphProto, NodeProto
@@ -34,8 +35,10 @@ def parse_show(values: Iterable[str]) -> frozenset[str]:
             if not item:
                 continue
             if item not in SHOW_CHOICES:
-                raise TrtdbgError(f"unknown --show value '{item}'; choose from {', '.join(SHOW_CHOICES)} "
-                                  f"(comma-separated, e.g. --show layers,attrs)")
+                raise TrtdbgError(
+                    f"unknown --show value '{item}'; choose from {', '.join(SHOW_CHOICES)} "
+                    f"(comma-separated, e.g. --show layers,attrs)"
+                )
             chosen.add(item)
     return frozenset(chosen)
 
@@ -104,8 +107,9 @@ class _TextWriter:
             for t in graph.initializer:
                 dtype = _np_dtype_name(t.data_type)
                 values = self._values(t)
-                parts.append(f"Initializer | {t.name} [dtype={dtype}, shape={list(t.dims)}] | Values:\n"
-                             f"{_indent(values)}\n\n")
+                parts.append(
+                    f"Initializer | {t.name} [dtype={dtype}, shape={list(t.dims)}] | Values:\n{_indent(values)}\n\n"
+                )
             if not init_list:
                 parts.append("{}\n\n")
         elif self.layers:
@@ -184,8 +188,10 @@ class _TextWriter:
         if t == AttributeProto.GRAPHS:
             return "".join("\n" + self._subgraph_text(i, f"{attr.name}[{k}]", level) for k in range(len(attr.graphs)))
         if t == AttributeProto.SPARSE_TENSOR:
-            return f"SparseTensor: [dtype={_np_dtype_name(attr.sparse_tensor.values.data_type)}, " \
-                   f"shape={list(attr.sparse_tensor.dims)}]"
+            return (
+                f"SparseTensor: [dtype={_np_dtype_name(attr.sparse_tensor.values.data_type)}, "
+                f"shape={list(attr.sparse_tensor.dims)}]"
+            )
         if t == AttributeProto.TYPE_PROTO:
             return onnx.helper.printable_type(attr.tp)
         if t == AttributeProto.TYPE_PROTOS:
@@ -210,7 +216,7 @@ class _TextWriter:
         base = str(self.index.data_dir) if self.index.data_dir else ""
         try:
             return str(numpy_helper.to_array(tensor, base))
-        except Exception as exc:  # noqa: BLE001 - show the problem in place, like Polygraphy
+        except Exception as exc:
             return f"<error: failed to load weights: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}>"
 
 
@@ -235,8 +241,14 @@ def inspect_text(index: ModelIndex, show: Iterable[str] = (), *, shape_inference
     return "".join(_TextWriter(index, parse_show(show), shape_inference).model_parts())
 
 
-def write_inspect_text(index: ModelIndex, out: TextIO, show: Iterable[str] = (), *, shape_inference: bool = True,
-                       chunk_chars: int = 1 << 20) -> None:
+def write_inspect_text(
+    index: ModelIndex,
+    out: TextIO,
+    show: Iterable[str] = (),
+    *,
+    shape_inference: bool = True,
+    chunk_chars: int = 1 << 20,
+) -> None:
     """:func:`inspect_text` written to ``out`` in chunks of about ``chunk_chars`` (no full copy in memory)."""
     chunk: list[str] = []
     size = 0
@@ -254,7 +266,11 @@ def _json_meta(index: ModelIndex, name: str, infer: bool) -> dict[str, Any]:
     meta = index.tensor_meta(name, infer=infer)
     if meta is None:
         return {"name": name, "dtype": None, "shape": None}
-    return {"name": name, "dtype": dtype_name(meta.dtype), "shape": list(meta.shape) if meta.shape is not None else None}
+    return {
+        "name": name,
+        "dtype": dtype_name(meta.dtype),
+        "shape": list(meta.shape) if meta.shape is not None else None,
+    }
 
 
 def _json_number(x: float) -> float | str:
@@ -316,8 +332,10 @@ def inspect_json(index: ModelIndex, show: Iterable[str] = (), *, shape_inference
         "initializers": {"count": len(index.initializer_names), "total_bytes": index.initializers_nbytes()},
         "nodes": {"count": index.num_top_level, "total": len(index)},
         "op_histogram": index.op_histogram(),
-        "subgraphs": [{"path": s.path, "node": index.name(s.node_index), "attr": s.attr, "nodes": s.count}
-                      for s in index.subgraphs],
+        "subgraphs": [
+            {"path": s.path, "node": index.name(s.node_index), "attr": s.attr, "nodes": s.count}
+            for s in index.subgraphs
+        ],
         "shape_inference_error": None,
     }
     if "weights" in chosen:
@@ -325,18 +343,39 @@ def inspect_json(index: ModelIndex, show: Iterable[str] = (), *, shape_inference
         for name in index.initializer_names:
             info = index.initializer(name)
             st = index.initializer_stats(name)
-            stats = {"min": st.min, "max": st.max, "mean": st.mean, "std": st.std, "nan": st.nan, "inf": st.inf,
-                     "fp16_overflow": st.fp16_overflow, "fp16_underflow": st.fp16_underflow}
-            items.append({"name": name, "dtype": dtype_name(info.dtype), "shape": list(info.shape),
-                          "nbytes": info.nbytes, "external": info.external, "stats": stats})
+            stats = {
+                "min": st.min,
+                "max": st.max,
+                "mean": st.mean,
+                "std": st.std,
+                "nan": st.nan,
+                "inf": st.inf,
+                "fp16_overflow": st.fp16_overflow,
+                "fp16_underflow": st.fp16_underflow,
+            }
+            items.append(
+                {
+                    "name": name,
+                    "dtype": dtype_name(info.dtype),
+                    "shape": list(info.shape),
+                    "nbytes": info.nbytes,
+                    "external": info.external,
+                    "stats": stats,
+                }
+            )
         result["initializers"]["items"] = items
     if "layers" in chosen:
         subgraphs = {(s.node_index, s.attr): s for s in index.subgraphs}
         layers = []
         for node in index.nodes():
             i = node.index
-            entry: dict[str, Any] = {"index": i, "name": node.name, "op": node.op_type,
-                                     "inputs": list(node.inputs), "outputs": list(node.outputs)}
+            entry: dict[str, Any] = {
+                "index": i,
+                "name": node.name,
+                "op": node.op_type,
+                "inputs": list(node.inputs),
+                "outputs": list(node.outputs),
+            }
             if node.domain not in ("", DEFAULT_DOMAIN):
                 entry["domain"] = node.domain
             if node.parent is not None:
@@ -363,4 +402,3 @@ def shape_note(index: ModelIndex) -> str | None:
     if index.shape_inference_error is None:
         return None
     return f"shape inference failed ({index.shape_inference_error}); the shapes shown may be partial"
-

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
@@ -20,7 +20,9 @@ DEFAULT_DOMAIN = "ai.onnx"
 """Key used for the default ONNX domain (stored as ``""`` or ``"ai.onnx"`` in files)."""
 
 # Domains whose ops onnx.defs describes (ONNX Runtime implements ai.onnx and ai.onnx.ml).
-_ONNX_DOMAINS = frozenset({DEFAULT_DOMAIN, "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.training", "ai.onnx.preview.training"})
+_ONNX_DOMAINS = frozenset(
+    {DEFAULT_DOMAIN, "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.training", "ai.onnx.preview.training"}
+)
 # ONNX Runtime contrib / internal domains: accepted without a schema check.
 _ORT_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc", "com.microsoft.experimental"})
 # Every onnxruntime this project supports (>= 1.20) runs ai.onnx opsets up to this one.
@@ -55,7 +57,7 @@ def load_model(
     model = ModelProto()
     try:
         model.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError by backend
+    except Exception as exc:
         if len(data) >= 2**31:
             raise TrtdbgError(
                 f"{p} is {len(data) / 2**30:.1f} GiB; protobuf cannot parse ONNX files over 2 GiB — re-save it with "
@@ -77,7 +79,9 @@ def load_model(
     return model
 
 
-def check_external_data(model: ModelProto, path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> None:
+def check_external_data(
+    model: ModelProto, path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+) -> None:
     """Raise :class:`TrtdbgError` when an external-data file of ``model`` is missing or too short (nothing is read)."""
     from onnx.external_data_helper import uses_external_data
 
@@ -117,7 +121,7 @@ def _load_external_data(model: ModelProto, path: Path, base: Path) -> None:
         location = _check_external_tensor(tensor, path, base)
         try:
             load_external_data_for_tensor(tensor, str(base))
-        except Exception as exc:  # noqa: BLE001 - onnx raises ValueError/ValidationError/OSError
+        except Exception as exc:
             raise TrtdbgError(
                 f"cannot read external data '{location}' for tensor '{tensor.name}' of {path}: "
                 f"{_first_line(exc)}; check the data file"
@@ -156,7 +160,9 @@ def model_opsets(model: ModelProto) -> dict[str, int]:
     return {(imp.domain or DEFAULT_DOMAIN): int(imp.version) for imp in model.opset_import}
 
 
-def check_runtime_support(model: ModelProto, path: str | os.PathLike[str] | None = None, *, onnxruntime: bool = True) -> None:
+def check_runtime_support(
+    model: ModelProto, path: str | os.PathLike[str] | None = None, *, onnxruntime: bool = True
+) -> None:
     """Raise :class:`TrtdbgError` for ops or domains no runtime knows, or an opset too new.
 
     ONNX-domain ops are checked against ``onnx.defs`` at the imported opset; ``com.microsoft``
@@ -175,8 +181,14 @@ def check_runtime_support(model: ModelProto, path: str | os.PathLike[str] | None
         if (domain, op) in functions or dom in _ORT_DOMAINS:
             continue
         if dom not in _ONNX_DOMAINS:
-            bad.append((dom, op, f"custom domain '{dom}' is not known to onnx or onnxruntime; load its custom-op "
-                                 f"library or re-export with standard ops"))
+            bad.append(
+                (
+                    dom,
+                    op,
+                    f"custom domain '{dom}' is not known to onnx or onnxruntime; load its custom-op "
+                    f"library or re-export with standard ops",
+                )
+            )
             continue
         version = opsets.get(dom)
         if version is None:
@@ -184,19 +196,35 @@ def check_runtime_support(model: ModelProto, path: str | os.PathLike[str] | None
             continue
         schema_domain = "" if dom == DEFAULT_DOMAIN else dom
         if not onnx.defs.has(op, schema_domain):
-            bad.append((dom, op, "no ONNX schema defines this op; re-export with standard ops (a TensorRT plugin "
-                                 "needs its plugin library)"))
+            bad.append(
+                (
+                    dom,
+                    op,
+                    "no ONNX schema defines this op; re-export with standard ops (a TensorRT plugin "
+                    "needs its plugin library)",
+                )
+            )
             continue
         try:
             onnx.defs.get_schema(op, version, schema_domain)
         except onnx.defs.SchemaError:
             since = onnx.defs.get_schema(op, schema_domain).since_version
-            bad.append((dom, op, f"op needs opset >= {since} but the model imports {dom} opset {version}; "
-                                 f"re-export with a newer opset"))
+            bad.append(
+                (
+                    dom,
+                    op,
+                    f"op needs opset >= {since} but the model imports {dom} opset {version}; "
+                    f"re-export with a newer opset",
+                )
+            )
     if bad:
         dom, op, reason = bad[0]
         node = _find_node(model.graph, dom, op) or "?"
-        more = f" (and {len(bad) - 1} more unsupported op type(s): {', '.join(o for _, o, _ in bad[1:4])})" if len(bad) > 1 else ""
+        more = (
+            f" (and {len(bad) - 1} more unsupported op type(s): {', '.join(o for _, o, _ in bad[1:4])})"
+            if len(bad) > 1
+            else ""
+        )
         raise TrtdbgError(f"unsupported op '{op}' (domain {dom}) at node '{node}'{where}: {reason}{more}")
     version = opsets.get(DEFAULT_DOMAIN)
     if onnxruntime and version is not None and version > _ORT_SAFE_OPSET:
@@ -210,7 +238,7 @@ def check_runtime_support(model: ModelProto, path: str | os.PathLike[str] | None
             )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def max_onnxruntime_opset(hint: int) -> int:
     """The newest ai.onnx opset <= ``hint`` that the installed onnxruntime accepts (21 at worst).
 
@@ -230,7 +258,7 @@ def max_onnxruntime_opset(hint: int) -> int:
         try:
             ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
             return version
-        except Exception:  # noqa: BLE001 - any refusal means this opset is not accepted
+        except Exception:
             continue
     return _ORT_SAFE_OPSET
 

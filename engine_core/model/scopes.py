@@ -14,13 +14,13 @@ Pass an entry's ``path`` to :meth:`ScopeTree.children` to expand it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 
-ScopePath = tuple[Union[str, int], ...]
-_GraphKey = Union[tuple[int, str], None]
+ScopePath = tuple[str | int, ...]
+_GraphKey = tuple[int, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,10 @@ class ScopeTree:
         if path and isinstance(path[-1], int):
             self._parse(path[:-1])  # validates the prefix
             node = path[-1]
-            return [ScopeEntry("subgraph", attr, path + (attr,), count, None, count > 0)
-                    for attr, _, count in self._subgraphs.get(node, [])]
+            return [
+                ScopeEntry("subgraph", attr, path + (attr,), count, None, count > 0)
+                for attr, _, count in self._subgraphs.get(node, [])
+            ]
         graph, scopes = self._parse(path)
         members = self._members_of(graph, scopes)
         depth = len(scopes)

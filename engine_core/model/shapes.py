@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -12,9 +12,7 @@ from engine_core.errors import TrtdbgError
 
 
 def infer_concrete_sizes(
-    model: onnx.ModelProto,
-    inputs: Mapping[str, tuple[tuple[int, ...], np.dtype]],
-    names: Sequence[str],
+    model: onnx.ModelProto, inputs: Mapping[str, tuple[tuple[int, ...], np.dtype]], names: Sequence[str]
 ) -> dict[str, int]:
     """Bytes of each tensor in ``names`` when the graph inputs have the given shapes.
 
@@ -32,7 +30,7 @@ def infer_concrete_sizes(
                 dims.dim.add().dim_value = int(d)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # noqa: BLE001 - estimates are best effort; unknown sizes fall back in the planner
+    except Exception:
         return {}
     finally:
         for vi, original in saved:

@@ -26,14 +26,16 @@ _UNARY = frozenset({"Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Identity", "Erf", 
 
 
 def _model(graph: onnx.GraphProto, name: str) -> onnx.ModelProto:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="trtdbg-synthetic")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION, producer_name="trtdbg-synthetic"
+    )
     model.graph.name = name
     return model
 
 
-def chain_model(n_nodes: int, shape: tuple[int, ...] = (1, 64), ops: tuple[str, ...] = ("Add", "Mul", "Relu"),
-                scoped: bool = True) -> onnx.ModelProto:
+def chain_model(
+    n_nodes: int, shape: tuple[int, ...] = (1, 64), ops: tuple[str, ...] = ("Add", "Mul", "Relu"), scoped: bool = True
+) -> onnx.ModelProto:
     """A single chain of ``n_nodes`` elementwise nodes cycling through ``ops``.
 
     Input ``input`` and output (the last node's output) are float32 ``shape``. Scoped names are
@@ -70,16 +72,19 @@ def chain_model(n_nodes: int, shape: tuple[int, ...] = (1, 64), ops: tuple[str, 
     return _model(graph, f"chain_{n_nodes}")
 
 
-def wide_activation_model(total_bytes: int, shape: tuple[int, ...] = (1, 64, 256, 256),
-                          ops: tuple[str, ...] = ("Add", "Mul", "Relu")) -> onnx.ModelProto:
+def wide_activation_model(
+    total_bytes: int, shape: tuple[int, ...] = (1, 64, 256, 256), ops: tuple[str, ...] = ("Add", "Mul", "Relu")
+) -> onnx.ModelProto:
     """A scoped elementwise chain whose intermediate tensors (all but the output) total >= ``total_bytes``.
 
     Each tensor is float32 ``shape`` (default 16 MiB; at most 64 MiB), so ~3 GiB is ~200 cheap nodes.
     """
     tensor_bytes = 4 * math.prod(shape)
     if not 0 < tensor_bytes <= MAX_TENSOR_BYTES:
-        raise TrtdbgError(f"wide_activation_model: one {list(shape)} float32 tensor is {tensor_bytes} bytes; "
-                          f"choose a shape of 1..{MAX_TENSOR_BYTES} bytes")
+        raise TrtdbgError(
+            f"wide_activation_model: one {list(shape)} float32 tensor is {tensor_bytes} bytes; "
+            f"choose a shape of 1..{MAX_TENSOR_BYTES} bytes"
+        )
     if total_bytes < 1:
         raise TrtdbgError(f"wide_activation_model: total_bytes must be >= 1 (got {total_bytes})")
     model = chain_model(-(-total_bytes // tensor_bytes) + 1, shape, ops, scoped=True)
@@ -95,30 +100,64 @@ def _init(graph: onnx.GraphProto, name: str, value: np.ndarray) -> str:
 def small_cnn_model() -> onnx.ModelProto:
     """Conv-Relu-Conv-Relu with a 1x1-Conv skip branch, Add, GAP, Gemm, Softmax; input [1,3,32,32] (12 nodes)."""
     rng = np.random.default_rng(7)
-    g = helper.make_graph([], "small_cnn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
-                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
-                           helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 8])])
+    g = helper.make_graph(
+        [],
+        "small_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 8]),
+        ],
+    )
     w = lambda name, *s: _init(g, name, rng.standard_normal(s) / np.sqrt(math.prod(s[1:])))  # noqa: E731
     conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    g.node.extend([
-        helper.make_node("Conv", ["input", w("conv1.weight", 8, 3, 3, 3), w("conv1.bias", 8)],
-                         ["/conv1/Conv_output_0"], "/conv1/Conv", **conv),
-        helper.make_node("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], "/relu1/Relu"),
-        helper.make_node("Conv", ["/relu1/Relu_output_0", w("conv2.weight", 8, 8, 3, 3), w("conv2.bias", 8)],
-                         ["/conv2/Conv_output_0"], "/conv2/Conv", **conv),
-        helper.make_node("Relu", ["/conv2/Conv_output_0"], ["/relu2/Relu_output_0"], "/relu2/Relu"),
-        helper.make_node("Conv", ["/relu1/Relu_output_0", w("skip.weight", 8, 8, 1, 1)],
-                         ["/skip/Conv_output_0"], "/skip/Conv", kernel_shape=[1, 1]),
-        helper.make_node("Add", ["/relu2/Relu_output_0", "/skip/Conv_output_0"], ["/Add_output_0"], "/Add"),
-        helper.make_node("GlobalAveragePool", ["/Add_output_0"], ["/pool/GlobalAveragePool_output_0"],
-                         "/pool/GlobalAveragePool"),
-        helper.make_node("Flatten", ["/pool/GlobalAveragePool_output_0"], ["features"], "/Flatten", axis=1),
-        helper.make_node("Gemm", ["features", w("fc.weight", 10, 8), w("fc.bias", 10)], ["/fc/Gemm_output_0"],
-                         "/fc/Gemm", transB=1),
-        helper.make_node("Constant", [], ["/Constant_output_0"], "/Constant",
-                         value=numpy_helper.from_array(np.array(2.0, np.float32))),
-        helper.make_node("Div", ["/fc/Gemm_output_0", "/Constant_output_0"], ["/Div_output_0"], "/Div"),
-    ])
+    g.node.extend(
+        [
+            helper.make_node(
+                "Conv",
+                ["input", w("conv1.weight", 8, 3, 3, 3), w("conv1.bias", 8)],
+                ["/conv1/Conv_output_0"],
+                "/conv1/Conv",
+                **conv,
+            ),
+            helper.make_node("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], "/relu1/Relu"),
+            helper.make_node(
+                "Conv",
+                ["/relu1/Relu_output_0", w("conv2.weight", 8, 8, 3, 3), w("conv2.bias", 8)],
+                ["/conv2/Conv_output_0"],
+                "/conv2/Conv",
+                **conv,
+            ),
+            helper.make_node("Relu", ["/conv2/Conv_output_0"], ["/relu2/Relu_output_0"], "/relu2/Relu"),
+            helper.make_node(
+                "Conv",
+                ["/relu1/Relu_output_0", w("skip.weight", 8, 8, 1, 1)],
+                ["/skip/Conv_output_0"],
+                "/skip/Conv",
+                kernel_shape=[1, 1],
+            ),
+            helper.make_node("Add", ["/relu2/Relu_output_0", "/skip/Conv_output_0"], ["/Add_output_0"], "/Add"),
+            helper.make_node(
+                "GlobalAveragePool", ["/Add_output_0"], ["/pool/GlobalAveragePool_output_0"], "/pool/GlobalAveragePool"
+            ),
+            helper.make_node("Flatten", ["/pool/GlobalAveragePool_output_0"], ["features"], "/Flatten", axis=1),
+            helper.make_node(
+                "Gemm",
+                ["features", w("fc.weight", 10, 8), w("fc.bias", 10)],
+                ["/fc/Gemm_output_0"],
+                "/fc/Gemm",
+                transB=1,
+            ),
+            helper.make_node(
+                "Constant",
+                [],
+                ["/Constant_output_0"],
+                "/Constant",
+                value=numpy_helper.from_array(np.array(2.0, np.float32)),
+            ),
+            helper.make_node("Div", ["/fc/Gemm_output_0", "/Constant_output_0"], ["/Div_output_0"], "/Div"),
+        ]
+    )
     g.node.append(helper.make_node("Softmax", ["/Div_output_0"], ["probs"], "/Softmax", axis=-1))
     return _model(g, "small_cnn")
 
@@ -127,36 +166,74 @@ def branchy_model() -> onnx.ModelProto:
     """Three parallel MatMul branches (Relu/Sigmoid/Tanh) merged by Mul/Add/Concat, a shared Softmax and two
     outputs (``logits``, ``attn``); input ``x`` [1,4,16] (16 nodes)."""
     rng = np.random.default_rng(11)
-    g = helper.make_graph([], "branchy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 8]),
-                           helper.make_tensor_value_info("attn", TensorProto.FLOAT, [1, 4, 16])])
+    g = helper.make_graph(
+        [],
+        "branchy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 8]),
+            helper.make_tensor_value_info("attn", TensorProto.FLOAT, [1, 4, 16]),
+        ],
+    )
     nodes = g.node
     for br, act in (("a", "Relu"), ("b", "Sigmoid"), ("c", "Tanh")):
-        nodes.extend([
-            helper.make_node("MatMul", ["x", _init(g, f"{br}.weight", rng.standard_normal((16, 16)) / 4)],
-                             [f"/{br}/MatMul_output_0"], f"/{br}/MatMul"),
-            helper.make_node("Add", [f"/{br}/MatMul_output_0", _init(g, f"{br}.bias", 0.1 * rng.standard_normal(16))],
-                             [f"/{br}/Add_output_0"], f"/{br}/Add"),
-            helper.make_node(act, [f"/{br}/Add_output_0"], [f"/{br}/{act}_output_0"], f"/{br}/{act}"),
-        ])
-    nodes.extend([
-        helper.make_node("Mul", ["/a/Relu_output_0", "/b/Sigmoid_output_0"], ["/merge/Mul_output_0"], "/merge/Mul"),
-        helper.make_node("Add", ["/merge/Mul_output_0", "/c/Tanh_output_0"], ["/merge/Add_output_0"], "/merge/Add"),
-        helper.make_node("Softmax", ["/merge/Add_output_0"], ["attn"], "/merge/Softmax", axis=-1),
-        helper.make_node("Mul", ["attn", "x"], ["/gate/Mul_output_0"], "/gate/Mul"),
-        helper.make_node("Concat", ["/gate/Mul_output_0", "/c/Tanh_output_0"], ["/Concat_output_0"], "/Concat",
-                         axis=-1),
-        helper.make_node("MatMul", ["/Concat_output_0", _init(g, "out.weight", rng.standard_normal((32, 8)) / 6)],
-                         ["/out/MatMul_output_0"], "/out/MatMul"),
-        helper.make_node("Add", ["/out/MatMul_output_0", _init(g, "out.bias", 0.1 * rng.standard_normal(8))],
-                         ["logits"], "/out/Add"),
-    ])
+        nodes.extend(
+            [
+                helper.make_node(
+                    "MatMul",
+                    ["x", _init(g, f"{br}.weight", rng.standard_normal((16, 16)) / 4)],
+                    [f"/{br}/MatMul_output_0"],
+                    f"/{br}/MatMul",
+                ),
+                helper.make_node(
+                    "Add",
+                    [f"/{br}/MatMul_output_0", _init(g, f"{br}.bias", 0.1 * rng.standard_normal(16))],
+                    [f"/{br}/Add_output_0"],
+                    f"/{br}/Add",
+                ),
+                helper.make_node(act, [f"/{br}/Add_output_0"], [f"/{br}/{act}_output_0"], f"/{br}/{act}"),
+            ]
+        )
+    nodes.extend(
+        [
+            helper.make_node("Mul", ["/a/Relu_output_0", "/b/Sigmoid_output_0"], ["/merge/Mul_output_0"], "/merge/Mul"),
+            helper.make_node("Add", ["/merge/Mul_output_0", "/c/Tanh_output_0"], ["/merge/Add_output_0"], "/merge/Add"),
+            helper.make_node("Softmax", ["/merge/Add_output_0"], ["attn"], "/merge/Softmax", axis=-1),
+            helper.make_node("Mul", ["attn", "x"], ["/gate/Mul_output_0"], "/gate/Mul"),
+            helper.make_node(
+                "Concat", ["/gate/Mul_output_0", "/c/Tanh_output_0"], ["/Concat_output_0"], "/Concat", axis=-1
+            ),
+            helper.make_node(
+                "MatMul",
+                ["/Concat_output_0", _init(g, "out.weight", rng.standard_normal((32, 8)) / 6)],
+                ["/out/MatMul_output_0"],
+                "/out/MatMul",
+            ),
+            helper.make_node(
+                "Add",
+                ["/out/MatMul_output_0", _init(g, "out.bias", 0.1 * rng.standard_normal(8))],
+                ["logits"],
+                "/out/Add",
+            ),
+        ]
+    )
     return _model(g, "branchy")
 
 
 _F32, _F16 = TensorProto.FLOAT, TensorProto.FLOAT16
-_NEVER_FP16 = frozenset({"Constant", "ConstantOfShape", "EyeLike", "RandomNormal", "RandomUniform",
-                         "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"})
+_NEVER_FP16 = frozenset(
+    {
+        "Constant",
+        "ConstantOfShape",
+        "EyeLike",
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
 _KEEP_FP32_INPUTS = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
 
 
@@ -179,10 +256,13 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
     original needs structure, not names; ``rename=False`` keeps all names, as onnxconverter-common does. A test
     fixture, not the precision engine: it does not guard against overflow or tiny constants.
     """
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node
-           for a in n.attribute):
-        raise TrtdbgError(f"fp16_copy: model {model.graph.name!r} has control-flow sub-graphs (If/Loop/Scan); "
-                          "not supported by this fixture")
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node for a in n.attribute
+    ):
+        raise TrtdbgError(
+            f"fp16_copy: model {model.graph.name!r} has control-flow sub-graphs (If/Loop/Scan); "
+            "not supported by this fixture"
+        )
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
     inferred = onnx.shape_inference.infer_shapes(model)
     types: dict[str, int] = {}
@@ -231,9 +311,15 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
             if not x or types.get(x) not in (_F32, _F16):
                 continue
             formal = _formal(schema.inputs, i) if schema else None
-            ok = (formal is not None and i not in _KEEP_FP32_INPUTS.get(src.op_type, ())
-                  and "tensor(float16)" in next((c.allowed_type_strs for c in schema.type_constraints
-                                                 if c.type_param_str == formal.type_str), [formal.type_str]))
+            ok = (
+                formal is not None
+                and i not in _KEEP_FP32_INPUTS.get(src.op_type, ())
+                and "tensor(float16)"
+                in next(
+                    (c.allowed_type_strs for c in schema.type_constraints if c.type_param_str == formal.type_str),
+                    [formal.type_str],
+                )
+            )
             if ok:
                 fp16_params.add(formal.type_str)
             node.input[i] = as_type(x, _F16 if ok else types[x])

@@ -31,15 +31,7 @@ from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
-from engine_core.precision.state import (
-    backup_state,
-    file_sha256,
-    load_state,
-    pack,
-    save_state,
-    state_path,
-    unpack,
-)
+from engine_core.precision.state import backup_state, file_sha256, load_state, pack, save_state, state_path, unpack
 from engine_core.workspace import Workspace
 
 MODES = ("bisect", "linear")
@@ -152,8 +144,10 @@ class Search:
             if passed:
                 return self._phase_done("the culprits found so far suffice")
             if not self.context:
-                self.problem = ("a configuration that passed before now fails: the check is not reproducible "
-                                "(nondeterministic backend or data?)")
+                self.problem = (
+                    "a configuration that passed before now fails: the check is not reproducible "
+                    "(nondeterministic backend or data?)"
+                )
                 self.stage = "done"
                 return self.problem
             self.region, self.context = sorted(self.context), []
@@ -206,9 +200,16 @@ class Search:
     def snapshot(self) -> dict[str, Any]:
         """The dynamic state (candidates of the current phase as indices into the phase's list)."""
         pool = {n: i for i, n in enumerate(self.current.candidates)}
-        return {"phase": self.phase, "stage": self.stage, "candidates": pack(pool[n] for n in self.candidates),
-                "kept": self.kept, "context": pack(self.context), "region": pack(self.region),
-                "culprits": self.culprits, "problem": self.problem}
+        return {
+            "phase": self.phase,
+            "stage": self.stage,
+            "candidates": pack(pool[n] for n in self.candidates),
+            "kept": self.kept,
+            "context": pack(self.context),
+            "region": pack(self.region),
+            "culprits": self.culprits,
+            "problem": self.problem,
+        }
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Return to a snapshot taken from a search over the same phases."""
@@ -255,8 +256,10 @@ class BisectOptions:
         if self.fallback not in FALLBACKS:
             raise TrtdbgError(f"--fallback '{self.fallback}' is not one of {', '.join(FALLBACKS)}")
         if self.precision != "int8" and self.fallback != "fp32":
-            raise TrtdbgError(f"--fallback {self.fallback} must be a higher precision than --precision "
-                              f"{self.precision}; use --fallback fp32")
+            raise TrtdbgError(
+                f"--fallback {self.fallback} must be a higher precision than --precision "
+                f"{self.precision}; use --fallback fp32"
+            )
         if self.subject not in SUBJECTS:
             raise TrtdbgError(f"--subject '{self.subject}' is not one of {', '.join(SUBJECTS)}")
         if self.calibration_cache and self.precision != "int8":
@@ -279,8 +282,9 @@ class BisectOptions:
 
     def settings(self) -> CompareSettings:
         tol = DEFAULT_TOLERANCE[self.precision]
-        return CompareSettings.from_specs(atol=self.atol or [tol], rtol=self.rtol or [tol],
-                                          check_error_stat=self.check_error_stat or None)
+        return CompareSettings.from_specs(
+            atol=self.atol or [tol], rtol=self.rtol or [tol], check_error_stat=self.check_error_stat or None
+        )
 
     def phases(self, an: Any) -> list[Phase]:
         if self.precision != "int8":
@@ -295,15 +299,16 @@ class BisectOptions:
 class BisectSession:
     """A bisection in a workspace: evaluate, step, undo, resume; every step is persisted before it is reported."""
 
-    def __init__(self, options: BisectOptions, *, resume_doc: dict[str, Any] | None = None,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: BisectOptions,
+        *,
+        resume_doc: dict[str, Any] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
         from engine_core.backend.ort import OrtRunner
         from engine_core.data.source import make_data_source
-        from engine_core.model.loader import (
-            check_external_data,
-            check_runtime_support,
-            load_model,
-        )
+        from engine_core.model.loader import check_external_data, check_runtime_support, load_model
         from engine_core.precision.build import PlanBuilder
         from engine_core.precision.int8 import feeds_digest
 
@@ -320,25 +325,35 @@ class BisectSession:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model_sha = file_sha256(options.model) if os.path.isfile(options.model) else ""
         if resume_doc is not None and resume_doc["model"].get("sha256") != self.model_sha:
-            raise TrtdbgError(f"{options.model} changed since this bisection started (its SHA-256 differs); start "
-                              "over without --resume")
+            raise TrtdbgError(
+                f"{options.model} changed since this bisection started (its SHA-256 differs); start "
+                "over without --resume"
+            )
         model = load_model(options.model, load_external_data=False)
         check_runtime_support(model, options.model)
         check_external_data(model, options.model)
         self.builder = PlanBuilder(model, options.model, self.workdir)
         an = self.builder.analysis
         metas = OrtRunner(model, options.model).input_metadata()
-        source = make_data_source(metas, shapes=options.shapes, seed=options.seed, val_range=options.val_range,
-                                  iterations=options.iterations, script=options.data_loader_script,
-                                  load_inputs=options.load_inputs)
+        source = make_data_source(
+            metas,
+            shapes=options.shapes,
+            seed=options.seed,
+            val_range=options.val_range,
+            iterations=options.iterations,
+            script=options.data_loader_script,
+            load_inputs=options.load_inputs,
+        )
         feeds = list(source)
         for w in source.warnings:
             self._warn(w)
         self.data_text = source.describe()
         self.feeds_sha = feeds_digest(feeds)
         if resume_doc is not None and resume_doc.get("feeds_sha256") != self.feeds_sha:
-            raise TrtdbgError("the input data differs from the data this bisection started with (a data loader "
-                              "that is not deterministic?); start over without --resume")
+            raise TrtdbgError(
+                "the input data differs from the data this bisection started with (a data loader "
+                "that is not deterministic?); start over without --resume"
+            )
         self.calibration_cache: str | None = None
         int8_pool = an.candidates("int8")
         if options.precision == "int8":
@@ -346,8 +361,10 @@ class BisectSession:
                 self.builder.import_cache(options.calibration_cache)
                 int8_pool, missing = self.builder.quantizable(int8_pool)
                 if missing:
-                    self._warn(f"{len(missing)} quantizable node(s) have no scale in the calibration cache (e.g. "
-                               f"'{missing[0]}'); they stay at the fallback precision")
+                    self._warn(
+                        f"{len(missing)} quantizable node(s) have no scale in the calibration cache (e.g. "
+                        f"'{missing[0]}'); they stay at the fallback precision"
+                    )
             else:
                 self.builder.calibrate(feeds)
             for w in self.builder.warnings:
@@ -377,8 +394,9 @@ class BisectSession:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def resume(cls, model: str, workspace: str | None = None,
-               on_warning: Callable[[str], None] | None = None) -> BisectSession:
+    def resume(
+        cls, model: str, workspace: str | None = None, on_warning: Callable[[str], None] | None = None
+    ) -> BisectSession:
         """Continue the bisection saved in the workspace of ``model`` with the options it was started with."""
         ws = Workspace.for_model(model, workspace)
         doc = load_state(ws)
@@ -387,8 +405,9 @@ class BisectSession:
             saved["workspace"] = workspace
             options = BisectOptions(**saved)
         except TypeError as exc:
-            raise TrtdbgError(f"bisection state {state_path(ws)} is corrupted (options: {exc}); start over without "
-                              "--resume") from None
+            raise TrtdbgError(
+                f"bisection state {state_path(ws)} is corrupted (options: {exc}); start over without --resume"
+            ) from None
         if os.path.abspath(options.model) != os.path.abspath(model):
             raise TrtdbgError(f"the bisection in {ws.root} is for {options.model}, not {model}")
         return cls(options, resume_doc=doc, on_warning=on_warning)
@@ -405,19 +424,20 @@ class BisectSession:
             self.search = Search(phases, self.options.mode, self.options.direction)
             self.search.restore(doc["search"])
             self.history = list(doc["history"])
-            if not all(isinstance(h, dict) and "search" in h and "evaluation" in h.get("step", {}) for h in self.history):
+            if not all(
+                isinstance(h, dict) and "search" in h and "evaluation" in h.get("step", {}) for h in self.history
+            ):
                 raise ValueError("history entries need 'search' and 'step'")
             self.cache = {str(k): dict(v) for k, v in doc["cache"].items()}
             self.evaluations = int(doc["evaluations"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise TrtdbgError(f"bisection state {state_path(self.workspace)} is corrupted ({type(exc).__name__}: "
-                              f"{exc}); start over without --resume") from None
+            raise TrtdbgError(
+                f"bisection state {state_path(self.workspace)} is corrupted ({type(exc).__name__}: "
+                f"{exc}); start over without --resume"
+            ) from None
 
     def _write_trt_cache(self) -> str | None:
-        from engine_core.precision.calib_cache import (
-            scales_from_ranges,
-            write_trt_cache,
-        )
+        from engine_core.precision.calib_cache import scales_from_ranges, write_trt_cache
 
         quantizer = self.builder.quantizer
         if quantizer is None:
@@ -430,19 +450,29 @@ class BisectSession:
         (not run); a --check command is run on it first."""
         plan = self.search.all_high_plan()
         if self.evaluator.check is None and self.search.current.fallback == "fp32":
-            self.cache[_hash(plan)] = Evaluation(True, judged_by="identity",
-                                                 detail="the FP32 model itself").to_json()
+            self.cache[_hash(plan)] = Evaluation(True, judged_by="identity", detail="the FP32 model itself").to_json()
             return
         ev = self._evaluate(plan, len(self.history) + 1)
-        self.history.append({"search": self.search.snapshot(), "step": self._record(
-            Proposal("baseline", list(range(len(self.search.candidates)))), 0, ev, cached=False,
-            outcome="baseline (every candidate at the fallback)" + ("" if ev.passed else " FAILS"))})
+        self.history.append(
+            {
+                "search": self.search.snapshot(),
+                "step": self._record(
+                    Proposal("baseline", list(range(len(self.search.candidates)))),
+                    0,
+                    ev,
+                    cached=False,
+                    outcome="baseline (every candidate at the fallback)" + ("" if ev.passed else " FAILS"),
+                ),
+            }
+        )
         if not ev.passed:
             self.save()
             what = "--check command" if self.evaluator.check else "comparison"
-            raise TrtdbgError(f"the {what} fails even with every node at {self.search.current.fallback} "
-                              f"({ev.summary()}); bisection needs a passing baseline: loosen --atol/--rtol or fix "
-                              "the check")
+            raise TrtdbgError(
+                f"the {what} fails even with every node at {self.search.current.fallback} "
+                f"({ev.summary()}); bisection needs a passing baseline: loosen --atol/--rtol or fix "
+                "the check"
+            )
 
     # ------------------------------------------------------------------ stepping
     def proposal(self) -> Proposal | None:
@@ -505,8 +535,9 @@ class BisectSession:
             if step["kind"] == "split":
                 return undone
 
-    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None,
-            choose: Callable[[Proposal], int] | None = None) -> dict[str, Any]:
+    def run(
+        self, on_step: Callable[[dict[str, Any]], None] | None = None, choose: Callable[[Proposal], int] | None = None
+    ) -> dict[str, Any]:
         """Step automatically (the first half falls back, or ``choose``) until done; return :meth:`result`."""
         while (prop := self.search.proposal()) is not None:
             record = self.step(choose(prop) if (choose and prop.halves) else 0)
@@ -524,10 +555,15 @@ class BisectSession:
     def _record(self, prop: Proposal, choice: int, ev: Evaluation, *, cached: bool, outcome: str) -> dict[str, Any]:
         ph = self.search.current
         rec: dict[str, Any] = {
-            "index": len(self.history) + 1, "kind": prop.kind, "phase": f"{ph.precision}->{ph.fallback}",
+            "index": len(self.history) + 1,
+            "kind": prop.kind,
+            "phase": f"{ph.precision}->{ph.fallback}",
             "suspects": len(self.search.region) if prop.kind == "split" else None,
-            "high": len(prop.config(choice)), "passed": ev.passed, "cached": cached,
-            "evaluation": ev.to_json(), "outcome": outcome,
+            "high": len(prop.config(choice)),
+            "passed": ev.passed,
+            "cached": cached,
+            "evaluation": ev.to_json(),
+            "outcome": outcome,
         }
         if prop.halves is not None:
             rec["choice"] = choice
@@ -613,17 +649,20 @@ class BisectSession:
 
     def save(self) -> Path:
         """Persist the whole session (atomic replace)."""
-        return save_state(self.workspace, {
-            "model": {"path": self.options.model, "sha256": self.model_sha},
-            "options": asdict(self.options),
-            "feeds_sha256": self.feeds_sha,
-            "phases": [asdict(p) for p in self.search.phases],
-            "search": self.search.snapshot(),
-            "history": self.history,
-            "cache": self.cache,
-            "evaluations": self.evaluations,
-            "updated": time.time(),
-        })
+        return save_state(
+            self.workspace,
+            {
+                "model": {"path": self.options.model, "sha256": self.model_sha},
+                "options": asdict(self.options),
+                "feeds_sha256": self.feeds_sha,
+                "phases": [asdict(p) for p in self.search.phases],
+                "search": self.search.snapshot(),
+                "history": self.history,
+                "cache": self.cache,
+                "evaluations": self.evaluations,
+                "updated": time.time(),
+            },
+        )
 
 
 def _hash(plan: PrecisionPlan) -> str:

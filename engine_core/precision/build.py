@@ -16,11 +16,7 @@ import numpy as np
 import onnx
 
 from engine_core.errors import TrtdbgError
-from engine_core.precision.calib_cache import (
-    match_cache,
-    ranges_from_scales,
-    read_trt_cache,
-)
+from engine_core.precision.calib_cache import match_cache, ranges_from_scales, read_trt_cache
 from engine_core.precision.emulate import emulate
 from engine_core.precision.int8 import Quantizer, feeds_digest, write_ranges
 from engine_core.precision.plan import PrecisionPlan, Resolved
@@ -34,8 +30,13 @@ _PROTO_LIMIT = 1_800_000_000
 class PlanBuilder:
     """Builds the subject model of any plan over one model; INT8 needs :meth:`calibrate` or :meth:`import_cache`."""
 
-    def __init__(self, model: onnx.ModelProto, path: str | os.PathLike[str] | None, workdir: str | os.PathLike[str],
-                 analysis: Analysis | None = None) -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        path: str | os.PathLike[str] | None,
+        workdir: str | os.PathLike[str],
+        analysis: Analysis | None = None,
+    ) -> None:
         self.model = model
         self.path = Path(path) if path is not None else None
         self.workdir = Path(workdir)
@@ -54,8 +55,10 @@ class PlanBuilder:
                     raise TrtdbgError("a model with external data needs its file path for INT8")
                 onnx.external_data_helper.load_external_data_for_model(normalized, str(self.path.parent))
             if normalized.ByteSize() > _PROTO_LIMIT:
-                raise TrtdbgError(f"{self.path}: models over 2 GB are not supported for INT8 yet; extract a sub-graph "
-                                  "with `trtdbg surgeon extract` first")
+                raise TrtdbgError(
+                    f"{self.path}: models over 2 GB are not supported for INT8 yet; extract a sub-graph "
+                    "with `trtdbg surgeon extract` first"
+                )
             atomic_write_bytes(target, normalized.SerializeToString())
         return target
 
@@ -87,7 +90,9 @@ class PlanBuilder:
         ok, missing = [], []
         for name in nodes:
             proto = an.protos[an.pos[name]]
-            acts = [x for x in proto.input if x and x not in an.initializers and an.types.get(x) == onnx.TensorProto.FLOAT]
+            acts = [
+                x for x in proto.input if x and x not in an.initializers and an.types.get(x) == onnx.TensorProto.FLOAT
+            ]
             (ok if all(x in known for x in acts) else missing).append(name)
         return ok, missing
 
@@ -98,8 +103,10 @@ class PlanBuilder:
         an = self.analysis
         if res.int8:
             if self.quantizer is None:
-                raise TrtdbgError("the plan puts nodes in INT8 but no calibration ranges were given; use input data "
-                                  "for calibration or --calibration-cache")
+                raise TrtdbgError(
+                    "the plan puts nodes in INT8 but no calibration ranges were given; use input data "
+                    "for calibration or --calibration-cache"
+                )
             an = Analysis(self.quantizer.quantize(res.int8))
         low = {n: t for n, t in res.float_low.items() if n in an.pos}
         return (emulate(an, low) if emulated else rewrite(an, low)), res

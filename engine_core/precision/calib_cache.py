@@ -35,8 +35,10 @@ def parse_trt_cache(text: str, where: str = "calibration cache") -> tuple[str, d
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines or not lines[0].startswith("TRT-"):
         first = lines[0][:40] if lines else "(empty)"
-        raise TrtdbgError(f"{where} is not a TensorRT calibration cache: first line '{first}' does not start with "
-                          "'TRT-'; write one with TensorRT <= 10 or `trtdbg bisect --write-calibration-cache`")
+        raise TrtdbgError(
+            f"{where} is not a TensorRT calibration cache: first line '{first}' does not start with "
+            "'TRT-'; write one with TensorRT <= 10 or `trtdbg bisect --write-calibration-cache`"
+        )
     scales: dict[str, float] = {}
     for n, line in enumerate(lines[1:], start=2):
         name, sep, hexval = line.rpartition(":")
@@ -45,7 +47,9 @@ def parse_trt_cache(text: str, where: str = "calibration cache") -> tuple[str, d
                 raise ValueError
             scales[name.strip()] = struct.unpack(">f", bytes.fromhex(hexval.strip()))[0]
         except ValueError:
-            raise TrtdbgError(f"{where}, line {n}: cannot read '{line[:60]}'; expected 'tensor: 8 hex digits'") from None
+            raise TrtdbgError(
+                f"{where}, line {n}: cannot read '{line[:60]}'; expected 'tensor: 8 hex digits'"
+            ) from None
     return lines[0], scales
 
 
@@ -72,21 +76,28 @@ def ranges_from_scales(scales: Mapping[str, float]) -> dict[str, tuple[float, fl
     return {name: (-127.0 * s, 127.0 * s) for name, s in scales.items()}
 
 
-def match_cache(scales: Mapping[str, float], tensors: Iterable[str], where: str, model: str) -> tuple[dict[str, float], list[str]]:
+def match_cache(
+    scales: Mapping[str, float], tensors: Iterable[str], where: str, model: str
+) -> tuple[dict[str, float], list[str]]:
     """The cache entries naming tensors of the model, and warnings; no match at all is an error (another model)."""
     known = set(tensors)
     hits = {n: s for n, s in scales.items() if n in known}
     if not hits:
         sample = next(iter(scales), "(none)")
-        raise TrtdbgError(f"calibration cache {where} names no tensor of {model} ({len(scales)} entries, e.g. "
-                          f"'{sample}'): it was written for another model")
+        raise TrtdbgError(
+            f"calibration cache {where} names no tensor of {model} ({len(scales)} entries, e.g. "
+            f"'{sample}'): it was written for another model"
+        )
     warnings = []
     missing = [n for n in scales if n not in known]
     if missing:
-        warnings.append(f"calibration cache {where}: {len(missing)} of {len(scales)} entries name no tensor of "
-                        f"{model} (e.g. '{missing[0]}'; TensorRT-internal names cannot be mapped); they are ignored")
+        warnings.append(
+            f"calibration cache {where}: {len(missing)} of {len(scales)} entries name no tensor of "
+            f"{model} (e.g. '{missing[0]}'; TensorRT-internal names cannot be mapped); they are ignored"
+        )
     bad = [n for n, s in hits.items() if not s > 0]  # NaN compares false too
     if bad:
-        raise TrtdbgError(f"calibration cache {where}: tensor '{bad[0]}' has scale {hits[bad[0]]}; scales must be "
-                          "positive")
+        raise TrtdbgError(
+            f"calibration cache {where}: tensor '{bad[0]}' has scale {hits[bad[0]]}; scales must be positive"
+        )
     return hits, warnings

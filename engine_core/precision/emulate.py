@@ -19,12 +19,7 @@ from onnx import TensorProto, helper
 
 from engine_core.precision.numerics import round_to, to_tensor
 from engine_core.precision.rewrite import Namer
-from engine_core.precision.rules import (
-    F32,
-    TYPE_NAMES,
-    Analysis,
-    constant_of_shape_value,
-)
+from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
 
 
 def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
@@ -68,8 +63,11 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             node.input[i] = round_input(src.input[i], want)
         op = src.op_type
         if op in ("Constant", "ConstantOfShape"):
-            value = an.constant_array(src.output[0]) if op == "Constant" else onnx.numpy_helper.to_array(
-                constant_of_shape_value(src))
+            value = (
+                an.constant_array(src.output[0])
+                if op == "Constant"
+                else onnx.numpy_helper.to_array(constant_of_shape_value(src))
+            )
             del node.attribute[:]
             node.attribute.append(helper.make_attribute("value", to_tensor(round_to(value, want), F32, "")))
             stored[src.output[0]] = want

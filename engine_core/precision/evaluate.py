@@ -35,6 +35,8 @@ from engine_core.precision.rewrite import ORT_OPT_LEVEL
 from engine_core.workspace import atomic_write_bytes
 
 SUBJECTS = {"ort": "cpu", "ort-cuda": "cuda"}
+
+
 @dataclass
 class Evaluation:
     """The verdict on one configuration and the error it showed."""
@@ -101,7 +103,9 @@ class CheckCommand:
             if not os.path.isfile(program):
                 raise TrtdbgError(f"--check: '{program}' does not exist; give the path of the check script")
             if not os.access(program, os.X_OK):
-                raise TrtdbgError(f"--check: '{program}' is not executable; chmod +x it or run it through its interpreter")
+                raise TrtdbgError(
+                    f"--check: '{program}' is not executable; chmod +x it or run it through its interpreter"
+                )
         elif shutil.which(program) is None and program not in _SHELL_WORDS:
             raise TrtdbgError(f"--check: program '{program}' is not on PATH; give its full path")
 
@@ -110,15 +114,24 @@ class CheckCommand:
         full = {**os.environ, **env}
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(self.command, shell=True, env=full, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                self.command,
+                shell=True,
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 rc = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                warning = (f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
-                           "--check-timeout if it needs longer")
+                warning = (
+                    f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
+                    "--check-timeout if it needs longer"
+                )
                 return False, f"timed out after {self.timeout:g} s", [warning]
             except BaseException:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -149,8 +162,15 @@ def _tail(log: Path) -> str:
 class Evaluator:
     """Evaluates plans of one model on one subject backend over fixed feeds."""
 
-    def __init__(self, builder: PlanBuilder, subject: str, feeds: Sequence[Mapping[str, np.ndarray]],
-                 settings: CompareSettings, workdir: str | os.PathLike[str], check: CheckCommand | None = None) -> None:
+    def __init__(
+        self,
+        builder: PlanBuilder,
+        subject: str,
+        feeds: Sequence[Mapping[str, np.ndarray]],
+        settings: CompareSettings,
+        workdir: str | os.PathLike[str],
+        check: CheckCommand | None = None,
+    ) -> None:
         if subject not in SUBJECTS:
             raise TrtdbgError(f"--subject '{subject}' is not one of {', '.join(SUBJECTS)} for precision work")
         if not feeds:
@@ -198,12 +218,15 @@ class Evaluator:
         ev.seconds = time.perf_counter() - start
         return ev
 
-    def _compare(self, subs: Sequence[Mapping[str, np.ndarray]], refs: Sequence[Mapping[str, np.ndarray]]) -> Evaluation:
+    def _compare(
+        self, subs: Sequence[Mapping[str, np.ndarray]], refs: Sequence[Mapping[str, np.ndarray]]
+    ) -> Evaluation:
         ev = Evaluation(passed=True)
         worst = -1.0
         for sub, ref in zip(subs, refs):
-            for st in compare_tensors(self.outputs, [sub[n] for n in self.outputs], [ref[n] for n in self.outputs],
-                                      self.settings):
+            for st in compare_tensors(
+                self.outputs, [sub[n] for n in self.outputs], [ref[n] for n in self.outputs], self.settings
+            ):
                 ev.nonfinite += st.nan + st.inf
                 if not st.passed:
                     ev.passed = False
@@ -217,12 +240,17 @@ class Evaluator:
                 ev.max_rel = max(ev.max_rel, r)
         return ev
 
-    def _check_files(self, model: onnx.ModelProto, plan: PrecisionPlan, subs: Sequence[Mapping[str, np.ndarray]],
-                     step: int) -> dict[str, str]:
+    def _check_files(
+        self, model: onnx.ModelProto, plan: PrecisionPlan, subs: Sequence[Mapping[str, np.ndarray]], step: int
+    ) -> dict[str, str]:
         d = self.workdir
-        files = {"TRTDBG_MODEL": d / "candidate.onnx", "TRTDBG_OUTPUTS": d / "candidate_outputs.json",
-                 "TRTDBG_INPUTS": d / "inputs.json", "TRTDBG_REFERENCE_OUTPUTS": d / "reference_outputs.json",
-                 "TRTDBG_PLAN": d / "candidate_plan.json"}
+        files = {
+            "TRTDBG_MODEL": d / "candidate.onnx",
+            "TRTDBG_OUTPUTS": d / "candidate_outputs.json",
+            "TRTDBG_INPUTS": d / "inputs.json",
+            "TRTDBG_REFERENCE_OUTPUTS": d / "reference_outputs.json",
+            "TRTDBG_PLAN": d / "candidate_plan.json",
+        }
         atomic_write_bytes(files["TRTDBG_MODEL"], model.SerializeToString())
         save_outputs(files["TRTDBG_OUTPUTS"], f"{self.subject} candidate", subs)
         if not files["TRTDBG_INPUTS"].exists():

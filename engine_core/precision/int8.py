@@ -51,8 +51,13 @@ def _quiet() -> Iterable[None]:
         root.setLevel(level)
 
 
-def _quantize(model_path: Path, out_path: Path, nodes: Sequence[str], cache: Path,
-              feeds: Sequence[Mapping[str, np.ndarray]] | None) -> None:
+def _quantize(
+    model_path: Path,
+    out_path: Path,
+    nodes: Sequence[str],
+    cache: Path,
+    feeds: Sequence[Mapping[str, np.ndarray]] | None,
+) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -72,10 +77,18 @@ def _quantize(model_path: Path, out_path: Path, nodes: Sequence[str], cache: Pat
     reader = _Reader(feeds) if feeds is not None else None
     with _quiet():
         quantize_static(
-            str(model_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=list(nodes),
-            op_types_to_quantize=list(QUANTIZABLE), calibrate_method=CalibrationMethod.MinMax,
-            extra_options=dict(TRT_OPTIONS), calibration_cache_path=str(cache),
+            str(model_path),
+            str(out_path),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=list(nodes),
+            op_types_to_quantize=list(QUANTIZABLE),
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options=dict(TRT_OPTIONS),
+            calibration_cache_path=str(cache),
         )
 
 
@@ -89,14 +102,21 @@ class Quantizer:
             raise TrtdbgError(f"calibration ranges {self.ranges_path} do not exist; calibrate first")
 
     @classmethod
-    def calibrate(cls, model_path: str | os.PathLike[str], feeds: Sequence[Mapping[str, np.ndarray]],
-                  ranges_path: str | os.PathLike[str], nodes: Sequence[str]) -> Quantizer:
+    def calibrate(
+        cls,
+        model_path: str | os.PathLike[str],
+        feeds: Sequence[Mapping[str, np.ndarray]],
+        ranges_path: str | os.PathLike[str],
+        nodes: Sequence[str],
+    ) -> Quantizer:
         """Run MinMax calibration of ``nodes``' tensors on ``feeds`` (once) and keep the ranges at ``ranges_path``."""
         ranges = Path(ranges_path)
         if not ranges.is_file():
             if not feeds:
-                raise TrtdbgError("INT8 calibration needs input data; give --load-inputs, --data-loader-script or "
-                                  "random data (--iterations N)")
+                raise TrtdbgError(
+                    "INT8 calibration needs input data; give --load-inputs, --data-loader-script or "
+                    "random data (--iterations N)"
+                )
             ranges.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=ranges.parent) as tmp:
                 staged = Path(tmp) / "ranges.json"
@@ -141,17 +161,15 @@ def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
 
 def write_ranges(path: str | os.PathLike[str], ranges: Mapping[str, tuple[float, float]]) -> Path:
     """Write ``{tensor: (lowest, highest)}`` as an ONNX Runtime JSON calibration cache (MinMax), atomically."""
-    from onnxruntime.quantization.calibrate import (
-        CalibrationMethod,
-        TensorData,
-        TensorsData,
-        save_tensors_data,
-    )
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
 
-    data = TensorsData(CalibrationMethod.MinMax, {
-        name: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
-        for name, (lo, hi) in ranges.items()
-    })
+    data = TensorsData(
+        CalibrationMethod.MinMax,
+        {
+            name: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+            for name, (lo, hi) in ranges.items()
+        },
+    )
     target = Path(path)
     save_tensors_data(data, target)  # writes a temp file and renames it (atomic)
     return target

@@ -104,8 +104,13 @@ class PrecisionPlan:
             precision[facts.name] = eff
             if eff != req:
                 # a rule's blocker is a demotion; int8 -> fallback on an op that is never quantized is not
-                rule = req if req in facts.blockers else self.fallback if (
-                    req == "int8" and self.fallback in facts.blockers) else None
+                rule = (
+                    req
+                    if req in facts.blockers
+                    else self.fallback
+                    if (req == "int8" and self.fallback in facts.blockers)
+                    else None
+                )
                 if rule is not None or facts.name in self.nodes:
                     demoted[facts.name] = (req, facts.why_not(rule or req))
             if eff == "int8":
@@ -123,15 +128,22 @@ class PrecisionPlan:
         flags = [f"--{p}" for p in ("fp16", "bf16", "int8") if p in used]
         if not flags:
             return ""
-        entries = [f"{name}:{_TRT_NAMES[p]}" for name, p in res.precision.items()
-                   if name in self.nodes or name in res.demoted]
+        entries = [
+            f"{name}:{_TRT_NAMES[p]}" for name, p in res.precision.items() if name in self.nodes or name in res.demoted
+        ]
         line = " ".join(flags + ["--precision-constraints", "obey"])
         return f"{line} --layer-precisions {' '.join(entries)}" if entries else line
 
     def to_json(self, an: Analysis | None = None) -> dict[str, Any]:
         """The plan file's document (with the resolved demotions when ``an`` is given, for the reader)."""
-        doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "model": self.model, "default": self.default,
-                               "fallback": self.fallback, "nodes": dict(self.nodes)}
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": self.model,
+            "default": self.default,
+            "fallback": self.fallback,
+            "nodes": dict(self.nodes),
+        }
         if self.calibration:
             doc["calibration"] = self.calibration
         if an is not None:
@@ -148,17 +160,25 @@ class PrecisionPlan:
     def from_json(cls, doc: Mapping[str, Any], where: str = "plan") -> PrecisionPlan:
         """Parse a plan document (``format``/``version`` checked)."""
         if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
-            raise TrtdbgError(f"{where} is not a trtdbg precision plan (no \"format\": \"{FORMAT}\"); "
-                              "write one with `trtdbg bisect` or see README 'Precision plans'")
+            raise TrtdbgError(
+                f'{where} is not a trtdbg precision plan (no "format": "{FORMAT}"); '
+                "write one with `trtdbg bisect` or see README 'Precision plans'"
+            )
         if doc.get("version") != VERSION:
             raise TrtdbgError(f"{where} has plan version {doc.get('version')}; this trtdbg reads version {VERSION}")
         nodes = doc.get("nodes") or {}
-        if not isinstance(nodes, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in nodes.items()):
-            raise TrtdbgError(f"{where}: \"nodes\" must map node names to precisions")
+        if not isinstance(nodes, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in nodes.items()
+        ):
+            raise TrtdbgError(f'{where}: "nodes" must map node names to precisions')
         try:
-            return cls(default=str(doc.get("default", "fp32")), nodes=dict(nodes),
-                       fallback=str(doc.get("fallback", "fp32")), model=doc.get("model"),
-                       calibration=doc.get("calibration"))
+            return cls(
+                default=str(doc.get("default", "fp32")),
+                nodes=dict(nodes),
+                fallback=str(doc.get("fallback", "fp32")),
+                model=doc.get("model"),
+                calibration=doc.get("calibration"),
+            )
         except TrtdbgError as exc:
             raise TrtdbgError(f"{where}: {exc}") from None
 

@@ -17,12 +17,7 @@ from onnx import TensorProto, helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.precision.numerics import to_tensor
-from engine_core.precision.rules import (
-    F32,
-    TYPE_NAMES,
-    Analysis,
-    constant_of_shape_value,
-)
+from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
 
 
 class Namer:

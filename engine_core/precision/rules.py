@@ -33,25 +33,71 @@ tensor are harmless."""
 
 KEEP_FP32_INPUTS: dict[str, frozenset[int]] = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
 """Float inputs that stay FP32 when their node computes in low precision (ROI / scales)."""
-ATTRIBUTE_TYPED = frozenset({"EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                             "Multinomial", "Bernoulli"})
-QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                       "MatMulInteger", "ConvInteger"})
+ATTRIBUTE_TYPED = frozenset(
+    {"EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
+QUANT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+    }
+)
 SHAPE_READERS = frozenset({"Shape", "Size"})
 """Read only the shape of their input: no precision applies, and the shape slice stops there."""
 INDEX_MAKERS = frozenset({"ArgMax", "ArgMin", "TopK", "NonZero", "NonMaxSuppression", "Unique"})
 """Turn data into indices: the shape slice stops there (their data input is not a shape computation)."""
 QUANTIZABLE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 """Ops whose inputs get Q/DQ in an INT8 plan (TensorRT's explicit-quantization fusion targets)."""
-_REDUCE_AXES_INPUT = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-                                "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+_REDUCE_AXES_INPUT = frozenset(
+    {
+        "ReduceSum",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceSumSquare",
+    }
+)
 SHAPE_PARAM_INPUTS: dict[str, tuple[int, ...]] = {
-    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (1, 2, 3),
-    "Upsample": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2), "TopK": (1,), "OneHot": (1,), "Squeeze": (1,),
-    "Unsqueeze": (1,), "Split": (1,), "Gather": (1,), "GatherElements": (1,), "GatherND": (1,), "ScatterND": (1,),
-    "ScatterElements": (1,), "Scatter": (1,), "NonMaxSuppression": (2, 3, 4), "CumSum": (1,), "Trilu": (1,),
-    "Compress": (1,), "CenterCropPad": (1,), "Col2Im": (1, 2, 3), "RoiAlign": (2,), "MaxUnpool": (2,),
-    "ReverseSequence": (1,), **{op: (1,) for op in _REDUCE_AXES_INPUT},
+    "Reshape": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "Slice": (1, 2, 3, 4),
+    "Pad": (1, 3),
+    "Resize": (1, 2, 3),
+    "Upsample": (1,),
+    "ConstantOfShape": (0,),
+    "Range": (0, 1, 2),
+    "TopK": (1,),
+    "OneHot": (1,),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Split": (1,),
+    "Gather": (1,),
+    "GatherElements": (1,),
+    "GatherND": (1,),
+    "ScatterND": (1,),
+    "ScatterElements": (1,),
+    "Scatter": (1,),
+    "NonMaxSuppression": (2, 3, 4),
+    "CumSum": (1,),
+    "Trilu": (1,),
+    "Compress": (1,),
+    "CenterCropPad": (1,),
+    "Col2Im": (1, 2, 3),
+    "RoiAlign": (2,),
+    "MaxUnpool": (2,),
+    "ReverseSequence": (1,),
+    **{op: (1,) for op in _REDUCE_AXES_INPUT},
 }
 """Inputs that carry shapes, indices, axes or sizes: their backward slice is the shape sub-graph."""
 
@@ -94,8 +140,9 @@ class NodeFacts:
 class Analysis:
     """Per-model facts shared by every plan: tensor types, node order, schemas, candidates and blockers."""
 
-    def __init__(self, model: onnx.ModelProto, path: str | os.PathLike[str] | None = None,
-                 index: ModelIndex | None = None) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, path: str | os.PathLike[str] | None = None, index: ModelIndex | None = None
+    ) -> None:
         self.model = model
         self.path = path
         self.index = index or ModelIndex.from_model(model, path)
@@ -148,10 +195,14 @@ class Analysis:
             where = self.path or "the model"
             sub = self.index.find(name)
             if sub is not None:
-                raise TrtdbgError(f"node '{name}' of {where} is inside a sub-graph; only top-level nodes take a "
-                                  f"precision (give the If/Loop/Scan node instead)")
+                raise TrtdbgError(
+                    f"node '{name}' of {where} is inside a sub-graph; only top-level nodes take a "
+                    f"precision (give the If/Loop/Scan node instead)"
+                )
             close = difflib.get_close_matches(name, self.names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
+            hint = (
+                f"; did you mean {', '.join(close)}?" if close else "; `trtdbg inspect MODEL --show layers` lists them"
+            )
             raise TrtdbgError(f"plan names node '{name}', which does not exist in {where}{hint}")
         return self.facts[pos]
 
@@ -170,8 +221,9 @@ class Analysis:
         key = (node.domain, node.op_type)
         if key not in self._schemas:
             try:
-                self._schemas[key] = (onnx.defs.get_schema(node.op_type, self.opset, "")
-                                      if node.domain in ("", "ai.onnx") else None)
+                self._schemas[key] = (
+                    onnx.defs.get_schema(node.op_type, self.opset, "") if node.domain in ("", "ai.onnx") else None
+                )
             except onnx.defs.SchemaError:
                 self._schemas[key] = None
         return self._schemas[key]
@@ -244,9 +296,13 @@ class Analysis:
         if has_graph or op in ATTRIBUTE_TYPED or op in QUANT_OPS:
             if touches:
                 facts.candidate = True
-                reason = ("carries sub-graphs (control flow)" if has_graph else
-                          f"output dtype of {op} comes from an attribute" if op in ATTRIBUTE_TYPED else
-                          "Q/DQ node: scales stay fp32")
+                reason = (
+                    "carries sub-graphs (control flow)"
+                    if has_graph
+                    else f"output dtype of {op} comes from an attribute"
+                    if op in ATTRIBUTE_TYPED
+                    else "Q/DQ node: scales stay fp32"
+                )
                 facts.blockers.update(fp16=reason, bf16=reason)
             return facts
         schema = self.schema(node)
@@ -298,7 +354,7 @@ class Analysis:
         facts.float_inputs = tuple(float_inputs)
         facts.low_outputs = tuple(low_outputs)
         facts.candidate = bool(float_inputs or low_outputs)
-        facts.int8_candidate = (op in QUANTIZABLE and bool(node.input) and types.get(node.input[0]) == F32)
+        facts.int8_candidate = op in QUANTIZABLE and bool(node.input) and types.get(node.input[0]) == F32
         if not (facts.candidate or facts.int8_candidate):
             return facts
 

@@ -17,26 +17,30 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import onnx
 
-from engine_core.backend.base import Runner, TensorMeta
+from engine_core.backend.base import Runner
 from engine_core.backend.trt.spec import register_precision_rewriter
 from engine_core.errors import TrtdbgError
 from engine_core.precision.plan import PrecisionPlan
 from engine_core.precision.rewrite import ORT_OPT_LEVEL
+from engine_core.types import TensorMeta
 
 PRECISION_SUFFIXES = ("fp16", "bf16", "int8")
 CPU_SPECS = ("ort", "ort-cpu")
 
 
-def _trt_rewrite(model: onnx.ModelProto, model_path: str | os.PathLike[str] | None,
-                 precision: str) -> tuple[onnx.ModelProto, str]:
+def _trt_rewrite(
+    model: onnx.ModelProto, model_path: str | os.PathLike[str] | None, precision: str
+) -> tuple[onnx.ModelProto, str]:
     """The ONNX that ``trt:fp16``/``trt:bf16`` build strongly typed: the whole model in ``precision`` (rules apply)."""
     from engine_core.precision.rewrite import rewrite
     from engine_core.precision.rules import Analysis
 
     if precision == "int8":
-        raise TrtdbgError("strongly typed INT8 needs Q/DQ calibrated on data: make a plan with `trtdbg bisect "
-                          "--precision int8` and pass it with --plan FILE to a trt subject (or use --weak-typing on "
-                          "TensorRT 10)")
+        raise TrtdbgError(
+            "strongly typed INT8 needs Q/DQ calibrated on data: make a plan with `trtdbg bisect "
+            "--precision int8` and pass it with --plan FILE to a trt subject (or use --weak-typing on "
+            "TensorRT 10)"
+        )
     an = Analysis(model, model_path)
     res = PrecisionPlan(precision).resolve(an)
     label = f"{precision} (ONNX rewrite: {len(res.float_low)} nodes in {precision}, {len(res.demoted)} kept by rules)"
@@ -48,8 +52,10 @@ register_precision_rewriter(_trt_rewrite)
 
 def describe() -> str:
     """The precision specs, for the list of accepted backends."""
-    return ("ort:fp16|bf16|int8 (CPU; FP16/BF16 storage rounding emulated, INT8 as Q/DQ), "
-            "ort-cuda:fp16|bf16|int8 (real types), or any backend with --plan FILE")
+    return (
+        "ort:fp16|bf16|int8 (CPU; FP16/BF16 storage rounding emulated, INT8 as Q/DQ), "
+        "ort-cuda:fp16|bf16|int8 (real types), or any backend with --plan FILE"
+    )
 
 
 def is_precision_spec(key: str) -> bool:
@@ -60,9 +66,18 @@ def is_precision_spec(key: str) -> bool:
 class PrecisionRunner(Runner):
     """Runs the model a precision plan makes, on a base backend (built at activation)."""
 
-    def __init__(self, name: str, model: onnx.ModelProto, model_path: str | os.PathLike[str] | None,
-                 plan: PrecisionPlan, *, emulated: bool, make_base: Callable[[onnx.ModelProto], Runner],
-                 observable: Sequence[str] = (), unobservable: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: onnx.ModelProto,
+        model_path: str | os.PathLike[str] | None,
+        plan: PrecisionPlan,
+        *,
+        emulated: bool,
+        make_base: Callable[[onnx.ModelProto], Runner],
+        observable: Sequence[str] = (),
+        unobservable: Mapping[str, str] | None = None,
+    ) -> None:
         from engine_core.backend.ort import OrtRunner
         from engine_core.precision.rules import Analysis
 
@@ -100,8 +115,10 @@ class PrecisionRunner(Runner):
             elif self._feeds:
                 builder.calibrate(self._feeds)
             else:
-                raise TrtdbgError(f"{self.name}: INT8 needs calibration data; give input data (--load-inputs, "
-                                  "--data-loader-script or random) or a plan with saved ranges")
+                raise TrtdbgError(
+                    f"{self.name}: INT8 needs calibration data; give input data (--load-inputs, "
+                    "--data-loader-script or random) or a plan with saved ranges"
+                )
         built, _ = builder.build(self.plan, emulated=self.emulated)
         self._inner = self._make_base(built)
         self._inner.activate()
@@ -132,9 +149,16 @@ class PrecisionRunner(Runner):
         return self._inner.infer(feed, outputs)
 
 
-def make_precision_runner(key: str, model: onnx.ModelProto, model_path: str | os.PathLike[str] | None, *,
-                          plan_file: str | None, make_base: Callable[[str, onnx.ModelProto, str], Runner],
-                          observable: Sequence[str] = (), unobservable: Mapping[str, str] | None = None) -> Runner:
+def make_precision_runner(
+    key: str,
+    model: onnx.ModelProto,
+    model_path: str | os.PathLike[str] | None,
+    *,
+    plan_file: str | None,
+    make_base: Callable[[str, onnx.ModelProto, str], Runner],
+    observable: Sequence[str] = (),
+    unobservable: Mapping[str, str] | None = None,
+) -> Runner:
     """A :class:`PrecisionRunner` for ``key`` (``ort:fp16``…) or a base spec with ``plan_file``; ``make_base(spec,
     model, opt_level)`` makes the runner of the built model (ONNX Runtime at :data:`ORT_OPT_LEVEL`)."""
     base, _, suffix = key.partition(":")
@@ -150,9 +174,16 @@ def make_precision_runner(key: str, model: onnx.ModelProto, model_path: str | os
         name = f"{key} (plan {os.path.basename(plan_file)})"
         base = key
     emulated = base in CPU_SPECS
-    runner = PrecisionRunner(name, model, model_path, plan, emulated=emulated,
-                           make_base=lambda built: make_base(base, built, ORT_OPT_LEVEL),
-                           observable=observable, unobservable=unobservable)
+    runner = PrecisionRunner(
+        name,
+        model,
+        model_path,
+        plan,
+        emulated=emulated,
+        make_base=lambda built: make_base(base, built, ORT_OPT_LEVEL),
+        observable=observable,
+        unobservable=unobservable,
+    )
     if emulated and runner.plan.resolve(runner.analysis).float_low:
         runner.name += " (FP16/BF16 storage rounding emulated)"
     return runner

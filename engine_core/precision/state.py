@@ -65,8 +65,10 @@ def load_state(ws: Workspace) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrtdbgError(f"bisection state {path} is corrupted ({_short(exc)}); it was left in place: start over "
-                          "without --resume (the old file is kept as state.json.bak)") from None
+        raise TrtdbgError(
+            f"bisection state {path} is corrupted ({_short(exc)}); it was left in place: start over "
+            "without --resume (the old file is kept as state.json.bak)"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise TrtdbgError(f"{path} is not a trtdbg bisection state; start over without --resume")
     if doc.get("version") != VERSION:

@@ -27,15 +27,22 @@ class ChangeSummary:
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
         return {
-            "action": self.action, "nodes_before": self.nodes_before, "nodes_after": self.nodes_after,
-            "removed": list(self.removed), "added": list(self.added), "inputs": list(self.inputs),
-            "outputs": list(self.outputs), "notes": list(self.notes),
+            "action": self.action,
+            "nodes_before": self.nodes_before,
+            "nodes_after": self.nodes_after,
+            "removed": list(self.removed),
+            "added": list(self.added),
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "notes": list(self.notes),
         }
 
     def to_text(self, limit: int = 8) -> str:
         """A few human-readable lines."""
-        lines = [f"{self.action}: {self.nodes_before} -> {self.nodes_after} nodes "
-                 f"({len(self.removed)} removed, {len(self.added)} added)"]
+        lines = [
+            f"{self.action}: {self.nodes_before} -> {self.nodes_after} nodes "
+            f"({len(self.removed)} removed, {len(self.added)} added)"
+        ]
         for label, names in (("removed", self.removed), ("added", self.added)):
             if names:
                 more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
@@ -73,12 +80,16 @@ def describe_value_info(vi: onnx.ValueInfoProto) -> str:
         dims = []
         for d in tt.shape.dim:
             which = d.WhichOneof("value")
-            dims.append(str(d.dim_value) if which == "dim_value" else repr(d.dim_param) if which == "dim_param" else "?")
+            dims.append(
+                str(d.dim_value) if which == "dim_value" else repr(d.dim_param) if which == "dim_param" else "?"
+            )
         parts.append("(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
     return f"{vi.name} [{', '.join(parts)}]"
 
 
-def summarize(action: str, before: onnx.ModelProto, after: onnx.ModelProto, notes: list[str] | tuple[str, ...] = ()) -> ChangeSummary:
+def summarize(
+    action: str, before: onnx.ModelProto, after: onnx.ModelProto, notes: list[str] | tuple[str, ...] = ()
+) -> ChangeSummary:
     """Compare the top-level nodes of two models and describe the result's graph I/O."""
     old = [node_key(n) for n in before.graph.node]
     new = [node_key(n) for n in after.graph.node]

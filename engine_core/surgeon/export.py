@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import onnx
 from onnx import ModelProto, TensorProto, numpy_helper
@@ -43,8 +43,9 @@ def _tensors(model: ModelProto) -> Iterator[TensorProto]:
             stack.extend(sg for _, sg in subgraphs_of(node))
 
 
-def check_output_path(path: str | os.PathLike[str], protect: Sequence[str | os.PathLike[str]], *,
-                      external_data: bool) -> tuple[Path, Path]:
+def check_output_path(
+    path: str | os.PathLike[str], protect: Sequence[str | os.PathLike[str]], *, external_data: bool
+) -> tuple[Path, Path]:
     """``(model path, data path)``; raise when writing would overwrite a protected file or ``path`` is a folder."""
     target = Path(path)
     data_path = target.with_name(target.name + ".data")

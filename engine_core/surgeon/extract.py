@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 import numpy as np
 from onnx import ModelProto, helper
 
-from engine_core.backend.base import Dim, TensorMeta
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.surgeon.changes import EditResult, summarize
-from engine_core.surgeon.graph import (check_top_level, make_value_info, rebuild, top_level_deps, top_level_tensors,
-                                       unknown_tensor_error, validate)
+from engine_core.surgeon.graph import (
+    check_top_level,
+    make_value_info,
+    rebuild,
+    top_level_deps,
+    top_level_tensors,
+    unknown_tensor_error,
+    validate,
+)
+from engine_core.types import Dim, TensorMeta
 
 SPEC_SYNTAX = "NAME[:SHAPE[:DTYPE]] with SHAPE like 1x3x224x224, [1,3,h,w] or auto, DTYPE like float32 or auto"
 _X_SHAPE = re.compile(r"\d+(?:x\d+)*")
@@ -80,7 +87,9 @@ def parse_dtype(text: str, item: str) -> np.dtype | None:
         dtype = np.dtype(text)
         helper.np_dtype_to_tensor_dtype(dtype)
     except (TypeError, KeyError, ValueError):
-        raise TrtdbgError(f"unknown dtype '{text}' in {item!r}; use e.g. float32, float16, int64, bool or auto") from None
+        raise TrtdbgError(
+            f"unknown dtype '{text}' in {item!r}; use e.g. float32, float16, int64, bool or auto"
+        ) from None
     return dtype
 
 
@@ -88,8 +97,9 @@ def _looks_like_dtype(text: str) -> bool:
     return text == "auto" or bool(re.fullmatch(r"[a-z]+\d*", text.strip()))
 
 
-def parse_tensor_specs(items: Sequence[str], known: Collection[str], option: str, where: str,
-                       *, with_shape: bool) -> list[TensorSpec]:
+def parse_tensor_specs(
+    items: Sequence[str], known: Collection[str], option: str, where: str, *, with_shape: bool
+) -> list[TensorSpec]:
     """Parse ``NAME[:SHAPE[:DTYPE]]`` (inputs) or ``NAME[:DTYPE]`` (outputs); names may contain ``:``."""
     specs: list[TensorSpec] = []
     for item in split_items(items):
@@ -120,8 +130,13 @@ def _guess_name(item: str) -> str:
     name = item
     for _ in range(2):
         head, sep, tail = name.rpartition(":")
-        if not sep or not head or not (tail == "auto" or _X_SHAPE.fullmatch(tail) or tail.startswith("[")
-                                       or re.fullmatch(r"[a-z]+\d*", tail)):
+        if (
+            not sep
+            or not head
+            or not (
+                tail == "auto" or _X_SHAPE.fullmatch(tail) or tail.startswith("[") or re.fullmatch(r"[a-z]+\d*", tail)
+            )
+        ):
             break
         name = head
     return name
@@ -130,7 +145,9 @@ def _guess_name(item: str) -> str:
 def _conflict(spec_shape: Sequence[Dim], known: Sequence[Dim]) -> bool:
     if len(spec_shape) != len(known):
         return True
-    return any(isinstance(a, int) and isinstance(b, int) and a >= 0 and b >= 0 and a != b for a, b in zip(spec_shape, known))
+    return any(
+        isinstance(a, int) and isinstance(b, int) and a >= 0 and b >= 0 and a != b for a, b in zip(spec_shape, known)
+    )
 
 
 def _fmt(shape: Sequence[Dim] | None) -> str:
@@ -143,18 +160,23 @@ def merge_meta(index: ModelIndex, spec: TensorSpec, option: str) -> TensorMeta:
     dtype, shape = spec.dtype, spec.shape
     if known is not None:
         if dtype is not None and np.dtype(dtype) != np.dtype(known.dtype):
-            raise TrtdbgError(f"{option}: dtype {np.dtype(dtype).name} for '{spec.name}' contradicts the graph "
-                              f"({np.dtype(known.dtype).name}); use {np.dtype(known.dtype).name} or auto")
+            raise TrtdbgError(
+                f"{option}: dtype {np.dtype(dtype).name} for '{spec.name}' contradicts the graph "
+                f"({np.dtype(known.dtype).name}); use {np.dtype(known.dtype).name} or auto"
+            )
         if shape is not None and known.shape is not None and _conflict(shape, known.shape):
-            raise TrtdbgError(f"{option}: shape {_fmt(shape)} for '{spec.name}' contradicts the graph "
-                              f"({_fmt(known.shape)}); keep its rank and fixed dims, or use auto")
+            raise TrtdbgError(
+                f"{option}: shape {_fmt(shape)} for '{spec.name}' contradicts the graph "
+                f"({_fmt(known.shape)}); keep its rank and fixed dims, or use auto"
+            )
         dtype = dtype if dtype is not None else known.dtype
         shape = shape if shape is not None else known.shape
     return TensorMeta(spec.name, dtype, shape)  # type: ignore[arg-type]
 
 
-def measure_tensors(model: ModelProto, path: str | os.PathLike[str] | None, names: Sequence[str],
-                    shapes: Sequence[str] = ()) -> dict[str, TensorMeta]:
+def measure_tensors(
+    model: ModelProto, path: str | os.PathLike[str] | None, names: Sequence[str], shapes: Sequence[str] = ()
+) -> dict[str, TensorMeta]:
     """dtype and concrete shape of top-level tensors from one ONNX Runtime run on generated inputs."""
     from engine_core.backend.ort import OrtRunner
     from engine_core.data.source import make_data_source
@@ -167,8 +189,14 @@ def measure_tensors(model: ModelProto, path: str | os.PathLike[str] | None, name
     return {n: TensorMeta(n, values[n].dtype, tuple(values[n].shape)) for n in names}
 
 
-def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Sequence[TensorSpec], *,
-            path: str | None = None, fallback_shapes: Sequence[str] = ()) -> EditResult:
+def extract(
+    model: ModelProto,
+    inputs: Sequence[TensorSpec] | None,
+    outputs: Sequence[TensorSpec],
+    *,
+    path: str | None = None,
+    fallback_shapes: Sequence[str] = (),
+) -> EditResult:
     """The sub-graph computing ``outputs`` from ``inputs`` (initializers and constants come along).
 
     ``inputs=None`` cuts at the model's own graph inputs that the outputs need.
@@ -195,8 +223,9 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Seq
     input_set = {s.name for s in inputs or ()}
     for s in outputs:
         if s.name in init and s.name not in input_set:
-            raise TrtdbgError(f"--outputs: '{s.name}' is an initializer (a constant), not a computed tensor; "
-                              f"choose a node output")
+            raise TrtdbgError(
+                f"--outputs: '{s.name}' is an initializer (a constant), not a computed tensor; choose a node output"
+            )
     nodes: set[int] = set()
     reached: set[str] = set()
     missing: list[str] = []
@@ -220,14 +249,18 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Seq
             stack.extend(deps[p])
     clash = next(((i, o) for i in sorted(nodes) for o in index.node_outputs(i) if o in input_set), None)
     if clash is not None:
-        raise TrtdbgError(f"--inputs '{clash[1]}' is also computed inside the cut: node '{index.name(clash[0])}' makes it "
-                          f"and another tensor the outputs need; list its other outputs in --inputs too, or cut at its inputs")
+        raise TrtdbgError(
+            f"--inputs '{clash[1]}' is also computed inside the cut: node '{index.name(clash[0])}' makes it "
+            f"and another tensor the outputs need; list its other outputs in --inputs too, or cut at its inputs"
+        )
     if inputs is None:
         inputs = [TensorSpec(vi.name) for vi in model.graph.input if vi.name in missing]
         reached.update(missing)
     elif missing:
-        raise TrtdbgError(f"the outputs need graph input(s) {', '.join(sorted(missing))}, which --inputs does not list; "
-                          f"add them to --inputs")
+        raise TrtdbgError(
+            f"the outputs need graph input(s) {', '.join(sorted(missing))}, which --inputs does not list; "
+            f"add them to --inputs"
+        )
     metas = {s.name: merge_meta(index, s, "--inputs") for s in inputs}
     metas.update({s.name: merge_meta(index, s, "--outputs") for s in outputs if s.name not in metas})
     unknown = [n for n, m in metas.items() if m.dtype is None or m.shape is None]
@@ -236,14 +269,18 @@ def extract(model: ModelProto, inputs: Sequence[TensorSpec] | None, outputs: Seq
         measured = measure_tensors(model, path, unknown, fallback_shapes)
         for n in unknown:
             m = metas[n]
-            metas[n] = TensorMeta(n, m.dtype if m.dtype is not None else measured[n].dtype,
-                                  m.shape if m.shape is not None else measured[n].shape)
+            metas[n] = TensorMeta(
+                n,
+                m.dtype if m.dtype is not None else measured[n].dtype,
+                m.shape if m.shape is not None else measured[n].shape,
+            )
         notes.append(f"shape/dtype of {', '.join(unknown)} measured with ONNX Runtime on generated inputs")
     unused = [s.name for s in inputs if s.name not in reached]
     if unused:
         notes.append(f"input(s) {', '.join(unused)} feed none of the outputs (kept as graph inputs)")
     new = rebuild(
-        model, (index.node_proto(i) for i in sorted(nodes)),
+        model,
+        (index.node_proto(i) for i in sorted(nodes)),
         [make_value_info(s.name, metas[s.name].dtype, metas[s.name].shape) for s in inputs],
         [make_value_info(s.name, metas[s.name].dtype, metas[s.name].shape) for s in outputs],
     )

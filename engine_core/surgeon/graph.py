@@ -6,16 +6,18 @@ All functions return new models; none modifies its argument.
 from __future__ import annotations
 
 import difflib
-from typing import AbstractSet, Collection, Iterable, Mapping, NoReturn, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import NoReturn
 
 import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, helper, numpy_helper
 
-from engine_core.backend.base import Dim
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import subgraphs_of
+from engine_core.types import Dim
 
 PROTOBUF_LIMIT = (1 << 31) - 1
 """Largest model protobuf can serialize; bigger ones need external data."""
@@ -42,8 +44,11 @@ def top_level_tensors(model: ModelProto) -> set[str]:
 def unknown_tensor_error(name: str, known: Collection[str], option: str, where: str) -> TrtdbgError:
     """The one-line error for a tensor name that is not in the model, with close matches."""
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-        "; `trtdbg inspect MODEL --show layers` lists the tensors"
+    hint = (
+        f"; did you mean {', '.join(repr(c) for c in close)}?"
+        if close
+        else "; `trtdbg inspect MODEL --show layers` lists the tensors"
+    )
     return TrtdbgError(f"{option}: tensor '{name}' does not exist in {where}{hint}")
 
 
@@ -51,8 +56,10 @@ def check_top_level(index: ModelIndex, name: str, known: Collection[str], option
     """Raise for a name that is not a top-level tensor: made inside a subgraph, or not in the model at all."""
     p = index.producer(name)
     if p is not None and p >= index.num_top_level:
-        raise TrtdbgError(f"{option}: tensor '{name}' is made inside subgraph {index.node(p).parent}; only top-level "
-                          f"tensors can be used here")
+        raise TrtdbgError(
+            f"{option}: tensor '{name}' is made inside subgraph {index.node(p).parent}; only top-level "
+            f"tensors can be used here"
+        )
     raise unknown_tensor_error(name, known, option, where)
 
 
@@ -153,8 +160,9 @@ def rebuild(
         used |= node_reads(n)
         produced.update(o for o in n.output if o)
     extra_names = {t.name for t in extra_initializers}
-    g.initializer.extend(t for t in src.graph.initializer
-                         if t.name in used and t.name not in input_names and t.name not in extra_names)
+    g.initializer.extend(
+        t for t in src.graph.initializer if t.name in used and t.name not in input_names and t.name not in extra_names
+    )
     g.initializer.extend(extra_initializers)
     g.sparse_initializer.extend(t for t in src.graph.sparse_initializer if t.values.name in used)
     io = input_names | {vi.name for vi in outputs}
@@ -303,11 +311,13 @@ def validate(model: ModelProto, what: str, hint: str) -> list[str]:
         return [f"{what} is over 2 GB; not checked (save it with --external-data)"]
     try:
         onnx.checker.check_model(model)
-    except Exception as exc:  # noqa: BLE001 - ValidationError and protobuf errors
+    except Exception as exc:
         raise TrtdbgError(f"{what} is not a valid ONNX model: {first_line(exc)}; {hint}") from exc
     unknown = unknown_ort_domains(model)
     if unknown:
-        return [f"{what} was not loaded in ONNX Runtime: op domain(s) {', '.join(sorted(unknown))} need a custom-op library"]
+        return [
+            f"{what} was not loaded in ONNX Runtime: op domain(s) {', '.join(sorted(unknown))} need a custom-op library"
+        ]
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -315,7 +325,7 @@ def validate(model: ModelProto, what: str, hint: str) -> list[str]:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+    except Exception as exc:
         raise TrtdbgError(f"{what} does not load in ONNX Runtime: {first_line(exc)}; {hint}") from exc
     return []
 

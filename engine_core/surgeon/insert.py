@@ -10,7 +10,8 @@ becomes a graph output. Attributes are checked and converted against the op sche
 from __future__ import annotations
 
 import ast
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 from onnx import AttributeProto, ModelProto, helper
@@ -18,8 +19,17 @@ from onnx import AttributeProto, ModelProto, helper
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.surgeon.changes import EditResult, summarize
-from engine_core.surgeon.graph import (check_top_level, cleanup, first_line, infer_shapes, rename_reads, shell,
-                                       toposort, top_level_tensors, validate)
+from engine_core.surgeon.graph import (
+    check_top_level,
+    cleanup,
+    first_line,
+    infer_shapes,
+    rename_reads,
+    shell,
+    top_level_tensors,
+    toposort,
+    validate,
+)
 
 _SCALAR = {AttributeProto.FLOAT: float, AttributeProto.INT: int, AttributeProto.STRING: str}
 _LIST = {AttributeProto.FLOATS: float, AttributeProto.INTS: int, AttributeProto.STRINGS: str}
@@ -45,8 +55,9 @@ def parse_attrs(items: Sequence[str]) -> dict[str, Any]:
 
 def _convert(op: str, name: str, value: Any, attr_type: int) -> Any:
     """Coerce a parsed value to the schema's attribute type (``1`` for a float attribute becomes ``1.0``)."""
-    bad = TrtdbgError(f"--attrs: {op} attribute '{name}' needs {AttributeProto.AttributeType.Name(attr_type).lower()}, "
-                      f"got {value!r}")
+    bad = TrtdbgError(
+        f"--attrs: {op} attribute '{name}' needs {AttributeProto.AttributeType.Name(attr_type).lower()}, got {value!r}"
+    )
     try:
         if attr_type in _SCALAR:
             if isinstance(value, (list, tuple)) or (attr_type == AttributeProto.INT and isinstance(value, float)):
@@ -59,19 +70,28 @@ def _convert(op: str, name: str, value: Any, attr_type: int) -> Any:
             return [_LIST[attr_type](v) for v in items]
     except (TypeError, ValueError):
         raise bad from None
-    raise TrtdbgError(f"--attrs: {op} attribute '{name}' has type {AttributeProto.AttributeType.Name(attr_type)}, "
-                      f"which --attrs cannot express; edit the model in Python")
+    raise TrtdbgError(
+        f"--attrs: {op} attribute '{name}' has type {AttributeProto.AttributeType.Name(attr_type)}, "
+        f"which --attrs cannot express; edit the model in Python"
+    )
 
 
-def _check_schema(model: ModelProto, op: str, domain: str, n_in: int, n_out: int,
-                  attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _check_schema(
+    model: ModelProto, op: str, domain: str, n_in: int, n_out: int, attrs: Mapping[str, Any]
+) -> dict[str, Any]:
     """Validate op, arity and attributes against the ONNX schema at the model's opset; return converted attributes."""
-    opset = next((o.version for o in model.opset_import if o.domain == domain or (not domain and o.domain == "ai.onnx")), None)
+    opset = next(
+        (o.version for o in model.opset_import if o.domain == domain or (not domain and o.domain == "ai.onnx")), None
+    )
     if opset is None:
-        raise TrtdbgError(f"the model imports no opset for domain '{domain or 'ai.onnx'}'; choose an op of a domain it uses")
+        raise TrtdbgError(
+            f"the model imports no opset for domain '{domain or 'ai.onnx'}'; choose an op of a domain it uses"
+        )
     if not onnx.defs.has(op, domain):
-        raise TrtdbgError(f"--op: no op '{op}' in domain '{domain or 'ai.onnx'}'; check the spelling (ops are CamelCase, "
-                          f"e.g. Identity, Relu)")
+        raise TrtdbgError(
+            f"--op: no op '{op}' in domain '{domain or 'ai.onnx'}'; check the spelling (ops are CamelCase, "
+            f"e.g. Identity, Relu)"
+        )
     try:
         schema = onnx.defs.get_schema(op, opset, domain)
     except onnx.defs.SchemaError:
@@ -84,7 +104,9 @@ def _check_schema(model: ModelProto, op: str, domain: str, n_in: int, n_out: int
     out: dict[str, Any] = {}
     for name, value in attrs.items():
         if name not in schema.attributes:
-            raise TrtdbgError(f"--attrs: {op} has no attribute '{name}'; it has: {', '.join(sorted(schema.attributes)) or '(none)'}")
+            raise TrtdbgError(
+                f"--attrs: {op} has no attribute '{name}'; it has: {', '.join(sorted(schema.attributes)) or '(none)'}"
+            )
         out[name] = _convert(op, name, value, int(schema.attributes[name].type))
     required = [a for a, s in schema.attributes.items() if s.required and a not in out]
     if required:
@@ -92,9 +114,17 @@ def _check_schema(model: ModelProto, op: str, domain: str, n_in: int, n_out: int
     return out
 
 
-def insert_node(model: ModelProto, op: str, inputs: Sequence[str], outputs: Sequence[str], *,
-                attrs: Mapping[str, Any] | None = None, name: str | None = None, domain: str = "",
-                path: str | None = None) -> EditResult:
+def insert_node(
+    model: ModelProto,
+    op: str,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    domain: str = "",
+    path: str | None = None,
+) -> EditResult:
     """Insert one ``op`` node (see the module docstring); the result passes the ONNX checker and loads in ONNX Runtime.
 
     Raises on unknown tensors, an op or attribute the schema rejects, a node that would read its own output
@@ -111,14 +141,19 @@ def insert_node(model: ModelProto, op: str, inputs: Sequence[str], outputs: Sequ
             check_top_level(index, t, known, "--inputs", where)
     if len(set(outputs)) != len(outputs) or "" in outputs:
         raise TrtdbgError("--outputs: output names must be distinct and non-empty")
-    converted = _check_schema(model, op, domain, len(inputs), len(outputs), attrs or {}) if domain in ("", "ai.onnx.ml") \
+    converted = (
+        _check_schema(model, op, domain, len(inputs), len(outputs), attrs or {})
+        if domain in ("", "ai.onnx.ml")
         else dict(attrs or {})
+    )
     init = set(index.initializer_names)
     graph_inputs = {vi.name for vi in model.graph.input}
     for t in outputs:
         if t not in inputs and (t in graph_inputs or t in init):
-            raise TrtdbgError(f"--outputs: '{t}' is a graph input or initializer; a node cannot write it unless it also "
-                              f"reads it (--inputs {t} --outputs {t} wraps it in place)")
+            raise TrtdbgError(
+                f"--outputs: '{t}' is a graph input or initializer; a node cannot write it unless it also "
+                f"reads it (--inputs {t} --outputs {t} wraps it in place)"
+            )
         if t not in known and index.producer(t) is not None:
             check_top_level(index, t, known, "--outputs", where)
     _check_cycle(index, [t for t in inputs if t and t not in outputs], [t for t in outputs if t in known])
@@ -176,9 +211,10 @@ def _type_new_outputs(model: ModelProto, names: list[str]) -> ModelProto:
     """Fill the types of new graph outputs from shape inference; raise when it cannot tell them."""
     try:
         inferred = {vi.name: vi for vi in infer_shapes(model, strict=False).graph.output}
-    except Exception as exc:  # noqa: BLE001 - InferenceError and friends
-        raise TrtdbgError(f"shape inference fails on the model with the inserted node: {first_line(exc)}; "
-                          f"check --inputs and --attrs") from exc
+    except Exception as exc:
+        raise TrtdbgError(
+            f"shape inference fails on the model with the inserted node: {first_line(exc)}; check --inputs and --attrs"
+        ) from exc
     for vi in model.graph.output:
         if vi.name in names:
             found = inferred.get(vi.name)
@@ -186,7 +222,7 @@ def _type_new_outputs(model: ModelProto, names: list[str]) -> ModelProto:
                 try:
                     infer_shapes(model, strict=True)
                     why = ""
-                except Exception as exc:  # noqa: BLE001 - the strict run says why
+                except Exception as exc:
                     why = f" ({first_line(exc)})"
                 raise TrtdbgError(f"cannot infer the type of new output '{vi.name}'{why}; check --inputs and --attrs")
             vi.CopyFrom(found)
@@ -210,8 +246,10 @@ def _check_cycle(index: ModelIndex, inputs: list[str], outputs: list[str]) -> No
                     stack.append((y, origin))
     bad = next((t for t in inputs if t in reach), None)
     if bad is not None:
-        raise TrtdbgError(f"inserting this node would create a cycle: input '{bad}' is computed from output "
-                          f"'{reach[bad]}'; choose inputs upstream of the outputs")
+        raise TrtdbgError(
+            f"inserting this node would create a cycle: input '{bad}' is computed from output "
+            f"'{reach[bad]}'; choose inputs upstream of the outputs"
+        )
 
 
 def _copy(node: onnx.NodeProto) -> onnx.NodeProto:

@@ -9,7 +9,7 @@ output are removed too.
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -29,8 +29,11 @@ def _find_nodes(index: ModelIndex, names: Sequence[str], where: str) -> list[int
         i = index.find(name)
         if i is None or i >= index.num_top_level:
             close = difflib.get_close_matches(name, top, n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                "; `trtdbg inspect MODEL --show layers` lists the nodes"
+            hint = (
+                f"; did you mean {', '.join(repr(c) for c in close)}?"
+                if close
+                else "; `trtdbg inspect MODEL --show layers` lists the nodes"
+            )
             raise TrtdbgError(f"--nodes: no top-level node named '{name}' in {where}{hint}")
         found.add(i)
     return sorted(found)
@@ -38,12 +41,21 @@ def _find_nodes(index: ModelIndex, names: Sequence[str], where: str) -> list[int
 
 def _live_outputs(index: ModelIndex, i: int, removed: set[int], graph_outputs: set[str]) -> list[str]:
     """Outputs of node ``i`` still read by a kept node or a graph output."""
-    return [y for y in index.node_outputs(i) if y and (y in graph_outputs or any(
-        c < index.num_top_level and c not in removed for c in index.consumers(y)))]
+    return [
+        y
+        for y in index.node_outputs(i)
+        if y and (y in graph_outputs or any(c < index.num_top_level and c not in removed for c in index.consumers(y)))
+    ]
 
 
-def prune_nodes(model: ModelProto, nodes: Sequence[str], *, as_inputs: bool = False, path: str | None = None,
-                fallback_shapes: Sequence[str] = ()) -> EditResult:
+def prune_nodes(
+    model: ModelProto,
+    nodes: Sequence[str],
+    *,
+    as_inputs: bool = False,
+    path: str | None = None,
+    fallback_shapes: Sequence[str] = (),
+) -> EditResult:
     """Remove ``nodes`` (names as ``trtdbg inspect`` shows them); see the module docstring for the two modes."""
     where = path or "the model"
     if not nodes:
@@ -73,8 +85,9 @@ def prune_nodes(model: ModelProto, nodes: Sequence[str], *, as_inputs: bool = Fa
             source = next((x for x in index.node_inputs(i) if x), None)
             if source is None or len(live) > 1:
                 why = "has no input" if source is None else f"has {len(live)} outputs in use"
-                raise TrtdbgError(f"cannot bypass node '{index.name(i)}': it {why}; use --as-inputs to make its "
-                                  f"outputs graph inputs")
+                raise TrtdbgError(
+                    f"cannot bypass node '{index.name(i)}': it {why}; use --as-inputs to make its outputs graph inputs"
+                )
             source = mapping.get(source, source)
             _check_bypass(index, index.name(i), live[0], source)
             mapping[live[0]] = source
@@ -94,7 +107,9 @@ def prune_nodes(model: ModelProto, nodes: Sequence[str], *, as_inputs: bool = Fa
     names = [vi.name for vi in outputs]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise TrtdbgError(f"pruning makes '{dup}' a graph output twice; keep one of the nodes that produce those outputs")
+        raise TrtdbgError(
+            f"pruning makes '{dup}' a graph output twice; keep one of the nodes that produce those outputs"
+        )
     out = shell(model)
     g = out.graph
     g.node.extend(kept)
@@ -118,8 +133,12 @@ def _check_bypass(index: ModelIndex, node: str, output: str, source: str) -> Non
     if a is None or b is None:
         return
     if np.dtype(a.dtype) != np.dtype(b.dtype):
-        raise TrtdbgError(f"cannot bypass node '{node}': its output is {np.dtype(a.dtype).name} but its input "
-                          f"'{source}' is {np.dtype(b.dtype).name}; use --as-inputs")
+        raise TrtdbgError(
+            f"cannot bypass node '{node}': its output is {np.dtype(a.dtype).name} but its input "
+            f"'{source}' is {np.dtype(b.dtype).name}; use --as-inputs"
+        )
     if not a.is_dynamic and not b.is_dynamic and tuple(a.shape or ()) != tuple(b.shape or ()):
-        raise TrtdbgError(f"cannot bypass node '{node}': its output has shape {list(a.shape or ())} but its input "
-                          f"'{source}' has {list(b.shape or ())}; use --as-inputs")
+        raise TrtdbgError(
+            f"cannot bypass node '{node}': its output has shape {list(a.shape or ())} but its input "
+            f"'{source}' has {list(b.shape or ())}; use --as-inputs"
+        )

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -37,8 +38,17 @@ from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.surgeon.changes import describe_value_info
-from engine_core.surgeon.graph import (arrays_equal, backward_cone, first_line, lower_constants, make_value_info, rebuild,
-                                       rename_reads, top_level_deps, top_level_tensors)
+from engine_core.surgeon.graph import (
+    arrays_equal,
+    backward_cone,
+    first_line,
+    lower_constants,
+    make_value_info,
+    rebuild,
+    rename_reads,
+    top_level_deps,
+    top_level_tensors,
+)
 from engine_core.workspace import atomic_write_bytes
 
 MODES = ("bisect", "linear")
@@ -102,27 +112,46 @@ class ReduceResult:
         """A JSON-friendly report."""
         c = self.candidate
         return {
-            "reproduced": c is not None, "judge": self.judge, "mode": self.mode, "samples": self.samples,
-            "original_nodes": self.original_nodes, "nodes": list(c.nodes) if c else [],
+            "reproduced": c is not None,
+            "judge": self.judge,
+            "mode": self.mode,
+            "samples": self.samples,
+            "original_nodes": self.original_nodes,
+            "nodes": list(c.nodes) if c else [],
             "inputs": [describe_value_info(vi) for vi in c.model.graph.input] if c else [],
             "outputs": [describe_value_info(vi) for vi in c.model.graph.output] if c else [],
-            "frozen": list(c.frozen) if c else [], "fed": list(c.fed) if c else [],
-            "removed": self.removed, "notes": self.notes,
-            "steps": [{"phase": s.phase, "index": s.index, "total": s.total, "node": s.node, "nodes": s.nodes,
-                       "fails": s.fails} for s in self.steps],
+            "frozen": list(c.frozen) if c else [],
+            "fed": list(c.fed) if c else [],
+            "removed": self.removed,
+            "notes": self.notes,
+            "steps": [
+                {
+                    "phase": s.phase,
+                    "index": s.index,
+                    "total": s.total,
+                    "node": s.node,
+                    "nodes": s.nodes,
+                    "fails": s.fails,
+                }
+                for s in self.steps
+            ],
         }
 
     def to_text(self) -> str:
         """A short human-readable summary."""
         c = self.candidate
         if c is None:
-            return (f"reduce: nothing to reduce: the whole model passes on all {self.samples} sample(s) (it would fail "
-                    f"if: {self.judge}); check the subject, tolerances or command")
-        lines = [f"reduce: {self.original_nodes} -> {len(c.nodes)} node(s), still failing over {self.samples} "
-                 f"sample(s) ({self.judge}); {len(self.steps)} candidates judged",
-                 f"  nodes:   {', '.join(c.nodes[:12])}{' ...' if len(c.nodes) > 12 else ''}",
-                 f"  inputs:  {'; '.join(describe_value_info(vi) for vi in c.model.graph.input) or '(none)'}",
-                 f"  outputs: {'; '.join(describe_value_info(vi) for vi in c.model.graph.output)}"]
+            return (
+                f"reduce: nothing to reduce: the whole model passes on all {self.samples} sample(s) (it would fail "
+                f"if: {self.judge}); check the subject, tolerances or command"
+            )
+        lines = [
+            f"reduce: {self.original_nodes} -> {len(c.nodes)} node(s), still failing over {self.samples} "
+            f"sample(s) ({self.judge}); {len(self.steps)} candidates judged",
+            f"  nodes:   {', '.join(c.nodes[:12])}{' ...' if len(c.nodes) > 12 else ''}",
+            f"  inputs:  {'; '.join(describe_value_info(vi) for vi in c.model.graph.input) or '(none)'}",
+            f"  outputs: {'; '.join(describe_value_info(vi) for vi in c.model.graph.output)}",
+        ]
         if c.frozen:
             lines.append(f"  frozen to constants: {', '.join(c.frozen[:8])}{' ...' if len(c.frozen) > 8 else ''}")
         if c.fed:
@@ -150,8 +179,15 @@ class _Reference:
 class Reducer:
     """Runs the two phases over one model, its samples and a judge."""
 
-    def __init__(self, model: ModelProto, path: str | None, feeds: Sequence[Mapping[str, np.ndarray]], judge: Judge,
-                 *, on_step: Callable[[ReduceStep], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelProto,
+        path: str | None,
+        feeds: Sequence[Mapping[str, np.ndarray]],
+        judge: Judge,
+        *,
+        on_step: Callable[[ReduceStep], None] | None = None,
+    ) -> None:
         if not feeds:
             raise TrtdbgError("reduce: the data source gave no samples; check the data options")
         self.original = model
@@ -204,8 +240,16 @@ class Reducer:
         extra = [numpy_helper.from_array(values[0][t], t) for t in frozen]
         model = rebuild(self.model, (idx.node_proto(i) for i in kept), in_vis, out_vis, extra_initializers=extra)
         feeds = [{t: v[t] for t in fed_names} for v in values]
-        return Candidate(model, feeds, tuple(kept), tuple(idx.name(i) for i in kept), tuple(graph_inputs), tuple(outs),
-                         tuple(frozen), tuple(fed))
+        return Candidate(
+            model,
+            feeds,
+            tuple(kept),
+            tuple(idx.name(i) for i in kept),
+            tuple(graph_inputs),
+            tuple(outs),
+            tuple(frozen),
+            tuple(fed),
+        )
 
     def _output_info(self, name: str) -> onnx.ValueInfoProto:
         meta = self.index.tensor_meta(name)
@@ -244,7 +288,9 @@ class Reducer:
         if reduce_inputs:
             best = self._reduce_inputs(best, mode)
         if mode == "bisect" and len(best.nodes) >= LARGE_RESULT * len(self.original.graph.node) and len(best.nodes) > 1:
-            notes.append("bisection assumes one contiguous failing region; if the result looks too large, try --mode linear")
+            notes.append(
+                "bisection assumes one contiguous failing region; if the result looks too large, try --mode linear"
+            )
         return self._result(best, mode, notes)
 
     def _reduce_outputs(self, full: Candidate, mode: str) -> Candidate:
@@ -306,8 +352,16 @@ class Reducer:
         if best is not None:
             lowered = [n.name or n.output[0] for n in self.original.graph.node if n.op_type == "Constant"]
             removed += [f"{name} (Constant, lowered)" for name in lowered]
-        return ReduceResult(best, len(self.original.graph.node), self.samples, self.judge.description, mode,
-                            list(self.steps), removed, notes)
+        return ReduceResult(
+            best,
+            len(self.original.graph.node),
+            self.samples,
+            self.judge.description,
+            mode,
+            list(self.steps),
+            removed,
+            notes,
+        )
 
 
 def _common_shape(arrays: Sequence[np.ndarray]) -> tuple[int | None, ...]:
@@ -329,9 +383,17 @@ class CompareJudge:
     FP16 overflow there depends on it.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], settings: CompareSettings, *, subject: str | None = None,
-                 subject_model: ModelProto | None = None, subject_model_path: str | None = None,
-                 subject_backend: str = "ort", opt_level: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        settings: CompareSettings,
+        *,
+        subject: str | None = None,
+        subject_model: ModelProto | None = None,
+        subject_model_path: str | None = None,
+        subject_backend: str = "ort",
+        opt_level: str | None = None,
+    ) -> None:
         if (subject is None) == (subject_model is None):
             raise TrtdbgError("reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD")
         self.workdir = Path(workdir)
@@ -341,8 +403,11 @@ class CompareJudge:
         self.subject_backend = subject_backend
         self.opt_level = opt_level
         self._subject_index = ModelIndex(subject_model, subject_model_path) if subject_model is not None else None
-        self.description = (f"compare of ort vs {subject} fails" if subject is not None
-                            else f"compare of ort vs {subject_backend}:{subject_model_path or 'subject model'} fails")
+        self.description = (
+            f"compare of ort vs {subject} fails"
+            if subject is not None
+            else f"compare of ort vs {subject_backend}:{subject_model_path or 'subject model'} fails"
+        )
 
     def __call__(self, candidate: Candidate) -> bool:
         from engine_core.comparator.request import CompareRequest, execute
@@ -352,9 +417,14 @@ class CompareJudge:
         inputs_path = self.workdir / "candidate_inputs.npz"
         atomic_write_bytes(model_path, candidate.model.SerializeToString())
         save_inputs(inputs_path, candidate.feeds)
-        request = CompareRequest(model=str(model_path), subject=self.subject, settings=self.settings,
-                                 load_inputs=[str(inputs_path)], workspace=str(self.workdir / "compare"),
-                                 ort_opt_level=self.opt_level)
+        request = CompareRequest(
+            model=str(model_path),
+            subject=self.subject,
+            settings=self.settings,
+            load_inputs=[str(inputs_path)],
+            workspace=str(self.workdir / "compare"),
+            ort_opt_level=self.opt_level,
+        )
         if self.subject_model is not None:
             subject_path = self.workdir / "candidate_subject.onnx"
             atomic_write_bytes(subject_path, self.subject_candidate(candidate).SerializeToString())
@@ -368,21 +438,27 @@ class CompareJudge:
         model, index = self.subject_model, self._subject_index
         assert model is not None and index is not None
         known = top_level_tensors(model)
-        frozen = {t.name: numpy_helper.to_array(t) for t in candidate.model.graph.initializer if t.name in candidate.frozen}
+        frozen = {
+            t.name: numpy_helper.to_array(t) for t in candidate.model.graph.initializer if t.name in candidate.frozen
+        }
         fed = [vi for vi in candidate.model.graph.input]
         boundary = [vi.name for vi in fed] + list(frozen)
         for t in boundary + list(candidate.outputs):
             if t not in known:
-                raise TrtdbgError(f"the subject model has no tensor '{t}'; --subject-model needs a model with the same "
-                                  f"tensor names (e.g. an FP16 copy that keeps names); use --subject or --check instead")
+                raise TrtdbgError(
+                    f"the subject model has no tensor '{t}'; --subject-model needs a model with the same "
+                    f"tensor names (e.g. an FP16 copy that keeps names); use --subject or --check instead"
+                )
         deps = top_level_deps(index)
         stop = set(boundary)
         nodes, seen = backward_cone(index, deps, candidate.outputs, stop)
         own_inputs = {vi.name for vi in model.graph.input} - set(index.initializer_names)
         leaked = sorted((seen & own_inputs) - stop)
         if leaked:
-            raise TrtdbgError(f"in the subject model the candidate's outputs also depend on {', '.join(leaked)}; "
-                              f"--subject-model needs a model with the same structure; use --subject or --check")
+            raise TrtdbgError(
+                f"in the subject model the candidate's outputs also depend on {', '.join(leaked)}; "
+                f"--subject-model needs a model with the same structure; use --subject or --check"
+            )
         kept = [_copy_node(index.node_proto(i)) for i in sorted(nodes)]
         casts: list[onnx.NodeProto] = []
         renames: dict[str, str] = {}
@@ -392,8 +468,15 @@ class CompareJudge:
             if meta is not None and helper.np_dtype_to_tensor_dtype(np.dtype(meta.dtype)) != want:
                 inner = f"{vi.name}__subject_cast"
                 renames[vi.name] = inner
-                casts.append(helper.make_node("Cast", [vi.name], [inner], f"{vi.name}__subject_cast",
-                                              to=helper.np_dtype_to_tensor_dtype(np.dtype(meta.dtype))))
+                casts.append(
+                    helper.make_node(
+                        "Cast",
+                        [vi.name],
+                        [inner],
+                        f"{vi.name}__subject_cast",
+                        to=helper.np_dtype_to_tensor_dtype(np.dtype(meta.dtype)),
+                    )
+                )
         rename_reads(kept, renames)
         extra = []
         for name, value in frozen.items():
@@ -411,7 +494,9 @@ def _copy_node(node: onnx.NodeProto) -> onnx.NodeProto:
 
 def _subject_output(index: ModelIndex, name: str) -> onnx.ValueInfoProto:
     meta = index.tensor_meta(name)
-    return make_value_info(name, meta.dtype, meta.shape) if meta is not None else helper.make_empty_tensor_value_info(name)
+    return (
+        make_value_info(name, meta.dtype, meta.shape) if meta is not None else helper.make_empty_tensor_value_info(name)
+    )
 
 
 class CommandJudge:

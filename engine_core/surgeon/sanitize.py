@@ -10,8 +10,8 @@ explicit Q/DQ) are never folded; nor are graph outputs, or nodes with subgraphs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import onnx
@@ -22,11 +22,31 @@ from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import subgraphs_of
 from engine_core.surgeon.changes import EditResult, summarize
-from engine_core.surgeon.graph import (ORT_DOMAINS, cleanup, first_line, infer_shapes, lower_constants, shell,
-                                       top_level_deps, toposort, with_value_info)
+from engine_core.surgeon.graph import (
+    ORT_DOMAINS,
+    cleanup,
+    first_line,
+    infer_shapes,
+    lower_constants,
+    shell,
+    top_level_deps,
+    toposort,
+    with_value_info,
+)
 
-NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-                     "Bernoulli", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+NO_FOLD = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -50,19 +70,27 @@ def sanitize(model: ModelProto, options: SanitizeOptions, path: str | None = Non
     out = model
     if options.override_input_shapes:
         out = override_input_shapes(out, options.override_input_shapes, path)
-        notes.append("input shapes: " + ", ".join(f"{k}:{format_dims(v)}" for k, v in options.override_input_shapes.items()))
+        notes.append(
+            "input shapes: " + ", ".join(f"{k}:{format_dims(v)}" for k, v in options.override_input_shapes.items())
+        )
     if options.cleanup:
         out = cleanup(out)
     if options.toposort:
         out = toposort(out)
     if options.fold_constants:
-        out, fold_notes = fold_constants(out, fold_shapes=options.fold_shapes, size_threshold=options.fold_size_threshold,
-                                         max_passes=options.max_passes)
+        out, fold_notes = fold_constants(
+            out,
+            fold_shapes=options.fold_shapes,
+            size_threshold=options.fold_size_threshold,
+            max_passes=options.max_passes,
+        )
         notes.extend(fold_notes)
     return EditResult(out, summarize("sanitize", model, out, notes))
 
 
-def override_input_shapes(model: ModelProto, shapes: Mapping[str, tuple[int, ...]], path: str | None = None) -> ModelProto:
+def override_input_shapes(
+    model: ModelProto, shapes: Mapping[str, tuple[int, ...]], path: str | None = None
+) -> ModelProto:
     """Set static shapes on graph inputs, then re-run shape inference (value_info is replaced).
 
     Raises when a name is not a graph input, a shape has the wrong rank or changes a fixed dimension, or strict
@@ -73,18 +101,22 @@ def override_input_shapes(model: ModelProto, shapes: Mapping[str, tuple[int, ...
     inputs = {vi.name: vi for vi in model.graph.input if vi.name not in init}
     for name, shape in shapes.items():
         if name not in inputs:
-            raise TrtdbgError(f"--override-input-shapes: '{name}' is not an input of {where}; the inputs are: "
-                              f"{', '.join(inputs) or '(none)'}")
+            raise TrtdbgError(
+                f"--override-input-shapes: '{name}' is not an input of {where}; the inputs are: "
+                f"{', '.join(inputs) or '(none)'}"
+            )
         tt = inputs[name].type.tensor_type
         if tt.HasField("shape"):
             model_dims = [d.dim_value if d.WhichOneof("value") == "dim_value" else None for d in tt.shape.dim]
             if len(model_dims) != len(shape) or any(m is not None and m != s for m, s in zip(model_dims, shape)):
-                raise TrtdbgError(f"--override-input-shapes: shape {format_dims(shape)} for '{name}' contradicts the "
-                                  f"model shape {format_shape(model_dims)}; give {len(model_dims)} dims and keep the fixed ones")
+                raise TrtdbgError(
+                    f"--override-input-shapes: shape {format_dims(shape)} for '{name}' contradicts the "
+                    f"model shape {format_shape(model_dims)}; give {len(model_dims)} dims and keep the fixed ones"
+                )
     try:
         infer_shapes(model, strict=True)
         strict_before = True
-    except Exception:  # noqa: BLE001 - any inference failure: only lenient inference is meaningful
+    except Exception:
         strict_before = False
     out = ModelProto()
     out.CopyFrom(model)
@@ -97,15 +129,17 @@ def override_input_shapes(model: ModelProto, shapes: Mapping[str, tuple[int, ...
                 dims.add().dim_value = int(d)
     try:
         inferred = infer_shapes(out, strict=strict_before)
-    except Exception as exc:  # noqa: BLE001 - InferenceError / ValidationError
+    except Exception as exc:
         given = ", ".join(f"{k}:{format_dims(v)}" for k, v in shapes.items())
-        raise TrtdbgError(f"input shapes {given} contradict the graph of {where}: {first_line(exc)}; "
-                          f"give shapes the model accepts") from exc
+        raise TrtdbgError(
+            f"input shapes {given} contradict the graph of {where}: {first_line(exc)}; give shapes the model accepts"
+        ) from exc
     return with_value_info(out, inferred)
 
 
-def fold_constants(model: ModelProto, *, fold_shapes: bool = True, size_threshold: int | None = None,
-                   max_passes: int | None = None) -> tuple[ModelProto, list[str]]:
+def fold_constants(
+    model: ModelProto, *, fold_shapes: bool = True, size_threshold: int | None = None, max_passes: int | None = None
+) -> tuple[ModelProto, list[str]]:
     """Fold until a pass changes no node (or ``max_passes``); returns the model and one note per pass."""
     notes: list[str] = []
     passes = 0
@@ -158,8 +192,14 @@ def _fold_pass(model: ModelProto, fold_shapes: bool, size_threshold: int | None)
         for i in range(index.num_top_level):
             proto = index.node_proto(i)
             outs = [o for o in proto.output if o]
-            if index.op_type(i) in ("Shape", "Size") and proto.domain in ("", "ai.onnx") and outs and \
-                    outs[0] not in graph_outputs and deps[i] and deps[i][0] not in consts:
+            if (
+                index.op_type(i) in ("Shape", "Size")
+                and proto.domain in ("", "ai.onnx")
+                and outs
+                and outs[0] not in graph_outputs
+                and deps[i]
+                and deps[i][0] not in consts
+            ):
                 value = _shape_value(index, i)
                 if value is not None:
                     values[outs[0]] = value
@@ -202,20 +242,22 @@ def _fold_pass(model: ModelProto, fold_shapes: bool, size_threshold: int | None)
 
 def _boundary(index: ModelIndex, folded: set[int]) -> set[str]:
     """Outputs of folded nodes that some node outside ``folded`` reads."""
-    return {t for i in folded for t in index.node_outputs(i) if t
-            and any(c not in folded for c in index.consumers(t))}
+    return {t for i in folded for t in index.node_outputs(i) if t and any(c not in folded for c in index.consumers(t))}
 
 
-def _evaluate(model: ModelProto, index: ModelIndex, foldable: list[int],
-              values: dict[str, np.ndarray]) -> tuple[list[int], list[str]]:
+def _evaluate(
+    model: ModelProto, index: ModelIndex, foldable: list[int], values: dict[str, np.ndarray]
+) -> tuple[list[int], list[str]]:
     """Compute the outputs of ``foldable`` nodes into ``values``; returns the nodes evaluated and notes.
 
     One ONNX Runtime session for all of them; when that fails, one session per node (nodes that fail, and those
     depending on them, are left in the graph with a note).
     """
     try:
-        batch: dict[str, np.ndarray] | None = _run_constant_graph(model, [index.node_proto(i) for i in foldable], values)
-    except Exception:  # noqa: BLE001 - retried node by node below to find what ONNX Runtime cannot evaluate
+        batch: dict[str, np.ndarray] | None = _run_constant_graph(
+            model, [index.node_proto(i) for i in foldable], values
+        )
+    except Exception:
         batch = None
     if batch is not None:
         values.update(batch)
@@ -231,13 +273,15 @@ def _evaluate(model: ModelProto, index: ModelIndex, foldable: list[int],
         try:
             values.update(_run_constant_graph(model, [proto], values))
             done.append(i)
-        except Exception as exc:  # noqa: BLE001 - keep the node; say why
+        except Exception as exc:
             failed.update(proto.output)
             notes.append(f"not folded: node '{index.name(i)}' ({proto.op_type}): {first_line(exc)}")
     return done, notes
 
 
-def _run_constant_graph(model: ModelProto, nodes: list[onnx.NodeProto], values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _run_constant_graph(
+    model: ModelProto, nodes: list[onnx.NodeProto], values: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run input-less ``nodes`` (reading initializers of ``model`` and ``values``) in ONNX Runtime."""
     import onnxruntime as ort
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -52,7 +52,7 @@ def compare_models(
                 if name in reasons:
                     continue
                 if x.shape != y.shape or x.dtype != y.dtype:
-                    reasons[name] = (f"sample {k}: original {x.dtype}{list(x.shape)} vs edited {y.dtype}{list(y.shape)}")
+                    reasons[name] = f"sample {k}: original {x.dtype}{list(x.shape)} vs edited {y.dtype}{list(y.shape)}"
                     worst[name] = float("inf")
                     continue
                 if x.dtype.kind in "fc":

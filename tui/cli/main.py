@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tui.cli.commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (cheap: no heavy imports)."""
-    parser = argparse.ArgumentParser(
-        prog="trtdbg",
-        description="Interactive debugger for ONNX / TensorRT numerics.",
-    )
+    parser = argparse.ArgumentParser(prog="trtdbg", description="Interactive debugger for ONNX / TensorRT numerics.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
@@ -55,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trtdbg: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into one line
+    except Exception as exc:
         from engine_core.errors import TrtdbgError
 
         if args.debug:
@@ -63,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, TrtdbgError):
             print(f"trtdbg: error: {exc}", file=sys.stderr)
             return exc.exit_code
-        print(f"trtdbg: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        print(
+            f"trtdbg: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr
+        )
         return 3
 
 

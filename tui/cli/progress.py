@@ -20,13 +20,13 @@ class ProgressBar:
         if not self.enabled:
             return
         now = time.monotonic()
-        done, total = getattr(progress, "done"), getattr(progress, "total")
+        done, total = progress.done, progress.total
         if now - self._last < 0.1 and done < total:
             return
         self._last = now
         frac = done / total if total else 1.0
         fill = int(frac * self.width)
-        batch = f" batch {getattr(progress, 'batch') + 1}/{getattr(progress, 'batches')}" if getattr(progress, "batches", 1) > 1 else ""
+        batch = f" batch {progress.batch + 1}/{progress.batches}" if getattr(progress, "batches", 1) > 1 else ""
         sys.stderr.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} tensors{batch}")
         sys.stderr.flush()
         self._drawn = True

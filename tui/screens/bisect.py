@@ -18,7 +18,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
@@ -29,8 +29,10 @@ from tui.widgets.graph_tree import GraphTree
 
 def precision_available() -> bool:
     """True when engine_core's bisection engine is part of this build."""
-    return importlib.util.find_spec("engine_core.precision") is not None and \
-        importlib.util.find_spec("engine_core.precision.bisect") is not None
+    return (
+        importlib.util.find_spec("engine_core.precision") is not None
+        and importlib.util.find_spec("engine_core.precision.bisect") is not None
+    )
 
 
 def _short_names(names: list[str], limit: int = 3) -> str:
@@ -45,27 +47,42 @@ def snapshot(session: Any, choice: int) -> dict[str, Any]:
     prop = session.proposal()
     ph = search.current
     state: dict[str, Any] = {
-        "model": session.options.model, "precision": session.options.precision,
-        "fallback": session.options.fallback, "subject": session.options.subject,
-        "emulated": session.evaluator.emulated, "check": session.options.check,
-        "settings": session.evaluator.settings.describe(), "data": session.data_text,
-        "phase": f"{ph.precision}->{ph.fallback}", "stage": search.stage, "candidates": len(search.candidates),
-        "suspects": len(search.region), "finished": search.done, "problem": search.problem,
-        "passed": session.passed(), "evaluations": session.evaluations, "culprits": session.culprits(),
-        "demoted": dict(session.demoted), "steps": session.steps(), "warnings": list(session.warnings),
-        "choice": choice, "proposal": None, "state_file": str(session.workspace.path("bisect", "state.json")),
+        "model": session.options.model,
+        "precision": session.options.precision,
+        "fallback": session.options.fallback,
+        "subject": session.options.subject,
+        "emulated": session.evaluator.emulated,
+        "check": session.options.check,
+        "settings": session.evaluator.settings.describe(),
+        "data": session.data_text,
+        "phase": f"{ph.precision}->{ph.fallback}",
+        "stage": search.stage,
+        "candidates": len(search.candidates),
+        "suspects": len(search.region),
+        "finished": search.done,
+        "problem": search.problem,
+        "passed": session.passed(),
+        "evaluations": session.evaluations,
+        "culprits": session.culprits(),
+        "demoted": dict(session.demoted),
+        "steps": session.steps(),
+        "warnings": list(session.warnings),
+        "choice": choice,
+        "proposal": None,
+        "state_file": str(session.workspace.path("bisect", "state.json")),
         "context": search.names(search.context) if search.stage == "split" else [],
     }
     if prop is not None:
         state["proposal"] = {
-            "kind": prop.kind, "high": search.names(prop.high),
+            "kind": prop.kind,
+            "high": search.names(prop.high),
             "halves": [search.names(h) for h in prop.halves] if prop.halves else None,
         }
     if search.done:
         state["plan"] = str(session.workdir / "plan.json")
         try:
             state["layer_precisions"] = session.final_plan().layer_precisions(session.builder.analysis)
-        except Exception:  # noqa: BLE001 - informative only
+        except Exception:
             state["layer_precisions"] = None
     return state
 
@@ -120,8 +137,13 @@ class BisectScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text("Precision bisection", style="bold"), id="bisect-top")
         if not precision_available():
-            yield Static(Text("Not available in this build: the bisection engine (engine_core.precision) is "
-                              "missing. Esc goes back."), id="missing")
+            yield Static(
+                Text(
+                    "Not available in this build: the bisection engine (engine_core.precision) is "
+                    "missing. Esc goes back."
+                ),
+                id="missing",
+            )
             yield Footer()
             return
         form = self.main.form
@@ -131,30 +153,59 @@ class BisectScreen(Screen):
                 with Vertical(id="setup"):
                     with Horizontal(classes="row"):
                         yield Label("precision", classes="key")
-                        yield Select([("FP16", "fp16"), ("BF16", "bf16"), ("INT8", "int8")], value="fp16",
-                                     allow_blank=False, id="precision", compact=True)
+                        yield Select(
+                            [("FP16", "fp16"), ("BF16", "bf16"), ("INT8", "int8")],
+                            value="fp16",
+                            allow_blank=False,
+                            id="precision",
+                            compact=True,
+                        )
                         yield Label("fallback", classes="key")
-                        yield Select([("FP32", "fp32"), ("FP16 (INT8 only)", "fp16"), ("BF16 (INT8 only)", "bf16")],
-                                     value="fp32", allow_blank=False, id="fallback", compact=True)
+                        yield Select(
+                            [("FP32", "fp32"), ("FP16 (INT8 only)", "fp16"), ("BF16 (INT8 only)", "bf16")],
+                            value="fp32",
+                            allow_blank=False,
+                            id="fallback",
+                            compact=True,
+                        )
                     with Horizontal(classes="row"):
                         yield Label("subject", classes="key")
                         yield Select(self._subjects(), value="ort", allow_blank=False, id="subject", compact=True)
                         yield Label("search", classes="key")
-                        yield Select([("bisect", "bisect"), ("linear", "linear")], value="bisect",
-                                     allow_blank=False, id="mode", compact=True)
+                        yield Select(
+                            [("bisect", "bisect"), ("linear", "linear")],
+                            value="bisect",
+                            allow_blank=False,
+                            id="mode",
+                            compact=True,
+                        )
                     with Horizontal(classes="row"):
                         yield Label("check", classes="key")
-                        yield Select([("tolerances", "tolerance"), ("external command", "command")],
-                                     value="tolerance", allow_blank=False, id="check-kind", compact=True)
+                        yield Select(
+                            [("tolerances", "tolerance"), ("external command", "command")],
+                            value="tolerance",
+                            allow_blank=False,
+                            id="check-kind",
+                            compact=True,
+                        )
                         yield Input("", placeholder="atol (default per precision)", id="atol", compact=True)
                         yield Input("", placeholder="rtol", id="rtol", compact=True)
                     with Horizontal(classes="row", id="command-row"):
                         yield Label("command", classes="key")
-                        yield Input("", placeholder="exit 0 = pass; gets $TRTDBG_MODEL, $TRTDBG_OUTPUTS, …",
-                                    id="command", compact=True)
+                        yield Input(
+                            "",
+                            placeholder="exit 0 = pass; gets $TRTDBG_MODEL, $TRTDBG_OUTPUTS, …",
+                            id="command",
+                            compact=True,
+                        )
                     data = {"random": "random inputs", "script": "data-loader script", "inputs": "saved inputs"}
-                    yield Static(Text(f"data: {data.get(form.data, form.data)} {form.data_path}".rstrip()
-                                      + "  (from the compare dialog)", style="dim"))
+                    yield Static(
+                        Text(
+                            f"data: {data.get(form.data, form.data)} {form.data_path}".rstrip()
+                            + "  (from the compare dialog)",
+                            style="dim",
+                        )
+                    )
                     with Horizontal(id="buttons"):
                         yield Button("Start (ctrl+s)", variant="primary", id="start", compact=True)
                         yield Button("Resume saved (c)", id="resume", compact=True, disabled=True)
@@ -167,7 +218,7 @@ class BisectScreen(Screen):
     def _subjects(self) -> list[tuple[str, str]]:
         try:
             from engine_core.precision.evaluate import SUBJECTS
-        except Exception:  # noqa: BLE001
+        except Exception:
             return [("ort", "ort")]
         labels = {"ort": "ort (CPU, emulated)", "ort-cuda": "ort-cuda (real types)"}
         return [(labels.get(s, s), s) for s in SUBJECTS]
@@ -176,8 +227,18 @@ class BisectScreen(Screen):
         if not precision_available():
             return
         table = self.query_one("#steps", DataTable)
-        for col in ("#", "phase", "step", "fell back", "verdict", "max abs", "max rel", "NaN/Inf", "worst output",
-                    "outcome"):
+        for col in (
+            "#",
+            "phase",
+            "step",
+            "fell back",
+            "verdict",
+            "max abs",
+            "max rel",
+            "NaN/Inf",
+            "worst output",
+            "outcome",
+        ):
             table.add_column(col, key=col)
         self.query_one("#command-row").display = False
         self.query_one("#bisect-tree", GraphTree).populate(self.main.display_name, self.view.scopes.children(()))
@@ -195,19 +256,27 @@ class BisectScreen(Screen):
             from engine_core.precision.state import load_state, state_path
             from engine_core.workspace import Workspace
 
-            ws = Workspace(self.main.workspace.root) if self.main.workspace is not None else \
-                Workspace.for_model(self.main.model_path)
+            ws = (
+                Workspace(self.main.workspace.root)
+                if self.main.workspace is not None
+                else Workspace.for_model(self.main.model_path)
+            )
             if not state_path(ws).exists():
                 self.post_message(BisectProbe(None))
                 return
             doc = load_state(ws)
             opts = doc.get("options", {})
             same = Path(opts.get("model", "")).resolve() == Path(self.main.model_path).resolve()
-            info = {"steps": len(doc.get("history", [])), "precision": opts.get("precision"),
-                    "fallback": opts.get("fallback"), "finished": doc.get("search", {}).get("stage") == "done",
-                    "same_model": same, "path": str(state_path(ws))}
+            info = {
+                "steps": len(doc.get("history", [])),
+                "precision": opts.get("precision"),
+                "fallback": opts.get("fallback"),
+                "finished": doc.get("search", {}).get("stage") == "done",
+                "same_model": same,
+                "path": str(state_path(ws)),
+            }
             self.post_message(BisectProbe(info))
-        except Exception as exc:  # noqa: BLE001 - a corrupted state is reported, not fatal
+        except Exception as exc:
             self.post_message(BisectProbe({"error": str(exc)}))
 
     def _options(self) -> Any:
@@ -217,12 +286,18 @@ class BisectScreen(Screen):
         form = self.main.form
         command = q("#command", Input).value.strip() if q("#check-kind", Select).value == "command" else None
         return BisectOptions(
-            model=self.main.model_path, precision=str(q("#precision", Select).value),
-            fallback=str(q("#fallback", Select).value), subject=str(q("#subject", Select).value),
-            mode=str(q("#mode", Select).value), check=command,
-            atol=q("#atol", Input).value.split(), rtol=q("#rtol", Input).value.split(),
-            shapes=form.shapes.split(), seed=int(form.seed or 1) if str(form.seed).strip().isdigit() else 1,
-            val_range=form.val_range.split(), iterations=int(form.iterations) if str(form.iterations).isdigit() else 1,
+            model=self.main.model_path,
+            precision=str(q("#precision", Select).value),
+            fallback=str(q("#fallback", Select).value),
+            subject=str(q("#subject", Select).value),
+            mode=str(q("#mode", Select).value),
+            check=command,
+            atol=q("#atol", Input).value.split(),
+            rtol=q("#rtol", Input).value.split(),
+            shapes=form.shapes.split(),
+            seed=int(form.seed or 1) if str(form.seed).strip().isdigit() else 1,
+            val_range=form.val_range.split(),
+            iterations=int(form.iterations) if str(form.iterations).isdigit() else 1,
             data_loader_script=form.data_path.strip() if form.data == "script" else None,
             load_inputs=form.data_path.split() if form.data == "inputs" else [],
             workspace=str(self.main.workspace.root) if self.main.workspace is not None else None,
@@ -253,7 +328,7 @@ class BisectScreen(Screen):
             self.post_message(BisectUpdate(state, "resumed" if resume else "baseline checked; bisection started"))
         except TrtdbgError as exc:
             self.post_message(BisectFailed(str(exc), stopped=True))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(BisectFailed(f"{type(exc).__name__}: {exc}", stopped=True))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bisect")
@@ -284,7 +359,7 @@ class BisectScreen(Screen):
             self.post_message(BisectUpdate(state, note))
         except TrtdbgError as exc:
             self.post_message(BisectFailed(str(exc)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(BisectFailed(f"{type(exc).__name__}: {exc}"))
 
     def _export(self, session: Any) -> str:
@@ -362,8 +437,11 @@ class BisectScreen(Screen):
             self._act("step", 0, bool(passed))
 
     def action_auto(self) -> None:
-        if self._need_session() and self.state["proposal"] is not None and \
-                self._begin("running to the end (ctrl+c stops after the current step)…"):
+        if (
+            self._need_session()
+            and self.state["proposal"] is not None
+            and self._begin("running to the end (ctrl+c stops after the current step)…")
+        ):
             self._act("auto")
 
     def action_undo(self) -> None:
@@ -402,8 +480,10 @@ class BisectScreen(Screen):
             self.query_one("#resume", Button).disabled = False
             t = Text()
             t.append("A bisection of this model is saved in the workspace ", style="bold")
-            t.append(f"({info['precision']} → {info['fallback']}, {info['steps']} step(s)"
-                     f"{', finished' if info['finished'] else ''}). ")
+            t.append(
+                f"({info['precision']} → {info['fallback']}, {info['steps']} step(s)"
+                f"{', finished' if info['finished'] else ''}). "
+            )
             t.append("c resumes it; Start begins a new one (the old state is kept as a backup).", style="dim")
             self._set_status(t)
 
@@ -437,10 +517,12 @@ class BisectScreen(Screen):
         top = Text()
         top.append("Precision bisection ", style="bold")
         top.append(Path(s["model"]).name, style="bold")
-        top.append(f" · {s['precision']} (fallback {s['fallback']}) · subject {s['subject']}"
-                   f"{' (CPU emulation)' if s['emulated'] else ''} · "
-                   f"{'check: ' + s['check'] if s['check'] else 'atol ' + format(s['settings']['atol'], 'g') + ' rtol ' + format(s['settings']['rtol'], 'g')}",
-                   style="dim")
+        top.append(
+            f" · {s['precision']} (fallback {s['fallback']}) · subject {s['subject']}"
+            f"{' (CPU emulation)' if s['emulated'] else ''} · "
+            f"{'check: ' + s['check'] if s['check'] else 'atol ' + format(s['settings']['atol'], 'g') + ' rtol ' + format(s['settings']['rtol'], 'g')}",
+            style="dim",
+        )
         self.query_one("#bisect-top", Static).update(top)
         t = Text()
         if note:
@@ -448,8 +530,10 @@ class BisectScreen(Screen):
         prop = s["proposal"]
         if s["finished"]:
             t.append("Finished", style="bold green" if s["passed"] else "bold red")
-            t.append(f" after {s['evaluations']} evaluation(s): the final plan "
-                     f"{'passes' if s['passed'] else 'FAILS'}" + (f" ({s['problem']})" if s["problem"] else ""))
+            t.append(
+                f" after {s['evaluations']} evaluation(s): the final plan "
+                f"{'passes' if s['passed'] else 'FAILS'}" + (f" ({s['problem']})" if s["problem"] else "")
+            )
             t.append("\ne exports the plan · u undoes the last step · esc back", style="dim")
         elif prop is not None:
             t.append(f"phase {s['phase']} · step {len(s['steps']) + 1} · ", style="dim")
@@ -461,11 +545,16 @@ class BisectScreen(Screen):
                 t.append(f" {len(a)} node(s): {_short_names(a)}\n")
                 t.append(" ⟦B⟧ ", style="bold reverse yellow")
                 t.append(f" {len(b)} node(s): {_short_names(b)}\n")
-                t.append("a / b: that half falls back and is evaluated · y / n: judge A yourself · R: run to the "
-                         "end · u: undo", style="dim")
+                t.append(
+                    "a / b: that half falls back and is evaluated · y / n: judge A yourself · R: run to the "
+                    "end · u: undo",
+                    style="dim",
+                )
             else:
-                what = {"all-low": f"everything in {s['phase'].split('->')[0]}", "verify":
-                        f"verify that the {len(prop['high'])} culprit(s) found suffice"}.get(prop["kind"], prop["kind"])
+                what = {
+                    "all-low": f"everything in {s['phase'].split('->')[0]}",
+                    "verify": f"verify that the {len(prop['high'])} culprit(s) found suffice",
+                }.get(prop["kind"], prop["kind"])
                 t.append(f"next: {what}\n", style="bold")
                 t.append("enter / a: evaluate · y / n: judge it yourself · R: run to the end · u: undo", style="dim")
         self._set_status(t)
@@ -479,19 +568,26 @@ class BisectScreen(Screen):
         for rec in steps:
             ev = rec["evaluation"]
             kind = rec["kind"]
-            fell = f"{len(rec.get('fallback') or [])} of {rec['suspects']}" if kind == "split" else (
-                "all" if kind == "baseline" else f"{rec['high']} kept")
+            fell = (
+                f"{len(rec.get('fallback') or [])} of {rec['suspects']}"
+                if kind == "split"
+                else ("all" if kind == "baseline" else f"{rec['high']} kept")
+            )
             verdict = Text("PASS" if rec["passed"] else "FAIL", style="bold green" if rec["passed"] else "bold red")
             if ev.get("judged_by") == "user":
                 verdict.append(" (you)", style="dim")
             if rec.get("cached"):
                 verdict.append(" (cached)", style="dim")
             table.add_row(
-                Text(str(rec["index"]), justify="right"), Text(rec["phase"]),
-                Text(kind + (f" {'AB'[rec['choice']]}" if kind == "split" else "")), Text(fell), verdict,
+                Text(str(rec["index"]), justify="right"),
+                Text(rec["phase"]),
+                Text(kind + (f" {'AB'[rec['choice']]}" if kind == "split" else "")),
+                Text(fell),
+                verdict,
                 Text(fmt(float(ev.get("max_abs", 0.0))), justify="right"),
                 Text(fmt(float(ev.get("max_rel", 0.0))), justify="right"),
-                Text(str(ev.get("nonfinite") or "-"), justify="right"), Text(ev.get("worst") or "-"),
+                Text(str(ev.get("nonfinite") or "-"), justify="right"),
+                Text(ev.get("worst") or "-"),
                 Text(rec.get("outcome") or ""),
             )
         if steps:
@@ -509,7 +605,9 @@ class BisectScreen(Screen):
         elif s["finished"]:
             t.append("No culprits: every candidate runs in the target precision.\n", style="bold green")
         if s["demoted"]:
-            t.append(f"{len(s['demoted'])} node(s) demoted automatically (e.g. constants that underflow)\n", style="dim")
+            t.append(
+                f"{len(s['demoted'])} node(s) demoted automatically (e.g. constants that underflow)\n", style="dim"
+            )
         if s["finished"] and s.get("plan"):
             t.append("plan: ", style="dim")
             t.append(s["plan"])

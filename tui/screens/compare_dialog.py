@@ -81,11 +81,13 @@ class CompareForm:
             kw["marks"] = ["all"]
         elif self.what == "marked":
             if not marks:
-                raise TrtdbgError("no tensor is marked: mark nodes with space (or m for a scope, M for all), "
-                                  "or choose 'all tensors'")
+                raise TrtdbgError(
+                    "no tensor is marked: mark nodes with space (or m for a scope, M for all), or choose 'all tensors'"
+                )
             kw["marks"] = list(marks)
-        settings = CompareSettings.from_specs(atol=self.atol.split() or None, rtol=self.rtol.split() or None,
-                                              check_error_stat=[self.check_error_stat])
+        settings = CompareSettings.from_specs(
+            atol=self.atol.split() or None, rtol=self.rtol.split() or None, check_error_stat=[self.check_error_stat]
+        )
         if self.data == "script":
             if not self.data_path.strip():
                 raise TrtdbgError("data: give the data-loader script (PATH.py[:FUNC])")
@@ -95,16 +97,23 @@ class CompareForm:
                 raise TrtdbgError("data: give the saved inputs (.json, .npz or a folder)")
             kw["load_inputs"] = self.data_path.split()
         return CompareRequest(
-            model=model, settings=settings, seed=as_int(self.seed, "seed"), val_range=self.val_range.split(),
-            shapes=self.shapes.split(), iterations=as_int(self.iterations, "iterations"), fail_fast=self.fail_fast,
-            workspace=workspace, **kw, **self.extra,
+            model=model,
+            settings=settings,
+            seed=as_int(self.seed, "seed"),
+            val_range=self.val_range.split(),
+            shapes=self.shapes.split(),
+            iterations=as_int(self.iterations, "iterations"),
+            fail_fast=self.fail_fast,
+            workspace=workspace,
+            **kw,
+            **self.extra,
         )
 
 
 def backend_choices() -> list[tuple[str, str]]:
     """``(label, spec)`` for each backend spec engine_core accepts: ONNX Runtime, its precision variants
     (FP16/BF16 emulated on CPU, real types on CUDA, INT8 as Q/DQ) and TensorRT when its module is present."""
-    from engine_core.backend.spec import BACKENDS
+    from engine_core.runners import BACKENDS
 
     out = [(f"{spec}: {desc}", spec) for spec, (_, desc) in BACKENDS.items() if spec != "ort-cpu"]
     try:
@@ -112,8 +121,7 @@ def backend_choices() -> list[tuple[str, str]]:
 
         for base, how in (("ort", "CPU, storage rounding emulated"), ("ort-cuda", "CUDA, real types")):
             for p in PRECISION_SUFFIXES:
-                out.append((f"{base}:{p}: ONNX Runtime {p.upper()} ({how if p != 'int8' else 'Q/DQ'})",
-                             f"{base}:{p}"))
+                out.append((f"{base}:{p}: ONNX Runtime {p.upper()} ({how if p != 'int8' else 'Q/DQ'})", f"{base}:{p}"))
     except ImportError:
         pass
     try:
@@ -168,37 +176,81 @@ class CompareDialog(FormDialog):
             with VerticalScroll():
                 with Horizontal(classes="row"):
                     yield Label("reference", classes="key")
-                    yield Select([*backends, ("saved outputs (file)", SAVED)], value=f.ref, allow_blank=False,
-                                 id="ref", compact=True)
-                    yield Input(f.ref_path, placeholder="saved reference outputs (.json/.npz/folder)", id="ref-path", compact=True)
+                    yield Select(
+                        [*backends, ("saved outputs (file)", SAVED)],
+                        value=f.ref,
+                        allow_blank=False,
+                        id="ref",
+                        compact=True,
+                    )
+                    yield Input(
+                        f.ref_path,
+                        placeholder="saved reference outputs (.json/.npz/folder)",
+                        id="ref-path",
+                        compact=True,
+                    )
                 with Horizontal(classes="row"):
                     yield Label("subject", classes="key")
-                    yield Select([("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends,
-                                  ("saved outputs (file)", SAVED)], value=f.subject, allow_blank=False, id="subject", compact=True)
-                    yield Input(f.subject_path, placeholder="path of the second model or saved outputs",
-                                id="subject-path", compact=True)
+                    yield Select(
+                        [("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends, ("saved outputs (file)", SAVED)],
+                        value=f.subject,
+                        allow_blank=False,
+                        id="subject",
+                        compact=True,
+                    )
+                    yield Input(
+                        f.subject_path,
+                        placeholder="path of the second model or saved outputs",
+                        id="subject-path",
+                        compact=True,
+                    )
                 with Horizontal(classes="row", id="subject-backend-row"):
                     yield Label("runs on", classes="key")
-                    yield Select(backends, value=f.subject_backend, allow_blank=False, id="subject-backend", compact=True)
+                    yield Select(
+                        backends, value=f.subject_backend, allow_blank=False, id="subject-backend", compact=True
+                    )
                 with Horizontal(classes="row"):
                     yield Label("compare", classes="key")
-                    yield Select([(f"marked tensors ({self.marked})", "marked"), ("all tensors (mark all)", "all"),
-                                  ("model outputs only", "outputs")], value=f.what, allow_blank=False, id="what", compact=True)
+                    yield Select(
+                        [
+                            (f"marked tensors ({self.marked})", "marked"),
+                            ("all tensors (mark all)", "all"),
+                            ("model outputs only", "outputs"),
+                        ],
+                        value=f.what,
+                        allow_blank=False,
+                        id="what",
+                        compact=True,
+                    )
                 with Horizontal(classes="row"):
                     yield Label("atol rtol", classes="key")
                     yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol", compact=True)
                     yield Input(f.rtol, placeholder="rtol", id="rtol", compact=True)
-                    yield Select([(s, s) for s in CHECK_STATS], value=f.check_error_stat, allow_blank=False,
-                                 id="check", compact=True)
+                    yield Select(
+                        [(s, s) for s in CHECK_STATS],
+                        value=f.check_error_stat,
+                        allow_blank=False,
+                        id="check",
+                        compact=True,
+                    )
                 with Horizontal(classes="row"):
                     yield Label("input data", classes="key")
-                    yield Select([("random values", "random"), ("data-loader script", "script"),
-                                  ("saved inputs", "inputs")], value=f.data, allow_blank=False, id="data", compact=True)
-                    yield Input(f.data_path, placeholder="script.py[:func] or inputs file", id="data-path", compact=True)
+                    yield Select(
+                        [("random values", "random"), ("data-loader script", "script"), ("saved inputs", "inputs")],
+                        value=f.data,
+                        allow_blank=False,
+                        id="data",
+                        compact=True,
+                    )
+                    yield Input(
+                        f.data_path, placeholder="script.py[:func] or inputs file", id="data-path", compact=True
+                    )
                 with Horizontal(classes="row", id="random-row"):
                     yield Label("random", classes="key")
                     yield Input(f.seed, placeholder="seed", id="seed", classes="small", compact=True)
-                    yield Input(f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range", compact=True)
+                    yield Input(
+                        f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range", compact=True
+                    )
                     yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes", compact=True)
                 with Horizontal(classes="row"):
                     yield Label("iterations", classes="key")
@@ -230,13 +282,22 @@ class CompareDialog(FormDialog):
         q = self.query_one
         return replace(
             self.form,
-            ref=str(q("#ref", Select).value), ref_path=q("#ref-path", Input).value,
-            subject=str(q("#subject", Select).value), subject_path=q("#subject-path", Input).value,
-            subject_backend=str(q("#subject-backend", Select).value), what=str(q("#what", Select).value),
-            atol=q("#atol", Input).value, rtol=q("#rtol", Input).value, check_error_stat=str(q("#check", Select).value),
-            data=str(q("#data", Select).value), data_path=q("#data-path", Input).value, seed=q("#seed", Input).value,
-            val_range=q("#val-range", Input).value, shapes=q("#shapes", Input).value,
-            iterations=q("#iterations", Input).value, fail_fast=q("#fail-fast", Checkbox).value,
+            ref=str(q("#ref", Select).value),
+            ref_path=q("#ref-path", Input).value,
+            subject=str(q("#subject", Select).value),
+            subject_path=q("#subject-path", Input).value,
+            subject_backend=str(q("#subject-backend", Select).value),
+            what=str(q("#what", Select).value),
+            atol=q("#atol", Input).value,
+            rtol=q("#rtol", Input).value,
+            check_error_stat=str(q("#check", Select).value),
+            data=str(q("#data", Select).value),
+            data_path=q("#data-path", Input).value,
+            seed=q("#seed", Input).value,
+            val_range=q("#val-range", Input).value,
+            shapes=q("#shapes", Input).value,
+            iterations=q("#iterations", Input).value,
+            fail_fast=q("#fail-fast", Checkbox).value,
         )
 
     def result(self) -> CompareForm:

@@ -21,8 +21,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Sparkline, Static, Tree
 from textual.worker import get_current_worker
 
-from tui.messages import (CompareFinished, InitializerStatsReady, JobFinished, MarksSaved, ModelLoaded,
-                          ModelLoadFailed, SearchDone, ShapesReady)
+from tui.messages import (
+    CompareFinished,
+    InitializerStatsReady,
+    JobFinished,
+    MarksSaved,
+    ModelLoaded,
+    ModelLoadFailed,
+    SearchDone,
+    ShapesReady,
+)
 from tui.screens.common import PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.detail import DetailPane, node_detail, result_block, scope_detail
@@ -88,8 +96,9 @@ class MainScreen(Screen):
     MainScreen #search.-visible { display: block; }
     """
 
-    def __init__(self, model_path: str, workspace: str | None, form: CompareForm, flush_hz: float = 4.0,
-                 title: str | None = None) -> None:
+    def __init__(
+        self, model_path: str, workspace: str | None, form: CompareForm, flush_hz: float = 4.0, title: str | None = None
+    ) -> None:
         super().__init__()
         self.model_path = model_path
         self.workspace_arg = workspace
@@ -128,8 +137,10 @@ class MainScreen(Screen):
             with Vertical(id="right"):
                 yield DetailPane(id="detail")
                 with Vertical(id="compare-panel", classes="-empty"):
-                    yield Static(Text("No comparison yet: r sets one up (reference, subject, tolerances, data).",
-                                      style="dim"), id="compare-status")
+                    yield Static(
+                        Text("No comparison yet: r sets one up (reference, subject, tolerances, data).", style="dim"),
+                        id="compare-status",
+                    )
                     yield ProgressBar(total=1, show_eta=False, id="progress")
                     yield ErrorTable(id="errors")
                     yield Static("", id="spark-label")
@@ -148,12 +159,12 @@ class MainScreen(Screen):
         """Index the model, its first scope level and its saved marks (off the UI thread)."""
         start = time.perf_counter()
         try:
+            from engine_core.comparator.marks import MarkSet
             from engine_core.errors import TrtdbgError
-            from engine_core.marks import MarkSet
             from engine_core.model.index import ModelIndex
             from engine_core.model.scopes import ScopeTree
             from engine_core.workspace import Workspace
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
             return
         try:
@@ -179,7 +190,7 @@ class MainScreen(Screen):
             index.consumers("")
         except TrtdbgError as exc:
             self.post_message(ModelLoadFailed(str(exc)))
-        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+        except Exception as exc:
             self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
 
     @on(ModelLoaded)
@@ -210,7 +221,7 @@ class MainScreen(Screen):
         try:
             index.describe_tensor(index.outputs[0] if index.outputs else "", infer=True)
             self.post_message(ShapesReady(time.perf_counter() - start, index.shape_inference_error))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(ShapesReady(time.perf_counter() - start, f"{type(exc).__name__}: {exc}"))
 
     @on(ShapesReady)
@@ -295,7 +306,7 @@ class MainScreen(Screen):
                 return
             try:
                 out[n] = index.initializer_stats(n)
-            except Exception as exc:  # noqa: BLE001 - TrtdbgError for unreadable external data
+            except Exception as exc:
                 out[n] = str(exc)
         self.post_message(InitializerStatsReady(node, out))
 
@@ -344,8 +355,11 @@ class MainScreen(Screen):
         index = self.view.index
         targets = [(name, c) for name in index.node_outputs(i) if name for c in index.consumers(name)]
         if not targets:
-            self.notify("no node reads its outputs" + (" (graph output)" if any(
-                o in index.outputs for o in index.node_outputs(i)) else ""), timeout=4)
+            self.notify(
+                "no node reads its outputs"
+                + (" (graph output)" if any(o in index.outputs for o in index.node_outputs(i)) else ""),
+                timeout=4,
+            )
         elif len(targets) == 1:
             self.jump_to(targets[0][1])
         else:
@@ -388,9 +402,12 @@ class MainScreen(Screen):
         if not engine:
             from tui.screens.trt_view import engine_status
 
-            self.notify(f"TensorRT view: no engine loaded; open the model with --engine ENGINE.plan or the "
-                        f"engine-inspector JSON (trtexec --exportLayerInfo). {engine_status()}.",
-                        severity="warning", timeout=8)
+            self.notify(
+                f"TensorRT view: no engine loaded; open the model with --engine ENGINE.plan or the "
+                f"engine-inspector JSON (trtexec --exportLayerInfo). {engine_status()}.",
+                severity="warning",
+                timeout=8,
+            )
             return
         from tui.screens.trt_view import TrtViewScreen
 
@@ -500,7 +517,7 @@ class MainScreen(Screen):
         try:
             path = self.view.marks.save()
             self.post_message(MarksSaved(str(path) if path else None))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(MarksSaved(None, str(exc)))
 
     @on(MarksSaved)
@@ -538,8 +555,11 @@ class MainScreen(Screen):
         from engine_core.errors import TrtdbgError
 
         try:
-            request = form.to_request(self.model_path, self.view.marks.request_marks(),
-                                      str(self.workspace.root) if self.workspace is not None else self.workspace_arg)
+            request = form.to_request(
+                self.model_path,
+                self.view.marks.request_marks(),
+                str(self.workspace.root) if self.workspace is not None else self.workspace_arg,
+            )
         except TrtdbgError as exc:
             self._set_status(Text(str(exc), style="bold red"))
             self.notify(str(exc), severity="error", timeout=8)
@@ -586,16 +606,20 @@ class MainScreen(Screen):
             results.put(("warning", msg))
 
         try:
-            report = creq.execute(request, on_progress=progress, on_warning=warn, on_result=results.put,
-                                  cancel=cancel)
-            self.post_message(CompareFinished(report, cancelled=report.summary.cancelled,
-                                              seconds=time.perf_counter() - start))
+            report = creq.execute(request, on_progress=progress, on_warning=warn, on_result=results.put, cancel=cancel)
+            self.post_message(
+                CompareFinished(report, cancelled=report.summary.cancelled, seconds=time.perf_counter() - start)
+            )
         except TrtdbgError as exc:
-            self.post_message(CompareFinished(None, str(exc), cancelled=cancel.is_set(),
-                                              seconds=time.perf_counter() - start))
-        except Exception as exc:  # noqa: BLE001 - shown as one line
-            self.post_message(CompareFinished(None, f"{type(exc).__name__}: {exc}", cancelled=cancel.is_set(),
-                                              seconds=time.perf_counter() - start))
+            self.post_message(
+                CompareFinished(None, str(exc), cancelled=cancel.is_set(), seconds=time.perf_counter() - start)
+            )
+        except Exception as exc:
+            self.post_message(
+                CompareFinished(
+                    None, f"{type(exc).__name__}: {exc}", cancelled=cancel.is_set(), seconds=time.perf_counter() - start
+                )
+            )
 
     def cancel_job(self) -> bool:
         """ctrl+c: cancel the running comparison; False when nothing runs."""
@@ -633,7 +657,11 @@ class MainScreen(Screen):
         newly_failing: list[int] = []
         for r in results:
             prev = self.results_by_tensor.get(r.slot.name)
-            if prev is None or (prev.stats.passed and not r.stats.passed) or (r.stats.nonfinite and not prev.stats.nonfinite):
+            if (
+                prev is None
+                or (prev.stats.passed and not r.stats.passed)
+                or (r.stats.nonfinite and not prev.stats.nonfinite)
+            ):
                 self.results_by_tensor[r.slot.name] = r
             i = index.find(r.slot.node) if r.slot.node else None
             if i is not None:

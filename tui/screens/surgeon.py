@@ -62,11 +62,7 @@ def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
     """Load, edit, verify (sanitize) and write; raises ``TrtdbgError`` with one line on bad input."""
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import (
-        check_output_path,
-        external_data_files,
-        save_model,
-    )
+    from engine_core.surgeon.export import check_output_path, external_data_files, save_model
 
     start = time.perf_counter()
     bare = load_model(req.model, load_external_data=False)
@@ -86,8 +82,12 @@ def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
         from engine_core.data.shapes import parse_shapes
         from engine_core.surgeon.sanitize import SanitizeOptions, sanitize
 
-        options = SanitizeOptions(fold_constants=req.fold_constants, cleanup=req.cleanup, toposort=req.toposort,
-                                  override_input_shapes=parse_shapes(req.input_shapes))
+        options = SanitizeOptions(
+            fold_constants=req.fold_constants,
+            cleanup=req.cleanup,
+            toposort=req.toposort,
+            override_input_shapes=parse_shapes(req.input_shapes),
+        )
         result = sanitize(model, options, path=req.model)
         if req.verify:
             verified = _verify(req, model, result.model)
@@ -96,13 +96,21 @@ def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
 
         if not req.op.strip():
             raise TrtdbgError("insert: give the op type, e.g. Identity or Clip")
-        result = insert_node(model, req.op.strip(), req.inputs, req.outputs, attrs=parse_attrs(req.attrs),
-                             name=req.name.strip() or None, path=req.model)
+        result = insert_node(
+            model,
+            req.op.strip(),
+            req.inputs,
+            req.outputs,
+            attrs=parse_attrs(req.attrs),
+            name=req.name.strip() or None,
+            path=req.model,
+        )
     else:
         raise TrtdbgError(f"unknown surgery '{req.kind}'")
     written = save_model(result.model, req.output, protect=protect)
-    return SurgeryOutcome(req.kind, [str(p) for p in written], result.changes.to_text(limit=12), verified,
-                          time.perf_counter() - start)
+    return SurgeryOutcome(
+        req.kind, [str(p) for p in written], result.changes.to_text(limit=12), verified, time.perf_counter() - start
+    )
 
 
 def _verify(req: SurgeryRequest, original: Any, edited: Any) -> str:
@@ -119,8 +127,10 @@ def _verify(req: SurgeryRequest, original: Any, edited: Any) -> str:
     diffs = compare_models(original, req.model, edited, feeds)
     bad = next((d for d in diffs if not d.equal), None)
     if bad is not None:
-        raise TrtdbgError(f"the sanitized model's output '{bad.name}' differs from the original ({bad.reason}); "
-                          f"nothing written — untick 'fold constants' or 'verify'")
+        raise TrtdbgError(
+            f"the sanitized model's output '{bad.name}' differs from the original ({bad.reason}); "
+            f"nothing written — untick 'fold constants' or 'verify'"
+        )
     worst = max((d.max_abs for d in diffs), default=0.0)
     return f"outputs equal to the original on {len(feeds)} sample(s) ({source.describe()}); max |diff| {worst:.3g}"
 
@@ -136,8 +146,11 @@ def _spec(view: Any, name: str, with_shape: bool) -> str:
     if meta.shape is None:
         return f"{name}:auto:{dt}"
     dims = ",".join("?" if d is None else str(d) for d in meta.shape)
-    shape = "x".join(str(d) for d in meta.shape) if all(isinstance(d, int) and d > 0 for d in meta.shape) and meta.shape \
+    shape = (
+        "x".join(str(d) for d in meta.shape)
+        if all(isinstance(d, int) and d > 0 for d in meta.shape) and meta.shape
         else f"[{dims}]"
+    )
     if "?" in shape:
         shape = "auto"
     return f"{name}:{shape}:{dt}"
@@ -160,16 +173,27 @@ def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
     index = view.index
     marks = view.marks.ordered() if view.marks is not None else []
     if marks:
-        return [], [_spec(view, t, False) for t in marks[:200]], f"{len(marks)} marked tensor(s) as outputs" + (
-            " (first 200)" if len(marks) > 200 else "") + "; inputs: the model inputs they need"
+        return (
+            [],
+            [_spec(view, t, False) for t in marks[:200]],
+            f"{len(marks)} marked tensor(s) as outputs"
+            + (" (first 200)" if len(marks) > 200 else "")
+            + "; inputs: the model inputs they need",
+        )
     i = main.current_node()
     if i is None:
         return [], [], "no marks and no node under the cursor: type the tensors"
-    ins = [t for t in index.node_inputs(i)
-           if t and not index.is_initializer(t) and (index.producer(t) is not None or t in index.inputs)]
+    ins = [
+        t
+        for t in index.node_inputs(i)
+        if t and not index.is_initializer(t) and (index.producer(t) is not None or t in index.inputs)
+    ]
     outs = [t for t in index.node_outputs(i) if t]
-    return ([_spec(view, t, True) for t in ins], [_spec(view, t, False) for t in outs],
-            f"the node under the cursor ({index.name(i)})")
+    return (
+        [_spec(view, t, True) for t in ins],
+        [_spec(view, t, False) for t in outs],
+        f"the node under the cursor ({index.name(i)})",
+    )
 
 
 # ---------------------------------------------------------------------- dialogs
@@ -191,8 +215,10 @@ class SurgeonDialog(FormDialog):
     SurgeonDialog #buttons Button { margin-left: 2; }
     SurgeonDialog .title { text-style: bold; }
     """
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="surgeon-cancel"),
-                Binding("ctrl+s", "run", "Run", id="surgeon-run")]
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="surgeon-cancel"),
+        Binding("ctrl+s", "run", "Run", id="surgeon-run"),
+    ]
     TITLE_TEXT = ""
 
     def __init__(self, model: str, output: str, hint: str = "") -> None:
@@ -234,8 +260,11 @@ class ExtractDialog(SurgeonDialog):
     TITLE_TEXT = "Extract a sub-graph"
 
     def __init__(self, model: str, output: str, inputs: list[str], outputs: list[str], hint: str) -> None:
-        super().__init__(model, output, "from " + hint + ". One tensor per line: NAME[:SHAPE[:DTYPE]] "
-                                                         "(SHAPE 1x3x8x8, [1,n,8] or auto).")
+        super().__init__(
+            model,
+            output,
+            "from " + hint + ". One tensor per line: NAME[:SHAPE[:DTYPE]] (SHAPE 1x3x8x8, [1,n,8] or auto).",
+        )
         self.inputs, self.outputs = inputs, outputs
 
     def form(self) -> ComposeResult:
@@ -247,8 +276,13 @@ class ExtractDialog(SurgeonDialog):
             yield TextArea("\n".join(self.outputs), id="outputs", soft_wrap=False, compact=True)
 
     def request(self) -> SurgeryRequest:
-        return SurgeryRequest("extract", self.model, self.query_one("#output", Input).value.strip(),
-                              inputs=self._lines("#inputs"), outputs=self._lines("#outputs"))
+        return SurgeryRequest(
+            "extract",
+            self.model,
+            self.query_one("#output", Input).value.strip(),
+            inputs=self._lines("#inputs"),
+            outputs=self._lines("#outputs"),
+        )
 
 
 class SanitizeDialog(SurgeonDialog):
@@ -265,15 +299,25 @@ class SanitizeDialog(SurgeonDialog):
             yield Checkbox("verify outputs", True, id="verify")
         with Horizontal(classes="row"):
             yield Label("input shapes", classes="key")
-            yield Input("", placeholder="optional: NAME:1x3x640x640 … (fixes dynamic dims so shape ops fold)",
-                        id="shapes", compact=True)
+            yield Input(
+                "",
+                placeholder="optional: NAME:1x3x640x640 … (fixes dynamic dims so shape ops fold)",
+                id="shapes",
+                compact=True,
+            )
 
     def request(self) -> SurgeryRequest:
         q = self.query_one
-        return SurgeryRequest("sanitize", self.model, q("#output", Input).value.strip(),
-                              fold_constants=q("#fold", Checkbox).value, cleanup=q("#cleanup", Checkbox).value,
-                              toposort=q("#toposort", Checkbox).value, verify=q("#verify", Checkbox).value,
-                              input_shapes=q("#shapes", Input).value.split())
+        return SurgeryRequest(
+            "sanitize",
+            self.model,
+            q("#output", Input).value.strip(),
+            fold_constants=q("#fold", Checkbox).value,
+            cleanup=q("#cleanup", Checkbox).value,
+            toposort=q("#toposort", Checkbox).value,
+            verify=q("#verify", Checkbox).value,
+            input_shapes=q("#shapes", Input).value.split(),
+        )
 
 
 class InsertDialog(SurgeonDialog):
@@ -282,8 +326,12 @@ class InsertDialog(SurgeonDialog):
     TITLE_TEXT = "Insert a node / replace a sub-graph"
 
     def __init__(self, model: str, output: str, inputs: str, outputs: str) -> None:
-        super().__init__(model, output, "Outputs that exist are taken over (what produced them is removed when "
-                                        "nothing else needs it); an output that is also an input wraps it in place.")
+        super().__init__(
+            model,
+            output,
+            "Outputs that exist are taken over (what produced them is removed when "
+            "nothing else needs it); an output that is also an input wraps it in place.",
+        )
         self.inputs, self.outputs = inputs, outputs
 
     def form(self) -> ComposeResult:
@@ -307,10 +355,16 @@ class InsertDialog(SurgeonDialog):
         from engine_core.surgeon.extract import split_items
 
         q = self.query_one
-        return SurgeryRequest("insert", self.model, q("#output", Input).value.strip(),
-                              inputs=split_items([q("#inputs", Input).value]),
-                              outputs=split_items([q("#outputs", Input).value]), op=q("#op", Input).value,
-                              attrs=q("#attrs", Input).value.split(), name=q("#name", Input).value)
+        return SurgeryRequest(
+            "insert",
+            self.model,
+            q("#output", Input).value.strip(),
+            inputs=split_items([q("#inputs", Input).value]),
+            outputs=split_items([q("#outputs", Input).value]),
+            op=q("#op", Input).value,
+            attrs=q("#attrs", Input).value.split(),
+            name=q("#name", Input).value,
+        )
 
 
 class SurgeryResultScreen(ModalScreen[bool]):
@@ -324,8 +378,10 @@ class SurgeryResultScreen(ModalScreen[bool]):
     SurgeryResultScreen #buttons { height: 1; align-horizontal: right; }
     SurgeryResultScreen #buttons Button { margin-left: 2; }
     """
-    BINDINGS = [Binding("escape,q", "close", "Close", id="result-close"),
-                Binding("o", "open", "Open result", id="result-open")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="result-close"),
+        Binding("o", "open", "Open result", id="result-open"),
+    ]
 
     def __init__(self, outcome: SurgeryOutcome) -> None:
         super().__init__()
@@ -372,8 +428,9 @@ def open_surgeon_dialog(main: Any, kind: str) -> None:
         main.notify("the model is still loading", timeout=2)
         return
     workspace = main.workspace.root if main.workspace is not None else Path(main.model_path).parent
-    out = free_output_path(Path(workspace), main.model_path, {"extract": "extract", "sanitize": "sanitized",
-                                                              "insert": "inserted"}[kind])
+    out = free_output_path(
+        Path(workspace), main.model_path, {"extract": "extract", "sanitize": "sanitized", "insert": "inserted"}[kind]
+    )
     if kind == "extract":
         ins, outs, hint = extract_defaults(main)
         dialog: SurgeonDialog = ExtractDialog(main.model_path, out, ins, outs, hint)
@@ -401,7 +458,7 @@ def _job(main: Any, req: SurgeryRequest) -> None:
         main.post_message(JobFinished("surgeon", run_surgery(req)))
     except TrtdbgError as exc:
         main.post_message(JobFinished("surgeon", None, str(exc)))
-    except Exception as exc:  # noqa: BLE001 - shown as one line
+    except Exception as exc:
         main.post_message(JobFinished("surgeon", None, f"{type(exc).__name__}: {exc}"))
 
 

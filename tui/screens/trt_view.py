@@ -30,7 +30,7 @@ def engine_status() -> str:
         from engine_core.backend.trt.flavour import available_flavours
 
         found = available_flavours()
-    except Exception as exc:  # noqa: BLE001 - informative only
+    except Exception as exc:
         return f"TensorRT status unknown ({type(exc).__name__})"
     return f"TensorRT here: {', '.join(found)}" if found else "TensorRT is not installed here"
 
@@ -44,14 +44,25 @@ def load_engine_view(index: Any, path: str) -> dict[str, Any]:
     fmap = fusion_map(index, info)
     layers = []
     for layer in info.layers:
-        layers.append({
-            "name": layer.name, "type": layer.type, "precision": layer.precision, "tactic": layer.tactic,
-            "onnx_nodes": list(layer.onnx_nodes),
-            "inputs": [(t.name, t.dtype, t.dims) for t in layer.inputs],
-            "outputs": [(t.name, t.dtype, t.dims) for t in layer.outputs],
-        })
-    return {"path": path, "source": info.source, "schema": info.schema, "notes": list(info.notes),
-            "layers": layers, "fusion": fmap}
+        layers.append(
+            {
+                "name": layer.name,
+                "type": layer.type,
+                "precision": layer.precision,
+                "tactic": layer.tactic,
+                "onnx_nodes": list(layer.onnx_nodes),
+                "inputs": [(t.name, t.dtype, t.dims) for t in layer.inputs],
+                "outputs": [(t.name, t.dtype, t.dims) for t in layer.outputs],
+            }
+        )
+    return {
+        "path": path,
+        "source": info.source,
+        "schema": info.schema,
+        "notes": list(info.notes),
+        "layers": layers,
+        "fusion": fmap,
+    }
 
 
 class TrtViewScreen(Screen):
@@ -96,7 +107,7 @@ class TrtViewScreen(Screen):
             self.post_message(JobFinished("trt-view", load_engine_view(self.main.view.index, self.path)))
         except TrtdbgError as exc:
             self.post_message(JobFinished("trt-view", None, str(exc)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(JobFinished("trt-view", None, f"{type(exc).__name__}: {exc}"))
 
     @on(JobFinished)
@@ -105,8 +116,9 @@ class TrtViewScreen(Screen):
             return
         if msg.result is None:
             self.error = msg.error
-            self.query_one("#trt-top", Static).update(Text(f"TensorRT view · cannot read {self.path}",
-                                                           style="bold red"))
+            self.query_one("#trt-top", Static).update(
+                Text(f"TensorRT view · cannot read {self.path}", style="bold red")
+            )
             self.query_one(DetailPane).show(Text(msg.error or "", style="red"))
             return
         self.data = msg.result
@@ -115,9 +127,11 @@ class TrtViewScreen(Screen):
         fmap = d["fusion"]
         top = Text()
         top.append("TensorRT view ", style="bold")
-        top.append(f"· {len(d['layers'])} engine layers · {len(fmap.node_layers)} ONNX nodes mapped · "
-                   f"{len(fmap.no_layer)} with no layer · {len(fmap.fused)} tensors fused away · {d['schema']}",
-                   style="dim")
+        top.append(
+            f"· {len(d['layers'])} engine layers · {len(fmap.node_layers)} ONNX nodes mapped · "
+            f"{len(fmap.no_layer)} with no layer · {len(fmap.fused)} tensors fused away · {d['schema']}",
+            style="dim",
+        )
         self.query_one("#trt-top", Static).update(top)
         tree = self.query_one("#trt-tree", Tree)
         tree.root.set_label(Text(d["path"]))
@@ -159,8 +173,11 @@ class TrtViewScreen(Screen):
             t.append("\n")
         fused = fmap.fused
         if fused:
-            t.append(f"{len(fused)} tensor(s) have no buffer of their own (fused): their values cannot be compared "
-                     "without marking them, which changes the engine.\n", style="dim")
+            t.append(
+                f"{len(fused)} tensor(s) have no buffer of their own (fused): their values cannot be compared "
+                "without marking them, which changes the engine.\n",
+                style="dim",
+            )
         t.append("\nenter on an ONNX node: show it in the ONNX view · t / esc: back", style="dim")
         self.query_one(DetailPane).show(t)
 

@@ -52,7 +52,7 @@ def attribute_text(attr: Any) -> str:
 
         try:
             dt = h.tensor_dtype_to_np_dtype(t.data_type).name
-        except Exception:  # noqa: BLE001 - exotic dtypes
+        except Exception:
             dt = str(t.data_type)
         dims = list(t.dims)
         if t.raw_data and len(t.raw_data) <= 64 or (not t.raw_data and len(dims) <= 1 and (not dims or dims[0] <= 8)):
@@ -60,7 +60,7 @@ def attribute_text(attr: Any) -> str:
 
             try:
                 return f"tensor {dt}{dims} = {numpy_helper.to_array(t).tolist()}"[:MAX_ATTR_CHARS]
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         return f"tensor {dt}{dims}"
     value = helper.get_attribute_value(attr)
@@ -74,9 +74,13 @@ def attribute_text(attr: Any) -> str:
 
 def error_bars(stats: Any, kind: str = "abs", width: int = 24) -> Text:
     """Quantiles of one tensor's error (median … max) as log-scaled bars."""
-    values = [("median", getattr(stats, f"median_{kind}")), ("p90", getattr(stats, f"p90_{kind}")),
-              ("p95", getattr(stats, f"p95_{kind}")), ("p99", getattr(stats, f"p99_{kind}")),
-              ("max", getattr(stats, f"max_{kind}"))]
+    values = [
+        ("median", getattr(stats, f"median_{kind}")),
+        ("p90", getattr(stats, f"p90_{kind}")),
+        ("p95", getattr(stats, f"p95_{kind}")),
+        ("p99", getattr(stats, f"p99_{kind}")),
+        ("max", getattr(stats, f"max_{kind}")),
+    ]
     finite = [v for _, v in values if v is not None and math.isfinite(v) and v > 0]
     lo = math.log10(min(finite)) if finite else 0.0
     hi = math.log10(max(finite)) if finite else 1.0
@@ -111,13 +115,27 @@ def result_block(r: Any) -> list[RenderableType]:
     if r.iteration:
         head.append(f"  (iteration {r.iteration})", style=_MUTED)
     g = _grid(None, None, None, None)
-    g.add_row(Text("max abs", style=_MUTED), Text(fmt(st.max_abs)), Text("max rel", style=_MUTED), Text(fmt(st.max_rel)))
-    g.add_row(Text("mean abs", style=_MUTED), Text(fmt(st.mean_abs)), Text("mean rel", style=_MUTED), Text(fmt(st.mean_rel)))
+    g.add_row(
+        Text("max abs", style=_MUTED), Text(fmt(st.max_abs)), Text("max rel", style=_MUTED), Text(fmt(st.max_rel))
+    )
+    g.add_row(
+        Text("mean abs", style=_MUTED), Text(fmt(st.mean_abs)), Text("mean rel", style=_MUTED), Text(fmt(st.mean_rel))
+    )
     g.add_row(Text("cosine", style=_MUTED), Text(fmt(st.cosine)), Text("SNR dB", style=_MUTED), Text(fmt(st.snr_db)))
-    g.add_row(Text("mismatches", style=_MUTED), Text(f"{st.mismatches}/{st.size}"), Text("argmax abs", style=_MUTED),
-              Text(str(list(st.argmax_abs)) if st.argmax_abs is not None else "-"))
-    return [head, g, Text("absolute error distribution", style=_MUTED), error_bars(st, "abs"),
-            Text("relative error distribution", style=_MUTED), error_bars(st, "rel")]
+    g.add_row(
+        Text("mismatches", style=_MUTED),
+        Text(f"{st.mismatches}/{st.size}"),
+        Text("argmax abs", style=_MUTED),
+        Text(str(list(st.argmax_abs)) if st.argmax_abs is not None else "-"),
+    )
+    return [
+        head,
+        g,
+        Text("absolute error distribution", style=_MUTED),
+        error_bars(st, "abs"),
+        Text("relative error distribution", style=_MUTED),
+        error_bars(st, "rel"),
+    ]
 
 
 def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: dict[str, Any] | None) -> Group:
@@ -140,9 +158,16 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
         state = view.marks.node_state(i)
         why = view.marks.why_not_markable(i)
         mark = Text()
-        mark.append({"marked": "● marked", "partial": "◐ partly marked", "unmarked": "○ not marked",
-                     "unobservable": "⊘ unobservable", "not-markable": "· not markable"}[state],
-                    style="bold green" if state in ("marked", "partial") else _MUTED)
+        mark.append(
+            {
+                "marked": "● marked",
+                "partial": "◐ partly marked",
+                "unmarked": "○ not marked",
+                "unobservable": "⊘ unobservable",
+                "not-markable": "· not markable",
+            }[state],
+            style="bold green" if state in ("marked", "partial") else _MUTED,
+        )
         if why:
             mark.append(f": {why}", style=_MUTED)
         parts.append(mark)
@@ -267,14 +292,17 @@ def _init_text(s: Any) -> Text:
 
 def scope_detail(view: GraphView, row: Any) -> Group:
     """A scope / subgraph / page: counts, ops, marks and failures below it."""
-    from engine_core.marks import nodes_under
+    from engine_core.comparator.marks import nodes_under
 
     title = "/".join(str(p) for p in row.path if not isinstance(p, tuple)) or row.label
     parts: list[RenderableType] = [Text(title or "(model)", style="bold")]
     kind = {"root": "model", "scope": "scope", "subgraph": "subgraph", "page": "page"}.get(row.kind, row.kind)
     parts.append(Text(f"{kind} · {row.count} node(s) at this level", style=_MUTED))
-    fails = view.scope_fails.get(row.path, 0) if row.kind != "root" else sum(
-        1 for s in view.node_status.values() if s in ("fail", "nonfinite"))
+    fails = (
+        view.scope_fails.get(row.path, 0)
+        if row.kind != "root"
+        else sum(1 for s in view.node_status.values() if s in ("fail", "nonfinite"))
+    )
     if fails:
         parts.append(Text(f"✗ {fails} failing node(s) below", style="bold red"))
     if row.kind == "page":

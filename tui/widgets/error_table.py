@@ -9,8 +9,9 @@ the results themselves stay engine_core ``TensorResult`` objects.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.console import Console
@@ -24,8 +25,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 SORTS = ("graph", "max_abs", "max_rel", "cosine")
-SORT_TITLES = {"graph": "graph order", "max_abs": "max abs ↓ (worst first)", "max_rel": "max rel ↓ (worst first)",
-               "cosine": "cosine ↑ (worst first)"}
+SORT_TITLES = {
+    "graph": "graph order",
+    "max_abs": "max abs ↓ (worst first)",
+    "max_rel": "max rel ↓ (worst first)",
+    "cosine": "cosine ↑ (worst first)",
+}
 
 
 def fmt(x: float) -> str:
@@ -102,8 +107,13 @@ class ErrorTable(ScrollView, can_focus=True):
     """Sortable, filterable, virtualised table of per-tensor errors."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "error-table--header", "error-table--cursor", "error-table--fail", "error-table--nonfinite",
-        "error-table--pass", "error-table--first", "error-table--muted",
+        "error-table--header",
+        "error-table--cursor",
+        "error-table--fail",
+        "error-table--nonfinite",
+        "error-table--pass",
+        "error-table--first",
+        "error-table--muted",
     }
     DEFAULT_CSS = """
     ErrorTable { height: 1fr; background: $surface; overflow-x: hidden; }
@@ -395,7 +405,7 @@ def _fit(s: str, width: int) -> str:
     """``s`` padded or cut (keeping the end, which holds the distinctive part of a tensor name)."""
     if len(s) <= width - 1:
         return s.ljust(width)
-    return ("…" + s[-(width - 2):] + " ") if width > 3 else s[:width]
+    return ("…" + s[-(width - 2) :] + " ") if width > 3 else s[:width]
 
 
 def _strip(text: Text, width: int, style: Style) -> Strip:

@@ -22,8 +22,18 @@ from textual.widgets.tree import TreeNode
 PAGE = 1000
 """Most children shown under one tree node; larger levels are grouped into pages of this size."""
 
-_SHORT_DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64", "int64": "i64",
-                 "int32": "i32", "int8": "i8", "uint8": "u8", "bool": "bool", "int16": "i16"}
+_SHORT_DTYPES = {
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float64": "f64",
+    "int64": "i64",
+    "int32": "i32",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "bool",
+    "int16": "i16",
+}
 
 
 @dataclass(slots=True)
@@ -82,9 +92,18 @@ class GraphTree(Tree[Row]):
     """Scope tree of the model; rows show mark, name, op type, output shape and compare status."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "graph-tree--op", "graph-tree--shape", "graph-tree--mark", "graph-tree--muted", "graph-tree--fail",
-        "graph-tree--nonfinite", "graph-tree--pass", "graph-tree--hit", "graph-tree--scope",
-        "graph-tree--half-a", "graph-tree--half-b", "graph-tree--culprit",
+        "graph-tree--op",
+        "graph-tree--shape",
+        "graph-tree--mark",
+        "graph-tree--muted",
+        "graph-tree--fail",
+        "graph-tree--nonfinite",
+        "graph-tree--pass",
+        "graph-tree--hit",
+        "graph-tree--scope",
+        "graph-tree--half-a",
+        "graph-tree--half-b",
+        "graph-tree--culprit",
     }
     DEFAULT_CSS = """
     GraphTree > .graph-tree--op { color: $accent; }
@@ -136,10 +155,11 @@ class GraphTree(Tree[Row]):
         parent.data.loaded = True
         if len(entries) > PAGE:
             for start in range(0, len(entries), PAGE):
-                chunk = entries[start:start + PAGE]
+                chunk = entries[start : start + PAGE]
                 label = f"nodes {start}–{start + len(chunk) - 1}"
-                page = parent.add(Text(label), Row("page", parent.data.path + (("page", start),), label, len(chunk),
-                                                   entries=chunk))
+                page = parent.add(
+                    Text(label), Row("page", parent.data.path + (("page", start),), label, len(chunk), entries=chunk)
+                )
                 for e in chunk:
                     self._page_of[e.path] = page
             return
@@ -229,8 +249,10 @@ class GraphTree(Tree[Row]):
             self.move_cursor(node.parent)
 
     def action_expand_note(self) -> None:
-        self.notify("expand-all is off: it would build every row of a big graph; use / search or expand scopes",
-                    severity="information")
+        self.notify(
+            "expand-all is off: it would build every row of a big graph; use / search or expand scopes",
+            severity="information",
+        )
 
     # ------------------------------------------------------------------ rendering
     def render_label(self, node: TreeNode[Row], base_style: Style, style: Style) -> Text:

@@ -64,7 +64,9 @@ class ParsedNetwork:
     The parser must live as long as the network (it owns the weights), so they stay together.
     """
 
-    def __init__(self, flavour: Flavour, builder: Any, network: Any, parser: Any, logger: Any, strongly_typed: bool) -> None:
+    def __init__(
+        self, flavour: Flavour, builder: Any, network: Any, parser: Any, logger: Any, strongly_typed: bool
+    ) -> None:
         self.flavour = flavour
         self.builder = builder
         self.network = network
@@ -137,14 +139,16 @@ def create_builder(flavour: Flavour, logger: Any) -> Any:
     mark = logger.records.mark()
     try:
         builder = flavour.module.Builder(logger)
-    except Exception as exc:  # noqa: BLE001 - pybind raises TypeError when the factory returns NULL
+    except Exception as exc:
         builder = None
         reason = logger.records.error_since(mark) or str(exc)
     else:
         reason = logger.records.error_since(mark) or "Builder() returned nothing"
     if builder is None:
-        raise TrtdbgError(f"{flavour.label} cannot create a builder ({_short(reason)}); it needs an NVIDIA GPU with a "
-                          f"working driver (TensorRT-RTX can build without one: pip install trtdbg[trt-rtx])")
+        raise TrtdbgError(
+            f"{flavour.label} cannot create a builder ({_short(reason)}); it needs an NVIDIA GPU with a "
+            f"working driver (TensorRT-RTX can build without one: pip install trtdbg[trt-rtx])"
+        )
     return builder
 
 
@@ -153,7 +157,7 @@ def _network_is_strongly_typed(flavour: Flavour, network: Any) -> bool:
         return False
     try:
         return bool(network.get_flag(flavour.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    except Exception:  # noqa: BLE001 - flag query unsupported: assume weak typing is possible
+    except Exception:
         return False
 
 
@@ -161,14 +165,17 @@ def _issue(err: Any) -> ParseIssue:
     def call(name: str, default: Any) -> Any:
         try:
             return getattr(err, name)()
-        except Exception:  # noqa: BLE001 - older parsers lack some accessors
+        except Exception:
             return default
 
     code = call("code", "")
     return ParseIssue(
-        node_index=int(call("node", -1)), node_name=str(call("node_name", "") or ""),
-        op=str(call("node_operator", "") or ""), code=getattr(code, "name", str(code)),
-        message=_clean_desc(str(call("desc", "") or str(err))), function=str(call("func", "") or ""),
+        node_index=int(call("node", -1)),
+        node_name=str(call("node_name", "") or ""),
+        op=str(call("node_operator", "") or ""),
+        code=getattr(code, "name", str(code)),
+        message=_clean_desc(str(call("desc", "") or str(err))),
+        function=str(call("func", "") or ""),
     )
 
 
@@ -191,8 +198,10 @@ def _parse_message(flavour: Flavour, where: str, issues: list[ParseIssue], recor
     if first.code == "MODEL_DESERIALIZE_FAILED":
         hint = "the file is not a valid ONNX model; check it with `trtdbg inspect MODEL`"
     elif "Plugin not found" in first.message:
-        hint = (f"TensorRT has no importer or plugin for op {first.op}; load the plugin that implements it "
-                f"(TensorRT-RTX has no plugins) or rewrite the node")
+        hint = (
+            f"TensorRT has no importer or plugin for op {first.op}; load the plugin that implements it "
+            f"(TensorRT-RTX has no plugins) or rewrite the node"
+        )
     elif first.code == "UNSUPPORTED_NODE" or first.code == "UNSUPPORTED_NODE_ATTR":
         hint = "TensorRT does not support this node as written; check its attributes and inputs, or rewrite the node"
     else:
@@ -234,8 +243,12 @@ class BuildOptions:
     def make_profiles(profiles: Sequence[Mapping[str, tuple[Shape, Shape, Shape]]]) -> tuple:
         """Normalize ``[{name: (min, opt, max)}]`` for the ``profiles`` field."""
         return tuple(
-            tuple(sorted((name, tuple(map(int, lo)), tuple(map(int, op)), tuple(map(int, hi)))
-                         for name, (lo, op, hi) in p.items()))
+            tuple(
+                sorted(
+                    (name, tuple(map(int, lo)), tuple(map(int, op)), tuple(map(int, hi)))
+                    for name, (lo, op, hi) in p.items()
+                )
+            )
             for p in profiles
         )
 
@@ -340,7 +353,7 @@ class EngineCache:
             metas = sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         except OSError:
             return
-        for meta in metas[self.max_entries:]:
+        for meta in metas[self.max_entries :]:
             self.discard(meta.stem)
 
 
@@ -355,8 +368,10 @@ def mark_tensors(parsed: ParsedNetwork, names: Sequence[str], mode: str = "outpu
     if mode not in MARK_MODES:
         raise TrtdbgError(f"unknown mark mode '{mode}'; choose one of {', '.join(MARK_MODES)}")
     if mode == "debug" and not parsed.flavour.debug_tensors:
-        raise TrtdbgError(f"{parsed.flavour.label} has no debug tensors (INetworkDefinition.mark_debug); "
-                          "mark tensors as outputs instead")
+        raise TrtdbgError(
+            f"{parsed.flavour.label} has no debug tensors (INetworkDefinition.mark_debug); "
+            "mark tensors as outputs instead"
+        )
     tensors = parsed.tensors()
     inputs = {t.name for t in parsed.inputs()}
     refused: dict[str, str] = {}
@@ -423,7 +438,7 @@ def build_engine(
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
                 serialized = parsed.builder.build_serialized_network(parsed.network, config)
-            except Exception as exc:  # noqa: BLE001 - pybind wraps builder failures in various types
+            except Exception as exc:
                 serialized = None
                 parsed.records.errors.append(str(exc))
         seconds = time.perf_counter() - start
@@ -434,9 +449,16 @@ def build_engine(
     plan = bytes(serialized)
     notes = _save_timing_cache(fl, config, options.timing_cache)
     meta = {
-        "module": fl.name, "version": fl.version, "model": where, "model_digest": digest,
-        "options": options.key_data(), "build_seconds": round(seconds, 3), "created": time.time(),
-        "refused_marks": refused, "notes": notes, "layers_text": parsed.records.layers_text,
+        "module": fl.name,
+        "version": fl.version,
+        "model": where,
+        "model_digest": digest,
+        "options": options.key_data(),
+        "build_seconds": round(seconds, 3),
+        "created": time.time(),
+        "refused_marks": refused,
+        "notes": notes,
+        "layers_text": parsed.records.layers_text,
         "warnings": parsed.records.warnings[-20:],
     }
     path = cache.store(key, plan, meta) if cache is not None else None
@@ -461,15 +483,18 @@ def _config(parsed: ParsedNetwork, options: BuildOptions, where: str) -> Any:
     missing = sorted(set(dynamic) - given)
     if missing:
         name = missing[0]
-        raise TrtdbgError(f"input '{name}' of {where} has a dynamic shape {dynamic[name]}; give its shape with "
-                          f"--shapes {name}:1x... (or min/opt/max shapes) so TensorRT can build a profile")
+        raise TrtdbgError(
+            f"input '{name}' of {where} has a dynamic shape {dynamic[name]}; give its shape with "
+            f"--shapes {name}:1x... (or min/opt/max shapes) so TensorRT can build a profile"
+        )
     inputs = {t.name for t in parsed.inputs()}
     for prof in options.profiles:
         profile = parsed.builder.create_optimization_profile()
         for name, lo, opt, hi in prof:
             if name not in inputs:
-                raise TrtdbgError(f"shape given for '{name}', which is not an input of {where}; "
-                                  f"inputs: {', '.join(sorted(inputs))}")
+                raise TrtdbgError(
+                    f"shape given for '{name}', which is not an input of {where}; inputs: {', '.join(sorted(inputs))}"
+                )
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
     if options.timing_cache and fl.timing_cache:
@@ -478,8 +503,10 @@ def _config(parsed: ParsedNetwork, options: BuildOptions, where: str) -> Any:
         except FileNotFoundError:
             blob = b""
         except OSError as exc:
-            raise TrtdbgError(f"cannot read timing cache {options.timing_cache}: {exc.strerror}; "
-                              "pass a readable file or drop --timing-cache") from exc
+            raise TrtdbgError(
+                f"cannot read timing cache {options.timing_cache}: {exc.strerror}; "
+                "pass a readable file or drop --timing-cache"
+            ) from exc
         cache = config.create_timing_cache(blob)
         config.set_timing_cache(cache, True)  # a cache from another version/GPU is ignored, not fatal
     return config

@@ -73,20 +73,34 @@ class Capability:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON document."""
+
         def rng(r: NodeRange) -> dict[str, Any]:
             doc = {"start": r.start, "end": r.end, "nodes": [self.nodes[i][0] for i in range(r.start, r.end + 1)]}
             return {**doc, "note": r.note} if r.note else doc
 
         return {
-            "model": self.model, "module": self.module, "method": self.method, "node_count": len(self.nodes),
+            "model": self.model,
+            "module": self.module,
+            "method": self.method,
+            "node_count": len(self.nodes),
             "fully_supported": self.fully_supported,
             "supported_nodes": sum(r.size for r in self.ranges if r.supported),
             "supported_subgraphs": [rng(r) for r in self.ranges if r.supported],
             "unsupported_subgraphs": [rng(r) for r in self.ranges if not r.supported],
-            "unsupported_nodes": [{"index": u.index, "name": u.name, "op": u.op, "domain": u.domain,
-                                   "reason": u.reason, "needs_plugin": u.needs_plugin} for u in self.rejected],
+            "unsupported_nodes": [
+                {
+                    "index": u.index,
+                    "name": u.name,
+                    "op": u.op,
+                    "domain": u.domain,
+                    "reason": u.reason,
+                    "needs_plugin": u.needs_plugin,
+                }
+                for u in self.rejected
+            ],
             "needs_plugins": sorted({_qual(u.domain, u.op) for u in self.rejected if u.needs_plugin}),
-            "plugins_possible": self.plugins_possible, "model_errors": list(self.model_errors),
+            "plugins_possible": self.plugins_possible,
+            "model_errors": list(self.model_errors),
         }
 
     def to_text(self) -> str:
@@ -122,8 +136,9 @@ def _qual(domain: str, op: str) -> str:
     return f"{domain}:{op}" if domain not in ("", "ai.onnx") else op
 
 
-def model_capability(flavour: Flavour, model: onnx.ModelProto, model_path: str | os.PathLike[str] | None = None,
-                     ) -> Capability:
+def model_capability(
+    flavour: Flavour, model: onnx.ModelProto, model_path: str | os.PathLike[str] | None = None
+) -> Capability:
     """Ask ``flavour``'s ONNX parser which nodes of ``model`` it supports (no GPU needed on TensorRT-RTX).
 
     When the model is not fully supported, every range the parser accepted is parsed again on its own (as
@@ -181,10 +196,20 @@ def model_capability(flavour: Flavour, model: onnx.ModelProto, model_path: str |
             if not changed:
                 break
     where = os.path.basename(str(model_path)) if model_path else "the model"
-    ranges = [NodeRange(r.supported, r.start, r.end, notes.get(r.start, "")) if r.supported and not whole else r
-              for r in _ranges(ok)]
-    return Capability(where, flavour.label, method, nodes, ranges, sorted(bad.values(), key=lambda r: r.index),
-                      model_errors, plugins_possible=not flavour.is_rtx)
+    ranges = [
+        NodeRange(r.supported, r.start, r.end, notes.get(r.start, "")) if r.supported and not whole else r
+        for r in _ranges(ok)
+    ]
+    return Capability(
+        where,
+        flavour.label,
+        method,
+        nodes,
+        ranges,
+        sorted(bad.values(), key=lambda r: r.index),
+        model_errors,
+        plugins_possible=not flavour.is_rtx,
+    )
 
 
 def _ask(flavour: Flavour, data: bytes, path: str | None) -> tuple[str, bool, list[list[int]], list[Any], tuple]:
@@ -230,7 +255,7 @@ def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     """Every tensor's value info from the model and (best effort) shape inference."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
-    except Exception:  # noqa: BLE001 - custom ops and bad models: use what the model declares
+    except Exception:
         inferred = model.graph
     found: dict[str, onnx.ValueInfoProto] = {}
     for vi in [*inferred.value_info, *model.graph.input, *model.graph.output]:
@@ -238,11 +263,12 @@ def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     return found
 
 
-def _submodel(model: onnx.ModelProto, start: int, end: int, infos: dict[str, onnx.ValueInfoProto],
-              ) -> onnx.ModelProto | str:
+def _submodel(
+    model: onnx.ModelProto, start: int, end: int, infos: dict[str, onnx.ValueInfoProto]
+) -> onnx.ModelProto | str:
     """Nodes ``start..end`` as a model of their own, or the name of a boundary input with no known type and rank."""
     g = model.graph
-    inside = list(g.node[start:end + 1])
+    inside = list(g.node[start : end + 1])
     produced = {y for n in inside for y in n.output if y}
     consumed = [x for n in inside for x in _reads(n)]
     inits = {t.name: t for t in g.initializer}
@@ -259,8 +285,9 @@ def _submodel(model: onnx.ModelProto, start: int, end: int, infos: dict[str, onn
     outside |= {o.name for o in g.output}
     outs = [y for y in produced if y in outside] or [y for y in inside[-1].output if y]
     outputs = [infos.get(y) or onnx.helper.make_empty_tensor_value_info(y) for y in outs]
-    sub = onnx.helper.make_graph(inside, f"{g.name}_{start}_{end}", inputs, outputs,
-                                 [inits[x] for x in dict.fromkeys(consumed) if x in inits])
+    sub = onnx.helper.make_graph(
+        inside, f"{g.name}_{start}_{end}", inputs, outputs, [inits[x] for x in dict.fromkeys(consumed) if x in inits]
+    )
     out = onnx.helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     out.functions.extend(model.functions)
     return out
@@ -281,5 +308,5 @@ def _has_importer(parser: Any, op: str) -> bool:
     """``supports_operator`` (True when the module lacks it: unknown, so no claim)."""
     try:
         return bool(parser.supports_operator(op))
-    except Exception:  # noqa: BLE001 - older parsers lack it
+    except Exception:
         return True

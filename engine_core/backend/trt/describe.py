@@ -31,9 +31,12 @@ def network_view(parsed: ParsedNetwork) -> dict[str, Any]:
     """JSON form of the parsed network: flavour, typing, inputs, outputs, layers with ONNX origin."""
     fl = parsed.flavour
     return {
-        "module": fl.name, "version": fl.version, "strongly_typed": parsed.strongly_typed,
+        "module": fl.name,
+        "version": fl.version,
+        "strongly_typed": parsed.strongly_typed,
         "features": fl.features(),
-        "inputs": [_t(t) for t in parsed.inputs()], "outputs": [_t(t) for t in parsed.outputs()],
+        "inputs": [_t(t) for t in parsed.inputs()],
+        "outputs": [_t(t) for t in parsed.outputs()],
         "layers": [layer.to_json() for layer in network_layers(parsed)],
     }
 
@@ -72,8 +75,10 @@ def _nt(t: NetTensor) -> str:
 def fusion_text(fusion: FusionMap, limit: int | None = None) -> str:
     """Which ONNX tensors have no buffer in the engine (fused), and ONNX nodes with no engine layer."""
     fused = fusion.fused
-    lines = [f"    ---- Fusion: {len(fused)} of {len(fusion.tensors)} ONNX tensor(s) have no buffer in this engine ----",
-             "    (comparing one of them needs it marked, which makes TensorRT materialize it and can change fusions)"]
+    lines = [
+        f"    ---- Fusion: {len(fused)} of {len(fusion.tensors)} ONNX tensor(s) have no buffer in this engine ----",
+        "    (comparing one of them needs it marked, which makes TensorRT materialize it and can change fusions)",
+    ]
     items = list(fused.items())
     for name, why in items[:limit] if limit else items:
         lines.append(f"    {name}: {why}")

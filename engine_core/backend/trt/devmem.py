@@ -91,11 +91,15 @@ def _gpu_error(what: str, detail: str, nbytes: int | None = None) -> TrtdbgError
     low = detail.lower()
     if ("memory" in low and "allocation" in low) or "out of memory" in low:
         size = f" of {nbytes} bytes" if nbytes is not None else ""
-        return TrtdbgError(f"GPU out of memory during {what}{size} ({detail}); use smaller shapes, mark fewer tensors "
-                           "per batch (--mem-budget), or free the GPU")
+        return TrtdbgError(
+            f"GPU out of memory during {what}{size} ({detail}); use smaller shapes, mark fewer tensors "
+            "per batch (--mem-budget), or free the GPU"
+        )
     if "driver" in low or "no cuda-capable" in low or "nodevice" in low or "initialization" in low:
-        return TrtdbgError(f"no usable NVIDIA GPU ({detail}; during {what}); running engines needs an NVIDIA GPU "
-                           "and driver (parsing, building and inspecting with TensorRT-RTX do not)")
+        return TrtdbgError(
+            f"no usable NVIDIA GPU ({detail}; during {what}); running engines needs an NVIDIA GPU "
+            "and driver (parsing, building and inspecting with TensorRT-RTX do not)"
+        )
     return TrtdbgError(f"CUDA failed during {what}: {detail}")
 
 
@@ -117,7 +121,7 @@ class CudaPythonMemory(DeviceMemory):
                 raise TrtdbgError(f"cuda-python is not installed; {INSTALL_HINT}") from exc
         try:
             err, count = self._rt.cudaGetDeviceCount()
-        except Exception as exc:  # noqa: BLE001 - e.g. the CUDA driver library cannot be loaded at all
+        except Exception as exc:
             raise _gpu_error("GPU detection", f"no CUDA driver ({' '.join(str(exc).split())[:200]})") from exc
         self._check(err, "GPU detection")
         if count < 1:
@@ -132,7 +136,7 @@ class CudaPythonMemory(DeviceMemory):
         try:
             text = self._rt.cudaGetErrorString(err)[1]
             text = text.decode() if isinstance(text, bytes) else str(text)
-        except Exception:  # noqa: BLE001
+        except Exception:
             text = ""
         raise _gpu_error(what, f"{name}: {text}" if text else name, nbytes)
 

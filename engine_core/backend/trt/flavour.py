@@ -15,10 +15,19 @@ from typing import Any
 from engine_core.errors import TrtdbgError
 
 MODULES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
-ALIASES = {"auto": "auto", "trt": "tensorrt", "tensorrt": "tensorrt", "rtx": "tensorrt_rtx",
-           "trt-rtx": "tensorrt_rtx", "tensorrt_rtx": "tensorrt_rtx", "tensorrt-rtx": "tensorrt_rtx"}
-INSTALL_HINT = ("install it with `pip install trtdbg[trt]` (TensorRT 10/11 comes from NVIDIA's package index, "
-                "pypi.nvidia.com) or `pip install trtdbg[trt-rtx]` for TensorRT-RTX")
+ALIASES = {
+    "auto": "auto",
+    "trt": "tensorrt",
+    "tensorrt": "tensorrt",
+    "rtx": "tensorrt_rtx",
+    "trt-rtx": "tensorrt_rtx",
+    "tensorrt_rtx": "tensorrt_rtx",
+    "tensorrt-rtx": "tensorrt_rtx",
+}
+INSTALL_HINT = (
+    "install it with `pip install trtdbg[trt]` (TensorRT 10/11 comes from NVIDIA's package index, "
+    "pypi.nvidia.com) or `pip install trtdbg[trt-rtx]` for TensorRT-RTX"
+)
 
 _LOADED: dict[str, Flavour] = {}
 
@@ -87,9 +96,12 @@ class Flavour:
     def features(self) -> dict[str, bool]:
         """Every detected feature by name (shown by ``inspect`` and in engine metadata)."""
         return {
-            "weak_typing": self.weak_typing, "int8_calibration": self.int8_calibration,
-            "debug_tensors": self.debug_tensors, "unfused_debug_tensors": self.unfused_debug_tensors,
-            "timing_cache": self.timing_cache, "user_managed_memory": self.user_managed_memory,
+            "weak_typing": self.weak_typing,
+            "int8_calibration": self.int8_calibration,
+            "debug_tensors": self.debug_tensors,
+            "unfused_debug_tensors": self.unfused_debug_tensors,
+            "timing_cache": self.timing_cache,
+            "user_managed_memory": self.user_managed_memory,
         }
 
 

@@ -25,9 +25,23 @@ from typing import Any
 from engine_core.errors import TrtdbgError
 
 _TAG = re.compile(r"^\[ONNX Layer: (.*?)(?: \| Local Function: .*)?\]$")
-_DTYPE_WORDS = (("FP32", "Float"), ("FP16", "Half"), ("BF16", "BFloat16"), ("FP8", "FP8"), ("Int8", "Int8"),
-                ("INT8", "Int8"), ("Int32", "Int32"), ("INT32", "Int32"), ("Int64", "Int64"), ("INT64", "Int64"),
-                ("Bool", "Bool"), ("BOOL", "Bool"), ("UInt8", "UInt8"), ("FP4", "FP4"), ("Int4", "Int4"))
+_DTYPE_WORDS = (
+    ("FP32", "Float"),
+    ("FP16", "Half"),
+    ("BF16", "BFloat16"),
+    ("FP8", "FP8"),
+    ("Int8", "Int8"),
+    ("INT8", "Int8"),
+    ("Int32", "Int32"),
+    ("INT32", "Int32"),
+    ("Int64", "Int64"),
+    ("INT64", "Int64"),
+    ("Bool", "Bool"),
+    ("BOOL", "Bool"),
+    ("UInt8", "UInt8"),
+    ("FP4", "FP4"),
+    ("Int4", "Int4"),
+)
 
 
 def onnx_nodes_from_metadata(metadata: str) -> tuple[str, ...]:
@@ -119,8 +133,14 @@ class EngineInfo:
             d["onnx_nodes"] = list(layer.onnx_nodes)
             d["precision"] = layer.precision
             layers.append(d)
-        return {"schema": self.schema, "source": self.source, "device_memory": self.device_memory,
-                "io": [asdict(t) for t in self.io], "layers": layers, "notes": list(self.notes)}
+        return {
+            "schema": self.schema,
+            "source": self.source,
+            "device_memory": self.device_memory,
+            "io": [asdict(t) for t in self.io],
+            "layers": layers,
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------- inspector JSON
@@ -132,20 +152,26 @@ def from_inspector_json(doc: Any, source: str = "engine inspector") -> EngineInf
         try:
             doc = json.loads(doc)
         except ValueError as exc:
-            raise TrtdbgError(f"{source}: not engine-inspector JSON ({exc}); expected the output of "
-                              "trtexec --exportLayerInfo or IEngineInspector") from exc
+            raise TrtdbgError(
+                f"{source}: not engine-inspector JSON ({exc}); expected the output of "
+                "trtexec --exportLayerInfo or IEngineInspector"
+            ) from exc
     if isinstance(doc, dict) and "Layers" not in doc and "Name" in doc:
         doc = {"Layers": [doc]}
     if not isinstance(doc, dict) or not isinstance(doc.get("Layers"), list):
-        raise TrtdbgError(f"{source}: not engine-inspector JSON (no 'Layers' list); expected the output of "
-                          "trtexec --exportLayerInfo or IEngineInspector")
+        raise TrtdbgError(
+            f"{source}: not engine-inspector JSON (no 'Layers' list); expected the output of "
+            "trtexec --exportLayerInfo or IEngineInspector"
+        )
     raw_layers = doc["Layers"]
     layers = [_layer_from_json(x) for x in raw_layers]
     notes: list[str] = []
     if raw_layers and all(isinstance(x, str) for x in raw_layers):
         schema = "names-only"
-        notes.append("the engine was built with ProfilingVerbosity LAYER_NAMES_ONLY: no tensors, tactics or ONNX "
-                     "origin; rebuild with detailed profiling verbosity")
+        notes.append(
+            "the engine was built with ProfilingVerbosity LAYER_NAMES_ONLY: no tensors, tactics or ONNX "
+            "origin; rebuild with detailed profiling verbosity"
+        )
     else:
         schema = "11.x" if "I/O Tensors" in doc else "10.x"
     if "I/O Tensors" in doc:
@@ -164,10 +190,12 @@ def _layer_from_json(x: Any) -> EngineLayer:
         return EngineLayer(name=str(x))
     tactic = x.get("TacticName") or x.get("TacticValue") or x.get("Tactic") or ""
     return EngineLayer(
-        name=str(x.get("Name", "")), type=str(x.get("LayerType", "")),
+        name=str(x.get("Name", "")),
+        type=str(x.get("LayerType", "")),
         inputs=tuple(_tensor_from_json(t) for t in x.get("Inputs", []) if isinstance(t, dict)),
         outputs=tuple(_tensor_from_json(t) for t in x.get("Outputs", []) if isinstance(t, dict)),
-        tactic=str(tactic), metadata=str(x.get("Metadata", "")),
+        tactic=str(tactic),
+        metadata=str(x.get("Metadata", "")),
     )
 
 
@@ -179,8 +207,14 @@ def _tensor_from_json(t: dict[str, Any]) -> TensorDesc:
 
 def _io_from_json(t: dict[str, Any]) -> IOTensor:
     profiles = tuple(p for p in t.get("ProfileInfo", []) if isinstance(p, dict))
-    return IOTensor(str(t.get("Name", "")), str(t.get("IOMode", "")), str(t.get("DataType", t.get("Datatype", ""))),
-                    _dims(t.get("Dimensions")), str(t.get("Location", "")), profiles)
+    return IOTensor(
+        str(t.get("Name", "")),
+        str(t.get("IOMode", "")),
+        str(t.get("DataType", t.get("Datatype", ""))),
+        _dims(t.get("Dimensions")),
+        str(t.get("Location", "")),
+        profiles,
+    )
 
 
 def _infer_modes(io: list[IOTensor], layers: list[EngineLayer]) -> list[IOTensor]:
@@ -238,14 +272,27 @@ def from_layer_text(text: str, source: str = "build log") -> EngineInfo:
         fields = _split_fields(line)
         if section == "I/O Tensors:":
             profiles = tuple(_profile_text(p) for p in re.findall(r"\{([^{}]*)\}", fields.get("ProfileInfo", "")))
-            io.append(IOTensor(fields.get("Name", ""), fields.get("IOMode", ""), fields.get("DataType", ""),
-                               _dims(fields.get("Dimensions")), fields.get("Location", ""), profiles))
+            io.append(
+                IOTensor(
+                    fields.get("Name", ""),
+                    fields.get("IOMode", ""),
+                    fields.get("DataType", ""),
+                    _dims(fields.get("Dimensions")),
+                    fields.get("Location", ""),
+                    profiles,
+                )
+            )
         else:
-            layers.append(EngineLayer(
-                name=fields.get("Name", ""), type=fields.get("LayerType", ""),
-                inputs=_tensors_text(fields.get("Inputs", "")), outputs=_tensors_text(fields.get("Outputs", "")),
-                tactic=fields.get("TacticName", fields.get("TacticValue", "")), metadata=fields.get("Metadata", ""),
-            ))
+            layers.append(
+                EngineLayer(
+                    name=fields.get("Name", ""),
+                    type=fields.get("LayerType", ""),
+                    inputs=_tensors_text(fields.get("Inputs", "")),
+                    outputs=_tensors_text(fields.get("Outputs", "")),
+                    tactic=fields.get("TacticName", fields.get("TacticValue", "")),
+                    metadata=fields.get("Metadata", ""),
+                )
+            )
     if not layers and not io:
         raise TrtdbgError(f"{source}: no engine layer listing found")
     return EngineInfo(layers, io, "build-log", source)
@@ -290,7 +337,9 @@ def _tensors_text(text: str) -> tuple[TensorDesc, ...]:
     out = []
     for m in _TENSOR_TEXT.finditer(text):
         rest = _split_fields("X: x" + m.group("rest"))
-        out.append(TensorDesc(m.group("name"), _dims(m.group("dims")), rest.get("Datatype", ""), rest.get("Format", "")))
+        out.append(
+            TensorDesc(m.group("name"), _dims(m.group("dims")), rest.get("Datatype", ""), rest.get("Format", ""))
+        )
     return tuple(out)
 
 
@@ -323,7 +372,7 @@ def deserialize(flavour: Any, runtime: Any, logger: Any, plan: bytes, where: str
     mark = logger.records.mark()
     try:
         engine = runtime.deserialize_cuda_engine(plan)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         engine = None
         logger.records.errors.append(str(exc))
     if engine is not None:
@@ -355,8 +404,16 @@ def engine_io(flavour: Any, engine: Any) -> list[IOTensor]:
                 lo, opt, hi = engine.get_tensor_profile_shape(name, p)
                 profiles.append({"MinShape": list(lo), "OptShape": list(opt), "MaxShape": list(hi)})
         loc = engine.get_tensor_location(name) if hasattr(engine, "get_tensor_location") else None
-        out.append(IOTensor(name, "Input" if is_input else "Output", getattr(engine.get_tensor_dtype(name), "name", ""),
-                            tuple(engine.get_tensor_shape(name)), getattr(loc, "name", ""), tuple(profiles)))
+        out.append(
+            IOTensor(
+                name,
+                "Input" if is_input else "Output",
+                getattr(engine.get_tensor_dtype(name), "name", ""),
+                tuple(engine.get_tensor_shape(name)),
+                getattr(loc, "name", ""),
+                tuple(profiles),
+            )
+        )
     return out
 
 
@@ -391,12 +448,16 @@ def engine_text(info: EngineInfo, title: str) -> str:
             for idx, t in enumerate(ins):
                 if p < len(t.profiles):
                     pr = t.profiles[p]
-                    lines.append(f"        Tensor: {t.name} (Input), Index: {idx} | Shapes: min={_tup(pr.get('MinShape'))}, "
-                                 f"opt={_tup(pr.get('OptShape'))}, max={_tup(pr.get('MaxShape'))}")
+                    lines.append(
+                        f"        Tensor: {t.name} (Input), Index: {idx} | Shapes: min={_tup(pr.get('MinShape'))}, "
+                        f"opt={_tup(pr.get('OptShape'))}, max={_tup(pr.get('MaxShape'))}"
+                    )
     lines.append(f"    ---- {len(info.layers)} Layer(s) ----")
     for i, layer in enumerate(info.layers):
-        lines.append(f"    Layer {i:<4} | {layer.name} [Op: {layer.type or '?'}]" +
-                     (f" [Tactic: {layer.tactic}]" if layer.tactic else ""))
+        lines.append(
+            f"    Layer {i:<4} | {layer.name} [Op: {layer.type or '?'}]"
+            + (f" [Tactic: {layer.tactic}]" if layer.tactic else "")
+        )
         if layer.inputs or layer.outputs:
             lines.append("        {" + ", ".join(t.describe() for t in layer.inputs) + "}")
             lines.append("         -> {" + ", ".join(t.describe() for t in layer.outputs) + "}")

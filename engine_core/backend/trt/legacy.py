@@ -25,10 +25,25 @@ from engine_core.backend.trt.flavour import Flavour
 from engine_core.errors import TrtdbgError
 from engine_core.workspace import atomic_write_bytes
 
-PRECISIONS = {"fp32": "FLOAT", "float32": "FLOAT", "fp16": "HALF", "float16": "HALF", "bf16": "BF16",
-              "bfloat16": "BF16", "int8": "INT8"}
-KEYS = ("weak", "fp16", "bf16", "int8", "layer_precisions", "precision_constraints", "calibration_cache",
-        "calibration_cache_sha256")
+PRECISIONS = {
+    "fp32": "FLOAT",
+    "float32": "FLOAT",
+    "fp16": "HALF",
+    "float16": "HALF",
+    "bf16": "BF16",
+    "bfloat16": "BF16",
+    "int8": "INT8",
+}
+KEYS = (
+    "weak",
+    "fp16",
+    "bf16",
+    "int8",
+    "layer_precisions",
+    "precision_constraints",
+    "calibration_cache",
+    "calibration_cache_sha256",
+)
 
 
 def require_weak_typing(flavour: Flavour) -> None:
@@ -37,11 +52,18 @@ def require_weak_typing(flavour: Flavour) -> None:
         raise TrtdbgError(
             f"--weak-typing: {flavour.label} has no weak typing (BuilderFlag.FP16/INT8, layer precisions and INT8 "
             "calibrators exist only up to TensorRT 10); express precision in the ONNX instead: "
-            "--subject trt:fp16 or trt:int8 builds strongly typed from the precision plan's rewritten ONNX")
+            "--subject trt:fp16 or trt:int8 builds strongly typed from the precision plan's rewritten ONNX"
+        )
 
 
-def weak_settings(fp16: bool = False, bf16: bool = False, int8: bool = False, layer_precisions: Iterable[str] = (),
-                  precision_constraints: str = "obey", calibration_cache: str | None = None) -> tuple[tuple[str, str], ...]:
+def weak_settings(
+    fp16: bool = False,
+    bf16: bool = False,
+    int8: bool = False,
+    layer_precisions: Iterable[str] = (),
+    precision_constraints: str = "obey",
+    calibration_cache: str | None = None,
+) -> tuple[tuple[str, str], ...]:
     """The settings tuple for :attr:`TrtOptions.weak` (always holds ``("weak", "1")``), checked."""
     lp = parse_layer_precisions(layer_precisions)
     if precision_constraints not in ("obey", "prefer"):
@@ -71,13 +93,17 @@ def parse_layer_precisions(items: Iterable[str]) -> dict[str, str]:
                 continue
             name, sep, prec = part.rpartition(":")
             if not sep or not name or prec.lower() not in PRECISIONS:
-                raise TrtdbgError(f"--layer-precisions: cannot read '{part}'; write LAYER:PRECISION with "
-                                  f"PRECISION one of {', '.join(sorted(set(PRECISIONS)))}")
+                raise TrtdbgError(
+                    f"--layer-precisions: cannot read '{part}'; write LAYER:PRECISION with "
+                    f"PRECISION one of {', '.join(sorted(set(PRECISIONS)))}"
+                )
             out[name] = prec.lower()
     return out
 
 
-def weak_typing_configurator(weak: tuple[tuple[str, str], ...], runner: Any) -> Callable[[ParsedNetwork, Any, BuildOptions], None]:
+def weak_typing_configurator(
+    weak: tuple[tuple[str, str], ...], runner: Any
+) -> Callable[[ParsedNetwork, Any, BuildOptions], None]:
     """A ``configure`` hook for :func:`build_engine` applying ``weak`` to the config and the network's layers."""
     settings = dict(weak)
     unknown = sorted(set(settings) - set(KEYS))
@@ -93,8 +119,11 @@ def weak_typing_configurator(weak: tuple[tuple[str, str], ...], runner: Any) -> 
         lp = parse_layer_precisions([settings.get("layer_precisions", "")])
         if lp:
             apply_layer_precisions(parsed, lp)
-            flag = "OBEY_PRECISION_CONSTRAINTS" if settings.get("precision_constraints", "obey") == "obey" \
+            flag = (
+                "OBEY_PRECISION_CONSTRAINTS"
+                if settings.get("precision_constraints", "obey") == "obey"
                 else "PREFER_PRECISION_CONSTRAINTS"
+            )
             config.set_flag(fl.enum("BuilderFlag", flag))
         if settings.get("int8"):
             _set_calibrator(parsed, config, options, settings.get("calibration_cache"), runner)
@@ -110,8 +139,11 @@ def apply_layer_precisions(parsed: ParsedNetwork, precisions: Mapping[str, str])
         layer = layers.get(name)
         if layer is None:
             close = difflib.get_close_matches(name, list(layers), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else \
-                "; `trtdbg inspect MODEL --display-as trt` lists the layer names"
+            hint = (
+                f"; did you mean {', '.join(close)}?"
+                if close
+                else "; `trtdbg inspect MODEL --display-as trt` lists the layer names"
+            )
             raise TrtdbgError(f"--layer-precisions: no layer '{name}' in the TensorRT network{hint}")
         layer.precision = fl.enum("DataType", PRECISIONS[prec])
 
@@ -124,17 +156,24 @@ def _set_calibrator(parsed: ParsedNetwork, config: Any, options: BuildOptions, c
     if not (cache and Path(cache).is_file()):
         feeds = iter(runner.calibration_feeds())
     runner.activate()  # calibration runs the network on the GPU
-    config.int8_calibrator = make_calibrator(fl, feeds, cache, runner._mem, runner._stream,
-                                             {t.name: t for t in parsed.inputs()})
+    config.int8_calibrator = make_calibrator(
+        fl, feeds, cache, runner._mem, runner._stream, {t.name: t for t in parsed.inputs()}
+    )
     if options.profiles and hasattr(config, "set_calibration_profile"):
         profile = parsed.builder.create_optimization_profile()
-        for name, lo, opt, hi in options.profiles[0]:
+        for name, _lo, opt, _hi in options.profiles[0]:
             profile.set_shape(name, opt, opt, opt)  # calibration runs at one shape: the OPT shape
         config.set_calibration_profile(profile)
 
 
-def make_calibrator(fl: Flavour, feeds: Iterator[Mapping[str, np.ndarray]], cache: str | None, mem: Any,
-                    stream: int, inputs: Mapping[str, Any]) -> Any:
+def make_calibrator(
+    fl: Flavour,
+    feeds: Iterator[Mapping[str, np.ndarray]],
+    cache: str | None,
+    mem: Any,
+    stream: int,
+    inputs: Mapping[str, Any],
+) -> Any:
     """An ``IInt8EntropyCalibrator2`` fed from ``feeds`` that reads/writes the calibration cache file."""
     trt = fl.module
     base = trt.IInt8EntropyCalibrator2

@@ -54,9 +54,15 @@ class NetworkLayer:
     """Compute precision set on the layer (weak typing only), else ``None`` (strong typing: the dtypes decide)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "type": self.type, "onnx_nodes": list(self.onnx_nodes),
-                "inputs": [_tjson(t) for t in self.inputs], "outputs": [_tjson(t) for t in self.outputs],
-                "precision": self.precision}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "type": self.type,
+            "onnx_nodes": list(self.onnx_nodes),
+            "inputs": [_tjson(t) for t in self.inputs],
+            "outputs": [_tjson(t) for t in self.outputs],
+            "precision": self.precision,
+        }
 
 
 def _tjson(t: NetTensor) -> dict[str, Any]:
@@ -80,8 +86,17 @@ def network_layers(parsed: ParsedNetwork) -> list[NetworkLayer]:
             precision = getattr(layer.precision, "name", str(layer.precision))
         ins = tuple(_net_tensor(layer.get_input(j)) for j in range(layer.num_inputs) if layer.get_input(j) is not None)
         outs = tuple(_net_tensor(layer.get_output(j)) for j in range(layer.num_outputs))
-        out.append(NetworkLayer(i, layer.name, getattr(layer.type, "name", str(layer.type)),
-                                onnx_nodes_from_metadata(getattr(layer, "metadata", "") or ""), ins, outs, precision))
+        out.append(
+            NetworkLayer(
+                i,
+                layer.name,
+                getattr(layer.type, "name", str(layer.type)),
+                onnx_nodes_from_metadata(getattr(layer, "metadata", "") or ""),
+                ins,
+                outs,
+                precision,
+            )
+        )
     return out
 
 
@@ -96,10 +111,7 @@ class Observability:
 
 
 def network_observability(
-    parsed: ParsedNetwork,
-    index: ModelIndex,
-    candidates: Sequence[str],
-    already_hidden: Mapping[str, str] | None = None,
+    parsed: ParsedNetwork, index: ModelIndex, candidates: Sequence[str], already_hidden: Mapping[str, str] | None = None
 ) -> Observability:
     """Classify ``candidates`` (ONNX tensor names) against the parsed network."""
     tensors = parsed.tensors()
@@ -137,7 +149,7 @@ def _by_producer(parsed: ParsedNetwork, index: ModelIndex, name: str) -> Any:
     try:
         slot = list(node.outputs).index(name)
         return parsed.parser.get_layer_output_tensor(node_name, slot)
-    except Exception:  # noqa: BLE001 - the parser does not know this node/slot
+    except Exception:
         return None
 
 

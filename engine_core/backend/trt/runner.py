@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from engine_core.backend.base import Runner, TensorMeta
+from engine_core.backend.base import Runner
 from engine_core.backend.trt.build import (
     BuildOptions,
     CachedEngine,
@@ -34,13 +34,9 @@ from engine_core.backend.trt.build import (
 )
 from engine_core.backend.trt.devmem import DeviceMemory, open_device_memory
 from engine_core.backend.trt.flavour import Flavour, load_flavour, make_logger
-from engine_core.backend.trt.inspector import (
-    EngineInfo,
-    deserialize,
-    from_layer_text,
-    inspect_plan,
-)
+from engine_core.backend.trt.inspector import EngineInfo, deserialize, from_layer_text, inspect_plan
 from engine_core.errors import TrtdbgError
+from engine_core.types import TensorMeta
 
 Shape = tuple[int, ...]
 
@@ -87,14 +83,26 @@ def trt_options_from_namespace(a: Any) -> TrtOptions:
     weak_on, lps, cache = get("weak_typing", False), get("layer_precisions"), get("calibration_cache")
     if (lps or cache) and not weak_on:
         raise TrtdbgError("--layer-precisions and --calibration-cache need --weak-typing (TensorRT 10 only)")
-    weak = weak_settings(layer_precisions=lps or (), precision_constraints=get("precision_constraints", "obey"),
-                         calibration_cache=cache) if weak_on else ()
+    weak = (
+        weak_settings(
+            layer_precisions=lps or (),
+            precision_constraints=get("precision_constraints", "obey"),
+            calibration_cache=cache,
+        )
+        if weak_on
+        else ()
+    )
     pool = get("trt_pool_limit")
     return TrtOptions(
-        module=get("trt_module", "auto") or "auto", profiles=profiles,
-        pool_limit=parse_size(pool, "--trt-pool-limit") if pool else None, opt_level=get("trt_opt_level"),
-        timing_cache=get("timing_cache"), tf32=bool(get("tf32", False)), mark_mode=get("trt_mark_mode", "output"),
-        weak=weak, device_memory=get("device_memory", "auto") or "auto",
+        module=get("trt_module", "auto") or "auto",
+        profiles=profiles,
+        pool_limit=parse_size(pool, "--trt-pool-limit") if pool else None,
+        opt_level=get("trt_opt_level"),
+        timing_cache=get("timing_cache"),
+        tf32=bool(get("tf32", False)),
+        mark_mode=get("trt_mark_mode", "output"),
+        weak=weak,
+        device_memory=get("device_memory", "auto") or "auto",
         cache_dir="" if get("no_engine_cache", False) else None,
     )
 
@@ -221,13 +229,23 @@ class TrtRunner(Runner):
             if dyn:
                 missing = [n for n in dyn if not shapes or n not in shapes]
                 if missing:
-                    raise TrtdbgError(f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape "
-                                      f"with --shapes {missing[0]}:1x... so TensorRT can build a profile")
+                    raise TrtdbgError(
+                        f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape "
+                        f"with --shapes {missing[0]}:1x... so TensorRT can build a profile"
+                    )
                 profiles = BuildOptions.make_profiles([{n: (shapes[n], shapes[n], shapes[n]) for n in dyn}])
         marks = tuple(sorted({self._aliases.get(n, n) for n in extra}))
-        return BuildOptions(profiles=profiles, pool_limit=o.pool_limit, opt_level=o.opt_level, tf32=o.tf32,
-                            marks=marks, mark_mode=o.mark_mode, precision=o.precision, weak=o.weak,
-                            timing_cache=o.timing_cache)
+        return BuildOptions(
+            profiles=profiles,
+            pool_limit=o.pool_limit,
+            opt_level=o.opt_level,
+            tf32=o.tf32,
+            marks=marks,
+            mark_mode=o.mark_mode,
+            precision=o.precision,
+            weak=o.weak,
+            timing_cache=o.timing_cache,
+        )
 
     def build(self, extra: Sequence[str] = (), shapes: Mapping[str, Shape] | None = None) -> CachedEngine:
         """The serialized engine exposing ``extra`` (from the cache when an identical one was built)."""
@@ -238,8 +256,9 @@ class TrtRunner(Runner):
             from engine_core.backend.trt.legacy import weak_typing_configurator
 
             configure = weak_typing_configurator(options.weak, self)
-        return build_engine(parsed, options, digest=self._digest, cache=self._cache, configure=configure,
-                            where=self._where())
+        return build_engine(
+            parsed, options, digest=self._digest, cache=self._cache, configure=configure, where=self._where()
+        )
 
     def calibration_feeds(self) -> Sequence[Mapping[str, np.ndarray]]:
         """Feeds for legacy INT8 calibration."""
@@ -264,8 +283,10 @@ class TrtRunner(Runner):
         if info is None and self._mem is not None:
             info = inspect_plan(self.flavour, built.plan, self._where())
         if info is None:
-            raise TrtdbgError(f"{self.flavour.label if self.flavour else 'TensorRT'} logged no layer information "
-                              "for this engine and no GPU is open to inspect it")
+            raise TrtdbgError(
+                f"{self.flavour.label if self.flavour else 'TensorRT'} logged no layer information "
+                "for this engine and no GPU is open to inspect it"
+            )
         return fusion_map(ModelIndex.from_model(self.model, self.model_path), info)
 
     # -- inference -------------------------------------------------------------------------
@@ -303,8 +324,10 @@ class TrtRunner(Runner):
             engine = deserialize(self.flavour, self._runtime, self._rt_logger, built.plan, self._where())
         context = engine.create_execution_context()
         if context is None:
-            raise TrtdbgError(f"{self.name}: cannot create an execution context for {self._where()} "
-                              f"({self._rt_logger.records.error_since(0) or 'out of GPU memory?'}); free the GPU")
+            raise TrtdbgError(
+                f"{self.name}: cannot create an execution context for {self._where()} "
+                f"({self._rt_logger.records.error_since(0) or 'out of GPU memory?'}); free the GPU"
+            )
         loaded = _Loaded(built, engine, context)
         self._loaded[key] = loaded
         return loaded
@@ -321,8 +344,10 @@ class TrtRunner(Runner):
                 raise TrtdbgError(f"{self.name}: the feed has no value for input '{name}'")
             arr = _as_dtype(feed[name], _np_dtype(trt, engine.get_tensor_dtype(name), name), name)
             if not ctx.set_input_shape(name, arr.shape):
-                raise TrtdbgError(f"{self.name}: input '{name}' shape {arr.shape} is outside the engine's profile "
-                                  f"{tuple(engine.get_tensor_profile_shape(name, 0))}; adjust the shapes")
+                raise TrtdbgError(
+                    f"{self.name}: input '{name}' shape {arr.shape} is outside the engine's profile "
+                    f"{tuple(engine.get_tensor_profile_shape(name, 0))}; adjust the shapes"
+                )
             keep.append(arr)
             if _on_host(trt, engine, name):
                 ctx.set_tensor_address(name, arr.ctypes.data)
@@ -337,8 +362,10 @@ class TrtRunner(Runner):
                 continue
             shape = tuple(ctx.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise TrtdbgError(f"{self.name}: output '{name}' has a data-dependent shape {shape}, which trtdbg "
-                                  "does not run on TensorRT yet; compare it on ONNX Runtime")
+                raise TrtdbgError(
+                    f"{self.name}: output '{name}' has a data-dependent shape {shape}, which trtdbg "
+                    "does not run on TensorRT yet; compare it on ONNX Runtime"
+                )
             dtype = _np_dtype(trt, engine.get_tensor_dtype(name), name)
             nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             ptr = self._buffer(loaded, name, nbytes)
@@ -356,8 +383,10 @@ class TrtRunner(Runner):
                 result[name] = captured[name]
                 continue
             if name not in out_meta:
-                raise TrtdbgError(f"{self.name}: TensorRT reported no value for debug tensor '{name}'; mark it as "
-                                  "an output instead (--trt-mark-mode output)")
+                raise TrtdbgError(
+                    f"{self.name}: TensorRT reported no value for debug tensor '{name}'; mark it as "
+                    "an output instead (--trt-mark-mode output)"
+                )
             shape, dtype, ptr = out_meta[name]
             result[name] = mem.from_device(ptr, shape, dtype, stream)
         mem.synchronize(stream)
@@ -374,7 +403,9 @@ class TrtRunner(Runner):
             def __init__(self) -> None:
                 trt.IDebugListener.__init__(self)
 
-            def process_debug_tensor(self, addr: Any, location: Any, dtype: Any, shape: Any, name: str, stream: Any) -> bool:
+            def process_debug_tensor(
+                self, addr: Any, location: Any, dtype: Any, shape: Any, name: str, stream: Any
+            ) -> bool:
                 if name in wanted:  # the data is valid only during this call: copy and wait
                     arr = np.empty(tuple(shape), _np_dtype(trt, dtype, name))
                     if arr.nbytes:
@@ -463,8 +494,10 @@ def _np_dtype(trt: Any, dtype: Any, name: str) -> np.dtype:
     try:
         return np.dtype(trt.nptype(dtype))
     except (TypeError, KeyError, ValueError) as exc:
-        raise TrtdbgError(f"tensor '{name}' has TensorRT type {getattr(dtype, 'name', dtype)}, which has no numpy "
-                          "equivalent; keep engine I/O in float32/float16/int types (add a Cast in the ONNX)") from exc
+        raise TrtdbgError(
+            f"tensor '{name}' has TensorRT type {getattr(dtype, 'name', dtype)}, which has no numpy "
+            "equivalent; keep engine I/O in float32/float16/int types (add a Cast in the ONNX)"
+        ) from exc
 
 
 def _as_dtype(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:

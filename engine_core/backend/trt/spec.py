@@ -64,8 +64,9 @@ def make_trt_runner(
     family, colon, precision = key.partition(":")
     precision = precision or ("" if colon else "fp32")
     if family not in FAMILIES or precision not in PRECISIONS:
-        raise TrtdbgError(f"unknown TensorRT backend '{spec}'; use trt or trt-rtx with an optional :fp16, :bf16 "
-                          f"or :int8 suffix")
+        raise TrtdbgError(
+            f"unknown TensorRT backend '{spec}'; use trt or trt-rtx with an optional :fp16, :bf16 or :int8 suffix"
+        )
     opts = options or TrtOptions()
     if family == "trt-rtx":
         if opts.module not in ("auto", "tensorrt_rtx"):
@@ -77,8 +78,10 @@ def make_trt_runner(
             opts = replace(opts, weak=tuple(sorted({**weak, precision: "1"}.items())))
         opts = replace(opts, precision=f"{precision} (weak typing)")
         if "calibration_cache" in weak and precision != "int8":
-            raise TrtdbgError(f"--calibration-cache is for INT8 calibration; use {family}:int8 with --weak-typing, or "
-                              "the precision plan (which imports the cache into Q/DQ scales) for strong typing")
+            raise TrtdbgError(
+                f"--calibration-cache is for INT8 calibration; use {family}:int8 with --weak-typing, or "
+                "the precision plan (which imports the cache into Q/DQ scales) for strong typing"
+            )
     elif opts.weak and "calibration_cache" in weak:
         raise TrtdbgError(f"--calibration-cache is for INT8 calibration; use {family}:int8 with --weak-typing")
     elif precision != "fp32":
@@ -86,7 +89,8 @@ def make_trt_runner(
             raise TrtdbgError(
                 f"{spec} builds strongly typed from a {precision.upper()} ONNX, and the precision-plan rewriter is not "
                 f"available in this build; give a {precision.upper()} model with --subject-model M --subject-backend "
-                f"{family}, or on TensorRT 10 add --weak-typing")
+                f"{family}, or on TensorRT 10 add --weak-typing"
+            )
         model, label = _rewriter(model, model_path, precision)
         opts = replace(opts, precision=label)
     return TrtRunner(model, model_path, opts, observable=observable, unobservable=unobservable, name=key)

@@ -16,9 +16,11 @@ from typing import Any
 
 from engine_core.errors import TrtdbgError
 
-NO_SELECTOR = ("{label} has no algorithm selector (IAlgorithmSelector was removed in TensorRT 11 and is absent from "
-               "TensorRT-RTX): tactic replays cannot be recorded or replayed with it; replay files written by "
-               "TensorRT 10 / Polygraphy can still be read and diffed")
+NO_SELECTOR = (
+    "{label} has no algorithm selector (IAlgorithmSelector was removed in TensorRT 11 and is absent from "
+    "TensorRT-RTX): tactic replays cannot be recorded or replayed with it; replay files written by "
+    "TensorRT 10 / Polygraphy can still be read and diffed"
+)
 
 
 @dataclass
@@ -70,10 +72,12 @@ def read_tactics(path: str | os.PathLike[str], module: str = "auto") -> TacticTa
         try:
             doc = json.loads(data)
         except ValueError as exc:
-            raise TrtdbgError(f"{p}: not JSON ({exc}); give a tactic replay, engine-inspector JSON or an engine") from exc
+            raise TrtdbgError(
+                f"{p}: not JSON ({exc}); give a tactic replay, engine-inspector JSON or an engine"
+            ) from exc
         return _from_json(doc, p, module)
+    from engine_core.backend.trt.debug_build import layer_properties
     from engine_core.backend.trt.describe import ENGINE_SUFFIXES, read_engine_file
-    from engine_core.debug_build import layer_properties
 
     if p.suffix.lower() in ENGINE_SUFFIXES:
         return TacticTable(str(p), "engine", layer_properties(read_engine_file(p, module)))
@@ -81,7 +85,7 @@ def read_tactics(path: str | os.PathLike[str], module: str = "auto") -> TacticTa
 
 
 def _from_json(doc: Any, p: Path, module: str) -> TacticTable:
-    from engine_core.debug_build import layer_properties
+    from engine_core.backend.trt.debug_build import layer_properties
 
     if isinstance(doc, dict) and (doc.get("polygraphy_class") == "TacticReplayData" or "replay" in doc):
         replay = doc.get("replay")
@@ -90,7 +94,9 @@ def _from_json(doc: Any, p: Path, module: str) -> TacticTable:
         notes = [n for n in [selector_note(module)] if n]
         return TacticTable(str(p), "tactic replay", {str(k): _algorithm(v) for k, v in replay.items()}, notes)
     if isinstance(doc, dict) and isinstance(doc.get("layers"), dict) and "sha256" in doc:
-        layers = {str(k): {pk: str(pv) for pk, pv in v.items()} for k, v in doc["layers"].items() if isinstance(v, dict)}
+        layers = {
+            str(k): {pk: str(pv) for pk, pv in v.items()} for k, v in doc["layers"].items() if isinstance(v, dict)
+        }
         return TacticTable(str(p), "debug build", layers, [f"verdict: {doc.get('verdict')}"])
     if isinstance(doc, dict) and isinstance(doc.get("layers"), list) and "schema" in doc:
         raise TrtdbgError(f"{p}: trtdbg `inspect engine --json` output; give the engine or inspector JSON instead")
@@ -110,8 +116,10 @@ def _algorithm(v: Any) -> dict[str, str]:
             if isinstance(t, dict):
                 dtypes.append(str(t.get("dtype", "")).replace("DataType.", ""))
                 vec = t.get("vectorized_dim")
-                formats.append(f"strides {tuple(t.get('strides') or ())}"
-                               + (f" vec {vec}x{t.get('components_per_element')}" if vec not in (None, -1) else ""))
+                formats.append(
+                    f"strides {tuple(t.get('strides') or ())}"
+                    + (f" vec {vec}x{t.get('components_per_element')}" if vec not in (None, -1) else "")
+                )
             elif isinstance(t, (list, tuple)) and len(t) == 2:  # older replays: (format, dtype)
                 formats.append(str(t[0]))
                 dtypes.append(str(t[1]).replace("DataType.", ""))
@@ -119,8 +127,12 @@ def _algorithm(v: Any) -> dict[str, str]:
 
     in_dt, in_fmt = io(v.get("inputs"))
     out_dt, out_fmt = io(v.get("outputs"))
-    return {"implementation": str(v.get("implementation", "")), "tactic": str(v.get("tactic", "")),
-            "precision": f"{in_dt} -> {out_dt}", "formats": f"{in_fmt} -> {out_fmt}"}
+    return {
+        "implementation": str(v.get("implementation", "")),
+        "tactic": str(v.get("tactic", "")),
+        "precision": f"{in_dt} -> {out_dt}",
+        "formats": f"{in_fmt} -> {out_fmt}",
+    }
 
 
 def _timing_cache(data: bytes, p: Path, module: str) -> TacticTable:
@@ -130,13 +142,16 @@ def _timing_cache(data: bytes, p: Path, module: str) -> TacticTable:
 
     fl = load_flavour(module)
     if not fl.timing_cache:
-        raise TrtdbgError(f"{fl.label} has no timing cache (its timing-cache calls are no-ops), so {p} cannot be "
-                          "read here; read it with TensorRT 10/11, or inspect engines and replay files instead")
+        raise TrtdbgError(
+            f"{fl.label} has no timing cache (its timing-cache calls are no-ops), so {p} cannot be "
+            "read here; read it with TensorRT 10/11, or inspect engines and replay files instead"
+        )
     cache_cls = getattr(fl.module, "ITimingCache", None)
     keys_fn = next((n for n in ("queryKeys", "query_keys") if hasattr(cache_cls, n)), None)
     if keys_fn is None or not hasattr(cache_cls, "query"):
-        raise TrtdbgError(f"{fl.label} does not expose timing-cache entries (no ITimingCache.queryKeys/query); "
-                          f"{p} cannot be listed")
+        raise TrtdbgError(
+            f"{fl.label} does not expose timing-cache entries (no ITimingCache.queryKeys/query); {p} cannot be listed"
+        )
     logger = make_logger(fl)
     builder = create_builder(fl, logger)
     config = builder.create_builder_config()
@@ -151,14 +166,19 @@ def _timing_cache(data: bytes, p: Path, module: str) -> TacticTable:
         tactic = getattr(value, "tacticHash", getattr(value, "tactic_hash", ""))
         ms = getattr(value, "timingMSec", getattr(value, "timing_msec", ""))
         layers[str(key)] = {"tactic": f"{tactic:#x}" if isinstance(tactic, int) else str(tactic), "time_ms": str(ms)}
-    return TacticTable(str(p), "timing cache", layers,
-                       ["timing-cache keys are opaque hashes of layer and configuration, not layer names"])
+    return TacticTable(
+        str(p),
+        "timing cache",
+        layers,
+        ["timing-cache keys are opaque hashes of layer and configuration, not layer names"],
+    )
 
 
-def diff_tables(a: list[TacticTable], b: list[TacticTable], labels: tuple[str, str] = ("A", "B"),
-                ) -> list[dict[str, Any]]:
+def diff_tables(
+    a: list[TacticTable], b: list[TacticTable], labels: tuple[str, str] = ("A", "B")
+) -> list[dict[str, Any]]:
     """Layers whose tactic/precision/format values in ``b`` never occur in ``a`` (and layers in one side only)."""
-    from engine_core.debug_build import layer_differences
+    from engine_core.backend.trt.debug_build import layer_differences
 
     return layer_differences([t.layers for t in a], [t.layers for t in b], labels)
 

@@ -4,6 +4,20 @@ Modules here import only argparse-level code at import time; engine_core is impo
 the ``run`` functions.
 """
 
-from tui.cli.commands import bench, bisect, check, compare, convert, debug, demo, diff, inspect, open, reduce, surgeon, template
+from tui.cli.commands import (
+    bench,
+    bisect,
+    check,
+    compare,
+    convert,
+    debug,
+    demo,
+    diff,
+    inspect,
+    open,
+    reduce,
+    surgeon,
+    template,
+)
 
 COMMANDS = (open, inspect, compare, demo, surgeon, reduce, check, bisect, bench, convert, template, debug, diff)

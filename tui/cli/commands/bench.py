@@ -14,22 +14,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="benchmark a model on one backend (latency percentiles, throughput, memory, per-layer times)",
         description="Warm up, then time N inferences (or a duration) of MODEL on one backend. Latency is per "
-                    "inference with host arrays in and out (GPU backends include the copies).",
+        "inference with host arrays in and out (GPU backends include the copies).",
     )
     p.add_argument("model", metavar="MODEL", help="ONNX model")
-    p.add_argument("--backend", default="ort", metavar="SPEC",
-                   help="ort (default), ort-cuda, ort-cuda:tf32, trt, trt:fp16, trt-rtx, ...")
+    p.add_argument(
+        "--backend",
+        default="ort",
+        metavar="SPEC",
+        help="ort (default), ort-cuda, ort-cuda:tf32, trt, trt:fp16, trt-rtx, ...",
+    )
     p.add_argument("--warmup", type=int, default=10, metavar="N", help="untimed runs first (default 10)")
     runs = p.add_mutually_exclusive_group()
-    runs.add_argument("--iterations", "-n", dest="runs", type=int, default=100, metavar="N",
-                      help="timed runs (default 100)")
+    runs.add_argument(
+        "--iterations", "-n", dest="runs", type=int, default=100, metavar="N", help="timed runs (default 100)"
+    )
     runs.add_argument("--duration", type=float, metavar="SECONDS", help="time runs for this long instead")
-    p.add_argument("--layer-times", action="store_true",
-                   help="also profile per-layer times (ORT profiler / TensorRT IProfiler), in separate runs")
+    p.add_argument(
+        "--layer-times",
+        action="store_true",
+        help="also profile per-layer times (ORT profiler / TensorRT IProfiler), in separate runs",
+    )
     p.add_argument("--layer-iterations", type=int, default=10, metavar="N", help="profiled runs (default 10)")
     p.add_argument("--top", type=int, default=15, metavar="K", help="slowest layers shown in text (default 15)")
-    p.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"), default="all",
-                   help="ONNX Runtime graph optimization level (default all, as deployed)")
+    p.add_argument(
+        "--ort-opt-level",
+        choices=("disable", "basic", "extended", "all"),
+        default="all",
+        help="ONNX Runtime graph optimization level (default all, as deployed)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document (stable keys) instead of text")
     g = p.add_argument_group("input data (one feed, reused for every run; default random, seed 1, values in [0,1])")
     g.add_argument("--shapes", nargs="+", metavar="NAME:1x3x640x640", help="shapes for dynamic inputs")
@@ -48,10 +60,18 @@ def run(args: argparse.Namespace) -> int:
 
     trt_options = trt_options_from_args(args) if args.backend.strip().lower().startswith("trt") else None
     options = BenchOptions(
-        backend=args.backend, warmup=args.warmup, iterations=args.runs, duration=args.duration,
-        layer_times=args.layer_times, layer_iterations=args.layer_iterations, opt_level=args.ort_opt_level,
-        shapes=list(args.shapes or []), seed=args.seed, val_range=list(args.val_range or []),
-        data_loader_script=args.data_loader_script, load_inputs=list(args.load_inputs or []),
+        backend=args.backend,
+        warmup=args.warmup,
+        iterations=args.runs,
+        duration=args.duration,
+        layer_times=args.layer_times,
+        layer_iterations=args.layer_iterations,
+        opt_level=args.ort_opt_level,
+        shapes=list(args.shapes or []),
+        seed=args.seed,
+        val_range=list(args.val_range or []),
+        data_loader_script=args.data_loader_script,
+        load_inputs=list(args.load_inputs or []),
         trt_options=trt_options,
     )
     result = run_bench(args.model, options)

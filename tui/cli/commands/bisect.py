@@ -10,8 +10,15 @@ from typing import Any
 
 from tui.cli.commands.common import add_data_args, add_workspace_arg
 
-_DEFAULTS = {"precision": "fp16", "fallback": "fp32", "subject": "ort", "mode": "bisect", "direction": "forward",
-             "check": None, "calibration_cache": None}
+_DEFAULTS = {
+    "precision": "fp16",
+    "fallback": "fp32",
+    "subject": "ort",
+    "mode": "bisect",
+    "direction": "forward",
+    "check": None,
+    "calibration_cache": None,
+}
 """Defaults of the options a resumed bisection takes from its saved state instead."""
 
 
@@ -28,39 +35,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
-    p.add_argument("--precision", choices=("fp16", "bf16", "int8"), default=_DEFAULTS["precision"],
-                   help="target precision (default fp16)")
-    p.add_argument("--fallback", choices=("fp32", "fp16", "bf16"), default=_DEFAULTS["fallback"],
-                   help="precision culprits fall back to (default fp32; INT8 with --fallback fp16 = TensorRT --int8 --fp16)")
-    p.add_argument("--subject", choices=("ort", "ort-cuda"), default=_DEFAULTS["subject"],
-                   help="where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)")
+    p.add_argument(
+        "--precision",
+        choices=("fp16", "bf16", "int8"),
+        default=_DEFAULTS["precision"],
+        help="target precision (default fp16)",
+    )
+    p.add_argument(
+        "--fallback",
+        choices=("fp32", "fp16", "bf16"),
+        default=_DEFAULTS["fallback"],
+        help="precision culprits fall back to (default fp32; INT8 with --fallback fp16 = TensorRT --int8 --fp16)",
+    )
+    p.add_argument(
+        "--subject",
+        choices=("ort", "ort-cuda"),
+        default=_DEFAULTS["subject"],
+        help="where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)",
+    )
     drive = p.add_mutually_exclusive_group()
     drive.add_argument("--auto", action="store_true", help="choose automatically (default)")
-    drive.add_argument("--interactive", action="store_true",
-                       help="ask at each step which half falls back (1/2), or let you judge (p/f); b = back, q = quit")
-    p.add_argument("--mode", choices=("bisect", "linear"), default=_DEFAULTS["mode"],
-                   help="bisect halves the suspects (default); linear tries one node at a time like Polygraphy")
-    p.add_argument("--direction", choices=("forward", "reverse"), default=_DEFAULTS["direction"],
-                   help="which end falls back first: the earlier nodes (forward, default) or the later ones")
+    drive.add_argument(
+        "--interactive",
+        action="store_true",
+        help="ask at each step which half falls back (1/2), or let you judge (p/f); b = back, q = quit",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("bisect", "linear"),
+        default=_DEFAULTS["mode"],
+        help="bisect halves the suspects (default); linear tries one node at a time like Polygraphy",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("forward", "reverse"),
+        default=_DEFAULTS["direction"],
+        help="which end falls back first: the earlier nodes (forward, default) or the later ones",
+    )
     chk = p.add_argument_group("pass/fail check (default: compare the outputs with the FP32 model)")
-    chk.add_argument("--check", metavar="CMD",
-                     help="shell command deciding pass (exit 0) or fail; gets TRTDBG_MODEL, TRTDBG_OUTPUTS, "
-                          "TRTDBG_INPUTS, TRTDBG_REFERENCE_OUTPUTS, TRTDBG_PLAN, TRTDBG_STEP in its environment")
-    chk.add_argument("--check-timeout", type=float, default=600.0, metavar="S",
-                     help="seconds before a hanging check counts as a failure (default 600)")
-    chk.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 2e-2 fp16, 1e-1 bf16/int8)")
+    chk.add_argument(
+        "--check",
+        metavar="CMD",
+        help="shell command deciding pass (exit 0) or fail; gets TRTDBG_MODEL, TRTDBG_OUTPUTS, "
+        "TRTDBG_INPUTS, TRTDBG_REFERENCE_OUTPUTS, TRTDBG_PLAN, TRTDBG_STEP in its environment",
+    )
+    chk.add_argument(
+        "--check-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds before a hanging check counts as a failure (default 600)",
+    )
+    chk.add_argument(
+        "--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 2e-2 fp16, 1e-1 bf16/int8)"
+    )
     chk.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default as --atol)")
-    chk.add_argument("--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median")
+    chk.add_argument(
+        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median"
+    )
     add_data_args(p)
     q = p.add_argument_group("INT8")
-    q.add_argument("--calibration-cache", metavar="F",
-                   help="TensorRT calibration cache to take INT8 scales from (default: calibrate on the input data)")
-    q.add_argument("--write-calibration-cache", metavar="F",
-                   help="where to write the ranges as a TensorRT calibration cache (default: in the workspace)")
+    q.add_argument(
+        "--calibration-cache",
+        metavar="F",
+        help="TensorRT calibration cache to take INT8 scales from (default: calibrate on the input data)",
+    )
+    q.add_argument(
+        "--write-calibration-cache",
+        metavar="F",
+        help="where to write the ranges as a TensorRT calibration cache (default: in the workspace)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--resume", action="store_true", help="continue the bisection saved in the workspace")
-    out.add_argument("--json", action="store_true",
-                     help="print one JSON document (culprits, evaluations, passed, plan, steps, ...)")
+    out.add_argument(
+        "--json", action="store_true", help="print one JSON document (culprits, evaluations, passed, plan, steps, ...)"
+    )
     out.add_argument("--quiet", action="store_true", help="no per-step lines")
     add_workspace_arg(p)
     p.set_defaults(run=run)
@@ -75,19 +124,35 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         session = BisectSession.resume(args.model, args.workspace, on_warning=warn)
         saved = session.options
-        ignored = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in _DEFAULTS
-                   if getattr(args, k) != _DEFAULTS[k] and getattr(args, k) != getattr(saved, k)]
+        ignored = [
+            f"--{k.replace('_', '-')} {getattr(args, k)}"
+            for k in _DEFAULTS
+            if getattr(args, k) != _DEFAULTS[k] and getattr(args, k) != getattr(saved, k)
+        ]
         if ignored:
             warn(f"--resume continues with the options the bisection started with; ignoring {', '.join(ignored)}")
     else:
         options = BisectOptions(
-            model=args.model, precision=args.precision, fallback=args.fallback, subject=args.subject,
-            mode=args.mode, direction=args.direction, check=args.check, check_timeout=args.check_timeout,
-            atol=list(args.atol or []), rtol=list(args.rtol or []), check_error_stat=list(args.check_error_stat or []),
-            shapes=list(args.shapes or []), seed=args.seed, val_range=list(args.val_range or []),
-            iterations=args.iterations, data_loader_script=args.data_loader_script,
-            load_inputs=list(args.load_inputs or []), calibration_cache=args.calibration_cache,
-            write_calibration_cache=args.write_calibration_cache, workspace=args.workspace,
+            model=args.model,
+            precision=args.precision,
+            fallback=args.fallback,
+            subject=args.subject,
+            mode=args.mode,
+            direction=args.direction,
+            check=args.check,
+            check_timeout=args.check_timeout,
+            atol=list(args.atol or []),
+            rtol=list(args.rtol or []),
+            check_error_stat=list(args.check_error_stat or []),
+            shapes=list(args.shapes or []),
+            seed=args.seed,
+            val_range=list(args.val_range or []),
+            iterations=args.iterations,
+            data_loader_script=args.data_loader_script,
+            load_inputs=list(args.load_inputs or []),
+            calibration_cache=args.calibration_cache,
+            write_calibration_cache=args.write_calibration_cache,
+            workspace=args.workspace,
         )
         session = BisectSession(options, on_warning=warn)
     stream = sys.stderr if args.json else sys.stdout
@@ -112,9 +177,11 @@ def _header(session: Any) -> str:
     cands = ", ".join(f"{k}: {v}" for k, v in session.result()["candidates"].items())
     how = "emulated storage rounding on CPU" if session.evaluator.emulated else "real types on CUDA"
     check = f"--check {o.check}" if o.check else f"compare outputs ({_tol(session)})"
-    return (f"bisect {o.model}: {o.precision} (fallback {o.fallback}), {o.mode} {o.direction}, {how}\n"
-            f"  candidates {cands}; {len(session.demoted)} automatic demotion(s); check: {check}\n"
-            f"  data: {session.data_text}; state: {session.workspace.path('bisect', 'state.json')}")
+    return (
+        f"bisect {o.model}: {o.precision} (fallback {o.fallback}), {o.mode} {o.direction}, {how}\n"
+        f"  candidates {cands}; {len(session.demoted)} automatic demotion(s); check: {check}\n"
+        f"  data: {session.data_text}; state: {session.workspace.path('bisect', 'state.json')}"
+    )
 
 
 def _tol(session: Any) -> str:
@@ -152,21 +219,30 @@ def _interactive(session: Any, show: Callable[[str], None]) -> None:
             show(_step_line(session.render_step(session.step(0))))
             continue
         halves = [session.search.names(h) for h in prop.halves]
-        print(f"\nstep {len(session.history) + 1}: {len(session.search.region)} suspects, "
-              f"{len(prop.high)} already at {session.search.current.fallback}", file=sys.stderr)
+        print(
+            f"\nstep {len(session.history) + 1}: {len(session.search.region)} suspects, "
+            f"{len(prop.high)} already at {session.search.current.fallback}",
+            file=sys.stderr,
+        )
         for k, names in enumerate(halves, start=1):
             print(f"  [{k}] {len(names):>5} node(s): {_names(names, 6)}", file=sys.stderr)
-        print(f"  model with [1] falling back (to judge it yourself): {session.write_candidate(prop, 0)}",
-              file=sys.stderr)
+        print(
+            f"  model with [1] falling back (to judge it yourself): {session.write_candidate(prop, 0)}", file=sys.stderr
+        )
         try:
-            print("which half falls back? [1]/2, p/f = judge [1] yourself, b = back, q = quit: ", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                "which half falls back? [1]/2, p/f = judge [1] yourself, b = back, q = quit: ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
             answer = input().strip().lower()  # the prompt goes to stderr: stdout stays clean for --json
         except EOFError:
             answer = "q"
         if answer in ("q", "quit"):
-            print(f"stopped; continue with: trtdbg bisect {session.options.model} --resume --interactive",
-                  file=sys.stderr)
+            print(
+                f"stopped; continue with: trtdbg bisect {session.options.model} --resume --interactive", file=sys.stderr
+            )
             return
         if answer in ("b", "back"):
             undone = session.back()
@@ -204,7 +280,10 @@ def _summary(result: dict[str, Any]) -> str:
         lines.append(f"calibration cache (TensorRT format): {result['calibration_cache']}")
     if result["problem"]:
         lines.append(f"problem: {result['problem']}")
-    verdict = "final plan passes" if result["passed"] else (
-        "final plan FAILS" if result["finished"] else "unfinished (continue with --resume)")
+    verdict = (
+        "final plan passes"
+        if result["passed"]
+        else ("final plan FAILS" if result["finished"] else "unfinished (continue with --resume)")
+    )
     lines.append(f"{result['evaluations']} evaluation(s); {verdict}")
     return "\n".join(lines)

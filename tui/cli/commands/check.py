@@ -7,20 +7,27 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="model checks: `check lint MODEL`",
-                       description="Lint an ONNX model: checker errors, duplicate/unnamed/dead nodes, unused inputs and "
-                                   "initializers, missing shapes, ops the backend cannot run, FP16-range weights. "
-                                   "Exit 0 = no errors, 1 = errors found, 2 = usage or input error.")
+    p = sub.add_parser(
+        "check",
+        help="model checks: `check lint MODEL`",
+        description="Lint an ONNX model: checker errors, duplicate/unnamed/dead nodes, unused inputs and "
+        "initializers, missing shapes, ops the backend cannot run, FP16-range weights. "
+        "Exit 0 = no errors, 1 = errors found, 2 = usage or input error.",
+    )
     p.add_argument("what", choices=("lint",), help="the check to run")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
-    p.add_argument("--backend", choices=("ort", "none"), default="ort",
-                   help="also ask this backend whether it can load the model (default ort)")
+    p.add_argument(
+        "--backend",
+        choices=("ort", "none"),
+        default="ort",
+        help="also ask this backend whether it can load the model (default ort)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine_core.lint import lint_model
+    from engine_core.model.lint import lint_model
     from engine_core.model.loader import load_model
 
     model = load_model(args.model)

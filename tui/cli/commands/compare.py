@@ -24,41 +24,69 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ref.add_argument("--ref-model", metavar="M", help="run this model as the reference (tensors matched to MODEL's)")
     ref.add_argument("--ref-outputs", metavar="F", help="saved reference outputs (Polygraphy JSON, directory or .npz)")
     sbj = p.add_argument_group("subject").add_mutually_exclusive_group()
-    sbj.add_argument("--subject", metavar="SPEC",
-                     help="subject backend: ort, ort-cuda, or with a precision: ort:fp16|bf16|int8 (CPU, FP16/BF16 "
-                          "storage rounding emulated), ort-cuda:fp16|bf16|int8 (real types), trt, trt:fp16|bf16|int8, "
-                          "trt-rtx[:fp16] (TensorRT; see the TensorRT options)")
-    sbj.add_argument("--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16/INT8 copy)")
+    sbj.add_argument(
+        "--subject",
+        metavar="SPEC",
+        help="subject backend: ort, ort-cuda, or with a precision: ort:fp16|bf16|int8 (CPU, FP16/BF16 "
+        "storage rounding emulated), ort-cuda:fp16|bf16|int8 (real types), trt, trt:fp16|bf16|int8, "
+        "trt-rtx[:fp16] (TensorRT; see the TensorRT options)",
+    )
+    sbj.add_argument(
+        "--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16/INT8 copy)"
+    )
     sbj.add_argument("--load-outputs", metavar="F", help="saved subject outputs (Polygraphy JSON, directory or .npz)")
-    p.add_argument("--subject-backend", metavar="SPEC", default="ort",
-                   help="backend that runs --subject-model (default ort)")
-    p.add_argument("--plan", metavar="FILE",
-                   help="precision plan (from `trtdbg bisect`) that the --subject backend runs (default subject: ort)")
+    p.add_argument(
+        "--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model (default ort)"
+    )
+    p.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="precision plan (from `trtdbg bisect`) that the --subject backend runs (default subject: ort)",
+    )
     marks = p.add_argument_group("what to compare")
-    marks.add_argument("--mark", action="append", metavar="all|NAME,...",
-                       help="tensors to compare: 'all' (or '*'), names or fnmatch patterns (default: model outputs)")
-    marks.add_argument("--mark-op", action="append", metavar="OP,...", help="also mark outputs of nodes of these op types")
+    marks.add_argument(
+        "--mark",
+        action="append",
+        metavar="all|NAME,...",
+        help="tensors to compare: 'all' (or '*'), names or fnmatch patterns (default: model outputs)",
+    )
+    marks.add_argument(
+        "--mark-op", action="append", metavar="OP,...", help="also mark outputs of nodes of these op types"
+    )
     marks.add_argument("--exclude", action="append", metavar="NAME,...", help="tensors (or patterns) not to compare")
     tol = p.add_argument_group("tolerances (Polygraphy 'simple' comparator rules)")
     tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
     tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
-    tol.add_argument("--check-error-stat", nargs="+", metavar="[NAME:]STAT",
-                     help="elemwise (default), max, mean, median or quantile")
+    tol.add_argument(
+        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median or quantile"
+    )
     tol.add_argument("--error-quantile", nargs="+", metavar="[NAME:]Q", help="quantile for 'quantile' (default 0.99)")
     tol.add_argument("--infinities-compare-equal", action="store_true", help="equal ±inf values count as equal")
-    tol.add_argument("--rel-mode", choices=("polygraphy", "robust"), default="polygraphy",
-                     help="relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero")
+    tol.add_argument(
+        "--rel-mode",
+        choices=("polygraphy", "robust"),
+        default="polygraphy",
+        help="relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero",
+    )
     tol.add_argument("--no-shape-check", action="store_true", help="compare tensors of equal size but different shape")
     add_data_args(p)
     out = p.add_argument_group("output and limits")
     out.add_argument("--save-inputs", metavar="F", help="save the inputs used (.json, .npz, or a directory)")
-    out.add_argument("--save-outputs", metavar="F", help="save the reference's compared tensors (.json, .npz, or a directory)")
+    out.add_argument(
+        "--save-outputs", metavar="F", help="save the reference's compared tensors (.json, .npz, or a directory)"
+    )
     out.add_argument("--fail-fast", action="store_true", help="stop at the first failing tensor")
-    out.add_argument("--mem-budget", metavar="SIZE",
-                     help="memory for marked tensors, e.g. 2G or 512M (default: half of the free RAM)")
-    out.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"),
-                     help="ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
-                          "compared, so marking never changes fusions and results; all otherwise)")
+    out.add_argument(
+        "--mem-budget",
+        metavar="SIZE",
+        help="memory for marked tensors, e.g. 2G or 512M (default: half of the free RAM)",
+    )
+    out.add_argument(
+        "--ort-opt-level",
+        choices=("disable", "basic", "extended", "all"),
+        help="ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
+        "compared, so marking never changes fusions and results; all otherwise)",
+    )
     out.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
     out.add_argument("--quiet", action="store_true", help="no progress bar")

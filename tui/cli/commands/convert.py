@@ -12,20 +12,28 @@ from tui.cli.commands.trt_cli import add_trt_build_args
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg convert``."""
     p = sub.add_parser(
-        "convert", help="write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)",
+        "convert",
+        help="write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)",
         description="Rewrite MODEL with a precision (whole model, rules keep unsafe nodes in FP32) or a plan from "
-                    "`trtdbg bisect`, and write the rewritten ONNX (.onnx: what strongly typed TensorRT deploys) or "
-                    "a TensorRT engine built from it (.plan/.engine). INT8 nodes get Q/DQ calibrated on the input "
-                    "data (random by default), the plan's ranges or a TensorRT calibration cache.",
+        "`trtdbg bisect`, and write the rewritten ONNX (.onnx: what strongly typed TensorRT deploys) or "
+        "a TensorRT engine built from it (.plan/.engine). INT8 nodes get Q/DQ calibrated on the input "
+        "data (random by default), the plan's ranges or a TensorRT calibration cache.",
     )
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx, or OUT.plan / OUT.engine")
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
-                      help="whole-model precision (default fp32: the model as it is)")
+    prec.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        help="whole-model precision (default fp32: the model as it is)",
+    )
     prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
-    p.add_argument("--fallback", choices=("fp32", "fp16", "bf16"), default="fp32",
-                   help="with --precision int8: precision of nodes that cannot be INT8 (default fp32)")
+    p.add_argument(
+        "--fallback",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="with --precision int8: precision of nodes that cannot be INT8 (default fp32)",
+    )
     p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache to take INT8 scales from")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     add_data_args(p)
@@ -35,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print what was written."""
-    from engine_core.convert import convert, output_kind
     from engine_core.data.shapes import parse_shapes
+    from engine_core.precision.convert import convert, output_kind
 
     output_kind(args.output)  # bad suffix: fail before any work
     trt_options = None
@@ -51,9 +59,15 @@ def run(args: argparse.Namespace) -> int:
         from engine_core.model.loader import load_model
 
         metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
-                                  iterations=args.iterations, script=args.data_loader_script,
-                                  load_inputs=args.load_inputs or [])
+        source = make_data_source(
+            metas,
+            shapes=args.shapes or [],
+            seed=args.seed,
+            val_range=args.val_range or [],
+            iterations=args.iterations,
+            script=args.data_loader_script,
+            load_inputs=args.load_inputs or [],
+        )
         data = list(source)
         for w in source.warnings:
             warn(w)
@@ -62,9 +76,18 @@ def run(args: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)
 
-    result = convert(args.model, args.output, precision=args.precision, plan_file=args.plan, fallback=args.fallback,
-                     feeds=feeds, calibration_cache=args.calibration_cache, trt_options=trt_options,
-                     shapes=parse_shapes(args.shapes or []), on_warning=warn)
+    result = convert(
+        args.model,
+        args.output,
+        precision=args.precision,
+        plan_file=args.plan,
+        fallback=args.fallback,
+        feeds=feeds,
+        calibration_cache=args.calibration_cache,
+        trt_options=trt_options,
+        shapes=parse_shapes(args.shapes or []),
+        on_warning=warn,
+    )
     if args.json:
         import json
 

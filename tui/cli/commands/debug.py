@@ -12,24 +12,39 @@ from tui.cli.commands.trt_cli import add_trt_build_args
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg debug``."""
     p = sub.add_parser(
-        "debug", help="`debug build MODEL --until good|bad|N --check CMD`: catch tactic-dependent engine failures",
+        "debug",
+        help="`debug build MODEL --until good|bad|N --check CMD`: catch tactic-dependent engine failures",
         description="Build MODEL's engine repeatedly (fresh builder and empty timing cache each time), run --check "
-                    "on each engine (exit 0 = good; the engine path is in $TRTDBG_ENGINE and replaces {engine}), "
-                    "sort the engines into good/ and bad/, and report which engine layer properties (type, "
-                    "precision, tactic, formats) differ between good and bad engines. Without --check, builds "
-                    "--until N times and reports what differs between the builds.",
+        "on each engine (exit 0 = good; the engine path is in $TRTDBG_ENGINE and replaces {engine}), "
+        "sort the engines into good/ and bad/, and report which engine layer properties (type, "
+        "precision, tactic, formats) differ between good and bad engines. Without --check, builds "
+        "--until N times and reports what differs between the builds.",
     )
     p.add_argument("what", choices=("build",), help="the debug tool")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
-    p.add_argument("--until", required=True, metavar="good|bad|N",
-                   help="stop at the first good or bad engine, or after N builds")
+    p.add_argument(
+        "--until", required=True, metavar="good|bad|N", help="stop at the first good or bad engine, or after N builds"
+    )
     p.add_argument("--check", metavar="CMD", help="shell command deciding good (exit 0) or bad")
-    p.add_argument("--check-timeout", type=float, default=600.0, metavar="S",
-                   help="seconds before a hanging check counts as bad (default 600)")
-    p.add_argument("--max-iterations", type=int, default=20, metavar="N",
-                   help="with --until good|bad: give up after N builds (default 20)")
-    p.add_argument("--artifacts-dir", metavar="DIR",
-                   help="where runs go (a fresh run-* folder each time; default: debug-build/ in the workspace)")
+    p.add_argument(
+        "--check-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds before a hanging check counts as bad (default 600)",
+    )
+    p.add_argument(
+        "--max-iterations",
+        type=int,
+        default=20,
+        metavar="N",
+        help="with --until good|bad: give up after N builds (default 20)",
+    )
+    p.add_argument(
+        "--artifacts-dir",
+        metavar="DIR",
+        help="where runs go (a fresh run-* folder each time; default: debug-build/ in the workspace)",
+    )
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), help="whole-model precision")
     prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
@@ -45,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     """Build, check, sort and report."""
     import os
 
+    from engine_core.backend.trt.debug_build import Iteration, debug_build, new_run_dir, parse_until
     from engine_core.backend.trt.runner import trt_options_from_namespace
-    from engine_core.convert import rewritten_model
     from engine_core.data.shapes import parse_shapes
-    from engine_core.debug_build import Iteration, debug_build, new_run_dir, parse_until
     from engine_core.errors import TrtdbgError
+    from engine_core.precision.convert import rewritten_model
     from engine_core.workspace import Workspace
 
     until = parse_until(args.until)
@@ -73,14 +88,28 @@ def run(args: argparse.Namespace) -> int:
         from engine_core.model.loader import load_model
 
         metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        return list(make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
-                                     iterations=args.iterations, script=args.data_loader_script,
-                                     load_inputs=args.load_inputs or []))
+        return list(
+            make_data_source(
+                metas,
+                shapes=args.shapes or [],
+                seed=args.seed,
+                val_range=args.val_range or [],
+                iterations=args.iterations,
+                script=args.data_loader_script,
+                load_inputs=args.load_inputs or [],
+            )
+        )
 
     args.timing_cache = None  # each build gets its own empty timing cache
     options = trt_options_from_namespace(args)
-    model, _ = rewritten_model(args.model, precision=args.precision, plan_file=args.plan, feeds=feeds,
-                               calibration_cache=args.calibration_cache, on_warning=warn)
+    model, _ = rewritten_model(
+        args.model,
+        precision=args.precision,
+        plan_file=args.plan,
+        feeds=feeds,
+        calibration_cache=args.calibration_cache,
+        on_warning=warn,
+    )
     if args.artifacts_dir:
         base = args.artifacts_dir
     else:
@@ -93,12 +122,25 @@ def run(args: argparse.Namespace) -> int:
 
     def show(it: Iteration) -> None:
         extra = f" ({it.detail})" if it.detail else ""
-        print(f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, "
-              f"{it.engine}", file=stream, flush=True)
+        print(
+            f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, {it.engine}",
+            file=stream,
+            flush=True,
+        )
 
-    result = debug_build(model, args.model, new_run_dir(base), until=until, check=args.check,
-                         check_timeout=args.check_timeout, max_iterations=args.max_iterations, trt_options=options,
-                         shapes=parse_shapes(args.shapes or []), label=label, on_iteration=show)
+    result = debug_build(
+        model,
+        args.model,
+        new_run_dir(base),
+        until=until,
+        check=args.check,
+        check_timeout=args.check_timeout,
+        max_iterations=args.max_iterations,
+        trt_options=options,
+        shapes=parse_shapes(args.shapes or []),
+        label=label,
+        on_iteration=show,
+    )
     if args.json:
         import json
 

@@ -35,12 +35,18 @@ def demo_form(files: object) -> object:
     """Compare-dialog defaults for the demo: emulated FP16 (``ort:fp16``) as the subject, on the demo inputs."""
     from tui.screens.compare_dialog import CompareForm
 
-    return CompareForm(subject=DEMO_SUBJECT, data="inputs", data_path=str(files.inputs),  # type: ignore[attr-defined]
-                       atol="1e-2", rtol="1e-2", what="marked")
+    return CompareForm(
+        subject=DEMO_SUBJECT,
+        data="inputs",
+        data_path=str(files.inputs),  # type: ignore[attr-defined]
+        atol="1e-2",
+        rtol="1e-2",
+        what="marked",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine_core.demo_job import write_demo
+    from engine_core.model.demo import write_demo
     from tui.cli.commands.open import check_terminal, launch
 
     files = write_demo(args.workspace)
@@ -60,12 +66,17 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
     from engine_core.comparator.tolerances import CompareSettings
     from tui.cli.progress import ProgressBar
 
-    print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}",  # type: ignore[attr-defined]
-          file=sys.stderr)
+    print(
+        f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}",  # type: ignore[attr-defined]
+        file=sys.stderr,
+    )
     request = CompareRequest(
-        model=str(files.model), subject=DEMO_SUBJECT, marks=["all"],  # type: ignore[attr-defined]
+        model=str(files.model),
+        subject=DEMO_SUBJECT,
+        marks=["all"],  # type: ignore[attr-defined]
         settings=CompareSettings.from_specs(atol=["1e-2"], rtol=["1e-2"]),
-        load_inputs=[str(files.inputs)], workspace=str(files.workspace),  # type: ignore[attr-defined]
+        load_inputs=[str(files.inputs)],
+        workspace=str(files.workspace),  # type: ignore[attr-defined]
     )
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:
@@ -74,6 +85,9 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
         bar.close()
     sys.stdout.write((report.dumps() if args.json else report.to_text()) + "\n")
     if not args.json:
-        print(f"next: trtdbg bisect {files.model} --auto --precision fp16 --load-inputs {files.inputs}"  # type: ignore[attr-defined]
-              f"  (which nodes must stay FP32)", file=sys.stderr)
+        print(
+            f"next: trtdbg bisect {files.model} --auto --precision fp16 --load-inputs {files.inputs}"  # type: ignore[attr-defined]
+            f"  (which nodes must stay FP32)",
+            file=sys.stderr,
+        )
     return 0 if report.passed else 1

@@ -10,16 +10,21 @@ import sys
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg diff``."""
     p = sub.add_parser(
-        "diff", help="layers whose tactic/precision/format differ between two replays, engines or good/bad folders",
+        "diff",
+        help="layers whose tactic/precision/format differ between two replays, engines or good/bad folders",
         description="Compare A and B: TensorRT 10 tactic replays (Polygraphy JSON), engines (.plan, or engine-"
-                    "inspector JSON), debug-build iteration JSON or timing caches where TensorRT exposes them. A "
-                    "folder stands for every file in it (e.g. `trtdbg diff RUN/good RUN/bad`): a value is reported "
-                    "when B has it and no file of A does. Exit 0 = no difference, 1 = differences.",
+        "inspector JSON), debug-build iteration JSON or timing caches where TensorRT exposes them. A "
+        "folder stands for every file in it (e.g. `trtdbg diff RUN/good RUN/bad`): a value is reported "
+        "when B has it and no file of A does. Exit 0 = no difference, 1 = differences.",
     )
     p.add_argument("a", metavar="A", help="file or folder (the good side)")
     p.add_argument("b", metavar="B", help="file or folder (the bad side)")
-    p.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
-                   help="TensorRT module for engines and timing caches (default auto)")
+    p.add_argument(
+        "--trt-module",
+        choices=("auto", "tensorrt", "tensorrt_rtx"),
+        default="auto",
+        help="TensorRT module for engines and timing caches (default auto)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=run)
 
@@ -41,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         doc = {"a": [t.source for t in a], "b": [t.source for t in b], "differences": diffs, "notes": notes}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        head = (f"[I] A: {len(a)} file(s), {sum(len(t.layers) for t in a)} layer entries; "
-                f"B: {len(b)} file(s), {sum(len(t.layers) for t in b)} layer entries")
+        head = (
+            f"[I] A: {len(a)} file(s), {sum(len(t.layers) for t in a)} layer entries; "
+            f"B: {len(b)} file(s), {sum(len(t.layers) for t in b)} layer entries"
+        )
         lines = [head]
         lines += [f"    {d['text']}" for d in diffs] or ["[I] No layer differs"]
         lines += [f"[I] {n}" for n in notes]

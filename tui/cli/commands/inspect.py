@@ -26,24 +26,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="summarize an ONNX model (Polygraphy `inspect model` layout, or JSON)",
         description="Summarize an ONNX model: graph inputs/outputs, initializers, nodes. The layout follows "
-                    "Polygraphy's `inspect model`; intermediate tensors get dtype/shape from shape inference.",
+        "Polygraphy's `inspect model`; intermediate tensors get dtype/shape from shape inference.",
         usage="trtdbg inspect [model] MODEL [--show layers,attrs,weights] [--json] [options]\n"
-              "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]\n"
-              "       trtdbg inspect MODEL --display-as trt [--engine-layers] [--trt-* options]\n"
-              "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]\n"
-              "       trtdbg inspect capability MODEL [--trt-module M] [--json]\n"
-              "       trtdbg inspect tactics REPLAY.json|ENGINE.plan|TIMING.cache [--json]",
+        "       trtdbg inspect data FILE [--all] [--show-values] [--histogram] [--json]\n"
+        "       trtdbg inspect MODEL --display-as trt [--engine-layers] [--trt-* options]\n"
+        "       trtdbg inspect [engine] ENGINE.plan|LAYERS.json [--json]\n"
+        "       trtdbg inspect capability MODEL [--trt-module M] [--json]\n"
+        "       trtdbg inspect tactics REPLAY.json|ENGINE.plan|TIMING.cache [--json]",
     )
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
-    p.add_argument("--show", action="append", default=[], metavar="WHAT",
-                   help="what to list: layers, attrs, weights (comma list, or repeat the flag)")
-    p.add_argument("--json", action="store_true",
-                   help="print JSON (stable keys) instead of text; compact unless stdout is a terminal")
-    p.add_argument("--shape-inference", action=argparse.BooleanOptionalAction, default=True,
-                   help="with --show layers, infer dtype/shape of intermediate tensors (default: on)")
+    p.add_argument(
+        "--show",
+        action="append",
+        default=[],
+        metavar="WHAT",
+        help="what to list: layers, attrs, weights (comma list, or repeat the flag)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (stable keys) instead of text; compact unless stdout is a terminal",
+    )
+    p.add_argument(
+        "--shape-inference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --show layers, infer dtype/shape of intermediate tensors (default: on)",
+    )
     p.add_argument("--external-data-dir", metavar="DIR", help="folder with the model's external data files")
-    p.add_argument("--allow-unsupported", action="store_true",
-                   help="inspect even if ops, domains or the opset are unknown to onnx/onnxruntime")
+    p.add_argument(
+        "--allow-unsupported",
+        action="store_true",
+        help="inspect even if ops, domains or the opset are unknown to onnx/onnxruntime",
+    )
     d = p.add_argument_group("inspect data FILE (saved inputs/outputs: Polygraphy JSON, directory, .npz)")
     d.add_argument("--all", action="store_true", help="list every iteration (default: the first)")
     d.add_argument("--show-values", action="store_true", help="print the values (numpy summary form)")
@@ -59,8 +74,9 @@ def _run_data(args: argparse.Namespace, words: list[str]) -> int:
 
     if len(words) != 1:
         raise TrtdbgError("usage: trtdbg inspect data FILE (one saved inputs/outputs file or directory)")
-    summary = summarize_file(words[0], iterations=None if args.all else 1, histogram=args.histogram,
-                             values=args.show_values)
+    summary = summarize_file(
+        words[0], iterations=None if args.all else 1, histogram=args.histogram, values=args.show_values
+    )
     if args.json:
         import json
 
@@ -118,15 +134,19 @@ def _model_path(words: list[str]) -> str:
 
     if words[0] in _KINDS and (len(words) > 1 or not os.path.exists(words[0])):
         if words[0] in _RESERVED:
-            raise TrtdbgError(f"`trtdbg inspect {words[0]}` is not available yet; inspect a model with "
-                              f"`trtdbg inspect MODEL.onnx`")
+            raise TrtdbgError(
+                f"`trtdbg inspect {words[0]}` is not available yet; inspect a model with `trtdbg inspect MODEL.onnx`"
+            )
         words = words[1:]
         if not words:
             raise TrtdbgError("no model given; usage: trtdbg inspect [model] MODEL.onnx")
     if len(words) > 1:
         extra = words[1:]
-        hint = f"; write --show {','.join(extra)}" if all(w in ("layers", "attrs", "weights") for w in extra) else \
-            "; inspect one model at a time"
+        hint = (
+            f"; write --show {','.join(extra)}"
+            if all(w in ("layers", "attrs", "weights") for w in extra)
+            else "; inspect one model at a time"
+        )
         raise TrtdbgError(f"unexpected argument(s) after {words[0]}: {' '.join(extra)}{hint}")
     return words[0]
 

@@ -28,9 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data-loader-script", metavar="PATH.py[:FUNC]", help="a data-loader script")
     g.add_argument("--atol", metavar="VAL", help="absolute tolerance (default 1e-5)")
     g.add_argument("--rtol", metavar="VAL", help="relative tolerance (default 1e-5)")
-    p.add_argument("--engine", metavar="FILE",
-                   help="TensorRT engine (.plan/.engine) or engine-inspector JSON (trtexec --exportLayerInfo) for "
-                        "the TensorRT view (t)")
+    p.add_argument(
+        "--engine",
+        metavar="FILE",
+        help="TensorRT engine (.plan/.engine) or engine-inspector JSON (trtexec --exportLayerInfo) for "
+        "the TensorRT view (t)",
+    )
     add_workspace_arg(p)
     p.set_defaults(run=run)
 
@@ -38,11 +41,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_ui_args(p: argparse.ArgumentParser) -> None:
     """Options of the terminal UI shared by ``open`` and ``demo``."""
     g = p.add_argument_group("terminal")
-    g.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (terminal selection keeps working)")
-    g.add_argument("--low-bandwidth", action="store_true",
-                   help="no animations and 2 Hz live updates (slow SSH links)")
-    g.add_argument("--keymap", metavar="FILE.json",
-                   help="key overrides {binding id: keys} (default ~/.config/trtdbg/keymap.json; ids are in ? help)")
+    g.add_argument(
+        "--no-mouse", action="store_true", help="do not capture the mouse (terminal selection keeps working)"
+    )
+    g.add_argument("--low-bandwidth", action="store_true", help="no animations and 2 Hz live updates (slow SSH links)")
+    g.add_argument(
+        "--keymap",
+        metavar="FILE.json",
+        help="key overrides {binding id: keys} (default ~/.config/trtdbg/keymap.json; ids are in ? help)",
+    )
 
 
 def form_from_args(args: argparse.Namespace) -> object:
@@ -78,8 +85,15 @@ def launch(model: str, args: argparse.Namespace, form: object, title: str | None
     """Run the app until the user quits."""
     from tui.app import TrtdbgApp
 
-    app = TrtdbgApp(model, workspace=args.workspace, compare=form, low_bandwidth=args.low_bandwidth,
-                    keymap=args.keymap, title=title, engine=getattr(args, "engine", None))
+    app = TrtdbgApp(
+        model,
+        workspace=args.workspace,
+        compare=form,
+        low_bandwidth=args.low_bandwidth,
+        keymap=args.keymap,
+        title=title,
+        engine=getattr(args, "engine", None),
+    )
     app.run(mouse=not args.no_mouse)
     return int(app.return_code or 0)
 
@@ -91,5 +105,7 @@ def run(args: argparse.Namespace) -> int:
         raise TrtdbgError(f"{args.model}: no such file")
     why = check_terminal()
     if why:
-        raise TrtdbgError(f"{why}; for scripts use `trtdbg inspect {args.model}` or `trtdbg compare {args.model} --json`")
+        raise TrtdbgError(
+            f"{why}; for scripts use `trtdbg inspect {args.model}` or `trtdbg compare {args.model} --json`"
+        )
     return launch(args.model, args, form_from_args(args))

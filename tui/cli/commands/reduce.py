@@ -25,27 +25,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the minimal failing model")
-    p.add_argument("--mode", choices=("bisect", "linear"), default="bisect",
-                   help="bisect (default; assumes one contiguous failing region) or linear (one node at a time)")
+    p.add_argument(
+        "--mode",
+        choices=("bisect", "linear"),
+        default="bisect",
+        help="bisect (default; assumes one contiguous failing region) or linear (one node at a time)",
+    )
     p.add_argument("--no-reduce-outputs", action="store_true", help="skip the outputs phase")
     p.add_argument("--no-reduce-inputs", action="store_true", help="skip the inputs phase")
     judge = p.add_argument_group("what 'fails' means (one of)")
     judge.add_argument("--subject", metavar="SPEC", help="compare ort against this backend spec (e.g. ort-cuda)")
-    judge.add_argument("--subject-model", metavar="M2",
-                       help="compare against the same cut of a second model with the same tensor names (e.g. FP16 copy)")
+    judge.add_argument(
+        "--subject-model",
+        metavar="M2",
+        help="compare against the same cut of a second model with the same tensor names (e.g. FP16 copy)",
+    )
     judge.add_argument("--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model")
-    judge.add_argument("--check", nargs=argparse.REMAINDER, metavar="CMD",
-                       help="(must come last) a command that exits non-zero while the model still fails; {model} and "
-                            "{inputs} are replaced by the candidate and its inputs (Polygraphy JSON)")
+    judge.add_argument(
+        "--check",
+        nargs=argparse.REMAINDER,
+        metavar="CMD",
+        help="(must come last) a command that exits non-zero while the model still fails; {model} and "
+        "{inputs} are replaced by the candidate and its inputs (Polygraphy JSON)",
+    )
     tol = p.add_argument_group("tolerances for --subject/--subject-model")
     tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
     tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
-    tol.add_argument("--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median, quantile")
-    tol.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"),
-                     help="ONNX Runtime graph optimization level of both sides (default: as compare picks it)")
-    tol.add_argument("--rel-mode", choices=("polygraphy", "robust"), default="polygraphy", help="relative error formula")
+    tol.add_argument(
+        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median, quantile"
+    )
+    tol.add_argument(
+        "--ort-opt-level",
+        choices=("disable", "basic", "extended", "all"),
+        help="ONNX Runtime graph optimization level of both sides (default: as compare picks it)",
+    )
+    tol.add_argument(
+        "--rel-mode", choices=("polygraphy", "robust"), default="polygraphy", help="relative error formula"
+    )
     add_data_args(p)
-    p.add_argument("--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)")
+    p.add_argument(
+        "--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)"
+    )
     p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="do not print each judged candidate")
@@ -61,14 +81,23 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import load_model
     from engine_core.surgeon.export import check_output_path, save_model
-    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, ReduceStep, Reducer
+    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep
     from engine_core.workspace import Workspace, atomic_write_json
 
-    chosen = [flag for flag, given in (("--subject", args.subject), ("--subject-model", args.subject_model),
-                                       ("--check", args.check is not None)) if given]
+    chosen = [
+        flag
+        for flag, given in (
+            ("--subject", args.subject),
+            ("--subject-model", args.subject_model),
+            ("--check", args.check is not None),
+        )
+        if given
+    ]
     if len(chosen) != 1:
-        raise TrtdbgError(f"reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD "
-                          f"(got {', '.join(chosen) or 'none'})")
+        raise TrtdbgError(
+            f"reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD "
+            f"(got {', '.join(chosen) or 'none'})"
+        )
     out = Path(args.output)
     inputs_out = out.with_name(out.stem + ".inputs.json")
     report_out = out.with_name(out.stem + ".reduce.json")
@@ -84,22 +113,37 @@ def run(args: argparse.Namespace) -> int:
     if args.check is not None:
         judge = CommandJudge(args.check, args.artifact or workdir / "candidate.onnx")
     else:
-        settings = CompareSettings.from_specs(atol=args.atol, rtol=args.rtol, check_error_stat=args.check_error_stat,
-                                              rel_mode=args.rel_mode)
+        settings = CompareSettings.from_specs(
+            atol=args.atol, rtol=args.rtol, check_error_stat=args.check_error_stat, rel_mode=args.rel_mode
+        )
         subject_model = load_model(args.subject_model) if args.subject_model else None
-        judge = CompareJudge(workdir, settings, subject=args.subject, subject_model=subject_model,
-                             subject_model_path=args.subject_model, subject_backend=args.subject_backend,
-                             opt_level=args.ort_opt_level)
+        judge = CompareJudge(
+            workdir,
+            settings,
+            subject=args.subject,
+            subject_model=subject_model,
+            subject_model_path=args.subject_model,
+            subject_backend=args.subject_backend,
+            opt_level=args.ort_opt_level,
+        )
     with OrtRunner(model, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
-                              iterations=args.iterations, script=args.data_loader_script,
-                              load_inputs=args.load_inputs or [])
+    source = make_data_source(
+        metas,
+        shapes=args.shapes or [],
+        seed=args.seed,
+        val_range=args.val_range or [],
+        iterations=args.iterations,
+        script=args.data_loader_script,
+        load_inputs=args.load_inputs or [],
+    )
     feeds = list(source)
 
     def show(step: ReduceStep) -> None:
         verdict = "fails" if step.fails else "passes"
-        print(f"[{step.phase}] {step.index + 1}/{step.total} {step.node}: {step.nodes} node(s) {verdict}", file=sys.stderr)
+        print(
+            f"[{step.phase}] {step.index + 1}/{step.total} {step.node}: {step.nodes} node(s) {verdict}", file=sys.stderr
+        )
 
     reducer = Reducer(model, args.model, feeds, judge, on_step=None if args.quiet else show)
     result = reducer.run(args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs)

@@ -13,41 +13,67 @@ from tui.cli.commands.common import add_data_args
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the new model")
-    p.add_argument("--external-data", action="store_true",
-                   help="write weights to OUT.data beside the model (required above 2 GB)")
-    p.add_argument("--external-data-threshold", metavar="SIZE", default="1K",
-                   help="with --external-data: tensors of at least this size go to the data file (default 1K)")
+    p.add_argument(
+        "--external-data", action="store_true", help="write weights to OUT.data beside the model (required above 2 GB)"
+    )
+    p.add_argument(
+        "--external-data-threshold",
+        metavar="SIZE",
+        default="1K",
+        help="with --external-data: tensors of at least this size go to the data file (default 1K)",
+    )
     p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
     p.add_argument("--json", action="store_true", help="print the change summary as JSON")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("surgeon", help="extract, sanitize (fold constants), insert or prune nodes; writes a new model",
-                       description="Graph surgery. Every subcommand writes a new model with -o (atomically, never over "
-                                   "MODEL) and prints what changed. Exit code 0 = written, 2 = bad input.")
+    p = sub.add_parser(
+        "surgeon",
+        help="extract, sanitize (fold constants), insert or prune nodes; writes a new model",
+        description="Graph surgery. Every subcommand writes a new model with -o (atomically, never over "
+        "MODEL) and prints what changed. Exit code 0 = written, 2 = bad input.",
+    )
     ops = p.add_subparsers(dest="surgeon_command", metavar="SUBCOMMAND", required=True)
 
-    e = ops.add_parser("extract", help="cut the sub-graph between tensors into its own model",
-                       description="Keep what computes --outputs from --inputs. Missing shapes/dtypes come from shape "
-                                   "inference, else one ONNX Runtime run on generated inputs (--shapes).")
+    e = ops.add_parser(
+        "extract",
+        help="cut the sub-graph between tensors into its own model",
+        description="Keep what computes --outputs from --inputs. Missing shapes/dtypes come from shape "
+        "inference, else one ONNX Runtime run on generated inputs (--shapes).",
+    )
     _common(e)
-    e.add_argument("--inputs", nargs="+", metavar="NAME[:SHAPE[:DTYPE]]",
-                   help="tensors that become graph inputs (SHAPE 1x3x224x224, [1,3,h,w] or auto; DTYPE float32 or "
-                        "auto); default: the model inputs the outputs need")
-    e.add_argument("--outputs", nargs="+", required=True, metavar="NAME[:DTYPE]", help="tensors that become graph outputs")
-    e.add_argument("--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run")
+    e.add_argument(
+        "--inputs",
+        nargs="+",
+        metavar="NAME[:SHAPE[:DTYPE]]",
+        help="tensors that become graph inputs (SHAPE 1x3x224x224, [1,3,h,w] or auto; DTYPE float32 or "
+        "auto); default: the model inputs the outputs need",
+    )
+    e.add_argument(
+        "--outputs", nargs="+", required=True, metavar="NAME[:DTYPE]", help="tensors that become graph outputs"
+    )
+    e.add_argument(
+        "--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run"
+    )
     e.set_defaults(run=run_extract)
 
-    s = ops.add_parser("sanitize", help="fold constants (also shape sub-graphs), clean up, sort; outputs checked equal",
-                       description="In this order: --override-input-shapes, --cleanup, --toposort, --fold-constants "
-                                   "(ONNX Runtime, repeated until nothing changes). The result is run against MODEL on "
-                                   "the input data (default: one random sample) and must give equal outputs.")
+    s = ops.add_parser(
+        "sanitize",
+        help="fold constants (also shape sub-graphs), clean up, sort; outputs checked equal",
+        description="In this order: --override-input-shapes, --cleanup, --toposort, --fold-constants "
+        "(ONNX Runtime, repeated until nothing changes). The result is run against MODEL on "
+        "the input data (default: one random sample) and must give equal outputs.",
+    )
     _common(s)
     s.add_argument("--fold-constants", action="store_true", help="fold constant sub-graphs through ONNX Runtime")
     s.add_argument("--cleanup", action="store_true", help="remove nodes and initializers that feed no output")
     s.add_argument("--toposort", action="store_true", help="sort nodes topologically")
-    s.add_argument("--override-input-shapes", nargs="+", metavar="NAME:1x3x640x640",
-                   help="fix input shapes (then shape sub-graphs can fold)")
+    s.add_argument(
+        "--override-input-shapes",
+        nargs="+",
+        metavar="NAME:1x3x640x640",
+        help="fix input shapes (then shape sub-graphs can fold)",
+    )
     s.add_argument("--no-fold-shapes", action="store_true", help="do not fold Shape/Size of statically shaped tensors")
     s.add_argument("--fold-size-threshold", metavar="SIZE", help="do not create folded constants larger than this")
     s.add_argument("--num-passes", type=int, metavar="N", help="at most N folding passes (default: until no change)")
@@ -55,27 +81,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_args(s)
     s.set_defaults(run=run_sanitize)
 
-    i = ops.add_parser("insert", help="insert a node; replaces what produced its outputs",
-                       description="Insert one node reading --inputs and writing --outputs. Existing output tensors "
-                                   "are taken over (the sub-graph that produced them is removed when nothing else "
-                                   "needs it); an output that is also an input wraps that tensor in place; a new name "
-                                   "becomes a graph output.")
+    i = ops.add_parser(
+        "insert",
+        help="insert a node; replaces what produced its outputs",
+        description="Insert one node reading --inputs and writing --outputs. Existing output tensors "
+        "are taken over (the sub-graph that produced them is removed when nothing else "
+        "needs it); an output that is also an input wraps that tensor in place; a new name "
+        "becomes a graph output.",
+    )
     _common(i)
     i.add_argument("--op", required=True, help="op type, e.g. Identity, Clip")
-    i.add_argument("--inputs", nargs="+", required=True, metavar="NAME", help="input tensors (comma-separated or several)")
+    i.add_argument(
+        "--inputs", nargs="+", required=True, metavar="NAME", help="input tensors (comma-separated or several)"
+    )
     i.add_argument("--outputs", nargs="+", required=True, metavar="NAME", help="output tensors")
-    i.add_argument("--attrs", nargs="+", metavar="K=V", help="attributes as Python literals: axis=1 perm=[0,2,1] mode='nearest'")
+    i.add_argument(
+        "--attrs", nargs="+", metavar="K=V", help="attributes as Python literals: axis=1 perm=[0,2,1] mode='nearest'"
+    )
     i.add_argument("--name", help="node name (default trtdbg_insert_<op>)")
     i.add_argument("--domain", default="", help="op domain (default ai.onnx); custom domains skip schema checks")
     i.set_defaults(run=run_insert)
 
-    r = ops.add_parser("prune", help="remove nodes (bypassed, or their outputs become graph inputs)",
-                       description="Remove --nodes. By default readers of a removed node's output read its first input "
-                                   "(dtype and static shape must match); --as-inputs makes needed outputs graph inputs.")
+    r = ops.add_parser(
+        "prune",
+        help="remove nodes (bypassed, or their outputs become graph inputs)",
+        description="Remove --nodes. By default readers of a removed node's output read its first input "
+        "(dtype and static shape must match); --as-inputs makes needed outputs graph inputs.",
+    )
     _common(r)
     r.add_argument("--nodes", nargs="+", required=True, metavar="NAME", help="node names (comma-separated or several)")
     r.add_argument("--as-inputs", action="store_true", help="make the removed nodes' needed outputs graph inputs")
-    r.add_argument("--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run")
+    r.add_argument(
+        "--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run"
+    )
     r.set_defaults(run=run_prune)
 
 
@@ -104,8 +142,9 @@ def _finish(args: argparse.Namespace, result: Any, protect: list[str], extra: di
     from engine_core.sysinfo import parse_size
 
     threshold = parse_size(args.external_data_threshold, "--external-data-threshold")
-    written = save_model(result.model, args.output, external_data=args.external_data, threshold=threshold,
-                         protect=protect)
+    written = save_model(
+        result.model, args.output, external_data=args.external_data, threshold=threshold, protect=protect
+    )
     if args.json:
         doc = {"changes": result.changes.to_json(), "written": [str(p) for p in written], **(extra or {})}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -137,9 +176,14 @@ def run_sanitize(args: argparse.Namespace) -> int:
         raise TrtdbgError("--num-passes must be at least 1")
     model, protect = _load(args)
     options = SanitizeOptions(
-        fold_constants=args.fold_constants, cleanup=args.cleanup, toposort=args.toposort,
-        override_input_shapes=parse_shapes(args.override_input_shapes or []), fold_shapes=not args.no_fold_shapes,
-        fold_size_threshold=parse_size(args.fold_size_threshold, "--fold-size-threshold") if args.fold_size_threshold else None,
+        fold_constants=args.fold_constants,
+        cleanup=args.cleanup,
+        toposort=args.toposort,
+        override_input_shapes=parse_shapes(args.override_input_shapes or []),
+        fold_shapes=not args.no_fold_shapes,
+        fold_size_threshold=parse_size(args.fold_size_threshold, "--fold-size-threshold")
+        if args.fold_size_threshold
+        else None,
         max_passes=args.num_passes,
     )
     result = sanitize(model, options, path=args.model)
@@ -148,8 +192,11 @@ def run_sanitize(args: argparse.Namespace) -> int:
         extra["verify"] = _verify(args, model, result.model)
         if not args.json:
             worst = max((d["max_abs"] for d in extra["verify"]["outputs"]), default=0.0)
-            print(f"verified: outputs equal to MODEL on {extra['verify']['samples']} sample(s) "
-                  f"({extra['verify']['data']}); max |diff| {worst:.3g}", file=sys.stderr)
+            print(
+                f"verified: outputs equal to MODEL on {extra['verify']['samples']} sample(s) "
+                f"({extra['verify']['data']}); max |diff| {worst:.3g}",
+                file=sys.stderr,
+            )
     return _finish(args, result, protect, extra)
 
 
@@ -162,25 +209,44 @@ def _verify(args: argparse.Namespace, original: Any, edited: Any) -> dict[str, A
 
     with OrtRunner(edited, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = make_data_source(metas, shapes=args.shapes or [], seed=args.seed, val_range=args.val_range or [],
-                              iterations=args.iterations, script=args.data_loader_script,
-                              load_inputs=args.load_inputs or [])
+    source = make_data_source(
+        metas,
+        shapes=args.shapes or [],
+        seed=args.seed,
+        val_range=args.val_range or [],
+        iterations=args.iterations,
+        script=args.data_loader_script,
+        load_inputs=args.load_inputs or [],
+    )
     feeds = list(source)
     diffs = compare_models(original, args.model, edited, feeds)
     bad = next((d for d in diffs if not d.equal), None)
     if bad is not None:
-        raise TrtdbgError(f"the sanitized model's output '{bad.name}' differs from MODEL ({bad.reason}); nothing "
-                          f"written — rerun without --fold-constants, or with --no-verify to keep it anyway")
-    return {"samples": len(feeds), "data": source.describe(),
-            "outputs": [{"name": d.name, "max_abs": d.max_abs} for d in diffs]}
+        raise TrtdbgError(
+            f"the sanitized model's output '{bad.name}' differs from MODEL ({bad.reason}); nothing "
+            f"written — rerun without --fold-constants, or with --no-verify to keep it anyway"
+        )
+    return {
+        "samples": len(feeds),
+        "data": source.describe(),
+        "outputs": [{"name": d.name, "max_abs": d.max_abs} for d in diffs],
+    }
 
 
 def run_insert(args: argparse.Namespace) -> int:
     from engine_core.surgeon.insert import insert_node, parse_attrs
 
     model, protect = _load(args)
-    result = insert_node(model, args.op, _items(args.inputs), _items(args.outputs),
-                         attrs=parse_attrs(args.attrs or []), name=args.name, domain=args.domain, path=args.model)
+    result = insert_node(
+        model,
+        args.op,
+        _items(args.inputs),
+        _items(args.outputs),
+        attrs=parse_attrs(args.attrs or []),
+        name=args.name,
+        domain=args.domain,
+        path=args.model,
+    )
     return _finish(args, result, protect)
 
 
@@ -188,6 +254,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from engine_core.surgeon.prune import prune_nodes
 
     model, protect = _load(args)
-    result = prune_nodes(model, _items(args.nodes), as_inputs=args.as_inputs, path=args.model,
-                         fallback_shapes=args.shapes or ())
+    result = prune_nodes(
+        model, _items(args.nodes), as_inputs=args.as_inputs, path=args.model, fallback_shapes=args.shapes or ()
+    )
     return _finish(args, result, protect)

@@ -10,28 +10,34 @@ import sys
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg template``."""
     p = sub.add_parser(
-        "template", help="write a script: `template trt-network MODEL -o script.py` (TensorRT network API)",
+        "template",
+        help="write a script: `template trt-network MODEL -o script.py` (TensorRT network API)",
         description="Write a runnable Python script that parses MODEL with the TensorRT ONNX parser, lists the "
-                    "parsed layers, leaves a marked place in edit() to change the network, then builds and saves "
-                    "the engine (`python script.py -o model.plan`).",
+        "parsed layers, leaves a marked place in edit() to change the network, then builds and saves "
+        "the engine (`python script.py -o model.plan`).",
     )
     p.add_argument("kind", choices=("trt-network",), help="the template to write")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     p.add_argument("-o", "--output", required=True, metavar="SCRIPT.py", help="where to write the script")
-    p.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
-                   help="module the script imports: auto = tensorrt, else tensorrt_rtx (decided when it runs)")
+    p.add_argument(
+        "--trt-module",
+        choices=("auto", "tensorrt", "tensorrt_rtx"),
+        default="auto",
+        help="module the script imports: auto = tensorrt, else tensorrt_rtx (decided when it runs)",
+    )
     p.add_argument("--shapes", nargs="+", metavar="NAME:SHAPE", help="shapes of dynamic inputs (min=opt=max)")
     for which in ("min", "opt", "max"):
-        p.add_argument(f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE",
-                       help=f"{which} shapes of the optimization profile")
+        p.add_argument(
+            f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE", help=f"{which} shapes of the optimization profile"
+        )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the script and write it atomically."""
+    from engine_core.backend.trt.template import trt_network_script
     from engine_core.data.shapes import parse_shapes
     from engine_core.errors import TrtdbgError
-    from engine_core.template import trt_network_script
     from engine_core.workspace import atomic_write_text
 
     if not os.path.isfile(args.model):
@@ -43,9 +49,16 @@ def run(args: argparse.Namespace) -> int:
     for name in sorted(set(lo) | set(opt) | set(hi)):
         o = opt.get(name) or lo.get(name) or hi.get(name)
         profile[name] = (lo.get(name) or o, o, hi.get(name) or o)
-    text = trt_network_script(args.model, module=args.trt_module, shapes=parse_shapes(args.shapes or []),
-                              profile=profile, script_name=os.path.basename(args.output))
+    text = trt_network_script(
+        args.model,
+        module=args.trt_module,
+        shapes=parse_shapes(args.shapes or []),
+        profile=profile,
+        script_name=os.path.basename(args.output),
+    )
     atomic_write_text(args.output, text)
-    print(f"[I] Wrote {args.output}: edit the network in edit(), then run `python {args.output} -o ENGINE.plan`",
-          file=sys.stderr)
+    print(
+        f"[I] Wrote {args.output}: edit the network in edit(), then run `python {args.output} -o ENGINE.plan`",
+        file=sys.stderr,
+    )
     return 0

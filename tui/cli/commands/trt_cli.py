@@ -15,12 +15,20 @@ from typing import Any
 def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: bool = True) -> argparse._ArgumentGroup:
     """The options every TensorRT build takes (module, profile shapes, pool, level, timing cache, TF32)."""
     g = p.add_argument_group(title)
-    g.add_argument("--trt-module", choices=("auto", "tensorrt", "tensorrt_rtx"), default="auto",
-                   help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
+    g.add_argument(
+        "--trt-module",
+        choices=("auto", "tensorrt", "tensorrt_rtx"),
+        default="auto",
+        help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx",
+    )
     for which in ("min", "opt", "max"):
-        g.add_argument(f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE",
-                       help=f"{which} shapes of an optimization profile for dynamic inputs "
-                            "(default: each feed's own shape, min=opt=max)")
+        g.add_argument(
+            f"--trt-{which}-shapes",
+            nargs="+",
+            metavar="NAME:SHAPE",
+            help=f"{which} shapes of an optimization profile for dynamic inputs "
+            "(default: each feed's own shape, min=opt=max)",
+        )
     g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
     g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level (TensorRT default 3)")
     if timing_cache:
@@ -32,21 +40,45 @@ def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: 
 def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
     """The ``--trt-*`` options; ``execution`` adds those that matter only when engines run."""
     g = add_trt_build_args(p, "TensorRT (backends trt, trt:fp16, trt:int8, trt-rtx, ...)")
-    g.add_argument("--trt-mark-mode", choices=("output", "debug"), default="output",
-                   help="make compared tensors engine outputs (default) or debug tensors")
-    g.add_argument("--weak-typing", action="store_true",
-                   help="TensorRT 10 only: precision from builder flags (the :fp16/:int8 suffix) and layer "
-                        "precisions instead of the ONNX types; refused on TensorRT 11 and TensorRT-RTX")
-    g.add_argument("--layer-precisions", nargs="+", metavar="LAYER:PREC",
-                   help="with --weak-typing: per-layer precisions (fp32, fp16, bf16, int8)")
-    g.add_argument("--precision-constraints", choices=("obey", "prefer"), default="obey",
-                   help="with --layer-precisions: obey (default) or prefer them")
-    g.add_argument("--calibration-cache", metavar="FILE",
-                   help="with --weak-typing and :int8: read this INT8 calibration cache, or write it after calibrating")
-    g.add_argument("--no-engine-cache", action="store_true", help="always rebuild; do not store engines in the workspace")
+    g.add_argument(
+        "--trt-mark-mode",
+        choices=("output", "debug"),
+        default="output",
+        help="make compared tensors engine outputs (default) or debug tensors",
+    )
+    g.add_argument(
+        "--weak-typing",
+        action="store_true",
+        help="TensorRT 10 only: precision from builder flags (the :fp16/:int8 suffix) and layer "
+        "precisions instead of the ONNX types; refused on TensorRT 11 and TensorRT-RTX",
+    )
+    g.add_argument(
+        "--layer-precisions",
+        nargs="+",
+        metavar="LAYER:PREC",
+        help="with --weak-typing: per-layer precisions (fp32, fp16, bf16, int8)",
+    )
+    g.add_argument(
+        "--precision-constraints",
+        choices=("obey", "prefer"),
+        default="obey",
+        help="with --layer-precisions: obey (default) or prefer them",
+    )
+    g.add_argument(
+        "--calibration-cache",
+        metavar="FILE",
+        help="with --weak-typing and :int8: read this INT8 calibration cache, or write it after calibrating",
+    )
+    g.add_argument(
+        "--no-engine-cache", action="store_true", help="always rebuild; do not store engines in the workspace"
+    )
     if execution:
-        g.add_argument("--device-memory", choices=("auto", "pycuda", "cuda-python"), default="auto",
-                       help="device-memory layer: pycuda when installed, else cuda-python (default auto)")
+        g.add_argument(
+            "--device-memory",
+            choices=("auto", "pycuda", "cuda-python"),
+            default="auto",
+            help="device-memory layer: pycuda when installed, else cuda-python (default auto)",
+        )
 
 
 def trt_options_from_args(args: argparse.Namespace) -> Any:
@@ -59,11 +91,18 @@ def trt_options_from_args(args: argparse.Namespace) -> Any:
 def add_inspect_args(p: argparse.ArgumentParser) -> None:
     """``inspect`` options for the TensorRT view of a model."""
     g = p.add_argument_group("TensorRT view (inspect MODEL --display-as trt; inspect engine FILE.plan|FILE.json)")
-    g.add_argument("--display-as", choices=("onnx", "trt"), default="onnx",
-                   help="trt: show the model as TensorRT parses it (layers, ONNX origin, types); no GPU needed")
-    g.add_argument("--engine-layers", action="store_true",
-                   help="with --display-as trt: also build the engine (cached) and show its fused layers and which "
-                        "ONNX tensors have no buffer in it")
+    g.add_argument(
+        "--display-as",
+        choices=("onnx", "trt"),
+        default="onnx",
+        help="trt: show the model as TensorRT parses it (layers, ONNX origin, types); no GPU needed",
+    )
+    g.add_argument(
+        "--engine-layers",
+        action="store_true",
+        help="with --display-as trt: also build the engine (cached) and show its fused layers and which "
+        "ONNX tensors have no buffer in it",
+    )
     add_trt_args(p, execution=False)
 
 
@@ -91,12 +130,7 @@ def run_engine(args: argparse.Namespace, words: list[str]) -> int:
 
 def run_network(args: argparse.Namespace, path: str, model: Any, index: Any) -> int:
     """``trtdbg inspect MODEL --display-as trt [--engine-layers]``."""
-    from engine_core.backend.trt.describe import (
-        engine_text,
-        fusion_text,
-        network_text,
-        network_view,
-    )
+    from engine_core.backend.trt.describe import engine_text, fusion_text, network_text, network_view
     from engine_core.backend.trt.mapping import fusion_map
     from engine_core.backend.trt.runner import TrtRunner, _hint_shapes
 
@@ -108,18 +142,27 @@ def run_network(args: argparse.Namespace, path: str, model: Any, index: Any) -> 
     if args.engine_layers:
         built = runner.build(shapes=_hint_shapes(runner.input_metadata()))
         info = runner.engine_info(built)
-        doc["engine"] = {"cache_key": built.key, "cached": built.cached, "path": str(built.path) if built.path else None,
-                         "build_seconds": built.meta.get("build_seconds"), "notes": built.meta.get("notes", [])}
+        doc["engine"] = {
+            "cache_key": built.key,
+            "cached": built.cached,
+            "path": str(built.path) if built.path else None,
+            "build_seconds": built.meta.get("build_seconds"),
+            "notes": built.meta.get("notes", []),
+        }
         if info is None:
             doc["engine"]["note"] = "TensorRT logged no layer listing; inspect the engine file on a GPU"
-            text.append(f"[I] Engine built ({built.path}); TensorRT logged no layer listing: run "
-                        f"`trtdbg inspect engine {built.path}` on a GPU")
+            text.append(
+                f"[I] Engine built ({built.path}); TensorRT logged no layer listing: run "
+                f"`trtdbg inspect engine {built.path}` on a GPU"
+            )
         else:
             fusion = fusion_map(index, info)
             doc["engine"].update(info.to_json())
             doc["fusion"] = fusion.to_json()
-            text += [engine_text(info, f"{os.path.basename(path)} ({'cached' if built.cached else 'built'} engine)"),
-                     fusion_text(fusion, limit=None if args.show else 40)]
+            text += [
+                engine_text(info, f"{os.path.basename(path)} ({'cached' if built.cached else 'built'} engine)"),
+                fusion_text(fusion, limit=None if args.show else 40),
+            ]
     if args.json:
         _dump(doc)
     else:

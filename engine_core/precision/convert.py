@@ -44,20 +44,29 @@ class ConvertResult:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON document."""
-        return {"output": self.output, "kind": self.kind, "precision": dict(self.precision),
-                "demoted": {n: {"requested": r, "reason": why} for n, (r, why) in self.demoted.items()},
-                "bytes": self.bytes, "seconds": round(self.seconds, 3), "engine": dict(self.engine),
-                "warnings": list(self.warnings)}
+        return {
+            "output": self.output,
+            "kind": self.kind,
+            "precision": dict(self.precision),
+            "demoted": {n: {"requested": r, "reason": why} for n, (r, why) in self.demoted.items()},
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "engine": dict(self.engine),
+            "warnings": list(self.warnings),
+        }
 
     def to_text(self) -> str:
         """A few human lines."""
         counts = ", ".join(f"{n} {p}" for p, n in self.precision.items() if n) or "no float nodes"
-        lines = [f"[I] Wrote {self.kind} {self.output} ({self.bytes} bytes, {self.seconds:.2f}s)",
-                 f"[I] Nodes by precision: {counts}"]
+        lines = [
+            f"[I] Wrote {self.kind} {self.output} ({self.bytes} bytes, {self.seconds:.2f}s)",
+            f"[I] Nodes by precision: {counts}",
+        ]
         if self.demoted:
             first = next(iter(self.demoted.items()))
-            lines.append(f"[I] {len(self.demoted)} node(s) kept in higher precision by rules, e.g. '{first[0]}': "
-                         f"{first[1][1]}")
+            lines.append(
+                f"[I] {len(self.demoted)} node(s) kept in higher precision by rules, e.g. '{first[0]}': {first[1][1]}"
+            )
         if self.engine:
             lines.append(f"[I] Engine: {self.engine.get('module_label')}, built in {self.engine.get('build_seconds')}s")
             lines += [f"[W] {n}" for n in self.engine.get("notes", [])]
@@ -108,8 +117,16 @@ def convert(
         raise TrtdbgError(f"model {model_path} does not exist")
     if os.path.exists(output) and os.path.samefile(output, model_path):
         raise TrtdbgError(f"output {output} is the input model; choose another path (inputs are never modified)")
-    built, res = rewritten_model(model_path, precision=precision, plan_file=plan_file, fallback=fallback, feeds=feeds,
-                                 calibration_cache=calibration_cache, on_warning=warn, session=kind == "onnx")
+    built, res = rewritten_model(
+        model_path,
+        precision=precision,
+        plan_file=plan_file,
+        fallback=fallback,
+        feeds=feeds,
+        calibration_cache=calibration_cache,
+        on_warning=warn,
+        session=kind == "onnx",
+    )
     counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
     for p in res.precision.values():
         counts[p] += 1
@@ -117,8 +134,10 @@ def convert(
     engine: dict[str, Any] = {}
     if kind == "onnx":
         if built.ByteSize() > _PROTO_LIMIT:
-            raise TrtdbgError(f"the converted model of {model_path} is over 2 GB; external-data output is not "
-                              "supported yet: write a .plan instead")
+            raise TrtdbgError(
+                f"the converted model of {model_path} is over 2 GB; external-data output is not "
+                "supported yet: write a .plan instead"
+            )
         data = built.SerializeToString()
     else:
         data, engine = _build(built, model_path, trt_options, shapes or {}, label)
@@ -179,17 +198,17 @@ def rewritten_model(
     return built, res
 
 
-def build_plan(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]], label: str,
-               timing_cache: str | None = None) -> Any:
+def build_plan(
+    model: Any,
+    model_path: str,
+    trt_options: Any,
+    shapes: Mapping[str, tuple[int, ...]],
+    label: str,
+    timing_cache: str | None = None,
+) -> Any:
     """:class:`~engine_core.backend.trt.build.CachedEngine` of ``model`` (parsed afresh, new builder, no engine cache);
     ``timing_cache`` overrides the options' file."""
-    from engine_core.backend.trt.build import (
-        BuildOptions,
-        build_engine,
-        dynamic_inputs,
-        model_digest,
-        parse_onnx,
-    )
+    from engine_core.backend.trt.build import BuildOptions, build_engine, dynamic_inputs, model_digest, parse_onnx
     from engine_core.backend.trt.flavour import load_flavour
     from engine_core.backend.trt.runner import TrtOptions
 
@@ -201,21 +220,34 @@ def build_plan(model: Any, model_path: str, trt_options: Any, shapes: Mapping[st
     if dyn and not profiles:
         missing = [n for n in dyn if n not in shapes]
         if missing:
-            raise TrtdbgError(f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape with "
-                              f"--shapes {missing[0]}:1x... (or --trt-min/opt/max-shapes)")
+            raise TrtdbgError(
+                f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape with "
+                f"--shapes {missing[0]}:1x... (or --trt-min/opt/max-shapes)"
+            )
         profiles = BuildOptions.make_profiles([{n: (shapes[n], shapes[n], shapes[n]) for n in dyn}])
-    options = BuildOptions(profiles=profiles, pool_limit=o.pool_limit, opt_level=o.opt_level, tf32=o.tf32,
-                           precision=label, timing_cache=timing_cache or o.timing_cache)
+    options = BuildOptions(
+        profiles=profiles,
+        pool_limit=o.pool_limit,
+        opt_level=o.opt_level,
+        tf32=o.tf32,
+        precision=label,
+        timing_cache=timing_cache or o.timing_cache,
+    )
     return build_engine(parsed, options, digest=model_digest(model), cache=None, where=os.path.basename(model_path))
 
 
-def _build(model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]],
-           label: str) -> tuple[bytes, dict[str, Any]]:
+def _build(
+    model: Any, model_path: str, trt_options: Any, shapes: Mapping[str, tuple[int, ...]], label: str
+) -> tuple[bytes, dict[str, Any]]:
     """Serialized engine of the converted ``model`` and a summary of the build."""
     built = build_plan(model, model_path, trt_options, shapes, label)
-    return built.plan, {"module": built.meta["module"], "version": built.meta["version"],
-                        "module_label": _label(built.meta), "build_seconds": built.meta.get("build_seconds"),
-                        "notes": built.meta.get("notes", [])}
+    return built.plan, {
+        "module": built.meta["module"],
+        "version": built.meta["version"],
+        "module_label": _label(built.meta),
+        "build_seconds": built.meta.get("build_seconds"),
+        "notes": built.meta.get("notes", []),
+    }
 
 
 def _label(meta: Mapping[str, Any]) -> str:

@@ -13,9 +13,10 @@ Pure Python over :class:`~engine_core.model.index.ModelIndex`; no UI imports.
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
@@ -56,7 +57,9 @@ class MarkChange:
 class MarkSet:
     """Marked tensors of the model indexed by ``index``, persisted in ``workspace``."""
 
-    def __init__(self, index: ModelIndex, workspace: Workspace | None = None, model_path: str | Path | None = None) -> None:
+    def __init__(
+        self, index: ModelIndex, workspace: Workspace | None = None, model_path: str | Path | None = None
+    ) -> None:
         self.index = index
         self.workspace = workspace
         path = model_path if model_path is not None else index.path
@@ -76,7 +79,7 @@ class MarkSet:
         return f"{MARKS_DIR}/{name}.json"
 
     @classmethod
-    def load(cls, index: ModelIndex, workspace: Workspace | None, model_path: str | Path | None = None) -> "MarkSet":
+    def load(cls, index: ModelIndex, workspace: Workspace | None, model_path: str | Path | None = None) -> MarkSet:
         """The saved marks of this model (empty when none were saved); unknown names are dropped."""
         marks = cls(index, workspace, model_path)
         if workspace is None:
@@ -84,14 +87,18 @@ class MarkSet:
         try:
             doc = workspace.read_json(marks.file_name)
         except (OSError, ValueError) as exc:
-            raise TrtdbgError(f"cannot read marks from {workspace.path(marks.file_name)}: {exc}; "
-                              f"delete that file to start with no marks") from exc
+            raise TrtdbgError(
+                f"cannot read marks from {workspace.path(marks.file_name)}: {exc}; "
+                f"delete that file to start with no marks"
+            ) from exc
         if not doc:
             return marks
         names = doc.get("tensors") if isinstance(doc, dict) else None
         if not isinstance(names, list):
-            raise TrtdbgError(f"{workspace.path(marks.file_name)} is not a marks file (no 'tensors' list); "
-                              f"delete it to start with no marks")
+            raise TrtdbgError(
+                f"{workspace.path(marks.file_name)} is not a marks file (no 'tensors' list); "
+                f"delete it to start with no marks"
+            )
         markable = marks._markable_set()
         for n in names:
             if isinstance(n, str) and n in markable:

@@ -22,7 +22,7 @@ from engine_core.model.loader import check_runtime_support
 
 SEVERITIES = ("error", "warning", "info")
 FP16_MAX = 65504.0
-FP16_TINY = 2.0 ** -24  # smallest fp16 subnormal; nonzero |x| below half of it rounds to 0
+FP16_TINY = 2.0**-24  # smallest fp16 subnormal; nonzero |x| below half of it rounds to 0
 
 
 @dataclass(frozen=True)
@@ -60,25 +60,33 @@ class LintReport:
 
     def to_json(self) -> dict[str, Any]:
         """Stable keys: path, passed, summary{error, warning, info}, findings[{severity, check, message, node, tensor}]."""
-        return {"path": self.path, "passed": self.passed, "summary": self.counts(),
-                "findings": [f.__dict__ for f in self.findings]}
+        return {
+            "path": self.path,
+            "passed": self.passed,
+            "summary": self.counts(),
+            "findings": [f.__dict__ for f in self.findings],
+        }
 
     def to_text(self) -> str:
         """One line per finding, then a summary line."""
         c = self.counts()
         lines = [f.line() for f in self.findings]
-        lines.append(f"{'PASSED' if self.passed else 'FAILED'} | {self.path} | "
-                     f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)")
+        lines.append(
+            f"{'PASSED' if self.passed else 'FAILED'} | {self.path} | "
+            f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)"
+        )
         return "\n".join(lines)
 
 
-def lint_model(model: onnx.ModelProto, path: str, *, backend: str | None = "ort", max_per_check: int = 20) -> LintReport:
+def lint_model(
+    model: onnx.ModelProto, path: str, *, backend: str | None = "ort", max_per_check: int = 20
+) -> LintReport:
     """Run every check on ``model`` (loaded with its external data) and collect the findings."""
     report = LintReport(path)
     add = report.findings.append
     try:
         onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:  # noqa: BLE001 - checker raises ValidationError / InferenceError
+    except Exception as exc:
         add(Finding("error", "checker", str(exc).strip().splitlines()[0][:300]))
     try:
         check_runtime_support(model, path, onnxruntime=False)
@@ -104,24 +112,70 @@ def _capped(items: list[Finding], limit: int, severity: str, check: str, what: s
 def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], cap: int) -> None:
     graph = model.graph
     producers = Counter(o for n in graph.node for o in n.output if o)
-    out += _capped([Finding("error", "duplicate-tensor", f"tensor is produced by {k} nodes", tensor=t)
-                    for t, k in producers.items() if k > 1], cap, "error", "duplicate-tensor", "tensors")
+    out += _capped(
+        [
+            Finding("error", "duplicate-tensor", f"tensor is produced by {k} nodes", tensor=t)
+            for t, k in producers.items()
+            if k > 1
+        ],
+        cap,
+        "error",
+        "duplicate-tensor",
+        "tensors",
+    )
     unnamed = [n for n in index.nodes(top_level_only=True) if n.name_synthesized]
     if unnamed:
-        out.append(Finding("warning", "unnamed-node", f"{len(unnamed)} node(s) have no name (shown as {unnamed[0].name}, ...); "
-                                                      "errors and plans can only point at them by position"))
+        out.append(
+            Finding(
+                "warning",
+                "unnamed-node",
+                f"{len(unnamed)} node(s) have no name (shown as {unnamed[0].name}, ...); "
+                "errors and plans can only point at them by position",
+            )
+        )
     names = Counter(n.name for n in graph.node if n.name)
-    out += _capped([Finding("warning", "duplicate-node-name", f"{k} nodes share this name", node=name)
-                    for name, k in names.items() if k > 1], cap, "warning", "duplicate-node-name", "names")
+    out += _capped(
+        [
+            Finding("warning", "duplicate-node-name", f"{k} nodes share this name", node=name)
+            for name, k in names.items()
+            if k > 1
+        ],
+        cap,
+        "warning",
+        "duplicate-node-name",
+        "names",
+    )
     used = {i for n in index.nodes() for i in n.inputs if i} | set(index.outputs)
-    dead = [n for n in index.nodes(top_level_only=True)
-            if n.outputs and not any(o in used for o in n.outputs if o)]
-    out += _capped([Finding("warning", "dead-node", "no output of this node is used", node=n.name) for n in dead],
-                   cap, "warning", "dead-node", "dead nodes")
-    out += _capped([Finding("warning", "unused-input", "graph input is not used by any node", tensor=t)
-                    for t in index.inputs if t not in used], cap, "warning", "unused-input", "inputs")
-    out += _capped([Finding("info", "unused-initializer", "initializer is not used by any node", tensor=t)
-                    for t in index.initializer_names if t not in used], cap, "info", "unused-initializer", "initializers")
+    dead = [n for n in index.nodes(top_level_only=True) if n.outputs and not any(o in used for o in n.outputs if o)]
+    out += _capped(
+        [Finding("warning", "dead-node", "no output of this node is used", node=n.name) for n in dead],
+        cap,
+        "warning",
+        "dead-node",
+        "dead nodes",
+    )
+    out += _capped(
+        [
+            Finding("warning", "unused-input", "graph input is not used by any node", tensor=t)
+            for t in index.inputs
+            if t not in used
+        ],
+        cap,
+        "warning",
+        "unused-input",
+        "inputs",
+    )
+    out += _capped(
+        [
+            Finding("info", "unused-initializer", "initializer is not used by any node", tensor=t)
+            for t in index.initializer_names
+            if t not in used
+        ],
+        cap,
+        "info",
+        "unused-initializer",
+        "initializers",
+    )
 
 
 def _shapes(index: ModelIndex, out: list[Finding], cap: int) -> None:
@@ -129,9 +183,14 @@ def _shapes(index: ModelIndex, out: list[Finding], cap: int) -> None:
     if index.shape_inference_error:
         out.append(Finding("warning", "shape-inference", index.shape_inference_error))
     if unknown:
-        out.append(Finding("info", "missing-shape",
-                           f"{len(unknown)} tensor(s) have no known shape after shape inference (first: {unknown[0]}); "
-                           "`trtdbg surgeon sanitize --override-input-shapes` can fix many"))
+        out.append(
+            Finding(
+                "info",
+                "missing-shape",
+                f"{len(unknown)} tensor(s) have no known shape after shape inference (first: {unknown[0]}); "
+                "`trtdbg surgeon sanitize --override-input-shapes` can fix many",
+            )
+        )
 
 
 def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], cap: int) -> None:
@@ -139,12 +198,24 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
     for name in index.initializer_names:
         st = index.initializer_stats(name)
         if st.fp16_overflow:
-            found.append(Finding("warning", "fp16-overflow", f"{st.fp16_overflow} value(s) beyond ±65504 (max |x| "
-                                 f"{max(abs(st.min or 0), abs(st.max or 0)):.4g}): inf in FP16; keep its consumers in FP32",
-                                 tensor=name))
+            found.append(
+                Finding(
+                    "warning",
+                    "fp16-overflow",
+                    f"{st.fp16_overflow} value(s) beyond ±65504 (max |x| "
+                    f"{max(abs(st.min or 0), abs(st.max or 0)):.4g}): inf in FP16; keep its consumers in FP32",
+                    tensor=name,
+                )
+            )
         if st.fp16_underflow:
-            found.append(Finding("info", "fp16-underflow", f"{st.fp16_underflow} nonzero value(s) below 6e-8 become 0 in FP16",
-                                 tensor=name))
+            found.append(
+                Finding(
+                    "info",
+                    "fp16-underflow",
+                    f"{st.fp16_underflow} nonzero value(s) below 6e-8 become 0 in FP16",
+                    tensor=name,
+                )
+            )
     for info in index.nodes(top_level_only=True):
         if info.op_type != "Constant":
             continue
@@ -158,13 +229,29 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
             over = int(np.count_nonzero(mag > FP16_MAX))
             tiny = mag[(mag > 0) & (mag < FP16_TINY / 2)]
             if over:
-                found.append(Finding("warning", "fp16-overflow", f"{over} constant value(s) beyond ±65504", node=info.name))
+                found.append(
+                    Finding("warning", "fp16-overflow", f"{over} constant value(s) beyond ±65504", node=info.name)
+                )
             if tiny.size and arr.size <= 4:
-                found.append(Finding("warning", "fp16-underflow", f"constant {float(tiny.min()):.3g} becomes 0 in FP16 "
-                                     "(an epsilon?): keep this node and its consumer in FP32", node=info.name))
+                found.append(
+                    Finding(
+                        "warning",
+                        "fp16-underflow",
+                        f"constant {float(tiny.min()):.3g} becomes 0 in FP16 "
+                        "(an epsilon?): keep this node and its consumer in FP32",
+                        node=info.name,
+                    )
+                )
             elif tiny.size:
-                found.append(Finding("info", "fp16-underflow", f"{tiny.size} of {arr.size} weights (denormal-size, e.g. "
-                                     f"{float(tiny.min()):.3g}) become 0 in FP16; usually harmless", node=info.name))
+                found.append(
+                    Finding(
+                        "info",
+                        "fp16-underflow",
+                        f"{tiny.size} of {arr.size} weights (denormal-size, e.g. "
+                        f"{float(tiny.min()):.3g}) become 0 in FP16; usually harmless",
+                        node=info.name,
+                    )
+                )
     out += _capped(found, cap, "warning", "fp16-range", "fp16 range findings")
 
 
@@ -176,6 +263,6 @@ def _ort_support(model: onnx.ModelProto, path: str, out: list[Finding]) -> None:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+    except Exception as exc:
         text = " ".join(str(exc).split())
         out.append(Finding("error", "ort-load", f"ONNX Runtime (CPU) cannot load the model: {text[:300]}"))

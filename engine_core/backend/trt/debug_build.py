@@ -40,8 +40,15 @@ class Iteration:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON (layer properties included)."""
-        return {"index": self.index, "verdict": self.verdict, "engine": self.engine, "sha256": self.sha256,
-                "build_seconds": self.build_seconds, "detail": self.detail, "layers": self.layers}
+        return {
+            "index": self.index,
+            "verdict": self.verdict,
+            "engine": self.engine,
+            "sha256": self.sha256,
+            "build_seconds": self.build_seconds,
+            "detail": self.detail,
+            "layers": self.layers,
+        }
 
 
 @dataclass
@@ -62,17 +69,25 @@ class DebugBuildResult:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON document."""
-        return {"module": self.module, "artifacts": self.artifacts, "counts": self.counts(),
-                "distinct_engines": len({it.sha256 for it in self.iterations}), "compared": self.compared,
-                "differences": self.differences, "iterations": [it.to_json() for it in self.iterations],
-                "notes": list(self.notes)}
+        return {
+            "module": self.module,
+            "artifacts": self.artifacts,
+            "counts": self.counts(),
+            "distinct_engines": len({it.sha256 for it in self.iterations}),
+            "compared": self.compared,
+            "differences": self.differences,
+            "iterations": [it.to_json() for it in self.iterations],
+            "notes": list(self.notes),
+        }
 
     def to_text(self) -> str:
         """Summary lines."""
         c = self.counts()
-        lines = [f"[I] {len(self.iterations)} build(s) with {self.module}: {c['good']} good, {c['bad']} bad"
-                 + (f", {c['built']} unchecked" if c["built"] else "")
-                 + f"; {len({it.sha256 for it in self.iterations})} distinct engine file(s); artifacts in {self.artifacts}"]
+        lines = [
+            f"[I] {len(self.iterations)} build(s) with {self.module}: {c['good']} good, {c['bad']} bad"
+            + (f", {c['built']} unchecked" if c["built"] else "")
+            + f"; {len({it.sha256 for it in self.iterations})} distinct engine file(s); artifacts in {self.artifacts}"
+        ]
         if self.differences:
             lines.append(f"[I] Engine properties that differ ({self.compared}):")
             for d in self.differences[:40]:
@@ -103,20 +118,24 @@ def layer_properties(info: Any) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for layer in info.layers:
         formats = ";".join(t.format for t in (*layer.inputs, *layer.outputs) if t.format)
-        out[layer.name] = {"type": layer.type, "precision": layer.precision, "tactic": layer.tactic,
-                           "formats": formats}
+        out[layer.name] = {"type": layer.type, "precision": layer.precision, "tactic": layer.tactic, "formats": formats}
     return out
 
 
-def differences(a: Sequence[Iteration], b: Sequence[Iteration], labels: tuple[str, str] = ("good", "bad"),
-                ) -> list[dict[str, Any]]:
+def differences(
+    a: Sequence[Iteration], b: Sequence[Iteration], labels: tuple[str, str] = ("good", "bad")
+) -> list[dict[str, Any]]:
     """Layer properties whose values in group ``b`` never occur in group ``a``, and layers present in one group only."""
-    return layer_differences([it.layers for it in a if it.layers is not None],
-                             [it.layers for it in b if it.layers is not None], labels)
+    return layer_differences(
+        [it.layers for it in a if it.layers is not None], [it.layers for it in b if it.layers is not None], labels
+    )
 
 
-def layer_differences(la: Sequence[Mapping[str, Mapping[str, str]]], lb: Sequence[Mapping[str, Mapping[str, str]]],
-                      labels: tuple[str, str] = ("good", "bad")) -> list[dict[str, Any]]:
+def layer_differences(
+    la: Sequence[Mapping[str, Mapping[str, str]]],
+    lb: Sequence[Mapping[str, Mapping[str, str]]],
+    labels: tuple[str, str] = ("good", "bad"),
+) -> list[dict[str, Any]]:
     """As :func:`differences`, on layer listings (layer name → property → value); empty when a group has none."""
     if not la or not lb:
         return []
@@ -127,17 +146,31 @@ def layer_differences(la: Sequence[Mapping[str, Mapping[str, str]]], lb: Sequenc
     for name in order:
         if name not in names_a or name not in names_b:
             side = labels[1] if name in names_b else labels[0]
-            found.append({"layer": name, "property": "presence", labels[0]: [name in names_a],
-                          labels[1]: [name in names_b], "text": f"layer '{name}' only in {side} engines"})
+            found.append(
+                {
+                    "layer": name,
+                    "property": "presence",
+                    labels[0]: [name in names_a],
+                    labels[1]: [name in names_b],
+                    "text": f"layer '{name}' only in {side} engines",
+                }
+            )
             continue
         props = list(dict.fromkeys(p for d in (*la, *lb) if name in d for p in d[name]))
         for prop in props:
             va = sorted({str(d[name].get(prop, "")) for d in la if name in d})
             vb = sorted({str(d[name].get(prop, "")) for d in lb if name in d})
             if set(vb) - set(va):
-                found.append({"layer": name, "property": prop, labels[0]: va, labels[1]: vb,
-                              "text": f"'{name}' {prop}: {labels[0]} {', '.join(va) or '-'} | "
-                                      f"{labels[1]} {', '.join(vb) or '-'}"})
+                found.append(
+                    {
+                        "layer": name,
+                        "property": prop,
+                        labels[0]: va,
+                        labels[1]: vb,
+                        "text": f"'{name}' {prop}: {labels[0]} {', '.join(va) or '-'} | "
+                        f"{labels[1]} {', '.join(vb) or '-'}",
+                    }
+                )
     return found
 
 
@@ -162,7 +195,7 @@ def debug_build(
     """
     from engine_core.backend.trt.flavour import load_flavour
     from engine_core.backend.trt.inspector import from_layer_text, inspect_plan
-    from engine_core.convert import build_plan
+    from engine_core.precision.convert import build_plan
     from engine_core.precision.evaluate import CheckCommand
 
     if isinstance(until, str) and not check:
@@ -176,8 +209,9 @@ def debug_build(
     limit = until if isinstance(until, int) else max_iterations
     for k in range(limit):
         cache = root / "timing" / f"iter_{k}.cache" if fl.timing_cache else None
-        built = build_plan(model, model_path, trt_options, shapes or {}, label,
-                           timing_cache=str(cache) if cache else None)
+        built = build_plan(
+            model, model_path, trt_options, shapes or {}, label, timing_cache=str(cache) if cache else None
+        )
         for n in built.meta.get("notes", []):
             if n not in notes:
                 notes.append(n)
@@ -196,16 +230,24 @@ def debug_build(
         verdict, detail = "built", None
         if check:
             cmd = CheckCommand(check.replace("{engine}", shlex.quote(str(path))), check_timeout)
-            passed, detail, warns = cmd.run({"TRTDBG_ENGINE": str(path), "TRTDBG_ITERATION": str(k)},
-                                            root / "logs" / f"iter_{k}.log")
+            passed, detail, warns = cmd.run(
+                {"TRTDBG_ENGINE": str(path), "TRTDBG_ITERATION": str(k)}, root / "logs" / f"iter_{k}.log"
+            )
             notes.extend(w for w in warns if w not in notes)
             verdict = "good" if passed else "bad"
             target = root / verdict / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             path = target
-        it = Iteration(k, verdict, str(path), hashlib.sha256(built.plan).hexdigest(),
-                       float(built.meta.get("build_seconds") or 0.0), detail, layers)
+        it = Iteration(
+            k,
+            verdict,
+            str(path),
+            hashlib.sha256(built.plan).hexdigest(),
+            float(built.meta.get("build_seconds") or 0.0),
+            detail,
+            layers,
+        )
         atomic_write_json(path.with_suffix(".json"), it.to_json())
         iterations.append(it)
         if on_iteration is not None:
@@ -246,5 +288,7 @@ def new_run_dir(base: str | os.PathLike[str]) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise TrtdbgError(f"cannot create {path}: {exc.strerror or exc}; choose a writable --artifacts-dir") from exc
+            raise TrtdbgError(
+                f"cannot create {path}: {exc.strerror or exc}; choose a writable --artifacts-dir"
+            ) from exc
     raise TrtdbgError(f"too many runs in {base}; clean it up")

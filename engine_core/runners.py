@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import onnx
 
@@ -24,8 +24,9 @@ def describe_backends() -> str:
     """One line listing the accepted specs."""
     from engine_core.backend.trt.spec import describe as describe_trt
 
-    return ", ".join([*(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu"), describe_trt(),
-                      precision_runner.describe()])
+    return ", ".join(
+        [*(f"{k} ({v[1]})" for k, v in BACKENDS.items() if k != "ort-cpu"), describe_trt(), precision_runner.describe()]
+    )
 
 
 def make_runner(
@@ -50,21 +51,35 @@ def make_runner(
     if plan is not None or (precision_runner.is_precision_spec(key) and not trt):
 
         def base(base_spec: str, built: onnx.ModelProto, level: str) -> Runner:
-            return make_runner(base_spec, built, model_path, observable=observable, unobservable=unobservable,
-                               opt_level=level, trt_options=trt_options)
+            return make_runner(
+                base_spec,
+                built,
+                model_path,
+                observable=observable,
+                unobservable=unobservable,
+                opt_level=level,
+                trt_options=trt_options,
+            )
 
-        return precision_runner.make_precision_runner(key, model, model_path, plan_file=plan, make_base=base,
-                                                      observable=observable, unobservable=unobservable)
+        return precision_runner.make_precision_runner(
+            key, model, model_path, plan_file=plan, make_base=base, observable=observable, unobservable=unobservable
+        )
     if trt:
         from engine_core.backend.trt.spec import make_trt_runner
 
-        return make_trt_runner(key, model, model_path, observable=observable, unobservable=unobservable,
-                               options=trt_options)  # type: ignore[arg-type]
+        return make_trt_runner(
+            key, model, model_path, observable=observable, unobservable=unobservable, options=trt_options
+        )  # type: ignore[arg-type]
     if key not in BACKENDS:
         raise TrtdbgError(f"unknown backend '{spec}'; available: {describe_backends()}")
     provider, _ = BACKENDS[key]
     return OrtRunner(
-        model, model_path, provider=provider, opt_level=opt_level,
-        observable=observable, unobservable=unobservable, name=key if key != "ort-cpu" else "ort",
+        model,
+        model_path,
+        provider=provider,
+        opt_level=opt_level,
+        observable=observable,
+        unobservable=unobservable,
+        name=key if key != "ort-cpu" else "ort",
         allow_tf32=key.endswith(":tf32"),
     )

@@ -1,0 +1,28 @@
+"""Plain types shared by every layer: tensor metadata and dimensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Dim = int | str | None
+"""A dimension: a fixed size, a symbolic name (``"batch"``), or ``None`` when unknown."""
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Name, numpy dtype and (possibly dynamic) shape of a model input or output."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[Dim, ...] | None
+
+    @property
+    def is_dynamic(self) -> bool:
+        """True when the shape is unknown or has a non-integer dimension."""
+        return self.shape is None or any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    def describe(self) -> str:
+        """``name [dtype=float32, shape=(1, 3, 'h', 'w')]`` as Polygraphy prints it."""
+        return f"{self.name} [dtype={np.dtype(self.dtype).name}, shape={self.shape}]"
