@@ -405,7 +405,7 @@ async def test_compare_error_is_one_line_not_a_crash(demo) -> None:
         await pilot.press("r", "ctrl+s")
         await settle(app, pilot)
         scr = app.main_screen
-        assert scr.compare_error and "missing.onnx" in scr.compare_error
+        assert scr.panel.compare_error and "missing.onnx" in scr.panel.compare_error
         assert "comparison failed" in screen_text(app) and app.is_running
 
 
@@ -756,7 +756,7 @@ async def test_compare_on_a_real_model_and_low_bandwidth(tmp_path) -> None:
         assert n == len(scr.view.index.markable())
         await pilot.press("r", "ctrl+s")
         await settle(app, pilot)
-        assert scr.compare_error is None, scr.compare_error
-        report = scr.last_report
+        assert scr.panel.compare_error is None, scr.panel.compare_error
+        report = scr.panel.last_report
         assert report is not None and report.passed and len(scr.query_one(ErrorTable).store) == n
         assert "PASSED: all" in screen_text(app)

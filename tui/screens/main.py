@@ -1,14 +1,11 @@
-"""Main screen: graph tree (left), detail pane and live compare table (right).
+"""Main screen: graph tree (left), detail pane and the compare panel (right).
 
-All model work runs in thread workers that never touch widgets: they post messages (tui.messages)
-or, for the compare's result stream, put results on a queue that a 4 Hz timer (2 Hz with
-``--low-bandwidth``) drains inside ``app.batch_update()``. Handlers on this screen own all state.
-"""
+All model work runs in thread workers that never touch widgets: they post messages (tui.messages).
+The comparison itself (worker, result queue, timed flush, error table) lives in
+:class:`~tui.widgets.compare_panel.ComparePanel`; this screen owns navigation, search and marks."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from typing import Any
 
@@ -18,11 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, ProgressBar, Sparkline, Static, Tree
+from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from tui.messages import (
-    CompareFinished,
     InitializerStatsReady,
     JobFinished,
     MarksSaved,
@@ -33,12 +29,10 @@ from tui.messages import (
 )
 from tui.screens.common import PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
+from tui.widgets.compare_panel import ComparePanel
 from tui.widgets.detail import DetailPane, node_detail, result_block, scope_detail
-from tui.widgets.error_table import ErrorTable, fmt
+from tui.widgets.error_table import ErrorTable
 from tui.widgets.graph_tree import GraphTree, GraphView, Row
-
-MAX_FLUSH = 20_000
-"""Most results moved into the table per flush (keeps one frame short even when 100k arrive at once)."""
 
 
 def search_nodes(index: Any, query: str) -> list[int]:
@@ -83,15 +77,6 @@ class MainScreen(Screen):
     MainScreen GraphTree { width: 42%; border-right: solid $panel-lighten-2; }
     MainScreen #right { width: 1fr; }
     MainScreen DetailPane { height: 1fr; min-height: 8; border-bottom: solid $panel-lighten-2; }
-    MainScreen #compare-panel { height: 1fr; min-height: 10; }
-    MainScreen #compare-panel.-empty { height: 5; min-height: 5; }
-    MainScreen #compare-status { height: auto; max-height: 4; padding: 0 1; }
-    MainScreen #progress { height: 1; padding: 0 1; }
-    MainScreen #progress Bar { width: 1fr; }
-    MainScreen #spark-label { height: 1; padding: 0 1; color: $text-muted; }
-    MainScreen Sparkline { height: 2; padding: 0 1; }
-    MainScreen #progress, MainScreen Sparkline, MainScreen #spark-label { display: none; }
-    MainScreen .-active #progress, MainScreen .-results Sparkline, MainScreen .-results #spark-label { display: block; }
     MainScreen #search { dock: bottom; display: none; }
     MainScreen #search.-visible { display: block; }
     """
@@ -109,23 +94,11 @@ class MainScreen(Screen):
         self.view = GraphView()
         self.workspace: Any = None
         self.load_seconds: float | None = None
-        self.results_by_tensor: dict[str, Any] = {}
         self.init_stats: dict[str, Any] = {}
         self.hits: list[int] = []
         self.hit_pos = -1
         self.history: list[int] = []
-        self.last_report: Any = None
-        self.compare_error: str | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._progress: Any = None
-        self._cancel: threading.Event | None = None
-        self._comparing = False
-        self._compare_started = 0.0
-        self._flush_timer: Any = None
-        self._first_failing: Any = None
-        self._first_nonfinite: Any = None
         self._detail_node: int | None = None
-        self._warnings: list[str] = []
         self.last_surgery: Any = None
         self.last_surgery_error: str | None = None
 
@@ -136,20 +109,11 @@ class MainScreen(Screen):
             yield GraphTree(self.view, id="tree")
             with Vertical(id="right"):
                 yield DetailPane(id="detail")
-                with Vertical(id="compare-panel", classes="-empty"):
-                    yield Static(
-                        Text("No comparison yet: r sets one up (reference, subject, tolerances, data).", style="dim"),
-                        id="compare-status",
-                    )
-                    yield ProgressBar(total=1, show_eta=False, id="progress")
-                    yield ErrorTable(id="errors")
-                    yield Static("", id="spark-label")
-                    yield Sparkline([], id="spark")
+                yield ComparePanel(self.view, self.flush_interval, id="compare-panel")
         yield Input(placeholder="search: node name, tensor name or op type (enter: search, esc: close)", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(ErrorTable).op_of = self._op_of_result
         self.query_one(GraphTree).focus()
         self.load_model()
 
@@ -527,14 +491,22 @@ class MainScreen(Screen):
 
     # ------------------------------------------------------------------ compare
     @property
+    def panel(self) -> ComparePanel:
+        return self.query_one(ComparePanel)
+
+    @property
     def comparing(self) -> bool:
-        return self._comparing
+        return self.panel.comparing
+
+    @property
+    def results_by_tensor(self) -> dict[str, Any]:
+        return self.panel.results_by_tensor
 
     def action_compare(self) -> None:
         if self.view.index is None:
             self.notify("the model is still loading", timeout=2)
             return
-        if self._comparing:
+        if self.comparing:
             self.notify("a comparison is running: ctrl+c cancels it", severity="warning", timeout=3)
             return
         form = self.form
@@ -551,7 +523,7 @@ class MainScreen(Screen):
         self.app.push_screen(CompareDialog(form, len(self.view.marks), self.display_name), start)
 
     def start_compare(self, form: CompareForm) -> None:
-        """Build the engine_core request and run it in a worker; results stream into the table."""
+        """Build the engine_core request and hand it to the compare panel."""
         from engine_core.errors import TrtdbgError
 
         try:
@@ -561,274 +533,41 @@ class MainScreen(Screen):
                 str(self.workspace.root) if self.workspace is not None else self.workspace_arg,
             )
         except TrtdbgError as exc:
-            self._set_status(Text(str(exc), style="bold red"))
+            self.panel.set_status(Text(str(exc), style="bold red"))
             self.notify(str(exc), severity="error", timeout=8)
             return
-        self._reset_results()
-        self._cancel = threading.Event()
-        self._queue = queue.SimpleQueue()
-        self._progress = None
-        self._warnings = []
-        self._comparing = True
-        self._compare_started = time.perf_counter()
-        self._set_status(Text("preparing: loading models and data…", style="bold"))
-        bar = self.query_one("#progress", ProgressBar)
-        bar.update(total=1, progress=0)
-        self.query_one("#compare-panel").add_class("-active").remove_class("-empty")
-        self._flush_timer = self.set_interval(self.flush_interval, self._flush)
-        self.run_compare(request, self._cancel, self._queue)
-
-    def _reset_results(self) -> None:
-        self.results_by_tensor.clear()
-        self.view.node_status.clear()
-        self.view.scope_fails.clear()
-        self.view.first_failing = self.view.first_nonfinite = None
-        self._first_failing = self._first_nonfinite = None
-        self.last_report = None
-        self.compare_error = None
-        self.query_one(ErrorTable).reset("waiting for the first results…")
-        self.query_one(Sparkline).data = []
-        self.query_one("#spark-label", Static).update("")
+        self.panel.start(request)
         self.query_one(GraphTree).refresh_labels()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def run_compare(self, request: Any, cancel: threading.Event, results: queue.SimpleQueue) -> None:
-        """engine_core ``execute`` in this thread; results go to the queue, never to widgets."""
-        from engine_core.comparator import request as creq
-        from engine_core.errors import TrtdbgError
-
-        start = time.perf_counter()
-
-        def progress(p: Any) -> None:
-            self._progress = p
-
-        def warn(msg: str) -> None:
-            results.put(("warning", msg))
-
-        try:
-            report = creq.execute(request, on_progress=progress, on_warning=warn, on_result=results.put, cancel=cancel)
-            self.post_message(
-                CompareFinished(report, cancelled=report.summary.cancelled, seconds=time.perf_counter() - start)
-            )
-        except TrtdbgError as exc:
-            self.post_message(
-                CompareFinished(None, str(exc), cancelled=cancel.is_set(), seconds=time.perf_counter() - start)
-            )
-        except Exception as exc:
-            self.post_message(
-                CompareFinished(
-                    None, f"{type(exc).__name__}: {exc}", cancelled=cancel.is_set(), seconds=time.perf_counter() - start
-                )
-            )
 
     def cancel_job(self) -> bool:
         """ctrl+c: cancel the running comparison; False when nothing runs."""
-        if self._comparing and self._cancel is not None:
-            if not self._cancel.is_set():
-                self._cancel.set()
-                self._set_status(Text("cancelling… (stops after the current chunk)", style="bold yellow"))
-            return True
-        return False
+        return self.panel.cancel()
 
-    def _flush(self) -> None:
-        """Move queued results into the table and the tree (one repaint for everything that arrived)."""
-        items: list[Any] = []
-        q = self._queue
-        try:
-            while len(items) < MAX_FLUSH:
-                items.append(q.get_nowait())
-        except queue.Empty:
-            pass
-        results = []
-        for it in items:
-            if isinstance(it, tuple):
-                self._warnings.append(it[1])
-                self.notify(it[1], severity="warning", timeout=6)
-            else:
-                results.append(it)
-        with self.app.batch_update():
-            if results:
-                self._absorb(results)
-            self._update_progress()
-
-    def _absorb(self, results: list[Any]) -> None:
-        view = self.view
-        index, scopes = view.index, view.scopes
-        newly_failing: list[int] = []
-        for r in results:
-            prev = self.results_by_tensor.get(r.slot.name)
-            if (
-                prev is None
-                or (prev.stats.passed and not r.stats.passed)
-                or (r.stats.nonfinite and not prev.stats.nonfinite)
-            ):
-                self.results_by_tensor[r.slot.name] = r
-            i = index.find(r.slot.node) if r.slot.node else None
-            if i is not None:
-                old = view.node_status.get(i)
-                new = "nonfinite" if r.stats.nonfinite else ("fail" if not r.stats.passed else "pass")
-                rank = {"pass": 0, "fail": 1, "nonfinite": 2}
-                if old is None or rank[new] > rank[old]:
-                    view.node_status[i] = new
-                    if new != "pass" and old in (None, "pass"):
-                        newly_failing.append(i)
-            key = (r.slot.topo_index, r.iteration)
-            if not r.stats.passed:
-                ff = self._first_failing
-                if ff is None or key < (ff.slot.topo_index, ff.iteration):
-                    self._first_failing = r
-            if r.stats.nonfinite:
-                fn = self._first_nonfinite
-                if fn is None or key < (fn.slot.topo_index, fn.iteration):
-                    self._first_nonfinite = r
-        for i in newly_failing:
-            path = scopes.locate(i) + (i,)
-            for k in range(1, len(path)):
-                view.scope_fails[path[:k]] = view.scope_fails.get(path[:k], 0) + 1
-        view.first_failing = self._node_of(self._first_failing)
-        view.first_nonfinite = self._node_of(self._first_nonfinite)
-        table = self.query_one(ErrorTable)
-        table.add_results(results, self._first_failing, self._first_nonfinite)
+    @on(ComparePanel.ResultsAdded)
+    def _results_added(self, msg: ComparePanel.ResultsAdded) -> None:
         self.query_one(GraphTree).refresh_labels()
-        self._update_spark()
-        if self._detail_node is not None and any(self._node_of(r) == self._detail_node for r in results):
+        node_of = self.panel.node_of
+        if self._detail_node is not None and any(node_of(r) == self._detail_node for r in msg.results):
             self._show_node(self._detail_node)
 
-    def _node_of(self, r: Any) -> int | None:
-        if r is None or not r.slot.node or self.view.index is None:
-            return None
-        return self.view.index.find(r.slot.node)
-
-    def _op_of_result(self, r: Any) -> str:
-        i = self._node_of(r)
-        return self.view.index.op_type(i) if i is not None else ""
-
-    def _update_spark(self) -> None:
-        """Max |error| per compared tensor in graph order (log scale), bucketed to at most 256 bars."""
-        import numpy as np
-
-        table = self.query_one(ErrorTable)
-        store = table.store
-        order = store.view("graph", False)
-        if not len(order):
-            return
-        errs = np.asarray(store._abs, dtype=np.float64)[order]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where(np.isfinite(errs), np.log10(np.maximum(errs, 1e-12)), 12.0)
-        logs = np.nan_to_num(logs, nan=12.0) + 12.0
-        if len(logs) > 256:
-            pad = (-len(logs)) % 256
-            logs = np.concatenate([logs, np.full(pad, logs[-1])]).reshape(256, -1).max(axis=1)
-        self.query_one(Sparkline).data = logs.tolist()
-        self.query_one("#compare-panel").set_class(True, "-results")
-        worst_k = int(np.argmax(np.where(np.isnan(errs), np.inf, errs)))
-        worst = store.results[int(order[worst_k])]
-        label = Text("max|err| by layer, log scale", style="dim")
-        label.append(" · worst ", style="dim")
-        label.append(worst.slot.name)
-        label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
-        self.query_one("#spark-label", Static).update(label)
-
-    def _update_progress(self) -> None:
-        p = self._progress
-        bar = self.query_one("#progress", ProgressBar)
-        table = self.query_one(ErrorTable)
-        if p is not None:
-            bar.update(total=max(p.total, 1), progress=p.done)
-        if not self._comparing:
-            return
-        t = Text()
-        if p is None and not len(table.store):
-            t.append("preparing: loading models and data…", style="bold")
-        else:
-            done = p.done if p is not None else len(table.store)
-            total = p.total if p is not None else "?"
-            t.append(f"comparing {done}/{total} tensors", style="bold")
-            if p is not None and p.batches > 1:
-                t.append(f" · batch {p.batch + 1}/{p.batches}")
-            t.append(f" · {time.perf_counter() - self._compare_started:.1f}s")
-            self._append_found(t, table)
-        if self._cancel is not None and self._cancel.is_set():
-            t.append(" · cancelling…", style="bold yellow")
-        t.append("  (ctrl+c cancels)", style="dim")
-        self._set_status(t)
-
-    def _append_found(self, t: Text, table: ErrorTable) -> None:
-        store = table.store
-        t.append(f" · {store.failed} failing", style="bold red" if store.failed else "green")
-        if store.nonfinite:
-            t.append(f" · {store.nonfinite} with NaN/Inf", style="bold yellow")
-        if self._first_failing is not None:
-            t.append("\nfirst failing: ", style="dim")
-            t.append(self._first_failing.slot.name, style="bold red")
-            t.append(f" (#{self._first_failing.slot.topo_index})")
-        if self._first_nonfinite is not None:
-            t.append("\nfirst NaN/Inf: ", style="dim")
-            t.append(self._first_nonfinite.slot.name, style="bold yellow")
-            t.append(f" (#{self._first_nonfinite.slot.topo_index})")
-
-    def _set_status(self, text: Text) -> None:
-        self.query_one("#compare-status", Static).update(text)
-
-    @on(CompareFinished)
-    def _compare_finished(self, msg: CompareFinished) -> None:
-        self._flush()
-        while not self._queue.empty():  # everything the worker queued before posting this message
-            self._flush()
-        if self._flush_timer is not None:
-            self._flush_timer.stop()
-            self._flush_timer = None
-        self._comparing = False
-        self.query_one("#compare-panel").remove_class("-active")
-        table = self.query_one(ErrorTable)
-        t = Text()
-        if msg.report is None:
-            self.compare_error = msg.error
-            t.append("comparison failed: ", style="bold red")
-            t.append(msg.error or "")
-            self.notify(msg.error or "comparison failed", severity="error", timeout=10)
-            table.placeholder = "the comparison failed (see above); r to try again"
-            table.refresh()
-            self._set_status(t)
-            return
-        report = msg.report
-        self.last_report = report
-        s = report.summary
-        # The engine's summary is authoritative for the first failing / first NaN tensors.
-        self._first_failing, self._first_nonfinite = s.first_failing, s.first_nonfinite
-        self.view.first_failing = self._node_of(s.first_failing)
-        self.view.first_nonfinite = self._node_of(s.first_nonfinite)
-        table.add_results([], s.first_failing, s.first_nonfinite)
-        if s.cancelled:
-            t.append(f"cancelled after {s.compared} comparisons", style="bold yellow")
-        elif report.passed:
-            t.append(f"PASSED: all {s.compared} comparisons", style="bold green")
-        else:
-            t.append(f"FAILED: {s.failed}/{s.compared} comparisons", style="bold red")
-        t.append(f" · {msg.seconds:.1f}s · {_short(report.reference)} vs {_short(report.subject)}", style="dim")
-        self._append_found(t, table)
-        if s.first_failing is not None:
-            t.append("  (F: go there)", style="dim")
-        if report.unmatched:
-            t.append(f"\n{len(report.unmatched)} tensor(s) have no counterpart in the subject", style="yellow")
-        if not len(table.store):
-            table.placeholder = "cancelled before any tensor was compared" if s.cancelled else "nothing was compared"
-        self._set_status(t)
+    @on(ComparePanel.Finished)
+    def _compare_finished(self, msg: ComparePanel.Finished) -> None:
         self.query_one(GraphTree).refresh_labels()
 
     def action_goto_first_failing(self) -> None:
-        target = self._first_failing or self._first_nonfinite
+        panel = self.panel
+        target = panel.first_failing or panel.first_nonfinite
         if target is None:
-            self.notify("no failing tensor" + ("" if self.last_report else " yet: r runs a comparison"), timeout=3)
+            self.notify("no failing tensor" + ("" if panel.last_report else " yet: r runs a comparison"), timeout=3)
             return
-        i = self._node_of(target)
+        i = panel.node_of(target)
         if i is not None:
             self.jump_to(i)
-        self.query_one(ErrorTable).move_to(target)
+        panel.table.move_to(target)
 
     @on(ErrorTable.Highlighted)
     def _table_highlighted(self, msg: ErrorTable.Highlighted) -> None:
-        i = self._node_of(msg.result)
+        i = self.panel.node_of(msg.result)
         if i is not None:
             self._detail_node = i
             self._show_node(i)
@@ -837,7 +576,7 @@ class MainScreen(Screen):
 
     @on(ErrorTable.Selected)
     def _table_selected(self, msg: ErrorTable.Selected) -> None:
-        i = self._node_of(msg.result)
+        i = self.panel.node_of(msg.result)
         if i is None:
             self.notify("this tensor is a graph input: no node to show", timeout=3)
             return
@@ -851,7 +590,7 @@ class MainScreen(Screen):
         if self.view.index is None:
             self.notify("the model is still loading", timeout=2)
             return
-        if self._comparing:
+        if self.comparing:
             self.notify("a comparison is running: ctrl+c cancels it first", severity="warning", timeout=3)
             return
         self.app.push_screen(BisectScreen(self), lambda _: self.query_one(GraphTree).refresh_labels())
@@ -867,12 +606,6 @@ class MainScreen(Screen):
             from tui.screens.surgeon import show_outcome
 
             show_outcome(self, msg)
-
-
-def _short(label: str) -> str:
-    """``ort:/long/path/model_fp16.onnx`` → ``ort:model_fp16.onnx``."""
-    head, sep, path = label.partition(":")
-    return f"{head}{sep}{path.rsplit('/', 1)[-1]}" if sep and "/" in path else label
 
 
 def _result_only(r: Any) -> Any:

@@ -1,0 +1,362 @@
+"""The live compare panel: status lines, progress bar, error table and the error-by-layer sparkline.
+
+The panel owns one comparison at a time: it runs engine_core ``execute`` in a thread worker that never
+touches widgets (results go to a queue), drains the queue on a 4 Hz timer (2 Hz with
+``--low-bandwidth``) inside ``app.batch_update()``, and keeps the per-node verdicts in the shared
+:class:`~tui.widgets.graph_tree.GraphView`. It tells its screen what changed with messages
+(:class:`ComparePanel.ResultsAdded`, :class:`ComparePanel.Finished`); the screen repaints the tree
+and the detail pane.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import ProgressBar, Sparkline, Static
+
+from tui.messages import CompareFinished
+from tui.widgets.error_table import ErrorTable, fmt
+from tui.widgets.graph_tree import GraphView
+
+MAX_FLUSH = 20_000
+"""Most results moved into the table per flush (keeps one frame short even when 100k arrive at once)."""
+
+_RANK = {"pass": 0, "fail": 1, "nonfinite": 2}
+
+
+class ComparePanel(Vertical):
+    """One comparison: request → worker → queue → timed flush → table, sparkline and view state."""
+
+    DEFAULT_CSS = """
+    ComparePanel { height: 1fr; min-height: 10; }
+    ComparePanel.-empty { height: 5; min-height: 5; }
+    ComparePanel #compare-status { height: auto; max-height: 4; padding: 0 1; }
+    ComparePanel #progress { height: 1; padding: 0 1; }
+    ComparePanel #progress Bar { width: 1fr; }
+    ComparePanel #spark-label { height: 1; padding: 0 1; color: $text-muted; }
+    ComparePanel Sparkline { height: 2; padding: 0 1; }
+    ComparePanel #progress, ComparePanel Sparkline, ComparePanel #spark-label { display: none; }
+    ComparePanel.-active #progress, ComparePanel.-results Sparkline, ComparePanel.-results #spark-label {
+        display: block;
+    }
+    """
+
+    class ResultsAdded(Message):
+        """A flush moved ``results`` into the table (the tree labels and the detail pane may be stale)."""
+
+        def __init__(self, results: list[Any]) -> None:
+            super().__init__()
+            self.results = results
+
+    class Finished(Message):
+        """The comparison ended (``report`` is None when it failed)."""
+
+        def __init__(self, report: Any | None) -> None:
+            super().__init__()
+            self.report = report
+
+    def __init__(self, view: GraphView, flush_interval: float = 0.25, **kwargs: Any) -> None:
+        super().__init__(classes="-empty", **kwargs)
+        self.view = view
+        self.flush_interval = flush_interval
+        self.results_by_tensor: dict[str, Any] = {}
+        """Worst result per tensor name (over iterations), for the detail pane."""
+        self.last_report: Any = None
+        self.compare_error: str | None = None
+        self.first_failing: Any = None
+        self.first_nonfinite: Any = None
+        self.warnings: list[str] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._progress: Any = None
+        self._cancel: threading.Event | None = None
+        self._comparing = False
+        self._started = 0.0
+        self._flush_timer: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text("No comparison yet: r sets one up (reference, subject, tolerances, data).", style="dim"),
+            id="compare-status",
+        )
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield ErrorTable(id="errors")
+        yield Static("", id="spark-label")
+        yield Sparkline([], id="spark")
+
+    def on_mount(self) -> None:
+        self.query_one(ErrorTable).op_of = self._op_of_result
+
+    @property
+    def table(self) -> ErrorTable:
+        return self.query_one(ErrorTable)
+
+    @property
+    def comparing(self) -> bool:
+        return self._comparing
+
+    # ------------------------------------------------------------------ run
+    def start(self, request: Any) -> None:
+        """Run ``request`` (an engine_core compare request) in a worker; results stream into the table."""
+        self._reset_results()
+        self._cancel = threading.Event()
+        self._queue = queue.SimpleQueue()
+        self._progress = None
+        self.warnings = []
+        self._comparing = True
+        self._started = time.perf_counter()
+        self.set_status(Text("preparing: loading models and data…", style="bold"))
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
+        self.add_class("-active").remove_class("-empty")
+        self._flush_timer = self.set_interval(self.flush_interval, self._flush)
+        self.run_compare(request, self._cancel, self._queue)
+
+    def cancel(self) -> bool:
+        """Ask the running comparison to stop; False when nothing runs."""
+        if self._comparing and self._cancel is not None:
+            if not self._cancel.is_set():
+                self._cancel.set()
+                self.set_status(Text("cancelling… (stops after the current chunk)", style="bold yellow"))
+            return True
+        return False
+
+    def set_status(self, text: Text) -> None:
+        self.query_one("#compare-status", Static).update(text)
+
+    def _reset_results(self) -> None:
+        self.results_by_tensor.clear()
+        view = self.view
+        view.node_status.clear()
+        view.scope_fails.clear()
+        view.first_failing = view.first_nonfinite = None
+        self.first_failing = self.first_nonfinite = None
+        self.last_report = None
+        self.compare_error = None
+        self.table.reset("waiting for the first results…")
+        self.query_one(Sparkline).data = []
+        self.query_one("#spark-label", Static).update("")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
+    def run_compare(self, request: Any, cancel: threading.Event, results: queue.SimpleQueue) -> None:
+        """engine_core ``execute`` in this thread; results go to the queue, never to widgets."""
+        from engine_core.comparator.request import execute
+        from engine_core.errors import TrtdbgError
+
+        start = time.perf_counter()
+
+        def progress(p: Any) -> None:
+            self._progress = p
+
+        def warn(msg: str) -> None:
+            results.put(("warning", msg))
+
+        try:
+            report = execute(request, on_progress=progress, on_warning=warn, on_result=results.put, cancel=cancel)
+            self.post_message(
+                CompareFinished(report, cancelled=report.summary.cancelled, seconds=time.perf_counter() - start)
+            )
+        except TrtdbgError as exc:
+            self.post_message(
+                CompareFinished(None, str(exc), cancelled=cancel.is_set(), seconds=time.perf_counter() - start)
+            )
+        except Exception as exc:
+            self.post_message(
+                CompareFinished(
+                    None, f"{type(exc).__name__}: {exc}", cancelled=cancel.is_set(), seconds=time.perf_counter() - start
+                )
+            )
+
+    # ------------------------------------------------------------------ flush
+    def _flush(self) -> None:
+        """Move queued results into the table and the view (one repaint for everything that arrived)."""
+        items: list[Any] = []
+        q = self._queue
+        try:
+            while len(items) < MAX_FLUSH:
+                items.append(q.get_nowait())
+        except queue.Empty:
+            pass
+        results = []
+        for it in items:
+            if isinstance(it, tuple):
+                self.warnings.append(it[1])
+                self.notify(it[1], severity="warning", timeout=6)
+            else:
+                results.append(it)
+        with self.app.batch_update():
+            if results:
+                self._absorb(results)
+            self._update_progress()
+
+    def _absorb(self, results: list[Any]) -> None:
+        view = self.view
+        index, scopes = view.index, view.scopes
+        newly_failing: list[int] = []
+        for r in results:
+            prev = self.results_by_tensor.get(r.slot.name)
+            if (
+                prev is None
+                or (prev.stats.passed and not r.stats.passed)
+                or (r.stats.nonfinite and not prev.stats.nonfinite)
+            ):
+                self.results_by_tensor[r.slot.name] = r
+            i = index.find(r.slot.node) if r.slot.node else None
+            if i is not None:
+                old = view.node_status.get(i)
+                new = "nonfinite" if r.stats.nonfinite else ("fail" if not r.stats.passed else "pass")
+                if old is None or _RANK[new] > _RANK[old]:
+                    view.node_status[i] = new
+                    if new != "pass" and old in (None, "pass"):
+                        newly_failing.append(i)
+            key = (r.slot.topo_index, r.iteration)
+            if not r.stats.passed:
+                ff = self.first_failing
+                if ff is None or key < (ff.slot.topo_index, ff.iteration):
+                    self.first_failing = r
+            if r.stats.nonfinite:
+                fn = self.first_nonfinite
+                if fn is None or key < (fn.slot.topo_index, fn.iteration):
+                    self.first_nonfinite = r
+        for i in newly_failing:
+            path = scopes.locate(i) + (i,)
+            for k in range(1, len(path)):
+                view.scope_fails[path[:k]] = view.scope_fails.get(path[:k], 0) + 1
+        view.first_failing = self.node_of(self.first_failing)
+        view.first_nonfinite = self.node_of(self.first_nonfinite)
+        self.table.add_results(results, self.first_failing, self.first_nonfinite)
+        self._update_spark()
+        self.post_message(self.ResultsAdded(results))
+
+    def node_of(self, r: Any) -> int | None:
+        """The graph node that produced result ``r`` (None for graph inputs)."""
+        if r is None or not r.slot.node or self.view.index is None:
+            return None
+        return self.view.index.find(r.slot.node)
+
+    def _op_of_result(self, r: Any) -> str:
+        i = self.node_of(r)
+        return self.view.index.op_type(i) if i is not None else ""
+
+    def _update_spark(self) -> None:
+        """Max |error| per compared tensor in graph order (log scale), bucketed to at most 256 bars."""
+        import numpy as np
+
+        store = self.table.store
+        order = store.view("graph", False)
+        if not len(order):
+            return
+        errs = np.asarray(store._abs, dtype=np.float64)[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(np.isfinite(errs), np.log10(np.maximum(errs, 1e-12)), 12.0)
+        logs = np.nan_to_num(logs, nan=12.0) + 12.0
+        if len(logs) > 256:
+            pad = (-len(logs)) % 256
+            logs = np.concatenate([logs, np.full(pad, logs[-1])]).reshape(256, -1).max(axis=1)
+        self.query_one(Sparkline).data = logs.tolist()
+        self.set_class(True, "-results")
+        worst_k = int(np.argmax(np.where(np.isnan(errs), np.inf, errs)))
+        worst = store.results[int(order[worst_k])]
+        label = Text("max|err| by layer, log scale", style="dim")
+        label.append(" · worst ", style="dim")
+        label.append(worst.slot.name)
+        label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
+        self.query_one("#spark-label", Static).update(label)
+
+    def _update_progress(self) -> None:
+        p = self._progress
+        bar = self.query_one("#progress", ProgressBar)
+        table = self.table
+        if p is not None:
+            bar.update(total=max(p.total, 1), progress=p.done)
+        if not self._comparing:
+            return
+        t = Text()
+        if p is None and not len(table.store):
+            t.append("preparing: loading models and data…", style="bold")
+        else:
+            done = p.done if p is not None else len(table.store)
+            total = p.total if p is not None else "?"
+            t.append(f"comparing {done}/{total} tensors", style="bold")
+            if p is not None and p.batches > 1:
+                t.append(f" · batch {p.batch + 1}/{p.batches}")
+            t.append(f" · {time.perf_counter() - self._started:.1f}s")
+            self._append_found(t)
+        if self._cancel is not None and self._cancel.is_set():
+            t.append(" · cancelling…", style="bold yellow")
+        t.append("  (ctrl+c cancels)", style="dim")
+        self.set_status(t)
+
+    def _append_found(self, t: Text) -> None:
+        store = self.table.store
+        t.append(f" · {store.failed} failing", style="bold red" if store.failed else "green")
+        if store.nonfinite:
+            t.append(f" · {store.nonfinite} with NaN/Inf", style="bold yellow")
+        if self.first_failing is not None:
+            t.append("\nfirst failing: ", style="dim")
+            t.append(self.first_failing.slot.name, style="bold red")
+            t.append(f" (#{self.first_failing.slot.topo_index})")
+        if self.first_nonfinite is not None:
+            t.append("\nfirst NaN/Inf: ", style="dim")
+            t.append(self.first_nonfinite.slot.name, style="bold yellow")
+            t.append(f" (#{self.first_nonfinite.slot.topo_index})")
+
+    # ------------------------------------------------------------------ end
+    @on(CompareFinished)
+    def _compare_finished(self, msg: CompareFinished) -> None:
+        self._flush()
+        while not self._queue.empty():  # everything the worker queued before posting this message
+            self._flush()
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        self._comparing = False
+        self.remove_class("-active")
+        table = self.table
+        t = Text()
+        if msg.report is None:
+            self.compare_error = msg.error
+            t.append("comparison failed: ", style="bold red")
+            t.append(msg.error or "")
+            self.notify(msg.error or "comparison failed", severity="error", timeout=10)
+            table.placeholder = "the comparison failed (see above); r to try again"
+            table.refresh()
+            self.set_status(t)
+            self.post_message(self.Finished(None))
+            return
+        report = msg.report
+        self.last_report = report
+        s = report.summary
+        # The engine's summary is authoritative for the first failing / first NaN tensors.
+        self.first_failing, self.first_nonfinite = s.first_failing, s.first_nonfinite
+        self.view.first_failing = self.node_of(s.first_failing)
+        self.view.first_nonfinite = self.node_of(s.first_nonfinite)
+        table.add_results([], s.first_failing, s.first_nonfinite)
+        if s.cancelled:
+            t.append(f"cancelled after {s.compared} comparisons", style="bold yellow")
+        elif report.passed:
+            t.append(f"PASSED: all {s.compared} comparisons", style="bold green")
+        else:
+            t.append(f"FAILED: {s.failed}/{s.compared} comparisons", style="bold red")
+        t.append(f" · {msg.seconds:.1f}s · {_short(report.reference)} vs {_short(report.subject)}", style="dim")
+        self._append_found(t)
+        if s.first_failing is not None:
+            t.append("  (F: go there)", style="dim")
+        if report.unmatched:
+            t.append(f"\n{len(report.unmatched)} tensor(s) have no counterpart in the subject", style="yellow")
+        if not len(table.store):
+            table.placeholder = "cancelled before any tensor was compared" if s.cancelled else "nothing was compared"
+        self.set_status(t)
+        self.post_message(self.Finished(report))
+
+
+def _short(label: str) -> str:
+    """``ort:/long/path/model_fp16.onnx`` → ``ort:model_fp16.onnx``."""
+    head, sep, path = label.partition(":")
+    return f"{head}{sep}{path.rsplit('/', 1)[-1]}" if sep and "/" in path else label
