@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from engine_core.safetext import printable
+from tui.plain import ControlFilter
 from tui.screens.common import HelpScreen
 from tui.screens.compare_dialog import CompareForm
 from tui.screens.main import MainScreen
@@ -77,6 +81,7 @@ class TrtdbgApp(App):
             self.animation_level = "none"
         self._keymap, self._keymap_error = load_keymap(keymap)
         self.main_screen: MainScreen | None = None
+        self._control_filter = ControlFilter()
 
     def on_mount(self) -> None:
         # The main screen is pushed over the (empty) default screen so that it can be switched for another model.
@@ -105,6 +110,22 @@ class TrtdbgApp(App):
             self.pop_screen()
         self.main_screen = screen
         self.switch_screen(screen)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text (model names hold ``[/]``, ``[@click=…]``), control characters escaped."""
+        super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout, markup=False)
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters plus :class:`ControlFilter` (no control character reaches the terminal raw)."""
+        return [*super().get_line_filters(), self._control_filter]
 
     # ------------------------------------------------------------------ actions
     def action_cancel_job(self) -> None:

@@ -22,7 +22,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
+from engine_core.safetext import printable
 from tui.messages import BisectFailed, BisectProbe, BisectUpdate
+from tui.plain import safe
 from tui.widgets.error_table import fmt
 from tui.widgets.graph_tree import GraphTree
 
@@ -37,8 +39,8 @@ def precision_available() -> bool:
 
 def _short_names(names: list[str], limit: int = 3) -> str:
     if len(names) <= limit:
-        return ", ".join(names)
-    return f"{', '.join(names[:2])}, … {names[-1]}"
+        return printable(", ".join(names))
+    return printable(f"{', '.join(names[:2])}, … {names[-1]}")
 
 
 def snapshot(session: Any, choice: int) -> dict[str, Any]:
@@ -200,7 +202,7 @@ class BisectScreen(Screen):
                         )
                     data = {"random": "random inputs", "script": "data-loader script", "inputs": "saved inputs"}
                     yield Static(
-                        Text(
+                        safe(
                             f"data: {data.get(form.data, form.data)} {form.data_path}".rstrip()
                             + "  (from the compare dialog)",
                             style="dim",
@@ -508,7 +510,7 @@ class BisectScreen(Screen):
         self.notify(error, severity="error", timeout=10)
 
     def _set_status(self, text: Text) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(safe(text))
 
     # ------------------------------------------------------------------ rendering
     def _render_state(self, note: str | None) -> None:
@@ -516,14 +518,14 @@ class BisectScreen(Screen):
         assert s is not None
         top = Text()
         top.append("Precision bisection ", style="bold")
-        top.append(Path(s["model"]).name, style="bold")
+        top.append(printable(Path(s["model"]).name), style="bold")
         top.append(
             f" · {s['precision']} (fallback {s['fallback']}) · subject {s['subject']}"
             f"{' (CPU emulation)' if s['emulated'] else ''} · "
             f"{'check: ' + s['check'] if s['check'] else 'atol ' + format(s['settings']['atol'], 'g') + ' rtol ' + format(s['settings']['rtol'], 'g')}",
             style="dim",
         )
-        self.query_one("#bisect-top", Static).update(top)
+        self.query_one("#bisect-top", Static).update(safe(top))
         t = Text()
         if note:
             t.append(note + "\n", style="italic")
@@ -582,13 +584,13 @@ class BisectScreen(Screen):
                 Text(str(rec["index"]), justify="right"),
                 Text(rec["phase"]),
                 Text(kind + (f" {'AB'[rec['choice']]}" if kind == "split" else "")),
-                Text(fell),
+                safe(fell),
                 verdict,
                 Text(fmt(float(ev.get("max_abs", 0.0))), justify="right"),
                 Text(fmt(float(ev.get("max_rel", 0.0))), justify="right"),
                 Text(str(ev.get("nonfinite") or "-"), justify="right"),
-                Text(ev.get("worst") or "-"),
-                Text(rec.get("outcome") or ""),
+                safe(ev.get("worst") or "-"),
+                safe(rec.get("outcome") or ""),
             )
         if steps:
             table.move_cursor(row=len(steps) - 1)
@@ -600,7 +602,7 @@ class BisectScreen(Screen):
             t.append(f"Culprits kept in higher precision ({len(culprits)}):\n", style="bold")
             for name, prec in culprits.items():
                 t.append("  ★ ", style="bold red")
-                t.append(name)
+                t.append(printable(name))
                 t.append(f"  {prec}\n", style="dim")
         elif s["finished"]:
             t.append("No culprits: every candidate runs in the target precision.\n", style="bold green")
@@ -610,15 +612,15 @@ class BisectScreen(Screen):
             )
         if s["finished"] and s.get("plan"):
             t.append("plan: ", style="dim")
-            t.append(s["plan"])
+            t.append(printable(s["plan"]))
             if self.exported:
                 t.append("\nexported: ", style="dim")
-                t.append(self.exported, style="bold")
+                t.append(printable(self.exported), style="bold")
             if s.get("layer_precisions"):
                 t.append("\nTensorRT ≤ 10: ", style="dim")
-                t.append(s["layer_precisions"])
+                t.append(printable(s["layer_precisions"]))
         t.append(f"\nstate saved after every step: {s['state_file']}", style="dim")
-        self.query_one("#result", Static).update(t)
+        self.query_one("#result", Static).update(safe(t))
 
     def _tag_tree(self, s: dict[str, Any]) -> None:
         view = self.view

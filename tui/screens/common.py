@@ -14,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.plain import safe
+
 HELP_TEXT = """\
 trtdbg finds where a model loses accuracy: mark tensors, compare a reference against a subject
 (another backend, precision or model copy), and watch the per-layer errors arrive.
@@ -75,8 +77,8 @@ class PickScreen(ModalScreen[Any]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(self.title_text, style="bold"))
-            yield OptionList(*[Option(label, id=str(k)) for k, (label, _) in enumerate(self.options)])
+            yield Static(safe(self.title_text, style="bold"))
+            yield OptionList(*[Option(safe(label), id=str(k)) for k, (label, _) in enumerate(self.options)])
             yield Footer()
 
     @on(OptionList.OptionSelected)

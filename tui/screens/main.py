@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
+from engine_core.safetext import printable
 from tui.messages import (
     InitializerStatsReady,
     JobFinished,
@@ -27,6 +28,7 @@ from tui.messages import (
     SearchDone,
     ShapesReady,
 )
+from tui.plain import safe
 from tui.screens.common import PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.compare_panel import ComparePanel
@@ -104,7 +106,7 @@ class MainScreen(Screen):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"trtdbg · loading {self.display_name} …"), id="topbar")
+        yield Static(safe(f"trtdbg · loading {self.display_name} …"), id="topbar")
         with Horizontal(id="body"):
             yield GraphTree(self.view, id="tree")
             with Vertical(id="right"):
@@ -173,7 +175,7 @@ class MainScreen(Screen):
 
     @on(ModelLoadFailed)
     def _model_failed(self, msg: ModelLoadFailed) -> None:
-        self.query_one("#topbar", Static).update(Text(f"trtdbg · cannot open {self.display_name}", style="bold red"))
+        self.query_one("#topbar", Static).update(safe(f"trtdbg · cannot open {self.display_name}", style="bold red"))
         self.query_one(DetailPane).show(Text(msg.error, style="red"))
         self.query_one(GraphTree).root.set_label(Text("(model not loaded)"))
         self.notify(msg.error, severity="error", timeout=15)
@@ -204,7 +206,7 @@ class MainScreen(Screen):
             return
         t = Text()
         t.append("trtdbg ", style="bold")
-        t.append(self.title_text, style="bold")
+        t.append(printable(self.title_text), style="bold")
         t.append(f" · {len(v.index)} nodes · ")
         t.append(f"{len(v.marks)} marked", style="green" if len(v.marks) else "")
         unobs = len(v.marks.unobservable())
@@ -213,8 +215,8 @@ class MainScreen(Screen):
         t.append(" · shapes " + ("ready" if v.shapes_ready else "inferring…"), style="dim")
         if self.workspace is not None:
             t.append(" · workspace ", style="dim")
-            t.append(str(self.workspace.root), style="dim")
-        self.query_one("#topbar", Static).update(t)
+            t.append(printable(str(self.workspace.root)), style="dim")
+        self.query_one("#topbar", Static).update(safe(t))
 
     # ------------------------------------------------------------------ detail
     @on(Tree.NodeHighlighted)
@@ -334,10 +336,10 @@ class MainScreen(Screen):
         options = []
         for tensor, node in targets[:500]:
             label = Text()
-            label.append(tensor)
+            label.append(printable(tensor))
             label.append(f" {arrow} ", style="dim")
-            label.append(index.name(node), style="bold")
-            label.append(f" ({index.op_type(node)})", style="dim")
+            label.append(printable(index.name(node)), style="bold")
+            label.append(f" ({printable(index.op_type(node))})", style="dim")
             options.append((label, node))
 
         def done(node: int | None) -> None:
@@ -410,7 +412,7 @@ class MainScreen(Screen):
         self.query_one(GraphTree).refresh_labels()
         if not msg.hits:
             self.hit_pos = -1
-            self.notify(Text(f"no node matches '{msg.query}'").plain, timeout=3)
+            self.notify(f"no node matches '{msg.query}'", timeout=3)
             return
         cur = self.current_node()
         start = next((k for k, h in enumerate(msg.hits) if cur is None or h >= cur), 0)

@@ -21,7 +21,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
+from engine_core.safetext import printable
 from tui.messages import JobFinished
+from tui.plain import safe
 from tui.screens.common import FormDialog
 
 KINDS = ("extract", "sanitize", "insert")
@@ -231,7 +233,7 @@ class SurgeonDialog(FormDialog):
         with Vertical():
             yield Static(Text(self.TITLE_TEXT, style="bold"), classes="title")
             if self.hint:
-                yield Static(Text(self.hint), classes="hint")
+                yield Static(safe(self.hint), classes="hint")
             with VerticalScroll():
                 yield from self.form()
                 with Horizontal(classes="row"):
@@ -391,17 +393,17 @@ class SurgeryResultScreen(ModalScreen[bool]):
         o = self.outcome
         body = Text()
         body.append(f"{o.kind}: wrote ", style="bold green")
-        body.append(", ".join(o.written))
+        body.append(printable(", ".join(o.written)))
         body.append(f"  ({o.seconds:.1f}s)\n", style="dim")
         if o.verified:
             body.append("verified: ", style="bold")
-            body.append(o.verified + "\n")
+            body.append(printable(o.verified) + "\n")
         body.append("\n")
         body.append(o.changes)
         body.append("\n\nThe original model is unchanged.", style="dim")
         with Vertical():
             with VerticalScroll():
-                yield Static(body)
+                yield Static(safe(body))
             with Horizontal(id="buttons"):
                 yield Button("Close (esc)", id="close", compact=True)
                 yield Button("Open result (o)", variant="primary", id="open", compact=True)

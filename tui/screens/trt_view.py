@@ -18,7 +18,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
+from engine_core.safetext import printable
 from tui.messages import JobFinished
+from tui.plain import safe
 from tui.widgets.detail import DetailPane
 
 MAX_CHILDREN = 1000
@@ -87,7 +89,7 @@ class TrtViewScreen(Screen):
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"TensorRT view · loading {self.path} …"), id="trt-top")
+        yield Static(safe(f"TensorRT view · loading {self.path} …"), id="trt-top")
         with Horizontal(id="trt-body"):
             tree: Tree = Tree(Text("engine layers"), id="trt-tree")
             tree.auto_expand = False
@@ -117,7 +119,7 @@ class TrtViewScreen(Screen):
         if msg.result is None:
             self.error = msg.error
             self.query_one("#trt-top", Static).update(
-                Text(f"TensorRT view · cannot read {self.path}", style="bold red")
+                safe(f"TensorRT view · cannot read {self.path}", style="bold red")
             )
             self.query_one(DetailPane).show(Text(msg.error or "", style="red"))
             return
@@ -132,27 +134,27 @@ class TrtViewScreen(Screen):
             f"{len(fmap.no_layer)} with no layer · {len(fmap.fused)} tensors fused away · {d['schema']}",
             style="dim",
         )
-        self.query_one("#trt-top", Static).update(top)
+        self.query_one("#trt-top", Static).update(safe(top))
         tree = self.query_one("#trt-tree", Tree)
-        tree.root.set_label(Text(d["path"]))
+        tree.root.set_label(safe(d["path"]))
         index = self.main.view.index
         for k, layer in enumerate(d["layers"][:20_000]):
             label = Text()
-            label.append(layer["name"])
-            label.append(f"  {layer['type']}", style="cyan")
+            label.append(printable(layer["name"]))
+            label.append(printable(f"  {layer['type']}"), style="cyan")
             if layer["precision"]:
-                label.append(f"  {layer['precision']}", style="dim")
-            node = tree.root.add(label, data=("layer", k), allow_expand=bool(layer["onnx_nodes"]))
+                label.append(printable(f"  {layer['precision']}"), style="dim")
+            node = tree.root.add(safe(label), data=("layer", k), allow_expand=bool(layer["onnx_nodes"]))
             for name in layer["onnx_nodes"][:MAX_CHILDREN]:
                 i = index.find(name)
                 child = Text()
                 child.append("← ", style="dim")
-                child.append(name, style="bold" if i is not None else "dim")
+                child.append(printable(name), style="bold" if i is not None else "dim")
                 if i is not None:
-                    child.append(f"  {index.op_type(i)}", style="cyan")
+                    child.append(printable(f"  {index.op_type(i)}"), style="cyan")
                 else:
                     child.append("  (not in this ONNX model)", style="dim")
-                node.add_leaf(child, data=("onnx", i))
+                node.add_leaf(safe(child), data=("onnx", i))
         tree.root.expand()
         self._show_summary()
 
@@ -163,13 +165,13 @@ class TrtViewScreen(Screen):
         fmap = d["fusion"]
         t = Text()
         t.append("Engine ", style="bold")
-        t.append(d["source"])
+        t.append(printable(d["source"]))
         for n in d["notes"]:
-            t.append(f"\n{n}", style="dim")
+            t.append("\n" + printable(n), style="dim")
         t.append(f"\n\n{len(d['layers'])} engine layers implement {len(fmap.node_layers)} ONNX nodes.\n")
         if fmap.no_layer:
             t.append(f"{len(fmap.no_layer)} ONNX node(s) have no engine layer (folded), e.g. ", style="dim")
-            t.append(", ".join(fmap.no_layer[:5]))
+            t.append(printable(", ".join(fmap.no_layer[:5])))
             t.append("\n")
         fused = fmap.fused
         if fused:
@@ -190,20 +192,20 @@ class TrtViewScreen(Screen):
         if kind == "layer":
             layer = self.data["layers"][ref]
             t = Text()
-            t.append(layer["name"], style="bold")
-            t.append(f"\n{layer['type']}", style="cyan")
+            t.append(printable(layer["name"]), style="bold")
+            t.append("\n" + printable(layer["type"]), style="cyan")
             if layer["precision"]:
-                t.append(f" · output types {layer['precision']}")
+                t.append(printable(f" · output types {layer['precision']}"))
             if layer["tactic"]:
                 t.append(f" · tactic {layer['tactic']}", style="dim")
             for title, tensors in (("Inputs", layer["inputs"]), ("Outputs", layer["outputs"])):
                 t.append(f"\n\n{title}\n", style="bold")
                 for name, dtype, shape in tensors:
-                    t.append(f"  {name}")
+                    t.append(printable(f"  {name}"))
                     t.append(f"  {dtype} {list(shape) if shape is not None else ''}\n", style="dim")
             t.append(f"\nONNX nodes ({len(layer['onnx_nodes'])})\n", style="bold")
             for name in layer["onnx_nodes"][:50]:
-                t.append(f"  {name}\n")
+                t.append(f"  {printable(name)}\n")
             self.query_one(DetailPane).show(t)
         elif ref is not None:
             from tui.widgets.detail import node_detail

@@ -22,7 +22,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Sparkline, Static
 
+from engine_core.safetext import printable
 from tui.messages import CompareFinished
+from tui.plain import safe
 from tui.widgets.error_table import ErrorTable, fmt
 from tui.widgets.graph_tree import GraphView
 
@@ -128,7 +130,7 @@ class ComparePanel(Vertical):
         return False
 
     def set_status(self, text: Text) -> None:
-        self.query_one("#compare-status", Static).update(text)
+        self.query_one("#compare-status", Static).update(safe(text))
 
     def _reset_results(self) -> None:
         self.results_by_tensor.clear()
@@ -265,9 +267,9 @@ class ComparePanel(Vertical):
         worst = store.results[int(order[worst_k])]
         label = Text("max|err| by layer, log scale", style="dim")
         label.append(" · worst ", style="dim")
-        label.append(worst.slot.name)
+        label.append(printable(worst.slot.name))
         label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
-        self.query_one("#spark-label", Static).update(label)
+        self.query_one("#spark-label", Static).update(safe(label))
 
     def _update_progress(self) -> None:
         p = self._progress
@@ -300,11 +302,11 @@ class ComparePanel(Vertical):
             t.append(f" · {store.nonfinite} with NaN/Inf", style="bold yellow")
         if self.first_failing is not None:
             t.append("\nfirst failing: ", style="dim")
-            t.append(self.first_failing.slot.name, style="bold red")
+            t.append(printable(self.first_failing.slot.name), style="bold red")
             t.append(f" (#{self.first_failing.slot.topo_index})")
         if self.first_nonfinite is not None:
             t.append("\nfirst NaN/Inf: ", style="dim")
-            t.append(self.first_nonfinite.slot.name, style="bold yellow")
+            t.append(printable(self.first_nonfinite.slot.name), style="bold yellow")
             t.append(f" (#{self.first_nonfinite.slot.topo_index})")
 
     # ------------------------------------------------------------------ end
@@ -323,7 +325,7 @@ class ComparePanel(Vertical):
         if msg.report is None:
             self.compare_error = msg.error
             t.append("comparison failed: ", style="bold red")
-            t.append(msg.error or "")
+            t.append(printable(msg.error or ""))
             self.notify(msg.error or "comparison failed", severity="error", timeout=10)
             table.placeholder = "the comparison failed (see above); r to try again"
             table.refresh()

@@ -17,6 +17,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from engine_core.safetext import printable
+from tui.plain import safe_renderable
 from tui.widgets.error_table import fmt
 from tui.widgets.graph_tree import GraphView
 
@@ -107,7 +109,7 @@ def result_block(r: Any) -> list[RenderableType]:
     head = Text()
     head.append("PASS" if st.passed else "FAIL", style="bold green" if st.passed else "bold red")
     if not st.passed and st.reason:
-        head.append(f"  {st.reason}")
+        head.append(f"  {printable(st.reason)}")
     if st.nonfinite:
         head.append(f"  subject has {st.nan} NaN / {st.inf} Inf", style="bold yellow")
     if st.ref_nan or st.ref_inf:
@@ -142,13 +144,13 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
     """Everything about node ``i``."""
     index = view.index
     node = index.node(i)
-    parts: list[RenderableType] = [Text(node.name, style="bold")]
+    parts: list[RenderableType] = [Text(printable(node.name), style="bold")]
     line = Text()
-    line.append(node.op_type, style="bold cyan")
-    line.append(f" · node #{i}" + (f" · domain {node.domain}" if node.domain else ""), style=_MUTED)
+    line.append(printable(node.op_type), style="bold cyan")
+    line.append(f" · node #{i}" + (f" · domain {printable(node.domain)}" if node.domain else ""), style=_MUTED)
     if node.parent:
         line.append(" · in subgraph ", style=_MUTED)
-        line.append(node.parent)
+        line.append(printable(node.parent))
     if node.name_synthesized:
         line.append(" · name made up (file has ", style=_MUTED)
         line.append(repr(node.onnx_name))
@@ -180,14 +182,14 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
             parts.append(Text("  (omitted optional input)", style=_MUTED))
             continue
         line = Text("  ")
-        line.append(name)
+        line.append(printable(name))
         info = Text("      ")
         info.append(view.shape_text(name) or "shape unknown", style="cyan")
         p = index.producer(name)
         if p is not None:
             info.append("  ← ", style=_MUTED)
-            info.append(index.name(p))
-            info.append(f" ({index.op_type(p)})", style=_MUTED)
+            info.append(printable(index.name(p)))
+            info.append(f" ({printable(index.op_type(p))})", style=_MUTED)
         elif index.is_initializer(name):
             info.append("  initializer", style=_MUTED)
         elif name in index.inputs:
@@ -201,7 +203,7 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
         if not name:
             continue
         line = Text("  ")
-        line.append(name)
+        line.append(printable(name))
         info = Text("      ")
         info.append(view.shape_text(name) or "shape unknown", style="cyan")
         cons = index.consumers(name)
@@ -230,7 +232,7 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
         line = Text("  ")
         if layers:
             line.append("engine layer: ", style=_MUTED)
-            line.append(", ".join(layers))
+            line.append(printable(", ".join(layers)))
         else:
             line.append("no engine layer (folded at parse or build time)", style=_MUTED)
         parts.append(line)
@@ -238,7 +240,7 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
             state = fusion.tensors.get(name)
             if state and state != "materialized":
                 t = Text("  ")
-                t.append(name)
+                t.append(printable(name))
                 t.append(f": {state}", style=_MUTED)
                 parts.append(t)
 
@@ -247,7 +249,7 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
         parts.append(_section(f"Attributes ({len(proto.attribute)})"))
         g = _grid(None, None)
         for a in proto.attribute:
-            g.add_row(Text(a.name, style=_MUTED), Text(attribute_text(a)))
+            g.add_row(Text(printable(a.name), style=_MUTED), Text(printable(attribute_text(a))))
         parts.append(g)
 
     inits = [n for n in node.inputs if n and index.is_initializer(n)]
@@ -259,13 +261,13 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
             g = _grid(None, None)
             for n in inits:
                 s = init_stats.get(n)
-                g.add_row(Text(n), _init_text(s))
+                g.add_row(Text(printable(n)), _init_text(s))
             parts.append(g)
 
     shown = [results[n] for n in node.outputs if n in results]
     for r in shown:
         parts.append(_section("Compare: "))
-        parts[-1].append(r.slot.name, style="bold")
+        parts[-1].append(printable(r.slot.name), style="bold")
         parts.extend(result_block(r))
     return Group(*parts)
 
@@ -274,7 +276,7 @@ def _init_text(s: Any) -> Text:
     if s is None:
         return Text("-", style=_MUTED)
     if isinstance(s, str):
-        return Text(s, style="red")
+        return Text(printable(s), style="red")
     t = Text()
     t.append(f"{s.dtype}{list(s.shape)} ", style="cyan")
     if s.min is None:
@@ -295,7 +297,7 @@ def scope_detail(view: GraphView, row: Any) -> Group:
     from engine_core.comparator.marks import nodes_under
 
     title = "/".join(str(p) for p in row.path if not isinstance(p, tuple)) or row.label
-    parts: list[RenderableType] = [Text(title or "(model)", style="bold")]
+    parts: list[RenderableType] = [Text(printable(title or "(model)"), style="bold")]
     kind = {"root": "model", "scope": "scope", "subgraph": "subgraph", "page": "page"}.get(row.kind, row.kind)
     parts.append(Text(f"{kind} · {row.count} node(s) at this level", style=_MUTED))
     fails = (
@@ -318,7 +320,7 @@ def scope_detail(view: GraphView, row: Any) -> Group:
         parts.append(_section("Op types"))
         g = _grid(None, None)
         for op, n in ops.most_common(12):
-            g.add_row(Text(op, style="cyan"), Text(str(n)))
+            g.add_row(Text(printable(op), style="cyan"), Text(str(n)))
         if len(ops) > 12:
             g.add_row(Text(f"… {len(ops) - 12} more", style=_MUTED), Text(""))
         parts.append(g)
@@ -342,8 +344,8 @@ class DetailPane(VerticalScroll):
         yield Static(self.renderable, id="detail-body")
 
     def show(self, renderable: RenderableType) -> None:
-        self.renderable = renderable
-        self.query_one("#detail-body", Static).update(renderable)
+        self.renderable = safe_renderable(renderable)
+        self.query_one("#detail-body", Static).update(self.renderable)
 
     def plain(self, width: int = 160) -> str:
         """The pane's current content as plain text (tests, copy)."""

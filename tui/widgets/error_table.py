@@ -24,6 +24,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from engine_core.safetext import printable
+
 SORTS = ("graph", "max_abs", "max_rel", "cosine")
 SORT_TITLES = {
     "graph": "graph order",
@@ -380,9 +382,9 @@ class ErrorTable(ScrollView, can_focus=True):
         text.append(f"{r.slot.topo_index:>6} ")
         if c.show_it:
             text.append(f"{r.iteration:>3} ")
-        text.append(_fit(r.slot.name, c.name))
+        text.append(_fit(printable(r.slot.name), c.name))
         if c.op:
-            text.append(_fit(self.op_of(r), 10))
+            text.append(_fit(printable(self.op_of(r)), 10))
         text.append(f"{fmt(st.max_abs):>10}{fmt(st.max_rel):>10}")
         if c.cosine:
             text.append(f"{fmt(st.cosine):>10}")

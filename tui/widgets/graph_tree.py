@@ -19,6 +19,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from engine_core.safetext import printable
+from tui.plain import safe
+
 PAGE = 1000
 """Most children shown under one tree node; larger levels are grouped into pages of this size."""
 
@@ -256,6 +259,9 @@ class GraphTree(Tree[Row]):
 
     # ------------------------------------------------------------------ rendering
     def render_label(self, node: TreeNode[Row], base_style: Style, style: Style) -> Text:
+        return safe(self._label(node, base_style, style))
+
+    def _label(self, node: TreeNode[Row], base_style: Style, style: Style) -> Text:
         row = node.data
         if row is None:
             return super().render_label(node, base_style, style)
@@ -281,9 +287,9 @@ class GraphTree(Tree[Row]):
                 name_style = style + cs("graph-tree--nonfinite", partial=True)
             if i in view.hits:
                 name_style = name_style + cs("graph-tree--hit", partial=True)
-            text.append(row.label, name_style)
+            text.append(printable(row.label), name_style)
             text.append("  ")
-            text.append(view.index.op_type(i), cs("graph-tree--op", partial=True))
+            text.append(printable(view.index.op_type(i)), cs("graph-tree--op", partial=True))
             outs = view.index.node_outputs(i)
             shape = view.shape_text(outs[0]) if outs else ""
             if shape:
@@ -310,18 +316,18 @@ class GraphTree(Tree[Row]):
             if view.index is None:
                 text.append("loading model…", style + cs("graph-tree--muted", partial=True))
                 return text
-            text.append(row.label, style + cs("graph-tree--scope", partial=True))
+            text.append(printable(row.label), style + cs("graph-tree--scope", partial=True))
             text.append(f"  {row.count} nodes", cs("graph-tree--shape", partial=True))
             return text
         if row.kind == "subgraph":
             text.append("⟳ ", cs("graph-tree--muted", partial=True))
-            text.append(row.label, style)
+            text.append(printable(row.label), style)
             text.append(f"  subgraph · {row.count} nodes", cs("graph-tree--shape", partial=True))
             return text
         if row.kind == "page":
-            text.append(row.label, style + cs("graph-tree--muted", partial=True))
+            text.append(printable(row.label), style + cs("graph-tree--muted", partial=True))
             return text
-        text.append(row.label, style + cs("graph-tree--scope", partial=True))
+        text.append(printable(row.label), style + cs("graph-tree--scope", partial=True))
         text.append(f"  {row.count}", cs("graph-tree--shape", partial=True))
         fails = view.scope_fails.get(row.path)
         if fails:
