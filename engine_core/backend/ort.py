@@ -94,7 +94,7 @@ class OrtRunner(Runner):
         sess = self._session(extra)
         names = list(outputs) if outputs else self._outputs
         try:
-            values = sess.run(names, dict(feed))
+            values = _run(sess, names, feed)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise TrtdbgError(f"ONNX Runtime ({self.name}) failed to run {self._where()}: {_first_line(exc)}") from exc
         return dict(zip(names, values))
@@ -174,6 +174,38 @@ def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
     if tt.HasField("shape"):
         shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
     return TensorMeta(vi.name, dtype, shape)
+
+
+def _run(sess: object, names: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """``sess.run``, except that BF16 tensors (which ``run`` cannot return: numpy has no bfloat16) are fetched as
+    OrtValues through an IO binding, viewed as ``ml_dtypes.bfloat16`` and returned as exact float32."""
+    types = {o.name: o.type for o in sess.get_outputs()}  # type: ignore[attr-defined]
+    if not any(types.get(n) == "tensor(bfloat16)" for n in names):
+        return sess.run(list(names), dict(feed))  # type: ignore[attr-defined,no-any-return]
+    binding = sess.io_binding()  # type: ignore[attr-defined]
+    for key, value in feed.items():
+        binding.bind_cpu_input(key, np.ascontiguousarray(value))
+    for n in names:
+        binding.bind_output(n, "cpu")
+    sess.run_with_iobinding(binding)  # type: ignore[attr-defined]
+    return [_ort_value_array(v) for v in binding.get_outputs()]
+
+
+def _ort_value_array(value: object) -> np.ndarray:
+    """A host OrtValue as numpy; bfloat16 through its raw bytes (as ``ml_dtypes.bfloat16``, then exact float32)."""
+    if value.data_type() != "tensor(bfloat16)":  # type: ignore[attr-defined]
+        return value.numpy()  # type: ignore[attr-defined,no-any-return]
+    import ctypes
+
+    import ml_dtypes
+
+    shape = tuple(value.shape())  # type: ignore[attr-defined]
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.zeros(shape, np.float32)
+    raw = (ctypes.c_uint16 * count).from_address(value.data_ptr())  # type: ignore[attr-defined]
+    bits = np.frombuffer(raw, np.uint16).copy().reshape(shape)
+    return bits.view(ml_dtypes.bfloat16).astype(np.float32)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,6 +25,9 @@ class CompareReport:
     unobservable: dict[str, str] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    precision_coverage: dict[str, Any] | None = None
+    """A precision subject's coverage (``{precision, nodes_low, nodes_total, kept}``); ``None`` otherwise."""
+    coverage_text: str = ""
 
     @property
     def passed(self) -> bool:
@@ -60,6 +63,7 @@ class CompareReport:
             "unobservable": [{"name": k, "reason": v} for k, v in self.unobservable.items()],
             "unmatched": list(self.unmatched),
             "warnings": list(self.warnings),
+            "precision_coverage": self.precision_coverage,
         }
 
     def dumps(self) -> str:
@@ -70,6 +74,8 @@ class CompareReport:
         """Human-readable report: failing (or all) tensors in graph order, then the summary."""
         lines = [f"Compare | reference: {self.reference} | subject: {self.subject}"]
         lines.append(f"Data: {self.data} | {self.iterations} iteration(s) | {_settings_line(self.settings)}")
+        if self.coverage_text:
+            lines.append(f"[I] {self.coverage_text}")
         for w in self.warnings:
             lines.append(f"[W] {w}")
         shown = self.results if show_all else [r for r in self.results if not r.stats.passed]

@@ -145,6 +145,8 @@ class PreparedCompare:
     unmatched: list[str]
     warnings: list[str]
     workspace: Workspace
+    coverage: Any = None
+    """The subject's :class:`~engine_core.precision.coverage.Coverage` when it is a precision subject."""
 
 
 def unobservable_tensors(index: ModelIndex) -> dict[str, str]:
@@ -391,7 +393,19 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     job = CompareJob(
         ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget, fail_fast=request.fail_fast
     )
-    return PreparedCompare(job, ref_src, sub_src, index, feeds, data_text, unobservable, unmatched, warnings, workspace)
+    return PreparedCompare(
+        job,
+        ref_src,
+        sub_src,
+        index,
+        feeds,
+        data_text,
+        unobservable,
+        unmatched,
+        warnings,
+        workspace,
+        getattr(sub_runner, "coverage", None),
+    )
 
 
 def execute(
@@ -441,6 +455,8 @@ def execute(
         unobservable=prep.unobservable,
         unmatched=prep.unmatched,
         warnings=prep.warnings,
+        precision_coverage=prep.coverage.to_json() if prep.coverage else None,
+        coverage_text=prep.coverage.text() if prep.coverage else "",
     )
     prep.workspace.write_json("last_compare.json", _summary_json(report))
     return report

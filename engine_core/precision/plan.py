@@ -63,6 +63,13 @@ class PrecisionPlan:
         """What the plan asks for ``node``."""
         return self.nodes.get(node, self.default)
 
+    def precisions(self) -> list[str]:
+        """Every precision the plan can give a node (default, per-node requests, INT8 fallback)."""
+        used = [self.default, *self.nodes.values()]
+        if "int8" in used:
+            used.append(self.fallback)
+        return list(dict.fromkeys(used))
+
     def key(self) -> str:
         """Canonical text of the plan's semantics (for content hashes)."""
         return json.dumps([self.default, self.fallback, sorted(self.nodes.items())], separators=(",", ":"))

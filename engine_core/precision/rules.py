@@ -22,6 +22,7 @@ from engine_core.model.index import ModelIndex
 
 F32, F16, BF16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
 FLOAT_TYPES = {"fp16": F16, "bf16": BF16}
+LOW_FLOATS = ("fp16", "bf16")
 TYPE_NAMES = {F32: "fp32", F16: "fp16", BF16: "bf16"}
 _TYPE_STR = {F16: "tensor(float16)", BF16: "tensor(bfloat16)"}
 FP16_MAX = 65504.0
@@ -118,6 +119,15 @@ class NodeFacts:
     int8_candidate: bool = False
     blockers: dict[str, str] = field(default_factory=dict)
     """``{precision: reason}`` for precisions the node may not take."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """``{precision: short category of the reason}`` (a key of the coverage's ``kept`` counts)."""
+
+    def block(self, reason: str, kind: str, precisions: Iterable[str] = ("fp16", "bf16", "int8")) -> None:
+        """Forbid ``precisions`` (the first reason per precision wins)."""
+        for p in precisions:
+            if p not in self.blockers:
+                self.blockers[p] = reason
+                self.kinds[p] = kind
 
     def allows(self, precision: str) -> bool:
         """True when ``precision`` (fp16, bf16, int8) can legally apply to this node."""
@@ -285,8 +295,7 @@ class Analysis:
         if node.domain not in ("", "ai.onnx"):
             if any(types.get(x) == F32 for x in (*node.input, *node.output) if x):
                 facts.candidate = True
-                reason = f"custom domain '{node.domain}' (plugin or custom op)"
-                facts.blockers.update(fp16=reason, bf16=reason)
+                facts.block(f"custom domain '{node.domain}' (plugin or custom op)", "custom domain", LOW_FLOATS)
             return facts
         op = node.op_type
         if op in SHAPE_READERS:
@@ -296,21 +305,18 @@ class Analysis:
         if has_graph or op in ATTRIBUTE_TYPED or op in QUANT_OPS:
             if touches:
                 facts.candidate = True
-                reason = (
-                    "carries sub-graphs (control flow)"
-                    if has_graph
-                    else f"output dtype of {op} comes from an attribute"
-                    if op in ATTRIBUTE_TYPED
-                    else "Q/DQ node: scales stay fp32"
-                )
-                facts.blockers.update(fp16=reason, bf16=reason)
+                if has_graph:
+                    facts.block("carries sub-graphs (control flow; its bodies stay fp32)", "control flow", LOW_FLOATS)
+                elif op in ATTRIBUTE_TYPED:
+                    facts.block(f"output dtype of {op} comes from an attribute", "attribute-typed output", LOW_FLOATS)
+                else:
+                    facts.block("Q/DQ node: scales stay fp32", "Q/DQ", LOW_FLOATS)
             return facts
         schema = self.schema(node)
         if schema is None:
             if touches:
                 facts.candidate = True
-                reason = f"no schema for {op} at opset {self.opset}"
-                facts.blockers.update(fp16=reason, bf16=reason)
+                facts.block(f"no schema for {op} at opset {self.opset}", "no schema", LOW_FLOATS)
             return facts
 
         keep = KEEP_FP32_INPUTS.get(op, frozenset())
@@ -358,16 +364,13 @@ class Analysis:
         if not (facts.candidate or facts.int8_candidate):
             return facts
 
-        def block(reason: str, precisions: Iterable[str] = ("fp16", "bf16", "int8")) -> None:
-            for p in precisions:
-                facts.blockers.setdefault(p, reason)
-
+        block = facts.block
         if unknown:
-            block(f"input '{unknown[0]}' has an unknown type (shape inference could not type it)")
+            block(f"input '{unknown[0]}' has an unknown type (shape inference could not type it)", "unknown type")
         if pos in self.shape_slice:
-            block(self.shape_slice[pos])
+            block(self.shape_slice[pos], "shape sub-graph")
         for low, reason in bad.items():
-            block(reason, (TYPE_NAMES[low],))
+            block(reason, f"{TYPE_NAMES[low]} not in the opset-{self.opset} schema", (TYPE_NAMES[low],))
         constant_inputs = [node.input[i] for i in float_inputs]
         if op in ("Constant", "ConstantOfShape") and low_outputs:
             constant_inputs.append(node.output[0])
@@ -378,9 +381,11 @@ class Analysis:
             peak, tiny, size = check
             what = "initializer" if x in self.initializers else "constant"
             if peak > FP16_MAX:
-                block(f"{what} '{x}' holds |x| = {peak:.6g} > 65504 (fp16 max)", ("fp16",))
+                block(
+                    f"{what} '{x}' holds |x| = {peak:.6g} > 65504 (fp16 max)", "constant beyond fp16 range", ("fp16",)
+                )
             if tiny and size <= TINY_CONSTANT_ELEMENTS:
-                block(f"{what} '{x}' holds {tiny:.3g}, which is 0 in fp16", ("fp16",))
+                block(f"{what} '{x}' holds {tiny:.3g}, which is 0 in fp16", "constant that is 0 in fp16", ("fp16",))
         return facts
 
     def _constant_check(self, name: str, node: onnx.NodeProto) -> tuple[float, float, int] | None:

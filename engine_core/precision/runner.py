@@ -32,8 +32,9 @@ def _trt_rewrite(
     model: onnx.ModelProto, model_path: str | os.PathLike[str] | None, precision: str
 ) -> tuple[onnx.ModelProto, str]:
     """The ONNX that ``trt:fp16``/``trt:bf16`` build strongly typed: the whole model in ``precision`` (rules apply)."""
+    from engine_core.precision.coverage import coverage
+    from engine_core.precision.opset import analyse
     from engine_core.precision.rewrite import rewrite
-    from engine_core.precision.rules import Analysis
 
     if precision == "int8":
         raise TrtdbgError(
@@ -41,9 +42,10 @@ def _trt_rewrite(
             "--precision int8` and pass it with --plan FILE to a trt subject (or use --weak-typing on "
             "TensorRT 10)"
         )
-    an = Analysis(model, model_path)
-    res = PrecisionPlan(precision).resolve(an)
-    label = f"{precision} (ONNX rewrite: {len(res.float_low)} nodes in {precision}, {len(res.demoted)} kept by rules)"
+    plan = PrecisionPlan(precision)
+    _, an, notes = analyse(model, model_path, [precision])
+    res = plan.resolve(an)
+    label = f"{precision} (ONNX rewrite; {coverage(an, res, plan, notes).text()})"
     return rewrite(an, res.float_low), label
 
 
@@ -64,7 +66,11 @@ def is_precision_spec(key: str) -> bool:
 
 
 class PrecisionRunner(Runner):
-    """Runs the model a precision plan makes, on a base backend (built at activation)."""
+    """Runs the model a precision plan makes, on a base backend (built at activation).
+
+    The model is upgraded to a newer opset where that makes more nodes legal in the plan's precisions
+    (:mod:`engine_core.precision.opset`); with ``cuda`` (``ort-cuda`` bases) nodes whose low-precision type has no
+    CUDA kernel stay FP32. :attr:`coverage` says what really runs in low precision."""
 
     def __init__(
         self,
@@ -75,23 +81,36 @@ class PrecisionRunner(Runner):
         *,
         emulated: bool,
         make_base: Callable[[onnx.ModelProto], Runner],
+        cuda: bool = False,
         observable: Sequence[str] = (),
         unobservable: Mapping[str, str] | None = None,
     ) -> None:
         from engine_core.backend.ort import OrtRunner
-        from engine_core.precision.rules import Analysis
+        from engine_core.precision.coverage import coverage
+        from engine_core.precision.opset import analyse
 
         self.name = name
-        self.model = model
         self.model_path = model_path
         self.plan = plan
         self.emulated = emulated
         self._make_base = make_base
         self._observable = list(observable)
         self._unobservable = dict(unobservable or {})
-        self.analysis = Analysis(model, model_path)
+        self.model, self.analysis, notes = analyse(model, model_path, plan.precisions())
+        if cuda:
+            import onnxruntime
+
+            from engine_core.precision.cuda_kernels import cuda_kernel_table, keep_without_kernel
+
+            keep_without_kernel(self.analysis, plan.precisions(), cuda_kernel_table(), onnxruntime.__version__)
         self.warnings = plan.check(self.analysis)
-        self.needs_int8 = bool(plan.resolve(self.analysis).int8)
+        resolved = plan.resolve(self.analysis)
+        self.needs_int8 = bool(resolved.int8)
+        self.coverage = coverage(self.analysis, resolved, plan, notes)
+        """What the subject really runs in low precision (``precision_coverage``)."""
+        low = self.coverage.warning()
+        if low:
+            self.warnings.append(low)
         self._metas = OrtRunner(model, model_path).input_metadata()
         self._outputs = [o.name for o in model.graph.output]
         self._feeds: list[dict[str, np.ndarray]] | None = None
@@ -181,6 +200,7 @@ def make_precision_runner(
         plan,
         emulated=emulated,
         make_base=lambda built: make_base(base, built, ORT_OPT_LEVEL),
+        cuda=base.startswith("ort-cuda"),
         observable=observable,
         unobservable=unobservable,
     )

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Emulated (ort:fp16/bf16 on CPU) vs real (ort-cuda:fp16/bf16) per-tensor verdict agreement on the shared models,
+# on a GPU machine without internet. Run from the repo root there.
+#
+# onnxruntime-gpu travels as the unpacked wheel in an xz tarball split in pieces (the wheel is 256 MB; without the
+# TensorRT provider library the tarball is 117 MB), made on a machine with pip:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#       onnxruntime-gpu==1.31.1 -d dl && mkdir x && (cd x && unzip -q ../dl/*.whl \
+#       && rm onnxruntime/capi/libonnxruntime_providers_tensorrt.so && tar cf - . | xz -9e) > ortgpu.tar.xz
+#   split -n 2 ortgpu.tar.xz ortgpu.part-
+# Each piece is copied to $PARTS (default /tmp/parts) by its own call; this script joins and unpacks them into $SITE.
+#
+#   MODELS  folder with the shared models and inputs.py (default ../shared/models)
+#   OUT     results: agreement.json, agreement.md, cuda_kernels.json, env.txt (default bench/out/agreement)
+set -u
+PARTS=${PARTS:-/tmp/parts}
+SITE=${SITE:-/tmp/site}
+MODELS=${MODELS:-../shared/models}
+OUT=${OUT:-bench/out/agreement}
+PY=${PY:-python3}
+mkdir -p "$OUT" "$SITE"
+if [ ! -d "$SITE/onnxruntime" ]; then
+  cat "$PARTS"/ortgpu.part-* | xz -d | tar xf - -C "$SITE" || { echo "FAIL: unpacking $PARTS/ortgpu.part-*"; exit 2; }
+fi
+export PYTHONPATH="$SITE:$PWD"
+NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
+[ -n "$NVLIBS" ] && export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  nvidia-smi | grep "CUDA Version"
+  $PY -c "import onnxruntime as o, onnx, numpy, ml_dtypes; print('onnxruntime', o.__version__, o.get_available_providers(), 'onnx', onnx.__version__, 'numpy', numpy.__version__, 'ml_dtypes', ml_dtypes.__version__)"
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>/dev/null
+} 2>&1 | tee "$OUT/env.txt"
+$PY -c "
+import json, sys
+from engine_core.precision.cuda_kernels import cuda_kernel_table
+t = cuda_kernel_table() or {}
+json.dump(t, open(sys.argv[1], 'w'), indent=0, sort_keys=True)
+print('CUDA kernels:', len(t), 'ops;', sum(any('tensor(bfloat16)' in e[2] for e in v) for v in t.values()), 'with bf16')
+" "$OUT/cuda_kernels.json"
+$PY bench/precision_agreement.py --models "$MODELS" --out "$OUT" "$@"
