@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("ppocrv4_det", "ppocrv4_rec", "magika_v3_3", "minilm_l6_int8w")
+MODELS = ("magika_v3_3", "minilm_l6_int8w", "ppocrv4_rec", "ppocrv4_det")
 TOLERANCE = {"fp16": 1e-2, "bf16": 5e-2}
 
 
@@ -99,6 +99,32 @@ def compare(model: Path, subject: str, tol: float, inputs: Path, workspace: Path
     return result
 
 
+def write_results(out: Path, env: dict[str, str], rows: list[dict]) -> str:
+    """Write ``agreement.json`` and the Markdown table ``agreement.md`` (after every row); return the table."""
+    (out / "agreement.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+    table = [
+        "| model | precision (atol=rtol) | tensors | verdicts agree | failing: emulated / real | low nodes: emulated / real |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cov = [
+            f"{c['nodes_low']}/{c['nodes_total']}" if (c := r[s].get("coverage")) else r[s].get("error", "-")[:60]
+            for s in ("emulated", "real")
+        ]
+        if "tensors" in r:
+            pct = 100.0 * r["agree"] / max(r["tensors"], 1)
+            agree = f"{r['agree']}/{r['tensors']} ({pct:.1f}%)"
+            fails = f"{r['fail_emulated']} / {r['fail_real']}"
+        else:
+            agree, fails = "-", "-"
+        table.append(
+            f"| {r['model']} | {r['precision']} ({r['tolerance']:g}) | {r.get('tensors', '-')} | {agree} | {fails} | {cov[0]} / {cov[1]} |"
+        )
+    text = "\n".join(table) + "\n"
+    (out / "agreement.md").write_text(text)
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=os.environ.get("TRTDBG_SHARED_MODELS", str(ROOT.parent / "shared" / "models")))
@@ -127,36 +153,16 @@ def main() -> int:
                 row["agree"] = sum(ev[n] == rv[n] for n in common)
                 row["fail_emulated"] = sum(not ev[n] for n in common)
                 row["fail_real"] = sum(not rv[n] for n in common)
+                row["disagree"] = [n for n in common if ev[n] != rv[n]][:10]
+            for side in ("emulated", "real"):
+                row[side].pop("verdicts", None)
             rows.append(row)
+            write_results(out, env, rows)
             print(json.dumps({k: v for k, v in row.items() if k not in ("emulated", "real")}), flush=True)
             for side in ("emulated", "real"):
                 if "error" in row[side]:
                     print(f"  {side}: {row[side]['error']}", flush=True)
-    for r in rows:
-        for side in ("emulated", "real"):
-            r[side].pop("verdicts", None)
-    (out / "agreement.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
-    table = [
-        "| model | precision (atol=rtol) | tensors | verdicts agree | failing: emulated / real | low nodes: emulated / real |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cov = [
-            f"{c['nodes_low']}/{c['nodes_total']}" if (c := r[s].get("coverage")) else r[s].get("error", "-")[:60]
-            for s in ("emulated", "real")
-        ]
-        if "tensors" in r:
-            pct = 100.0 * r["agree"] / max(r["tensors"], 1)
-            agree = f"{r['agree']}/{r['tensors']} ({pct:.1f}%)"
-            fails = f"{r['fail_emulated']} / {r['fail_real']}"
-        else:
-            agree, fails = "-", "-"
-        table.append(
-            f"| {r['model']} | {r['precision']} ({r['tolerance']:g}) | {r.get('tensors', '-')} | {agree} | {fails} | {cov[0]} / {cov[1]} |"
-        )
-    text = "\n".join(table) + "\n"
-    (out / "agreement.md").write_text(text)
-    print(text)
+    print(write_results(out, env, rows))
     return 0
 
 
