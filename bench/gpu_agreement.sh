@@ -31,11 +31,4 @@ NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsit
   $PY -c "import onnxruntime as o, onnx, numpy, ml_dtypes; print('onnxruntime', o.__version__, o.get_available_providers(), 'onnx', onnx.__version__, 'numpy', numpy.__version__, 'ml_dtypes', ml_dtypes.__version__)"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>/dev/null
 } 2>&1 | tee "$OUT/env.txt"
-$PY -c "
-import json, sys
-from engine_core.precision.cuda_kernels import cuda_kernel_table
-t = cuda_kernel_table() or {}
-json.dump(t, open(sys.argv[1], 'w'), indent=0, sort_keys=True)
-print('CUDA kernels:', len(t), 'ops;', sum(any('tensor(bfloat16)' in e[2] for e in v) for v in t.values()), 'with bf16')
-" "$OUT/cuda_kernels.json"
 $PY bench/precision_agreement.py --models "$MODELS" --out "$OUT" "$@"

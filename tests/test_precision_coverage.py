@@ -118,17 +118,38 @@ def test_real_ppocrv4_det_opset12_bf16_changes_numbers(capsys):
     assert cov["kept"] == {"shape sub-graph": 12}
 
 
-def test_ops_without_cuda_kernel_stay_fp32_with_reason():
+def test_ops_without_kernel_stay_fp32_with_reason():
     _, an, _ = analyse(small_cnn_model(), None, ["bf16"])
-    table = {":Conv": [(1, 99, ["tensor(bfloat16)", "tensor(float)"])], ":Relu": [(1, 99, ["tensor(float)"])]}
-    blocked = keep_without_kernel(an, ["bf16"], table, "9.9")
-    assert blocked >= 2
-    relu = an.node("/relu1/Relu")
-    assert relu.why_not("bf16") == "onnxruntime 9.9 has no CUDA bf16 kernel for Relu"
+
+    def check(node, ins, outs, opset):
+        return node.op_type != "Relu"
+
+    blocked = keep_without_kernel(an, ["bf16"], check, "CUDA", "9.9")
+    assert blocked == 2
+    assert an.node("/relu1/Relu").why_not("bf16") == "onnxruntime 9.9 has no CUDA bf16 kernel for Relu"
     plan = PrecisionPlan("bf16")
     cov = coverage(an, plan.resolve(an), plan)
-    assert cov.kept["no CUDA bf16 kernel"] == blocked
+    assert cov.kept == {"no CUDA bf16 kernel": 2}
     assert an.node("/conv1/Conv").allows("bf16")
+
+
+def test_session_probe_finds_missing_bf16_kernels_of_a_real_provider():
+    """ONNX Runtime CPU has no bf16 MatMul/Softmax kernels: probing its provider keeps them fp32 and the rewritten
+    model then loads (the same probe runs on the CUDA provider for ort-cuda plans)."""
+    from engine_core.precision.cuda_kernels import session_probe
+    from engine_core.precision.rewrite import rewrite
+
+    _, an, _ = analyse(small_cnn_model(), None, ["bf16"])
+    blocked = keep_without_kernel(an, ["bf16"], session_probe("CPUExecutionProvider"), "CPU")
+    assert blocked > 0
+    assert an.node("/Softmax").why_not("bf16") == "has no CPU bf16 kernel for Softmax"
+    plan = PrecisionPlan("bf16")
+    res = plan.resolve(an)
+    import onnxruntime as ort
+
+    model = rewrite(an, res.float_low)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0].shape == (1, 10)
 
 
 def test_bf16_intermediates_are_fetched_as_exact_values():

@@ -1,75 +1,92 @@
-"""Which ops ONNX Runtime's CUDA provider can run in FP16/BF16, asked from ONNX Runtime itself.
+"""Which nodes ONNX Runtime's CUDA provider can run in FP16/BF16, found by probing ONNX Runtime itself.
 
 A node whose low-precision type has no CUDA kernel makes ONNX Runtime fall back to the CPU provider, which has no
 BF16 kernel for most ops either: the session then fails to load (``Provider type for Reciprocal node … is not set``).
 For ``ort-cuda`` plans such nodes stay FP32, with the reason in the coverage's ``kept`` counts.
 
-The kernel registry (``get_all_opkernel_def``) is read in a child process: listing it loads every provider library,
-and where the CUDA libraries are missing that crashes the process instead of raising.
+ONNX Runtime's kernel registry listing (``get_all_opkernel_def``) does not include providers loaded as shared
+libraries (CUDA), so each distinct (op, opset, input/output types) is probed once: a one-node model with the types
+the rewrite would give it, loaded on the provider with CPU fallback disabled. Only a kernel-assignment failure
+counts as "no kernel"; other probe failures leave the node to the real session (which reports them).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 
-from engine_core.precision.rules import Analysis
+import onnx
+from onnx import helper
 
-KernelTable = Mapping[str, Sequence[tuple[int, int, Sequence[str]]]]
-"""``{"domain:op": [(first opset, last opset, [type strings]), …]}`` of the CUDA provider."""
+from engine_core.precision.rules import FLOAT_TYPES, Analysis
 
-_TYPE = {"fp16": "tensor(float16)", "bf16": "tensor(bfloat16)"}
-_SCRIPT = """
-import json
-from onnxruntime.capi import _pybind_state as C
-out = {}
-for k in C.get_all_opkernel_def():
-    if k.provider != "CUDAExecutionProvider":
-        continue
-    types = sorted({t for ts in k.type_constraints.values() for t in ts})
-    out.setdefault((k.domain or "") + ":" + k.op_name, []).append([k.version_range[0], k.version_range[1], types])
-print(json.dumps(out))
-"""
-_CACHE: dict[str, KernelTable | None] = {}
+KernelCheck = Callable[[onnx.NodeProto, list[int | None], list[int | None], int], bool]
+"""``check(node, input types, output types, opset)`` → True when the provider has a kernel (types: ONNX elem types,
+``None`` for absent inputs)."""
+
+_NO_KERNEL = ("fallback to CPU EP has been explicitly disabled", "Could not find an implementation", "is not set")
+_CACHE: dict[tuple, bool] = {}
 
 
-def cuda_kernel_table() -> KernelTable | None:
-    """The CUDA provider's kernel registry of the installed onnxruntime, or ``None`` when it has none."""
-    if "table" not in _CACHE:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=120, check=False
+def session_probe(provider: str = "CUDAExecutionProvider") -> KernelCheck | None:
+    """A :data:`KernelCheck` that loads one-node models on ``provider``; ``None`` when the provider cannot start."""
+    import onnxruntime as ort
+
+    if provider not in ort.get_available_providers():
+        return None
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if provider != "CPUExecutionProvider":
+        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+
+    def check(node: onnx.NodeProto, ins: list[int | None], outs: list[int | None], opset: int) -> bool:
+        key = (provider, ort.__version__, node.domain, node.op_type, opset, tuple(ins), tuple(outs))
+        key += tuple(sorted(a.SerializeToString() for a in node.attribute))
+        if key not in _CACHE:
+            names_in = [f"i{k}" if t is not None else "" for k, t in enumerate(ins)]
+            probe = helper.make_node(node.op_type, names_in, [f"o{k}" for k in range(len(outs))], domain=node.domain)
+            probe.attribute.extend(node.attribute)
+            graph = helper.make_graph(
+                [probe],
+                "probe",
+                [helper.make_tensor_value_info(n, t, None) for n, t in zip(names_in, ins) if t is not None],
+                [helper.make_tensor_value_info(f"o{k}", t or 0, None) for k, t in enumerate(outs)],
             )
-            table = json.loads(done.stdout) if done.returncode == 0 else None
-        except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
-            table = None
-        _CACHE["table"] = {k: [tuple(e) for e in v] for k, v in table.items()} if table else None
-    return _CACHE["table"]
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid(node.domain, opset)], ir_version=8)
+            try:
+                ort.InferenceSession(model.SerializeToString(), so, providers=[provider])
+                _CACHE[key] = True
+            except Exception as exc:  # onnxruntime raises its own exception types
+                _CACHE[key] = not any(s in str(exc) for s in _NO_KERNEL)
+        return _CACHE[key]
+
+    if not check(helper.make_node("Relu", ["x"], ["y"]), [onnx.TensorProto.FLOAT], [onnx.TensorProto.FLOAT], 17):
+        return None  # the provider does not start at all: the real session says why
+    return check
 
 
-def has_kernel(table: KernelTable, domain: str, op: str, since: int, precision: str) -> bool:
-    """True when a CUDA kernel of ``op`` covering opset version ``since`` takes ``precision``."""
-    for first, last, types in table.get(f"{domain if domain != 'ai.onnx' else ''}:{op}", ()):
-        if first <= since <= last and _TYPE[precision] in types:
-            return True
-    return False
-
-
-def keep_without_kernel(an: Analysis, precisions: Iterable[str], table: KernelTable | None, version: str) -> int:
-    """Forbid ``precisions`` on nodes with no CUDA kernel for them; returns how many (node, precision) pairs."""
-    if not table:
+def keep_without_kernel(
+    an: Analysis, precisions: Iterable[str], check: KernelCheck | None, label: str = "CUDA", version: str = ""
+) -> int:
+    """Forbid ``precisions`` on nodes that ``check`` finds no kernel for; returns how many (node, precision) pairs."""
+    if check is None:
         return 0
     blocked = 0
-    for p in (p for p in dict.fromkeys(precisions) if p in _TYPE):
+    for p in (p for p in dict.fromkeys(precisions) if p in FLOAT_TYPES):
+        low = FLOAT_TYPES[p]
         for facts in an.facts:
             if not facts.allows(p):
                 continue
             node = an.protos[facts.pos]
-            schema = an.schema(node)
-            if schema is None or has_kernel(table, node.domain, node.op_type, schema.since_version, p):
+            ins = [
+                (low if i in facts.float_inputs else an.types.get(x)) if x else None for i, x in enumerate(node.input)
+            ]
+            outs = [low if j in facts.low_outputs else an.types.get(y) for j, y in enumerate(node.output)]
+            if any(t is None for x, t in zip(node.input, ins) if x) or any(t is None for t in outs):
+                continue  # untyped tensors: leave it to the real session
+            if check(node, ins, outs, an.opset):
                 continue
-            facts.block(f"onnxruntime {version} has no CUDA {p} kernel for {node.op_type}", f"no CUDA {p} kernel", (p,))
+            where = f"onnxruntime {version} " if version else ""
+            facts.block(f"{where}has no {label} {p} kernel for {node.op_type}", f"no {label} {p} kernel", (p,))
             blocked += 1
     return blocked

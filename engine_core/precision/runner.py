@@ -100,9 +100,9 @@ class PrecisionRunner(Runner):
         if cuda:
             import onnxruntime
 
-            from engine_core.precision.cuda_kernels import cuda_kernel_table, keep_without_kernel
+            from engine_core.precision.cuda_kernels import keep_without_kernel, session_probe
 
-            keep_without_kernel(self.analysis, plan.precisions(), cuda_kernel_table(), onnxruntime.__version__)
+            keep_without_kernel(self.analysis, plan.precisions(), session_probe(), "CUDA", onnxruntime.__version__)
         self.warnings = plan.check(self.analysis)
         resolved = plan.resolve(self.analysis)
         self.needs_int8 = bool(resolved.int8)
