@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
+from engine_core.options import DataOptions
 from engine_core.precision.bisect import BisectOptions, BisectSession, Phase, Search
 from engine_core.precision.emulate import emulate
 from engine_core.precision.plan import PrecisionPlan
@@ -119,7 +120,10 @@ def bench_demo_steps() -> dict[str, object]:
             t0 = time.perf_counter()
             session = BisectSession(
                 BisectOptions(
-                    model=str(files.model), load_inputs=[str(files.inputs)], workspace=str(Path(tmp) / label), **kw
+                    model=str(files.model),
+                    data=DataOptions(load_inputs=(str(files.inputs),)),
+                    workspace=str(Path(tmp) / label),
+                    **kw,
                 )
             )
             setup = time.perf_counter() - t0

@@ -16,6 +16,7 @@ KEYS = {
     "device",
     "inputs",
     "warmup",
+    "runs",
     "iterations",
     "latency_ms",
     "throughput_per_s",
@@ -41,7 +42,9 @@ def test_bench_ort_json(save_model, capsys) -> None:
     )
     assert rc == 0, err
     doc = json.loads(out)
-    assert set(doc) == KEYS and doc["backend"] == "ort" and doc["iterations"] == 30 and doc["warmup"] == 2
+    assert (
+        set(doc) == KEYS and doc["backend"] == "ort" and doc["runs"] == doc["iterations"] == 30 and doc["warmup"] == 2
+    )
     lat = doc["latency_ms"]
     assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert doc["throughput_per_s"] > 0 and doc["samples_per_s"] == pytest.approx(doc["throughput_per_s"])
@@ -76,3 +79,11 @@ def test_bench_bad_input_exit_2(save_model, tmp_path, capsys, case: str) -> None
     if rc == 0 and case in ("ort_cuda", "trt"):
         pytest.skip(f"{case} runs here (a GPU is present)")
     assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("trtdbg: error: "), err
+
+
+def test_bench_iterations_is_the_old_name_of_runs(save_model, capsys) -> None:
+    """`--iterations` counts input samples elsewhere; in bench it still works as --runs, with a one-line note."""
+    path = save_model(small_cnn_model())
+    rc, out, err = _run(capsys, "bench", str(path), "--iterations", "3", "--warmup", "0", "--json")
+    assert rc == 0 and json.loads(out)["runs"] == 3
+    assert err.count("\n") == 1 and "is now --runs" in err

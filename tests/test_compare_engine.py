@@ -10,8 +10,8 @@ from onnx import numpy_helper
 
 from engine_core.comparator.engine import TensorSlot, plan_batches
 from engine_core.comparator.request import CompareRequest, execute, prepare
-from engine_core.comparator.tolerances import CompareSettings
 from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
+from engine_core.options import DataOptions, ToleranceOptions
 
 
 def _perturbed(model, scale: float = 1e-3):
@@ -37,8 +37,8 @@ def test_tiny_budget_gives_identical_results(save_model, tmp_path: Path) -> None
     # which would make the *backend* (not the batching) differ between runs.
     model = save_model(small_cnn_model(), "m.onnx")
     sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
-    whole = execute(_request(model, sub, tmp_path, iterations=2))
-    tiny = execute(_request(model, sub, tmp_path, iterations=2, mem_budget=1))
+    whole = execute(_request(model, sub, tmp_path, data=DataOptions(iterations=2)))
+    tiny = execute(_request(model, sub, tmp_path, data=DataOptions(iterations=2), mem_budget=1))
     assert whole.summary.batches == 1
     assert tiny.summary.batches == len({r.slot.name for r in tiny.results}) > 3
     key = lambda r: (r.slot.topo_index, r.iteration)  # noqa: E731
@@ -84,7 +84,7 @@ def test_second_model_matched_by_structure(save_model, tmp_path: Path) -> None:
     prep = prepare(_request(model, sub, tmp_path))
     kinds = {s.match for s in prep.job.slots}
     assert "exact" in kinds or "structure" in kinds
-    report = execute(_request(model, sub, tmp_path, settings=CompareSettings.from_specs(atol=["1e-1"], rtol=["1e-1"])))
+    report = execute(_request(model, sub, tmp_path, tolerances=ToleranceOptions(atol=("1e-1",), rtol=("1e-1",))))
     assert report.results and all(np.isfinite(r.stats.max_abs) for r in report.results)
     doc = report.to_json()
     assert {m["match"] for m in doc["non_exact_matches"]} <= {"structure"}

@@ -18,6 +18,7 @@ import onnx
 import pytest
 
 from engine_core.errors import TrtdbgError
+from engine_core.options import DataOptions
 from engine_core.precision.bisect import BisectOptions, BisectSession, Phase, Search
 from engine_core.precision.state import load_state, pack, unpack
 from engine_core.workspace import Workspace
@@ -102,7 +103,7 @@ def _chain(tmp_path: Path, n: int = 24, at: int = 9) -> Path:
 
 
 def _session(model: Path, **kw: object) -> BisectSession:
-    return BisectSession(BisectOptions(model=str(model), iterations=2, **kw))  # type: ignore[arg-type]
+    return BisectSession(BisectOptions(model=str(model), data=DataOptions(iterations=2), **kw))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("at", [0, 11, 23])

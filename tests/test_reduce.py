@@ -13,11 +13,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import save_inputs
 from engine_core.errors import TrtdbgError
 from engine_core.model.demo import DEMO_SITES, build_demo_model, demo_inputs
 from engine_core.model.synthetic import branchy_model, fp16_copy
+from engine_core.options import ToleranceOptions
 from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Reducer
 from tests.conftest import run_cli, shared_model
 
@@ -170,10 +170,10 @@ def test_every_sample_is_judged(tmp_path: Path) -> None:
     model, subject = _overflow_chain(False), _overflow_chain(True)
     small = {"x": np.linspace(0, 0.5, 8, dtype=np.float32)[None]}
     large = {"x": np.linspace(0, 1.0, 8, dtype=np.float32)[None]}
-    settings = CompareSettings.from_specs(atol=["1e-2"], rtol=["1e-2"])
+    tolerances = ToleranceOptions(atol=("1e-2",), rtol=("1e-2",))
 
     def judge() -> CompareJudge:
-        return CompareJudge(tmp_path, settings, subject_model=subject, subject_model_path="fp16.onnx")
+        return CompareJudge(tmp_path, tolerances, subject_model=subject, subject_model_path="fp16.onnx")
 
     assert Reducer(model, None, [small], judge()).run().candidate is None
     result = Reducer(model, None, [small, large], judge()).run()

@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.errors import TrtdbgError
+from engine_core.options import DataOptions
 
 GPU_BACKENDS = ("ort-cuda", "trt", "trt-rtx")
 
@@ -36,17 +37,16 @@ class BenchOptions:
 
     backend: str = "ort"
     warmup: int = 10
-    iterations: int = 100
+    runs: int = 100
+    """Timed runs (``--runs``)."""
     duration: float | None = None
-    """Seconds of timed runs (overrides ``iterations``)."""
+    """Seconds of timed runs (overrides ``runs``)."""
     layer_times: bool = False
-    layer_iterations: int = 10
+    layer_runs: int = 10
+    """Profiled runs for per-layer times."""
     opt_level: str = "all"
-    shapes: Sequence[str] = ()
-    seed: int = 1
-    val_range: Sequence[str] = ()
-    data_loader_script: str | None = None
-    load_inputs: Sequence[str] = ()
+    data: DataOptions = field(default_factory=DataOptions)
+    """Input data; the first feed is used for every run."""
     trt_options: Any = None
 
 
@@ -69,7 +69,7 @@ class BenchResult:
     device: str
     inputs: dict[str, list[int]]
     warmup: int
-    iterations: int
+    runs: int
     latency_ms: dict[str, float]
     throughput_per_s: float
     samples_per_s: float
@@ -82,6 +82,7 @@ class BenchResult:
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["layers"] = [asdict(x) for x in self.layers] if self.layers is not None else None
+        doc["iterations"] = self.runs  # the key before --runs existed, kept for scripts that read it
         return doc
 
     def dumps(self) -> str:
@@ -92,7 +93,7 @@ class BenchResult:
         lines = [
             f"trtdbg bench: {self.model} on {self.backend} ({self.device})",
             f"  inputs: {', '.join(f'{k} {tuple(v)}' for k, v in self.inputs.items())}",
-            f"  {self.iterations} timed run(s) after {self.warmup} warm-up(s)",
+            f"  {self.runs} timed run(s) after {self.warmup} warm-up(s)",
             (
                 f"  latency ms: min {lat['min']:.3f}  median {lat['median']:.3f}  mean {lat['mean']:.3f}  "
                 f"p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  max {lat['max']:.3f}"
@@ -143,12 +144,11 @@ def run_bench(
     model_path: str | os.PathLike[str], options: BenchOptions, on_progress: Callable[[int, int], None] | None = None
 ) -> BenchResult:
     """Load the model, make the backend's runner, time it; raise :class:`TrtdbgError` on bad input."""
-    from engine_core.data.source import make_data_source
     from engine_core.model.loader import check_runtime_support, load_model
     from engine_core.runners import make_runner
 
-    if options.warmup < 0 or options.iterations < 1 or (options.duration is not None and options.duration <= 0):
-        raise TrtdbgError("--warmup must be ≥ 0, --iterations ≥ 1 and --duration > 0")
+    if options.warmup < 0 or options.runs < 1 or (options.duration is not None and options.duration <= 0):
+        raise TrtdbgError("--warmup must be ≥ 0, --runs ≥ 1 and --duration > 0")
     path = str(model_path)
     model = load_model(path, load_external_data=False)
     check_runtime_support(model, path)
@@ -159,14 +159,7 @@ def run_bench(
     before = mem.mem_info()[0] if mem else None
     rss0 = _rss_peak()
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
-    source = make_data_source(
-        runner.input_metadata(),
-        shapes=options.shapes,
-        seed=options.seed,
-        val_range=options.val_range,
-        script=options.data_loader_script,
-        load_inputs=options.load_inputs,
-    )
+    source = options.data.source(runner.input_metadata())
     feed = next(iter(source), None)
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
@@ -185,7 +178,7 @@ def run_bench(
             if deadline is not None:
                 if time.perf_counter() >= deadline:
                     break
-            elif len(times) >= options.iterations:
+            elif len(times) >= options.runs:
                 break
         device_bytes = (before - mem.mem_info()[0]) if mem is not None and before is not None else None
         layers = _layer_times(runner, spec, model, path, feed, options, notes) if options.layer_times else None
@@ -207,7 +200,7 @@ def run_bench(
         device=device,
         inputs={k: list(np.shape(v)) for k, v in feed.items()},
         warmup=options.warmup,
-        iterations=len(times),
+        runs=len(times),
         latency_ms=_percentiles(ms),
         throughput_per_s=len(times) / total if total else 0.0,
         samples_per_s=len(times) * batch / total if total else 0.0,
@@ -305,7 +298,7 @@ def _layer_times(
     options: BenchOptions,
     notes: list[str],
 ) -> list[LayerTime] | None:
-    n = max(1, options.layer_iterations)
+    n = max(1, options.layer_runs)
     from engine_core.backend.ort import OrtRunner
 
     if hasattr(runner, "layer_times"):  # TensorRT IProfiler: engine (fused) layer names

@@ -31,13 +31,13 @@ from engine_core.comparator.matching import Match, NodeDesc, match_models, match
 from engine_core.comparator.report import CompareReport, json_safe
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
-from engine_core.data.source import make_data_source
 from engine_core.data.store import load_outputs, save_inputs, save_outputs
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.runners import make_runner
-from engine_core.sysinfo import default_mem_budget, parse_size
+from engine_core.sysinfo import default_mem_budget
 from engine_core.types import TensorMeta
 from engine_core.workspace import Workspace
 
@@ -57,13 +57,8 @@ class CompareRequest:
     marks: list[str] = field(default_factory=list)
     mark_ops: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    settings: CompareSettings = field(default_factory=CompareSettings)
-    shapes: list[str] = field(default_factory=list)
-    seed: int = 1
-    val_range: list[str] = field(default_factory=list)
-    iterations: int = 1
-    data_loader_script: str | None = None
-    load_inputs: list[str] = field(default_factory=list)
+    tolerances: ToleranceOptions = field(default_factory=ToleranceOptions)
+    data: DataOptions = field(default_factory=DataOptions)
     save_inputs: str | None = None
     save_outputs: str | None = None
     fail_fast: bool = False
@@ -77,58 +72,14 @@ class CompareRequest:
     trt_options: Any = None
     """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
 
-    @classmethod
-    def from_namespace(cls, a: Any) -> CompareRequest:
-        """Build from the CLI's parsed arguments."""
-        return cls(
-            model=a.model,
-            ref=a.ref,
-            ref_model=a.ref_model,
-            ref_outputs=a.ref_outputs,
-            subject=a.subject,
-            subject_model=a.subject_model,
-            subject_outputs=a.load_outputs,
-            subject_backend=a.subject_backend,
-            marks=_items(a.mark),
-            mark_ops=_items(a.mark_op),
-            exclude=_items(a.exclude),
-            settings=CompareSettings.from_specs(
-                atol=a.atol,
-                rtol=a.rtol,
-                check_error_stat=a.check_error_stat,
-                error_quantile=a.error_quantile,
-                infinities_compare_equal=a.infinities_compare_equal,
-                rel_mode=a.rel_mode,
-                check_shapes=not a.no_shape_check,
-            ),
-            shapes=list(a.shapes or []),
-            seed=a.seed,
-            val_range=list(a.val_range or []),
-            iterations=a.iterations,
-            data_loader_script=a.data_loader_script,
-            load_inputs=list(a.load_inputs or []),
-            save_inputs=a.save_inputs,
-            save_outputs=a.save_outputs,
-            fail_fast=a.fail_fast,
-            mem_budget=parse_size(a.mem_budget, "--mem-budget") if a.mem_budget else None,
-            ort_opt_level=a.ort_opt_level,
-            workspace=a.workspace,
-            plan=getattr(a, "plan", None),
-            trt_options=_trt_options(a),
-        )
+    def __post_init__(self) -> None:
+        if self.mem_budget is not None and self.mem_budget <= 0:
+            raise TrtdbgError(f"--mem-budget must be more than 0 bytes (got {self.mem_budget}); e.g. 512M or 2G")
 
-
-def _trt_options(a: Any) -> Any:
-    """TensorRT options when the CLI gave ``--trt-*`` arguments, else ``None`` (defaults)."""
-    if not hasattr(a, "trt_module"):
-        return None
-    from engine_core.backend.trt.runner import trt_options_from_namespace
-
-    return trt_options_from_namespace(a)
-
-
-def _items(values: Sequence[str] | None) -> list[str]:
-    return [s.strip() for v in values or () for s in v.split(",") if s.strip()]
+    @property
+    def settings(self) -> CompareSettings:
+        """The parsed tolerances."""
+        return self.tolerances.settings()
 
 
 @dataclass
@@ -339,20 +290,12 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
 
     live = ref_runner or sub_runner
     metas: list[TensorMeta] = live.input_metadata() if live else []
-    if live is None and not request.load_inputs:
+    if live is None and not request.data.load_inputs:
         feeds_n = len(ref_src.iterations) if isinstance(ref_src, SavedSource) else 1  # type: ignore[attr-defined]
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
-        source = make_data_source(
-            metas,
-            shapes=request.shapes,
-            seed=request.seed,
-            val_range=request.val_range,
-            iterations=request.iterations,
-            script=request.data_loader_script,
-            load_inputs=request.load_inputs,
-        )
+        source = request.data.source(metas)
         feeds = list(source)
         if hasattr(sub_runner, "set_calibration"):
             sub_runner.set_calibration(feeds)  # type: ignore[union-attr]  # INT8 subjects calibrate on these inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -29,12 +30,13 @@ def parse_per_tensor(specs: Sequence[str] | None, default: T, convert: Callable[
     """Parse ``["1e-3", "onnx::MatMul_12:1e-2"]`` (split at the last ``:``, so names may contain ``:``)."""
     result: PerTensor[T] = PerTensor(default)
     for spec in specs or ():
-        for item in _split_items(spec):
+        for item in _split_items(spec, option):
             name, sep, value = item.rpartition(":")
             try:
                 converted = convert(value.strip())
-            except (TypeError, ValueError):
-                raise TrtdbgError(f"{option}: cannot read '{item}'; expected [TENSOR:]VALUE") from None
+            except (TypeError, ValueError) as exc:
+                why = f" ({exc.args[0]})" if exc.args and str(exc.args[0]).startswith("must") else ""
+                raise TrtdbgError(f"{option}: cannot read '{item}'{why}; expected [TENSOR:]VALUE") from None
             if sep and name:
                 result.overrides[name] = converted
             else:
@@ -42,13 +44,20 @@ def parse_per_tensor(specs: Sequence[str] | None, default: T, convert: Callable[
     return result
 
 
-def _split_items(spec: str) -> list[str]:
-    """Split on commas (a comma never appears inside a value)."""
-    return [s for s in (p.strip() for p in str(spec).split(",")) if s]
+def _split_items(spec: str, option: str) -> list[str]:
+    """Split on commas (a comma never appears inside a value); an empty item (``1e-3,``) is an error."""
+    items = [p.strip() for p in str(spec).split(",")]
+    if not all(items):
+        raise TrtdbgError(f"{option}: cannot read '{spec}': an empty value between commas; expected [TENSOR:]VALUE,...")
+    return items
 
 
-def _float(value: str) -> float:
-    return float(value)
+def _tolerance(value: str) -> float:
+    """A tolerance: a number >= 0 (``inf`` allowed: never fails on this error), not NaN."""
+    tol = float(value)
+    if math.isnan(tol) or tol < 0:
+        raise ValueError("must be a number >= 0")
+    return tol
 
 
 def _stat(value: str) -> str:
@@ -60,7 +69,7 @@ def _stat(value: str) -> str:
 def _quantile(value: str) -> float:
     q = float(value)
     if not 0.0 <= q <= 1.0:
-        raise ValueError(value)
+        raise ValueError("must be between 0 and 1")
     return q
 
 
@@ -91,8 +100,8 @@ class CompareSettings:
         if rel_mode not in REL_MODES:
             raise TrtdbgError(f"--rel-mode: '{rel_mode}' is not one of {', '.join(REL_MODES)}")
         return cls(
-            atol=parse_per_tensor(atol, 1e-5, _float, "--atol"),
-            rtol=parse_per_tensor(rtol, 1e-5, _float, "--rtol"),
+            atol=parse_per_tensor(atol, 1e-5, _tolerance, "--atol"),
+            rtol=parse_per_tensor(rtol, 1e-5, _tolerance, "--rtol"),
             check_error_stat=parse_per_tensor(check_error_stat, "elemwise", _stat, "--check-error-stat"),
             error_quantile=parse_per_tensor(error_quantile, 0.99, _quantile, "--error-quantile"),
             infinities_compare_equal=infinities_compare_equal,

@@ -29,6 +29,7 @@ from typing import Any
 
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
+from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
 from engine_core.precision.state import backup_state, file_sha256, load_state, pack, save_state, state_path, unpack
@@ -237,15 +238,9 @@ class BisectOptions:
     direction: str = "forward"
     check: str | None = None
     check_timeout: float = 600.0
-    atol: list[str] = field(default_factory=list)
-    rtol: list[str] = field(default_factory=list)
-    check_error_stat: list[str] = field(default_factory=list)
-    shapes: list[str] = field(default_factory=list)
-    seed: int = 1
-    val_range: list[str] = field(default_factory=list)
-    iterations: int = 1
-    data_loader_script: str | None = None
-    load_inputs: list[str] = field(default_factory=list)
+    tolerances: ToleranceOptions = field(default_factory=ToleranceOptions)
+    """Empty atol/rtol: :data:`DEFAULT_TOLERANCE` of the precision."""
+    data: DataOptions = field(default_factory=DataOptions)
     calibration_cache: str | None = None
     write_calibration_cache: str | None = None
     workspace: str | None = None
@@ -270,29 +265,77 @@ class BisectOptions:
     def absolute(self) -> None:
         """Make file options absolute, so a resume from another directory finds the same files."""
         self.model = os.path.abspath(self.model)
-        self.load_inputs = [os.path.abspath(p) for p in self.load_inputs]
-        if self.data_loader_script:
-            path, sep, func = self.data_loader_script.rpartition(":")
-            if not sep or not path.endswith(".py"):
-                path, func = self.data_loader_script, ""
-            self.data_loader_script = os.path.abspath(path) + (f":{func}" if func else "")
+        self.data = self.data.absolute()
         for name in ("calibration_cache", "write_calibration_cache"):
             if getattr(self, name):
                 setattr(self, name, os.path.abspath(getattr(self, name)))
 
     def settings(self) -> CompareSettings:
-        tol = DEFAULT_TOLERANCE[self.precision]
-        return CompareSettings.from_specs(
-            atol=self.atol or [tol], rtol=self.rtol or [tol], check_error_stat=self.check_error_stat or None
-        )
+        return self.tolerances.settings(DEFAULT_TOLERANCE[self.precision])
 
-    def phases(self, an: Any) -> list[Phase]:
+    def phases(self, analysis: Any) -> list[Phase]:
         if self.precision != "int8":
-            return [Phase(self.precision, "fp32", an.candidates(self.precision))]
-        int8 = Phase("int8", self.fallback, an.candidates("int8"))
+            return [Phase(self.precision, "fp32", analysis.candidates(self.precision))]
+        int8 = Phase("int8", self.fallback, analysis.candidates("int8"))
         if self.fallback == "fp32":
             return [int8]
-        return [Phase(self.fallback, "fp32", an.candidates(self.fallback)), int8]
+        return [Phase(self.fallback, "fp32", analysis.candidates(self.fallback)), int8]
+
+    # ------------------------------------------------------------------ saved state
+    def to_state(self) -> dict[str, Any]:
+        """``options`` in the state file: the flat layout every trtdbg version reads (newer fields are in
+        :meth:`to_state_v2`, which older versions ignore)."""
+        legacy = {k: v for k, v in asdict(self).items() if k in _LEGACY_KEYS}
+        legacy.update({k: list(getattr(self.tolerances, k)) for k in ("atol", "rtol", "check_error_stat")})
+        legacy.update({k: _json_value(getattr(self.data, k)) for k in _LEGACY_DATA_KEYS})
+        return legacy
+
+    def to_state_v2(self) -> dict[str, Any]:
+        """``options_v2`` in the state file: every field, data and tolerances nested."""
+        return _json_value(asdict(self))
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any], workspace: str | None) -> BisectOptions:
+        """The options of a saved state (``options_v2`` when present, else the flat layout of older versions)."""
+        if "options_v2" in doc:
+            saved = dict(doc["options_v2"])
+            saved["data"] = DataOptions(**saved.get("data", {}))
+            saved["tolerances"] = ToleranceOptions(**saved.get("tolerances", {}))
+        else:
+            flat = dict(doc["options"])
+            saved = {k: v for k, v in flat.items() if k not in _LEGACY_DATA_KEYS + ("atol", "rtol", "check_error_stat")}
+            saved["data"] = DataOptions(**{k: flat[k] for k in _LEGACY_DATA_KEYS if k in flat})
+            saved["tolerances"] = ToleranceOptions(
+                **{k: flat[k] for k in ("atol", "rtol", "check_error_stat") if k in flat}
+            )
+        saved["workspace"] = workspace
+        return cls(**saved)
+
+
+_LEGACY_KEYS = (
+    "model",
+    "precision",
+    "fallback",
+    "subject",
+    "mode",
+    "direction",
+    "check",
+    "check_timeout",
+    "calibration_cache",
+    "write_calibration_cache",
+    "workspace",
+)
+"""Fields of the flat ``options`` layout that are not data or tolerances (read by every trtdbg version)."""
+_LEGACY_DATA_KEYS = ("shapes", "seed", "val_range", "iterations", "data_loader_script", "load_inputs")
+
+
+def _json_value(value: Any) -> Any:
+    """Tuples as lists, recursively (what JSON gives back)."""
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------- session
@@ -307,7 +350,6 @@ class BisectSession:
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         from engine_core.backend.ort import OrtRunner
-        from engine_core.data.source import make_data_source
         from engine_core.model.loader import check_external_data, check_runtime_support, load_model
         from engine_core.precision.build import PlanBuilder
         from engine_core.precision.int8 import feeds_digest
@@ -333,17 +375,15 @@ class BisectSession:
         check_runtime_support(model, options.model)
         check_external_data(model, options.model)
         self.builder = PlanBuilder(model, options.model, self.workdir)
-        an = self.builder.analysis
+        analysis = self.builder.analysis
+        if not any(ph.candidates for ph in options.phases(analysis)):
+            demoted = len(analysis.demotions(options.precision))
+            raise TrtdbgError(
+                f"bisect: {options.model} has no node that can run in {options.precision} ({len(analysis.pos)} "
+                f"node(s), {demoted} kept in higher precision by the rules); nothing to bisect"
+            )
         metas = OrtRunner(model, options.model).input_metadata()
-        source = make_data_source(
-            metas,
-            shapes=options.shapes,
-            seed=options.seed,
-            val_range=options.val_range,
-            iterations=options.iterations,
-            script=options.data_loader_script,
-            load_inputs=options.load_inputs,
-        )
+        source = options.data.source(metas)
         feeds = list(source)
         for w in source.warnings:
             self._warn(w)
@@ -355,7 +395,7 @@ class BisectSession:
                 "that is not deterministic?); start over without --resume"
             )
         self.calibration_cache: str | None = None
-        int8_pool = an.candidates("int8")
+        int8_pool = analysis.candidates("int8")
         if options.precision == "int8":
             if options.calibration_cache:
                 self.builder.import_cache(options.calibration_cache)
@@ -375,14 +415,14 @@ class BisectSession:
             check = CheckCommand(options.check, options.check_timeout)
             check.verify()
         self.evaluator = Evaluator(self.builder, options.subject, feeds, options.settings(), self.workdir, check)
-        phases = options.phases(an)
+        phases = options.phases(analysis)
         if options.precision == "int8":
             phases[-1].candidates = [c for c in phases[-1].candidates if c in set(int8_pool)]
         self.search = Search(phases, options.mode, options.direction)
         self.history: list[dict[str, Any]] = []
         self.cache: dict[str, dict[str, Any]] = {}
         self.evaluations = 0
-        self.demoted = {n: r for p in {ph.precision for ph in phases} for n, r in an.demotions(p).items()}
+        self.demoted = {n: r for p in {ph.precision for ph in phases} for n, r in analysis.demotions(p).items()}
         if resume_doc is not None:
             self._load(resume_doc)
         else:
@@ -395,21 +435,39 @@ class BisectSession:
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def resume(
-        cls, model: str, workspace: str | None = None, on_warning: Callable[[str], None] | None = None
+        cls,
+        model: str,
+        workspace: str | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        *,
+        data: DataOptions | None = None,
+        tolerances: ToleranceOptions | None = None,
     ) -> BisectSession:
-        """Continue the bisection saved in the workspace of ``model`` with the options it was started with."""
+        """Continue the bisection saved in the workspace of ``model`` with the options it was started with.
+
+        ``data``/``tolerances``: options given again with the resume; any difference from the saved ones is refused
+        (the cached evaluations were judged on the old data and tolerances)."""
         ws = Workspace.for_model(model, workspace)
         doc = load_state(ws)
         try:
-            saved = dict(doc["options"])
-            saved["workspace"] = workspace
-            options = BisectOptions(**saved)
-        except TypeError as exc:
+            options = BisectOptions.from_state(doc, workspace)
+        except (TypeError, ValueError, AttributeError) as exc:
             raise TrtdbgError(
                 f"bisection state {state_path(ws)} is corrupted (options: {exc}); start over without --resume"
             ) from None
         if os.path.abspath(options.model) != os.path.abspath(model):
             raise TrtdbgError(f"the bisection in {ws.root} is for {options.model}, not {model}")
+        for what, given, saved in (("data", data, options.data), ("tolerance", tolerances, options.tolerances)):
+            if given is None:
+                continue
+            if what == "data":
+                given = given.absolute()
+            changed = given.differences(saved)
+            if changed:
+                raise TrtdbgError(
+                    f"--resume: the bisection in {ws.root} started with other {what} options ({'; '.join(changed)}); "
+                    f"leave them out to continue, or start over without --resume"
+                )
         return cls(options, resume_doc=doc, on_warning=on_warning)
 
     def _warn(self, msg: str) -> None:
@@ -572,9 +630,9 @@ class BisectSession:
         return rec
 
     def _finish(self) -> None:
-        an = self.builder.analysis
+        analysis = self.builder.analysis
         plan = self.final_plan()
-        plan.save(self.workdir / "plan.json", an)
+        plan.save(self.workdir / "plan.json", analysis)
 
     # ------------------------------------------------------------------ results
     def final_plan(self) -> PrecisionPlan:
@@ -617,7 +675,7 @@ class BisectSession:
 
     def result(self) -> dict[str, Any]:
         """The ``--json`` document: culprits, evaluations, passed, plan, steps (+ details)."""
-        an = self.builder.analysis
+        analysis = self.builder.analysis
         plan_path = self.workdir / "plan.json"
         plan = self.final_plan()
         n = len(self.search.phases[0].candidates)
@@ -639,7 +697,7 @@ class BisectSession:
             "evaluation_bound": math.ceil(math.log2(n)) + 2 if n > 1 else 2,
             "culprit_precisions": self.culprits(),
             "demoted": self.demoted,
-            "layer_precisions": plan.layer_precisions(an),
+            "layer_precisions": plan.layer_precisions(analysis),
             "calibration_cache": self.calibration_cache,
             "data": self.data_text,
             "settings": self.evaluator.settings.describe(),
@@ -653,7 +711,8 @@ class BisectSession:
             self.workspace,
             {
                 "model": {"path": self.options.model, "sha256": self.model_sha},
-                "options": asdict(self.options),
+                "options": self.options.to_state(),
+                "options_v2": self.options.to_state_v2(),
                 "feeds_sha256": self.feeds_sha,
                 "phases": [asdict(p) for p in self.search.phases],
                 "search": self.search.snapshot(),

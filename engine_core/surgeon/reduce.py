@@ -34,9 +34,9 @@ import onnx
 from onnx import ModelProto, helper, numpy_helper
 
 from engine_core.backend.ort import OrtRunner
-from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
+from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.surgeon.changes import describe_value_info
 from engine_core.surgeon.graph import (
     arrays_equal,
@@ -176,6 +176,12 @@ class _Reference:
         return [{n: c[n] for n in names} for c in self.cache]
 
 
+def check_reducible(model: ModelProto, path: str | None) -> None:
+    """Refuse a model that has nothing to judge (no graph outputs)."""
+    if not model.graph.output:
+        raise TrtdbgError(f"reduce: {path or 'the model'} has no graph outputs; there is nothing to compare or reduce")
+
+
 class Reducer:
     """Runs the two phases over one model, its samples and a judge."""
 
@@ -188,6 +194,7 @@ class Reducer:
         *,
         on_step: Callable[[ReduceStep], None] | None = None,
     ) -> None:
+        check_reducible(model, path)
         if not feeds:
             raise TrtdbgError("reduce: the data source gave no samples; check the data options")
         self.original = model
@@ -386,7 +393,7 @@ class CompareJudge:
     def __init__(
         self,
         workdir: str | os.PathLike[str],
-        settings: CompareSettings,
+        tolerances: ToleranceOptions,
         *,
         subject: str | None = None,
         subject_model: ModelProto | None = None,
@@ -397,7 +404,7 @@ class CompareJudge:
         if (subject is None) == (subject_model is None):
             raise TrtdbgError("reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD")
         self.workdir = Path(workdir)
-        self.settings = settings
+        self.tolerances = tolerances
         self.subject = subject
         self.subject_model = subject_model
         self.subject_backend = subject_backend
@@ -420,8 +427,8 @@ class CompareJudge:
         request = CompareRequest(
             model=str(model_path),
             subject=self.subject,
-            settings=self.settings,
-            load_inputs=[str(inputs_path)],
+            tolerances=self.tolerances,
+            data=DataOptions(load_inputs=(str(inputs_path),)),
             workspace=str(self.workdir / "compare"),
             ort_opt_level=self.opt_level,
         )

@@ -282,6 +282,7 @@ class BisectScreen(Screen):
             self.post_message(BisectProbe({"error": str(exc)}))
 
     def _options(self) -> Any:
+        from engine_core.options import ToleranceOptions
         from engine_core.precision.bisect import BisectOptions
 
         q = self.query_one
@@ -294,14 +295,10 @@ class BisectScreen(Screen):
             subject=str(q("#subject", Select).value),
             mode=str(q("#mode", Select).value),
             check=command,
-            atol=q("#atol", Input).value.split(),
-            rtol=q("#rtol", Input).value.split(),
-            shapes=form.shapes.split(),
-            seed=int(form.seed or 1) if str(form.seed).strip().isdigit() else 1,
-            val_range=form.val_range.split(),
-            iterations=int(form.iterations) if str(form.iterations).isdigit() else 1,
-            data_loader_script=form.data_path.strip() if form.data == "script" else None,
-            load_inputs=form.data_path.split() if form.data == "inputs" else [],
+            tolerances=ToleranceOptions(
+                atol=tuple(q("#atol", Input).value.split()), rtol=tuple(q("#rtol", Input).value.split())
+            ),
+            data=form.data_options(),
             workspace=str(self.main.workspace.root) if self.main.workspace is not None else None,
         )
 
@@ -407,7 +404,13 @@ class BisectScreen(Screen):
         if not precision_available() or not self.saved or not self.saved.get("same_model"):
             self.notify("no saved bisection of this model in the workspace", timeout=3)
             return
-        options = self._options()
+        from engine_core.errors import TrtdbgError
+
+        try:
+            options = self._options()
+        except TrtdbgError as exc:
+            self._error(str(exc))
+            return
         if self._begin("resuming the saved bisection…"):
             self._start(options, True)
 

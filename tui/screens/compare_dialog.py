@@ -45,19 +45,76 @@ class CompareForm:
     shapes: str = ""
     iterations: str = "1"
     fail_fast: bool = False
+    more_tolerances: dict[str, Any] = field(default_factory=dict)
+    """``ToleranceOptions`` fields the dialog has no field for (given on the command line), e.g. ``rel_mode``;
+    ``check_error_stat`` here holds per-tensor items added to the dialog's one."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def data_options(self) -> Any:
+        """The engine's ``DataOptions`` for the data fields (raises ``TrtdbgError`` on bad values)."""
+        from engine_core.errors import TrtdbgError
+        from engine_core.options import DataOptions
+
+        script, inputs = None, ()
+        if self.data == "script":
+            if not self.data_path.strip():
+                raise TrtdbgError("data: give the data-loader script (PATH.py[:FUNC])")
+            script = self.data_path.strip()
+        elif self.data == "inputs":
+            if not self.data_path.strip():
+                raise TrtdbgError("data: give the saved inputs (.json, .npz or a folder)")
+            inputs = tuple(self.data_path.split())
+        return DataOptions(
+            shapes=tuple(self.shapes.split()),
+            seed=_as_int(self.seed, "seed"),
+            val_range=tuple(self.val_range.split()),
+            iterations=_as_int(self.iterations, "iterations"),
+            data_loader_script=script,
+            load_inputs=inputs,
+        )
+
+    def tolerance_options(self) -> Any:
+        """The engine's ``ToleranceOptions`` for the tolerance fields (raises ``TrtdbgError`` on bad values)."""
+        from engine_core.options import ToleranceOptions
+
+        more = dict(self.more_tolerances)
+        stats = (self.check_error_stat, *more.pop("check_error_stat", ()))
+        return ToleranceOptions(
+            atol=tuple(self.atol.split()), rtol=tuple(self.rtol.split()), check_error_stat=stats, **more
+        )
+
+    def set_options(self, data: Any, tolerances: Any) -> None:
+        """Fill the fields from typed ``DataOptions`` and ``ToleranceOptions`` (command-line defaults)."""
+        from dataclasses import asdict
+
+        from engine_core.options import ToleranceOptions
+
+        self.seed, self.iterations = str(data.seed), str(data.iterations)
+        self.shapes, self.val_range = " ".join(data.shapes), " ".join(data.val_range)
+        if data.load_inputs:
+            self.data, self.data_path = "inputs", " ".join(data.load_inputs)
+        elif data.data_loader_script:
+            self.data, self.data_path = "script", data.data_loader_script
+        if tolerances.atol:
+            self.atol = " ".join(tolerances.atol)
+        if tolerances.rtol:
+            self.rtol = " ".join(tolerances.rtol)
+        items = [i.strip() for spec in tolerances.check_error_stat for i in spec.split(",")]
+        per_tensor = [i for i in items if i.rpartition(":")[0]]
+        self.check_error_stat = next((i for i in reversed(items) if not i.rpartition(":")[0]), self.check_error_stat)
+        defaults = asdict(ToleranceOptions())
+        self.more_tolerances = {
+            k: v
+            for k, v in asdict(tolerances).items()
+            if k not in ("atol", "rtol", "check_error_stat") and v != defaults[k]
+        }
+        if per_tensor:
+            self.more_tolerances["check_error_stat"] = tuple(per_tensor)
 
     def to_request(self, model: str, marks: list[str], workspace: str | None) -> Any:
         """The engine_core ``CompareRequest`` for this form (raises ``TrtdbgError`` on bad values)."""
         from engine_core.comparator.request import CompareRequest
-        from engine_core.comparator.tolerances import CompareSettings
         from engine_core.errors import TrtdbgError
-
-        def as_int(text: str, what: str) -> int:
-            try:
-                return int(text.strip())
-            except ValueError:
-                raise TrtdbgError(f"{what} must be an integer (got '{text}')") from None
 
         kw: dict[str, Any] = {}
         if self.ref == SAVED:
@@ -85,29 +142,24 @@ class CompareForm:
                     "no tensor is marked: mark nodes with space (or m for a scope, M for all), or choose 'all tensors'"
                 )
             kw["marks"] = list(marks)
-        settings = CompareSettings.from_specs(
-            atol=self.atol.split() or None, rtol=self.rtol.split() or None, check_error_stat=[self.check_error_stat]
-        )
-        if self.data == "script":
-            if not self.data_path.strip():
-                raise TrtdbgError("data: give the data-loader script (PATH.py[:FUNC])")
-            kw["data_loader_script"] = self.data_path.strip()
-        elif self.data == "inputs":
-            if not self.data_path.strip():
-                raise TrtdbgError("data: give the saved inputs (.json, .npz or a folder)")
-            kw["load_inputs"] = self.data_path.split()
         return CompareRequest(
             model=model,
-            settings=settings,
-            seed=as_int(self.seed, "seed"),
-            val_range=self.val_range.split(),
-            shapes=self.shapes.split(),
-            iterations=as_int(self.iterations, "iterations"),
+            tolerances=self.tolerance_options(),
+            data=self.data_options(),
             fail_fast=self.fail_fast,
             workspace=workspace,
             **kw,
             **self.extra,
         )
+
+
+def _as_int(text: str, what: str) -> int:
+    from engine_core.errors import TrtdbgError
+
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise TrtdbgError(f"{what} must be an integer (got '{text}')") from None
 
 
 def backend_choices() -> list[tuple[str, str]]:

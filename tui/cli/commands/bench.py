@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tui.cli.args import DataArgs
 from tui.cli.commands.trt_cli import add_trt_args
+
+DATA = DataArgs("input data (one feed, reused for every run; default random, seed 1, values in [0,1])", samples=False)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,16 +28,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--warmup", type=int, default=10, metavar="N", help="untimed runs first (default 10)")
     runs = p.add_mutually_exclusive_group()
-    runs.add_argument(
-        "--iterations", "-n", dest="runs", type=int, default=100, metavar="N", help="timed runs (default 100)"
-    )
+    runs.add_argument("--runs", "-n", dest="runs", type=int, metavar="N", help="timed runs (default 100)")
+    runs.add_argument("--iterations", dest="old_runs", type=int, metavar="N", help=argparse.SUPPRESS)
     runs.add_argument("--duration", type=float, metavar="SECONDS", help="time runs for this long instead")
     p.add_argument(
         "--layer-times",
         action="store_true",
         help="also profile per-layer times (ORT profiler / TensorRT IProfiler), in separate runs",
     )
-    p.add_argument("--layer-iterations", type=int, default=10, metavar="N", help="profiled runs (default 10)")
+    p.add_argument(
+        "--layer-runs",
+        "--layer-iterations",
+        dest="layer_runs",
+        type=int,
+        default=10,
+        metavar="N",
+        help="profiled runs (default 10)",
+    )
     p.add_argument("--top", type=int, default=15, metavar="K", help="slowest layers shown in text (default 15)")
     p.add_argument(
         "--ort-opt-level",
@@ -43,13 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="ONNX Runtime graph optimization level (default all, as deployed)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document (stable keys) instead of text")
-    g = p.add_argument_group("input data (one feed, reused for every run; default random, seed 1, values in [0,1])")
-    g.add_argument("--shapes", nargs="+", metavar="NAME:1x3x640x640", help="shapes for dynamic inputs")
-    g.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    g.add_argument("--val-range", nargs="+", metavar="[NAME:][LO,HI]", help="value range per input")
-    src = g.add_mutually_exclusive_group()
-    src.add_argument("--data-loader-script", metavar="PATH.py[:FUNC]", help="a script whose first feed is used")
-    src.add_argument("--load-inputs", nargs="+", metavar="F", help="saved inputs (.json, directory, .npz); the first")
+    DATA.add_parser_args(p)
     add_trt_args(p)
     p.set_defaults(run=run)
 
@@ -58,20 +62,24 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.benchmark import BenchOptions, run_bench
     from tui.cli.commands.trt_cli import trt_options_from_args
 
+    runs = args.runs
+    if args.old_runs is not None:
+        print(
+            "trtdbg: warning: bench --iterations is now --runs (timed runs); elsewhere --iterations counts input "
+            "samples",
+            file=sys.stderr,
+        )
+        runs = args.old_runs
     trt_options = trt_options_from_args(args) if args.backend.strip().lower().startswith("trt") else None
     options = BenchOptions(
         backend=args.backend,
         warmup=args.warmup,
-        iterations=args.runs,
+        runs=100 if runs is None else runs,
         duration=args.duration,
         layer_times=args.layer_times,
-        layer_iterations=args.layer_iterations,
+        layer_runs=args.layer_runs,
         opt_level=args.ort_opt_level,
-        shapes=list(args.shapes or []),
-        seed=args.seed,
-        val_range=list(args.val_range or []),
-        data_loader_script=args.data_loader_script,
-        load_inputs=list(args.load_inputs or []),
+        data=DATA.parse(args),
         trt_options=trt_options,
     )
     result = run_bench(args.model, options)

@@ -8,7 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tui.cli.commands.common import add_data_args, add_workspace_arg
+from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+
+DATA = DataArgs()
+TOLERANCES = ToleranceArgs(
+    "tolerances of the output comparison (Polygraphy 'simple' comparator rules)",
+    default_text="2e-2 fp16, 1e-1 bf16/int8",
+)
 
 _DEFAULTS = {
     "precision": "fp16",
@@ -86,14 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds before a hanging check counts as a failure (default 600)",
     )
-    chk.add_argument(
-        "--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 2e-2 fp16, 1e-1 bf16/int8)"
-    )
-    chk.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default as --atol)")
-    chk.add_argument(
-        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median"
-    )
-    add_data_args(p)
+    TOLERANCES.add_parser_args(p)
+    DATA.add_parser_args(p)
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--calibration-cache",
@@ -121,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)
 
+    data, tolerances = DATA.parse(args), TOLERANCES.parse(args)
     if args.resume:
-        session = BisectSession.resume(args.model, args.workspace, on_warning=warn)
+        session = BisectSession.resume(
+            args.model,
+            args.workspace,
+            on_warning=warn,
+            data=data if data.given else None,
+            tolerances=tolerances if tolerances.given else None,
+        )
         saved = session.options
         ignored = [
             f"--{k.replace('_', '-')} {getattr(args, k)}"
@@ -141,15 +148,8 @@ def run(args: argparse.Namespace) -> int:
             direction=args.direction,
             check=args.check,
             check_timeout=args.check_timeout,
-            atol=list(args.atol or []),
-            rtol=list(args.rtol or []),
-            check_error_stat=list(args.check_error_stat or []),
-            shapes=list(args.shapes or []),
-            seed=args.seed,
-            val_range=list(args.val_range or []),
-            iterations=args.iterations,
-            data_loader_script=args.data_loader_script,
-            load_inputs=list(args.load_inputs or []),
+            tolerances=tolerances,
+            data=data,
             calibration_cache=args.calibration_cache,
             write_calibration_cache=args.write_calibration_cache,
             workspace=args.workspace,

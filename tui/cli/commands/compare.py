@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.commands.common import add_data_args, add_workspace_arg
+from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_args
+
+DATA = DataArgs()
+TOLERANCES = ToleranceArgs()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,22 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mark-op", action="append", metavar="OP,...", help="also mark outputs of nodes of these op types"
     )
     marks.add_argument("--exclude", action="append", metavar="NAME,...", help="tensors (or patterns) not to compare")
-    tol = p.add_argument_group("tolerances (Polygraphy 'simple' comparator rules)")
-    tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
-    tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
-    tol.add_argument(
-        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median or quantile"
-    )
-    tol.add_argument("--error-quantile", nargs="+", metavar="[NAME:]Q", help="quantile for 'quantile' (default 0.99)")
-    tol.add_argument("--infinities-compare-equal", action="store_true", help="equal ±inf values count as equal")
-    tol.add_argument(
-        "--rel-mode",
-        choices=("polygraphy", "robust"),
-        default="polygraphy",
-        help="relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero",
-    )
-    tol.add_argument("--no-shape-check", action="store_true", help="compare tensors of equal size but different shape")
-    add_data_args(p)
+    TOLERANCES.add_parser_args(p)
+    DATA.add_parser_args(p)
     out = p.add_argument_group("output and limits")
     out.add_argument("--save-inputs", metavar="F", help="save the inputs used (.json, .npz, or a directory)")
     out.add_argument(
@@ -96,10 +85,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine_core.comparator.request import CompareRequest, execute
+    from engine_core.comparator.request import execute
     from tui.cli.progress import ProgressBar
 
-    request = CompareRequest.from_namespace(args)
+    request = request_from_args(args)
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:
         report = execute(request, on_progress=bar.update, on_warning=bar.warn)
@@ -110,3 +99,39 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(report.to_text(show_all=args.show_all) + "\n")
     return 0 if report.passed else 1
+
+
+def request_from_args(args: argparse.Namespace) -> object:
+    """The engine's ``CompareRequest`` for ``trtdbg compare`` arguments (typed options, validated)."""
+    from engine_core.comparator.request import CompareRequest
+    from engine_core.sysinfo import parse_size
+    from tui.cli.commands.trt_cli import trt_options_from_args
+
+    return CompareRequest(
+        model=args.model,
+        ref=args.ref,
+        ref_model=args.ref_model,
+        ref_outputs=args.ref_outputs,
+        subject=args.subject,
+        subject_model=args.subject_model,
+        subject_outputs=args.load_outputs,
+        subject_backend=args.subject_backend,
+        marks=comma_items(args.mark),
+        mark_ops=comma_items(args.mark_op),
+        exclude=comma_items(args.exclude),
+        tolerances=TOLERANCES.parse(args),
+        data=DATA.parse(args),
+        save_inputs=args.save_inputs,
+        save_outputs=args.save_outputs,
+        fail_fast=args.fail_fast,
+        mem_budget=parse_size(args.mem_budget, "--mem-budget") if args.mem_budget is not None else None,
+        ort_opt_level=args.ort_opt_level,
+        workspace=args.workspace,
+        plan=args.plan,
+        trt_options=trt_options_from_args(args),
+    )
+
+
+def comma_items(values: list[str] | None) -> list[str]:
+    """``["a,b", "c"]`` → ``["a", "b", "c"]`` (repeated and comma-separated option values)."""
+    return [s.strip() for v in values or () for s in v.split(",") if s.strip()]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.commands.common import add_data_args
-from tui.cli.commands.trt_cli import add_trt_build_args
+from tui.cli.args import DataArgs
+from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
+
+DATA = DataArgs()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache to take INT8 scales from")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    add_data_args(p)
+    DATA.add_parser_args(p)
     add_trt_build_args(p, "TensorRT (.plan outputs)")
     p.set_defaults(run=run)
 
@@ -47,31 +49,19 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.precision.convert import convert, output_kind
 
     output_kind(args.output)  # bad suffix: fail before any work
-    trt_options = None
-    if output_kind(args.output) == "engine":
-        from engine_core.backend.trt.runner import trt_options_from_namespace
-
-        trt_options = trt_options_from_namespace(args)
+    data = DATA.parse(args)
+    trt_options = trt_options_from_args(args) if output_kind(args.output) == "engine" else None
 
     def feeds() -> list:
         from engine_core.backend.ort import OrtRunner
-        from engine_core.data.source import make_data_source
         from engine_core.model.loader import load_model
 
         metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        source = make_data_source(
-            metas,
-            shapes=args.shapes or [],
-            seed=args.seed,
-            val_range=args.val_range or [],
-            iterations=args.iterations,
-            script=args.data_loader_script,
-            load_inputs=args.load_inputs or [],
-        )
-        data = list(source)
+        source = data.source(metas)
+        samples = list(source)
         for w in source.warnings:
             warn(w)
-        return data
+        return samples
 
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)
@@ -85,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         feeds=feeds,
         calibration_cache=args.calibration_cache,
         trt_options=trt_options,
-        shapes=parse_shapes(args.shapes or []),
+        shapes=parse_shapes(data.shapes),
         on_warning=warn,
     )
     if args.json:

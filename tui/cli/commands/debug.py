@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.commands.common import add_data_args, add_workspace_arg
-from tui.cli.commands.trt_cli import add_trt_build_args
+from tui.cli.args import DataArgs, add_workspace_arg
+from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
+
+DATA = DataArgs()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
     p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache for INT8 scales")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    add_data_args(p)
+    DATA.add_parser_args(p)
     add_trt_build_args(p, "TensorRT", timing_cache=False)
     add_workspace_arg(p)
     p.set_defaults(run=run)
@@ -61,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from engine_core.backend.trt.debug_build import Iteration, debug_build, new_run_dir, parse_until
-    from engine_core.backend.trt.runner import trt_options_from_namespace
     from engine_core.data.shapes import parse_shapes
     from engine_core.errors import TrtdbgError
     from engine_core.precision.convert import rewritten_model
     from engine_core.workspace import Workspace
 
+    data = DATA.parse(args)
     until = parse_until(args.until)
     if args.max_iterations < 1:
         raise TrtdbgError("--max-iterations must be 1 or more")
@@ -84,24 +86,17 @@ def run(args: argparse.Namespace) -> int:
 
     def feeds() -> list:
         from engine_core.backend.ort import OrtRunner
-        from engine_core.data.source import make_data_source
         from engine_core.model.loader import load_model
 
         metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        return list(
-            make_data_source(
-                metas,
-                shapes=args.shapes or [],
-                seed=args.seed,
-                val_range=args.val_range or [],
-                iterations=args.iterations,
-                script=args.data_loader_script,
-                load_inputs=args.load_inputs or [],
-            )
-        )
+        source = data.source(metas)
+        samples = list(source)
+        for w in source.warnings:
+            warn(w)
+        return samples
 
     args.timing_cache = None  # each build gets its own empty timing cache
-    options = trt_options_from_namespace(args)
+    options = trt_options_from_args(args)
     model, _ = rewritten_model(
         args.model,
         precision=args.precision,
@@ -137,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         check_timeout=args.check_timeout,
         max_iterations=args.max_iterations,
         trt_options=options,
-        shapes=parse_shapes(args.shapes or []),
+        shapes=parse_shapes(data.shapes),
         label=label,
         on_iteration=show,
     )

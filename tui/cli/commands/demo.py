@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.commands.common import add_workspace_arg
+from tui.cli.args import add_workspace_arg
 from tui.cli.commands.open import add_ui_args
 
 DEMO_SUBJECT = "ort:fp16"
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_headless(files: object, args: argparse.Namespace) -> int:
     from engine_core.comparator.request import CompareRequest, execute
-    from engine_core.comparator.tolerances import CompareSettings
+    from engine_core.options import DataOptions, ToleranceOptions
     from tui.cli.progress import ProgressBar
 
     print(
@@ -74,8 +74,8 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
         model=str(files.model),
         subject=DEMO_SUBJECT,
         marks=["all"],  # type: ignore[attr-defined]
-        settings=CompareSettings.from_specs(atol=["1e-2"], rtol=["1e-2"]),
-        load_inputs=[str(files.inputs)],
+        tolerances=ToleranceOptions(atol=("1e-2",), rtol=("1e-2",)),
+        data=DataOptions(load_inputs=(str(files.inputs),)),  # type: ignore[attr-defined]
         workspace=str(files.workspace),  # type: ignore[attr-defined]
     )
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())

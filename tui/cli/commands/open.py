@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 
-from tui.cli.commands.common import add_workspace_arg
+from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+
+DATA = DataArgs("input data of the app's compares (editable in its compare dialog)")
+TOLERANCES = ToleranceArgs("tolerances of the app's compares (editable in its compare dialog)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ref", metavar="SPEC", help="reference backend (default ort)")
     g.add_argument("--subject", metavar="SPEC", help="subject backend, e.g. ort-cuda")
     g.add_argument("--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16 copy)")
-    g.add_argument("--load-inputs", metavar="F", help="saved inputs to compare on")
-    g.add_argument("--data-loader-script", metavar="PATH.py[:FUNC]", help="a data-loader script")
-    g.add_argument("--atol", metavar="VAL", help="absolute tolerance (default 1e-5)")
-    g.add_argument("--rtol", metavar="VAL", help="relative tolerance (default 1e-5)")
+    TOLERANCES.add_parser_args(p)
+    DATA.add_parser_args(p)
     p.add_argument(
         "--engine",
         metavar="FILE",
@@ -63,14 +64,7 @@ def form_from_args(args: argparse.Namespace) -> object:
         form.subject, form.subject_path = SECOND_MODEL, args.subject_model
     elif args.subject:
         form.subject = args.subject
-    if args.load_inputs:
-        form.data, form.data_path = "inputs", args.load_inputs
-    elif args.data_loader_script:
-        form.data, form.data_path = "script", args.data_loader_script
-    if args.atol:
-        form.atol = args.atol
-    if args.rtol:
-        form.rtol = args.rtol
+    form.set_options(DATA.parse(args), TOLERANCES.parse(args))
     return form
 
 
@@ -103,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.model):
         raise TrtdbgError(f"{args.model}: no such file")
+    form = form_from_args(args)
     why = check_terminal()
     if why:
         raise TrtdbgError(
             f"{why}; for scripts use `trtdbg inspect {args.model}` or `trtdbg compare {args.model} --json`"
         )
-    return launch(args.model, args, form_from_args(args))
+    return launch(args.model, args, form)

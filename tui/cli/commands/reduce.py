@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from tui.cli.commands.common import add_data_args, add_workspace_arg
+from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+
+DATA = DataArgs()
+TOLERANCES = ToleranceArgs("tolerances for --subject/--subject-model (Polygraphy 'simple' comparator rules)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,21 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="(must come last) a command that exits non-zero while the model still fails; {model} and "
         "{inputs} are replaced by the candidate and its inputs (Polygraphy JSON)",
     )
-    tol = p.add_argument_group("tolerances for --subject/--subject-model")
-    tol.add_argument("--atol", nargs="+", metavar="[NAME:]VAL", help="absolute tolerance (default 1e-5)")
-    tol.add_argument("--rtol", nargs="+", metavar="[NAME:]VAL", help="relative tolerance (default 1e-5)")
-    tol.add_argument(
-        "--check-error-stat", nargs="+", metavar="[NAME:]STAT", help="elemwise (default), max, mean, median, quantile"
-    )
-    tol.add_argument(
+    TOLERANCES.add_parser_args(p)
+    p.add_argument(
         "--ort-opt-level",
         choices=("disable", "basic", "extended", "all"),
         help="ONNX Runtime graph optimization level of both sides (default: as compare picks it)",
     )
-    tol.add_argument(
-        "--rel-mode", choices=("polygraphy", "robust"), default="polygraphy", help="relative error formula"
-    )
-    add_data_args(p)
+    DATA.add_parser_args(p)
     p.add_argument(
         "--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)"
     )
@@ -75,15 +70,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine_core.backend.ort import OrtRunner
-    from engine_core.comparator.tolerances import CompareSettings
-    from engine_core.data.source import make_data_source
     from engine_core.data.store import save_inputs
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import load_model
     from engine_core.surgeon.export import check_output_path, save_model
-    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep
+    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
     from engine_core.workspace import Workspace, atomic_write_json
 
+    data = DATA.parse(args)
+    tolerances = TOLERANCES.parse(args)
     chosen = [
         flag
         for flag, given in (
@@ -106,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (out, inputs_out, report_out, subject_out):
         check_output_path(path, protect, external_data=False)
     model = load_model(args.model, external_data_dir=args.external_data_dir)
+    check_reducible(model, args.model)
     workspace = Workspace.for_model(args.model, args.workspace)
     workspace.check_writable()
     workdir = workspace.path("reduce")
@@ -113,13 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if args.check is not None:
         judge = CommandJudge(args.check, args.artifact or workdir / "candidate.onnx")
     else:
-        settings = CompareSettings.from_specs(
-            atol=args.atol, rtol=args.rtol, check_error_stat=args.check_error_stat, rel_mode=args.rel_mode
-        )
         subject_model = load_model(args.subject_model) if args.subject_model else None
         judge = CompareJudge(
             workdir,
-            settings,
+            tolerances,
             subject=args.subject,
             subject_model=subject_model,
             subject_model_path=args.subject_model,
@@ -128,16 +121,10 @@ def run(args: argparse.Namespace) -> int:
         )
     with OrtRunner(model, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = make_data_source(
-        metas,
-        shapes=args.shapes or [],
-        seed=args.seed,
-        val_range=args.val_range or [],
-        iterations=args.iterations,
-        script=args.data_loader_script,
-        load_inputs=args.load_inputs or [],
-    )
+    source = data.source(metas)
     feeds = list(source)
+    for w in source.warnings:
+        print(f"trtdbg: warning: {w}", file=sys.stderr)
 
     def show(step: ReduceStep) -> None:
         verdict = "fails" if step.fails else "passes"

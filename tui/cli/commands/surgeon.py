@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Any
 
-from tui.cli.commands.common import add_data_args
+from tui.cli.args import DataArgs
+
+DATA = DataArgs("input data for the equal-outputs check (default: one random sample)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -53,7 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--outputs", nargs="+", required=True, metavar="NAME[:DTYPE]", help="tensors that become graph outputs"
     )
     e.add_argument(
-        "--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run"
+        "--shapes",
+        "--input-shapes",
+        dest="shapes",
+        nargs="+",
+        metavar="NAME:1x3x224x224",
+        help="input shapes for the fallback ONNX Runtime run",
     )
     e.set_defaults(run=run_extract)
 
@@ -78,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--fold-size-threshold", metavar="SIZE", help="do not create folded constants larger than this")
     s.add_argument("--num-passes", type=int, metavar="N", help="at most N folding passes (default: until no change)")
     s.add_argument("--no-verify", action="store_true", help="skip running both models to check equal outputs")
-    add_data_args(s)
+    DATA.add_parser_args(s)
     s.set_defaults(run=run_sanitize)
 
     i = ops.add_parser(
@@ -112,7 +119,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--nodes", nargs="+", required=True, metavar="NAME", help="node names (comma-separated or several)")
     r.add_argument("--as-inputs", action="store_true", help="make the removed nodes' needed outputs graph inputs")
     r.add_argument(
-        "--shapes", nargs="+", metavar="NAME:1x3x224x224", help="input shapes for the fallback ONNX Runtime run"
+        "--shapes",
+        "--input-shapes",
+        dest="shapes",
+        nargs="+",
+        metavar="NAME:1x3x224x224",
+        help="input shapes for the fallback ONNX Runtime run",
     )
     r.set_defaults(run=run_prune)
 
@@ -174,6 +186,7 @@ def run_sanitize(args: argparse.Namespace) -> int:
 
     if args.num_passes is not None and args.num_passes < 1:
         raise TrtdbgError("--num-passes must be at least 1")
+    data = DATA.parse(args)
     model, protect = _load(args)
     options = SanitizeOptions(
         fold_constants=args.fold_constants,
@@ -189,7 +202,7 @@ def run_sanitize(args: argparse.Namespace) -> int:
     result = sanitize(model, options, path=args.model)
     extra: dict[str, Any] = {}
     if not args.no_verify:
-        extra["verify"] = _verify(args, model, result.model)
+        extra["verify"] = _verify(data, args.model, model, result.model)
         if not args.json:
             worst = max((d["max_abs"] for d in extra["verify"]["outputs"]), default=0.0)
             print(
@@ -200,26 +213,19 @@ def run_sanitize(args: argparse.Namespace) -> int:
     return _finish(args, result, protect, extra)
 
 
-def _verify(args: argparse.Namespace, original: Any, edited: Any) -> dict[str, Any]:
-    """Run MODEL and the edited model on the data options; raise when an output differs."""
+def _verify(data: Any, path: str, original: Any, edited: Any) -> dict[str, Any]:
+    """Run MODEL and the edited model on ``data`` (:class:`DataOptions`); raise when an output differs."""
     from engine_core.backend.ort import OrtRunner
-    from engine_core.data.source import make_data_source
     from engine_core.errors import TrtdbgError
     from engine_core.surgeon.verify import compare_models
 
-    with OrtRunner(edited, args.model, opt_level="disable") as runner:
+    with OrtRunner(edited, path, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = make_data_source(
-        metas,
-        shapes=args.shapes or [],
-        seed=args.seed,
-        val_range=args.val_range or [],
-        iterations=args.iterations,
-        script=args.data_loader_script,
-        load_inputs=args.load_inputs or [],
-    )
+    source = data.source(metas)
     feeds = list(source)
-    diffs = compare_models(original, args.model, edited, feeds)
+    for w in source.warnings:
+        print(f"trtdbg: warning: {w}", file=sys.stderr)
+    diffs = compare_models(original, path, edited, feeds)
     bad = next((d for d in diffs if not d.equal), None)
     if bad is not None:
         raise TrtdbgError(

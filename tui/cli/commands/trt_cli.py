@@ -81,11 +81,52 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
         )
 
 
-def trt_options_from_args(args: argparse.Namespace) -> Any:
-    """:class:`TrtOptions` from parsed arguments."""
-    from engine_core.backend.trt.runner import trt_options_from_namespace
+def trt_options_from_args(a: argparse.Namespace) -> Any:
+    """The engine's ``TrtOptions`` from parsed ``--trt-*`` arguments (options a command lacks → defaults)."""
+    from engine_core.backend.trt.build import BuildOptions
+    from engine_core.backend.trt.legacy import weak_settings
+    from engine_core.backend.trt.runner import TrtOptions
+    from engine_core.data.shapes import parse_shapes
+    from engine_core.errors import TrtdbgError
+    from engine_core.sysinfo import parse_size
 
-    return trt_options_from_namespace(args)
+    def get(name: str, default: Any = None) -> Any:
+        return getattr(a, name, default)
+
+    lo, opt, hi = (parse_shapes(get(f"trt_{w}_shapes") or []) for w in ("min", "opt", "max"))
+    profiles: tuple = ()
+    if lo or opt or hi:
+        prof = {}
+        for name in sorted(set(lo) | set(opt) | set(hi)):
+            o = opt.get(name) or lo.get(name) or hi.get(name)
+            prof[name] = (lo.get(name) or o, o, hi.get(name) or o)
+        profiles = BuildOptions.make_profiles([prof])
+    weak_on, lps = get("weak_typing", False), get("layer_precisions")
+    cache = get("calibration_cache") if hasattr(a, "weak_typing") else None  # else it is the command's INT8 cache
+    if (lps or cache) and not weak_on:
+        raise TrtdbgError("--layer-precisions and --calibration-cache need --weak-typing (TensorRT 10 only)")
+    weak = (
+        weak_settings(
+            layer_precisions=lps or (),
+            precision_constraints=get("precision_constraints", "obey"),
+            calibration_cache=cache,
+        )
+        if weak_on
+        else ()
+    )
+    pool = get("trt_pool_limit")
+    return TrtOptions(
+        module=get("trt_module", "auto") or "auto",
+        profiles=profiles,
+        pool_limit=parse_size(pool, "--trt-pool-limit") if pool else None,
+        opt_level=get("trt_opt_level"),
+        timing_cache=get("timing_cache"),
+        tf32=bool(get("tf32", False)),
+        mark_mode=get("trt_mark_mode", "output"),
+        weak=weak,
+        device_memory=get("device_memory", "auto") or "auto",
+        cache_dir="" if get("no_engine_cache", False) else None,
+    )
 
 
 def add_inspect_args(p: argparse.ArgumentParser) -> None:

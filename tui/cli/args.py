@@ -1,0 +1,121 @@
+"""Option groups shared by the commands, modelled on Polygraphy's argument groups.
+
+Each group adds its options to a parser (:meth:`add_parser_args`) and turns the parsed namespace
+into the engine's typed options (:meth:`parse`), which validate themselves: every command that takes
+input data or tolerances declares and reads them through the same group. Only argparse is imported
+at module level (``trtdbg --help`` stays fast); engine_core loads inside :meth:`parse`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine_core.options import DataOptions, ToleranceOptions
+
+
+class DataArgs:
+    """Input data: random (seed, value ranges, shapes, samples), a data-loader script, or saved inputs.
+
+    ``samples=False`` leaves out ``--iterations`` for commands that use a single feed (``bench``).
+    """
+
+    def __init__(self, title: str | None = None, *, samples: bool = True) -> None:
+        self.title = title or "input data (default: random, seed 1, values in [0,1])"
+        self.samples = samples
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+        g = parser.add_argument_group(self.title)
+        g.add_argument("--seed", type=int, default=1, help="random seed; sample i uses seed+i (default 1)")
+        g.add_argument("--val-range", nargs="+", metavar="[NAME:][LO,HI]", help="value range per input (default [0,1])")
+        g.add_argument(
+            "--shapes",
+            "--input-shapes",
+            dest="shapes",
+            nargs="+",
+            metavar="NAME:1x3x640x640",
+            help="shapes for dynamic inputs (also NAME:[1,3,640,640]; --input-shapes is Polygraphy's name); "
+            "default: model hints, else batch 1, spatial 224, sequence 128",
+        )
+        if self.samples:
+            g.add_argument(
+                "--iterations", type=int, default=1, metavar="N", help="number of random input samples (default 1)"
+            )
+        src = g.add_mutually_exclusive_group()
+        src.add_argument(
+            "--data-loader-script",
+            metavar="PATH.py[:FUNC]",
+            help="a script whose FUNC (default load_data) yields feed dicts",
+        )
+        src.add_argument(
+            "--load-inputs", nargs="+", metavar="F", help="saved inputs (.json, directory, .npz), samples in order"
+        )
+        return g
+
+    def parse(self, args: argparse.Namespace) -> DataOptions:
+        """The typed, validated :class:`~engine_core.options.DataOptions`."""
+        from engine_core.options import DataOptions
+
+        return DataOptions(
+            shapes=args.shapes or (),
+            seed=args.seed,
+            val_range=args.val_range or (),
+            iterations=args.iterations if self.samples else 1,
+            data_loader_script=args.data_loader_script,
+            load_inputs=args.load_inputs or (),
+        )
+
+
+class ToleranceArgs:
+    """When tensors count as equal: Polygraphy's ``simple`` comparator options (per tensor) plus ``--rel-mode``."""
+
+    def __init__(self, title: str | None = None, *, default_text: str = "1e-5") -> None:
+        self.title = title or "tolerances (Polygraphy 'simple' comparator rules)"
+        self.default_text = default_text
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+        g = parser.add_argument_group(self.title)
+        g.add_argument(
+            "--atol", nargs="+", metavar="[NAME:]VAL", help=f"absolute tolerance (default {self.default_text})"
+        )
+        g.add_argument(
+            "--rtol", nargs="+", metavar="[NAME:]VAL", help=f"relative tolerance (default {self.default_text})"
+        )
+        g.add_argument(
+            "--check-error-stat",
+            nargs="+",
+            metavar="[NAME:]STAT",
+            help="elemwise (default), max, mean, median or quantile",
+        )
+        g.add_argument("--error-quantile", nargs="+", metavar="[NAME:]Q", help="quantile for 'quantile' (default 0.99)")
+        g.add_argument("--infinities-compare-equal", action="store_true", help="equal ±inf values count as equal")
+        g.add_argument(
+            "--rel-mode",
+            choices=("polygraphy", "robust"),
+            default="polygraphy",
+            help="relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero",
+        )
+        g.add_argument(
+            "--no-shape-check", action="store_true", help="compare tensors of equal size but different shape"
+        )
+        return g
+
+    def parse(self, args: argparse.Namespace) -> ToleranceOptions:
+        """The typed, validated :class:`~engine_core.options.ToleranceOptions`."""
+        from engine_core.options import ToleranceOptions
+
+        return ToleranceOptions(
+            atol=args.atol or (),
+            rtol=args.rtol or (),
+            check_error_stat=args.check_error_stat or (),
+            error_quantile=args.error_quantile or (),
+            infinities_compare_equal=args.infinities_compare_equal,
+            rel_mode=args.rel_mode,
+            check_shapes=not args.no_shape_check,
+        )
+
+
+def add_workspace_arg(p: argparse.ArgumentParser) -> None:
+    """``--workspace DIR`` (default ``.trtdbg/`` beside the model)."""
+    p.add_argument("--workspace", metavar="DIR", help="workspace folder (default .trtdbg/ beside the model)")
