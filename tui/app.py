@@ -155,8 +155,12 @@ class TrtdbgApp(App):
             except Exception:
                 pass
         owners.append(self)
+        # a key the app binds with priority (ctrl+c: cancel job) never reaches the screen's binding for it
+        claimed = {key for key, bs in self._bindings.key_to_bindings.items() if any(b.priority for b in bs)}
         for owner in owners:
-            for _key, bindings in owner._bindings.key_to_bindings.items():
+            for key, bindings in owner._bindings.key_to_bindings.items():
+                if owner is not self and key in claimed:
+                    continue
                 for b in bindings:
                     bid = b.id or f"{type(owner).__name__}.{b.action}"
                     if bid in seen or not b.description:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine_core.cells import fit
 from engine_core.comparator.engine import CompareSummary, TensorResult
 
 
@@ -88,9 +89,8 @@ class CompareReport:
                 st = r.stats
                 verdict = "PASS" if st.passed else ("FAIL: " + st.reason if st.reason else "FAIL")
                 nf = f"{st.nan}/{st.inf}" if st.nan or st.inf else "-"
-                name = r.slot.name if len(r.slot.name) <= 48 else "…" + r.slot.name[-47:]
                 lines.append(
-                    f"{r.slot.topo_index:>6}  {r.iteration:>2}  {name:<48} {_g(st.max_abs):>10} {_g(st.max_rel):>10}"
+                    f"{r.slot.topo_index:>6}  {r.iteration:>2}  {fit(r.slot.name, 48)} {_g(st.max_abs):>10} {_g(st.max_rel):>10}"
                     f" {_g(st.cosine, 6):>9} {nf:>8}  {verdict}"
                 )
             if not show_all and len(shown) > top:

@@ -138,8 +138,9 @@ class PrecisionPlan:
         entries = [
             f"{name}:{_TRT_NAMES[p]}" for name, p in res.precision.items() if name in self.nodes or name in res.demoted
         ]
-        line = " ".join(flags + ["--precision-constraints", "obey"])
-        return f"{line} --layer-precisions {' '.join(entries)}" if entries else line
+        if not entries:  # nothing stays in higher precision: the builder flags alone say it
+            return " ".join(flags)
+        return " ".join(flags + ["--precision-constraints", "obey", "--layer-precisions", *entries])
 
     def to_json(self, an: Analysis | None = None) -> dict[str, Any]:
         """The plan file's document (with the resolved demotions when ``an`` is given, for the reader)."""

@@ -589,8 +589,8 @@ class BisectScreen(Screen):
                 Text(kind + (f" {'AB'[rec['choice']]}" if kind == "split" else "")),
                 safe(fell),
                 verdict,
-                Text(fmt(float(ev.get("max_abs", 0.0))), justify="right"),
-                Text(fmt(float(ev.get("max_rel", 0.0))), justify="right"),
+                Text(_measured(ev, "max_abs"), justify="right"),
+                Text(_measured(ev, "max_rel"), justify="right"),
                 Text(str(ev.get("nonfinite") or "-"), justify="right"),
                 safe(ev.get("worst") or "-"),
                 safe(rec.get("outcome") or ""),
@@ -657,3 +657,10 @@ class BisectScreen(Screen):
     def _clear_tags(self) -> None:
         self.view.bisect = {}
         self.view.bisect_scopes = {}
+
+
+def _measured(ev: dict[str, Any], key: str) -> str:
+    """An error the step measured, or "–" where nothing was measured (your own verdict)."""
+    if ev.get("judged_by") == "user" or key not in ev:
+        return "–"
+    return fmt(float(ev[key]))

@@ -56,7 +56,7 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(Text(HELP_TEXT))
                 yield Static(table)
-            yield Footer()
+        yield Footer()
 
 
 class PickScreen(ModalScreen[Any]):
@@ -79,7 +79,7 @@ class PickScreen(ModalScreen[Any]):
         with Vertical():
             yield Static(safe(self.title_text, style="bold"))
             yield OptionList(*[Option(safe(label), id=str(k)) for k, (label, _) in enumerate(self.options)])
-            yield Footer()
+        yield Footer()
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -14,7 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from tui.screens.common import FormDialog
 
@@ -311,6 +311,7 @@ class CompareDialog(FormDialog):
             with Horizontal(id="buttons"):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
                 yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         self._sync_visibility()

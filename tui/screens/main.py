@@ -33,6 +33,7 @@ from tui.screens.common import PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.compare_panel import ComparePanel
 from tui.widgets.detail import DetailPane, node_detail, result_block, scope_detail
+from tui.widgets.error_plot import ErrorPlot
 from tui.widgets.error_table import ErrorTable
 from tui.widgets.graph_tree import GraphTree, GraphView, Row
 
@@ -57,15 +58,22 @@ class MainScreen(Screen):
         Binding("slash", "search", "Search", id="search"),
         Binding("n", "search_next(1)", "Next hit", show=False, id="search-next"),
         Binding("N", "search_next(-1)", "Previous hit", show=False, id="search-prev"),
-        Binding("p", "goto_producer", "Producer", id="goto-producer"),
-        Binding("c", "goto_consumer", "Consumers", id="goto-consumers"),
+        Binding("p", "goto_producer", "Producer", show=False, id="goto-producer"),
+        Binding("c", "goto_consumer", "Consumers", show=False, id="goto-consumers"),
         Binding("backspace", "go_back", "Back", show=False, id="go-back"),
         Binding("m", "mark_scope", "Mark scope", show=False, id="mark-scope"),
         Binding("M", "mark_all", "Mark all", show=False, id="mark-all"),
         Binding("C", "clear_marks", "Clear marks", show=False, id="mark-clear"),
+        Binding("u", "undo_marks", "Undo marks change", show=False, id="mark-undo"),
         Binding("r", "compare", "Compare", id="compare"),
         Binding("F", "goto_first_failing", "First failing", show=False, id="first-failing"),
-        Binding("e", "toggle_focus", "Tree/table", show=False, id="focus-toggle"),
+        Binding(
+            "ctrl+f", "goto_first_failing('float')", "First failing float tensor", show=False, id="first-failing-float"
+        ),
+        Binding("I", "goto_first_nonfinite", "First NaN/Inf", show=False, id="first-nonfinite"),
+        Binding("right_square_bracket", "next_failing(1)", "Next failing", show=False, id="next-failing"),
+        Binding("left_square_bracket", "next_failing(-1)", "Previous failing", show=False, id="prev-failing"),
+        Binding("e", "toggle_focus", "Tree/table/plot", show=False, id="focus-toggle"),
         Binding("t", "toggle_view", "ONNX/TRT view", show=False, id="toggle-view"),
         Binding("b", "bisect", "Bisect", id="bisect"),
         Binding("x", "surgeon('extract')", "Extract", show=False, id="surgeon-extract"),
@@ -79,6 +87,11 @@ class MainScreen(Screen):
     MainScreen GraphTree { width: 42%; border-right: solid $panel-lighten-2; }
     MainScreen #right { width: 1fr; }
     MainScreen DetailPane { height: 1fr; min-height: 8; border-bottom: solid $panel-lighten-2; }
+    MainScreen.-narrow GraphTree { width: 36%; }
+    MainScreen.-short DetailPane { height: 9; min-height: 5; }
+    MainScreen.-short ErrorPlot { height: 4; }
+    MainScreen.-short #compare-status { max-height: 2; }
+    MainScreen.-short #cursor-name { max-height: 1; }
     MainScreen #search { dock: bottom; display: none; }
     MainScreen #search.-visible { display: block; }
     """
@@ -101,6 +114,9 @@ class MainScreen(Screen):
         self.hit_pos = -1
         self.history: list[int] = []
         self._detail_node: int | None = None
+        self._marks_before: list[str] | None = None
+        self._marks_undo: list[str] | None = None
+        """The marks before the last change (``u`` restores them)."""
         self.last_surgery: Any = None
         self.last_surgery_error: str | None = None
 
@@ -114,6 +130,15 @@ class MainScreen(Screen):
                 yield ComparePanel(self.view, self.flush_interval, id="compare-panel")
         yield Input(placeholder="search: node name, tensor name or op type (enter: search, esc: close)", id="search")
         yield Footer()
+
+    def on_resize(self) -> None:
+        """Small terminals (100×30): a shorter detail pane and plot, a compact footer that keeps Quit/Help."""
+        short, narrow = self.size.height < 36, self.size.width < 110
+        self.set_class(short, "-short")
+        self.set_class(narrow, "-narrow")
+        footer = self.query_one(Footer)
+        footer.compact = narrow
+        footer.show_command_palette = not narrow
 
     def on_mount(self) -> None:
         self.query_one(GraphTree).focus()
@@ -357,8 +382,20 @@ class MainScreen(Screen):
         return i
 
     def action_toggle_focus(self) -> None:
-        tree, table = self.query_one(GraphTree), self.query_one(ErrorTable)
-        (tree if table.has_focus else table).focus()
+        """Tree → error table → error plot (when shown) → tree."""
+        tree, table, plot = self.query_one(GraphTree), self.query_one(ErrorTable), self.query_one(ErrorPlot)
+        if tree.has_focus:
+            table.focus()
+        elif table.has_focus and plot.display and self.panel.has_class("-results"):
+            plot.focus()
+        else:
+            tree.focus()
+
+    @on(ErrorPlot.Moved)
+    def _plot_moved(self, msg: ErrorPlot.Moved) -> None:
+        i = self.panel.node_of(msg.result)
+        if i is not None:
+            self.query_one(GraphTree).reveal(i)
 
     def action_toggle_view(self) -> None:
         """Switch to the TensorRT view (engine layers and the ONNX nodes they implement)."""
@@ -429,6 +466,7 @@ class MainScreen(Screen):
 
     # ------------------------------------------------------------------ marks
     def action_mark_node(self) -> None:
+        self._marks_before = self.view.marks.ordered() if self.view.marks is not None else None
         row = self._current_row()
         if row is None or self.view.marks is None:
             return
@@ -440,6 +478,7 @@ class MainScreen(Screen):
         self._after_marks(change)
 
     def action_mark_scope(self) -> None:
+        self._marks_before = self.view.marks.ordered() if self.view.marks is not None else None
         row = self._current_row()
         marks = self.view.marks
         if row is None or marks is None:
@@ -463,20 +502,39 @@ class MainScreen(Screen):
         self._after_marks(change)
 
     def action_mark_all(self) -> None:
+        self._marks_before = self.view.marks.ordered() if self.view.marks is not None else None
         if self.view.marks is not None:
             self._after_marks(self.view.marks.mark_all())
 
     def action_clear_marks(self) -> None:
+        self._marks_before = self.view.marks.ordered() if self.view.marks is not None else None
         if self.view.marks is not None:
             self._after_marks(self.view.marks.clear())
 
     def _after_marks(self, change: Any) -> None:
-        self.notify(change.describe(), timeout=3, severity="information" if change.changed else "warning")
+        text = change.describe()
+        if change.changed:
+            self._marks_undo = self._marks_before
+            text += " · u undoes"
+        self.notify(text, timeout=3, severity="information" if change.changed else "warning", markup=False)
         if change.changed:
             self.query_one(GraphTree).refresh_labels()
             self._update_topbar()
             self._refresh_detail()
             self.save_marks()
+
+    def action_undo_marks(self) -> None:
+        """Put the marks back as they were before the last change (u again redoes it)."""
+        from engine_core.comparator.marks import MarkChange
+
+        marks = self.view.marks
+        if marks is None or self._marks_undo is None:
+            self.notify("no mark change to undo", timeout=2, markup=False)
+            return
+        self._marks_before = marks.ordered()
+        marks.clear()
+        marks.mark_tensors(self._marks_undo)
+        self._after_marks(MarkChange(len(marks), len(self._marks_before)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="marks-save")
     def save_marks(self) -> None:
@@ -556,16 +614,42 @@ class MainScreen(Screen):
     def _compare_finished(self, msg: ComparePanel.Finished) -> None:
         self.query_one(GraphTree).refresh_labels()
 
-    def action_goto_first_failing(self) -> None:
+    def action_goto_first_failing(self, kind: str = "any") -> None:
+        """The topologically first failing tensor (``float``: among floating-point tensors only)."""
         panel = self.panel
-        target = panel.first_failing or panel.first_nonfinite
+        target = panel.first_failing_float() if kind == "float" else panel.first_failing
+        if target is None and kind != "float":
+            target = panel.first_nonfinite
         if target is None:
-            self.notify("no failing tensor" + ("" if panel.last_report else " yet: r runs a comparison"), timeout=3)
+            what = "no failing floating-point tensor" if kind == "float" else "no failing tensor"
+            self.notify(what + ("" if panel.last_report else " yet: r runs a comparison"), timeout=3, markup=False)
             return
-        i = panel.node_of(target)
+        self._goto_result(target)
+
+    def action_goto_first_nonfinite(self) -> None:
+        target = self.panel.first_nonfinite
+        if target is None:
+            self.notify("no tensor with NaN/Inf in the subject", timeout=3, markup=False)
+            return
+        self._goto_result(target)
+
+    def action_next_failing(self, step: int) -> None:
+        """The next / previous failing row of the table (in its current order), and its node in the tree."""
+        r = self.panel.table.next_failing(step)
+        if r is None:
+            where = "after" if step > 0 else "before"
+            self.notify(f"no failing tensor {where} the table's cursor", timeout=2, markup=False)
+            return
+        i = self.panel.node_of(r)
         if i is not None:
             self.jump_to(i)
-        panel.table.move_to(target)
+
+    def _goto_result(self, r: Any) -> None:
+        """Put the table's and the tree's cursors on result ``r``."""
+        i = self.panel.node_of(r)
+        if i is not None:
+            self.jump_to(i)
+        self.panel.table.move_to(r)
 
     @on(ErrorTable.Highlighted)
     def _table_highlighted(self, msg: ErrorTable.Highlighted) -> None:

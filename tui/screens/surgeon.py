@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
 
 from engine_core.safetext import printable
 from tui.messages import JobFinished
@@ -208,7 +208,7 @@ class SurgeonDialog(FormDialog):
         border: round $accent; background: $surface; padding: 0 1; }
     SurgeonDialog VerticalScroll { height: auto; max-height: 24; }
     SurgeonDialog .row { height: auto; margin-bottom: 1; }
-    SurgeonDialog Label.key { width: 12; color: $text-muted; }
+    SurgeonDialog Label.key { width: 14; padding-right: 1; color: $text-muted; }
     SurgeonDialog Input { width: 1fr; background: $boost; }
     SurgeonDialog TextArea { height: 5; width: 1fr; }
     SurgeonDialog Checkbox { border: none; padding: 0; height: 1; margin-right: 2; }
@@ -222,6 +222,8 @@ class SurgeonDialog(FormDialog):
         Binding("ctrl+s", "run", "Run", id="surgeon-run"),
     ]
     TITLE_TEXT = ""
+    AUTO_FOCUS = "Input, TextArea"
+    """Typing goes to the first field at once."""
 
     def __init__(self, model: str, output: str, hint: str = "") -> None:
         super().__init__()
@@ -242,6 +244,7 @@ class SurgeonDialog(FormDialog):
             with Horizontal(id="buttons"):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
                 yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
+        yield Footer()
 
     def form(self) -> ComposeResult:
         yield from ()
@@ -407,6 +410,7 @@ class SurgeryResultScreen(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("Close (esc)", id="close", compact=True)
                 yield Button("Open result (o)", variant="primary", id="open", compact=True)
+        yield Footer()
 
     def action_close(self) -> None:
         self.dismiss(False)

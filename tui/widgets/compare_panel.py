@@ -11,6 +11,7 @@ and the detail pane.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from typing import Any
@@ -20,12 +21,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import ProgressBar, Sparkline, Static
+from textual.widgets import ProgressBar, Static
 
 from engine_core.safetext import printable
 from tui.messages import CompareFinished
 from tui.plain import safe
-from tui.widgets.error_table import ErrorTable, fmt
+from tui.widgets.error_plot import ErrorPlot
+from tui.widgets.error_table import ErrorTable
 from tui.widgets.graph_tree import GraphView
 
 MAX_FLUSH = 20_000
@@ -43,10 +45,9 @@ class ComparePanel(Vertical):
     ComparePanel #compare-status { height: auto; max-height: 4; padding: 0 1; }
     ComparePanel #progress { height: 1; padding: 0 1; }
     ComparePanel #progress Bar { width: 1fr; }
-    ComparePanel #spark-label { height: 1; padding: 0 1; color: $text-muted; }
-    ComparePanel Sparkline { height: 2; padding: 0 1; }
-    ComparePanel #progress, ComparePanel Sparkline, ComparePanel #spark-label { display: none; }
-    ComparePanel.-active #progress, ComparePanel.-results Sparkline, ComparePanel.-results #spark-label {
+    ComparePanel #cursor-name { height: auto; max-height: 2; padding: 0 1; background: $panel; }
+    ComparePanel #progress, ComparePanel ErrorPlot, ComparePanel #cursor-name { display: none; }
+    ComparePanel.-active #progress, ComparePanel.-results ErrorPlot, ComparePanel.-results #cursor-name {
         display: block;
     }
     """
@@ -90,8 +91,8 @@ class ComparePanel(Vertical):
         )
         yield ProgressBar(total=1, show_eta=False, id="progress")
         yield ErrorTable(id="errors")
-        yield Static("", id="spark-label")
-        yield Sparkline([], id="spark")
+        yield Static("", id="cursor-name")
+        yield ErrorPlot(id="plot")
 
     def on_mount(self) -> None:
         self.query_one(ErrorTable).op_of = self._op_of_result
@@ -142,8 +143,8 @@ class ComparePanel(Vertical):
         self.last_report = None
         self.compare_error = None
         self.table.reset("waiting for the first results…")
-        self.query_one(Sparkline).data = []
-        self.query_one("#spark-label", Static).update("")
+        self.query_one(ErrorPlot).set_results([])
+        self.remove_class("-results")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
     def run_compare(self, request: Any, cancel: threading.Event, results: queue.SimpleQueue) -> None:
@@ -233,8 +234,38 @@ class ComparePanel(Vertical):
         view.first_failing = self.node_of(self.first_failing)
         view.first_nonfinite = self.node_of(self.first_nonfinite)
         self.table.add_results(results, self.first_failing, self.first_nonfinite)
-        self._update_spark()
+        self._show_cursor_name()
+        self._update_plot()
         self.post_message(self.ResultsAdded(results))
+
+    @on(ErrorTable.Highlighted)
+    def _show_cursor_name(self, msg: ErrorTable.Highlighted | None = None) -> None:
+        """The full name of the table's cursor row (the table itself elides long names)."""
+        r = msg.result if msg is not None else self.table.current
+        if r is not None:
+            self.query_one(ErrorPlot).show_result(r)
+        line = Text()
+        if r is not None:
+            line.append("▶ ", style="bold")
+            line.append(printable(r.slot.name), style="bold")
+            if r.slot.subject_name != r.slot.name:
+                line.append(" ↔ ", style="dim")
+                line.append(printable(r.slot.subject_name))
+            if r.slot.node and r.slot.node != r.slot.name:
+                line.append("  node ", style="dim")
+                line.append(printable(r.slot.node))
+            line.append(f"  {r.stats.dtype}", style="dim")
+        self.query_one("#cursor-name", Static).update(line)
+
+    def first_failing_float(self) -> Any:
+        """The topologically first failing result among floating-point tensors (None when there is none)."""
+        best = None
+        for r in self.table.store.results:
+            if r.stats.passed or not _is_float(r.stats.dtype):
+                continue
+            if best is None or (r.slot.topo_index, r.iteration) < (best.slot.topo_index, best.iteration):
+                best = r
+        return best
 
     def node_of(self, r: Any) -> int | None:
         """The graph node that produced result ``r`` (None for graph inputs)."""
@@ -246,30 +277,16 @@ class ComparePanel(Vertical):
         i = self.node_of(r)
         return self.view.index.op_type(i) if i is not None else ""
 
-    def _update_spark(self) -> None:
-        """Max |error| per compared tensor in graph order (log scale), bucketed to at most 256 bars."""
-        import numpy as np
-
+    def _update_plot(self) -> None:
+        """The error-along-the-graph plot over every result so far, in graph order."""
         store = self.table.store
-        order = store.view("graph", False)
-        if not len(order):
-            return
-        errs = np.asarray(store._abs, dtype=np.float64)[order]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where(np.isfinite(errs), np.log10(np.maximum(errs, 1e-12)), 12.0)
-        logs = np.nan_to_num(logs, nan=12.0) + 12.0
-        if len(logs) > 256:
-            pad = (-len(logs)) % 256
-            logs = np.concatenate([logs, np.full(pad, logs[-1])]).reshape(256, -1).max(axis=1)
-        self.query_one(Sparkline).data = logs.tolist()
-        self.set_class(True, "-results")
-        worst_k = int(np.argmax(np.where(np.isnan(errs), np.inf, errs)))
-        worst = store.results[int(order[worst_k])]
-        label = Text("max|err| by layer, log scale", style="dim")
-        label.append(" · worst ", style="dim")
-        label.append(printable(worst.slot.name))
-        label.append(f" {fmt(worst.stats.max_abs)}", style="bold")
-        self.query_one("#spark-label", Static).update(safe(label))
+        self.query_one(ErrorPlot).set_results([store.results[int(i)] for i in store.view("graph", False)])
+        self.set_class(bool(len(store)), "-results")
+
+    @on(ErrorPlot.Moved)
+    def _plot_moved(self, msg: ErrorPlot.Moved) -> None:
+        if msg.result is not None:
+            self.table.move_to(msg.result)
 
     def _update_progress(self) -> None:
         p = self._progress
@@ -346,7 +363,9 @@ class ComparePanel(Vertical):
             t.append(f"PASSED: all {s.compared} comparisons", style="bold green")
         else:
             t.append(f"FAILED: {s.failed}/{s.compared} comparisons", style="bold red")
-        t.append(f" · {msg.seconds:.1f}s · {_short(report.reference)} vs {_short(report.subject)}", style="dim")
+        t.append(
+            f" · {msg.seconds:.1f}s · {short_label(report.reference)} vs {short_label(report.subject)}", style="dim"
+        )
         self._append_found(t)
         if s.first_failing is not None:
             t.append("  (F: go there)", style="dim")
@@ -358,7 +377,16 @@ class ComparePanel(Vertical):
         self.post_message(self.Finished(report))
 
 
-def _short(label: str) -> str:
-    """``ort:/long/path/model_fp16.onnx`` → ``ort:model_fp16.onnx``."""
-    head, sep, path = label.partition(":")
-    return f"{head}{sep}{path.rsplit('/', 1)[-1]}" if sep and "/" in path else label
+def short_label(label: str) -> str:
+    """A runner label with directories dropped from its file paths (``ort:/a/b/m_fp16.onnx`` → ``ort:m_fp16.onnx``).
+
+    Only tokens that end in a model or data file name are shortened, so ``(FP16/BF16 storage rounding)`` stays.
+    """
+    return _PATH_RE.sub(r"\1", label)
+
+
+_PATH_RE = re.compile(r"(?:[^\s:()/]*/)+([^\s/()]+\.(?:onnx|plan|engine|trt|json|npz))")
+
+
+def _is_float(dtype: str) -> bool:
+    return str(dtype).startswith(("float", "bfloat"))

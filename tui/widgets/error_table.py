@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from engine_core.cells import fit
 from engine_core.safetext import printable
 
 SORTS = ("graph", "max_abs", "max_rel", "cosine")
@@ -135,9 +137,10 @@ class ErrorTable(ScrollView, can_focus=True):
         Binding("pageup", "page(-1)", "Page up", show=False, id="table-page-up"),
         Binding("g,home", "jump(0)", "Top", show=False, id="table-top"),
         Binding("G,end", "jump(-1)", "Bottom", show=False, id="table-bottom"),
-        Binding("enter", "select", "Show in tree", id="table-select"),
+        Binding("enter", "select", "Show in tree", show=False, id="table-select"),
         Binding("s", "cycle_sort", "Sort", id="table-sort"),
         Binding("f", "toggle_failing", "Failing only", id="table-failing"),
+        Binding("w", "toggle_wide", "Wide names", show=False, id="table-wide-names"),
     ]
 
     class Highlighted(Message):
@@ -159,6 +162,8 @@ class ErrorTable(ScrollView, can_focus=True):
         self.store = ResultStore()
         self.sort = "graph"
         self.failing_only = False
+        self.wide_names = False
+        """Names take the room of the optional columns (op, cosine, nan/inf)."""
         self.cursor = 0
         self._view = np.zeros(0, dtype=np.int64)
         self._cache: dict[tuple, Strip] = {}
@@ -279,6 +284,23 @@ class ErrorTable(ScrollView, can_focus=True):
         self._rebuild(keep=current)
         self.notify("failing tensors only" if self.failing_only else "all compared tensors", timeout=2)
 
+    def action_toggle_wide(self) -> None:
+        self.wide_names = not self.wide_names
+        self._cache.clear()
+        self.refresh()
+
+    def next_failing(self, step: int) -> Any:
+        """Move to the next (``step`` 1) or previous (-1) failing row after the cursor; the result or None."""
+        if not len(self._view):
+            return None
+        failed = np.asarray(self.store._failed, dtype=bool)[self._view]
+        rows = np.nonzero(failed)[0]
+        later = rows[rows > self.cursor] if step > 0 else rows[rows < self.cursor][::-1]
+        if not len(later):
+            return None
+        self._set_cursor(int(later[0]))
+        return self.current
+
     def _set_cursor(self, value: int) -> None:
         if not len(self._view):
             return
@@ -315,7 +337,7 @@ class ErrorTable(ScrollView, can_focus=True):
         opt = {"cosine": 10, "nonfinite": 9, "op": 10}
         on = {k: False for k in opt}
         for k in ("cosine", "nonfinite", "op"):
-            if width - fixed - opt[k] >= 24:
+            if not self.wide_names and width - fixed - opt[k] >= 24:
                 on[k] = True
                 fixed += opt[k]
         return _Cols(max(12, width - fixed), show_it, on["op"], on["cosine"], on["nonfinite"])
@@ -328,8 +350,11 @@ class ErrorTable(ScrollView, can_focus=True):
         row = int(self.scroll_offset.y) + y - 1
         if row >= len(self._view):
             if row == 0 and not len(self._view):
-                text = Text("  " + self.placeholder, style=self.get_component_rich_style("error-table--muted"))
-                return _strip(text, width, base)
+                placeholder = self.placeholder
+                if len(self.store) and self.failing_only:
+                    placeholder = f"no failing tensor among the {len(self.store)} compared; f shows them all"
+                text = Text("  " + placeholder, style=self.get_component_rich_style("error-table--muted"))
+                return text_strip(text, width, base)
             return Strip.blank(width, base)
         ri = int(self._view[row])
         is_cursor = row == self.cursor
@@ -362,7 +387,7 @@ class ErrorTable(ScrollView, can_focus=True):
         if c.nonfinite:
             text.append(f"{'nan/inf':>9}")
         text.append("  ok  ")
-        return _strip(text, width, style)
+        return text_strip(text, width, style)
 
     def _render_row(self, r: Any, is_cursor: bool, width: int, base: Style) -> Strip:
         c = self._columns(width)
@@ -400,17 +425,15 @@ class ErrorTable(ScrollView, can_focus=True):
             tags.append("first NaN/Inf")
         if tags:
             text.append(" ◀ " + ", ".join(tags), cs("error-table--first"))
-        return _strip(text, width, rstyle if is_cursor else base)
+        return text_strip(text, width, rstyle if is_cursor else base)
 
 
 def _fit(s: str, width: int) -> str:
-    """``s`` padded or cut (keeping the end, which holds the distinctive part of a tensor name)."""
-    if len(s) <= width - 1:
-        return s.ljust(width)
-    return ("…" + s[-(width - 2) :] + " ") if width > 3 else s[:width]
+    """``s`` elided in the middle (by path segment) and padded to ``width`` cells, with one cell of gap."""
+    return fit(s, width - 1, cell_len) + " " if width > 1 else fit(s, width, cell_len)
 
 
-def _strip(text: Text, width: int, style: Style) -> Strip:
+def text_strip(text: Text, width: int, style: Style) -> Strip:
     """One line of ``text`` cut or padded to ``width`` cells (no wrapping, no markup)."""
     text.no_wrap = True
     null = Style.null()

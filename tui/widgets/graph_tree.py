@@ -210,9 +210,13 @@ class GraphTree(Tree[Row]):
                 child = self._by_path.get(prefix)
                 if child is None:
                     return None
-            if not cur.is_expanded:
-                cur.expand()
             cur = child
+        # Expand every ancestor, also a page or scope that was loaded earlier and collapsed since.
+        parent = cur.parent
+        while parent is not None:
+            if not parent.is_expanded:
+                parent.expand()
+            parent = parent.parent
         _ = self._tree_lines  # rebuild line numbers before moving
         self.move_cursor(cur)
         # the virtual size grows with the expansion only after the next layout: scroll then
