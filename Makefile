@@ -1,14 +1,14 @@
-# Quick start: `make demo` (set up + run the demo), `make test` (set up + run the tests).
+# Quick start: `make demo` (set up + run the demo), `make test` (set up + run the tests), `make lint`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(BIN)/trtdbg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	touch $(BIN)/trtdbg
 
 setup: $(BIN)/trtdbg
@@ -18,6 +18,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup  # configured in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/run_all.py

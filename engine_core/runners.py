@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -11,6 +12,9 @@ from engine_core.backend.base import Runner
 from engine_core.backend.ort import OrtRunner
 from engine_core.errors import TrtdbgError
 from engine_core.precision import runner as precision_runner
+
+if TYPE_CHECKING:
+    from engine_core.backend.trt.runner import TrtOptions
 
 BACKENDS = {
     "ort": ("cpu", "ONNX Runtime, CPU, FP32"),
@@ -37,7 +41,7 @@ def make_runner(
     observable: Sequence[str] = (),
     unobservable: Mapping[str, str] | None = None,
     opt_level: str = "all",
-    trt_options: object | None = None,
+    trt_options: TrtOptions | None = None,
     plan: str | None = None,
 ) -> Runner:
     """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them).
@@ -69,7 +73,7 @@ def make_runner(
 
         return make_trt_runner(
             key, model, model_path, observable=observable, unobservable=unobservable, options=trt_options
-        )  # type: ignore[arg-type]
+        )
     if key not in BACKENDS:
         raise TrtdbgError(f"unknown backend '{spec}'; available: {describe_backends()}")
     provider, _ = BACKENDS[key]

@@ -12,10 +12,10 @@ Dim = int | str | None
 
 @dataclass(frozen=True)
 class TensorMeta:
-    """Name, numpy dtype and (possibly dynamic) shape of a model input or output."""
+    """Name, numpy dtype (``None`` when unknown) and (possibly dynamic) shape of a model tensor."""
 
     name: str
-    dtype: np.dtype
+    dtype: np.dtype | None
     shape: tuple[Dim, ...] | None
 
     @property

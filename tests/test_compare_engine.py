@@ -41,9 +41,8 @@ def test_tiny_budget_gives_identical_results(save_model, tmp_path: Path) -> None
     tiny = execute(_request(model, sub, tmp_path, data=DataOptions(iterations=2), mem_budget=1))
     assert whole.summary.batches == 1
     assert tiny.summary.batches == len({r.slot.name for r in tiny.results}) > 3
-    key = lambda r: (r.slot.topo_index, r.iteration)  # noqa: E731
-    a = [r.to_dict() for r in sorted(whole.results, key=key)]
-    b = [r.to_dict() for r in sorted(tiny.results, key=key)]
+    a = [r.to_dict() for r in sorted(whole.results, key=lambda r: (r.slot.topo_index, r.iteration))]
+    b = [r.to_dict() for r in sorted(tiny.results, key=lambda r: (r.slot.topo_index, r.iteration))]
     assert a == b
     assert not whole.passed and whole.summary.first_failing is not None
     assert whole.summary.first_failing.slot.name == tiny.summary.first_failing.slot.name

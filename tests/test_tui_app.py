@@ -21,16 +21,13 @@ from onnx import TensorProto, helper
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from tests.conftest import SHARED_MODELS
-
-textual = pytest.importorskip("textual")
-
-from tui.app import TrtdbgApp  # noqa: E402
-from tui.cli.commands.demo import demo_form  # noqa: E402
-from tui.screens.common import HelpScreen, PickScreen  # noqa: E402
-from tui.screens.compare_dialog import CompareDialog, CompareForm  # noqa: E402
-from tui.widgets.detail import DetailPane  # noqa: E402
-from tui.widgets.error_table import ErrorTable  # noqa: E402
-from tui.widgets.graph_tree import PAGE, GraphTree  # noqa: E402
+from tui.app import TrtdbgApp
+from tui.cli.commands.demo import demo_form
+from tui.screens.common import HelpScreen, PickScreen
+from tui.screens.compare_dialog import CompareDialog, CompareForm
+from tui.widgets.detail import DetailPane
+from tui.widgets.error_table import ErrorTable
+from tui.widgets.graph_tree import PAGE, GraphTree
 
 SIZE = (120, 40)
 

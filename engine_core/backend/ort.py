@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -49,7 +50,7 @@ class OrtRunner(Runner):
         self.name = name or ("ort" if provider == "cpu" else f"ort-{provider}")
         self._observable = list(observable)
         self._unobservable = dict(unobservable or {})
-        self._sessions: dict[tuple[str, ...], object] = {}
+        self._sessions: dict[tuple[str, ...], Any] = {}
         self._inputs: list[TensorMeta] = []
         self._outputs: list[str] = []
         self._active = False
@@ -103,7 +104,7 @@ class OrtRunner(Runner):
     def _where(self) -> str:
         return str(self.model_path) if self.model_path else f"model '{self.model.graph.name}'"
 
-    def _session(self, extra: tuple[str, ...]) -> object:
+    def _session(self, extra: tuple[str, ...]) -> Any:
         key = tuple(sorted(extra))
         sess = self._sessions.get(key)
         if sess is not None:
@@ -176,35 +177,35 @@ def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
     return TensorMeta(vi.name, dtype, shape)
 
 
-def _run(sess: object, names: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def _run(sess: Any, names: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """``sess.run``, except that BF16 tensors (which ``run`` cannot return: numpy has no bfloat16) are fetched as
     OrtValues through an IO binding, viewed as ``ml_dtypes.bfloat16`` and returned as exact float32."""
-    types = {o.name: o.type for o in sess.get_outputs()}  # type: ignore[attr-defined]
+    types = {o.name: o.type for o in sess.get_outputs()}
     if not any(types.get(n) == "tensor(bfloat16)" for n in names):
-        return sess.run(list(names), dict(feed))  # type: ignore[attr-defined,no-any-return]
-    binding = sess.io_binding()  # type: ignore[attr-defined]
+        return sess.run(list(names), dict(feed))
+    binding = sess.io_binding()
     for key, value in feed.items():
         binding.bind_cpu_input(key, np.ascontiguousarray(value))
     for n in names:
         binding.bind_output(n, "cpu")
-    sess.run_with_iobinding(binding)  # type: ignore[attr-defined]
+    sess.run_with_iobinding(binding)
     return [_ort_value_array(v) for v in binding.get_outputs()]
 
 
-def _ort_value_array(value: object) -> np.ndarray:
+def _ort_value_array(value: Any) -> np.ndarray:
     """A host OrtValue as numpy; bfloat16 through its raw bytes (as ``ml_dtypes.bfloat16``, then exact float32)."""
-    if value.data_type() != "tensor(bfloat16)":  # type: ignore[attr-defined]
-        return value.numpy()  # type: ignore[attr-defined,no-any-return]
+    if value.data_type() != "tensor(bfloat16)":
+        return value.numpy()
     import ctypes
 
     import ml_dtypes
 
-    shape = tuple(value.shape())  # type: ignore[attr-defined]
+    shape = tuple(value.shape())
     count = int(np.prod(shape, dtype=np.int64))
     if count == 0:
         return np.zeros(shape, np.float32)
-    raw = (ctypes.c_uint16 * count).from_address(value.data_ptr())  # type: ignore[attr-defined]
-    bits = np.frombuffer(raw, np.uint16).copy().reshape(shape)
+    raw = (ctypes.c_uint16 * count).from_address(value.data_ptr())
+    bits = np.frombuffer(memoryview(raw), np.uint16).copy().reshape(shape)
     return bits.view(ml_dtypes.bfloat16).astype(np.float32)
 
 

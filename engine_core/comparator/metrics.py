@@ -261,13 +261,15 @@ def _group_stats(
     if stat == "elemwise":
         verdicts = (n_mism == 0).tolist()
     else:
-        rel_stat = {"max": max_rel, "mean": mean_rel, "median": median_rel}.get(stat)
+        rel_stat = {"max": max_rel, "mean": mean_rel, "median": median_rel, "quantile": quant_rel}[stat]
         if settings.rel_mode == "robust" and stat != "quantile":
-            reducer = {"max": np.max, "median": np.median}.get(stat)
-            rel_stat = reducer(robust, axis=1) if reducer else np.mean(robust, axis=1, dtype=np.float32)
+            if stat == "max":
+                rel_stat = np.max(robust, axis=1)
+            elif stat == "median":
+                rel_stat = np.median(robust, axis=1)
+            else:
+                rel_stat = np.mean(robust, axis=1, dtype=np.float32)
         abs_stat = {"max": max_abs, "mean": mean_abs, "median": median_abs, "quantile": quant_abs}[stat]
-        if stat == "quantile":
-            rel_stat = quant_rel
         verdicts = [not (_stat_failed(abs_stat[j], atol[j]) and _stat_failed(rel_stat[j], rtol[j])) for j in range(k)]
     out: list[TensorStats] = []
     for j in range(k):

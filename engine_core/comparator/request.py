@@ -36,6 +36,7 @@ from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
 from engine_core.options import DataOptions, ToleranceOptions
+from engine_core.precision.runner import PrecisionRunner
 from engine_core.runners import make_runner
 from engine_core.sysinfo import default_mem_budget
 from engine_core.types import TensorMeta
@@ -167,7 +168,7 @@ def resolve_marks(
             raise TrtdbgError(
                 f"--mark-op: no node of type {', '.join(unknown)} in the model; it has {', '.join(sorted(histogram))}"
             )
-        chosen.update(n for n in markable if (index.op_type(index.producer(n)) or "").lower() in ops)
+        chosen.update(n for n in markable if (p := index.producer(n)) is not None and index.op_type(p).lower() in ops)
     for item in exclude:
         chosen = {n for n in chosen if not (n == item or (item not in markable_set and fnmatch.fnmatchcase(n, item)))}
     ordered = [n for n in markable if n in chosen]
@@ -291,14 +292,14 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     live = ref_runner or sub_runner
     metas: list[TensorMeta] = live.input_metadata() if live else []
     if live is None and not request.data.load_inputs:
-        feeds_n = len(ref_src.iterations) if isinstance(ref_src, SavedSource) else 1  # type: ignore[attr-defined]
+        feeds_n = len(ref_src.iterations) if isinstance(ref_src, SavedSource) else 1
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
         source = request.data.source(metas)
         feeds = list(source)
-        if hasattr(sub_runner, "set_calibration"):
-            sub_runner.set_calibration(feeds)  # type: ignore[union-attr]  # INT8 subjects calibrate on these inputs
+        if isinstance(sub_runner, PrecisionRunner):
+            sub_runner.set_calibration(feeds)  # INT8 subjects calibrate on these inputs
         for w in source.warnings:
             warn(w)
         data_text = source.describe()
@@ -330,8 +331,8 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     budget = request.mem_budget or default_mem_budget()
     if len(slots) > 1 and feeds and feeds[0]:
         sizes = _estimate_bytes(model, feeds[0], [s.name for s in slots])
-        for s in slots:
-            s.est_bytes = sizes.get(s.name)
+        for slot in slots:
+            slot.est_bytes = sizes.get(slot.name)
 
     job = CompareJob(
         ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget, fail_fast=request.fail_fast

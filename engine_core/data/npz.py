@@ -75,6 +75,7 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[list[dict[str, np.ndarray]],
         return [tensors], runner_name
     grouped: dict[int, dict[str, np.ndarray]] = {}
     for key, match in matches.items():
+        assert match is not None
         grouped.setdefault(int(match.group(1)), {})[match.group(2)] = tensors[key]
     gap = next(i for i in range(len(grouped) + 1) if i not in grouped)
     if gap < len(grouped):

@@ -31,7 +31,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +69,8 @@ def npy_bytes(array: np.ndarray, where: str) -> bytes:
             f"{where}: dtype {dtype} cannot be saved (object arrays need pickle); convert it to a numeric array"
         )
     if dtype.fields is None and dtype.subdtype is None and array.ndim < 64:
-        header = _npy_header(np.lib.format.dtype_to_descr(dtype), tuple(int(d) for d in array.shape))
+        descr = cast(str, np.lib.format.dtype_to_descr(dtype))  # a plain string for unstructured dtypes
+        header = _npy_header(descr, tuple(int(d) for d in array.shape))
         if len(header) < 65536:
             return header + array.tobytes(order="C")
     buf = io.BytesIO()

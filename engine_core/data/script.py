@@ -61,7 +61,7 @@ def _describe_exception(exc: BaseException, script: Path) -> str:
     in_script = [f for f in frames if f.filename and Path(f.filename).resolve() == script]
     frame = in_script[-1] if in_script else (frames[-1] if frames else None)
     where = f" ({Path(frame.filename).name} line {frame.lineno})" if frame is not None else ""
-    return f"{type(exc).__name__}: {_one_line(exc)}{where}"
+    return f"{type(exc).__name__}: {_one_line(str(exc))}{where}"
 
 
 class ScriptDataLoader:

@@ -73,6 +73,18 @@ def parse_shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def parse_profile(
+    min_specs: Sequence[str], opt_specs: Sequence[str], max_specs: Sequence[str]
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """``--trt-min/opt/max-shapes`` as ``{input: (min, opt, max)}``; a bound not given takes opt's (else min's, max's)."""
+    lo, opt, hi = parse_shapes(min_specs), parse_shapes(opt_specs), parse_shapes(max_specs)
+    profile = {}
+    for name in sorted(set(lo) | set(opt) | set(hi)):
+        o = opt.get(name) or lo.get(name) or hi[name]
+        profile[name] = (lo.get(name) or o, o, hi.get(name) or o)
+    return profile
+
+
 def _split_top_level(spec: str) -> list[str]:
     """Split at commas that are not inside ``[...]`` or ``(...)``."""
     items, depth, start = [], 0, 0
@@ -197,9 +209,8 @@ def resolve_shapes(metas: Sequence[TensorMeta], overrides: dict[str, tuple[int, 
             if sym is not None and sym in symbols:
                 dims.append(symbols[sym])
                 continue
-            value = _role_value(sym) if sym is not None else None
-            if value is None:
-                value = _position_value(index, len(meta.shape))
+            role = _role_value(sym) if sym is not None else None
+            value = role if role is not None else _position_value(index, len(meta.shape))
             if sym is not None:
                 symbols[sym] = value
             dims.append(value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -85,7 +86,7 @@ class _GraphBuilder:
         self.initializers: list[onnx.TensorProto] = []
         self._counts: dict[str, int] = {}
 
-    def op(self, scope: str, op_type: str, inputs: list[str], outputs: list[str] | None = None, **attrs: object) -> str:
+    def op(self, scope: str, op_type: str, inputs: list[str], outputs: list[str] | None = None, **attrs: Any) -> str:
         """Add one node; return its (first) output name."""
         key = f"{scope}/{op_type}"
         k = self._counts.get(key, 0)
@@ -95,7 +96,7 @@ class _GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=name, **attrs))
         return outs[0]
 
-    def const(self, scope: str, value: np.ndarray) -> str:
+    def const(self, scope: str, value: np.ndarray | np.generic) -> str:
         """A ``Constant`` node, as the exporter emits for scalars and shapes."""
         return self.op(scope, "Constant", [], value=numpy_helper.from_array(np.asarray(value)))
 

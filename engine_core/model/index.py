@@ -683,7 +683,7 @@ def _decode_key(key: Hashable) -> tuple[np.dtype, tuple[Dim, ...] | None] | None
         dtype = np_dtype(key[0])
         return (dtype, tuple(int(d) for d in key[1])) if dtype is not None else None
     tp = onnx.TypeProto()
-    tp.ParseFromString(key)  # type: ignore[arg-type]
+    tp.ParseFromString(key)
     while tp.WhichOneof("value") == "optional_type":
         tp = tp.optional_type.elem_type
     kind = tp.WhichOneof("value")

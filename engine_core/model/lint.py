@@ -179,7 +179,7 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
 
 
 def _shapes(index: ModelIndex, out: list[Finding], cap: int) -> None:
-    unknown = [t for t in index.markable() if index.tensor_meta(t) is None or index.tensor_meta(t).shape is None]
+    unknown = [t for t in index.markable() if (meta := index.tensor_meta(t)) is None or meta.shape is None]
     if index.shape_inference_error:
         out.append(Finding("warning", "shape-inference", index.shape_inference_error))
     if unknown:

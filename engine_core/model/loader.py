@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import onnx
@@ -142,8 +142,8 @@ def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
         yield from _attribute_tensors(node.attribute)
 
 
-def _attribute_tensors(attributes: object) -> Iterator[TensorProto]:
-    for attr in attributes:  # type: ignore[attr-defined]
+def _attribute_tensors(attributes: Iterable[AttributeProto]) -> Iterator[TensorProto]:
+    for attr in attributes:
         if attr.type == AttributeProto.TENSOR:
             yield attr.t
         elif attr.type == AttributeProto.TENSORS:

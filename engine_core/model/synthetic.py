@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -109,8 +111,11 @@ def small_cnn_model() -> onnx.ModelProto:
             helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 8]),
         ],
     )
-    w = lambda name, *s: _init(g, name, rng.standard_normal(s) / np.sqrt(math.prod(s[1:])))  # noqa: E731
-    conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+    def w(name: str, *s: int) -> str:
+        return _init(g, name, rng.standard_normal(s) / np.sqrt(math.prod(s[1:])))
+
+    conv: dict[str, Any] = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     g.node.extend(
         [
             helper.make_node(
@@ -237,7 +242,7 @@ _NEVER_FP16 = frozenset(
 _KEEP_FP32_INPUTS = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
 
 
-def _formal(params: list[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
+def _formal(params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
     if i < len(params):
         return params[i]
     last = params[-1] if params else None
@@ -311,20 +316,18 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
             if not x or types.get(x) not in (_F32, _F16):
                 continue
             formal = _formal(schema.inputs, i) if schema else None
-            ok = (
-                formal is not None
-                and i not in _KEEP_FP32_INPUTS.get(src.op_type, ())
-                and "tensor(float16)"
-                in next(
+            ok = False
+            if schema is not None and formal is not None and i not in _KEEP_FP32_INPUTS.get(src.op_type, ()):
+                allowed = next(
                     (c.allowed_type_strs for c in schema.type_constraints if c.type_param_str == formal.type_str),
                     [formal.type_str],
                 )
-            )
-            if ok:
-                fp16_params.add(formal.type_str)
+                ok = "tensor(float16)" in allowed
+                if ok:
+                    fp16_params.add(formal.type_str)
             node.input[i] = as_type(x, _F16 if ok else types[x])
         to = next((a for a in node.attribute if a.name == "to"), None) if src.op_type == "Cast" else None
-        if to is not None and fp16_params and to.i == _F32:
+        if to is not None and schema is not None and fp16_params and to.i == _F32:
             to.i = _F16
             fp16_params.add(schema.outputs[0].type_str)
         for j, y in enumerate(src.output):

@@ -457,12 +457,11 @@ class BisectSession:
             ) from None
         if os.path.abspath(options.model) != os.path.abspath(model):
             raise TrtdbgError(f"the bisection in {ws.root} is for {options.model}, not {model}")
-        for what, given, saved in (("data", data, options.data), ("tolerance", tolerances, options.tolerances)):
-            if given is None:
-                continue
-            if what == "data":
-                given = given.absolute()
-            changed = given.differences(saved)
+        changes = {
+            "data": data.absolute().differences(options.data) if data is not None else [],
+            "tolerance": tolerances.differences(options.tolerances) if tolerances is not None else [],
+        }
+        for what, changed in changes.items():
             if changed:
                 raise TrtdbgError(
                     f"--resume: the bisection in {ws.root} started with other {what} options ({'; '.join(changed)}); "
@@ -584,7 +583,7 @@ class BisectSession:
 
     def back(self) -> list[dict[str, Any]]:
         """Undo up to and including the last split step (the last choice); the steps undone, latest first."""
-        undone = []
+        undone: list[dict[str, Any]] = []
         while True:
             step = self.undo()
             if step is None:

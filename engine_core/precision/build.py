@@ -87,7 +87,8 @@ class PlanBuilder:
             return [], list(nodes)
         known = self.quantizer.ranges()
         an = self.analysis
-        ok, missing = [], []
+        ok: list[str] = []
+        missing: list[str] = []
         for name in nodes:
             proto = an.protos[an.pos[name]]
             acts = [

@@ -41,7 +41,7 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             tag = TYPE_NAMES[want]
             if x in constant_inits or (x in an.constants and x not in stored):
                 name = fresh(f"{x}__as_{tag}")
-                extra_inits.append(to_tensor(round_to(an.constant_array(x), want), F32, name))
+                extra_inits.append(to_tensor(round_to(an.constant_value(x), want), F32, name))
             else:
                 name = fresh(f"{x}__as_{tag}")
                 held = fresh(f"{x}__{tag}")
@@ -64,7 +64,7 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         op = src.op_type
         if op in ("Constant", "ConstantOfShape"):
             value = (
-                an.constant_array(src.output[0])
+                an.constant_value(src.output[0])
                 if op == "Constant"
                 else onnx.numpy_helper.to_array(constant_of_shape_value(src))
             )

@@ -15,7 +15,7 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ TRT_OPTIONS: dict[str, object] = {
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterable[None]:
+def _quiet() -> Iterator[None]:
     """Silence the quantizer's pre-processing advice (root logger warnings and prints)."""
     root = logging.getLogger()
     level = root.level

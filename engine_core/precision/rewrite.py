@@ -57,7 +57,7 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         if new is None:
             if x in constant_inits and name == x:
                 new = fresh(f"{x}__{TYPE_NAMES[want]}")
-                extra_inits.append(to_tensor(an.constant_array(x), want, new))
+                extra_inits.append(to_tensor(an.constant_value(x), want, new))
                 replaced.add(x)
             else:
                 new = fresh(f"{x}__to_{TYPE_NAMES[want]}")
@@ -74,7 +74,7 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         converted = set(facts.float_inputs) if want else ()
         for i, x in enumerate(src.input):
             if x and types.get(x) == F32:
-                node.input[i] = as_type(x, want if i in converted else F32)
+                node.input[i] = as_type(x, want if want and i in converted else F32)
         restores = []
         if want:
             _retype_attributes(node, an, want)
@@ -106,7 +106,7 @@ def _retype_attributes(node: onnx.NodeProto, an: Analysis, want: int) -> None:
             if a.name == "to" and a.i == F32:
                 a.i = want
     elif op == "Constant" and an.types.get(node.output[0]) == F32:
-        value = an.constant_array(node.output[0])
+        value = an.constant_value(node.output[0])
         del node.attribute[:]
         node.attribute.append(helper.make_attribute("value", to_tensor(value, want, "")))
     elif op == "ConstantOfShape":

@@ -9,7 +9,7 @@ Rewriting a plan (:mod:`engine_core.precision.rewrite`) then only walks the node
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from engine_core.model.index import ModelIndex
 F32, F16, BF16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
 FLOAT_TYPES = {"fp16": F16, "bf16": BF16}
 LOW_FLOATS = ("fp16", "bf16")
-TYPE_NAMES = {F32: "fp32", F16: "fp16", BF16: "bf16"}
+TYPE_NAMES: dict[int, str] = {F32: "fp32", F16: "fp16", BF16: "bf16"}
 _TYPE_STR = {F16: "tensor(float16)", BF16: "tensor(bfloat16)"}
 FP16_MAX = 65504.0
 FP16_TINY = 2.0**-25
@@ -191,7 +191,7 @@ class Analysis:
             self.all_names.update(node.output)
         self._schemas: dict[tuple[str, str], onnx.defs.OpSchema | None] = {}
         self._template: onnx.ModelProto | None = None
-        self._const_checks: dict[str, tuple[float, float, int]] = {}
+        self._const_checks: dict[str, tuple[float, float, int] | None] = {}
         self.shape_slice = self._shape_slice()
         self.facts: list[NodeFacts] = [self._facts(i) for i in range(len(self.protos))]
 
@@ -257,6 +257,12 @@ class Analysis:
         if t.data_location == TensorProto.EXTERNAL:
             return self.index.initializer_array(name)
         return numpy_helper.to_array(t)
+
+    def constant_value(self, name: str) -> np.ndarray:
+        """Values of ``name``, known to be an initializer or Constant output."""
+        arr = self.constant_array(name)
+        assert arr is not None, f"{name} is not a constant"
+        return arr
 
     # ------------------------------------------------------------------ building
     def _shape_slice(self) -> dict[int, str]:
@@ -369,8 +375,8 @@ class Analysis:
             block(f"input '{unknown[0]}' has an unknown type (shape inference could not type it)", "unknown type")
         if pos in self.shape_slice:
             block(self.shape_slice[pos], "shape sub-graph")
-        for low, reason in bad.items():
-            block(reason, f"{TYPE_NAMES[low]} not in the opset-{self.opset} schema", (TYPE_NAMES[low],))
+        for low_type, reason in bad.items():
+            block(reason, f"{TYPE_NAMES[low_type]} not in the opset-{self.opset} schema", (TYPE_NAMES[low_type],))
         constant_inputs = [node.input[i] for i in float_inputs]
         if op in ("Constant", "ConstantOfShape") and low_outputs:
             constant_inputs.append(node.output[0])
@@ -393,8 +399,7 @@ class Analysis:
         if name in self._const_checks:
             return self._const_checks[name]
         if node.op_type == "ConstantOfShape":
-            value = constant_of_shape_value(node)
-            arr = numpy_helper.to_array(value) if value is not None else None
+            arr: np.ndarray | None = numpy_helper.to_array(constant_of_shape_value(node))
         else:
             arr = self.constant_array(name)
         result = None
@@ -421,7 +426,7 @@ def _copy_fields(src: Any, dst: Any, skip: set[str]) -> None:
             setattr(dst, fd.name, value)
 
 
-def _formal(params: list[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
+def _formal(params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
     """The formal parameter of input/output ``i`` (the last one repeats when variadic)."""
     if i < len(params):
         return params[i]
@@ -459,7 +464,7 @@ def _constant_value(node: onnx.NodeProto) -> TensorProto | None:
     return None
 
 
-def constant_of_shape_value(node: onnx.NodeProto) -> TensorProto | None:
+def constant_of_shape_value(node: onnx.NodeProto) -> TensorProto:
     """ConstantOfShape's fill value (default: float32 zero)."""
     for a in node.attribute:
         if a.name == "value":

@@ -171,7 +171,7 @@ def merge_meta(index: ModelIndex, spec: TensorSpec, option: str) -> TensorMeta:
             )
         dtype = dtype if dtype is not None else known.dtype
         shape = shape if shape is not None else known.shape
-    return TensorMeta(spec.name, dtype, shape)  # type: ignore[arg-type]
+    return TensorMeta(spec.name, dtype, shape)
 
 
 def measure_tensors(

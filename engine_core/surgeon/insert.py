@@ -31,8 +31,8 @@ from engine_core.surgeon.graph import (
     validate,
 )
 
-_SCALAR = {AttributeProto.FLOAT: float, AttributeProto.INT: int, AttributeProto.STRING: str}
-_LIST = {AttributeProto.FLOATS: float, AttributeProto.INTS: int, AttributeProto.STRINGS: str}
+_SCALAR: dict[int, type] = {AttributeProto.FLOAT: float, AttributeProto.INT: int, AttributeProto.STRING: str}
+_LIST: dict[int, type] = {AttributeProto.FLOATS: float, AttributeProto.INTS: int, AttributeProto.STRINGS: str}
 
 
 def parse_attrs(items: Sequence[str]) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def _check_schema(
             raise TrtdbgError(
                 f"--attrs: {op} has no attribute '{name}'; it has: {', '.join(sorted(schema.attributes)) or '(none)'}"
             )
-        out[name] = _convert(op, name, value, int(schema.attributes[name].type))
+        out[name] = _convert(op, name, value, int(schema.attributes[name].type))  # type: ignore[call-overload]  # the onnx stub omits AttrType.__int__
     required = [a for a, s in schema.attributes.items() if s.required and a not in out]
     if required:
         raise TrtdbgError(f"--attrs: {op} needs attribute(s) {', '.join(required)}")

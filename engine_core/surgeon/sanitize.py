@@ -158,9 +158,10 @@ def fold_constants(
 
 def _static_shape(index: ModelIndex, name: str) -> tuple[int, ...] | None:
     meta = index.tensor_meta(name)
-    if meta is None or meta.shape is None or any(not isinstance(d, int) or d < 0 for d in meta.shape):
+    if meta is None or meta.shape is None:
         return None
-    return tuple(int(d) for d in meta.shape)
+    dims = tuple(d for d in meta.shape if isinstance(d, int) and d >= 0)
+    return dims if len(dims) == len(meta.shape) else None
 
 
 def _shape_value(index: ModelIndex, i: int) -> np.ndarray | None:
@@ -229,8 +230,7 @@ def _fold_pass(model: ModelProto, fold_shapes: bool, size_threshold: int | None)
         big = [t for t in boundary if values[t].nbytes > size_threshold]
         if not big:
             break
-        for t in big:
-            folded.discard(index.producer(t))  # type: ignore[arg-type]
+        folded.difference_update(index.producer(t) for t in big)
         boundary = _boundary(index, folded)
     out = ModelProto()
     out.CopyFrom(model)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine_core.comparator.engine import Progress
 
 
 class ProgressBar:
@@ -15,8 +19,8 @@ class ProgressBar:
         self._last = 0.0
         self._drawn = False
 
-    def update(self, progress: object) -> None:
-        """Draw ``progress`` (an object with ``done``, ``total``, ``batch``, ``batches``)."""
+    def update(self, progress: Progress) -> None:
+        """Draw ``progress`` (tensors done of total, batch of batches)."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -26,7 +30,7 @@ class ProgressBar:
         self._last = now
         frac = done / total if total else 1.0
         fill = int(frac * self.width)
-        batch = f" batch {progress.batch + 1}/{progress.batches}" if getattr(progress, "batches", 1) > 1 else ""
+        batch = f" batch {progress.batch + 1}/{progress.batches}" if progress.batches > 1 else ""
         sys.stderr.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} tensors{batch}")
         sys.stderr.flush()
         self._drawn = True

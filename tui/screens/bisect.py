@@ -212,8 +212,7 @@ class BisectScreen(Screen):
                         yield Button("Start (ctrl+s)", variant="primary", id="start", compact=True)
                         yield Button("Resume saved (c)", id="resume", compact=True, disabled=True)
                 yield Static(Text("Set up the bisection and start it.", style="dim"), id="status")
-                table = DataTable(id="steps", cursor_type="row", zebra_stripes=True)
-                yield table
+                yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="result")
         yield Footer()
 
@@ -414,49 +413,54 @@ class BisectScreen(Screen):
         if self._begin("resuming the saved bisection…"):
             self._start(options, True)
 
-    def _need_session(self) -> bool:
+    def _session_state(self) -> dict[str, Any] | None:
+        """The running bisection's state; ``None`` (with a hint) before one is started."""
         if self.session is None or self.state is None:
             self.notify("start (ctrl+s) or resume (c) a bisection first", timeout=3)
-            return False
-        return True
+            return None
+        return self.state
 
     def action_step(self, choice: int) -> None:
-        if not self._need_session():
+        state = self._session_state()
+        if state is None:
             return
-        prop = self.state["proposal"]
+        prop = state["proposal"]
         if prop is None:
             self.notify("the bisection is finished: e exports the plan, u undoes", timeout=3)
             return
         if prop["halves"] is None:
             choice = 0
         elif choice < 0:
-            choice = self.state.get("choice", 0)
+            choice = state.get("choice", 0)
         what = f"evaluating: half {'AB'[choice]} falls back" if prop["halves"] else f"evaluating: {prop['kind']}"
         if self._begin(what + "…"):
             self._act("step", choice)
 
     def action_verdict(self, passed: int) -> None:
-        if not self._need_session() or self.state["proposal"] is None:
+        state = self._session_state()
+        if state is None or state["proposal"] is None:
             return
         if self._begin("recording your verdict…"):
             self._act("step", 0, bool(passed))
 
     def action_auto(self) -> None:
+        state = self._session_state()
         if (
-            self._need_session()
-            and self.state["proposal"] is not None
+            state is not None
+            and state["proposal"] is not None
             and self._begin("running to the end (ctrl+c stops after the current step)…")
         ):
             self._act("auto")
 
     def action_undo(self) -> None:
-        if self._need_session() and self._begin("undoing…"):
+        if self._session_state() is not None and self._begin("undoing…"):
             self._act("undo")
 
     def action_export(self) -> None:
-        if not self._need_session():
+        state = self._session_state()
+        if state is None:
             return
-        if not self.state["finished"]:
+        if not state["finished"]:
             self.notify("the bisection is not finished; the plan so far is exported anyway", timeout=4)
         if self._begin("exporting the plan…"):
             self._act("export")

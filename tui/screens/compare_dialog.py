@@ -55,7 +55,8 @@ class CompareForm:
         from engine_core.errors import TrtdbgError
         from engine_core.options import DataOptions
 
-        script, inputs = None, ()
+        script: str | None = None
+        inputs: tuple[str, ...] = ()
         if self.data == "script":
             if not self.data_path.strip():
                 raise TrtdbgError("data: give the data-loader script (PATH.py[:FUNC])")

@@ -266,8 +266,9 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
 
     shown = [results[n] for n in node.outputs if n in results]
     for r in shown:
-        parts.append(_section("Compare: "))
-        parts[-1].append(printable(r.slot.name), style="bold")
+        title = _section("Compare: ")
+        title.append(printable(r.slot.name), style="bold")
+        parts.append(title)
         parts.extend(result_block(r))
     return Group(*parts)
 

@@ -277,8 +277,7 @@ def _submodel(
         if x in produced or x in inits:
             continue
         vi = infos.get(x)
-        tt = vi.type.tensor_type if vi is not None else None
-        if tt is None or not tt.elem_type or not tt.HasField("shape"):
+        if vi is None or not vi.type.tensor_type.elem_type or not vi.type.tensor_type.HasField("shape"):
             return x
         inputs.append(vi)
     outside = {x for k, n in enumerate(g.node) if not start <= k <= end for x in _reads(n)}

@@ -195,7 +195,7 @@ def make_logger(flavour: Flavour) -> Any:
     """An ``ILogger`` of this flavour whose ``records`` (:class:`LogRecords`) collect every message."""
     trt = flavour.module
 
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class _Logger(trt.ILogger):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.records = LogRecords()

@@ -187,8 +187,8 @@ def fusion_map(index: ModelIndex, info: EngineInfo) -> FusionMap:
     """Map the top-level ONNX nodes and tensors of ``index`` onto the engine ``info``."""
     node_layers: dict[str, list[str]] = {}
     for layer in info.layers:
-        for node in layer.onnx_nodes:
-            node_layers.setdefault(node, []).append(layer.name)
+        for onnx_node in layer.onnx_nodes:
+            node_layers.setdefault(onnx_node, []).append(layer.name)
     materialized = info.tensor_names()
     tensors: dict[str, str] = {}
     no_layer: list[str] = []

@@ -184,7 +184,7 @@ class TrtRunner(Runner):
             dyn = dynamic_inputs(parsed)
             if dyn:
                 missing = [n for n in dyn if not shapes or n not in shapes]
-                if missing:
+                if missing or not shapes:
                     raise TrtdbgError(
                         f"input '{missing[0]}' has a dynamic shape {dyn[missing[0]]}; give its shape "
                         f"with --shapes {missing[0]}:1x... so TensorRT can build a profile"
@@ -289,9 +289,9 @@ class TrtRunner(Runner):
         return loaded
 
     def _execute(self, loaded: _Loaded, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-        trt = self.flavour.module
         mem, stream, engine, ctx = self._mem, self._stream, loaded.engine, loaded.context
-        assert mem is not None and stream is not None
+        assert self.flavour is not None and mem is not None and stream is not None
+        trt = self.flavour.module
         io = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in io if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         keep: list[np.ndarray] = []
@@ -351,11 +351,12 @@ class TrtRunner(Runner):
 
     def _listen(self, ctx: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
         """Install a debug listener that copies ``names`` (debug tensors) to host during the run."""
+        assert self.flavour is not None and self._mem is not None
         trt, mem = self.flavour.module, self._mem
         captured: dict[str, np.ndarray] = {}
         wanted = set(names)
 
-        class _Listener(trt.IDebugListener):  # type: ignore[misc, name-defined]
+        class _Listener(trt.IDebugListener):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 trt.IDebugListener.__init__(self)
 
@@ -374,17 +375,18 @@ class TrtRunner(Runner):
         ctx.set_debug_listener(listener)
         for name in names:
             ctx.set_tensor_debug_state(name, True)
-        captured["__listener__"] = listener  # type: ignore[assignment]  # keep it alive during the run
+        captured["__listener__"] = listener  # keep it alive during the run
         return captured
 
     def layer_times(self, feed: Mapping[str, np.ndarray], iterations: int = 10) -> dict[str, float]:
         """Mean milliseconds per engine layer over ``iterations`` profiled runs (TensorRT ``IProfiler``)."""
         self.activate()
+        assert self.flavour is not None
         trt = self.flavour.module
         loaded = self._load([], {k: tuple(np.shape(v)) for k, v in feed.items()})
         totals: dict[str, float] = {}
 
-        class _Profiler(trt.IProfiler):  # type: ignore[misc, name-defined]
+        class _Profiler(trt.IProfiler):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 trt.IProfiler.__init__(self)
 
@@ -408,6 +410,7 @@ class TrtRunner(Runner):
         ptr, cap = loaded.buffers.get(name, (0, -1))
         if cap >= nbytes:
             return ptr
+        assert self._mem is not None
         if ptr:
             self._mem.free(ptr)
         ptr = self._mem.alloc(nbytes)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine_core.errors import TrtdbgError
+
+if TYPE_CHECKING:
+    from engine_core.backend.trt.build import ParsedNetwork
 
 Shape = tuple[int, ...]
 _LISTED = 400
@@ -143,9 +147,9 @@ def trt_network_script(
     return head + _IMPORTS[key] + _BODY.format(model=str(path), profile=prof, listing=_listing(parsed))
 
 
-def _listing(parsed: object) -> str:
+def _listing(parsed: ParsedNetwork) -> str:
     """Comment lines: each parsed layer with its type and outputs."""
-    layers = parsed.layers()  # type: ignore[attr-defined]
+    layers = parsed.layers()
     lines = ["    # Parsed layers (name: type -> outputs):"]
     for layer in layers[:_LISTED]:
         outs = []

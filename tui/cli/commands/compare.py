@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_args
+
+if TYPE_CHECKING:
+    from engine_core.comparator.request import CompareRequest
 
 DATA = DataArgs()
 TOLERANCES = ToleranceArgs()
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def request_from_args(args: argparse.Namespace) -> object:
+def request_from_args(args: argparse.Namespace) -> CompareRequest:
     """The engine's ``CompareRequest`` for ``trtdbg compare`` arguments (typed options, validated)."""
     from engine_core.comparator.request import CompareRequest
     from engine_core.sysinfo import parse_size

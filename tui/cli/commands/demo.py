@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from tui.cli.args import add_workspace_arg
 from tui.cli.commands.open import add_ui_args
+
+if TYPE_CHECKING:
+    from engine_core.model.demo import DemoFiles
+    from tui.screens.compare_dialog import CompareForm
 
 DEMO_SUBJECT = "ort:fp16"
 DEMO_TITLE = "demo.onnx: FP32 vs FP16 (ort:fp16, emulated on CPU)"
@@ -31,17 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def demo_form(files: object) -> object:
+def demo_form(files: DemoFiles) -> CompareForm:
     """Compare-dialog defaults for the demo: emulated FP16 (``ort:fp16``) as the subject, on the demo inputs."""
     from tui.screens.compare_dialog import CompareForm
 
     return CompareForm(
-        subject=DEMO_SUBJECT,
-        data="inputs",
-        data_path=str(files.inputs),  # type: ignore[attr-defined]
-        atol="1e-2",
-        rtol="1e-2",
-        what="marked",
+        subject=DEMO_SUBJECT, data="inputs", data_path=str(files.inputs), atol="1e-2", rtol="1e-2", what="marked"
     )
 
 
@@ -61,22 +61,19 @@ def run(args: argparse.Namespace) -> int:
     return run_headless(files, args)
 
 
-def run_headless(files: object, args: argparse.Namespace) -> int:
+def run_headless(files: DemoFiles, args: argparse.Namespace) -> int:
     from engine_core.comparator.request import CompareRequest, execute
     from engine_core.options import DataOptions, ToleranceOptions
     from tui.cli.progress import ProgressBar
 
-    print(
-        f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}",  # type: ignore[attr-defined]
-        file=sys.stderr,
-    )
+    print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}", file=sys.stderr)
     request = CompareRequest(
         model=str(files.model),
         subject=DEMO_SUBJECT,
-        marks=["all"],  # type: ignore[attr-defined]
+        marks=["all"],
         tolerances=ToleranceOptions(atol=("1e-2",), rtol=("1e-2",)),
-        data=DataOptions(load_inputs=(str(files.inputs),)),  # type: ignore[attr-defined]
-        workspace=str(files.workspace),  # type: ignore[attr-defined]
+        data=DataOptions(load_inputs=(str(files.inputs),)),
+        workspace=str(files.workspace),
     )
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:
@@ -86,7 +83,7 @@ def run_headless(files: object, args: argparse.Namespace) -> int:
     sys.stdout.write((report.dumps() if args.json else report.to_text()) + "\n")
     if not args.json:
         print(
-            f"next: trtdbg bisect {files.model} --auto --precision fp16 --load-inputs {files.inputs}"  # type: ignore[attr-defined]
+            f"next: trtdbg bisect {files.model} --auto --precision fp16 --load-inputs {files.inputs}"
             f"  (which nodes must stay FP32)",
             file=sys.stderr,
         )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
 
 DATA = DataArgs("input data of the app's compares (editable in its compare dialog)")
 TOLERANCES = ToleranceArgs("tolerances of the app's compares (editable in its compare dialog)")
+
+if TYPE_CHECKING:
+    from tui.screens.compare_dialog import CompareForm
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +57,7 @@ def add_ui_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def form_from_args(args: argparse.Namespace) -> object:
+def form_from_args(args: argparse.Namespace) -> CompareForm:
     """Compare-dialog defaults from the command line."""
     from tui.screens.compare_dialog import SECOND_MODEL, CompareForm
 
@@ -75,7 +79,7 @@ def check_terminal() -> str | None:
     return None
 
 
-def launch(model: str, args: argparse.Namespace, form: object, title: str | None = None) -> int:
+def launch(model: str, args: argparse.Namespace, form: CompareForm | None, title: str | None = None) -> int:
     """Run the app until the user quits."""
     from tui.app import TrtdbgApp
 

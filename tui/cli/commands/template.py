@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the script and write it atomically."""
     from engine_core.backend.trt.template import trt_network_script
-    from engine_core.data.shapes import parse_shapes
+    from engine_core.data.shapes import parse_profile, parse_shapes
     from engine_core.errors import TrtdbgError
     from engine_core.workspace import atomic_write_text
 
@@ -44,11 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise TrtdbgError(f"model {args.model} does not exist")
     if os.path.exists(args.output) and os.path.samefile(args.output, args.model):
         raise TrtdbgError(f"output {args.output} is the input model; choose another path (inputs are never modified)")
-    lo, opt, hi = (parse_shapes(getattr(args, f"trt_{w}_shapes") or []) for w in ("min", "opt", "max"))
-    profile = {}
-    for name in sorted(set(lo) | set(opt) | set(hi)):
-        o = opt.get(name) or lo.get(name) or hi.get(name)
-        profile[name] = (lo.get(name) or o, o, hi.get(name) or o)
+    profile = parse_profile(args.trt_min_shapes or [], args.trt_opt_shapes or [], args.trt_max_shapes or [])
     text = trt_network_script(
         args.model,
         module=args.trt_module,

@@ -9,7 +9,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine_core.backend.trt.runner import TrtOptions
 
 
 def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: bool = True) -> argparse._ArgumentGroup:
@@ -81,26 +84,20 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
         )
 
 
-def trt_options_from_args(a: argparse.Namespace) -> Any:
+def trt_options_from_args(a: argparse.Namespace) -> TrtOptions:
     """The engine's ``TrtOptions`` from parsed ``--trt-*`` arguments (options a command lacks → defaults)."""
     from engine_core.backend.trt.build import BuildOptions
     from engine_core.backend.trt.legacy import weak_settings
     from engine_core.backend.trt.runner import TrtOptions
-    from engine_core.data.shapes import parse_shapes
+    from engine_core.data.shapes import parse_profile
     from engine_core.errors import TrtdbgError
     from engine_core.sysinfo import parse_size
 
     def get(name: str, default: Any = None) -> Any:
         return getattr(a, name, default)
 
-    lo, opt, hi = (parse_shapes(get(f"trt_{w}_shapes") or []) for w in ("min", "opt", "max"))
-    profiles: tuple = ()
-    if lo or opt or hi:
-        prof = {}
-        for name in sorted(set(lo) | set(opt) | set(hi)):
-            o = opt.get(name) or lo.get(name) or hi.get(name)
-            prof[name] = (lo.get(name) or o, o, hi.get(name) or o)
-        profiles = BuildOptions.make_profiles([prof])
+    prof = parse_profile(*(get(f"trt_{w}_shapes") or [] for w in ("min", "opt", "max")))
+    profiles = BuildOptions.make_profiles([prof]) if prof else ()
     weak_on, lps = get("weak_typing", False), get("layer_precisions")
     cache = get("calibration_cache") if hasattr(a, "weak_typing") else None  # else it is the command's INT8 cache
     if (lps or cache) and not weak_on:
