@@ -13,6 +13,7 @@ counts as "no kernel"; other probe failures leave the node to the real session (
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import onnx
 from onnx import helper
@@ -40,7 +41,7 @@ def session_probe(provider: str = "CUDAExecutionProvider") -> KernelCheck | None
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 
     def check(node: onnx.NodeProto, ins: list[int | None], outs: list[int | None], opset: int) -> bool:
-        key = (provider, ort.__version__, node.domain, node.op_type, opset, tuple(ins), tuple(outs))
+        key: tuple[Any, ...] = (provider, ort.__version__, node.domain, node.op_type, opset, tuple(ins), tuple(outs))
         key += tuple(sorted(a.SerializeToString() for a in node.attribute))
         if key not in _CACHE:
             names_in = [f"i{k}" if t is not None else "" for k, t in enumerate(ins)]
