@@ -8,7 +8,6 @@ import json
 import pytest
 
 from engine_core.model.synthetic import small_cnn_model
-from tui.cli.main import main
 
 KEYS = {
     "model",
@@ -29,16 +28,10 @@ KEYS = {
 }
 
 
-def _run(capsys, *args):
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_bench_ort_json(save_model, capsys) -> None:
+def test_bench_ort_json(save_model, cli) -> None:
     path = save_model(small_cnn_model())
-    rc, out, err = _run(
-        capsys, "bench", str(path), "-n", "30", "--warmup", "2", "--json", "--layer-times", "--layer-iterations", "3"
+    rc, out, err = cli(
+        "bench", str(path), "-n", "30", "--warmup", "2", "--json", "--layer-times", "--layer-iterations", "3"
     )
     assert rc == 0, err
     doc = json.loads(out)
@@ -56,9 +49,9 @@ def test_bench_ort_json(save_model, capsys) -> None:
     assert any(x["op"] == "Conv" for x in layers)
 
 
-def test_bench_text_and_duration(save_model, capsys) -> None:
+def test_bench_text_and_duration(save_model, cli) -> None:
     path = save_model(small_cnn_model())
-    rc, out, _ = _run(capsys, "bench", str(path), "--duration", "0.2", "--warmup", "1", "--shapes", "input:1x3x32x32")
+    rc, out, _ = cli("bench", str(path), "--duration", "0.2", "--warmup", "1", "--shapes", "input:1x3x32x32")
     assert rc == 0
     assert "latency ms: min" in out and "inferences/s" in out and "timed run(s) after 1 warm-up(s)" in out
     runs = int(out.split("\n")[2].split()[0])
@@ -66,7 +59,7 @@ def test_bench_text_and_duration(save_model, capsys) -> None:
 
 
 @pytest.mark.parametrize("case", ["zero_runs", "missing", "bad_backend", "ort_cuda", "trt"])
-def test_bench_bad_input_exit_2(save_model, tmp_path, capsys, case: str) -> None:
+def test_bench_bad_input_exit_2(save_model, tmp_path, cli, case: str) -> None:
     path = str(save_model(small_cnn_model()))
     args = {
         "zero_runs": [path, "-n", "0"],
@@ -75,15 +68,15 @@ def test_bench_bad_input_exit_2(save_model, tmp_path, capsys, case: str) -> None
         "ort_cuda": [path, "--backend", "ort-cuda", "-n", "2"],
         "trt": [path, "--backend", "trt", "-n", "2"],
     }[case]
-    rc, out, err = _run(capsys, "bench", *args)
+    rc, out, err = cli("bench", *args)
     if rc == 0 and case in ("ort_cuda", "trt"):
         pytest.skip(f"{case} runs here (a GPU is present)")
     assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("trtdbg: error: "), err
 
 
-def test_bench_iterations_is_the_old_name_of_runs(save_model, capsys) -> None:
+def test_bench_iterations_is_the_old_name_of_runs(save_model, cli) -> None:
     """`--iterations` counts input samples elsewhere; in bench it still works as --runs, with a one-line note."""
     path = save_model(small_cnn_model())
-    rc, out, err = _run(capsys, "bench", str(path), "--iterations", "3", "--warmup", "0", "--json")
+    rc, out, err = cli("bench", str(path), "--iterations", "3", "--warmup", "0", "--json")
     assert rc == 0 and json.loads(out)["runs"] == 3
     assert err.count("\n") == 1 and "is now --runs" in err

@@ -12,8 +12,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tui.cli.main import main
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,29 +33,23 @@ def _save(
     return path
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    rc = main(["inspect", *args])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_text_default_and_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_default_and_layers(tmp_path: Path, cli) -> None:
     path = _save(tmp_path)
-    rc, out, err = _run(capsys, str(path))
+    rc, out, err = cli("inspect", str(path))
     assert rc == 0 and err == ""
     assert out.startswith("==== ONNX Model ====\nName: tiny | ONNX Opset: 17\n")
     assert "---- 1 Graph Input(s) ----\n{x [dtype=float32, shape=(1, 4)]}" in out
     assert out.endswith("---- 2 Node(s) ----\n") and "Node 0" not in out
-    rc, out, _ = _run(capsys, "model", str(path), "--show", "layers", "--show", "attrs")
+    rc, out, _ = cli("inspect", "model", str(path), "--show", "layers", "--show", "attrs")
     assert rc == 0
     assert "Node 0    | /blk/add [Op: Add]\n    {x [dtype=float32, shape=(1, 4)],\n     Initializer | w" in out
     assert "-> {a [dtype=float32, shape=(1, 4)]}" in out  # shape inference on by default
-    rc, out, _ = _run(capsys, str(path), "--show", "layers", "--no-shape-inference")
+    rc, out, _ = cli("inspect", str(path), "--show", "layers", "--no-shape-inference")
     assert "-> {a}\n" in out
 
 
-def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, str(_save(tmp_path)), "--json", "--show", "layers,attrs")
+def test_json_output(tmp_path: Path, cli) -> None:
+    rc, out, _ = cli("inspect", str(_save(tmp_path)), "--json", "--show", "layers,attrs")
     assert rc == 0
     data = json.loads(out)
     assert data["name"] == "tiny" and data["nodes"]["count"] == 2
@@ -68,7 +60,7 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize(
     "case", ["missing", "truncated", "garbage", "unknown_op", "custom_domain", "bad_show", "stray_word", "reserved"]
 )
-def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+def test_bad_inputs_one_line_exit_2(tmp_path: Path, cli, case: str) -> None:
     good = _save(tmp_path)
     args = {
         "missing": [str(tmp_path / "nope.onnx")],
@@ -82,7 +74,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     }[case]
     (tmp_path / "trunc.onnx").write_bytes(good.read_bytes()[:-9])
     (tmp_path / "garbage.onnx").write_bytes(np.random.default_rng(1).bytes(4096))
-    rc, out, err = _run(capsys, *args)
+    rc, out, err = cli("inspect", *args)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("trtdbg: error: ") and "Traceback" not in err
     expected = {
@@ -98,11 +90,11 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert expected in err
 
 
-def test_allow_unsupported_inspects_custom_ops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_allow_unsupported_inspects_custom_ops(tmp_path: Path, cli) -> None:
     path = _save(tmp_path, op="Foo", domain="acme.ops", opsets={"acme.ops": 1})
-    rc, _, err = _run(capsys, str(path))
+    rc, _, err = cli("inspect", str(path))
     assert rc == 2 and "--allow-unsupported" in err
-    rc, out, _ = _run(capsys, str(path), "--allow-unsupported", "--show", "layers")
+    rc, out, _ = cli("inspect", str(path), "--allow-unsupported", "--show", "layers")
     assert rc == 0 and "/blk/add [Op: Foo]" in out and "Other Opsets: {'acme.ops': 1}" in out
 
 
@@ -118,22 +110,22 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
     assert fail.stderr.count("\n") == 1 and "bad.onnx" in fail.stderr and "Traceback" not in fail.stderr
 
 
-def test_external_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_external_data_dir(tmp_path: Path, cli) -> None:
     model = onnx.load(_save(tmp_path))
     path = tmp_path / "ext.onnx"
     onnx.save(model, path, save_as_external_data=True, location="ext.bin", size_threshold=0)
     elsewhere = tmp_path / "weights"
     elsewhere.mkdir()
     (tmp_path / "ext.bin").rename(elsewhere / "ext.bin")
-    rc, out, _ = _run(capsys, str(path))  # no weights shown: the data file is not needed
+    rc, out, _ = cli("inspect", str(path))  # no weights shown: the data file is not needed
     assert rc == 0 and "---- 1 Initializer(s) ----" in out
-    rc, _, err = _run(capsys, str(path), "--show", "weights")
+    rc, _, err = cli("inspect", str(path), "--show", "weights")
     assert rc == 2 and "ext.bin" in err and "--external-data-dir" in err
-    rc, out, _ = _run(capsys, str(path), "--show", "weights", "--external-data-dir", str(elsewhere))
+    rc, out, _ = cli("inspect", str(path), "--show", "weights", "--external-data-dir", str(elsewhere))
     assert rc == 0 and "Initializer | w [dtype=float32, shape=[1, 4]] | Values:\n    [[1. 1. 1. 1.]]" in out
 
 
-def test_shape_inference_failure_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_shape_inference_failure_is_a_warning(tmp_path: Path, cli) -> None:
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
     graph = helper.make_graph(
         nodes,
@@ -144,8 +136,8 @@ def test_shape_inference_failure_is_a_warning(tmp_path: Path, capsys: pytest.Cap
     )
     path = tmp_path / "si.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    rc, out, err = _run(capsys, str(path), "--show", "layers")
+    rc, out, err = cli("inspect", str(path), "--show", "layers")
     assert rc == 0 and "Node 1    | n [Op: Neg]" in out
     assert err.startswith("trtdbg: warning: shape inference failed (") and err.count("\n") == 1
-    rc, _, err = _run(capsys, str(path))  # no layers: no inference, no warning
+    rc, _, err = cli("inspect", str(path))  # no layers: no inference, no warning
     assert rc == 0 and err == ""

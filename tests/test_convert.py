@@ -20,65 +20,47 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 @pytest.fixture
 def cnn(save_model) -> Path:
     return save_model(small_cnn_model(), "cnn.onnx")
 
 
-def _trt_or_skip() -> None:
-    from engine_core.backend.trt.flavour import load_flavour
-    from engine_core.errors import TrtdbgError
-
-    try:
-        load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module here ({exc})")
-
-
-def test_onnx_fp16_and_int8(cnn: Path, tmp_path: Path, capsys) -> None:
+def test_onnx_fp16_and_int8(cnn: Path, tmp_path: Path, cli) -> None:
     before = _sha(cnn)
-    rc, out, _ = _cli(capsys, "convert", cnn, "-o", tmp_path / "h.onnx", "--precision", "fp16", "--json")
+    rc, out, _ = cli("convert", cnn, "-o", tmp_path / "h.onnx", "--precision", "fp16", "--json")
     assert rc == 0
     doc = json.loads(out)
     assert doc["kind"] == "onnx" and doc["precision"]["fp16"] > 0 and doc["precision"]["fp32"] == 0
     m = onnx.load(tmp_path / "h.onnx")
     assert any(t.data_type == TensorProto.FLOAT16 for t in m.graph.initializer)
     assert m.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT  # outputs keep their dtype
-    rc, out, _ = _cli(capsys, "convert", cnn, "-o", tmp_path / "q.onnx", "--precision", "int8", "--iterations", "2")
+    rc, out, _ = cli("convert", cnn, "-o", tmp_path / "q.onnx", "--precision", "int8", "--iterations", "2")
     assert rc == 0 and "int8" in out
     ops = {n.op_type for n in onnx.load(tmp_path / "q.onnx").graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert _sha(cnn) == before
 
 
-def test_plan_file(cnn: Path, tmp_path: Path, capsys) -> None:
+def test_plan_file(cnn: Path, tmp_path: Path, cli) -> None:
     from engine_core.precision.plan import PrecisionPlan
 
     node = small_cnn_model().graph.node[0].name
     PrecisionPlan("fp16", nodes={node: "fp32"}).save(tmp_path / "p.json")
-    rc, out, _ = _cli(capsys, "convert", cnn, "-o", tmp_path / "p.onnx", "--plan", tmp_path / "p.json", "--json")
+    rc, out, _ = cli("convert", cnn, "-o", tmp_path / "p.onnx", "--plan", tmp_path / "p.json", "--json")
     doc = json.loads(out)
     assert rc == 0 and doc["precision"]["fp32"] == 1 and doc["precision"]["fp16"] > 0
 
 
-def test_engine_fp16_and_int8(cnn: Path, tmp_path: Path, capsys) -> None:
-    _trt_or_skip()
+def test_engine_fp16_and_int8(trt_flavour, cnn: Path, tmp_path: Path, cli) -> None:
     for prec in ("fp16", "int8"):
         out_path = tmp_path / f"e-{prec}.plan"
-        rc, out, _ = _cli(capsys, "convert", cnn, "-o", out_path, "--precision", prec, "--json")
+        rc, out, _ = cli("convert", cnn, "-o", out_path, "--precision", prec, "--json")
         assert rc == 0
         doc = json.loads(out)
         assert doc["kind"] == "engine" and doc["engine"]["version"] and doc["bytes"] == out_path.stat().st_size > 1000
 
 
-def test_engine_dynamic_shapes(tmp_path: Path, capsys) -> None:
-    _trt_or_skip()
+def test_engine_dynamic_shapes(trt_flavour, tmp_path: Path, cli) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
@@ -91,18 +73,18 @@ def test_engine_dynamic_shapes(tmp_path: Path, capsys) -> None:
     )
     path = tmp_path / "dyn.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
-    rc, _, err = _cli(capsys, "convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16")
+    rc, _, err = cli("convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16")
     assert rc == 2 and "--shapes x:" in err and "\n" == err[-1] and err.count("\n") == 1
-    rc, _, err = _cli(capsys, "convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16", "--shapes", "x:2x4")
+    rc, _, err = cli("convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16", "--shapes", "x:2x4")
     assert rc == 0, err
-    rc, _, err = _cli(
-        capsys, "convert", path, "-o", tmp_path / "d2.plan", "--trt-min-shapes", "x:1x4", "--trt-max-shapes", "x:8x4"
+    rc, _, err = cli(
+        "convert", path, "-o", tmp_path / "d2.plan", "--trt-min-shapes", "x:1x4", "--trt-max-shapes", "x:8x4"
     )
     assert rc == 0, err
 
 
 @pytest.mark.parametrize("case", ["suffix", "same_file", "missing", "both"])
-def test_bad_input_exit_2(cnn: Path, tmp_path: Path, capsys, case: str) -> None:
+def test_bad_input_exit_2(cnn: Path, tmp_path: Path, cli, case: str) -> None:
     args = {
         "suffix": [cnn, "-o", tmp_path / "x.txt"],
         "same_file": [cnn, "-o", cnn],
@@ -115,6 +97,6 @@ def test_bad_input_exit_2(cnn: Path, tmp_path: Path, capsys, case: str) -> None:
             main(["convert", *map(str, args)])
         assert info.value.code == 2
         return
-    rc, _, err = _cli(capsys, "convert", *args)
+    rc, _, err = cli("convert", *args)
     assert rc == 2 and err.startswith("trtdbg: error: ") and err.count("\n") == 1
     assert _sha(cnn) == before

@@ -15,16 +15,6 @@ from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def fl():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc})")
-
-
 def _it(k: int, verdict: str, layers: dict) -> Iteration:
     return Iteration(k, verdict, f"e{k}.plan", f"{k:064x}", 0.1, None, layers)
 
@@ -47,7 +37,7 @@ def test_differences_name_bad_only_values() -> None:
         parse_until("0")
 
 
-def test_check_sorts_engines(fl, save_model, tmp_path: Path, capsys) -> None:
+def test_check_sorts_engines(trt_flavour, save_model, tmp_path: Path, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     check = tmp_path / "check.py"
     check.write_text(
@@ -80,7 +70,7 @@ def test_check_sorts_engines(fl, save_model, tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in (run / "good").glob("*.plan")) == ["iter_0.plan", "iter_2.plan"]
     assert [p.name for p in (run / "bad").glob("*.plan")] == ["iter_1.plan"]
     assert (run / "summary.json").is_file() and "build 1: bad (exit 1)" in out.err
-    if fl.is_rtx:  # RTX logs the layer listing at build time: properties are known without a GPU
+    if trt_flavour.is_rtx:  # RTX logs the layer listing at build time: properties are known without a GPU
         assert all(it["layers"] for it in doc["iterations"])
     # --until good stops at the first good engine
     rc = main(
@@ -100,7 +90,7 @@ def test_check_sorts_engines(fl, save_model, tmp_path: Path, capsys) -> None:
     assert rc == 0 and "1 build(s)" in text and "1 good, 0 bad" in text
 
 
-def test_no_check_compares_builds(fl, save_model, tmp_path: Path, capsys) -> None:
+def test_no_check_compares_builds(trt_flavour, save_model, tmp_path: Path, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     assert main(["debug", "build", str(model), "--until", "2", "--artifacts-dir", str(tmp_path / "a"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -108,7 +98,7 @@ def test_no_check_compares_builds(fl, save_model, tmp_path: Path, capsys) -> Non
 
 
 @pytest.mark.parametrize("args", [["--until", "good"], ["--until", "x"], ["--until", "2", "--check", "/no/such/check"]])
-def test_bad_input(fl, save_model, tmp_path: Path, capsys, args: list[str]) -> None:
+def test_bad_input(trt_flavour, save_model, tmp_path: Path, capsys, args: list[str]) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     assert main(["debug", "build", str(model), "--artifacts-dir", str(tmp_path / "a"), *args]) == 2
     err = capsys.readouterr().err

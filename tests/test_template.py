@@ -12,7 +12,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
 
@@ -20,13 +19,8 @@ EDIT = "    # ==== EDIT BELOW: your changes to the network ="
 
 
 @pytest.fixture(scope="module")
-def module() -> str:
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto").name
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc})")
+def module(trt_flavour) -> str:
+    return trt_flavour.name
 
 
 def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,19 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine_core.backend.trt import build
+from engine_core.backend.trt import flavour as flavour_mod
 from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
-
-flavour_mod = pytest.importorskip("engine_core.backend.trt.flavour")
-build = pytest.importorskip("engine_core.backend.trt.build")
-
-
-@pytest.fixture(scope="module")
-def fl():
-    try:
-        return flavour_mod.load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc}); CI installs tensorrt-rtx-cu13")
 
 
 def _model(nodes, inits=(), shape=("N", 4), opsets=None, outputs=("y",)):
@@ -67,22 +58,22 @@ def _qdq_model():
     )
 
 
-def test_flavour_features(fl) -> None:
-    assert fl.name in ("tensorrt", "tensorrt_rtx") and fl.version
-    feats = fl.features()
+def test_flavour_features(trt_flavour) -> None:
+    assert trt_flavour.name in ("tensorrt", "tensorrt_rtx") and trt_flavour.version
+    feats = trt_flavour.features()
     assert set(feats) >= {"weak_typing", "int8_calibration", "debug_tensors", "timing_cache"}
-    if fl.is_rtx:  # TensorRT-RTX: strongly typed only, no calibrators, timing cache is a no-op
+    if trt_flavour.is_rtx:  # TensorRT-RTX: strongly typed only, no calibrators, timing cache is a no-op
         assert not feats["weak_typing"] and not feats["int8_calibration"] and not feats["timing_cache"]
         assert feats["debug_tensors"] and feats["unfused_debug_tensors"]
-    assert fl.enum("MemoryPoolType", "WORKSPACE") is not None
+    assert trt_flavour.enum("MemoryPoolType", "WORKSPACE") is not None
     with pytest.raises(TrtdbgError, match="has no BuilderFlag.NOT_A_FLAG"):
-        fl.enum("BuilderFlag", "NOT_A_FLAG")
+        trt_flavour.enum("BuilderFlag", "NOT_A_FLAG")
     with pytest.raises(TrtdbgError, match="unknown TensorRT module"):
         flavour_mod.load_flavour("tensorrt9")
 
 
-def test_missing_module_says_how_to_install(fl) -> None:
-    other = "tensorrt" if fl.is_rtx else "tensorrt_rtx"
+def test_missing_module_says_how_to_install(trt_flavour) -> None:
+    other = "tensorrt" if trt_flavour.is_rtx else "tensorrt_rtx"
     try:
         flavour_mod.load_flavour(other)
     except TrtdbgError as exc:
@@ -92,7 +83,7 @@ def test_missing_module_says_how_to_install(fl) -> None:
 
 
 @pytest.mark.parametrize("case", ["custom_op", "unknown_op", "bad_attr", "garbage"])
-def test_parse_errors_name_the_node(fl, case: str) -> None:
+def test_parse_errors_name_the_node(trt_flavour, case: str) -> None:
     if case == "custom_op":
         data = _model(
             [helper.make_node("MyCustomOp", ["x"], ["y"], name="custom0", domain="my.dom")],
@@ -111,16 +102,16 @@ def test_parse_errors_name_the_node(fl, case: str) -> None:
         data = b"\x08garbage" * 10
         expect = ["not a valid ONNX model"]
     with pytest.raises(build.TrtParseError) as info:
-        build.parse_onnx(fl, data, "m.onnx")
+        build.parse_onnx(trt_flavour, data, "m.onnx")
     msg = str(info.value)
-    assert msg.startswith(f"{fl.label} cannot parse m.onnx") and "\n" not in msg
+    assert msg.startswith(f"{trt_flavour.label} cannot parse m.onnx") and "\n" not in msg
     for part in expect:
         assert part in msg
     assert info.value.issues
 
 
-def test_parse_good_model_keeps_onnx_names(fl) -> None:
-    parsed = build.parse_onnx(fl, small_cnn_model())
+def test_parse_good_model_keeps_onnx_names(trt_flavour) -> None:
+    parsed = build.parse_onnx(trt_flavour, small_cnn_model())
     names = [layer.name for layer in parsed.layers()]
     assert "/conv1/Conv" in names and "/Softmax" in names
     tensors = parsed.tensors()
@@ -129,11 +120,11 @@ def test_parse_good_model_keeps_onnx_names(fl) -> None:
     assert parsed.strongly_typed
 
 
-def test_build_cache_hit_and_keys(fl, tmp_path) -> None:
+def test_build_cache_hit_and_keys(trt_flavour, tmp_path) -> None:
     model = small_cnn_model()
     cache = build.EngineCache(tmp_path / "engines")
     digest = build.model_digest(model)
-    parsed = build.parse_onnx(fl, model)
+    parsed = build.parse_onnx(trt_flavour, model)
     first = build.build_engine(parsed, build.BuildOptions(), digest=digest, cache=cache)
     assert not first.cached and first.path is not None and first.path.is_file() and len(first.plan) > 1000
     assert first.meta["layers_text"] is None or "Layers:" in first.meta["layers_text"]
@@ -142,18 +133,18 @@ def test_build_cache_hit_and_keys(fl, tmp_path) -> None:
         def __getattr__(self, name):
             raise AssertionError("an identical engine must come from the cache")
 
-    parsed2 = build.parse_onnx(fl, model)
+    parsed2 = build.parse_onnx(trt_flavour, model)
     parsed2.builder = NoBuilder()
     again = build.build_engine(parsed2, build.BuildOptions(), digest=digest, cache=cache)
     assert again.cached and again.plan == first.plan and again.key == first.key
     # Anything that changes the engine changes the key.
-    base = build.EngineCache.key(digest, fl, build.BuildOptions())
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(marks=("/relu1/Relu_output_0",))) != base
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(opt_level=1)) != base
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(tf32=True)) != base
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(timing_cache="t.cache")) == base
-    assert build.EngineCache.key(digest, fl, build.BuildOptions(marks=("b", "a"))) == build.EngineCache.key(
-        digest, fl, build.BuildOptions(marks=("a", "b"))
+    base = build.EngineCache.key(digest, trt_flavour, build.BuildOptions())
+    assert build.EngineCache.key(digest, trt_flavour, build.BuildOptions(marks=("/relu1/Relu_output_0",))) != base
+    assert build.EngineCache.key(digest, trt_flavour, build.BuildOptions(opt_level=1)) != base
+    assert build.EngineCache.key(digest, trt_flavour, build.BuildOptions(tf32=True)) != base
+    assert build.EngineCache.key(digest, trt_flavour, build.BuildOptions(timing_cache="t.cache")) == base
+    assert build.EngineCache.key(digest, trt_flavour, build.BuildOptions(marks=("b", "a"))) == build.EngineCache.key(
+        digest, trt_flavour, build.BuildOptions(marks=("a", "b"))
     )
     other = onnx.ModelProto()
     other.CopyFrom(model)
@@ -164,15 +155,15 @@ def test_build_cache_hit_and_keys(fl, tmp_path) -> None:
     assert cache.load(first.key) is None
 
 
-def test_cache_prunes_oldest(fl, tmp_path) -> None:
+def test_cache_prunes_oldest(trt_flavour, tmp_path) -> None:
     cache = build.EngineCache(tmp_path, max_entries=2)
     for i in range(3):
         cache.store(f"k{i}", b"plan%d" % i, {"i": i})
     assert sorted(p.stem for p in tmp_path.glob("*.json")) == ["k1", "k2"]
 
 
-def test_dynamic_input_needs_profile(fl) -> None:
-    parsed = build.parse_onnx(fl, _dyn_model())
+def test_dynamic_input_needs_profile(trt_flavour) -> None:
+    parsed = build.parse_onnx(trt_flavour, _dyn_model())
     assert build.dynamic_inputs(parsed) == {"x": (-1, 4)}
     with pytest.raises(TrtdbgError, match=r"input 'x' of dyn.onnx has a dynamic shape \(-1, 4\).*--shapes x:1x"):
         build.build_engine(parsed, build.BuildOptions(), digest="d", where="dyn.onnx")
@@ -192,10 +183,10 @@ def test_dynamic_input_needs_profile(fl) -> None:
         )
 
 
-def test_marking_outputs_and_refusals(fl) -> None:
+def test_marking_outputs_and_refusals(trt_flavour) -> None:
     from engine_core.backend.trt.inspector import from_layer_text
 
-    parsed = build.parse_onnx(fl, small_cnn_model())
+    parsed = build.parse_onnx(trt_flavour, small_cnn_model())
     opts = build.BuildOptions(marks=("/relu1/Relu_output_0", "/Constant_output_0", "probs"))
     built = build.build_engine(parsed, opts, digest="cnn")
     assert built.meta["refused_marks"] == {
@@ -205,7 +196,7 @@ def test_marking_outputs_and_refusals(fl) -> None:
     if built.meta["layers_text"]:
         outs = [t.name for t in from_layer_text(built.meta["layers_text"]).io if t.mode == "Output"]
         assert "/relu1/Relu_output_0" in outs
-    if fl.debug_tensors:
+    if trt_flavour.debug_tensors:
         dbg = build.build_engine(
             parsed, build.BuildOptions(marks=("/relu1/Relu_output_0",), mark_mode="debug"), digest="cnn"
         )
@@ -214,13 +205,15 @@ def test_marking_outputs_and_refusals(fl) -> None:
         build.mark_tensors(parsed, ["probs"], "bogus")
 
 
-def test_strongly_typed_fp16_and_qdq_build(fl) -> None:
+def test_strongly_typed_fp16_and_qdq_build(trt_flavour) -> None:
     from engine_core.backend.trt.inspector import from_layer_text
 
     half = build.build_engine(
-        build.parse_onnx(fl, fp16_copy(small_cnn_model())), build.BuildOptions(precision="fp16"), digest="fp16"
+        build.parse_onnx(trt_flavour, fp16_copy(small_cnn_model())), build.BuildOptions(precision="fp16"), digest="fp16"
     )
-    qdq = build.build_engine(build.parse_onnx(fl, _qdq_model()), build.BuildOptions(precision="int8"), digest="qdq")
+    qdq = build.build_engine(
+        build.parse_onnx(trt_flavour, _qdq_model()), build.BuildOptions(precision="int8"), digest="qdq"
+    )
     assert half.plan and qdq.plan
     if half.meta["layers_text"]:
         dtypes = {t.dtype for layer in from_layer_text(half.meta["layers_text"]).layers for t in layer.outputs}
@@ -234,14 +227,14 @@ def test_strongly_typed_fp16_and_qdq_build(fl) -> None:
         assert "Int8" in dtypes
 
 
-def test_build_options_validation(fl, tmp_path) -> None:
-    parsed = build.parse_onnx(fl, small_cnn_model())
+def test_build_options_validation(trt_flavour, tmp_path) -> None:
+    parsed = build.parse_onnx(trt_flavour, small_cnn_model())
     with pytest.raises(TrtdbgError, match="optimization level 9 is out of range"):
         build.build_engine(parsed, build.BuildOptions(opt_level=9), digest="x")
     built = build.build_engine(
         parsed, build.BuildOptions(opt_level=0, pool_limit=64 << 20, timing_cache=str(tmp_path / "t.cache")), digest="x"
     )
-    if fl.timing_cache:
+    if trt_flavour.timing_cache:
         assert (tmp_path / "t.cache").is_file()
     else:
         assert "no timing cache" in built.meta["notes"][0] and not (tmp_path / "t.cache").exists()

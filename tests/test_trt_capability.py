@@ -10,19 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def fl():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc})")
 
 
 def _custom_model(c_known: bool) -> onnx.ModelProto:
@@ -44,7 +33,7 @@ def _custom_model(c_known: bool) -> onnx.ModelProto:
     )
 
 
-def test_custom_op_needs_plugin_and_ranges(fl, save_model, capsys) -> None:
+def test_custom_op_needs_plugin_and_ranges(trt_flavour, save_model, capsys) -> None:
     path = save_model(_custom_model(c_known=True), "custom.onnx")
     assert main(["inspect", "capability", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -57,7 +46,7 @@ def test_custom_op_needs_plugin_and_ranges(fl, save_model, capsys) -> None:
         assert not bad["tr"]["needs_plugin"] and "Axis" in bad["tr"]["reason"]
         assert [(s["start"], s["end"]) for s in doc["supported_subgraphs"]] == [(0, 1), (3, 3), (5, 5)]
         assert [s["nodes"] for s in doc["unsupported_subgraphs"]] == [["custom0"], ["tr"]]
-    assert doc["plugins_possible"] == (not fl.is_rtx)
+    assert doc["plugins_possible"] == (not trt_flavour.is_rtx)
     assert main(["inspect", "capability", str(path)]) == 0
     text = capsys.readouterr().out
     assert (
@@ -65,7 +54,7 @@ def test_custom_op_needs_plugin_and_ranges(fl, save_model, capsys) -> None:
     )
 
 
-def test_unknown_boundary_is_said(fl, save_model, capsys) -> None:
+def test_unknown_boundary_is_said(trt_flavour, save_model, capsys) -> None:
     path = save_model(_custom_model(c_known=False), "custom.onnx")
     assert main(["inspect", "capability", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -75,7 +64,7 @@ def test_unknown_boundary_is_said(fl, save_model, capsys) -> None:
     assert after and "input 'c' has no known type and rank" in after[0]["note"]
 
 
-def test_supported_model(fl, save_model, capsys) -> None:
+def test_supported_model(trt_flavour, save_model, capsys) -> None:
     path = save_model(small_cnn_model(), "cnn.onnx")
     assert main(["inspect", "capability", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -83,7 +72,7 @@ def test_supported_model(fl, save_model, capsys) -> None:
     assert len(doc["supported_subgraphs"]) == 1
 
 
-def test_bad_input(fl, tmp_path: Path, capsys) -> None:
+def test_bad_input(trt_flavour, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08garbage" * 10)
     for args in (

@@ -10,40 +10,28 @@ from onnx import TensorProto, helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
-from tui.cli.main import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _trt():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc}); CI installs tensorrt-rtx-cu13")
+@pytest.fixture(autouse=True)
+def _trt(trt_flavour):
+    """Every test here needs TensorRT."""
 
 
-def _run(capsys, *args):
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_display_as_trt_text_and_json(save_model, capsys) -> None:
+def test_display_as_trt_text_and_json(save_model, cli) -> None:
     path = save_model(small_cnn_model(), "cnn.onnx")
-    rc, out, _ = _run(capsys, "inspect", str(path), "--display-as", "trt")
+    rc, out, _ = cli("inspect", str(path), "--display-as", "trt")
     assert rc == 0 and "==== TensorRT Network (" in out and "strongly typed" in out
     assert "Layer 0    | /conv1/Conv [Op: CONVOLUTION]" in out and "ONNX: /conv1/Conv" in out
     assert "(added by the parser)" in out  # ONNXTRT_* shuffles and initializer constants
-    rc, out, _ = _run(capsys, "inspect", str(path), "--display-as", "trt", "--json")
+    rc, out, _ = cli("inspect", str(path), "--display-as", "trt", "--json")
     doc = json.loads(out)
     layer = next(x for x in doc["network"]["layers"] if x["name"] == "/relu1/Relu")
     assert layer["onnx_nodes"] == ["/relu1/Relu"] and layer["outputs"][0]["dtype"] == "FLOAT"
 
 
-def test_engine_layers_and_engine_file(save_model, capsys, tmp_path: Path) -> None:
+def test_engine_layers_and_engine_file(save_model, cli, tmp_path: Path) -> None:
     path = save_model(small_cnn_model(), "cnn.onnx")
-    rc, out, _ = _run(capsys, "inspect", str(path), "--display-as", "trt", "--engine-layers", "--json")
+    rc, out, _ = cli("inspect", str(path), "--display-as", "trt", "--engine-layers", "--json")
     assert rc == 0
     doc = json.loads(out)
     plan = Path(doc["engine"]["path"])
@@ -51,33 +39,33 @@ def test_engine_layers_and_engine_file(save_model, capsys, tmp_path: Path) -> No
     if "fusion" not in doc:
         pytest.skip("this TensorRT logs no layer listing at build time")
     assert doc["fusion"]["tensors"]["probs"] == "materialized"
-    rc, out, _ = _run(capsys, "inspect", str(path), "--display-as", "trt", "--engine-layers")
+    rc, out, _ = cli("inspect", str(path), "--display-as", "trt", "--engine-layers")
     assert rc == 0 and "(cached engine)" in out and "---- Fusion:" in out and "/Flatten" in out
     # The engine file: loaded on a GPU, else trtdbg's own build listing with a note saying why.
-    rc, out, err = _run(capsys, "inspect", "engine", str(plan))
+    rc, out, err = cli("inspect", "engine", str(plan))
     assert rc == 0, err
     assert "==== TensorRT Engine" in out and "ONNX: /conv1/Conv" in out
     copy = tmp_path / "copy.plan"
     copy.write_bytes(plan.read_bytes())
-    rc, out, err = _run(capsys, "inspect", str(copy))
+    rc, out, err = cli("inspect", str(copy))
     assert (rc == 0 and "==== TensorRT Engine" in out) or (
         rc == 2 and err.count("\n") == 1 and "cannot load engine" in err
     )
 
 
-def test_inspector_json_file(tmp_path: Path, capsys) -> None:
+def test_inspector_json_file(tmp_path: Path, cli) -> None:
     from tests.test_trt_mapping import V10
 
     f = tmp_path / "layers.json"
     f.write_text(json.dumps(V10))
-    rc, out, _ = _run(capsys, "inspect", "engine", str(f))
+    rc, out, _ = cli("inspect", "engine", str(f))
     assert rc == 0 and "(10.x schema" in out and "ONNX: conv1, relu1" in out
-    rc, out, _ = _run(capsys, "inspect", "engine", str(f), "--json")
+    rc, out, _ = cli("inspect", "engine", str(f), "--json")
     assert json.loads(out)["layers"][1]["onnx_nodes"] == ["conv1", "relu1"]
 
 
 @pytest.mark.parametrize("case", ["missing", "bad_json", "custom_op", "weak"])
-def test_bad_inputs_exit_2(save_model, tmp_path: Path, capsys, case: str) -> None:
+def test_bad_inputs_exit_2(save_model, tmp_path: Path, cli, case: str) -> None:
     if case == "missing":
         args = ["inspect", "engine", str(tmp_path / "nope.plan")]
         expect = "does not exist"
@@ -101,24 +89,24 @@ def test_bad_inputs_exit_2(save_model, tmp_path: Path, capsys, case: str) -> Non
     else:
         args = ["inspect", str(save_model(small_cnn_model())), "--display-as", "trt", "--weak-typing"]
         expect = "weak typing"
-    rc, out, err = _run(capsys, *args)
+    rc, out, err = cli(*args)
     if case == "weak" and rc == 0:
         pytest.skip("this TensorRT has weak typing")
     assert rc == 2 and out == "" and err.count("\n") == 1 and expect in err, err
 
 
-def test_compare_accepts_trt_specs_and_options(save_model, capsys) -> None:
+def test_compare_accepts_trt_specs_and_options(save_model, cli) -> None:
     from engine_core.backend.trt.devmem import open_device_memory
 
     path = str(save_model(small_cnn_model()))
-    rc, out, err = _run(capsys, "compare", path, "--subject", "trt-rtx", "--weak-typing")
+    rc, out, err = cli("compare", path, "--subject", "trt-rtx", "--weak-typing")
     assert rc == 2 and "has no weak typing" in err and err.count("\n") == 1
-    rc, out, err = _run(capsys, "compare", path, "--subject", "trt:int8", "--trt-opt-level", "1")
+    rc, out, err = cli("compare", path, "--subject", "trt:int8", "--trt-opt-level", "1")
     assert rc == 2 and "Q/DQ" in err
     try:
         open_device_memory().close()
     except TrtdbgError:
-        rc, out, err = _run(capsys, "compare", path, "--subject", "trt", "--trt-opt-shapes", "input:1x3x32x32")
+        rc, out, err = cli("compare", path, "--subject", "trt", "--trt-opt-shapes", "input:1x3x32x32")
         assert rc == 2 and out == "" and err.count("\n") == 1 and "GPU" in err
     else:
         pytest.skip("a GPU is present; TensorRT runs are checked on GPU machines")

@@ -11,6 +11,8 @@ import pytest
 from engine_core.backend.trt.devmem import CHOICES, open_device_memory
 from engine_core.errors import TrtdbgError
 
+pytestmark = pytest.mark.gpu
+
 DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.int32, np.int64, np.bool_, np.float64)
 
 

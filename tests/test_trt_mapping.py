@@ -167,23 +167,13 @@ def test_inspector_json_names_only_and_bad_input() -> None:
             from_inspector_json(bad, "x.json")
 
 
-@pytest.fixture(scope="module")
-def fl():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc}); CI installs tensorrt-rtx-cu13")
-
-
-def test_network_layers_and_observability(fl) -> None:
+def test_network_layers_and_observability(trt_flavour) -> None:
     from engine_core.backend.trt.build import parse_onnx
     from engine_core.backend.trt.mapping import network_layers, network_observability
 
     model = build_demo_model()
     index = ModelIndex.from_model(model)
-    parsed = parse_onnx(fl, model)
+    parsed = parse_onnx(trt_flavour, model)
     layers = network_layers(parsed)
     by_name = {layer.name: layer for layer in layers}
     assert by_name["/stem/conv1/Conv"].onnx_nodes == ("/stem/conv1/Conv",)
@@ -195,14 +185,16 @@ def test_network_layers_and_observability(fl) -> None:
     assert not set(obs.observable) & set(obs.unobservable)
 
 
-def test_fusion_map_from_real_build(fl) -> None:
+def test_fusion_map_from_real_build(trt_flavour) -> None:
     from engine_core.backend.trt.build import BuildOptions, build_engine, parse_onnx
     from engine_core.backend.trt.mapping import fusion_map
 
     model = small_cnn_model()
-    built = build_engine(parse_onnx(fl, model), BuildOptions(), digest="cnn")
+    built = build_engine(parse_onnx(trt_flavour, model), BuildOptions(), digest="cnn")
     if not built.meta["layers_text"]:
-        pytest.skip(f"{fl.label} logs no layer listing at build time; the inspector JSON path covers it on a GPU")
+        pytest.skip(
+            f"{trt_flavour.label} logs no layer listing at build time; the inspector JSON path covers it on a GPU"
+        )
     info = from_layer_text(built.meta["layers_text"])
     fusion = fusion_map(ModelIndex.from_model(model), info)
     assert fusion.tensors["probs"] == "materialized" and fusion.tensors["features"] == "materialized"
@@ -210,7 +202,7 @@ def test_fusion_map_from_real_build(fl) -> None:
     assert fusion.node_layers["/relu1/Relu"] == fusion.node_layers["/conv1/Conv"]  # conv + relu in one layer
     assert "/Flatten" in fusion.no_layer
     # Marking the tensor makes it materialize under its exact ONNX name.
-    marked = build_engine(parse_onnx(fl, model), BuildOptions(marks=("/relu1/Relu_output_0",)), digest="cnn")
+    marked = build_engine(parse_onnx(trt_flavour, model), BuildOptions(marks=("/relu1/Relu_output_0",)), digest="cnn")
     assert (
         fusion_map(ModelIndex.from_model(model), from_layer_text(marked.meta["layers_text"])).tensors[
             "/relu1/Relu_output_0"

@@ -8,23 +8,12 @@ import argparse
 import numpy as np
 import pytest
 
+from engine_core.backend.trt import spec as trt_spec
 from engine_core.comparator.request import unobservable_tensors
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
 from engine_core.runners import describe_backends, make_runner
-
-trt_spec = pytest.importorskip("engine_core.backend.trt.spec")
-
-
-@pytest.fixture(scope="module")
-def fl():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc}); CI installs tensorrt-rtx-cu13")
 
 
 def _runner(path, spec="trt", **kw):
@@ -45,7 +34,7 @@ def _has_gpu() -> bool:
         return False
 
 
-def test_specs_listed_and_validated(fl, save_model) -> None:
+def test_specs_listed_and_validated(trt_flavour, save_model) -> None:
     assert "trt:fp16" in describe_backends() and "trt-rtx" in describe_backends()
     path = save_model(small_cnn_model())
     for bad in ("trt:fp8", "trt-foo", "trt:"):
@@ -54,7 +43,7 @@ def test_specs_listed_and_validated(fl, save_model) -> None:
     assert trt_spec.is_trt_spec("TRT-RTX:fp16") and not trt_spec.is_trt_spec("ort-cuda")
 
 
-def test_runner_observability_and_workspace_cache(fl, save_model) -> None:
+def test_runner_observability_and_workspace_cache(trt_flavour, save_model) -> None:
     path = save_model(small_cnn_model(), "cnn.onnx")
     runner = _runner(path, "trt")
     assert runner.name == "trt"
@@ -68,7 +57,7 @@ def test_runner_observability_and_workspace_cache(fl, save_model) -> None:
     assert fusion.tensors["probs"] == "materialized"
 
 
-def test_runner_unobservable_and_no_gpu(fl, save_model) -> None:
+def test_runner_unobservable_and_no_gpu(trt_flavour, save_model) -> None:
     path = save_model(small_cnn_model())
     runner = _runner(path, "trt")
     feed = {"input": np.zeros((1, 3, 32, 32), np.float32)}
@@ -82,7 +71,7 @@ def test_runner_unobservable_and_no_gpu(fl, save_model) -> None:
     assert "\n" not in msg and ("GPU" in msg or "not installed" in msg)
 
 
-def test_dynamic_profiles_from_feed_shapes(fl, save_model) -> None:
+def test_dynamic_profiles_from_feed_shapes(trt_flavour, save_model) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -104,7 +93,7 @@ def test_dynamic_profiles_from_feed_shapes(fl, save_model) -> None:
     onnx.checker.check_model(onnx.load(path))
 
 
-def test_precision_specs(fl, save_model, monkeypatch) -> None:
+def test_precision_specs(trt_flavour, save_model, monkeypatch) -> None:
     path = save_model(small_cnn_model())
     registered = trt_spec._rewriter
     if registered is not None:  # the precision engine's whole-model rewrite: a strongly typed FP16 engine
@@ -131,7 +120,7 @@ def test_precision_specs(fl, save_model, monkeypatch) -> None:
         assert "Half" in {t.dtype for layer in info.layers for t in layer.outputs}
 
 
-def test_weak_typing_refused_where_absent(fl, save_model) -> None:
+def test_weak_typing_refused_where_absent(trt_flavour, save_model) -> None:
     from engine_core.backend.trt.legacy import parse_layer_precisions, weak_settings
     from engine_core.backend.trt.runner import TrtOptions
 
@@ -145,13 +134,13 @@ def test_weak_typing_refused_where_absent(fl, save_model) -> None:
     assert dict(runner.options.weak)["fp16"] == "1"
     with pytest.raises(TrtdbgError, match="calibration"):
         _runner(path, "trt:fp16", trt_options=TrtOptions(weak=weak_settings(calibration_cache="c.cache")))
-    if fl.weak_typing:
-        pytest.skip(f"{fl.label} has weak typing; the refusal is for TensorRT 11 and TensorRT-RTX")
+    if trt_flavour.weak_typing:
+        pytest.skip(f"{trt_flavour.label} has weak typing; the refusal is for TensorRT 11 and TensorRT-RTX")
     with pytest.raises(TrtdbgError, match=r"has no weak typing .*trt:fp16 or trt:int8 builds strongly typed"):
         runner.prepare()
 
 
-def test_trt_options_from_cli_args(fl) -> None:
+def test_trt_options_from_cli_args(trt_flavour) -> None:
     from tui.cli.commands.trt_cli import add_trt_args, trt_options_from_args
 
     p = argparse.ArgumentParser()

@@ -7,9 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
-from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from tui.cli.main import main
 
@@ -37,15 +34,6 @@ def _replay(path: Path, conv_tactic: int, relu_dtype: str = "FLOAT") -> Path:
     return path
 
 
-def _flavour():
-    from engine_core.backend.trt.flavour import load_flavour
-
-    try:
-        return load_flavour("auto")
-    except TrtdbgError as exc:
-        pytest.skip(f"no TensorRT module importable here ({exc})")
-
-
 def test_replay_inspect_and_diff(tmp_path: Path, capsys) -> None:
     a = _replay(tmp_path / "a.json", 0x1234)
     b = _replay(tmp_path / "b.json", 0x9999, relu_dtype="HALF")
@@ -60,18 +48,16 @@ def test_replay_inspect_and_diff(tmp_path: Path, capsys) -> None:
     assert diffs == {("conv", "tactic"), ("relu", "precision")}
 
 
-def test_no_selector_said_plainly(tmp_path: Path, capsys) -> None:
-    fl = _flavour()
+def test_no_selector_said_plainly(trt_flavour, tmp_path: Path, capsys) -> None:
     assert main(["inspect", "tactics", str(_replay(tmp_path / "a.json", 1))]) == 0
     out = capsys.readouterr().out
-    if fl.has("IAlgorithmSelector"):
+    if trt_flavour.has("IAlgorithmSelector"):
         assert "has no algorithm selector" not in out
     else:
-        assert f"{fl.label} has no algorithm selector (IAlgorithmSelector was removed in TensorRT 11" in out
+        assert f"{trt_flavour.label} has no algorithm selector (IAlgorithmSelector was removed in TensorRT 11" in out
 
 
-def test_debug_build_folders(save_model, tmp_path: Path, capsys) -> None:
-    _flavour()
+def test_debug_build_folders(trt_flavour, save_model, tmp_path: Path, capsys) -> None:
     model = save_model(small_cnn_model(), "cnn.onnx")
     check = tmp_path / "check.py"
     check.write_text("import os, sys\nsys.exit(int(os.environ['TRTDBG_ITERATION']) % 2)\n")
@@ -101,13 +87,12 @@ def test_debug_build_folders(save_model, tmp_path: Path, capsys) -> None:
     assert "debug build" in capsys.readouterr().out
 
 
-def test_timing_cache_and_bad_input(tmp_path: Path, capsys) -> None:
-    fl = _flavour()
+def test_timing_cache_and_bad_input(trt_flavour, tmp_path: Path, capsys) -> None:
     blob = tmp_path / "t.cache"
     blob.write_bytes(b"\x00\x01not a cache")
     rc = main(["inspect", "tactics", str(blob)])
     err = capsys.readouterr().err
-    if fl.is_rtx:
+    if trt_flavour.is_rtx:
         assert rc == 2 and "has no timing cache (its timing-cache calls are no-ops)" in err
     for args in (["inspect", "tactics", str(tmp_path / "none.json")], ["diff", str(tmp_path), str(blob)]):
         assert main(args) == 2
