@@ -2,14 +2,13 @@
 sub-graph that produces a tensor. Each writes a NEW file (engine_core refuses to overwrite the model or its data),
 shows what changed, and offers to open the result.
 
-The edits are engine_core.surgeon functions run in a thread worker; this module only collects the user's input,
-pre-filled from the graph (marked tensors or the node under the cursor, with shapes and dtypes from the index).
+The edit is :func:`engine_core.surgeon.job.run_surgery` (as for the CLI) in a thread worker; this module only
+collects the user's input, pre-filled from the graph (marked tensors or the node under the cursor, with shapes and
+dtypes from the index).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,119 +21,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
 
 from engine_core.safetext import printable
+from engine_core.surgeon.job import SurgeryRequest, SurgeryResult, run_surgery
 from tui.messages import JobFinished
 from tui.plain import safe
 from tui.screens.common import FormDialog
 
 KINDS = ("extract", "sanitize", "insert")
-
-
-@dataclass
-class SurgeryRequest:
-    """What a dialog asks for (strings as typed; engine_core parses and checks them)."""
-
-    kind: str
-    model: str
-    output: str
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    op: str = ""
-    attrs: list[str] = field(default_factory=list)
-    name: str = ""
-    fold_constants: bool = True
-    cleanup: bool = True
-    toposort: bool = True
-    input_shapes: list[str] = field(default_factory=list)
-    verify: bool = True
-
-
-@dataclass
-class SurgeryOutcome:
-    """What was written and what changed."""
-
-    kind: str
-    written: list[str]
-    changes: str
-    verified: str | None
-    seconds: float
-
-
-# ---------------------------------------------------------------------- the job (thread)
-def run_surgery(req: SurgeryRequest) -> SurgeryOutcome:
-    """Load, edit, verify (sanitize) and write; raises ``TrtdbgError`` with one line on bad input."""
-    from engine_core.errors import TrtdbgError
-    from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import check_output_path, external_data_files, save_model
-
-    start = time.perf_counter()
-    bare = load_model(req.model, load_external_data=False)
-    protect = [req.model, *map(str, external_data_files(bare, Path(req.model).parent))]
-    check_output_path(req.output, protect, external_data=False)
-    model = bare if len(protect) == 1 else load_model(req.model)
-    verified = None
-    if req.kind == "extract":
-        from engine_core.surgeon.extract import extract, parse_tensor_specs
-        from engine_core.surgeon.graph import top_level_tensors
-
-        known = top_level_tensors(model)
-        inputs = parse_tensor_specs(req.inputs, known, "inputs", req.model, with_shape=True) if req.inputs else None
-        outputs = parse_tensor_specs(req.outputs, known, "outputs", req.model, with_shape=False)
-        result = extract(model, inputs, outputs, path=req.model)
-    elif req.kind == "sanitize":
-        from engine_core.data.shapes import parse_shapes
-        from engine_core.surgeon.sanitize import SanitizeOptions, sanitize
-
-        options = SanitizeOptions(
-            fold_constants=req.fold_constants,
-            cleanup=req.cleanup,
-            toposort=req.toposort,
-            override_input_shapes=parse_shapes(req.input_shapes),
-        )
-        result = sanitize(model, options, path=req.model)
-        if req.verify:
-            verified = _verify(req, model, result.model)
-    elif req.kind == "insert":
-        from engine_core.surgeon.insert import insert_node, parse_attrs
-
-        if not req.op.strip():
-            raise TrtdbgError("insert: give the op type, e.g. Identity or Clip")
-        result = insert_node(
-            model,
-            req.op.strip(),
-            req.inputs,
-            req.outputs,
-            attrs=parse_attrs(req.attrs),
-            name=req.name.strip() or None,
-            path=req.model,
-        )
-    else:
-        raise TrtdbgError(f"unknown surgery '{req.kind}'")
-    written = save_model(result.model, req.output, protect=protect)
-    return SurgeryOutcome(
-        req.kind, [str(p) for p in written], result.changes.to_text(limit=12), verified, time.perf_counter() - start
-    )
-
-
-def _verify(req: SurgeryRequest, original: Any, edited: Any) -> str:
-    """Run both models on one random sample; raise when an output differs (nothing is written then)."""
-    from engine_core.backend.ort import OrtRunner
-    from engine_core.data.source import make_data_source
-    from engine_core.errors import TrtdbgError
-    from engine_core.surgeon.verify import compare_models
-
-    with OrtRunner(edited, req.model, opt_level="disable") as runner:
-        metas = runner.input_metadata()
-    source = make_data_source(metas, shapes=req.input_shapes)
-    feeds = list(source)
-    diffs = compare_models(original, req.model, edited, feeds)
-    bad = next((d for d in diffs if not d.equal), None)
-    if bad is not None:
-        raise TrtdbgError(
-            f"the sanitized model's output '{bad.name}' differs from the original ({bad.reason}); "
-            f"nothing written — untick 'fold constants' or 'verify'"
-        )
-    worst = max((d.max_abs for d in diffs), default=0.0)
-    return f"outputs equal to the original on {len(feeds)} sample(s) ({source.describe()}); max |diff| {worst:.3g}"
 
 
 # ---------------------------------------------------------------------- defaults from the graph
@@ -357,15 +249,13 @@ class InsertDialog(SurgeonDialog):
             yield Input("", placeholder="default trtdbg_insert_<op>", id="name", compact=True)
 
     def request(self) -> SurgeryRequest:
-        from engine_core.surgeon.extract import split_items
-
         q = self.query_one
         return SurgeryRequest(
             "insert",
             self.model,
             q("#output", Input).value.strip(),
-            inputs=split_items([q("#inputs", Input).value]),
-            outputs=split_items([q("#outputs", Input).value]),
+            inputs=[q("#inputs", Input).value],
+            outputs=[q("#outputs", Input).value],
             op=q("#op", Input).value,
             attrs=q("#attrs", Input).value.split(),
             name=q("#name", Input).value,
@@ -388,7 +278,7 @@ class SurgeryResultScreen(ModalScreen[bool]):
         Binding("o", "open", "Open result", id="result-open"),
     ]
 
-    def __init__(self, outcome: SurgeryOutcome) -> None:
+    def __init__(self, outcome: SurgeryResult) -> None:
         super().__init__()
         self.outcome = outcome
 
@@ -396,13 +286,13 @@ class SurgeryResultScreen(ModalScreen[bool]):
         o = self.outcome
         body = Text()
         body.append(f"{o.kind}: wrote ", style="bold green")
-        body.append(printable(", ".join(o.written)))
+        body.append(printable(", ".join(map(str, o.written))))
         body.append(f"  ({o.seconds:.1f}s)\n", style="dim")
         if o.verified:
             body.append("verified: ", style="bold")
-            body.append(printable(o.verified) + "\n")
+            body.append(printable(o.verified.to_text()) + "\n")
         body.append("\n")
-        body.append(o.changes)
+        body.append(o.changes.to_text(limit=12))
         body.append("\n\nThe original model is unchanged.", style="dim")
         with Vertical():
             with VerticalScroll():
@@ -474,11 +364,11 @@ def show_outcome(main: Any, msg: JobFinished) -> None:
         main.notify(msg.error or "the edit failed", severity="error", timeout=12)
         main.last_surgery_error = msg.error
         return
-    outcome: SurgeryOutcome = msg.result
+    outcome: SurgeryResult = msg.result
     main.last_surgery = outcome
 
     def done(open_it: bool | None) -> None:
         if open_it:
-            main.app.call_later(main.app.open_model, outcome.written[0])
+            main.app.call_later(main.app.open_model, str(outcome.written[0]))
 
     main.app.push_screen(SurgeryResultScreen(outcome), done)

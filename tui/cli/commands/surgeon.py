@@ -129,138 +129,67 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=run_prune)
 
 
-def _items(values: list[str] | None) -> list[str]:
-    return [s.strip() for v in values or () for s in v.split(",") if s.strip()]
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, list[str]]:
-    """The model with its weights, and the files that must not be overwritten."""
-    from pathlib import Path
-
-    from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import check_output_path, external_data_files
-
-    bare = load_model(args.model, load_external_data=False, external_data_dir=args.external_data_dir)
-    base = args.external_data_dir or Path(args.model).parent
-    protect = [args.model, *map(str, external_data_files(bare, base))]
-    check_output_path(args.output, protect, external_data=args.external_data)
-    if len(protect) == 1:
-        return bare, protect
-    return load_model(args.model, external_data_dir=args.external_data_dir), protect
-
-
-def _finish(args: argparse.Namespace, result: Any, protect: list[str], extra: dict[str, Any] | None = None) -> int:
-    from engine_core.surgeon.export import save_model
+def _run(args: argparse.Namespace, **edit: Any) -> int:
+    """Run the edit ``args.surgeon_command`` with the command's common options; print the change summary."""
+    from engine_core.surgeon.job import SurgeryRequest, run_surgery
     from engine_core.sysinfo import parse_size
 
-    threshold = parse_size(args.external_data_threshold, "--external-data-threshold")
-    written = save_model(
-        result.model, args.output, external_data=args.external_data, threshold=threshold, protect=protect
+    request = SurgeryRequest(
+        args.surgeon_command,
+        args.model,
+        args.output,
+        external_data=args.external_data,
+        external_data_threshold=parse_size(args.external_data_threshold, "--external-data-threshold"),
+        external_data_dir=args.external_data_dir,
+        **edit,
     )
+    result = run_surgery(request, on_warning=lambda w: print(f"trtdbg: warning: {w}", file=sys.stderr))
     if args.json:
-        doc = {"changes": result.changes.to_json(), "written": [str(p) for p in written], **(extra or {})}
+        doc = {"changes": result.changes.to_json(), "written": [str(p) for p in result.written]}
+        if result.verified is not None:
+            doc["verify"] = result.verified.to_json()
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    else:
-        sys.stdout.write(result.changes.to_text() + "\n")
-        sys.stdout.write("wrote " + ", ".join(str(p) for p in written) + "\n")
+        return 0
+    if result.verified is not None:
+        print(f"verified: {result.verified.to_text()}", file=sys.stderr)
+    sys.stdout.write(result.changes.to_text() + "\n")
+    sys.stdout.write("wrote " + ", ".join(str(p) for p in result.written) + "\n")
     return 0
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from engine_core.surgeon.extract import extract, parse_tensor_specs
-    from engine_core.surgeon.graph import top_level_tensors
-
-    model, protect = _load(args)
-    known = top_level_tensors(model)
-    inputs = parse_tensor_specs(args.inputs, known, "--inputs", args.model, with_shape=True) if args.inputs else None
-    outputs = parse_tensor_specs(args.outputs, known, "--outputs", args.model, with_shape=False)
-    result = extract(model, inputs, outputs, path=args.model, fallback_shapes=args.shapes or ())
-    return _finish(args, result, protect)
+    return _run(args, inputs=args.inputs or (), outputs=args.outputs, shapes=args.shapes or ())
 
 
 def run_sanitize(args: argparse.Namespace) -> int:
-    from engine_core.data.shapes import parse_shapes
-    from engine_core.errors import TrtdbgError
-    from engine_core.surgeon.sanitize import SanitizeOptions, sanitize
     from engine_core.sysinfo import parse_size
 
-    if args.num_passes is not None and args.num_passes < 1:
-        raise TrtdbgError("--num-passes must be at least 1")
-    data = DATA.parse(args)
-    model, protect = _load(args)
-    options = SanitizeOptions(
+    threshold = args.fold_size_threshold
+    return _run(
+        args,
         fold_constants=args.fold_constants,
         cleanup=args.cleanup,
         toposort=args.toposort,
-        override_input_shapes=parse_shapes(args.override_input_shapes or []),
+        input_shapes=args.override_input_shapes or (),
         fold_shapes=not args.no_fold_shapes,
-        fold_size_threshold=parse_size(args.fold_size_threshold, "--fold-size-threshold")
-        if args.fold_size_threshold
-        else None,
+        fold_size_threshold=parse_size(threshold, "--fold-size-threshold") if threshold else None,
         max_passes=args.num_passes,
+        verify=not args.no_verify,
+        data=DATA.parse(args),
     )
-    result = sanitize(model, options, path=args.model)
-    extra: dict[str, Any] = {}
-    if not args.no_verify:
-        extra["verify"] = _verify(data, args.model, model, result.model)
-        if not args.json:
-            worst = max((d["max_abs"] for d in extra["verify"]["outputs"]), default=0.0)
-            print(
-                f"verified: outputs equal to MODEL on {extra['verify']['samples']} sample(s) "
-                f"({extra['verify']['data']}); max |diff| {worst:.3g}",
-                file=sys.stderr,
-            )
-    return _finish(args, result, protect, extra)
-
-
-def _verify(data: Any, path: str, original: Any, edited: Any) -> dict[str, Any]:
-    """Run MODEL and the edited model on ``data`` (:class:`DataOptions`); raise when an output differs."""
-    from engine_core.backend.ort import OrtRunner
-    from engine_core.errors import TrtdbgError
-    from engine_core.surgeon.verify import compare_models
-
-    with OrtRunner(edited, path, opt_level="disable") as runner:
-        metas = runner.input_metadata()
-    source = data.source(metas)
-    feeds = list(source)
-    for w in source.warnings:
-        print(f"trtdbg: warning: {w}", file=sys.stderr)
-    diffs = compare_models(original, path, edited, feeds)
-    bad = next((d for d in diffs if not d.equal), None)
-    if bad is not None:
-        raise TrtdbgError(
-            f"the sanitized model's output '{bad.name}' differs from MODEL ({bad.reason}); nothing "
-            f"written — rerun without --fold-constants, or with --no-verify to keep it anyway"
-        )
-    return {
-        "samples": len(feeds),
-        "data": source.describe(),
-        "outputs": [{"name": d.name, "max_abs": d.max_abs} for d in diffs],
-    }
 
 
 def run_insert(args: argparse.Namespace) -> int:
-    from engine_core.surgeon.insert import insert_node, parse_attrs
-
-    model, protect = _load(args)
-    result = insert_node(
-        model,
-        args.op,
-        _items(args.inputs),
-        _items(args.outputs),
-        attrs=parse_attrs(args.attrs or []),
-        name=args.name,
+    return _run(
+        args,
+        op=args.op,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        attrs=args.attrs or (),
+        name=args.name or "",
         domain=args.domain,
-        path=args.model,
     )
-    return _finish(args, result, protect)
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from engine_core.surgeon.prune import prune_nodes
-
-    model, protect = _load(args)
-    result = prune_nodes(
-        model, _items(args.nodes), as_inputs=args.as_inputs, path=args.model, fallback_shapes=args.shapes or ()
-    )
-    return _finish(args, result, protect)
+    return _run(args, nodes=args.nodes, as_inputs=args.as_inputs, shapes=args.shapes or ())
