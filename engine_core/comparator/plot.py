@@ -8,6 +8,7 @@ extra (``pip install 'trtdbg[plot]'``); without it :func:`save_plot` raises one 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,20 +42,27 @@ def graph_order(results: Sequence[Any]) -> list[Any]:
     return sorted(results, key=lambda r: (r.slot.topo_index, r.iteration))
 
 
-def save_plot(report: Any, path: str | Path, metric: str = "max_abs") -> Path:
-    """Write the error-along-the-graph plot of ``report`` (a ``CompareReport``) to ``path`` (.png or .svg)."""
-    out = Path(path)
-    if out.suffix.lower() not in (".png", ".svg"):
+def check_plot_target(path: str | Path, metric: str = "max_abs") -> None:
+    """Refuse a plot that cannot be written (wrong suffix, unknown metric, no matplotlib) before anything runs."""
+    if Path(path).suffix.lower() not in (".png", ".svg"):
         raise TrtdbgError(f"--save-plot {path}: use a .png or .svg file name")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if metric not in METRICS:
+        raise TrtdbgError(f"unknown plot metric '{metric}'; use one of {', '.join(METRICS)}")
+    if importlib.util.find_spec("matplotlib") is None:
         raise TrtdbgError(
             "--save-plot needs matplotlib, an optional extra: pip install 'trtdbg[plot]' (or pip install matplotlib)"
-        ) from None
+        )
+
+
+def save_plot(report: Any, path: str | Path, metric: str = "max_abs") -> Path:
+    """Write the error-along-the-graph plot of ``report`` (a ``CompareReport``) to ``path`` (.png or .svg)."""
+    check_plot_target(path, metric)
+    out = Path(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     results = graph_order(report.results)
     if not results:
         raise TrtdbgError(f"--save-plot {path}: nothing was compared, so there is nothing to plot")
@@ -76,18 +84,18 @@ def save_plot(report: Any, path: str | Path, metric: str = "max_abs") -> Path:
     if nonfinite.any():
         ax.scatter(x[nonfinite], shown[nonfinite], s=18, marker="^", color="tab:orange", label="NaN/Inf", zorder=4)
     s = report.summary
-    for r, label, color in (
-        (s.first_failing, "first failing", "tab:red"),
-        (s.first_nonfinite, "first NaN/Inf", "tab:orange"),
-    ):
+    marks: dict[int, list[str]] = {}
+    for r, label in ((s.first_failing, "first failing"), (s.first_nonfinite, "first NaN/Inf")):
         if r is None:
             continue
         k = next((i for i, q in enumerate(results) if q.slot.name == r.slot.name and q.iteration == r.iteration), None)
         if k is not None:
-            ax.axvline(k, color=color, linestyle="--", linewidth=1)
-            ax.annotate(
-                f"{label}: {r.slot.name}", (k, ceil), rotation=90, fontsize=7, va="top", ha="right", color=color
-            )
+            marks.setdefault(k, []).append(label)
+    for k, labels in marks.items():
+        color = "tab:red" if "first failing" in labels else "tab:orange"
+        ax.axvline(k, color=color, linestyle="--", linewidth=1)
+        text = " and ".join(labels) + f": {results[k].slot.name}"
+        ax.annotate(text, (k, ceil), rotation=90, fontsize=7, va="top", ha="right", color=color)
     ax.set_yscale("log")
     ax.set_ylim(floor, ceil)
     ax.set_xlabel(f"compared tensors in graph order ({len(results)})")

@@ -83,6 +83,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument(
+        "--save-plot",
+        metavar="F.png|F.svg",
+        help="write the error-along-the-graph plot (per-tensor error in graph order, log scale; needs matplotlib)",
+    )
+    out.add_argument(
+        "--plot-metric",
+        choices=("max_abs", "mean_abs", "max_rel", "mean_rel", "one_minus_cosine"),
+        default="max_abs",
+        help="what --save-plot shows (default max_abs)",
+    )
     add_workspace_arg(p)
     add_trt_args(p)
     p.set_defaults(run=run)
@@ -93,11 +104,19 @@ def run(args: argparse.Namespace) -> int:
     from tui.cli.progress import ProgressBar
 
     request = request_from_args(args)
+    if args.save_plot:
+        from engine_core.comparator.plot import check_plot_target
+
+        check_plot_target(args.save_plot, args.plot_metric)
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:
         report = execute(request, on_progress=bar.update, on_warning=bar.warn)
     finally:
         bar.close()
+    if args.save_plot:
+        from engine_core.comparator.plot import save_plot
+
+        save_plot(report, args.save_plot, args.plot_metric)
     if args.json:
         sys.stdout.write(report.dumps() + "\n")
     else:
