@@ -142,7 +142,7 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(GraphTree).focus()
-        self.load_model()
+        self.call_after_refresh(self.load_model)  # first paint before the model work starts
 
     # ------------------------------------------------------------------ loading
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")

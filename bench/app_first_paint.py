@@ -1,0 +1,105 @@
+"""The app's first paint and tree-ready time, headless (Textual Pilot), one fresh process per measurement.
+
+    python bench/app_first_paint.py [--runs 3] [MODEL.onnx ...]
+
+Without models: a generated 100,000-node and 8,000-node chain and the shared real models
+(../shared/models or $TRTDBG_SHARED_MODELS). For each model, best of ``--runs`` fresh processes:
+
+* ``first_paint_s``: process start (before Textual or trtdbg are imported) → the main screen is drawn
+  (``App.run_test`` hands over the pilot; the tree shows "loading model…");
+* ``tree_s``: → the tree holds the model's first scope level (indexing done, shapes may still be inferred);
+* ``shapes_s``: → shape inference finished (the tree and detail show inferred shapes);
+* CPU: the process's CPU time at first paint, tree-ready and shapes-ready (wall time is noisy on a shared
+  machine; CPU time is not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = r"""
+import time, sys, asyncio
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from tui.app import TrtdbgApp
+
+async def main():
+    app = TrtdbgApp({model!r}, workspace={ws!r})
+    out = {{}}
+    async with app.run_test(size=(160, 45)) as pilot:
+        out["first_paint_s"] = time.perf_counter() - t0
+        out["paint_cpu_s"] = time.process_time()
+        scr = app.main_screen
+        while scr.view.index is None or not scr.query_one("GraphTree").root.children:
+            await pilot.pause(0.005)
+        out["tree_s"] = time.perf_counter() - t0
+        out["tree_cpu_s"] = time.process_time()
+        while not scr.view.shapes_ready:
+            await pilot.pause(0.005)
+        out["shapes_s"] = time.perf_counter() - t0
+        out["cpu_s"] = time.process_time()
+        out["nodes"] = len(scr.view.index)
+    print("RESULT " + __import__("json").dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def measure(model: Path, ws: str) -> dict:
+    code = CHILD.format(root=str(ROOT), model=str(model), ws=ws)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{model}: no result\n{proc.stderr[-2000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def default_models(tmp: Path) -> list[Path]:
+    sys.path.insert(0, str(ROOT))
+    import onnx
+
+    from engine_core.model.synthetic import chain_model
+    from tests.conftest import SHARED_MODELS
+
+    models = []
+    for n in (100_000, 8_000):
+        path = tmp / f"chain{n // 1000}k.onnx"
+        onnx.save(chain_model(n), path)
+        models.append(path)
+    models += sorted(Path(SHARED_MODELS).glob("*.onnx"))
+    return models
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = args.models or default_models(Path(tmp))
+        print(
+            f"{'model':<24} {'nodes':>7} {'first paint':>12} {'tree':>8} {'shapes':>8}   CPU: {'paint':>6} {'tree':>6}"
+            f" {'shapes':>6}"
+        )
+        for model in models:
+            runs = [measure(model, str(Path(tmp) / "ws")) for _ in range(args.runs)]
+            keys = ("first_paint_s", "tree_s", "shapes_s", "cpu_s", "paint_cpu_s", "tree_cpu_s")
+            best = {k: min(r[k] for r in runs) for k in keys}
+            print(
+                f"{model.name:<24} {runs[0]['nodes']:>7} {best['first_paint_s']:>11.2f}s {best['tree_s']:>7.2f}s"
+                f" {best['shapes_s']:>7.2f}s   {best['paint_cpu_s']:>10.2f}s {best['tree_cpu_s']:>5.2f}s"
+                f" {best['cpu_s']:>5.2f}s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
