@@ -9,6 +9,7 @@ from typing import Any
 
 from engine_core.cells import fit
 from engine_core.comparator.engine import CompareSummary, TensorResult
+from engine_core.comparator.matching import Unmatched
 
 
 @dataclass
@@ -24,7 +25,8 @@ class CompareReport:
     iterations: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
     unobservable: dict[str, str] = field(default_factory=dict)
-    unmatched: list[str] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    """Tensors to compare left without a (compatible) counterpart, with the reason."""
     warnings: list[str] = field(default_factory=list)
     precision_coverage: dict[str, Any] | None = None
     """A precision subject's coverage (``{precision, nodes_low, nodes_total, kept}``); ``None`` otherwise."""
@@ -32,8 +34,8 @@ class CompareReport:
 
     @property
     def passed(self) -> bool:
-        """True when everything compared passed and every requested tensor was compared."""
-        return self.summary.passed and not self.unmatched
+        """True when everything compared passed and every required tensor (outputs, named marks) was compared."""
+        return self.summary.passed and not any(u.required for u in self.unmatched)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON document (``passed, ref, subject, tensors, first_failing, first_nonfinite`` + context)."""
@@ -62,7 +64,7 @@ class CompareReport:
                 if r.slot.match != "exact" and r.iteration == 0
             ],
             "unobservable": [{"name": k, "reason": v} for k, v in self.unobservable.items()],
-            "unmatched": list(self.unmatched),
+            "unmatched": [u.to_dict() for u in self.unmatched],
             "warnings": list(self.warnings),
             "precision_coverage": self.precision_coverage,
         }
@@ -108,8 +110,13 @@ class CompareReport:
                 f"(e.g. {r.slot.name} ↔ {r.slot.subject_name})"
             )
         if self.unmatched:
+            required = sum(u.required for u in self.unmatched)
+            level = "[E]" if required else "[W]"
+            shown_u = "; ".join(f"{u.name}: {u.reason}" for u in self.unmatched[:3])
+            more = f"; … {len(self.unmatched) - 3} more (--json lists all)" if len(self.unmatched) > 3 else ""
             lines.append(
-                f"[E] {len(self.unmatched)} tensor(s) have no counterpart in the subject: {', '.join(self.unmatched[:5])}"
+                f"{level} {len(self.unmatched)} tensor(s) not compared, no compatible counterpart"
+                f"{f' ({required} required)' if required else ''}: {shown_u}{more}"
             )
         s = self.summary
         lines.append("")

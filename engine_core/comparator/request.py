@@ -9,6 +9,12 @@ the job; :func:`execute` runs it and builds the :class:`CompareReport`. Sides:
   ``--subject-backend``), or saved outputs (``--load-outputs``). Without a subject only the reference
   runs (useful with ``--save-outputs``).
 
+A saved file may hold several runners (Polygraphy ``run --onnxrt --trt --save-outputs``):
+``ref_runner``/``subject_runner`` pick one by name or index; by default the reference is the file's
+last runner and the subject its first (Polygraphy's order: the later runner is the reference), with
+a warning. A multi-runner file given alone is compared like ``polygraphy run --load-outputs``:
+runner i against runner i+1 (:func:`comparisons` makes one request per pair).
+
 Tensors are named, ordered and located by MODEL's index; other models and saved files are matched to
 it (exact name first, then structure/Polygraphy's fallback — reported as not exact).
 """
@@ -27,11 +33,11 @@ import onnx
 
 from engine_core.backend.base import Runner
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
-from engine_core.comparator.matching import Match, NodeDesc, match_models, match_saved
+from engine_core.comparator.matching import Match, Meta, NodeDesc, Unmatched, match_models, match_saved
 from engine_core.comparator.report import CompareReport, json_safe
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
-from engine_core.data.store import load_outputs, save_inputs, save_outputs
+from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
@@ -55,6 +61,10 @@ class CompareRequest:
     subject_model: str | None = None
     subject_outputs: str | None = None
     subject_backend: str = "ort"
+    ref_runner: str | None = None
+    """Runner of a multi-runner ``ref_outputs`` file (name or index); default: its last."""
+    subject_runner: str | None = None
+    """Runner of a multi-runner ``subject_outputs`` file (name or index); default: its first."""
     marks: list[str] = field(default_factory=list)
     mark_ops: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
@@ -72,6 +82,8 @@ class CompareRequest:
     """Precision plan file run by the subject backend (``--plan``; subject default ``ort``)."""
     trt_options: Any = None
     """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
+    loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Saved output files already read (path → runners), shared by the requests of :func:`comparisons`."""
 
     def __post_init__(self) -> None:
         if self.mem_budget is not None and self.mem_budget <= 0:
@@ -94,7 +106,7 @@ class PreparedCompare:
     feeds: list[dict[str, np.ndarray]]
     data: str
     unobservable: dict[str, str]
-    unmatched: list[str]
+    unmatched: list[Unmatched]
     warnings: list[str]
     workspace: Workspace
     coverage: Any = None
@@ -190,21 +202,32 @@ def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
 def _side(
     spec: str | None,
     other_model: str | None,
-    saved: str | None,
+    saved: SavedOutputs | None,
     *,
     model: onnx.ModelProto,
     index: ModelIndex,
     wanted: Sequence[str],
+    wanted_meta: Callable[[Sequence[str]], dict[str, Meta]],
+    check_shapes: bool,
     backend_for_other: str,
     opt_level: str,
     plan: str | None = None,
     trt_options: Any = None,
-) -> tuple[OutputSource, dict[str, Match], Runner | None]:
-    """The source for one side and how MODEL's tensor names map onto it (``plan``: a precision plan for ``spec``)."""
-    if saved:
-        outs = load_outputs(saved)
-        source = SavedSource(saved, outs.iterations, outs.runner_name)
-        return source, match_saved(wanted, source.available() or []), None
+) -> tuple[OutputSource, dict[str, Match], dict[str, str], Runner | None]:
+    """The source for one side, how MODEL's tensor names map onto it, and why the rest has no counterpart.
+
+    ``plan``: a precision plan for ``spec``; ``wanted_meta`` gives dtype/shape of wanted tensors for
+    the compatibility check of fallback matches in saved files.
+    """
+    if saved is not None:
+        source = SavedSource(saved.path, saved.iterations, saved.runner_name)
+        names = source.available() or []
+        inexact = [n for n in wanted if n not in set(names)]
+        first = saved.iterations[0]
+        saved_meta = {n: (a.dtype, tuple(a.shape)) for n, a in first.items()} if inexact else {}
+        found, missing = match_saved(wanted, names, wanted_meta(inexact), saved_meta, check_shapes)
+        where = f"{saved.path} (runner '{saved.runner_name}')"
+        return source, found, {n: f"{where}: {why}" for n, why in missing.items()}, None
     if other_model:
         m2, idx2 = _open_model(other_model)
         runner = make_runner(
@@ -219,7 +242,8 @@ def _side(
         runner.name = f"{backend_for_other}:{other_model}"
         available = set(idx2.markable()) | set(idx2.outputs)
         mapping = match_models(wanted, _node_descs(index), _node_descs(idx2), available)
-        return RunnerSource(runner), mapping, runner
+        why = f"{other_model}: no tensor of that name, nor at the same place in the aligned compute nodes"
+        return RunnerSource(runner), mapping, {n: why for n in wanted if n not in mapping}, runner
     runner = make_runner(
         spec or "ort",
         model,
@@ -230,7 +254,87 @@ def _side(
         plan=plan,
         trt_options=trt_options,
     )
-    return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, runner
+    return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, {}, runner
+
+
+def _loaded_runs(request: CompareRequest, path: str) -> list[tuple[str, list[dict[str, np.ndarray]]]]:
+    runs = request.loaded.get(path)
+    if runs is None:
+        runs = request.loaded[path] = load_runs(path)
+    return runs
+
+
+def _saved_side(request: CompareRequest, role: str, warn: Callable[[str], None]) -> SavedOutputs | None:
+    """The chosen runner of the saved file for ``role`` (``reference``/``subject``), or ``None``."""
+    path = request.ref_outputs if role == "reference" else request.subject_outputs
+    if not path:
+        return None
+    runs = _loaded_runs(request, path)
+    names = [n for n, _ in runs]
+    selector, option = (
+        (request.ref_runner, "--ref-runner") if role == "reference" else (request.subject_runner, "--subject-runner")
+    )
+    if selector is not None:
+        k = runner_index(names, selector, path, option)
+    else:
+        k = len(names) - 1 if role == "reference" else 0
+        if len(names) > 1:
+            listing = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
+            warn(
+                f"{path} holds {len(names)} runners ({listing}); the {role} is runner {k} '{names[k]}' "
+                f"(the {'last' if k else 'first'}: in Polygraphy's order the later runner is the reference); "
+                f"choose with {option} NAME|INDEX"
+            )
+    return pick_runner(runs, path, k)
+
+
+def comparisons(request: CompareRequest) -> list[CompareRequest]:
+    """The requests to run: one, or one per runner pair when a multi-runner file is given alone.
+
+    Alone = saved outputs on one side and no reference/subject option on the other. As
+    ``polygraphy run --load-outputs F`` does, runner i (subject) is compared with runner i+1
+    (reference); ``--subject-runner``/``--ref-runner`` pick one pair instead.
+    """
+    from dataclasses import replace
+
+    path = request.subject_outputs or request.ref_outputs
+    other = (
+        (request.ref or request.ref_model) if request.subject_outputs else (request.subject or request.subject_model)
+    )
+    if not path or other or (request.subject_outputs and request.ref_outputs) or request.plan:
+        return [request]
+    runs = _loaded_runs(request, path)
+    if len(runs) < 2:
+        return [request]
+    names = [n for n, _ in runs]
+    base = replace(request, ref_outputs=path, subject_outputs=path)
+    if request.ref_runner is None and request.subject_runner is None:
+        return [
+            replace(base, subject_runner=str(i), ref_runner=str(i + 1), loaded=request.loaded)
+            for i in range(len(runs) - 1)
+        ]
+    if request.subject_runner is not None:
+        sub = runner_index(names, request.subject_runner, path, "--subject-runner")
+        ref = (
+            request.ref_runner if request.ref_runner is not None else str(sub + 1 if sub + 1 < len(names) else sub - 1)
+        )
+        return [replace(base, subject_runner=str(sub), ref_runner=ref, loaded=request.loaded)]
+    ref_k = runner_index(names, request.ref_runner, path, "--ref-runner")  # type: ignore[arg-type]
+    return [replace(base, subject_runner=str(ref_k - 1 if ref_k else 1), loaded=request.loaded)]
+
+
+def _declared_inputs(index: ModelIndex) -> list[TensorMeta]:
+    """MODEL's inputs as declared (for checking loaded inputs when nothing runs the model)."""
+    return [index.tensor_meta(n, infer=False) or TensorMeta(n, np.dtype(np.float32), None) for n in index.inputs]
+
+
+def _saved_names(index: ModelIndex, saved: Mapping[str, np.ndarray], exclude: Sequence[str]) -> list[str]:
+    """A saved file's tensors in MODEL's graph order (names the model lacks last), minus ``exclude``."""
+    position: dict[str, int] = {}
+    for n in [*index.markable(), *index.outputs]:
+        position.setdefault(n, len(position))
+    names = [n for n in saved if not any(n == e or fnmatch.fnmatchcase(n, e) for e in exclude)]
+    return sorted(names, key=lambda n: position.get(n, len(position)))
 
 
 def _estimate_bytes(model: onnx.ModelProto, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, int]:
@@ -253,44 +357,62 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     if workspace.note:
         warn(workspace.note)
     model, index = _open_model(request.model)
-    wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
+    if request.plan and (request.subject_model or request.subject_outputs):
+        raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
+    ref_saved = _saved_side(request, "reference", warn)
+    sub_saved = _saved_side(request, "subject", warn)
+    if ref_saved and sub_saved and not (request.marks or request.mark_ops):
+        # Saved outputs on both sides: compare what the subject file holds, as Polygraphy walks runner 0's outputs.
+        wanted, unobservable = _saved_names(index, sub_saved.iterations[0], request.exclude), {}
+    else:
+        wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     if not wanted:
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
     opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
-    ref_src, ref_map, ref_runner = _side(
-        request.ref,
-        request.ref_model,
-        request.ref_outputs,
-        model=model,
-        index=index,
-        wanted=wanted,
-        backend_for_other=request.ref or "ort",
-        opt_level=opt_level,
-        trt_options=request.trt_options,
+
+    def wanted_meta(names: Sequence[str]) -> dict[str, Meta]:
+        """dtype/shape of MODEL's tensors: from a saved side holding them, else the model's shape inference."""
+        out: dict[str, Meta] = {}
+        held = [saved.iterations[0] for saved in (sub_saved, ref_saved) if saved is not None]
+        for n in names:
+            arr = next((h[n] for h in held if n in h), None)
+            meta = (arr.dtype, tuple(arr.shape)) if arr is not None else None
+            if meta is None and (m := index.tensor_meta(n)) is not None:
+                meta = (m.dtype, m.shape)
+            if meta is not None:
+                out[n] = meta
+        return out
+
+    common = {
+        "model": model,
+        "index": index,
+        "wanted": wanted,
+        "wanted_meta": wanted_meta,
+        "check_shapes": request.settings.check_shapes,
+        "opt_level": opt_level,
+        "trt_options": request.trt_options,
+    }
+    ref_src, ref_map, ref_missing, ref_runner = _side(
+        request.ref, request.ref_model, ref_saved, backend_for_other=request.ref or "ort", **common
     )
     sub_src: OutputSource | None = None
     sub_map: dict[str, Match] = {}
+    sub_missing: dict[str, str] = {}
     sub_runner: Runner | None = None
-    if request.plan and (request.subject_model or request.subject_outputs):
-        raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
-    if request.subject or request.subject_model or request.subject_outputs or request.plan:
-        sub_src, sub_map, sub_runner = _side(
+    if request.subject or request.subject_model or sub_saved or request.plan:
+        sub_src, sub_map, sub_missing, sub_runner = _side(
             request.subject,
             request.subject_model,
-            request.subject_outputs,
-            model=model,
-            index=index,
-            wanted=wanted,
+            sub_saved,
             backend_for_other=request.subject_backend,
-            opt_level=opt_level,
             plan=request.plan,
-            trt_options=request.trt_options,
+            **common,
         )
         for w in getattr(sub_runner, "warnings", ()):
             warn(w)
 
     live = ref_runner or sub_runner
-    metas: list[TensorMeta] = live.input_metadata() if live else []
+    metas: list[TensorMeta] = live.input_metadata() if live else _declared_inputs(index)
     if live is None and not request.data.load_inputs:
         feeds_n = len(ref_src.iterations) if isinstance(ref_src, SavedSource) else 1
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
@@ -308,25 +430,20 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     if request.save_inputs and feeds and feeds[0]:
         save_inputs(request.save_inputs, feeds)
 
-    unmatched: list[str] = []
+    unmatched: list[Unmatched] = []
     slots: list[TensorSlot] = []
     explicit = set(index.outputs) | {m for m in request.marks if m not in ("all", "*")}
-    skipped_all = 0
     for name in wanted:
         r = ref_map.get(name)
         s = sub_map.get(name) if sub_src is not None else Match(name, "exact")
         if r is None or s is None:
-            if name in explicit:
-                unmatched.append(name)
-            else:
-                skipped_all += 1
+            reason = ref_missing.get(name) if r is None else sub_missing.get(name)
+            unmatched.append(Unmatched(name, reason or "no counterpart", name in explicit))
             continue
         kind = r.kind if r.kind != "exact" else s.kind
         slots.append(
             TensorSlot(r.subject_name, s.subject_name, _producer_name(index, name), _position(index, name), kind)
         )
-    if skipped_all:
-        warn(f"{skipped_all} marked tensor(s) have no counterpart on the other side and were skipped")
 
     budget = request.mem_budget or default_mem_budget()
     if len(slots) > 1 and feeds and feeds[0]:
@@ -367,17 +484,19 @@ def execute(
         job.cancel = cancel
     job.on_progress = on_progress
     reference_only = prep.subject is None
-    keep: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
+    keep_ref: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
+    keep_sub: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
     results: list[TensorResult] = []
     sources = [job.reference] if reference_only else [job.reference, job.subject]
     for src in sources:
         src.open()
     try:
         if reference_only:
-            _run_reference(job, keep)
+            _run_reference(job, keep_ref)
         else:
             if request.save_outputs:
-                _keep_reference(job, keep)
+                _keep(job.reference, keep_ref, {s.name: s.name for s in job.slots})
+                _keep(job.subject, keep_sub, {s.subject_name: s.name for s in job.slots})
             for result in job.results():
                 results.append(result)
                 if on_result:
@@ -386,7 +505,7 @@ def execute(
         for src in sources:
             src.close()
     if request.save_outputs:
-        save_outputs(request.save_outputs, job.reference.label, keep)
+        _save_sides(request.save_outputs, job, keep_ref, None if reference_only else keep_sub, prep)
     report = CompareReport(
         reference=job.reference.label,
         subject=job.subject.label if not reference_only else "(none: reference only)",
@@ -420,16 +539,48 @@ def _run_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
                 job.on_progress(Progress(done, job.total, bi, len(job.batches)))
 
 
-def _keep_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
-    """Wrap the reference's fetch so its tensors are kept for ``--save-outputs``."""
-    original = job.reference.fetch
+def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mapping[str, str]) -> None:
+    """Wrap ``source.fetch`` so its tensors are kept for ``--save-outputs``, under MODEL's names (``names``)."""
+    original = source.fetch
 
-    def fetch(iteration: int, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-        out = original(iteration, feed, names)
-        keep[iteration].update(out)
+    def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
+        out = original(iteration, feed, wanted)
+        keep[iteration].update((names.get(k, k), v) for k, v in out.items())
         return out
 
-    job.reference.fetch = fetch  # type: ignore[method-assign]
+    source.fetch = fetch  # type: ignore[method-assign]
+
+
+def _runner_name(source: OutputSource) -> str:
+    return source.runner_name if isinstance(source, SavedSource) else source.label
+
+
+def _save_sides(
+    path: str,
+    job: CompareJob,
+    keep_ref: list[dict[str, np.ndarray]],
+    keep_sub: list[dict[str, np.ndarray]] | None,
+    prep: PreparedCompare,
+) -> None:
+    """``--save-outputs``: one RunResults with the subject then the reference (Polygraphy's order, so
+    ``polygraphy run --load-outputs F`` compares them as trtdbg did), each tensor under MODEL's name."""
+    order = [s.name for s in job.slots]
+    ref_name = _runner_name(job.reference)
+
+    def ordered(its: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return [{n: it[n] for n in order if n in it} for it in its]
+
+    if keep_sub is None:
+        save_runs(path, [(ref_name, ordered(keep_ref))])
+        return
+    sub_name = _runner_name(job.subject)
+    if sub_name == ref_name:
+        sub_name += " (subject)"
+    if path.lower().endswith(".npz"):
+        prep.warnings.append(f"{path}: an .npz holds one runner, so only the reference was saved; use .json for both")
+        save_runs(path, [(ref_name, ordered(keep_ref))])
+        return
+    save_runs(path, [(sub_name, ordered(keep_sub)), (ref_name, ordered(keep_ref))])
 
 
 def _summary_json(report: CompareReport) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class SavedSource(OutputSource):
 
     def __init__(self, path: str, iterations: Sequence[Mapping[str, np.ndarray]], runner_name: str) -> None:
         self.path = path
+        self.runner_name = runner_name
         self.iterations = list(iterations)
         self.label = f"{runner_name} (loaded from {path})"
         self._names = list(self.iterations[0]) if self.iterations else []

@@ -192,10 +192,19 @@ def iteration_to_json(runner_name: str, outputs: Mapping[str, np.ndarray], where
     return {"outputs": wrapped, "runtime": None, "runner_name": runner_name, TAG: "IterationResult"}
 
 
-def run_results_to_json(runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]], where: str) -> dict[str, Any]:
-    """A Polygraphy RunResults holding one runner."""
-    its = [iteration_to_json(runner_name, outs, f"{where}: iteration {i}") for i, outs in enumerate(iterations)]
-    return {"lst": [[runner_name, its]], TAG: "RunResults"}
+def run_results_to_json(runs: Sequence[RunnerIterations], where: str) -> dict[str, Any]:
+    """A Polygraphy RunResults holding ``runs`` (``[(runner_name, [outputs per iteration])]``, in order)."""
+    lst = [
+        [
+            runner,
+            [
+                iteration_to_json(runner, outs, f"{where}: runner '{runner}', iteration {i}")
+                for i, outs in enumerate(its)
+            ],
+        ]
+        for runner, its in runs
+    ]
+    return {"lst": lst, TAG: "RunResults"}
 
 
 def run_results_from_json(obj: Any, where: str) -> list[RunnerIterations]:
@@ -326,15 +335,12 @@ def read_outputs(path: str | os.PathLike[str]) -> list[RunnerIterations]:
     return list(merged.items())
 
 
-def write_outputs(
-    path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]
-) -> None:
-    """Write one runner's outputs: a RunResults file, or a directory of single-iteration RunResults."""
+def write_outputs(path: str | os.PathLike[str], runs: Sequence[RunnerIterations]) -> None:
+    """Write runners' outputs: one RunResults file, or a directory of single-iteration RunResults (every runner)."""
     if not is_directory_path(path):
-        write_json(path, run_results_to_json(runner_name, iterations, str(path)))
+        write_json(path, run_results_to_json(runs, str(path)))
         return
     directory = prepare_iteration_dir(path)
-    for index, outputs in enumerate(iterations):
+    for index in range(max(len(its) for _, its in runs)):
         file = iteration_file(directory, index)
-        it = iteration_to_json(runner_name, outputs, f"{file}: iteration {index}")
-        write_json(file, {"lst": [[runner_name, [it]]], TAG: "RunResults"})
+        write_json(file, run_results_to_json([(r, its[index : index + 1]) for r, its in runs], str(file)))

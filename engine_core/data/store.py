@@ -27,7 +27,11 @@ class SavedOutputs:
     runner_name: str
     iterations: list[dict[str, np.ndarray]]
     other_runners: list[str] = field(default_factory=list)
-    """Names of further runners in the same file (not loaded)."""
+    """Names of the file's other runners."""
+    index: int = 0
+    """Position of this runner in the file."""
+    path: str = ""
+    """The file it was read from."""
 
 
 def _form(path: str | os.PathLike[str], for_writing: bool) -> str:
@@ -71,27 +75,65 @@ def save_inputs(path: str | os.PathLike[str], feeds: Sequence[Mapping[str, np.nd
         polyjson.write_inputs(path, feeds)
 
 
-def load_outputs(path: str | os.PathLike[str]) -> SavedOutputs:
-    """The first runner's outputs from a RunResults ``.json``/directory or an ``.npz``."""
+def load_runs(path: str | os.PathLike[str]) -> list[tuple[str, list[dict[str, np.ndarray]]]]:
+    """Every runner of a RunResults ``.json``/directory (``[(runner_name, iterations)]``, file order) or an ``.npz``."""
     if _form(path, for_writing=False) == "npz":
         iterations, runner_name = npz.read_npz(path)
-        return SavedOutputs(runner_name or Path(path).stem, iterations)
+        return [(runner_name or Path(path).stem, iterations)]
     runners = polyjson.read_outputs(path)
     if not runners:
         raise TrtdbgError(f"{path}: RunResults holds no runners; save the outputs again")
-    runner_name, iterations = runners[0]
-    if not iterations:
-        raise TrtdbgError(f"{path}: runner '{runner_name}' has no iterations; save the outputs again")
-    return SavedOutputs(runner_name, iterations, [name for name, _ in runners[1:]])
+    for runner_name, iterations in runners:
+        if not iterations:
+            raise TrtdbgError(f"{path}: runner '{runner_name}' has no iterations; save the outputs again")
+    return runners
+
+
+def runner_index(runners: Sequence[str], selector: str | int, path: str | os.PathLike[str], option: str) -> int:
+    """Position of the runner ``selector`` names: an index (negative counts from the end) or an exact runner name."""
+    listing = ", ".join(f"{i}: {name}" for i, name in enumerate(runners))
+    text = str(selector).strip()
+    if text.lstrip("-").isdigit():
+        k = int(text)
+        if not -len(runners) <= k < len(runners):
+            raise TrtdbgError(f"{option} {text}: {path} holds {len(runners)} runner(s) ({listing})")
+        return k % len(runners)
+    hits = [i for i, name in enumerate(runners) if name == text]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise TrtdbgError(f"{option} {text}: {path} holds several runners of that name ({listing}); give the index")
+    raise TrtdbgError(f"{option} {text}: {path} has no runner of that name; it holds {listing}")
+
+
+def pick_runner(
+    runs: Sequence[tuple[str, list[dict[str, np.ndarray]]]], path: str | os.PathLike[str], k: int
+) -> SavedOutputs:
+    """Runner ``k`` of ``runs`` (from :func:`load_runs`)."""
+    name, iterations = runs[k]
+    return SavedOutputs(name, iterations, [n for i, (n, _) in enumerate(runs) if i != k], k, str(path))
+
+
+def load_outputs(path: str | os.PathLike[str], runner: str | int = 0, option: str = "runner") -> SavedOutputs:
+    """One runner's outputs (``runner``: index or name, default the first) from a saved outputs file."""
+    runs = load_runs(path)
+    return pick_runner(runs, path, runner_index([n for n, _ in runs], runner, path, option))
 
 
 def save_outputs(
     path: str | os.PathLike[str], runner_name: str, iterations: Sequence[Mapping[str, np.ndarray]]
 ) -> None:
     """Save one runner's outputs as a RunResults ``.json``, a directory of them, or an ``.npz``."""
-    if not iterations:
+    save_runs(path, [(runner_name, iterations)])
+
+
+def save_runs(path: str | os.PathLike[str], runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndarray]]]]) -> None:
+    """Save several runners' outputs as one RunResults ``.json`` (or a directory of them); ``.npz`` holds one runner."""
+    if not runs or not all(its for _, its in runs):
         raise TrtdbgError(f"{path}: nothing to save (no iterations)")
     if _form(path, for_writing=True) == "npz":
-        npz.write_npz(path, iterations, runner_name=runner_name)
+        if len(runs) > 1:
+            raise TrtdbgError(f"{path}: an .npz holds one runner; save several runners to a .json file or a directory")
+        npz.write_npz(path, runs[0][1], runner_name=runs[0][0])
     else:
-        polyjson.write_outputs(path, runner_name, iterations)
+        polyjson.write_outputs(path, [(name, [dict(it) for it in its]) for name, its in runs])

@@ -42,6 +42,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--subject-model", metavar="M2", help="a second model run as the subject (e.g. its FP16/INT8 copy)"
     )
     sbj.add_argument("--load-outputs", metavar="F", help="saved subject outputs (Polygraphy JSON, directory or .npz)")
+    runners = p.add_argument_group("saved files with several runners (Polygraphy `run --onnxrt --trt --save-outputs`)")
+    runners.add_argument(
+        "--ref-runner",
+        metavar="NAME|INDEX",
+        help="runner of --ref-outputs (or of --load-outputs given alone) used as the reference; default: the last",
+    )
+    runners.add_argument(
+        "--subject-runner",
+        metavar="NAME|INDEX",
+        help="runner of --load-outputs used as the subject; default: the first. --load-outputs F alone compares "
+        "F's runners like `polygraphy run --load-outputs F`: runner i vs runner i+1",
+    )
     p.add_argument(
         "--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model (default ort)"
     )
@@ -66,7 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output and limits")
     out.add_argument("--save-inputs", metavar="F", help="save the inputs used (.json, .npz, or a directory)")
     out.add_argument(
-        "--save-outputs", metavar="F", help="save the reference's compared tensors (.json, .npz, or a directory)"
+        "--save-outputs",
+        metavar="F",
+        help="save the compared tensors of both sides as one Polygraphy RunResults (subject, then reference; "
+        ".json or a directory; .npz: the reference only)",
     )
     out.add_argument("--fail-fast", action="store_true", help="stop at the first failing tensor")
     out.add_argument(
@@ -100,28 +115,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine_core.comparator.request import execute
+    from engine_core.comparator.report import json_safe
+    from engine_core.comparator.request import comparisons, execute
     from tui.cli.progress import ProgressBar
 
-    request = request_from_args(args)
     if args.save_plot:
         from engine_core.comparator.plot import check_plot_target
 
         check_plot_target(args.save_plot, args.plot_metric)
-    bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
-    try:
-        report = execute(request, on_progress=bar.update, on_warning=bar.warn)
-    finally:
-        bar.close()
+    reports = []
+    for request in comparisons(request_from_args(args)):
+        bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
+        try:
+            reports.append(execute(request, on_progress=bar.update, on_warning=bar.warn))
+        finally:
+            bar.close()
     if args.save_plot:
         from engine_core.comparator.plot import save_plot
 
-        save_plot(report, args.save_plot, args.plot_metric)
-    if args.json:
-        sys.stdout.write(report.dumps() + "\n")
+        save_plot(reports[0], args.save_plot, args.plot_metric)
+    passed = all(r.passed for r in reports)
+    if len(reports) == 1:
+        out = reports[0].dumps() if args.json else reports[0].to_text(show_all=args.show_all)
+    elif args.json:
+        import json
+
+        doc = {"passed": passed, "comparisons": [r.to_json() for r in reports]}
+        out = json.dumps(json_safe(doc), indent=2)
     else:
-        sys.stdout.write(report.to_text(show_all=args.show_all) + "\n")
-    return 0 if report.passed else 1
+        texts = [r.to_text(show_all=args.show_all) for r in reports]
+        ok = sum(r.passed for r in reports)
+        out = "\n\n".join(texts) + f"\n\n{'PASSED' if passed else 'FAILED'} | {ok}/{len(reports)} runner pairs passed"
+    sys.stdout.write(out + "\n")
+    return 0 if passed else 1
 
 
 def request_from_args(args: argparse.Namespace) -> CompareRequest:
@@ -139,6 +165,8 @@ def request_from_args(args: argparse.Namespace) -> CompareRequest:
         subject_model=args.subject_model,
         subject_outputs=args.load_outputs,
         subject_backend=args.subject_backend,
+        ref_runner=args.ref_runner,
+        subject_runner=args.subject_runner,
         marks=comma_items(args.mark),
         mark_ops=comma_items(args.mark_op),
         exclude=comma_items(args.exclude),
