@@ -48,6 +48,14 @@ def test_text_default_and_layers(tmp_path: Path, cli) -> None:
     assert "-> {a}\n" in out
 
 
+def test_show_space_separated_like_polygraphy(tmp_path: Path, cli) -> None:
+    path = _save(tmp_path)
+    rc, spaced, _ = cli("inspect", "model", str(path), "--show", "layers", "attrs")
+    assert rc == 0 and "Node 0    | /blk/add [Op: Add]" in spaced
+    rc, comma, _ = cli("inspect", "model", str(path), "--show", "layers,attrs")
+    assert rc == 0 and comma == spaced
+
+
 def test_json_output(tmp_path: Path, cli) -> None:
     rc, out, _ = cli("inspect", str(_save(tmp_path)), "--json", "--show", "layers,attrs")
     assert rc == 0

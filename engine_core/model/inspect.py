@@ -37,7 +37,7 @@ def parse_show(values: Iterable[str]) -> frozenset[str]:
             if item not in SHOW_CHOICES:
                 raise TrtdbgError(
                     f"unknown --show value '{item}'; choose from {', '.join(SHOW_CHOICES)} "
-                    f"(comma-separated, e.g. --show layers,attrs)"
+                    f"(e.g. --show layers attrs, or --show layers,attrs)"
                 )
             chosen.add(item)
     return frozenset(chosen)

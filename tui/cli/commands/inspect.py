@@ -37,10 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("words", nargs="+", metavar="MODEL", help="the .onnx file (a leading 'model' word is accepted)")
     p.add_argument(
         "--show",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="WHAT",
-        help="what to list: layers, attrs, weights (comma list, or repeat the flag)",
+        help="what to list: layers, attrs, weights; space-separated like Polygraphy (--show layers attrs; "
+        "put MODEL first), or a comma list",
     )
     p.add_argument(
         "--json",
@@ -143,7 +145,7 @@ def _model_path(words: list[str]) -> str:
     if len(words) > 1:
         extra = words[1:]
         hint = (
-            f"; write --show {','.join(extra)}"
+            f"; write --show {' '.join(extra)} after the model"
             if all(w in ("layers", "attrs", "weights") for w in extra)
             else "; inspect one model at a time"
         )
