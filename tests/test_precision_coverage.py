@@ -170,3 +170,15 @@ def test_bf16_intermediates_are_fetched_as_exact_values():
     expected = x.astype(ml_dtypes.bfloat16).astype(np.float32)
     np.testing.assert_array_equal(out["b"], expected)
     np.testing.assert_array_equal(out["y"], expected)
+
+
+def test_convert_and_reduce_report_coverage(save_model, capsys, tmp_path):
+    path = save_model(_opset12(small_cnn_model()), "cnn12.onnx")
+    assert main(["convert", str(path), "-o", str(tmp_path / "c.onnx"), "--precision", "bf16", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["precision_coverage"] == {"precision": "bf16", "nodes_low": 12, "nodes_total": 12, "kept": {}}
+    assert onnx.load(tmp_path / "c.onnx").opset_import[0].version == 22
+    rc = main(["reduce", str(path), "--subject", "ort:fp16", "-o", str(tmp_path / "r.onnx"), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1)
+    assert doc["precision_coverage"]["nodes_low"] == 12

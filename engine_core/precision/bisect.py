@@ -374,7 +374,18 @@ class BisectSession:
         model = load_model(options.model, load_external_data=False)
         check_runtime_support(model, options.model)
         check_external_data(model, options.model)
-        self.builder = PlanBuilder(model, options.model, self.workdir)
+        from engine_core.precision.opset import analyse
+
+        model, an, self.notes = analyse(model, options.model, [options.precision, options.fallback])
+        if options.subject.startswith("ort-cuda"):
+            import onnxruntime
+
+            from engine_core.precision.cuda_kernels import keep_without_kernel, session_probe
+
+            keep_without_kernel(
+                an, [options.precision, options.fallback], session_probe(), "CUDA", onnxruntime.__version__
+            )
+        self.builder = PlanBuilder(model, options.model, self.workdir, an)
         analysis = self.builder.analysis
         if not any(ph.candidates for ph in options.phases(analysis)):
             demoted = len(analysis.demotions(options.precision))
@@ -702,7 +713,16 @@ class BisectSession:
             "settings": self.evaluator.settings.describe(),
             "state": str(state_path(self.workspace).resolve()),
             "warnings": list(self.warnings),
+            "precision_coverage": self.coverage(plan).to_json(),
         }
+
+    def coverage(self, plan: PrecisionPlan | None = None) -> Any:
+        """:class:`~engine_core.precision.coverage.Coverage` of ``plan`` (default: the final plan)."""
+        from engine_core.precision.coverage import coverage
+
+        plan = plan or self.final_plan()
+        an = self.builder.analysis
+        return coverage(an, plan.resolve(an), plan, self.notes)
 
     def save(self) -> Path:
         """Persist the whole session (atomic replace)."""

@@ -41,6 +41,8 @@ class ConvertResult:
     engine: dict[str, Any] = field(default_factory=dict)
     """For engines: TensorRT module, version, build seconds, notes."""
     warnings: list[str] = field(default_factory=list)
+    coverage: Any = None
+    """:class:`~engine_core.precision.coverage.Coverage` of the rewrite."""
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON document."""
@@ -53,6 +55,7 @@ class ConvertResult:
             "seconds": round(self.seconds, 3),
             "engine": dict(self.engine),
             "warnings": list(self.warnings),
+            "precision_coverage": self.coverage.to_json() if self.coverage else None,
         }
 
     def to_text(self) -> str:
@@ -62,6 +65,8 @@ class ConvertResult:
             f"[I] Wrote {self.kind} {self.output} ({self.bytes} bytes, {self.seconds:.2f}s)",
             f"[I] Nodes by precision: {counts}",
         ]
+        if self.coverage:
+            lines.append(f"[I] {self.coverage.text()}")
         if self.demoted:
             first = next(iter(self.demoted.items()))
             lines.append(
@@ -142,7 +147,9 @@ def convert(
     else:
         data, engine = _build(built, model_path, trt_options, shapes or {}, label)
     atomic_write_bytes(output, data)
-    return ConvertResult(output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings)
+    return ConvertResult(
+        output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings, res.coverage
+    )
 
 
 def rewritten_model(
@@ -160,6 +167,8 @@ def rewritten_model(
     (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run)."""
     from engine_core.model.loader import check_external_data, load_model
     from engine_core.precision.build import PlanBuilder
+    from engine_core.precision.coverage import coverage
+    from engine_core.precision.opset import analyse
     from engine_core.precision.plan import PrecisionPlan
     from engine_core.precision.rewrite import validate
 
@@ -174,11 +183,15 @@ def rewritten_model(
     model = load_model(model_path, load_external_data=False)
     check_external_data(model, model_path)
     plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
+    model, an, notes = analyse(model, model_path, plan.precisions())
     with tempfile.TemporaryDirectory(prefix="trtdbg-convert-") as tmp:
-        builder = PlanBuilder(model, model_path, tmp)
+        builder = PlanBuilder(model, model_path, tmp, an)
         for w in plan.check(builder.analysis):
             warn(w)
         res = plan.resolve(builder.analysis)
+        cov = coverage(an, res, plan, notes)
+        if cov.warning():
+            warn(cov.warning() or "")
         if res.int8:
             if calibration_cache:
                 builder.import_cache(calibration_cache)
@@ -194,6 +207,7 @@ def rewritten_model(
             for w in builder.warnings:
                 warn(w)
         built, res = builder.build(plan, emulated=False)
+        res.coverage = cov
     validate(built, "converted model", session=session and "bf16" not in res.precision.values())
     return built, res
 

@@ -37,6 +37,8 @@ class Resolved:
     """``{node: ONNX elem type}`` of nodes computing in FP16/BF16."""
     int8: list[str]
     """Nodes whose inputs get Q/DQ."""
+    coverage: Any = None
+    """:class:`~engine_core.precision.coverage.Coverage` where the caller computed it (``convert``)."""
 
 
 @dataclass

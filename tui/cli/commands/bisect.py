@@ -272,6 +272,10 @@ def _summary(result: dict[str, Any]) -> str:
         lines += [f"  {n}: {why}" for n, why in list(result["demoted"].items())[:20]]
         if len(result["demoted"]) > 20:
             lines.append(f"  ... {len(result['demoted']) - 20} more in the plan file")
+    if result.get("precision_coverage"):
+        from engine_core.precision.coverage import Coverage
+
+        lines.append(Coverage(**result["precision_coverage"]).text())
     if result["plan"]:
         lines.append(f"plan: {result['plan']}")
     if result["layer_precisions"]:

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     result = reducer.run(args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs)
     doc = result.to_json()
     doc["data"] = source.describe()
+    coverage = _subject_coverage(args.subject, model, args.model)
+    doc["precision_coverage"] = coverage.to_json() if coverage else None
     if result.candidate is not None:
         written = save_model(result.candidate.model, out, protect=protect)
         if isinstance(judge, CompareJudge) and judge.subject_model is not None:
@@ -148,6 +150,18 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(result.to_text() + "\n")
+        if coverage:
+            sys.stdout.write(f"subject on the whole model: {coverage.text()}\n")
         if result.candidate is not None:
             sys.stdout.write(f"wrote {', '.join(doc['written'])} and {report_out}\n")
     return 0 if result.candidate is not None else 1
+
+
+def _subject_coverage(subject: str | None, model: object, path: str) -> object:
+    """The precision subject's coverage on the whole model (``None`` for other judges)."""
+    from engine_core.precision.runner import is_precision_spec
+    from engine_core.runners import make_runner
+
+    if not subject or not is_precision_spec(subject.strip().lower()):
+        return None
+    return getattr(make_runner(subject, model, path), "coverage", None)  # type: ignore[arg-type]
