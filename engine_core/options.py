@@ -96,8 +96,9 @@ class DataOptions:
         """True when any option differs from the defaults (random data, seed 1, one sample)."""
         return self != DataOptions()
 
-    def source(self, metas: Sequence[TensorMeta]) -> DataSource:
-        """The data source for a model with inputs ``metas`` (feeds are checked against them)."""
+    def source(self, metas: Sequence[TensorMeta], model: str | os.PathLike[str] | None = None) -> DataSource:
+        """The data source for a model with inputs ``metas`` (feeds are checked against them); with the ``model``
+        file, guessed random-input shapes are checked by running it (the one shape policy)."""
         from engine_core.data.source import make_data_source
 
         return make_data_source(
@@ -108,6 +109,7 @@ class DataOptions:
             iterations=self.iterations,
             script=self.data_loader_script,
             load_inputs=self.load_inputs,
+            model=model,
         )
 
     def absolute(self) -> DataOptions:

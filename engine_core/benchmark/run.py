@@ -159,7 +159,7 @@ def run_bench(
     before = mem.mem_info()[0] if mem else None
     rss0 = _rss_peak()
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
-    source = options.data.source(runner.input_metadata())
+    source = options.data.source(runner.input_metadata(), model=path)
     feed = next(iter(source), None)
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")

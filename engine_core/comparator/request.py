@@ -418,7 +418,7 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
-        source = request.data.source(metas)
+        source = request.data.source(metas, model=request.model)
         feeds = list(source)
         if isinstance(sub_runner, PrecisionRunner):
             sub_runner.set_calibration(feeds)  # INT8 subjects calibrate on these inputs

@@ -15,7 +15,8 @@ import numpy as np
 
 from engine_core.data.generate import RandomDataLoader, parse_val_range, value_range_for
 from engine_core.data.script import ScriptDataLoader
-from engine_core.data.shapes import format_dims, parse_shapes, resolve_shapes
+from engine_core.data.shape_choice import choose_shapes
+from engine_core.data.shapes import format_dims
 from engine_core.data.store import load_inputs as load_input_files
 from engine_core.data.validate import check_feed
 from engine_core.errors import TrtdbgError
@@ -62,10 +63,16 @@ def _range_text(lo: float, hi: float) -> str:
 
 
 def _random_source(
-    metas: Sequence[TensorMeta], shapes: Sequence[str], seed: int, val_range: Sequence[str], iterations: int
+    metas: Sequence[TensorMeta],
+    shapes: Sequence[str],
+    seed: int,
+    val_range: Sequence[str],
+    iterations: int,
+    model: str | os.PathLike[str] | None,
 ) -> DataSource:
     ranges = parse_val_range(val_range)
-    loader = RandomDataLoader(metas, resolve_shapes(metas, parse_shapes(shapes)), seed, ranges, iterations)
+    choice = choose_shapes(metas, shapes, model)
+    loader = RandomDataLoader(metas, choice.shapes, seed, ranges, iterations)
     parts = [f"random, seed {seed}"]
     if iterations != 1:
         parts.append(f"{iterations} iterations")
@@ -78,7 +85,8 @@ def _random_source(
         for index, feed in enumerate(loader):
             yield f"random inputs, iteration {index}", feed
 
-    return DataSource(metas, produce, ", ".join(parts), iterations)
+    note = choice.note()
+    return DataSource(metas, produce, ", ".join(parts), iterations, [note] if note else [])
 
 
 def _loaded_source(metas: Sequence[TensorMeta], paths: Sequence[str], warnings: list[str]) -> DataSource:
@@ -115,12 +123,15 @@ def make_data_source(
     iterations: int = 1,
     script: str | None = None,
     load_inputs: Sequence[str] = (),
+    model: str | os.PathLike[str] | None = None,
 ) -> DataSource:
-    """Random data (default), a data loader ``script`` or ``load_inputs`` files; the last two are exclusive."""
+    """Random data (default), a data loader ``script`` or ``load_inputs`` files; the last two are exclusive.
+
+    With the ``model`` file, guessed random-input shapes are checked by running it (:func:`choose_shapes`)."""
     if script and load_inputs:
         raise TrtdbgError("a data loader script and loaded inputs cannot be used together; give one of them")
     if not script and not load_inputs:
-        return _random_source(metas, shapes, seed, val_range, iterations)
+        return _random_source(metas, shapes, seed, val_range, iterations, model)
     ignored = [
         label
         for label, given in (

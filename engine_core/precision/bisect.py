@@ -394,7 +394,7 @@ class BisectSession:
                 f"node(s), {demoted} kept in higher precision by the rules); nothing to bisect"
             )
         metas = OrtRunner(model, options.model).input_metadata()
-        source = options.data.source(metas)
+        source = options.data.source(metas, model=options.model)
         feeds = list(source)
         for w in source.warnings:
             self._warn(w)

@@ -234,7 +234,7 @@ class TrtRunner(Runner):
         from engine_core.backend.trt.mapping import fusion_map
         from engine_core.model.index import ModelIndex
 
-        built = built or self.build(shapes=_hint_shapes(self._inputs))
+        built = built or self.build(shapes=_hint_shapes(self._inputs, self.model_path))
         info = self.engine_info(built)
         if info is None and self._mem is not None:
             info = inspect_plan(self.flavour, built.plan, self._where())
@@ -442,11 +442,11 @@ def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
     return ort_meta(vi)
 
 
-def _hint_shapes(metas: Sequence[TensorMeta]) -> dict[str, Shape]:
-    """Concrete input shapes from the model's hints (the data module's default shape rules)."""
-    from engine_core.data.shapes import resolve_shapes
+def _hint_shapes(metas: Sequence[TensorMeta], model_path: Path | None) -> dict[str, Shape]:
+    """Concrete input shapes: the one shape policy (:func:`~engine_core.data.shape_choice.choose_shapes`)."""
+    from engine_core.data.shape_choice import choose_shapes
 
-    return {k: tuple(v) for k, v in resolve_shapes(list(metas), {}).items()}
+    return choose_shapes(list(metas), (), model_path).shapes
 
 
 def _np_dtype(trt: Any, dtype: Any, name: str) -> np.dtype:

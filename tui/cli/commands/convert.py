@@ -45,19 +45,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print what was written."""
-    from engine_core.data.shapes import parse_shapes
+    import os
+
+    from engine_core.backend.ort import OrtRunner
+    from engine_core.data.shape_choice import choose_shapes
+    from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
     from engine_core.precision.convert import convert, output_kind
 
     output_kind(args.output)  # bad suffix: fail before any work
     data = DATA.parse(args)
-    trt_options = trt_options_from_args(args) if output_kind(args.output) == "engine" else None
+    engine = output_kind(args.output) == "engine"
+    trt_options = trt_options_from_args(args) if engine else None
+    if not os.path.isfile(args.model):
+        raise TrtdbgError(f"model {args.model} does not exist")
+    metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
+    choice = choose_shapes(metas, data.shapes, args.model, probe=engine)  # --shapes checked like compare's
 
     def feeds() -> list:
-        from engine_core.backend.ort import OrtRunner
-        from engine_core.model.loader import load_model
-
-        metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        source = data.source(metas)
+        source = data.source(metas, model=args.model)
         samples = list(source)
         for w in source.warnings:
             warn(w)
@@ -66,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)
 
+    if engine and choice.note():
+        warn(choice.note() or "")
     result = convert(
         args.model,
         args.output,
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         feeds=feeds,
         calibration_cache=args.calibration_cache,
         trt_options=trt_options,
-        shapes=parse_shapes(data.shapes),
+        shapes=choice.shapes,
         on_warning=warn,
     )
     if args.json:

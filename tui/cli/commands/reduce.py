@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         )
     with OrtRunner(model, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = data.source(metas)
+    source = data.source(metas, model=args.model)
     feeds = list(source)
     for w in source.warnings:
         print(f"trtdbg: warning: {w}", file=sys.stderr)

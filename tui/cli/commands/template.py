@@ -25,7 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="module the script imports: auto = tensorrt, else tensorrt_rtx (decided when it runs)",
     )
-    p.add_argument("--shapes", nargs="+", metavar="NAME:SHAPE", help="shapes of dynamic inputs (min=opt=max)")
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        metavar="NAME:SHAPE",
+        help="shapes of dynamic inputs (min=opt=max; default: the shapes compare would use)",
+    )
     for which in ("min", "opt", "max"):
         p.add_argument(
             f"--trt-{which}-shapes", nargs="+", metavar="NAME:SHAPE", help=f"{which} shapes of the optimization profile"
@@ -35,9 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the script and write it atomically."""
+    from engine_core.backend.ort import OrtRunner
     from engine_core.backend.trt.template import trt_network_script
-    from engine_core.data.shapes import parse_profile, parse_shapes
+    from engine_core.data.shape_choice import choose_shapes
+    from engine_core.data.shapes import parse_profile
     from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
     from engine_core.workspace import atomic_write_text
 
     if not os.path.isfile(args.model):
@@ -45,10 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.output) and os.path.samefile(args.output, args.model):
         raise TrtdbgError(f"output {args.output} is the input model; choose another path (inputs are never modified)")
     profile = parse_profile(args.trt_min_shapes or [], args.trt_opt_shapes or [], args.trt_max_shapes or [])
+    metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
+    choice = choose_shapes(metas, args.shapes or [], args.model)
+    if choice.note():
+        print(f"trtdbg: warning: {choice.note()}", file=sys.stderr)
     text = trt_network_script(
         args.model,
         module=args.trt_module,
-        shapes=parse_shapes(args.shapes or []),
+        shapes=choice.shapes,
         profile=profile,
         script_name=os.path.basename(args.output),
     )
