@@ -73,8 +73,8 @@ def test_engine_dynamic_shapes(trt_flavour, tmp_path: Path, cli) -> None:
     )
     path = tmp_path / "dyn.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
-    rc, _, err = cli("convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16")
-    assert rc == 2 and "--shapes x:" in err and "\n" == err[-1] and err.count("\n") == 1
+    rc, _, err = cli("convert", path, "-o", tmp_path / "d0.plan", "--precision", "fp16")
+    assert rc == 0, err  # no --shapes: the shapes compare would use (x:1x4), as in every command
     rc, _, err = cli("convert", path, "-o", tmp_path / "d.plan", "--precision", "fp16", "--shapes", "x:2x4")
     assert rc == 0, err
     rc, _, err = cli(

@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     """Build, check, sort and report."""
     import os
 
+    from engine_core.backend.ort import OrtRunner
     from engine_core.backend.trt.debug_build import Iteration, debug_build, new_run_dir, parse_until
-    from engine_core.data.shapes import parse_shapes
+    from engine_core.data.shape_choice import choose_shapes
     from engine_core.errors import TrtdbgError
+    from engine_core.model.loader import load_model
     from engine_core.precision.convert import rewritten_model
     from engine_core.workspace import Workspace
 
@@ -84,12 +86,13 @@ def run(args: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)
 
-    def feeds() -> list:
-        from engine_core.backend.ort import OrtRunner
-        from engine_core.model.loader import load_model
+    metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
+    choice = choose_shapes(metas, data.shapes, args.model)  # the shapes compare would use
+    if choice.note():
+        warn(choice.note() or "")
 
-        metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-        source = data.source(metas)
+    def feeds() -> list:
+        source = data.source(metas, model=args.model)
         samples = list(source)
         for w in source.warnings:
             warn(w)
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         check_timeout=args.check_timeout,
         max_iterations=args.max_iterations,
         trt_options=options,
-        shapes=parse_shapes(data.shapes),
+        shapes=choice.shapes,
         label=label,
         on_iteration=show,
     )
