@@ -178,7 +178,7 @@ def run_network(args: argparse.Namespace, path: str, model: Any, index: Any) -> 
     doc: dict[str, Any] = {"network": network_view(parsed)}
     text = [network_text(parsed, os.path.basename(path))]
     if args.engine_layers:
-        built = runner.build(shapes=_hint_shapes(runner.input_metadata()))
+        built = runner.build(shapes=_hint_shapes(runner.input_metadata(), path))
         info = runner.engine_info(built)
         doc["engine"] = {
             "cache_key": built.key,
