@@ -78,7 +78,7 @@ class ShapeChoice:
 
 def _place_label(meta: TensorMeta, index: int) -> str:
     dim = meta.shape[index] if meta.shape else None
-    sym = _symbol(dim)  # type: ignore[arg-type]
+    sym = _symbol(dim)
     return f"{meta.name} dim {index} ('{sym}')" if sym else f"{meta.name} dim {index} (anonymous)"
 
 
@@ -210,8 +210,8 @@ def choose_shapes(
         hit = _read_cache(ws).get(key)
         if hit is not None:
             shapes = {n: tuple(s) for n, s in hit["shapes"].items()}
-            tried = [({n: tuple(s) for n, s in t.items()}, e) for t, e in hit.get("tried", [])]
-            return ShapeChoice(shapes, groups, tried, cached=True)
+            before = [({n: tuple(s) for n, s in t.items()}, e) for t, e in hit.get("tried", [])]
+            return ShapeChoice(shapes, groups, before, cached=True)
     run = run or _ort_probe(str(model_path), metas)
     tried: list[tuple[Shapes, str]] = []
     for shapes in _attempts(first, groups):

@@ -442,7 +442,7 @@ def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:
     return ort_meta(vi)
 
 
-def _hint_shapes(metas: Sequence[TensorMeta], model_path: Path | None = None) -> dict[str, Shape]:
+def _hint_shapes(metas: Sequence[TensorMeta], model_path: str | os.PathLike[str] | None = None) -> dict[str, Shape]:
     """Concrete input shapes: the one shape policy (:func:`~engine_core.data.shape_choice.choose_shapes`)."""
     from engine_core.data.shape_choice import choose_shapes
 

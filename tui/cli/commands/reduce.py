@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
 
@@ -157,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.candidate is not None else 1
 
 
-def _subject_coverage(subject: str | None, model: object, path: str) -> object:
+def _subject_coverage(subject: str | None, model: Any, path: str) -> Any:
     """The precision subject's coverage on the whole model (``None`` for other judges)."""
     from engine_core.precision.runner import is_precision_spec
     from engine_core.runners import make_runner
 
     if not subject or not is_precision_spec(subject.strip().lower()):
         return None
-    return getattr(make_runner(subject, model, path), "coverage", None)  # type: ignore[arg-type]
+    return getattr(make_runner(subject, model, path), "coverage", None)
