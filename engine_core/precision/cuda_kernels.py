@@ -88,6 +88,10 @@ def keep_without_kernel(
             if check(node, ins, outs, an.opset):
                 continue
             where = f"onnxruntime {version} " if version else ""
-            facts.block(f"{where}has no {label} {p} kernel for {node.op_type}", f"no {label} {p} kernel", (p,))
+            facts.block(
+                f"{where}has no {label} {p} kernel for {node.op_type}",
+                f"no {label} {p} kernel for {node.op_type}",
+                (p,),
+            )
             blocked += 1
     return blocked
