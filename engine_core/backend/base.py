@@ -18,6 +18,8 @@ class Runner(ABC):
     """
 
     name: str
+    _observable: list[str]
+    _unobservable: dict[str, str]
 
     @abstractmethod
     def activate(self) -> None:
@@ -34,13 +36,13 @@ class Runner(ABC):
     def output_names(self) -> list[str]:
         """The model's own outputs, in order."""
 
-    @abstractmethod
     def observable_tensors(self) -> list[str]:
         """Every tensor that ``infer(..., outputs=...)`` can return, in topological order."""
+        return list(self._observable)
 
-    @abstractmethod
     def unobservable_tensors(self) -> dict[str, str]:
         """Tensors that exist in the model but cannot be returned, with the reason."""
+        return dict(self._unobservable)
 
     @abstractmethod
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:

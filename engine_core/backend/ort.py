@@ -12,6 +12,7 @@ import onnx
 
 from engine_core.backend.base import Runner
 from engine_core.errors import TrtdbgError
+from engine_core.model.loader import ort_session_options
 from engine_core.types import TensorMeta
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -79,12 +80,6 @@ class OrtRunner(Runner):
         self.activate()
         return list(self._outputs)
 
-    def observable_tensors(self) -> list[str]:
-        return list(self._observable)
-
-    def unobservable_tensors(self) -> dict[str, str]:
-        return dict(self._unobservable)
-
     # -- inference -------------------------------------------------------------------------
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self.activate()
@@ -114,14 +109,7 @@ class OrtRunner(Runner):
         if len(self._sessions) >= 2:  # keep the base session and the current batch only
             for k in [k for k in self._sessions if k]:
                 del self._sessions[k]
-        so = ort.SessionOptions()
-        so.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[self.opt_level]
-        so.log_severity_level = 3
+        so = ort_session_options(self.opt_level, log_level=3)
         so.enable_cpu_mem_arena = False  # return intermediate memory after each run (mark-all budgets)
         provider = PROVIDERS[self.provider]
         if provider not in ort.get_available_providers():

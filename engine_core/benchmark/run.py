@@ -317,15 +317,9 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
     import onnxruntime as ort
 
     from engine_core.backend.ort import PROVIDERS
+    from engine_core.model.loader import ort_session_options
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[runner.opt_level]
-    so.log_severity_level = 3
+    so = ort_session_options(runner.opt_level, log_level=3)
     so.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="trtdbg-prof-") as tmp:
         so.profile_file_prefix = str(Path(tmp, "ort"))

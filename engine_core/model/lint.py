@@ -256,13 +256,10 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
 
 
 def _ort_support(model: onnx.ModelProto, path: str, out: list[Finding]) -> None:
-    import onnxruntime as ort
+    from engine_core.model.loader import ort_cpu_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ort_cpu_session(model)
     except Exception as exc:
         text = " ".join(str(exc).split())
         out.append(Finding("error", "ort-load", f"ONNX Runtime (CPU) cannot load the model: {text[:300]}"))

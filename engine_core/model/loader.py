@@ -10,6 +10,7 @@ import functools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
@@ -238,6 +239,29 @@ def check_runtime_support(
             )
 
 
+def ort_session_options(opt_level: str = "disable", log_level: int = 4) -> Any:
+    """ONNX Runtime session options: graph optimizations ``disable``, ``basic``, ``extended`` or ``all``; quiet logs."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = log_level
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt_level]
+    return so
+
+
+def ort_cpu_session(model: ModelProto, opt_level: str = "disable") -> Any:
+    """An ONNX Runtime CPU session over ``model`` (raises what ONNX Runtime raises when it cannot load it)."""
+    import onnxruntime as ort
+
+    options = ort_session_options(opt_level)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
 @functools.cache
 def max_onnxruntime_opset(hint: int) -> int:
     """The newest ai.onnx opset <= ``hint`` that the installed onnxruntime accepts (21 at worst).
@@ -245,18 +269,15 @@ def max_onnxruntime_opset(hint: int) -> int:
     Probes by creating a one-node Identity session per candidate opset, from ``hint`` down
     (about a millisecond each); cached per ``hint``.
     """
-    import onnxruntime as ort
     from onnx import helper
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
     vi_x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     vi_y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [vi_x], [vi_y])
     for version in range(hint, _ORT_SAFE_OPSET, -1):
         probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)], ir_version=8)
         try:
-            ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            ort_cpu_session(probe)
             return version
         except Exception:
             continue

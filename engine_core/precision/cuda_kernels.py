@@ -18,6 +18,7 @@ from typing import Any
 import onnx
 from onnx import helper
 
+from engine_core.model.loader import ort_session_options
 from engine_core.precision.rules import FLOAT_TYPES, Analysis
 
 KernelCheck = Callable[[onnx.NodeProto, list[int | None], list[int | None], int], bool]
@@ -34,9 +35,7 @@ def session_probe(provider: str = "CUDAExecutionProvider") -> KernelCheck | None
 
     if provider not in ort.get_available_providers():
         return None
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so = ort_session_options()
     if provider != "CPUExecutionProvider":
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 

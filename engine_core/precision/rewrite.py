@@ -132,13 +132,10 @@ def validate(model: onnx.ModelProto, where: str = "rewritten model", session: bo
     except Exception as exc:  # the checker and inference raise several exception types
         raise TrtdbgError(f"{where} is not valid ONNX: {_first_line(exc)}; please report this as a trtdbg bug") from exc
     if session:
-        import onnxruntime as ort
+        from engine_core.model.loader import ort_cpu_session
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            ort_cpu_session(model)
         except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load the {where}: {_first_line(exc)}") from exc
 

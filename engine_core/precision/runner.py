@@ -156,12 +156,6 @@ class PrecisionRunner(Runner):
     def output_names(self) -> list[str]:
         return list(self._outputs)
 
-    def observable_tensors(self) -> list[str]:
-        return list(self._observable)
-
-    def unobservable_tensors(self) -> dict[str, str]:
-        return dict(self._unobservable)
-
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self.activate()
         assert self._inner is not None

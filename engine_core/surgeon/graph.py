@@ -16,7 +16,7 @@ from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
-from engine_core.model.loader import subgraphs_of
+from engine_core.model.loader import ort_cpu_session, subgraphs_of
 from engine_core.types import Dim
 
 PROTOBUF_LIMIT = (1 << 31) - 1
@@ -318,13 +318,8 @@ def validate(model: ModelProto, what: str, hint: str) -> list[str]:
         return [
             f"{what} was not loaded in ONNX Runtime: op domain(s) {', '.join(sorted(unknown))} need a custom-op library"
         ]
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ort_cpu_session(model)
     except Exception as exc:
         raise TrtdbgError(f"{what} does not load in ONNX Runtime: {first_line(exc)}; {hint}") from exc
     return []

@@ -20,7 +20,7 @@ from onnx import ModelProto, numpy_helper
 from engine_core.data.shapes import format_dims, format_shape
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
-from engine_core.model.loader import subgraphs_of
+from engine_core.model.loader import ort_cpu_session, subgraphs_of
 from engine_core.surgeon.changes import EditResult, summarize
 from engine_core.surgeon.graph import (
     ORT_DOMAINS,
@@ -283,8 +283,6 @@ def _run_constant_graph(
     model: ModelProto, nodes: list[onnx.NodeProto], values: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Run input-less ``nodes`` (reading initializers of ``model`` and ``values``) in ONNX Runtime."""
-    import onnxruntime as ort
-
     sub = shell(model)
     g = sub.graph
     g.node.extend(nodes)
@@ -295,8 +293,5 @@ def _run_constant_graph(
     names = [o for n in nodes for o in n.output if o]
     for name in names:
         g.output.add().name = name
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(sub.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_cpu_session(sub)
     return dict(zip(names, sess.run(names, {})))

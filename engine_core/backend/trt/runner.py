@@ -168,11 +168,11 @@ class TrtRunner(Runner):
 
     def observable_tensors(self) -> list[str]:
         self.prepare()
-        return list(self._observable)
+        return super().observable_tensors()
 
     def unobservable_tensors(self) -> dict[str, str]:
         self.prepare()
-        return dict(self._unobservable)
+        return super().unobservable_tensors()
 
     # -- building --------------------------------------------------------------------------
     def build_options(self, extra: Sequence[str] = (), shapes: Mapping[str, Shape] | None = None) -> BuildOptions:
