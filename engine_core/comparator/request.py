@@ -361,9 +361,10 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
     ref_saved = _saved_side(request, "reference", warn)
     sub_saved = _saved_side(request, "subject", warn)
+    unobservable: dict[str, str] = {}
     if ref_saved and sub_saved and not (request.marks or request.mark_ops):
         # Saved outputs on both sides: compare what the subject file holds, as Polygraphy walks runner 0's outputs.
-        wanted, unobservable = _saved_names(index, sub_saved.iterations[0], request.exclude), {}
+        wanted = _saved_names(index, sub_saved.iterations[0], request.exclude)
     else:
         wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     if not wanted:
@@ -376,8 +377,8 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         held = [saved.iterations[0] for saved in (sub_saved, ref_saved) if saved is not None]
         for n in names:
             arr = next((h[n] for h in held if n in h), None)
-            meta = (arr.dtype, tuple(arr.shape)) if arr is not None else None
-            if meta is None and (m := index.tensor_meta(n)) is not None:
+            meta: Meta | None = (arr.dtype, tuple(arr.shape)) if arr is not None else None
+            if meta is None and (m := index.tensor_meta(n)) is not None and m.dtype is not None:
                 meta = (m.dtype, m.shape)
             if meta is not None:
                 out[n] = meta
@@ -548,7 +549,7 @@ def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mappin
         keep[iteration].update((names.get(k, k), v) for k, v in out.items())
         return out
 
-    source.fetch = fetch  # type: ignore[method-assign]
+    source.fetch = fetch  # type: ignore[method-assign, assignment]
 
 
 def _runner_name(source: OutputSource) -> str:
