@@ -141,10 +141,16 @@ class ToleranceOptions:
     """``elemwise`` (default), ``max``, ``mean``, ``median`` or ``quantile``, per tensor."""
     error_quantile: tuple[str, ...] = ()
     """Quantile for ``quantile`` (default 0.99), per tensor."""
-    infinities_compare_equal: bool = False
+    infinities_compare_equal: bool | None = None
+    """Equal ±inf at one position count as equal; ``None``: yes, unless ``polygraphy_defaults``."""
     rel_mode: str = "polygraphy"
     """``polygraphy``: |s-r|/|r|; ``robust``: |s-r|/(|r|+atol)."""
     check_shapes: bool = True
+    int_atol: float | None = None
+    """Absolute tolerance of integer tensors narrower than 64 bits (quantized data); ``None``: one unit,
+    or ``atol`` with ``polygraphy_defaults``."""
+    polygraphy_defaults: bool = False
+    """Polygraphy's exact rules: matched ±inf fail, integers judged by ``atol`` (``--polygraphy-defaults``)."""
 
     def __post_init__(self) -> None:
         for name in ("atol", "rtol", "check_error_stat", "error_quantile"):
@@ -169,6 +175,8 @@ class ToleranceOptions:
             infinities_compare_equal=self.infinities_compare_equal,
             rel_mode=self.rel_mode,
             check_shapes=self.check_shapes,
+            int_atol=self.int_atol,
+            polygraphy_defaults=self.polygraphy_defaults,
         )
 
     def differences(self, other: ToleranceOptions) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine_core.comparator.metrics import compare_tensors
+from engine_core.comparator.metrics import compare_tensors, error_distribution
 from engine_core.comparator.tolerances import CompareSettings
 
 polygraphy_compare = pytest.importorskip("polygraphy.comparator")
@@ -66,7 +66,11 @@ def test_verdicts_match_polygraphy(atol: float, rtol: float, stat: str, inf_equa
         cases, atol=atol, rtol=rtol, check_error_stat=stat, infinities_compare_equal=inf_equal
     )
     settings = CompareSettings.from_specs(
-        atol=[str(atol)], rtol=[str(rtol)], check_error_stat=[stat], infinities_compare_equal=inf_equal
+        atol=[str(atol)],
+        rtol=[str(rtol)],
+        check_error_stat=[stat],
+        infinities_compare_equal=inf_equal,
+        polygraphy_defaults=True,
     )
     names = list(cases)
     ours = compare_tensors(names, [cases[n][0] for n in names], [cases[n][1] for n in names], settings)
@@ -103,7 +107,10 @@ def test_extra_statistics() -> None:
     assert st2.max_abs == pytest.approx(0.5, rel=1e-6)
     assert 0.99 < st2.cosine < 1.0
     assert st2.snr_db > 20
-    assert st2.p99_abs <= st2.max_abs
+    assert st2.p99_abs is None  # order statistics are computed on demand
+    full = error_distribution(st2, finite, ref, CompareSettings())
+    assert full.median_abs <= full.p90_abs <= full.p99_abs <= full.max_abs == st2.max_abs
+    assert full.std_abs > 0 and full.max_rel_robust is not None
 
 
 def test_robust_relative_error_ignores_underflow_to_zero() -> None:

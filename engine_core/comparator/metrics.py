@@ -5,33 +5,50 @@ thousands of small tensors cost a handful of numpy calls instead of dozens each.
 is Polygraphy's (``comparator/compare.py: SimpleCompareFunc._check_outputs_match``):
 
 * both sides are cast up (fp16→fp32, 8/16-bit ints→int32, uint32→int64); bools use xor;
-* ``absdiff = |subject − reference|``; with ``infinities_compare_equal`` equal infinities give 0;
+* ``absdiff = |subject − reference|``; with ``infinities_compare_equal`` (trtdbg's default) equal
+  infinities at the same position give 0, NaN always fails;
 * ``reldiff = absdiff / |reference|`` where zeros of a floating reference get ``+2.220446049250313e-16``;
 * ``elemwise`` fails iff some element has ``(abs > atol or abs is NaN) and (rel > rtol or rel is NaN)``;
   ``max|mean|median|quantile`` fail iff ``(stat_abs is NaN or > atol) and (stat_rel is NaN or > rtol)``
   (the mean is computed in float32, the quantile with numpy's linear rule).
 
-Extra statistics Polygraphy does not give: std and p90/p95/p99 of both errors, cosine similarity,
-SNR, NaN/Inf counts per side, the number of mismatching elements, and a near-zero-robust relative
-error ``|s − r| / (|r| + atol)`` (``rel_mode="robust"`` makes the verdict use it).
+Two ways to get there, with identical verdicts, maxima and argmaxima:
+
+* the streaming path (floating tensors, ``elemwise``/``max``): one cache-sized chunk of columns at a
+  time, every statistic the verdict and the error table need (max/argmax, means, mismatch count,
+  cosine, SNR, NaN/Inf counts) from the chunk while it is hot, with no order statistics;
+* the full path (integers, bools, ``mean``/``median``/``quantile``, ``rel_mode="robust"``, matched
+  infinities, or ``order_stats=True``): whole-array numpy as Polygraphy does it.
+
+Order statistics (median, p90/p95/p99, std) and the near-zero-robust relative error
+``|s − r| / (|r| + atol)`` are computed only where a verdict needs them or the caller asks
+(``order_stats=True``: the detail pane's :func:`error_distribution`, ``compare --order-stats``);
+otherwise they are ``None``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from engine_core.comparator.tolerances import CompareSettings
 
 EPSILON = 2.220446049250313e-16
 _SMALL = 1 << 14  # tensors up to this many elements are stacked with their peers
+_CHUNK = 1 << 16  # elements per row-chunk on the streaming path (stays in the CPU caches)
+_QUANTILES = (0.9, 0.95, 0.99)
 
 
 @dataclass(slots=True)
 class TensorStats:
-    """Error statistics and verdict for one tensor of one iteration (subject vs reference)."""
+    """Error statistics and verdict for one tensor of one iteration (subject vs reference).
+
+    Order statistics (``median_*``, ``p9x_*``, ``std_*``) and the robust relative error are ``None``
+    when they were not computed (see the module docstring).
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -42,24 +59,24 @@ class TensorStats:
     reason: str | None = None
     max_abs: float = float("nan")
     mean_abs: float = float("nan")
-    median_abs: float = float("nan")
-    std_abs: float = float("nan")
-    p90_abs: float = float("nan")
-    p95_abs: float = float("nan")
-    p99_abs: float = float("nan")
+    median_abs: float | None = None
+    std_abs: float | None = None
+    p90_abs: float | None = None
+    p95_abs: float | None = None
+    p99_abs: float | None = None
     argmax_abs: tuple[int, ...] | None = None
     max_rel: float = float("nan")
     mean_rel: float = float("nan")
-    median_rel: float = float("nan")
-    std_rel: float = float("nan")
-    p90_rel: float = float("nan")
-    p95_rel: float = float("nan")
-    p99_rel: float = float("nan")
+    median_rel: float | None = None
+    std_rel: float | None = None
+    p90_rel: float | None = None
+    p95_rel: float | None = None
+    p99_rel: float | None = None
     argmax_rel: tuple[int, ...] | None = None
     quantile_abs: float | None = None
     quantile_rel: float | None = None
-    max_rel_robust: float = float("nan")
-    mean_rel_robust: float = float("nan")
+    max_rel_robust: float | None = None
+    mean_rel_robust: float | None = None
     cosine: float = float("nan")
     snr_db: float = float("nan")
     mismatches: int = 0
@@ -67,11 +84,20 @@ class TensorStats:
     inf: int = 0
     ref_nan: int = 0
     ref_inf: int = 0
+    inf_matched: int = 0
+    """Elements where both sides hold the same ±inf (equal by default, NaN under Polygraphy's rule)."""
+    atol: float | None = None
+    """The absolute tolerance this tensor was judged with."""
 
     @property
     def nonfinite(self) -> bool:
         """True when the subject produced NaN or Inf."""
         return self.nan > 0 or self.inf > 0
+
+    @property
+    def is_float(self) -> bool:
+        """True for floating-point tensors (the ones ``--first-failing float`` considers)."""
+        return self.ref_dtype.startswith(("float", "bfloat"))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict (NaN/Inf become strings only at JSON encoding time)."""
@@ -98,10 +124,39 @@ def cast_up(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def tolerance_for(name: str, dtype: np.dtype, settings: CompareSettings) -> float:
+    """The absolute tolerance of tensor ``name``: its ``--atol NAME:`` value, else ``int_atol`` for
+    integer tensors narrower than 64 bits (quantized data, integer accumulators), else the default."""
+    if name in settings.atol.overrides:
+        return settings.atol.overrides[name]
+    if settings.int_atol is not None and dtype.kind in "iu" and dtype.itemsize <= 4:
+        return max(settings.int_atol, settings.atol.default)
+    return settings.atol.default
+
+
 def compare_tensors(
-    names: Sequence[str], subjects: Sequence[np.ndarray], references: Sequence[np.ndarray], settings: CompareSettings
+    names: Sequence[str],
+    subjects: Sequence[np.ndarray],
+    references: Sequence[np.ndarray],
+    settings: CompareSettings,
+    *,
+    order_stats: bool = False,
 ) -> list[TensorStats]:
-    """Statistics and verdicts for each ``(subject, reference)`` pair, in the given order."""
+    """Statistics and verdicts for each ``(subject, reference)`` pair, in the given order.
+
+    ``order_stats`` also computes median, p90/p95/p99, std and the robust relative error of every tensor.
+    """
+    with threadpool_limits(1, user_api="blas"):  # BLAS threads only contend on cache-sized dot products
+        return _compare_tensors(names, subjects, references, settings, order_stats)
+
+
+def _compare_tensors(
+    names: Sequence[str],
+    subjects: Sequence[np.ndarray],
+    references: Sequence[np.ndarray],
+    settings: CompareSettings,
+    order_stats: bool,
+) -> list[TensorStats]:
     results: list[TensorStats | None] = [None] * len(names)
     groups: dict[tuple[int, str, str, str], list[int]] = {}
     for i, (name, sub, ref) in enumerate(zip(names, subjects, references)):
@@ -112,16 +167,7 @@ def compare_tensors(
             continue
         if sub.size == 0:
             results[i] = TensorStats(
-                name,
-                tuple(ref.shape),
-                sub.dtype.name,
-                ref.dtype.name,
-                0,
-                True,
-                max_abs=0.0,
-                max_rel=0.0,
-                median_abs=0.0,
-                median_rel=0.0,
+                name, tuple(ref.shape), sub.dtype.name, ref.dtype.name, 0, True, max_abs=0.0, max_rel=0.0
             )
             continue
         size = int(ref.size)
@@ -130,9 +176,23 @@ def compare_tensors(
     for idx in groups.values():
         subs = [np.asarray(subjects[i]) for i in idx]
         refs = [np.asarray(references[i]) for i in idx]
-        for i, st in zip(idx, _group_stats([names[i] for i in idx], subs, refs, settings)):
+        for i, st in zip(idx, _group_stats([names[i] for i in idx], subs, refs, settings, order_stats)):
             results[i] = st
     return [r for r in results if r is not None]
+
+
+def error_distribution(
+    stats: TensorStats, subject: np.ndarray, reference: np.ndarray, settings: CompareSettings
+) -> TensorStats:
+    """``stats`` completed with the order statistics and robust relative error of this pair (detail views)."""
+    (full,) = compare_tensors([stats.name], [subject], [reference], settings, order_stats=True)
+    return replace(stats, **{f: getattr(full, f) for f in _ORDER_FIELDS})
+
+
+_ORDER_FIELDS = tuple(f"{s}_{k}" for k in ("abs", "rel") for s in ("median", "std", "p90", "p95", "p99")) + (
+    "max_rel_robust",
+    "mean_rel_robust",
+)
 
 
 def _structural_problem(sub: np.ndarray, ref: np.ndarray, settings: CompareSettings) -> str | None:
@@ -155,22 +215,208 @@ def _stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _group_stats(
-    names: Sequence[str], subs: Sequence[np.ndarray], refs: Sequence[np.ndarray], settings: CompareSettings
+    names: Sequence[str],
+    subs: Sequence[np.ndarray],
+    refs: Sequence[np.ndarray],
+    settings: CompareSettings,
+    order_stats: bool,
 ) -> list[TensorStats]:
     """Stats for tensors of identical size/dtypes: one vectorised pass over a [k, n] stack."""
     S = _stack(subs)
     R = _stack(refs)
-    k = S.shape[0]
-    atol = np.array([settings.atol.get(n) for n in names], dtype=np.float64)
-    rtol = np.array([settings.rtol.get(n) for n in names], dtype=np.float64)
     stat = settings.check_error_stat.get(names[0])
+    atol = np.array([tolerance_for(n, R.dtype, settings) for n in names], dtype=np.float64)
+    rtol = np.array([settings.rtol.get(n) for n in names], dtype=np.float64)
+    if (
+        not order_stats
+        and stat in ("elemwise", "max")
+        and settings.rel_mode == "polygraphy"
+        and S.dtype == R.dtype
+        and S.dtype.kind == "f"
+        and not (settings.polygraphy_defaults and settings.infinities_compare_equal)
+    ):
+        cols = _streaming_stats(S, R, atol, rtol, settings)
+    else:
+        cols = _full_stats(names, S, R, atol, rtol, settings, stat, order_stats)
+    return _to_stats(names, subs, refs, cols, atol, rtol, stat, settings)
+
+
+def _to_stats(
+    names: Sequence[str],
+    subs: Sequence[np.ndarray],
+    refs: Sequence[np.ndarray],
+    cols: dict[str, np.ndarray | None],
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    stat: str,
+    settings: CompareSettings,
+) -> list[TensorStats]:
+    """One :class:`TensorStats` per row of the computed columns, with its verdict."""
+    k = len(names)
+    if stat == "elemwise":
+        verdicts = (np.asarray(cols["mismatches"]) == 0).tolist()
+    else:
+        abs_stat = cols[f"{stat}_abs" if stat != "quantile" else "quantile_abs"]
+        rel_stat = cols["verdict_rel"]
+        assert abs_stat is not None and rel_stat is not None
+        verdicts = [not (_stat_failed(abs_stat[j], atol[j]) and _stat_failed(rel_stat[j], rtol[j])) for j in range(k)]
+    lists: dict[str, list | None] = {}
+    for key, v in cols.items():
+        if key in ("verdict_rel", "arg_abs", "arg_rel"):
+            continue
+        if v is None:
+            lists[key] = None
+        elif key in _INT_COLS:
+            lists[key] = np.asarray(v).tolist()
+        else:
+            lists[key] = np.asarray(v, dtype=np.float64).tolist()
+    shape = tuple(refs[0].shape)
+    same_shape = all(r.shape == shape for r in refs)
+    arg_abs, arg_rel = np.asarray(cols["arg_abs"]), np.asarray(cols["arg_rel"])
+    arg_abs_idx = _unravel_all(arg_abs, shape) if same_shape else None
+    arg_rel_idx = _unravel_all(arg_rel, shape) if same_shape else None
+    dtype, ref_dtype, size = subs[0].dtype.name, refs[0].dtype.name, int(refs[0].size)
+    atols = atol.tolist()
+    out: list[TensorStats] = []
+    for j in range(k):
+        rshape = shape if same_shape else tuple(refs[j].shape)
+        values = {key: (None if v is None else v[j]) for key, v in lists.items()}
+        out.append(
+            TensorStats(
+                names[j],
+                rshape,
+                dtype,
+                ref_dtype,
+                size,
+                bool(verdicts[j]),
+                argmax_abs=arg_abs_idx[j] if arg_abs_idx else _unravel_all(arg_abs[j : j + 1], rshape)[0],
+                argmax_rel=arg_rel_idx[j] if arg_rel_idx else _unravel_all(arg_rel[j : j + 1], rshape)[0],
+                atol=atols[j],
+                **values,
+            )
+        )
+    return out
+
+
+_INT_COLS = {"mismatches", "nan", "inf", "ref_nan", "ref_inf", "inf_matched"}
+
+
+def _float_below(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The largest ``dtype`` value ≤ each of ``values``: ``x > t`` ⟺ ``x > below(t)`` for every x of ``dtype``."""
+    t = values.astype(dtype)
+    over = t.astype(np.float64) > values
+    return np.where(over, np.nextafter(t, dtype.type(-np.inf)), t)
+
+
+def _streaming_stats(
+    S: np.ndarray, R: np.ndarray, atol: np.ndarray, rtol: np.ndarray, settings: CompareSettings
+) -> dict[str, np.ndarray | None]:
+    """Verdict and table statistics of floating [k, n] stacks, one cache-sized chunk at a time."""
+    k, n = S.shape
+    dt = S.dtype
+    width = n if n <= _SMALL else _CHUNK  # independent of k: results never depend on how tensors were grouped
+    atol_t = _float_below(atol, dt)[:, None]
+    rtol_t = _float_below(rtol, dt)[:, None]
+    rows = np.arange(k)
+    best = {"abs": np.full(k, -np.inf), "rel": np.full(k, -np.inf)}
+    arg = {"abs": np.zeros(k, np.int64), "rel": np.zeros(k, np.int64)}
+    sums = {"abs": np.zeros(k), "rel": np.zeros(k)}
+    mism = np.zeros(k, np.int64)
+    dots = np.zeros((4, k))
+    buf_d = np.empty((k, min(width, n)), dt)
+    buf_r = np.empty_like(buf_d)
+    ones = np.ones(min(width, n), dt)
+    with np.errstate(all="ignore"):
+        for c in range(0, n, width):
+            s, r = S[:, c : c + width], R[:, c : c + width]
+            w = s.shape[1]
+            d = np.subtract(s, r, out=buf_d[:, :w])
+            np.abs(d, out=d)
+            am_abs = d.argmax(axis=1)
+            if settings.infinities_compare_equal and np.isnan(d[rows, am_abs]).any():
+                matched = np.isinf(s) & (s == r)  # inf - inf: equal infinities count as equal
+                if matched.any():
+                    d[matched] = 0
+                    am_abs = d.argmax(axis=1)
+            a = np.abs(r, out=buf_r[:, :w])
+            rel = np.divide(d, a, out=a)
+            am_rel = rel.argmax(axis=1)
+            if not np.isfinite(rel[rows, am_rel]).all():  # zeros in the reference: Polygraphy's epsilon
+                a = np.abs(r, out=buf_r[:, :w])
+                a[a == 0] += EPSILON
+                rel = np.divide(d, a, out=a)
+                am_rel = rel.argmax(axis=1)
+            chunk_max = {}
+            for key, x, am in (("abs", d, am_abs), ("rel", rel, am_rel)):
+                mv = x[rows, am].astype(np.float64)
+                cur = best[key]
+                take = (np.isnan(mv) & ~np.isnan(cur)) | (mv > cur)
+                cur[take] = mv[take]
+                arg[key][take] = am[take] + c
+                sums[key] += _rowdot(x, ones[:w])
+                chunk_max[key] = mv
+            check = ~(chunk_max["abs"] <= atol_t[:, 0]) & ~(chunk_max["rel"] <= rtol_t[:, 0])
+            if check.any():
+                sel = np.flatnonzero(check)
+                ok = (d[sel] <= atol_t[sel]) | (rel[sel] <= rtol_t[sel])
+                mism[sel] += w - np.count_nonzero(ok, axis=1)
+            dots[3] += _rowdot(d, d)
+            s64 = s.astype(np.float64)
+            r64 = r.astype(np.float64)
+            dots[0] += _rowdot(s64, r64)
+            dots[1] += _rowdot(s64, s64)
+            dots[2] += _rowdot(r64, r64)
+        nonfinite = ~np.isfinite(dots[1]) | ~np.isfinite(dots[2])
+        counts = {key: np.zeros(k, np.int64) for key in ("nan", "inf", "ref_nan", "ref_inf", "inf_matched")}
+        for j in np.flatnonzero(nonfinite):
+            counts["nan"][j] = np.count_nonzero(np.isnan(S[j]))
+            counts["inf"][j] = np.count_nonzero(np.isinf(S[j]))
+            counts["ref_nan"][j] = np.count_nonzero(np.isnan(R[j]))
+            counts["ref_inf"][j] = np.count_nonzero(np.isinf(R[j]))
+            counts["inf_matched"][j] = np.count_nonzero(np.isinf(S[j]) & (S[j] == R[j]))
+        cosine, snr = _cosine_snr(*dots)
+    return {
+        "max_abs": best["abs"],
+        "max_rel": best["rel"],
+        "arg_abs": arg["abs"],
+        "arg_rel": arg["rel"],
+        "mean_abs": sums["abs"] / n,
+        "mean_rel": sums["rel"] / n,
+        "verdict_rel": best["rel"],
+        "cosine": cosine,
+        "snr_db": snr,
+        "mismatches": mism,
+        **counts,
+    }
+
+
+def _full_stats(
+    names: Sequence[str],
+    S: np.ndarray,
+    R: np.ndarray,
+    atol: np.ndarray,
+    rtol: np.ndarray,
+    settings: CompareSettings,
+    stat: str,
+    order_stats: bool,
+) -> dict[str, np.ndarray | None]:
+    """Every statistic from whole arrays, exactly as Polygraphy computes them."""
+    k = S.shape[0]
+    cols: dict[str, np.ndarray | None] = {}
     with np.errstate(all="ignore"):
         if S.dtype == np.bool_ and R.dtype == np.bool_:
             absd = np.logical_xor(S, R)
         else:
             absd = np.abs(np.subtract(S, R))
-            if settings.infinities_compare_equal and S.dtype.kind == "f":
-                absd = np.where(np.isinf(S) & (S == R), np.asarray(0), absd)  # int64 0-d: float64 as Polygraphy
+        if S.dtype.kind == "f":
+            matched = np.isinf(S) & (S == R)
+            cols["inf_matched"] = np.count_nonzero(matched, axis=1)
+            if settings.infinities_compare_equal and settings.polygraphy_defaults:
+                absd = np.where(matched, np.asarray(0), absd)  # int64 0-d: float64 errors, as Polygraphy
+            elif settings.infinities_compare_equal and cols["inf_matched"].any():
+                absd[matched] = 0
+        else:
+            cols["inf_matched"] = np.zeros(k, np.int64)
         R_eps = R
         if R.dtype.kind == "f":
             zero = R == 0
@@ -181,142 +427,64 @@ def _group_stats(
 
         absf = absd if absd.dtype.kind == "f" else absd.astype(np.float64)
         relf = rel if rel.dtype.kind == "f" else rel.astype(np.float64)
-        max_abs = np.max(absf, axis=1)
-        max_rel = np.max(relf, axis=1)
-        mean_abs = np.mean(absd, axis=1, dtype=np.float32)
-        mean_rel = np.mean(rel, axis=1, dtype=np.float32)
-        median_abs, q_abs = _order_stats(absf)
-        median_rel, q_rel = _order_stats(relf)
-        std_abs = np.std(absf, axis=1)
-        std_rel = np.std(relf, axis=1)
-        arg_abs = np.argmax(absf, axis=1)
-        arg_rel = np.argmax(relf, axis=1)
-        robust = absf / (np.abs(R).astype(absf.dtype, copy=False) + atol[:, None])
-        max_robust = np.max(robust, axis=1)
-        mean_robust = np.mean(robust, axis=1)
-
+        cols["arg_abs"] = np.argmax(absf, axis=1)
+        cols["arg_rel"] = np.argmax(relf, axis=1)
+        cols["max_abs"] = np.max(absf, axis=1)
+        cols["max_rel"] = np.max(relf, axis=1)
+        cols["mean_abs"] = np.mean(absd, axis=1, dtype=np.float32)
+        cols["mean_rel"] = np.mean(rel, axis=1, dtype=np.float32)
+        robust = None
+        if order_stats or settings.rel_mode == "robust":
+            robust = absf / (np.abs(R).astype(absf.dtype, copy=False) + atol[:, None])
+            cols["max_rel_robust"] = np.max(robust, axis=1)
+            cols["mean_rel_robust"] = np.mean(robust, axis=1)
         rel_for_verdict = robust if settings.rel_mode == "robust" else relf
+        if order_stats or stat == "median":
+            cols["median_abs"], q_abs = _order_stats(absf)
+            cols["median_rel"], q_rel = _order_stats(relf)
+            if order_stats:
+                for i, q in enumerate(("p90", "p95", "p99")):
+                    cols[f"{q}_abs"], cols[f"{q}_rel"] = q_abs[i], q_rel[i]
+                cols["std_abs"] = np.std(absf, axis=1)
+                cols["std_rel"] = np.std(relf, axis=1)
         mism = ((absf > atol[:, None]) | np.isnan(absf)) & (
             (rel_for_verdict > rtol[:, None]) | np.isnan(rel_for_verdict)
         )
-        n_mism = np.count_nonzero(mism, axis=1)
+        cols["mismatches"] = np.count_nonzero(mism, axis=1)
 
-        quant_abs = quant_rel = None
         if stat == "quantile":
             qs = [settings.error_quantile.get(n) for n in names]
             if len(set(qs)) == 1:
-                quant_abs = np.quantile(absf, qs[0], axis=1)
-                quant_rel = np.quantile(rel_for_verdict, qs[0], axis=1)
+                cols["quantile_abs"] = np.quantile(absf, qs[0], axis=1)
+                cols["quantile_rel"] = np.quantile(rel_for_verdict, qs[0], axis=1)
             else:
-                quant_abs = np.array([np.quantile(absf[j], qs[j]) for j in range(k)])
-                quant_rel = np.array([np.quantile(rel_for_verdict[j], qs[j]) for j in range(k)])
-
-        if S.dtype.kind == "f":
-            nan_s = np.count_nonzero(np.isnan(S), axis=1)
-            inf_s = np.count_nonzero(np.isinf(S), axis=1)
-        else:
-            nan_s = inf_s = np.zeros(k, dtype=np.int64)
-        if R.dtype.kind == "f":
-            nan_r = np.count_nonzero(np.isnan(R), axis=1)
-            inf_r = np.count_nonzero(np.isinf(R), axis=1)
-        else:
-            nan_r = inf_r = np.zeros(k, dtype=np.int64)
-        dot, ss, rr, noise = _dots(S, R)
-        ns, nr = np.sqrt(ss), np.sqrt(rr)
-        cosine = dot / (ns * nr)
-        cosine = np.where((ns == 0) & (nr == 0), 1.0, np.where((ns == 0) | (nr == 0), 0.0, cosine))
-        signal = rr
-        snr = np.where(noise == 0, np.inf, 10.0 * np.log10(signal / noise))
-
-    cols = {
-        "max_abs": max_abs,
-        "mean_abs": mean_abs,
-        "median_abs": median_abs,
-        "std_abs": std_abs,
-        "p90_abs": q_abs[0],
-        "p95_abs": q_abs[1],
-        "p99_abs": q_abs[2],
-        "max_rel": max_rel,
-        "mean_rel": mean_rel,
-        "median_rel": median_rel,
-        "std_rel": std_rel,
-        "p90_rel": q_rel[0],
-        "p95_rel": q_rel[1],
-        "p99_rel": q_rel[2],
-        "max_rel_robust": max_robust,
-        "mean_rel_robust": mean_robust,
-        "cosine": cosine,
-        "snr_db": snr,
-    }
-    rows = {key: np.asarray(v, dtype=np.float64).tolist() for key, v in cols.items()}
-    ints = {
-        key: np.asarray(v).tolist()
-        for key, v in {"mismatches": n_mism, "nan": nan_s, "inf": inf_s, "ref_nan": nan_r, "ref_inf": inf_r}.items()
-    }
-    shape = tuple(refs[0].shape)
-    same_shape = all(r.shape == shape for r in refs)
-    arg_abs_idx = _unravel_all(arg_abs, shape) if same_shape else None
-    arg_rel_idx = _unravel_all(arg_rel, shape) if same_shape else None
-    dtype, ref_dtype, size = subs[0].dtype.name, refs[0].dtype.name, int(refs[0].size)
-    if stat == "elemwise":
-        verdicts = (n_mism == 0).tolist()
-    else:
-        rel_stat = {"max": max_rel, "mean": mean_rel, "median": median_rel, "quantile": quant_rel}[stat]
-        if settings.rel_mode == "robust" and stat != "quantile":
-            if stat == "max":
-                rel_stat = np.max(robust, axis=1)
-            elif stat == "median":
-                rel_stat = np.median(robust, axis=1)
+                cols["quantile_abs"] = np.array([np.quantile(absf[j], qs[j]) for j in range(k)])
+                cols["quantile_rel"] = np.array([np.quantile(rel_for_verdict[j], qs[j]) for j in range(k)])
+            cols["verdict_rel"] = cols["quantile_rel"]
+        elif stat != "elemwise":
+            if robust is not None:
+                reducer = {"max": np.max, "median": np.median}.get(stat)
+                cols["verdict_rel"] = reducer(robust, axis=1) if reducer else np.mean(robust, axis=1, dtype=np.float32)
             else:
-                rel_stat = np.mean(robust, axis=1, dtype=np.float32)
-        abs_stat = {"max": max_abs, "mean": mean_abs, "median": median_abs, "quantile": quant_abs}[stat]
-        verdicts = [not (_stat_failed(abs_stat[j], atol[j]) and _stat_failed(rel_stat[j], rtol[j])) for j in range(k)]
-    out: list[TensorStats] = []
-    for j in range(k):
-        rshape = shape if same_shape else tuple(refs[j].shape)
-        out.append(
-            TensorStats(
-                names[j],
-                rshape,
-                dtype,
-                ref_dtype,
-                size,
-                bool(verdicts[j]),
-                None,
-                rows["max_abs"][j],
-                rows["mean_abs"][j],
-                rows["median_abs"][j],
-                rows["std_abs"][j],
-                rows["p90_abs"][j],
-                rows["p95_abs"][j],
-                rows["p99_abs"][j],
-                arg_abs_idx[j] if arg_abs_idx else _unravel_all(arg_abs[j : j + 1], rshape)[0],
-                rows["max_rel"][j],
-                rows["mean_rel"][j],
-                rows["median_rel"][j],
-                rows["std_rel"][j],
-                rows["p90_rel"][j],
-                rows["p95_rel"][j],
-                rows["p99_rel"][j],
-                arg_rel_idx[j] if arg_rel_idx else _unravel_all(arg_rel[j : j + 1], rshape)[0],
-                None if quant_abs is None else float(quant_abs[j]),
-                None if quant_rel is None else float(quant_rel[j]),
-                rows["max_rel_robust"][j],
-                rows["mean_rel_robust"][j],
-                rows["cosine"][j],
-                rows["snr_db"][j],
-                ints["mismatches"][j],
-                ints["nan"][j],
-                ints["inf"][j],
-                ints["ref_nan"][j],
-                ints["ref_inf"][j],
-            )
-        )
-    return out
+                cols["verdict_rel"] = cols[f"{stat}_rel"]
+
+        for side, X in (("", S), ("ref_", R)):
+            if X.dtype.kind == "f":
+                cols[f"{side}nan"] = np.count_nonzero(np.isnan(X), axis=1)
+                cols[f"{side}inf"] = np.count_nonzero(np.isinf(X), axis=1)
+            else:
+                cols[f"{side}nan"] = cols[f"{side}inf"] = np.zeros(k, dtype=np.int64)
+        cols["cosine"], cols["snr_db"] = _cosine_snr(*_dots(S, R))
+    return cols
 
 
-_QUANTILES = (0.9, 0.95, 0.99)
-_DOT_CHUNK = 1 << 20
+def _cosine_snr(dot: np.ndarray, ss: np.ndarray, rr: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity (both zero → 1, one zero → 0) and SNR in dB (reference power over error power)."""
+    ns, nr = np.sqrt(ss), np.sqrt(rr)
+    cosine = dot / (ns * nr)
+    cosine = np.where((ns == 0) & (nr == 0), 1.0, np.where((ns == 0) | (nr == 0), 0.0, cosine))
+    snr = np.where(noise == 0, np.inf, 10.0 * np.log10(rr / noise))
+    return cosine, snr
 
 
 def _order_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -339,10 +507,10 @@ def _order_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Row sums of S·R, S·S, R·R and (S−R)² in float64, converting at most ~1M elements at a time."""
+    """Row sums of S·R, S·S, R·R and (S−R)² in float64, converting one cache-sized chunk at a time."""
     k, n = S.shape
     out = np.zeros((4, k), dtype=np.float64)
-    step = max(1, _DOT_CHUNK // max(k, 1))
+    step = max(1024, _CHUNK // max(k, 1))
     for c in range(0, n, step):
         s = S[:, c : c + step].astype(np.float64)
         r = R[:, c : c + step].astype(np.float64)
@@ -352,6 +520,14 @@ def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         s -= r
         out[3] += np.einsum("ij,ij->i", s, s)
     return out[0], out[1], out[2], out[3]
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of a [k, w] array with a [k, w] array or a [w] vector, one BLAS call per row
+    (so a row's result never depends on the rows stacked with it)."""
+    if b.ndim == 1:
+        return np.array([row @ b for row in a], dtype=np.float64)
+    return np.array([x @ y for x, y in zip(a, b)], dtype=np.float64)
 
 
 def _stat_failed(value: float, tol: float) -> bool:

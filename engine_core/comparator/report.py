@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine_core.cells import fit
 from engine_core.comparator.engine import CompareSummary, TensorResult
 from engine_core.comparator.matching import Unmatched
+from engine_core.comparator.metrics import TensorStats
 
 
 @dataclass
@@ -45,6 +47,8 @@ class CompareReport:
             "subject": self.subject,
             "tensors": [r.to_dict() for r in self.results],
             "first_failing": _locate(self.summary.first_failing),
+            "first_failing_kind": self.summary.first_failing_kind,
+            "first_failing_float": _locate(self.summary.first_failing_float),
             "first_nonfinite": _locate(self.summary.first_nonfinite),
             "model": self.model,
             "iterations": self.iterations,
@@ -54,8 +58,11 @@ class CompareReport:
                 "compared": self.summary.compared,
                 "failed": self.summary.failed,
                 "batches": self.summary.batches,
+                "batch_note": self.summary.batch_note,
+                "peak_batch_bytes": self.summary.peak_batch_bytes,
                 "cancelled": self.summary.cancelled,
                 "stopped_early": self.summary.stopped_early,
+                "matched_inf_tensors": self.summary.matched_inf_tensors,
                 "elapsed_s": round(self.summary.elapsed_s, 4),
             },
             "non_exact_matches": [
@@ -69,9 +76,13 @@ class CompareReport:
             "precision_coverage": self.precision_coverage,
         }
 
-    def dumps(self) -> str:
-        """JSON text; non-finite floats become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
-        return json.dumps(json_safe(self.to_json()), indent=2)
+    def dumps(self, indent: bool = True) -> str:
+        """JSON text (indented, or compact); non-finite floats become ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+        doc = self.to_json()
+        tensors = doc.pop("tensors")
+        doc = json_safe(doc)
+        doc["tensors"] = [_safe_record(t) for t in tensors]
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0).decode()
 
     def to_text(self, show_all: bool = False, top: int = 25) -> str:
         """Human-readable report: failing (or all) tensors in graph order, then the summary."""
@@ -119,8 +130,23 @@ class CompareReport:
                 f"{f' ({required} required)' if required else ''}: {shown_u}{more}"
             )
         s = self.summary
+        if s.matched_inf_tensors:
+            rule = (
+                "counted equal"
+                if self.settings.get("infinities_compare_equal", True)
+                else "NaN errors: Polygraphy's rule, --infinities-compare-equal counts them equal"
+            )
+            lines.append(f"[I] {s.matched_inf_tensors} tensor comparison(s) hold the same ±inf on both sides ({rule})")
+        if s.batches > 1:
+            lines.append(f"[I] {s.batch_note}")
         lines.append("")
-        lines.append(f"First failing: {_where(s.first_failing)}")
+        if s.first_failing_kind == "float":
+            lines.append(f"First failing (float tensors): {_where(s.first_failing)}")
+        else:
+            lines.append(f"First failing: {_where(s.first_failing)}")
+            ff = s.first_failing_float
+            if ff is not None and ff is not s.first_failing:
+                lines.append(f"First failing float tensor: {_where(ff)}")
         lines.append(f"First NaN/Inf: {_where(s.first_nonfinite)}")
         state = " (cancelled)" if s.cancelled else (" (stopped at first failure)" if s.stopped_early else "")
         lines.append(
@@ -160,6 +186,18 @@ def _settings_line(settings: dict[str, Any]) -> str:
     if not settings:
         return ""
     return f"atol={settings.get('atol')} rtol={settings.get('rtol')} check={settings.get('check_error_stat')}"
+
+
+_FLOAT_FIELDS = tuple(name for name, f in TensorStats.__dataclass_fields__.items() if str(f.type).startswith("float"))
+
+
+def _safe_record(d: dict[str, Any]) -> dict[str, Any]:
+    """One tensor record with its non-finite float fields spelled as strings (flat: no recursion)."""
+    for key in _FLOAT_FIELDS:
+        v = d[key]
+        if v is not None and not math.isfinite(v):
+            d[key] = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return d
 
 
 def json_safe(obj: Any) -> Any:

@@ -84,6 +84,10 @@ class CompareRequest:
     """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
     loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Saved output files already read (path → runners), shared by the requests of :func:`comparisons`."""
+    first_failing: str = "any"
+    """What the summary's first failing tensor is: ``any`` or ``float`` (``--first-failing``)."""
+    order_stats: bool = False
+    """Also compute order statistics (median, p90/p95/p99, std) of every tensor (``--order-stats``)."""
 
     def __post_init__(self) -> None:
         if self.mem_budget is not None and self.mem_budget <= 0:
@@ -337,11 +341,17 @@ def _saved_names(index: ModelIndex, saved: Mapping[str, np.ndarray], exclude: Se
     return sorted(names, key=lambda n: position.get(n, len(position)))
 
 
-def _estimate_bytes(model: onnx.ModelProto, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, int]:
-    """Size of each tensor for this feed's input shapes (ONNX shape inference; unknown sizes omitted)."""
+def _estimate_bytes(
+    model: onnx.ModelProto,
+    feed: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    pinned: Mapping[str, tuple[tuple[int, ...], np.dtype]] | None = None,
+) -> dict[str, int]:
+    """Size of each tensor for this feed's input shapes (ONNX shape inference with measured shapes
+    ``pinned``; unknown sizes omitted)."""
     from engine_core.model.shapes import infer_concrete_sizes
 
-    return infer_concrete_sizes(model, {k: (tuple(v.shape), v.dtype) for k, v in feed.items()}, names)
+    return infer_concrete_sizes(model, {k: (tuple(v.shape), v.dtype) for k, v in feed.items()}, names, pinned)
 
 
 def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = None) -> PreparedCompare:
@@ -369,7 +379,8 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     if not wanted:
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
-    opt_level = request.ort_opt_level or ("all" if set(wanted) <= set(index.outputs) else "disable")
+    outputs_only = set(wanted) <= set(index.outputs)
+    opt_level = request.ort_opt_level or ("all" if outputs_only or request.settings.polygraphy_defaults else "disable")
 
     def wanted_meta(names: Sequence[str]) -> dict[str, Meta]:
         """dtype/shape of MODEL's tensors: from a saved side holding them, else the model's shape inference."""
@@ -447,13 +458,26 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         )
 
     budget = request.mem_budget or default_mem_budget()
+    resize = None
     if len(slots) > 1 and feeds and feeds[0]:
-        sizes = _estimate_bytes(model, feeds[0], [s.name for s in slots])
+        slot_names = [s.name for s in slots]
+        sizes = _estimate_bytes(model, feeds[0], slot_names)
         for slot in slots:
             slot.est_bytes = sizes.get(slot.name)
+        feed0 = feeds[0]
+        resize = lambda pinned: _estimate_bytes(model, feed0, slot_names, pinned)  # noqa: E731
 
     job = CompareJob(
-        ref_src, sub_src or ref_src, feeds, slots, request.settings, mem_budget=budget, fail_fast=request.fail_fast
+        ref_src,
+        sub_src or ref_src,
+        feeds,
+        slots,
+        request.settings,
+        mem_budget=budget,
+        fail_fast=request.fail_fast,
+        first_failing=request.first_failing,
+        order_stats=request.order_stats,
+        resize=resize,
     )
     return PreparedCompare(
         job,
@@ -529,15 +553,17 @@ def execute(
 def _run_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
     """Reference-only run: fetch every batch for every feed (nothing to compare against)."""
     done = 0
-    for bi, batch in enumerate(job.batches):
+    for bi, batch, planned in job.iter_batches():
         for it, feed in enumerate(job.feeds):
             if job.cancel.is_set():
                 job.summary.cancelled = True
                 return
-            keep[it].update(job.reference.fetch(it, feed, [s.name for s in batch]))
+            fetched = job.reference.fetch(it, feed, [s.name for s in batch])
+            job.measure(batch, fetched)
+            keep[it].update(fetched)
             done += len(batch)
             if job.on_progress:
-                job.on_progress(Progress(done, job.total, bi, len(job.batches)))
+                job.on_progress(Progress(done, job.total, bi, planned))
 
 
 def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mapping[str, str]) -> None:

@@ -12,6 +12,8 @@ from engine_core.errors import TrtdbgError
 T = TypeVar("T")
 ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
 REL_MODES = ("polygraphy", "robust")
+INT_ATOL = 1.0
+"""Default tolerance of quantized integer tensors (int8/uint8/int16/uint16/int32/uint32): one unit."""
 
 
 @dataclass
@@ -81,9 +83,14 @@ class CompareSettings:
     rtol: PerTensor[float] = field(default_factory=lambda: PerTensor(1e-5))
     check_error_stat: PerTensor[str] = field(default_factory=lambda: PerTensor("elemwise"))
     error_quantile: PerTensor[float] = field(default_factory=lambda: PerTensor(0.99))
-    infinities_compare_equal: bool = False
+    infinities_compare_equal: bool = True
+    """Equal ±inf at the same position count as equal (trtdbg's default; Polygraphy's is False)."""
     rel_mode: str = "polygraphy"
     check_shapes: bool = True
+    polygraphy_defaults: bool = False
+    """Polygraphy's exact arithmetic: with ``infinities_compare_equal`` its errors become float64, as there."""
+    int_atol: float | None = INT_ATOL
+    """Absolute tolerance of integer tensors narrower than 64 bits (quantized data); ``None``: the default atol."""
 
     @classmethod
     def from_specs(
@@ -92,11 +99,17 @@ class CompareSettings:
         rtol: Sequence[str] | None = None,
         check_error_stat: Sequence[str] | None = None,
         error_quantile: Sequence[str] | None = None,
-        infinities_compare_equal: bool = False,
+        infinities_compare_equal: bool | None = None,
         rel_mode: str = "polygraphy",
         check_shapes: bool = True,
+        int_atol: float | None = None,
+        polygraphy_defaults: bool = False,
     ) -> CompareSettings:
-        """Build settings from command-line style ``[name:]value`` lists."""
+        """Build settings from command-line style ``[name:]value`` lists.
+
+        ``None`` means the default: matched infinities equal and integer tolerance ``INT_ATOL``, or, with
+        ``polygraphy_defaults``, Polygraphy's rules (infinities differ, integers judged by ``atol``).
+        """
         if rel_mode not in REL_MODES:
             raise TrtdbgError(f"--rel-mode: '{rel_mode}' is not one of {', '.join(REL_MODES)}")
         return cls(
@@ -104,9 +117,13 @@ class CompareSettings:
             rtol=parse_per_tensor(rtol, 1e-5, _tolerance, "--rtol"),
             check_error_stat=parse_per_tensor(check_error_stat, "elemwise", _stat, "--check-error-stat"),
             error_quantile=parse_per_tensor(error_quantile, 0.99, _quantile, "--error-quantile"),
-            infinities_compare_equal=infinities_compare_equal,
+            infinities_compare_equal=(
+                infinities_compare_equal if infinities_compare_equal is not None else not polygraphy_defaults
+            ),
             rel_mode=rel_mode,
             check_shapes=check_shapes,
+            int_atol=int_atol if int_atol is not None or polygraphy_defaults else INT_ATOL,
+            polygraphy_defaults=polygraphy_defaults,
         )
 
     def describe(self) -> dict[str, object]:
@@ -125,4 +142,6 @@ class CompareSettings:
             "infinities_compare_equal": self.infinities_compare_equal,
             "rel_mode": self.rel_mode,
             "check_shapes": self.check_shapes,
+            "int_atol": self.int_atol,
+            "polygraphy_defaults": self.polygraphy_defaults,
         }

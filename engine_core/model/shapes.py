@@ -12,13 +12,34 @@ from engine_core.errors import TrtdbgError
 
 
 def infer_concrete_sizes(
-    model: onnx.ModelProto, inputs: Mapping[str, tuple[tuple[int, ...], np.dtype]], names: Sequence[str]
+    model: onnx.ModelProto,
+    inputs: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+    names: Sequence[str],
+    pinned: Mapping[str, tuple[tuple[int, ...], np.dtype]] | None = None,
 ) -> dict[str, int]:
     """Bytes of each tensor in ``names`` when the graph inputs have the given shapes.
 
-    Runs ONNX shape inference with the inputs' dims fixed (the model is restored afterwards);
-    tensors whose shape or type stays unknown are left out. Never raises for inference failures.
+    Runs ONNX shape inference (with data propagation) with the inputs' dims fixed and the ``pinned``
+    intermediate tensors at their measured shapes (e.g. a ``NonZero`` output), so that sizes depending
+    on them become known; the model is restored afterwards. Tensors whose shape or type stays unknown
+    are left out. Never raises for inference failures.
     """
+    n_value_info = len(model.graph.value_info)
+    for name, (shape, dtype) in (pinned or {}).items():
+        try:
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        except (KeyError, TypeError, ValueError):
+            continue
+        model.graph.value_info.append(helper.make_tensor_value_info(name, elem, list(shape)))
+    try:
+        return _infer_sizes(model, inputs, names)
+    finally:
+        del model.graph.value_info[n_value_info:]
+
+
+def _infer_sizes(
+    model: onnx.ModelProto, inputs: Mapping[str, tuple[tuple[int, ...], np.dtype]], names: Sequence[str]
+) -> dict[str, int]:
     saved = []
     for vi in model.graph.input:
         if vi.name in inputs and vi.type.HasField("tensor_type"):

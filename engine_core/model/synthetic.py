@@ -345,3 +345,157 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
         if typ == _F16:
             graph.node.append(helper.make_node("Cast", [name], [y], f"graph_output_cast{i}", to=_F32))
     return out
+
+
+class _Builder:
+    """Appends named nodes and float32 initializers to a graph (helper for the larger generated models)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.graph = onnx.GraphProto()
+        self.rng = np.random.default_rng(seed)
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...], scale: float) -> str:
+        return self.const(name, (self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def node(self, op: str, name: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:
+        outs = [f"{name}_output_{i}" for i in range(n_out)]
+        self.graph.node.append(helper.make_node(op, inputs, outs, name=name, **attrs))
+        return outs[0]
+
+
+def _layer_norm(b: _Builder, x: str, p: str, axes: str, dim: int) -> str:
+    """LayerNormalization decomposed as exporters write it (ReduceMean, Sub, Pow, Sqrt, Div, Mul, Add)."""
+    mean = b.node("ReduceMean", f"{p}/ReduceMean", [x], axes=[-1])
+    cen = b.node("Sub", f"{p}/Sub", [x, mean])
+    sq = b.node("Pow", f"{p}/Pow", [cen, b.const(f"{p}/two", np.array(2.0, np.float32))])
+    var = b.node("ReduceMean", f"{p}/ReduceMean_1", [sq], axes=[-1])
+    eps = b.node("Add", f"{p}/Add", [var, b.const(f"{p}/eps", np.array(1e-5, np.float32))])
+    std = b.node("Sqrt", f"{p}/Sqrt", [eps])
+    norm = b.node("Div", f"{p}/Div", [cen, std])
+    scaled = b.node("Mul", f"{p}/Mul", [norm, b.const(f"{p}/gamma", np.ones(dim, np.float32))])
+    return b.node("Add", f"{p}/Add_1", [scaled, b.const(f"{p}/beta", np.zeros(dim, np.float32))])
+
+
+def transformer_model(layers: int = 160, seq: int = 49, dim: int = 64, heads: int = 4) -> onnx.ModelProto:
+    """A Swin/BERT-like encoder of ``layers`` blocks (~50 nodes each: 160 blocks ≈ 8,000 nodes).
+
+    Input ``x`` float32 [1, seq, dim]; each block: decomposed LayerNorm, fused QKV projection, multi-head
+    attention with an additive relative-position bias, output projection, residual, LayerNorm, GELU MLP
+    (Erf form), residual. Weights are deterministic and scaled so activations stay bounded.
+    """
+    b = _Builder()
+    hd = dim // heads
+    x = "x"
+    shape_qkv = b.const("shape_qkv", np.array([1, seq, 3, heads, hd], np.int64))
+    shape_out = b.const("shape_out", np.array([1, seq, dim], np.int64))
+    scale = b.const("attn_scale", np.array(math.sqrt(hd), np.float32))
+    for i in range(layers):
+        p = f"/blocks.{i}"
+        h = _layer_norm(b, x, f"{p}/norm1", "", dim)
+        qkv = b.node("MatMul", f"{p}/attn/qkv/MatMul", [h, b.weight(f"{p}.qkv.w", (dim, 3 * dim), dim**-0.5)])
+        qkv = b.node("Add", f"{p}/attn/qkv/Add", [qkv, b.weight(f"{p}.qkv.b", (3 * dim,), 0.02)])
+        qkv = b.node("Reshape", f"{p}/attn/Reshape", [qkv, shape_qkv])
+        qkv = b.node("Transpose", f"{p}/attn/Transpose", [qkv], perm=[2, 0, 3, 1, 4])
+        q, k, v = (
+            b.node("Gather", f"{p}/attn/Gather_{j}", [qkv, b.const(f"{p}/idx{j}", np.array(j, np.int64))], axis=0)
+            for j in range(3)
+        )
+        q = b.node("Div", f"{p}/attn/Div", [q, scale])
+        kt = b.node("Transpose", f"{p}/attn/Transpose_1", [k], perm=[0, 1, 3, 2])
+        att = b.node("MatMul", f"{p}/attn/MatMul", [q, kt])
+        att = b.node("Add", f"{p}/attn/Add", [att, b.weight(f"{p}.rel_bias", (1, heads, seq, seq), 0.1)])
+        att = b.node("Softmax", f"{p}/attn/Softmax", [att], axis=-1)
+        o = b.node("MatMul", f"{p}/attn/MatMul_1", [att, v])
+        o = b.node("Transpose", f"{p}/attn/Transpose_2", [o], perm=[0, 2, 1, 3])
+        o = b.node("Reshape", f"{p}/attn/Reshape_1", [o, shape_out])
+        o = b.node("MatMul", f"{p}/attn/proj/MatMul", [o, b.weight(f"{p}.proj.w", (dim, dim), dim**-0.5)])
+        o = b.node("Add", f"{p}/attn/proj/Add", [o, b.weight(f"{p}.proj.b", (dim,), 0.02)])
+        o = b.node("Mul", f"{p}/attn/gamma", [o, b.const(f"{p}.ls1", np.full(dim, 0.1, np.float32))])
+        x = b.node("Add", f"{p}/Add", [x, o])
+        h = _layer_norm(b, x, f"{p}/norm2", "", dim)
+        h = b.node("MatMul", f"{p}/mlp/fc1/MatMul", [h, b.weight(f"{p}.fc1.w", (dim, 4 * dim), dim**-0.5)])
+        h = b.node("Add", f"{p}/mlp/fc1/Add", [h, b.weight(f"{p}.fc1.b", (4 * dim,), 0.02)])
+        g = b.node("Div", f"{p}/mlp/act/Div", [h, b.const(f"{p}/sqrt2", np.array(math.sqrt(2.0), np.float32))])
+        g = b.node("Erf", f"{p}/mlp/act/Erf", [g])
+        g = b.node("Add", f"{p}/mlp/act/Add", [g, b.const(f"{p}/one", np.array(1.0, np.float32))])
+        g = b.node("Mul", f"{p}/mlp/act/Mul", [h, g])
+        g = b.node("Mul", f"{p}/mlp/act/Mul_1", [g, b.const(f"{p}/half", np.array(0.5, np.float32))])
+        h = b.node("MatMul", f"{p}/mlp/fc2/MatMul", [g, b.weight(f"{p}.fc2.w", (4 * dim, dim), (4 * dim) ** -0.5)])
+        h = b.node("Add", f"{p}/mlp/fc2/Add", [h, b.weight(f"{p}.fc2.b", (dim,), 0.02)])
+        h = b.node("Mul", f"{p}/mlp/gamma", [h, b.const(f"{p}.ls2", np.full(dim, 0.1, np.float32))])
+        x = b.node("Add", f"{p}/Add_1", [x, h])
+    y = _layer_norm(b, x, "/norm", "", dim)
+    b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, dim]))
+    b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, seq, dim]))
+    return _model(b.graph, f"transformer_{layers}")
+
+
+def masked_attention_model(seq: int = 8, dim: int = 16) -> onnx.ModelProto:
+    """One attention head whose padding mask adds ``-inf`` (``Where(mask == 0, -inf, 0)``) and a T5-style
+    ``Log`` of a relative-position table holding 0 (→ ``-inf``): identical runs hold ``-inf`` at the same places.
+
+    Inputs: ``x`` float32 [1, seq, dim], ``attention_mask`` int64 [1, seq] (0 = padding).
+    """
+    b = _Builder(seed=5)
+    q = b.node("MatMul", "/attn/q/MatMul", ["x", b.weight("wq", (dim, dim), dim**-0.5)])
+    k = b.node("MatMul", "/attn/k/MatMul", ["x", b.weight("wk", (dim, dim), dim**-0.5)])
+    kt = b.node("Transpose", "/attn/Transpose", [k], perm=[0, 2, 1])
+    scores = b.node("MatMul", "/attn/MatMul", [q, kt])
+    pad = b.node("Equal", "/attn/mask/Equal", ["attention_mask", b.const("zero_i", np.array(0, np.int64))])
+    pad = b.node("Unsqueeze", "/attn/mask/Unsqueeze", [pad, b.const("ax1", np.array([1], np.int64))])
+    bias = b.node(
+        "Where",
+        "/attn/mask/Where",
+        [pad, b.const("neg_inf", np.array(-np.inf, np.float32)), b.const("zero_f", np.array(0.0, np.float32))],
+    )
+    rel = np.abs(np.arange(seq)[:, None] - np.arange(seq)[None, :]).astype(np.float32)[None]
+    log_rel = b.node("Log", "/attn/rel/Log", [b.const("rel_pos", rel)])
+    scores = b.node("Add", "/attn/Add", [scores, bias])
+    scores = b.node("Add", "/attn/Add_1", [scores, log_rel])
+    probs = b.node("Softmax", "/attn/Softmax", [scores], axis=-1)
+    y = b.node("MatMul", "/attn/MatMul_1", [probs, "x"])
+    b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, dim]))
+    b.graph.input.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, seq]))
+    b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, seq, dim]))
+    return _model(b.graph, "masked_attention")
+
+
+def data_dependent_model(width: int = 4096, stages: int = 6) -> onnx.ModelProto:
+    """Tensors whose sizes only the data decide (shape inference sees unknown dims), as in TTS decoders.
+
+    Input ``x`` float32 [1, width]: ``NonZero`` of ``x > 0.5`` gives the positions, ``Expand``/``Range``
+    build per-stage tensors of [count, width // 8 * (stage + 1)] elements; each stage then runs a few
+    elementwise ops on them. The output is a [1] sum.
+    """
+    b = _Builder(seed=9)
+    mask = b.node("Greater", "/sel/Greater", ["x", b.const("half", np.array(0.5, np.float32))])
+    nz = b.node("NonZero", "/sel/NonZero", [mask])
+    cnt = b.node("Shape", "/sel/Shape", [nz], start=1)
+    total = None
+    for s in range(stages):
+        p = f"/stage.{s}"
+        cols = b.const(f"{p}/cols", np.array([width // 8 * (s + 1)], np.int64))
+        shape = b.node("Concat", f"{p}/Concat", [cnt, cols], axis=0)
+        rng = b.node(
+            "Range",
+            f"{p}/Range",
+            [
+                b.const(f"{p}/r0", np.array(0.0, np.float32)),
+                b.const(f"{p}/r1", np.array(1.0, np.float32)),
+                b.const(f"{p}/dr", np.array(1.0 / (width // 8 * (s + 1)), np.float32)),
+            ],
+        )
+        e = b.node("Expand", f"{p}/Expand", [rng, shape])
+        e = b.node("Mul", f"{p}/Mul", [e, b.const(f"{p}/k", np.array(1.0 + 0.1 * s, np.float32))])
+        e = b.node("Sin", f"{p}/Sin", [e])
+        e = b.node("Add", f"{p}/Add", [e, b.const(f"{p}/c", np.array(0.25, np.float32))])
+        red = b.node("ReduceSum", f"{p}/ReduceSum", [e], keepdims=0)
+        total = red if total is None else b.node("Add", f"{p}/Acc", [total, red])
+    y = b.node("Reshape", "/out/Reshape", [total, b.const("one_shape", np.array([1], np.int64))])
+    b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width]))
+    b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1]))
+    return _model(b.graph, "data_dependent")

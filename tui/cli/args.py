@@ -89,7 +89,25 @@ class ToleranceArgs:
             help="elemwise (default), max, mean, median or quantile",
         )
         g.add_argument("--error-quantile", nargs="+", metavar="[NAME:]Q", help="quantile for 'quantile' (default 0.99)")
-        g.add_argument("--infinities-compare-equal", action="store_true", help="equal ±inf values count as equal")
+        g.add_argument(
+            "--infinities-compare-equal",
+            action="store_true",
+            default=None,
+            help="equal ±inf at the same position count as equal (the default; opt in with --polygraphy-defaults)",
+        )
+        g.add_argument(
+            "--int-atol",
+            type=float,
+            metavar="VAL",
+            help="absolute tolerance of integer tensors narrower than 64 bits, i.e. quantized data and integer "
+            "accumulators (default 1: one unit; 0 = exact; --atol NAME:VAL still wins for a named tensor)",
+        )
+        g.add_argument(
+            "--polygraphy-defaults",
+            action="store_true",
+            help="Polygraphy's exact rules: matched ±inf fail (inf-inf = NaN), integers judged by --atol, "
+            "ONNX Runtime with all graph optimizations",
+        )
         g.add_argument(
             "--rel-mode",
             choices=("polygraphy", "robust"),
@@ -113,6 +131,8 @@ class ToleranceArgs:
             infinities_compare_equal=args.infinities_compare_equal,
             rel_mode=args.rel_mode,
             check_shapes=not args.no_shape_check,
+            int_atol=args.int_atol,
+            polygraphy_defaults=args.polygraphy_defaults,
         )
 
 

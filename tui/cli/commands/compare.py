@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from engine_core.comparator.engine import FIRST_FAILING_KINDS
 from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_args
 
@@ -95,7 +96,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
         "compared, so marking never changes fusions and results; all otherwise)",
     )
-    out.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    out.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of text (compact unless on a terminal)"
+    )
+    out.add_argument(
+        "--first-failing",
+        choices=FIRST_FAILING_KINDS,
+        default="any",
+        help="what 'first failing' points at: any tensor (default) or float tensors only",
+    )
+    out.add_argument(
+        "--order-stats",
+        action="store_true",
+        help="also compute median, p90/p95/p99 and std of both errors for every tensor (slower)",
+    )
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument(
@@ -136,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         save_plot(reports[0], args.save_plot, args.plot_metric)
     passed = all(r.passed for r in reports)
     if len(reports) == 1:
-        out = reports[0].dumps() if args.json else reports[0].to_text(show_all=args.show_all)
+        out = reports[0].dumps(indent=sys.stdout.isatty()) if args.json else reports[0].to_text(show_all=args.show_all)
     elif args.json:
         import json
 
@@ -180,6 +194,8 @@ def request_from_args(args: argparse.Namespace) -> CompareRequest:
         workspace=args.workspace,
         plan=args.plan,
         trt_options=trt_options_from_args(args),
+        first_failing=args.first_failing,
+        order_stats=args.order_stats,
     )
 
 
