@@ -102,7 +102,7 @@ def test_budget_holds_on_data_dependent_shapes(save_model, tmp_path: Path) -> No
     budget = 6 << 20
 
     def run(mem_budget: int | None):
-        job = prepare(_request(model, sub, tmp_path)).job
+        job = prepare(_request(model, sub, tmp_path, mem_budget=mem_budget)).job
         job.mem_budget = mem_budget  # None: no batching at all
         for src in (job.reference, job.subject):
             src.open()

@@ -168,7 +168,9 @@ class CompareJob:
 
     ``cancel`` (a ``threading.Event``) stops the job between chunks; ``on_progress`` is called after
     each chunk. ``first_failing`` (``any``/``float``) picks what the summary calls the first failing
-    tensor; ``order_stats`` also computes median/p90/p95/p99/std for every tensor. Iterate :meth:`results` (or call :meth:`run`) from any thread; the job never touches UI.
+    tensor; ``order_stats`` also computes median/p90/p95/p99/std for every tensor. ``resize`` re-sizes
+    tensors from measured shapes; ``probe_unknown`` (for a budget the user set) fetches the first
+    tensor of unknown size in a batch of its own before planning the rest. Iterate :meth:`results` (or call :meth:`run`) from any thread; the job never touches UI.
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class CompareJob:
         first_failing: str = "any",
         order_stats: bool = False,
         resize: Callable[[Mapping[str, tuple[tuple[int, ...], np.dtype]]], Mapping[str, int]] | None = None,
+        probe_unknown: bool = True,
     ) -> None:
         self.reference = reference
         self.subject = subject
@@ -204,6 +207,7 @@ class CompareJob:
         self._unknown_ids = {id(s) for s in self._unknown}
         self._unknown_bytes: int | None = None
         self._resize = resize
+        self.probe_unknown = probe_unknown
         self._pinned: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self._new_pins = False
 
@@ -221,7 +225,7 @@ class CompareJob:
             guess = None if self._unknown_bytes is None else 2 * self._unknown_bytes
             plan = plan_batches(remaining, self.mem_budget, guess)
             batch = plan[0]
-            if self.mem_budget is not None and self._unknown_bytes is None:
+            if self.probe_unknown and self.mem_budget is not None and self._unknown_bytes is None:
                 probe = next((i for i, s in enumerate(batch) if s.est_bytes is None), None)
                 if probe is not None and probe + 1 < len(batch):  # nothing measured yet: one unknown size at a time
                     batch = batch[: probe + 1]

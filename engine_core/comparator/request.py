@@ -478,6 +478,7 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
         first_failing=request.first_failing,
         order_stats=request.order_stats,
         resize=resize,
+        probe_unknown=request.mem_budget is not None,
     )
     return PreparedCompare(
         job,
