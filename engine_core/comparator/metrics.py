@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -245,7 +246,7 @@ def _to_stats(
     names: Sequence[str],
     subs: Sequence[np.ndarray],
     refs: Sequence[np.ndarray],
-    cols: dict[str, np.ndarray | None],
+    cols: dict[str, Any],
     atol: np.ndarray,
     rtol: np.ndarray,
     stat: str,
@@ -260,7 +261,7 @@ def _to_stats(
         rel_stat = cols["verdict_rel"]
         assert abs_stat is not None and rel_stat is not None
         verdicts = [not (_stat_failed(abs_stat[j], atol[j]) and _stat_failed(rel_stat[j], rtol[j])) for j in range(k)]
-    lists: dict[str, list | None] = {}
+    lists: dict[str, list[Any] | None] = {}
     for key, v in cols.items():
         if key in ("verdict_rel", "arg_abs", "arg_rel"):
             continue
@@ -280,7 +281,7 @@ def _to_stats(
     out: list[TensorStats] = []
     for j in range(k):
         rshape = shape if same_shape else tuple(refs[j].shape)
-        values = {key: (None if v is None else v[j]) for key, v in lists.items()}
+        values: dict[str, Any] = {key: (None if v is None else v[j]) for key, v in lists.items()}
         out.append(
             TensorStats(
                 names[j],
@@ -310,7 +311,7 @@ def _float_below(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _streaming_stats(
     S: np.ndarray, R: np.ndarray, atol: np.ndarray, rtol: np.ndarray, settings: CompareSettings
-) -> dict[str, np.ndarray | None]:
+) -> dict[str, Any]:
     """Verdict and table statistics of floating [k, n] stacks, one cache-sized chunk at a time."""
     k, n = S.shape
     dt = S.dtype
@@ -399,10 +400,10 @@ def _full_stats(
     settings: CompareSettings,
     stat: str,
     order_stats: bool,
-) -> dict[str, np.ndarray | None]:
+) -> dict[str, Any]:
     """Every statistic from whole arrays, exactly as Polygraphy computes them."""
     k = S.shape[0]
-    cols: dict[str, np.ndarray | None] = {}
+    cols: dict[str, Any] = {}
     with np.errstate(all="ignore"):
         if S.dtype == np.bool_ and R.dtype == np.bool_:
             absd = np.logical_xor(S, R)
@@ -433,12 +434,12 @@ def _full_stats(
         cols["max_rel"] = np.max(relf, axis=1)
         cols["mean_abs"] = np.mean(absd, axis=1, dtype=np.float32)
         cols["mean_rel"] = np.mean(rel, axis=1, dtype=np.float32)
-        robust = None
+        robust: np.ndarray | None = None
         if order_stats or settings.rel_mode == "robust":
             robust = absf / (np.abs(R).astype(absf.dtype, copy=False) + atol[:, None])
             cols["max_rel_robust"] = np.max(robust, axis=1)
             cols["mean_rel_robust"] = np.mean(robust, axis=1)
-        rel_for_verdict = robust if settings.rel_mode == "robust" else relf
+        rel_for_verdict = robust if robust is not None and settings.rel_mode == "robust" else relf
         if order_stats or stat == "median":
             cols["median_abs"], q_abs = _order_stats(absf)
             cols["median_rel"], q_rel = _order_stats(relf)
@@ -462,9 +463,13 @@ def _full_stats(
                 cols["quantile_rel"] = np.array([np.quantile(rel_for_verdict[j], qs[j]) for j in range(k)])
             cols["verdict_rel"] = cols["quantile_rel"]
         elif stat != "elemwise":
-            if robust is not None:
-                reducer = {"max": np.max, "median": np.median}.get(stat)
-                cols["verdict_rel"] = reducer(robust, axis=1) if reducer else np.mean(robust, axis=1, dtype=np.float32)
+            if robust is not None and settings.rel_mode == "robust":
+                if stat == "max":
+                    cols["verdict_rel"] = np.max(robust, axis=1)
+                elif stat == "median":
+                    cols["verdict_rel"] = np.median(robust, axis=1)
+                else:
+                    cols["verdict_rel"] = np.mean(robust, axis=1, dtype=np.float32)
             else:
                 cols["verdict_rel"] = cols[f"{stat}_rel"]
 

@@ -361,7 +361,7 @@ class _Builder:
     def weight(self, name: str, shape: tuple[int, ...], scale: float) -> str:
         return self.const(name, (self.rng.standard_normal(shape) * scale).astype(np.float32))
 
-    def node(self, op: str, name: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:
+    def node(self, op: str, name: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> str:
         outs = [f"{name}_output_{i}" for i in range(n_out)]
         self.graph.node.append(helper.make_node(op, inputs, outs, name=name, **attrs))
         return outs[0]
@@ -475,7 +475,7 @@ def data_dependent_model(width: int = 4096, stages: int = 6) -> onnx.ModelProto:
     mask = b.node("Greater", "/sel/Greater", ["x", b.const("half", np.array(0.5, np.float32))])
     nz = b.node("NonZero", "/sel/NonZero", [mask])
     cnt = b.node("Shape", "/sel/Shape", [nz], start=1)
-    total = None
+    total = ""
     for s in range(stages):
         p = f"/stage.{s}"
         cols = b.const(f"{p}/cols", np.array([width // 8 * (s + 1)], np.int64))
@@ -494,8 +494,39 @@ def data_dependent_model(width: int = 4096, stages: int = 6) -> onnx.ModelProto:
         e = b.node("Sin", f"{p}/Sin", [e])
         e = b.node("Add", f"{p}/Add", [e, b.const(f"{p}/c", np.array(0.25, np.float32))])
         red = b.node("ReduceSum", f"{p}/ReduceSum", [e], keepdims=0)
-        total = red if total is None else b.node("Add", f"{p}/Acc", [total, red])
+        total = b.node("Add", f"{p}/Acc", [total, red]) if total else red
     y = b.node("Reshape", "/out/Reshape", [total, b.const("one_shape", np.array([1], np.int64))])
     b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width]))
     b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1]))
     return _model(b.graph, "data_dependent")
+
+
+def quantized_matmul_model(rows: int = 16, dim: int = 32, scale: float = 1.0, column: int = 5) -> onnx.ModelProto:
+    """Dynamic quantization as ONNX Runtime's quantizer writes it: ``DynamicQuantizeLinear`` (uint8 data),
+    ``MatMulInteger`` (int32 accumulators) with int8 weights, ``Cast`` and rescale back to float.
+
+    Input ``x`` float32 [1, rows, dim] has its column ``column`` multiplied by ``scale`` first (a subject
+    with ``scale=0.998`` shifts some uint8 values of that column by one unit while the quantization scale,
+    set by the maximum, usually stays). Output float32 [1, rows, dim].
+    """
+    b = _Builder(seed=11)
+    w = b.const("w_q", b.rng.integers(-127, 128, size=(dim, dim)).astype(np.int8))
+    col_scale = np.ones(dim, np.float32)
+    col_scale[column] = scale
+    x = b.node("Mul", "/in/Mul", ["x", b.const("in_scale", col_scale)])
+    q = b.graph.node
+    q.append(
+        helper.make_node(
+            "DynamicQuantizeLinear", [x], ["x_q", "x_scale", "x_zero_point"], name="/fc/DynamicQuantizeLinear"
+        )
+    )
+    acc = b.node(
+        "MatMulInteger", "/fc/MatMulInteger", ["x_q", w, "x_zero_point", b.const("w_zp", np.array(0, np.int8))]
+    )
+    f = b.node("Cast", "/fc/Cast", [acc], to=TensorProto.FLOAT)
+    s = b.node("Mul", "/fc/Mul", ["x_scale", b.const("w_scale", np.array(0.01, np.float32))])
+    y = b.node("Mul", "/fc/Mul_1", [f, s])
+    y = b.node("Tanh", "/fc/Tanh", [y])
+    b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows, dim]))
+    b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, rows, dim]))
+    return _model(b.graph, "quantized_matmul")
