@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,22 @@ _ORT_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.intern
 _ORT_SAFE_OPSET = 21
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 """ONNX-domain ops with GRAPH attributes (nodes of other domains are checked one by one)."""
+RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
+"""Ops whose output differs from run to run (never folded; their output type comes from an attribute)."""
+KEEP_FP32_INPUTS: dict[str, frozenset[int]] = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
+"""Float inputs that stay FP32 when their node computes in low precision (ROI / scales)."""
+
+
+def formal_parameter(
+    params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int
+) -> onnx.defs.OpSchema.FormalParameter | None:
+    """The schema's formal parameter of input/output ``i`` (the last one repeats when variadic)."""
+    if i < len(params):
+        return params[i]
+    last = params[-1] if params else None
+    return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
 
 
 def load_model(

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from engine_core.errors import TrtdbgError
+from engine_core.model.loader import KEEP_FP32_INPUTS, RANDOM_OPS, formal_parameter
 
 OPSET = 17
 IR_VERSION = 8
@@ -226,27 +226,7 @@ def branchy_model() -> onnx.ModelProto:
 
 
 _F32, _F16 = TensorProto.FLOAT, TensorProto.FLOAT16
-_NEVER_FP16 = frozenset(
-    {
-        "Constant",
-        "ConstantOfShape",
-        "EyeLike",
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-    }
-)
-_KEEP_FP32_INPUTS = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
-
-
-def _formal(params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
-    if i < len(params):
-        return params[i]
-    last = params[-1] if params else None
-    return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
+_NEVER_FP16 = RANDOM_OPS | {"Constant", "ConstantOfShape", "EyeLike"}
 
 
 def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
@@ -315,9 +295,9 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
         for i, x in enumerate(src.input):
             if not x or types.get(x) not in (_F32, _F16):
                 continue
-            formal = _formal(schema.inputs, i) if schema else None
+            formal = formal_parameter(schema.inputs, i) if schema else None
             ok = False
-            if schema is not None and formal is not None and i not in _KEEP_FP32_INPUTS.get(src.op_type, ()):
+            if schema is not None and formal is not None and i not in KEEP_FP32_INPUTS.get(src.op_type, ()):
                 allowed = next(
                     (c.allowed_type_strs for c in schema.type_constraints if c.type_param_str == formal.type_str),
                     [formal.type_str],
@@ -331,7 +311,7 @@ def fp16_copy(model: onnx.ModelProto, rename: bool = True) -> onnx.ModelProto:
             to.i = _F16
             fp16_params.add(schema.outputs[0].type_str)
         for j, y in enumerate(src.output):
-            formal = _formal(schema.outputs, j) if schema else None
+            formal = formal_parameter(schema.outputs, j) if schema else None
             lowp = formal is not None and formal.type_str in fp16_params and types.get(y) in (_F32, _F16)
             typ = _F16 if lowp else types.get(y, 0)
             if lowp and y in output_index:

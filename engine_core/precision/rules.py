@@ -9,7 +9,7 @@ Rewriting a plan (:mod:`engine_core.precision.rewrite`) then only walks the node
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from onnx import TensorProto, numpy_helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
+from engine_core.model.loader import KEEP_FP32_INPUTS, RANDOM_OPS, formal_parameter
 
 F32, F16, BF16 = TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16
 FLOAT_TYPES = {"fp16": F16, "bf16": BF16}
@@ -32,11 +33,7 @@ TINY_CONSTANT_ELEMENTS = 16
 """The underflow rule looks at constants up to this size (eps-like scalars); a few flushed values in a large weight
 tensor are harmless."""
 
-KEEP_FP32_INPUTS: dict[str, frozenset[int]] = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
-"""Float inputs that stay FP32 when their node computes in low precision (ROI / scales)."""
-ATTRIBUTE_TYPED = frozenset(
-    {"EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
-)
+ATTRIBUTE_TYPED = RANDOM_OPS | {"EyeLike"}
 QUANT_OPS = frozenset(
     {
         "QuantizeLinear",
@@ -333,7 +330,7 @@ class Analysis:
         for i, x in enumerate(node.input):
             if not x or types.get(x) != F32 or i in keep:
                 continue
-            formal = _formal(schema.inputs, i)
+            formal = formal_parameter(schema.inputs, i)
             if formal is None:
                 continue
             float_inputs.append(i)
@@ -353,7 +350,7 @@ class Analysis:
                 low_outputs.append(0)
         else:
             for j, y in enumerate(node.output):
-                formal = _formal(schema.outputs, j)
+                formal = formal_parameter(schema.outputs, j)
                 if y and formal is not None and formal.type_str in params and types.get(y) == F32:
                     low_outputs.append(j)
         if op in ("Cast", "Constant", "ConstantOfShape") and low_outputs:
@@ -424,14 +421,6 @@ def _copy_fields(src: Any, dst: Any, skip: set[str]) -> None:
             getattr(dst, fd.name).CopyFrom(value)
         else:
             setattr(dst, fd.name, value)
-
-
-def _formal(params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int) -> onnx.defs.OpSchema.FormalParameter | None:
-    """The formal parameter of input/output ``i`` (the last one repeats when variadic)."""
-    if i < len(params):
-        return params[i]
-    last = params[-1] if params else None
-    return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
 
 
 def _allowed(schema: onnx.defs.OpSchema, type_str: str) -> list[str]:

@@ -20,7 +20,7 @@ from onnx import ModelProto, numpy_helper
 from engine_core.data.shapes import format_dims, format_shape
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
-from engine_core.model.loader import ort_cpu_session, subgraphs_of
+from engine_core.model.loader import RANDOM_OPS, ort_cpu_session, subgraphs_of
 from engine_core.surgeon.changes import EditResult, summarize
 from engine_core.surgeon.graph import (
     ORT_DOMAINS,
@@ -34,19 +34,8 @@ from engine_core.surgeon.graph import (
     with_value_info,
 )
 
-NO_FOLD = frozenset(
-    {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-    }
-)
+NO_FOLD = RANDOM_OPS | {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+"""Ops never folded: random ones, and Q/DQ (TensorRT needs them as nodes)."""
 
 
 @dataclass(frozen=True)
