@@ -50,12 +50,8 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             rounded[key] = name
         return name
 
-    for pos, src in enumerate(an.protos):
-        facts = an.facts[pos]
+    for src, facts, node in an.node_copies():
         want = low.get(facts.name)
-        node = onnx.NodeProto()
-        node.CopyFrom(src)
-        node.name = facts.name
         if not want:
             nodes.append(node)
             continue

@@ -65,12 +65,8 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             casts[key] = new
         return new
 
-    for pos, src in enumerate(an.protos):
-        facts = an.facts[pos]
+    for src, facts, node in an.node_copies():
         want = low.get(facts.name)
-        node = onnx.NodeProto()
-        node.CopyFrom(src)
-        node.name = facts.name
         converted = set(facts.float_inputs) if want else ()
         for i, x in enumerate(src.input):
             if x and types.get(x) == F32:

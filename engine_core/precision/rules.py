@@ -9,7 +9,7 @@ Rewriting a plan (:mod:`engine_core.precision.rewrite`) then only walks the node
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,6 +245,14 @@ class Analysis:
         out = onnx.ModelProto()
         out.CopyFrom(self._template)
         return out
+
+    def node_copies(self) -> Iterator[tuple[onnx.NodeProto, NodeFacts, onnx.NodeProto]]:
+        """``(original, its facts, a copy named as the plan names it)`` per top-level node, in order (for rewrites)."""
+        for src, facts in zip(self.protos, self.facts):
+            node = onnx.NodeProto()
+            node.CopyFrom(src)
+            node.name = facts.name
+            yield src, facts, node
 
     def constant_array(self, name: str) -> np.ndarray | None:
         """Values of an initializer or Constant output (``None`` for other tensors)."""
