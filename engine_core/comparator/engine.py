@@ -200,6 +200,8 @@ class CompareJob:
         self.cancel = cancel or threading.Event()
         self.on_progress = on_progress
         self.order_stats = order_stats
+        self.judge: Callable[[list[str], list[np.ndarray], list[np.ndarray], list[TensorStats]], None] | None = None
+        """Optional hook that revises a chunk's verdicts in place (compare functions, metric checks, scripts)."""
         self.batches = plan_batches(self.slots, mem_budget)
         """The plan from estimated sizes; :meth:`iter_batches` re-plans as real sizes are measured."""
         self.summary = CompareSummary(batches=0, first_failing_kind=first_failing)
@@ -302,13 +304,14 @@ class CompareJob:
                             self.summary.cancelled = True
                             return
                         names = [s.name for s in chunk]
+                        sub_arrays = [subs.pop(s.subject_name) for s in chunk]
+                        ref_arrays = [refs.pop(s.name) for s in chunk]
                         stats = compare_tensors(
-                            names,
-                            [subs.pop(s.subject_name) for s in chunk],
-                            [refs.pop(s.name) for s in chunk],
-                            self.settings,
-                            order_stats=self.order_stats,
+                            names, sub_arrays, ref_arrays, self.settings, order_stats=self.order_stats
                         )
+                        if self.judge is not None:
+                            self.judge(names, sub_arrays, ref_arrays, stats)
+                        del sub_arrays, ref_arrays
                         for slot, st in zip(chunk, stats):
                             result = TensorResult(it, slot, st)
                             self.summary.note(result)

@@ -30,6 +30,8 @@ class CompareReport:
     unmatched: list[Unmatched] = field(default_factory=list)
     """Tensors to compare left without a (compatible) counterpart, with the reason."""
     warnings: list[str] = field(default_factory=list)
+    validation: list[dict[str, Any]] | None = None
+    """``--validate``: NaN/Inf found in any run (``side``, ``name``, ``iteration``, ``nan``, ``inf``); ``None`` = not asked."""
     precision_coverage: dict[str, Any] | None = None
     """A precision subject's coverage (``{precision, nodes_low, nodes_total, kept}``); ``None`` otherwise."""
     coverage_text: str = ""
@@ -37,7 +39,7 @@ class CompareReport:
     @property
     def passed(self) -> bool:
         """True when everything compared passed and every required tensor (outputs, named marks) was compared."""
-        return self.summary.passed and not any(u.required for u in self.unmatched)
+        return self.summary.passed and not any(u.required for u in self.unmatched) and not self.validation
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON document (``passed, ref, subject, tensors, first_failing, first_nonfinite`` + context)."""
@@ -72,6 +74,7 @@ class CompareReport:
             ],
             "unobservable": [{"name": k, "reason": v} for k, v in self.unobservable.items()],
             "unmatched": [u.to_dict() for u in self.unmatched],
+            "validation": self.validation,
             "warnings": list(self.warnings),
             "precision_coverage": self.precision_coverage,
         }
@@ -129,6 +132,16 @@ class CompareReport:
                 f"{level} {len(self.unmatched)} tensor(s) not compared, no compatible counterpart"
                 f"{f' ({required} required)' if required else ''}: {shown_u}{more}"
             )
+        if self.validation is not None:
+            v = self.validation
+            if v:
+                shown_v = "; ".join(
+                    f"{x['side']} {x['name']} it {x['iteration']}: {x['nan']} NaN, {x['inf']} Inf" for x in v[:3]
+                )
+                more = f"; … {len(v) - 3} more (--json lists all)" if len(v) > 3 else ""
+                lines.append(f"[E] Validation: NaN/Inf in {len(v)} tensor(s): {shown_v}{more}")
+            else:
+                lines.append("[I] Validation: no NaN/Inf in any run")
         s = self.summary
         if s.matched_inf_tensors:
             rule = (

@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 
 from engine_core.backend.base import Runner
+from engine_core.comparator.checks import ExtraChecks
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
 from engine_core.comparator.matching import Match, Meta, NodeDesc, Unmatched, match_models, match_saved
 from engine_core.comparator.report import CompareReport, json_safe
@@ -82,6 +83,8 @@ class CompareRequest:
     """Precision plan file run by the subject backend (``--plan``; subject default ``ort``)."""
     trt_options: Any = None
     """TensorRT settings for ``trt*`` sides (:class:`~engine_core.backend.trt.runner.TrtOptions`; ``--trt-*``)."""
+    checks: ExtraChecks = field(default_factory=ExtraChecks)
+    """``--validate``, ``--postprocess``, ``--compare-func``, ``--check-metric``, ``--compare-func-script``."""
     loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Saved output files already read (path → runners), shared by the requests of :func:`comparisons`."""
     first_failing: str = "any"
@@ -516,13 +519,26 @@ def execute(
     sources = [job.reference] if reference_only else [job.reference, job.subject]
     for src in sources:
         src.open()
+    checks = request.checks
+    invalid: list[dict[str, Any]] = []
+    to_model = {s.subject_name: s.name for s in job.slots}
     try:
         if reference_only:
+            if checks.validate:
+                _validate(job.reference, "reference", invalid, {})
             _run_reference(job, keep_ref)
         else:
             if request.save_outputs:
                 _keep(job.reference, keep_ref, {s.name: s.name for s in job.slots})
-                _keep(job.subject, keep_sub, {s.subject_name: s.name for s in job.slots})
+                _keep(job.subject, keep_sub, to_model)
+            if checks.validate:
+                _validate(job.reference, "reference", invalid, {})
+                _validate(job.subject, "subject", invalid, to_model)
+            if checks.postprocess:
+                _postprocess(job.reference, checks, {})
+                _postprocess(job.subject, checks, to_model)
+            if checks.active:
+                job.judge = checks.judge
             for result in job.results():
                 results.append(result)
                 if on_result:
@@ -540,7 +556,8 @@ def execute(
         model=request.model,
         data=prep.data,
         iterations=len(prep.feeds),
-        settings=request.settings.describe(),
+        settings={**request.settings.describe(), **checks.describe()},
+        validation=invalid if checks.validate else None,
         unobservable=prep.unobservable,
         unmatched=prep.unmatched,
         warnings=prep.warnings,
@@ -577,6 +594,36 @@ def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mappin
         return out
 
     source.fetch = fetch  # type: ignore[method-assign, assignment]
+
+
+def _validate(source: OutputSource, side: str, found: list[dict[str, Any]], names: Mapping[str, str]) -> None:
+    """``--validate``: record every NaN/Inf that ``source`` returns (Polygraphy ``Comparator.validate``)."""
+    original = source.fetch
+
+    def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
+        out = original(iteration, feed, wanted)
+        for k, v in out.items():
+            a = np.asarray(v)
+            if a.dtype.kind in "fc":
+                nan = int(np.count_nonzero(np.isnan(a)))
+                inf = int(np.count_nonzero(np.isinf(a)))
+                if nan or inf:
+                    found.append(
+                        {"side": side, "name": names.get(k, k), "iteration": iteration, "nan": nan, "inf": inf}
+                    )
+        return out
+
+    source.fetch = fetch  # type: ignore[method-assign]
+
+
+def _postprocess(source: OutputSource, checks: ExtraChecks, names: Mapping[str, str]) -> None:
+    """``--postprocess``: replace fetched tensors by their Top-K indices before they are compared."""
+    original = source.fetch
+
+    def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
+        return {k: checks.postprocessed(names.get(k, k), v) for k, v in original(iteration, feed, wanted).items()}
+
+    source.fetch = fetch  # type: ignore[method-assign]
 
 
 def _runner_name(source: OutputSource) -> str:

@@ -29,12 +29,12 @@ DEFAULT_FUNC = "load_data"
 _module_ids = itertools.count()
 
 
-def parse_script_spec(spec: str) -> tuple[str, str]:
-    """``"dir/inputs.py:load_x"`` → ``("dir/inputs.py", "load_x")``; no ``:func`` → ``load_data``."""
+def parse_script_spec(spec: str, default: str = DEFAULT_FUNC) -> tuple[str, str]:
+    """``"dir/inputs.py:load_x"`` → ``("dir/inputs.py", "load_x")``; no ``:func`` → ``default`` (``load_data``)."""
     head, sep, tail = spec.rpartition(":")
     if sep and head and tail.isidentifier():
         return head, tail
-    return spec, DEFAULT_FUNC
+    return spec, default
 
 
 @contextmanager
@@ -65,10 +65,15 @@ def _describe_exception(exc: BaseException, script: Path) -> str:
 
 
 class ScriptDataLoader:
-    """Iterable of feed dicts from ``path.py[:func]``; the script is imported at construction."""
+    """Iterable of feed dicts from ``path.py[:func]``; the script is imported at construction.
 
-    def __init__(self, spec: str) -> None:
-        path_text, self.func_name = parse_script_spec(spec)
+    ``what``/``default_func`` reuse the same guard for other user functions (``compare-func script``,
+    ``compare_outputs``), called through :meth:`call`.
+    """
+
+    def __init__(self, spec: str, *, what: str = "data loader script", default_func: str = DEFAULT_FUNC) -> None:
+        self.what = what
+        path_text, self.func_name = parse_script_spec(spec, default_func)
         self.path_text = path_text
         self.path = Path(path_text).expanduser().resolve()
         self.module = self._import()
@@ -80,9 +85,7 @@ class ScriptDataLoader:
 
     def _import(self) -> ModuleType:
         if not self.path.is_file():
-            raise TrtdbgError(
-                f"data loader script {self.path_text} not found; check the path (syntax: script.py[:function])"
-            )
+            raise TrtdbgError(f"{self.what} {self.path_text} not found; check the path (syntax: script.py[:function])")
         stem = re.sub(r"\W", "_", self.path.stem)
         name = f"_trtdbg_data_script_{next(_module_ids)}_{stem}"
         loader = importlib.machinery.SourceFileLoader(name, str(self.path))
@@ -97,12 +100,12 @@ class ScriptDataLoader:
             del sys.modules[name]
             file = Path(exc.filename).name if exc.filename else self.path.name
             raise TrtdbgError(
-                f"data loader script {self.path_text}: SyntaxError in {file} line {exc.lineno}: {exc.msg}; fix the script"
+                f"{self.what} {self.path_text}: SyntaxError in {file} line {exc.lineno}: {exc.msg}; fix the script"
             ) from exc
         except Exception as exc:
             del sys.modules[name]
             raise TrtdbgError(
-                f"data loader script {self.path_text} failed on import: {_describe_exception(exc, self.path)}; fix the script"
+                f"{self.what} {self.path_text} failed on import: {_describe_exception(exc, self.path)}; fix the script"
             ) from exc
         return module
 
@@ -115,15 +118,25 @@ class ScriptDataLoader:
                 if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == self.module.__name__
             ]
             raise TrtdbgError(
-                f"data loader script {self.path_text} has no function '{self.func_name}'; functions found: "
+                f"{self.what} {self.path_text} has no function '{self.func_name}'; functions found: "
                 f"{', '.join(found) or 'none'}; pass {self.path_text}:NAME"
             )
         if not callable(func):
             raise TrtdbgError(
-                f"data loader script {self.path_text}: '{self.func_name}' has type {type(func).__name__}, not a function; "
+                f"{self.what} {self.path_text}: '{self.func_name}' has type {type(func).__name__}, not a function; "
                 f"pass {self.path_text}:NAME of a function"
             )
         return func
+
+    def call(self, *args: Any) -> Any:
+        """``func(*args)`` with the script's folder on ``sys.path``; a failure is a one-line error."""
+        try:
+            with _folder_on_sys_path(self.path.parent):
+                return self.func(*args)
+        except Exception as exc:
+            raise TrtdbgError(
+                f"{self.what} {self.path_text}:{self.func_name} raised {_describe_exception(exc, self.path)}; fix the script"
+            ) from exc
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         where = f"data loader {self.path_text}:{self.func_name}"

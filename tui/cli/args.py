@@ -12,6 +12,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine_core.comparator.checks import ExtraChecks
     from engine_core.options import DataOptions, ToleranceOptions
 
 
@@ -133,6 +134,64 @@ class ToleranceArgs:
             check_shapes=not args.no_shape_check,
             int_atol=args.int_atol,
             polygraphy_defaults=args.polygraphy_defaults,
+        )
+
+
+class CheckArgs:
+    """What `polygraphy run` adds around the ``simple`` comparator: validation, Top-K, compare functions, metrics."""
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+        g = parser.add_argument_group("checks beyond tolerances (Polygraphy `run` comparison options)")
+        g.add_argument(
+            "--validate",
+            action="store_true",
+            help="check every run (reference and subject) for NaN/Inf; any found fails (exit 1), also without a subject",
+        )
+        g.add_argument(
+            "--postprocess",
+            nargs="+",
+            metavar="[NAME:]top-K[,axis=A]",
+            help="compare the indices of the K largest values (along the last axis, or A) instead of the values",
+        )
+        g.add_argument(
+            "--compare-func",
+            nargs="+",
+            metavar="FUNC",
+            help="simple (default), indices (with --postprocess top-K: classifiers, detectors), l2, "
+            "cosine_similarity, snr (Polygraphy's default thresholds); several: all must pass",
+        )
+        g.add_argument(
+            "--index-tolerance",
+            nargs="+",
+            metavar="[NAME:]N",
+            help="indices: how many places a value may move; the last N entries are ignored (default 0)",
+        )
+        g.add_argument(
+            "--check-metric",
+            nargs="+",
+            metavar="[NAME:]METRIC>=V",
+            help="thresholds every tensor must also meet: cosine, snr (dB), l2 or a statistic (max_abs, mean_rel, "
+            "…) with >=, <=, > or <, e.g. 'cosine>=0.999' 'snr>=30'",
+        )
+        g.add_argument(
+            "--compare-func-script",
+            metavar="PATH.py[:FUNC]",
+            help="FUNC(subject, reference) (default compare_outputs) gets {name: array} dicts and returns "
+            "{name: bool}; its verdicts replace the tolerances",
+        )
+        return g
+
+    def parse(self, args: argparse.Namespace) -> ExtraChecks:
+        """The validated :class:`~engine_core.comparator.checks.ExtraChecks`."""
+        from engine_core.comparator.checks import ExtraChecks
+
+        return ExtraChecks.from_specs(
+            compare_funcs=args.compare_func,
+            index_tolerance=args.index_tolerance,
+            check_metric=args.check_metric,
+            postprocess=args.postprocess,
+            validate=args.validate,
+            compare_func_script=args.compare_func_script,
         )
 
 

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from engine_core.comparator.engine import FIRST_FAILING_KINDS
-from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import CheckArgs, DataArgs, ToleranceArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_args
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 DATA = DataArgs()
 TOLERANCES = ToleranceArgs()
+CHECKS = CheckArgs()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     marks.add_argument("--exclude", action="append", metavar="NAME,...", help="tensors (or patterns) not to compare")
     TOLERANCES.add_parser_args(p)
+    CHECKS.add_parser_args(p)
     DATA.add_parser_args(p)
     out = p.add_argument_group("output and limits")
     out.add_argument("--save-inputs", metavar="F", help="save the inputs used (.json, .npz, or a directory)")
@@ -186,6 +188,7 @@ def request_from_args(args: argparse.Namespace) -> CompareRequest:
         exclude=comma_items(args.exclude),
         tolerances=TOLERANCES.parse(args),
         data=DATA.parse(args),
+        checks=CHECKS.parse(args),
         save_inputs=args.save_inputs,
         save_outputs=args.save_outputs,
         fail_fast=args.fail_fast,
