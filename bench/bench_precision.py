@@ -103,7 +103,7 @@ def bench_evaluations() -> dict[str, object]:
         for at in (0, 21, 42, 63):
             path = Path(tmp) / f"chain{at}.onnx"
             onnx.save(planted_chain(64, at), path)
-            session = BisectSession(BisectOptions(model=str(path), workspace=str(Path(tmp) / f"ws{at}")))
+            session = BisectSession(BisectOptions(model=str(path), workspace=str(Path(tmp) / f"ws{at}"))).start()
             result = session.run()
             assert result["culprits"] == ["/culprit/Add"], result["culprits"]
             real.append(result["evaluations"])
@@ -125,7 +125,7 @@ def bench_demo_steps() -> dict[str, object]:
                     workspace=str(Path(tmp) / label),
                     **kw,
                 )
-            )
+            ).start()
             setup = time.perf_counter() - t0
             steps, writes = [], []
             while (prop := session.proposal()) is not None:

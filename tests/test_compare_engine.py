@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ from onnx import numpy_helper
 
 from engine_core.comparator.engine import TensorSlot, plan_batches
 from engine_core.comparator.request import CompareRequest, execute, prepare
+from engine_core.jobs import CancelToken, JobEvents
 from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
 from engine_core.options import DataOptions, ToleranceOptions
 
@@ -60,7 +60,7 @@ def test_results_stream_in_graph_order_and_fail_fast_stops(save_model, tmp_path:
     model = save_model(branchy_model(), "b.onnx")
     sub = save_model(fp16_copy(branchy_model()), "b16.onnx")
     seen: list[int] = []
-    report = execute(_request(model, sub, tmp_path), on_result=lambda r: seen.append(r.slot.topo_index))
+    report = execute(_request(model, sub, tmp_path), JobEvents(on_item=lambda r: seen.append(r.slot.topo_index)))
     assert seen == sorted(seen) and len(seen) == len(report.results) > 3
     fast = execute(_request(model, sub, tmp_path, fail_fast=True))
     assert fast.summary.stopped_early
@@ -71,9 +71,9 @@ def test_results_stream_in_graph_order_and_fail_fast_stops(save_model, tmp_path:
 def test_cancel_stops_the_job(save_model, tmp_path: Path) -> None:
     model = save_model(small_cnn_model(), "m.onnx")
     sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
-    cancel = threading.Event()
-    cancel.set()
-    report = execute(_request(model, sub, tmp_path), cancel=cancel)
+    cancel = CancelToken()
+    cancel.cancel()
+    report = execute(_request(model, sub, tmp_path), JobEvents(cancel=cancel))
     assert report.summary.cancelled and not report.passed and report.results == []
 
 

@@ -103,7 +103,7 @@ def _chain(tmp_path: Path, n: int = 24, at: int = 9) -> Path:
 
 
 def _session(model: Path, **kw: object) -> BisectSession:
-    return BisectSession(BisectOptions(model=str(model), data=DataOptions(iterations=2), **kw))  # type: ignore[arg-type]
+    return BisectSession(BisectOptions(model=str(model), data=DataOptions(iterations=2), **kw)).start()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("at", [0, 11, 23])
@@ -150,7 +150,7 @@ def test_resume_in_process_and_bad_state_files(tmp_path: Path) -> None:
     session = _session(model)
     session.step()
     session.step()
-    resumed = BisectSession.resume(str(model))
+    resumed = BisectSession.resume(str(model)).start()
     assert len(resumed.history) == 2 and resumed.evaluations == 2
     result = resumed.run()
     assert result["culprits"] == ["/culprit/Add"]
@@ -160,25 +160,25 @@ def test_resume_in_process_and_bad_state_files(tmp_path: Path) -> None:
 
     state.write_text(good[: len(good) // 2])
     with pytest.raises(TrtdbgError, match="corrupted .*left in place"):
-        BisectSession.resume(str(model))
+        BisectSession.resume(str(model)).start()
     assert state.read_text() == good[: len(good) // 2]  # never overwritten by a failed resume
     doc = json.loads(good)
     del doc["search"]
     state.write_text(json.dumps(doc))
     with pytest.raises(TrtdbgError, match="corrupted \\(no 'search'\\)"):
-        BisectSession.resume(str(model))
+        BisectSession.resume(str(model)).start()
     doc = json.loads(good)
     doc["search"]["region"] = "nonsense"
     state.write_text(json.dumps(doc))
     with pytest.raises(TrtdbgError, match="corrupted"):
-        BisectSession.resume(str(model))
+        BisectSession.resume(str(model)).start()
     state.write_text(good)
     onnx.save(planted_chain(24, 3), model)
     with pytest.raises(TrtdbgError, match="changed since this bisection started"):
-        BisectSession.resume(str(model))
+        BisectSession.resume(str(model)).start()
     state.unlink()
     with pytest.raises(TrtdbgError, match="no bisection to resume"):
-        BisectSession.resume(str(model))
+        BisectSession.resume(str(model)).start()
 
 
 CHECK = """

@@ -353,7 +353,7 @@ async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> 
     started = threading.Event()
     seen: dict = {}
 
-    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+    def fake_execute(request, events):
         seen["request"] = request
         summary = CompareSummary()
         results = []
@@ -361,9 +361,9 @@ async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> 
             r = _fake_result(k, failing=k == 3)
             summary.note(r)
             results.append(r)
-            on_result(r)
+            events.item(r)
         started.set()
-        assert cancel.wait(30), "never cancelled"
+        assert events.cancel.wait(30), "never cancelled"
         summary.cancelled = True
         return CompareReport("ort", "ort-cuda", results, summary)
 
@@ -516,12 +516,12 @@ async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
-    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+    def fake_execute(request, events):
         summary = CompareSummary()
         results = [_fake_result(k, failing=k == 1) for k in range(3)]
         for r in results:
             summary.note(r)
-            on_result(r)
+            events.item(r)
         return CompareReport("ort", "ort", results, summary)
 
     monkeypatch.setattr(creq, "execute", fake_execute)

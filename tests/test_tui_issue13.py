@@ -31,11 +31,11 @@ def _fake_compare(monkeypatch, results, subject="ort-cuda"):
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
-    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+    def fake_execute(request, events):
         summary = CompareSummary()
         for r in results:
             summary.note(r)
-            on_result(r)
+            events.item(r)
         return CompareReport("ort", subject, list(results), summary)
 
     monkeypatch.setattr(creq, "execute", fake_execute)

@@ -83,12 +83,12 @@ async def test_snapshot_error_table_fixed_results(tmp_path, monkeypatch) -> None
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
-    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+    def fake_execute(request, events):
         summary = CompareSummary()
         results = [_fake_result(k, failing=k in (4, 7)) for k in range(12)]
         for r in results:
             summary.note(r)
-            on_result(r)
+            events.item(r)
         return CompareReport("ort", "ort-cuda", results, summary)
 
     monkeypatch.setattr(creq, "execute", fake_execute)

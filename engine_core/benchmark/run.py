@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions
 
 GPU_BACKENDS = ("ort-cuda", "trt", "trt-rtx")
@@ -141,9 +142,13 @@ def _percentiles(ms: np.ndarray) -> dict[str, float]:
 
 
 def run_bench(
-    model_path: str | os.PathLike[str], options: BenchOptions, on_progress: Callable[[int, int], None] | None = None
+    model_path: str | os.PathLike[str], options: BenchOptions, events: JobEvents | None = None
 ) -> BenchResult:
-    """Load the model, make the backend's runner, time it; raise :class:`TrtdbgError` on bad input."""
+    """Load the model, make the backend's runner, time it; raise :class:`TrtdbgError` on bad input.
+
+    ``events``: data warnings, progress over warm-up and timed runs (between runs, never timed); a cancel stops
+    before the next run (:class:`~engine_core.jobs.Cancelled`)."""
+    events = events or JobEvents()
     from engine_core.model.loader import check_runtime_support, load_model
     from engine_core.runners import make_runner
 
@@ -161,20 +166,24 @@ def run_bench(
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
     source = options.data.source(runner.input_metadata(), model=path)
     feed = next(iter(source), None)
+    for w in source.warnings:
+        events.warn(w)
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
     try:
         runner.activate()
         for i in range(options.warmup):
+            events.stop_if_cancelled("bench cancelled")
             runner.infer(feed)
-            if on_progress:
-                on_progress(i + 1, options.warmup)
+            events.progress(Progress(i + 1, options.warmup, "warm-up runs"))
         times: list[float] = []
         deadline = time.perf_counter() + options.duration if options.duration else None
         while True:
+            events.stop_if_cancelled("bench cancelled")
             t0 = time.perf_counter()
             runner.infer(feed)
             times.append(time.perf_counter() - t0)
+            events.progress(Progress(len(times), options.runs if deadline is None else len(times), "timed runs"))
             if deadline is not None:
                 if time.perf_counter() >= deadline:
                     break

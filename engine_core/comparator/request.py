@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSour
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
 from engine_core.options import DataOptions, ToleranceOptions
@@ -357,14 +357,11 @@ def _estimate_bytes(
     return infer_concrete_sizes(model, {k: (tuple(v.shape), v.dtype) for k, v in feed.items()}, names, pinned)
 
 
-def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = None) -> PreparedCompare:
-    """Load everything, resolve marks, plan batches; nothing has run yet."""
-    warnings: list[str] = []
-
-    def warn(msg: str) -> None:
-        warnings.append(msg)
-        if on_warning:
-            on_warning(msg)
+def prepare(request: CompareRequest, events: JobEvents | None = None) -> PreparedCompare:
+    """Load everything, resolve marks, plan batches; nothing has run yet (warnings go to ``events``)."""
+    events = events or JobEvents()
+    warnings = events.warnings
+    warn = events.warn
 
     workspace = Workspace.for_model(request.model, request.workspace)
     if workspace.note:
@@ -498,20 +495,16 @@ def prepare(request: CompareRequest, on_warning: Callable[[str], None] | None = 
     )
 
 
-def execute(
-    request: CompareRequest,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_warning: Callable[[str], None] | None = None,
-    on_result: Callable[[TensorResult], None] | None = None,
-    cancel: threading.Event | None = None,
-) -> CompareReport:
-    """Prepare and run a compare; return its report (also written to the workspace)."""
-    prep = prepare(request, on_warning)
+def execute(request: CompareRequest, events: JobEvents | None = None) -> CompareReport:
+    """Prepare and run a compare; return its report (also written to the workspace).
+
+    ``events``: progress (:class:`Progress` per chunk), warnings, each :class:`TensorResult` as an item; setting its
+    cancel token stops after the current chunk with a report marked cancelled."""
+    events = events or JobEvents()
+    prep = prepare(request, events)
     job = prep.job
-    if cancel is not None:
-        job.cancel = cancel
-    job.on_progress = on_progress
+    job.cancel = events.cancel
+    job.on_progress = events.progress
     reference_only = prep.subject is None
     keep_ref: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
     keep_sub: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
@@ -541,8 +534,7 @@ def execute(
                 job.judge = checks.judge
             for result in job.results():
                 results.append(result)
-                if on_result:
-                    on_result(result)
+                events.item(result)
     finally:
         for src in sources:
             src.close()

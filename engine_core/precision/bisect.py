@@ -22,13 +22,14 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
@@ -343,22 +344,25 @@ class BisectSession:
     """A bisection in a workspace: evaluate, step, undo, resume; every step is persisted before it is reported."""
 
     def __init__(
-        self,
-        options: BisectOptions,
-        *,
-        resume_doc: dict[str, Any] | None = None,
-        on_warning: Callable[[str], None] | None = None,
+        self, options: BisectOptions, *, resume_doc: dict[str, Any] | None = None, events: JobEvents | None = None
     ) -> None:
+        """Validate the options; nothing is loaded or run until :meth:`start`."""
+        options.validate()
+        options.absolute()
+        self.options = options
+        self.events = events or JobEvents()
+        self.warnings = self.events.warnings
+        self._resume_doc = resume_doc
+
+    def start(self) -> BisectSession:
+        """Load the model and data, calibrate (INT8), then check the baseline and save the state — or, for a
+        resumed session, load the saved state. Returns the session."""
         from engine_core.backend.ort import OrtRunner
         from engine_core.model.loader import check_external_data, check_runtime_support, load_model
         from engine_core.precision.build import PlanBuilder
         from engine_core.precision.int8 import feeds_digest
 
-        options.validate()
-        options.absolute()
-        self.options = options
-        self._warn_fn = on_warning
-        self.warnings: list[str] = []
+        options, resume_doc = self.options, self._resume_doc
         self.workspace = Workspace.for_model(options.model, options.workspace)
         if self.workspace.note:
             self._warn(self.workspace.note)
@@ -442,6 +446,7 @@ class BisectSession:
                 self._warn(f"a previous bisection state was moved to {backup}")
             self._baseline()
             self.save()
+        return self
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -449,12 +454,13 @@ class BisectSession:
         cls,
         model: str,
         workspace: str | None = None,
-        on_warning: Callable[[str], None] | None = None,
         *,
+        events: JobEvents | None = None,
         data: DataOptions | None = None,
         tolerances: ToleranceOptions | None = None,
     ) -> BisectSession:
-        """Continue the bisection saved in the workspace of ``model`` with the options it was started with.
+        """The bisection saved in the workspace of ``model``, with the options it was started with (call
+        :meth:`start` to load it).
 
         ``data``/``tolerances``: options given again with the resume; any difference from the saved ones is refused
         (the cached evaluations were judged on the old data and tolerances)."""
@@ -478,13 +484,10 @@ class BisectSession:
                     f"--resume: the bisection in {ws.root} started with other {what} options ({'; '.join(changed)}); "
                     f"leave them out to continue, or start over without --resume"
                 )
-        return cls(options, resume_doc=doc, on_warning=on_warning)
+        return cls(options, resume_doc=doc, events=events)
 
     def _warn(self, msg: str) -> None:
-        if msg not in self.warnings:
-            self.warnings.append(msg)
-            if self._warn_fn:
-                self._warn_fn(msg)
+        self.events.warn(msg)
 
     def _load(self, doc: dict[str, Any]) -> None:
         try:
@@ -603,15 +606,22 @@ class BisectSession:
             if step["kind"] == "split":
                 return undone
 
-    def run(
-        self, on_step: Callable[[dict[str, Any]], None] | None = None, choose: Callable[[Proposal], int] | None = None
-    ) -> dict[str, Any]:
-        """Step automatically (the first half falls back, or ``choose``) until done; return :meth:`result`."""
-        while (prop := self.search.proposal()) is not None:
-            record = self.step(choose(prop) if (choose and prop.halves) else 0)
-            if on_step:
-                on_step(record)
+    def run(self) -> dict[str, Any]:
+        """Step automatically (the first half falls back) until done or cancelled; return :meth:`result`.
+
+        Each step is reported as an item (:meth:`render_step`) and as progress (evaluations so far of the bound for
+        one culprit); a cancel stops after the step in flight, with every step saved (``--resume`` continues)."""
+        while self.search.proposal() is not None and not self.events.cancelled:
+            record = self.step(0)
+            self.events.item(self.render_step(record))
+            bound = self.evaluation_bound()
+            self.events.progress(Progress(min(self.evaluations, bound), bound, "evaluations", record["outcome"]))
         return self.result()
+
+    def evaluation_bound(self) -> int:
+        """Evaluations one culprit costs at most: all low, ceil(log2 N) splits, one verify."""
+        n = len(self.search.phases[0].candidates)
+        return math.ceil(math.log2(n)) + 2 if n > 1 else 2
 
     def write_candidate(self, prop: Proposal, choice: int = 0) -> Path:
         """Write the model of a proposed configuration (real low-precision types, Q/DQ) for judging it yourself."""
@@ -688,7 +698,6 @@ class BisectSession:
         analysis = self.builder.analysis
         plan_path = self.workdir / "plan.json"
         plan = self.final_plan()
-        n = len(self.search.phases[0].candidates)
         return {
             "culprits": list(self.culprits()),
             "evaluations": self.evaluations,
@@ -704,7 +713,7 @@ class BisectSession:
             "emulated": self.evaluator.emulated,
             "mode": self.options.mode,
             "candidates": {f"{p.precision}->{p.fallback}": len(p.candidates) for p in self.search.phases},
-            "evaluation_bound": math.ceil(math.log2(n)) + 2 if n > 1 else 2,
+            "evaluation_bound": self.evaluation_bound(),
             "culprit_precisions": self.culprits(),
             "demoted": self.demoted,
             "layer_precisions": plan.layer_precisions(analysis),

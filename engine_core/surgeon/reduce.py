@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from onnx import ModelProto, helper, numpy_helper
 
 from engine_core.backend.ort import OrtRunner
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents, Progress
 from engine_core.model.index import ModelIndex
 from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.surgeon.changes import describe_value_info
@@ -192,8 +193,10 @@ class Reducer:
         feeds: Sequence[Mapping[str, np.ndarray]],
         judge: Judge,
         *,
-        on_step: Callable[[ReduceStep], None] | None = None,
+        events: JobEvents | None = None,
     ) -> None:
+        """``events``: each judged candidate as an item (:class:`ReduceStep`) and progress; a cancel stops before
+        the next candidate is judged (:class:`~engine_core.jobs.Cancelled`, nothing written)."""
         check_reducible(model, path)
         if not feeds:
             raise TrtdbgError("reduce: the data source gave no samples; check the data options")
@@ -206,7 +209,7 @@ class Reducer:
         self.ref = _Reference(self.model, path, feeds)
         self.samples = len(feeds)
         self.judge = judge
-        self.on_step = on_step
+        self.events = events or JobEvents()
         self.steps: list[ReduceStep] = []
         self._verdicts: dict[tuple[Any, ...], bool] = {}
         self.static_shapes = self._static_shape_nodes()
@@ -271,11 +274,12 @@ class Reducer:
             return False
         key = (cand.positions, cand.inputs, cand.outputs)
         if key not in self._verdicts:
+            self.events.stop_if_cancelled("reduce cancelled; nothing written")
             self._verdicts[key] = bool(self.judge(cand))
             step = ReduceStep(phase, index, total, node, len(cand.nodes), self._verdicts[key])
             self.steps.append(step)
-            if self.on_step:
-                self.on_step(step)
+            self.events.item(step)
+            self.events.progress(Progress(index + 1, total, "candidates", phase))
         return self._verdicts[key]
 
     # ---------------------------------------------------------------- phases

@@ -1,13 +1,25 @@
-"""A minimal progress bar on stderr (only when stderr is a terminal and not --quiet)."""
+"""How the command line drives every engine job: a progress bar, warning lines and per-item lines on stderr.
+
+:class:`CliJob` builds the job's :class:`~engine_core.jobs.JobEvents`: progress draws a bar (only when stderr is
+a terminal, not ``--quiet`` and the command prints no per-item lines), warnings print as ``trtdbg: warning: ...``
+(each once, above the bar), items go to the command's ``show``. ctrl+c raises KeyboardInterrupt as usual (exit 130).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
 
-if TYPE_CHECKING:
-    from engine_core.comparator.engine import Progress
+WARNING_PREFIX = "trtdbg: warning: "
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr."""
+    sys.stderr.write(f"{WARNING_PREFIX}{message}\n")
+    sys.stderr.flush()
 
 
 class ProgressBar:
@@ -19,8 +31,8 @@ class ProgressBar:
         self._last = 0.0
         self._drawn = False
 
-    def update(self, progress: Progress) -> None:
-        """Draw ``progress`` (tensors done of total, batch of batches)."""
+    def update(self, progress: Any) -> None:
+        """Draw ``progress`` (``done``, ``total``, optional ``unit`` and compare's ``batch``/``batches``)."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -30,15 +42,16 @@ class ProgressBar:
         self._last = now
         frac = done / total if total else 1.0
         fill = int(frac * self.width)
-        batch = f" batch {progress.batch + 1}/{progress.batches}" if progress.batches > 1 else ""
-        sys.stderr.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} tensors{batch}")
+        batch = f" batch {progress.batch + 1}/{progress.batches}" if getattr(progress, "batches", 1) > 1 else ""
+        unit = getattr(progress, "unit", "tensors")
+        sys.stderr.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} {unit}{batch}")
         sys.stderr.flush()
         self._drawn = True
 
     def warn(self, message: str) -> None:
         """Print a warning line (above the bar)."""
         self._clear()
-        sys.stderr.write(f"[W] {message}\n")
+        warn(message)
 
     def close(self) -> None:
         """Remove the bar."""
@@ -49,3 +62,19 @@ class ProgressBar:
             sys.stderr.write("\r" + " " * (self.width + 40) + "\r")
             sys.stderr.flush()
             self._drawn = False
+
+
+class CliJob:
+    """``with CliJob(quiet=..., show=...) as events: run_the_job(..., events)``: the same driver for every job."""
+
+    def __init__(self, *, quiet: bool = False, show: Callable[[Any], None] | None = None) -> None:
+        from engine_core.jobs import JobEvents
+
+        self.bar = ProgressBar(enabled=not quiet and show is None and sys.stderr.isatty())
+        self.events = JobEvents(on_progress=self.bar.update, on_warning=self.bar.warn, on_item=show)
+
+    def __enter__(self) -> Any:
+        return self.events
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.bar.close()

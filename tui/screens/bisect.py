@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
+from engine_core.jobs import CancelToken
 from engine_core.safetext import printable
 from tui.messages import BisectFailed, BisectProbe, BisectUpdate
 from tui.plain import safe
@@ -128,7 +129,8 @@ class BisectScreen(Screen):
         self.view = main.view
         self.session: Any = None
         self._lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
+        self._auto_steps = 0
         self.busy = False
         self.state: dict[str, Any] | None = None
         self.saved: dict[str, Any] | None = None
@@ -313,15 +315,17 @@ class BisectScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="bisect")
     def _start(self, options: Any, resume: bool) -> None:
         from engine_core.errors import TrtdbgError
+        from engine_core.jobs import JobEvents
         from engine_core.precision.bisect import BisectSession
 
         try:
             with self._lock:
+                events = JobEvents(on_item=self._auto_step, cancel=self._cancel)
                 if resume:
-                    session = BisectSession.resume(options.model, options.workspace)
+                    session = BisectSession.resume(options.model, options.workspace, events=events)
                 else:
-                    session = BisectSession(options)
-                self.session = session
+                    session = BisectSession(options, events=events)
+                self.session = session.start()
                 state = snapshot(session, 0)
             self.post_message(BisectUpdate(state, "resumed" if resume else "baseline checked; bisection started"))
         except TrtdbgError as exc:
@@ -341,12 +345,8 @@ class BisectScreen(Screen):
                     rec = session.step(choice, verdict)
                     note = rec["outcome"]
                 elif action == "auto":
-                    steps = 0
-                    while session.proposal() is not None and not self._cancel.is_set():
-                        rec = session.step(0)
-                        steps += 1
-                        if steps % 2 == 0:  # progress for long runs
-                            self.post_message(BisectUpdate(snapshot(session, 0), rec["outcome"], final=False))
+                    self._auto_steps = 0
+                    session.run()  # each step comes back through _auto_step; ctrl+c sets the session's cancel token
                     note = "stopped (ctrl+c); every step is saved" if self._cancel.is_set() else "finished"
                 elif action == "undo":
                     undone = session.undo()
@@ -359,6 +359,12 @@ class BisectScreen(Screen):
             self.post_message(BisectFailed(str(exc)))
         except Exception as exc:
             self.post_message(BisectFailed(f"{type(exc).__name__}: {exc}"))
+
+    def _auto_step(self, record: dict[str, Any]) -> None:
+        """A step of an automatic run (worker thread): post a snapshot every second step, for long runs."""
+        self._auto_steps += 1
+        if self._auto_steps % 2 == 0:
+            self.post_message(BisectUpdate(snapshot(self.session, 0), record["outcome"], final=False))
 
     def _export(self, session: Any) -> str:
         ws = session.workspace.root

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import re
-import threading
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
+from engine_core.jobs import CancelToken
 from engine_core.safetext import printable
 from tui.messages import CompareFinished
 from tui.plain import safe
@@ -79,7 +79,7 @@ class ComparePanel(Vertical):
         self.warnings: list[str] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._progress: Any = None
-        self._cancel: threading.Event | None = None
+        self._cancel: CancelToken | None = None
         self._comparing = False
         self._started = 0.0
         self._flush_timer: Any = None
@@ -109,7 +109,7 @@ class ComparePanel(Vertical):
     def start(self, request: Any) -> None:
         """Run ``request`` (an engine_core compare request) in a worker; results stream into the table."""
         self._reset_results()
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self._queue = queue.SimpleQueue()
         self._progress = None
         self.warnings = []
@@ -147,10 +147,11 @@ class ComparePanel(Vertical):
         self.remove_class("-results")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def run_compare(self, request: Any, cancel: threading.Event, results: queue.SimpleQueue) -> None:
+    def run_compare(self, request: Any, cancel: CancelToken, results: queue.SimpleQueue) -> None:
         """engine_core ``execute`` in this thread; results go to the queue, never to widgets."""
         from engine_core.comparator.request import execute
         from engine_core.errors import TrtdbgError
+        from engine_core.jobs import JobEvents
 
         start = time.perf_counter()
 
@@ -160,8 +161,9 @@ class ComparePanel(Vertical):
         def warn(msg: str) -> None:
             results.put(("warning", msg))
 
+        events = JobEvents(on_progress=progress, on_warning=warn, on_item=results.put, cancel=cancel)
         try:
-            report = execute(request, on_progress=progress, on_warning=warn, on_result=results.put, cancel=cancel)
+            report = execute(request, events)
             self.post_message(
                 CompareFinished(report, cancelled=report.summary.cancelled, seconds=time.perf_counter() - start)
             )

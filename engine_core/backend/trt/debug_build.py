@@ -12,12 +12,13 @@ import hashlib
 import os
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents, Progress
 from engine_core.workspace import atomic_write_bytes, atomic_write_json
 
 LAYER_PROPERTIES = ("type", "precision", "tactic", "formats")
@@ -186,13 +187,15 @@ def debug_build(
     trt_options: Any = None,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     label: str = "fp32",
-    on_iteration: Callable[[Iteration], None] | None = None,
+    events: JobEvents | None = None,
 ) -> DebugBuildResult:
     """Build ``model`` (already rewritten for its precision) until ``until`` and sort the engines with ``check``.
 
     ``check`` runs through the shell with the engine path in ``TRTDBG_ENGINE`` and ``{engine}`` replaced by it
     (exit 0 = good). Engines go to ``artifacts/good``, ``artifacts/bad`` (or ``artifacts/`` without a check).
+    ``events``: each :class:`Iteration` as an item, progress over builds; a cancel stops before the next build.
     """
+    events = events or JobEvents()
     from engine_core.backend.trt.flavour import load_flavour
     from engine_core.backend.trt.inspector import from_layer_text, inspect_plan
     from engine_core.precision.convert import build_plan
@@ -208,6 +211,7 @@ def debug_build(
     iterations: list[Iteration] = []
     limit = until if isinstance(until, int) else max_iterations
     for k in range(limit):
+        events.stop_if_cancelled(f"debug build cancelled after {k} build(s); engines so far are in {root}")
         cache = root / "timing" / f"iter_{k}.cache" if fl.timing_cache else None
         built = build_plan(
             model, model_path, trt_options, shapes or {}, label, timing_cache=str(cache) if cache else None
@@ -250,8 +254,8 @@ def debug_build(
         )
         atomic_write_json(path.with_suffix(".json"), it.to_json())
         iterations.append(it)
-        if on_iteration is not None:
-            on_iteration(it)
+        events.item(it)
+        events.progress(Progress(k + 1, limit, "builds"))
         if until == verdict:
             break
     else:

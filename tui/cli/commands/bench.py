@@ -61,14 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine_core.benchmark import BenchOptions, run_bench
     from tui.cli.commands.trt_cli import trt_options_from_args
+    from tui.cli.progress import CliJob, warn
 
     runs = args.runs
     if args.old_runs is not None:
-        print(
-            "trtdbg: warning: bench --iterations is now --runs (timed runs); elsewhere --iterations counts input "
-            "samples",
-            file=sys.stderr,
-        )
+        warn("bench --iterations is now --runs (timed runs); elsewhere --iterations counts input samples")
         runs = args.old_runs
     trt_options = trt_options_from_args(args) if args.backend.strip().lower().startswith("trt") else None
     options = BenchOptions(
@@ -82,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         data=DATA.parse(args),
         trt_options=trt_options,
     )
-    result = run_bench(args.model, options)
+    with CliJob() as events:
+        result = run_bench(args.model, options, events)
     sys.stdout.write((result.dumps() if args.json else result.to_text(top=args.top)) + "\n")
     return 0

@@ -117,16 +117,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine_core.precision.bisect import BisectOptions, BisectSession
+    from tui.cli.progress import CliJob
 
-    def warn(msg: str) -> None:
-        print(f"trtdbg: warning: {msg}", file=sys.stderr)
-
+    stream = sys.stderr if args.json else sys.stdout
+    show: Callable[[str], None] = (lambda _: None) if args.quiet else (lambda s: print(s, file=stream, flush=True))
+    job = CliJob(show=lambda record: show(_step_line(record)))
     data, tolerances = DATA.parse(args), TOLERANCES.parse(args)
     if args.resume:
         session = BisectSession.resume(
             args.model,
             args.workspace,
-            on_warning=warn,
+            events=job.events,
             data=data if data.given else None,
             tolerances=tolerances if tolerances.given else None,
         )
@@ -137,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, k) != _DEFAULTS[k] and getattr(args, k) != getattr(saved, k)
         ]
         if ignored:
-            warn(f"--resume continues with the options the bisection started with; ignoring {', '.join(ignored)}")
+            job.events.warn(
+                f"--resume continues with the options the bisection started with; ignoring {', '.join(ignored)}"
+            )
     else:
         options = BisectOptions(
             model=args.model,
@@ -154,16 +157,16 @@ def run(args: argparse.Namespace) -> int:
             write_calibration_cache=args.write_calibration_cache,
             workspace=args.workspace,
         )
-        session = BisectSession(options, on_warning=warn)
-    stream = sys.stderr if args.json else sys.stdout
-    show: Callable[[str], None] = (lambda _: None) if args.quiet else (lambda s: print(s, file=stream, flush=True))
-    show(_header(session))
-    for record in session.steps():
-        show(_step_line(record) + "  (saved)")
-    if args.interactive:
-        _interactive(session, show)
-    else:
-        session.run(on_step=lambda rec: show(_step_line(session.render_step(rec))))
+        session = BisectSession(options, events=job.events)
+    with job:
+        session.start()
+        show(_header(session))
+        for record in session.steps():
+            show(_step_line(record) + "  (saved)")
+        if args.interactive:
+            _interactive(session, show)
+        else:
+            session.run()
     result = session.result()
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -133,7 +133,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine_core.comparator.report import json_safe
     from engine_core.comparator.request import comparisons, execute
-    from tui.cli.progress import ProgressBar
+    from tui.cli.progress import CliJob
 
     if args.save_plot:
         from engine_core.comparator.plot import check_plot_target
@@ -141,11 +141,8 @@ def run(args: argparse.Namespace) -> int:
         check_plot_target(args.save_plot, args.plot_metric)
     reports = []
     for request in comparisons(request_from_args(args)):
-        bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
-        try:
-            reports.append(execute(request, on_progress=bar.update, on_warning=bar.warn))
-        finally:
-            bar.close()
+        with CliJob(quiet=args.quiet) as events:
+            reports.append(execute(request, events))
     if args.save_plot:
         from engine_core.comparator.plot import save_plot
 

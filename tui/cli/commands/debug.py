@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.model.loader import load_model
     from engine_core.precision.convert import rewritten_model
     from engine_core.workspace import Workspace
+    from tui.cli.progress import CliJob
 
     data = DATA.parse(args)
     until = parse_until(args.until)
@@ -83,8 +84,18 @@ def run(args: argparse.Namespace) -> int:
 
         CheckCommand(args.check.replace("{engine}", "engine.plan"), args.check_timeout).verify()
 
-    def warn(msg: str) -> None:
-        print(f"trtdbg: warning: {msg}", file=sys.stderr)
+    stream = sys.stderr if args.json else sys.stdout
+
+    def show(it: Iteration) -> None:
+        extra = f" ({it.detail})" if it.detail else ""
+        print(
+            f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, {it.engine}",
+            file=stream,
+            flush=True,
+        )
+
+    job = CliJob(show=show)
+    warn = job.events.warn
 
     metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
     choice = choose_shapes(metas, data.shapes, args.model)  # the shapes compare would use
@@ -116,29 +127,20 @@ def run(args: argparse.Namespace) -> int:
             warn(ws.note)
         base = str(ws.path("debug-build"))
     label = f"plan {os.path.basename(args.plan)}" if args.plan else (args.precision or "fp32")
-    stream = sys.stderr if args.json else sys.stdout
-
-    def show(it: Iteration) -> None:
-        extra = f" ({it.detail})" if it.detail else ""
-        print(
-            f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, {it.engine}",
-            file=stream,
-            flush=True,
+    with job:
+        result = debug_build(
+            model,
+            args.model,
+            new_run_dir(base),
+            until=until,
+            check=args.check,
+            check_timeout=args.check_timeout,
+            max_iterations=args.max_iterations,
+            trt_options=options,
+            shapes=choice.shapes,
+            label=label,
+            events=job.events,
         )
-
-    result = debug_build(
-        model,
-        args.model,
-        new_run_dir(base),
-        until=until,
-        check=args.check,
-        check_timeout=args.check_timeout,
-        max_iterations=args.max_iterations,
-        trt_options=options,
-        shapes=choice.shapes,
-        label=label,
-        on_iteration=show,
-    )
     if args.json:
         import json
 

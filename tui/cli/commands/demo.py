@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def run_headless(files: DemoFiles, args: argparse.Namespace) -> int:
     from engine_core.comparator.request import CompareRequest, execute
     from engine_core.options import DataOptions, ToleranceOptions
-    from tui.cli.progress import ProgressBar
+    from tui.cli.progress import CliJob
 
     print(f"demo model: {files.model}\nFP16 copy:  {files.fp16_model}\ninputs:     {files.inputs}", file=sys.stderr)
     request = CompareRequest(
@@ -75,11 +75,8 @@ def run_headless(files: DemoFiles, args: argparse.Namespace) -> int:
         data=DataOptions(load_inputs=(str(files.inputs),)),
         workspace=str(files.workspace),
     )
-    bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
-    try:
-        report = execute(request, on_progress=bar.update, on_warning=bar.warn)
-    finally:
-        bar.close()
+    with CliJob(quiet=args.quiet) as events:
+        report = execute(request, events)
     sys.stdout.write((report.dumps() if args.json else report.to_text()) + "\n")
     if not args.json:
         print(

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.surgeon.export import check_output_path, save_model
     from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
     from engine_core.workspace import Workspace, atomic_write_json
+    from tui.cli.progress import CliJob
 
     data = DATA.parse(args)
     tolerances = TOLERANCES.parse(args)
@@ -122,10 +123,6 @@ def run(args: argparse.Namespace) -> int:
         )
     with OrtRunner(model, args.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = data.source(metas, model=args.model)
-    feeds = list(source)
-    for w in source.warnings:
-        print(f"trtdbg: warning: {w}", file=sys.stderr)
 
     def show(step: ReduceStep) -> None:
         verdict = "fails" if step.fails else "passes"
@@ -133,8 +130,15 @@ def run(args: argparse.Namespace) -> int:
             f"[{step.phase}] {step.index + 1}/{step.total} {step.node}: {step.nodes} node(s) {verdict}", file=sys.stderr
         )
 
-    reducer = Reducer(model, args.model, feeds, judge, on_step=None if args.quiet else show)
-    result = reducer.run(args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs)
+    with CliJob(quiet=args.quiet, show=None if args.quiet else show) as events:
+        source = data.source(metas, model=args.model)
+        feeds = list(source)
+        for w in source.warnings:
+            events.warn(w)
+        reducer = Reducer(model, args.model, feeds, judge, events=events)
+        result = reducer.run(
+            args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs
+        )
     doc = result.to_json()
     doc["data"] = source.describe()
     coverage = _subject_coverage(args.subject, model, args.model)
