@@ -36,8 +36,11 @@ class Cancelled(TrtdbgError):
 
 
 class ProgressLike(Protocol):
-    done: int
-    total: int
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
 
 
 @dataclass(frozen=True)
