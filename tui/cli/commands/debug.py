@@ -1,4 +1,5 @@
-"""``trtdbg debug build MODEL --until good|bad|N [--check CMD]``: repeated builds sorted into good/bad engines."""
+"""``trtdbg debug build MODEL --until good|bad|N [--check CMD]``: repeated builds sorted into good/bad engines;
+``trtdbg debug repeat --until good|bad|N --check CMD [--artifacts F...]``: Polygraphy's ``debug repeat``."""
 
 from __future__ import annotations
 
@@ -15,15 +16,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg debug``."""
     p = sub.add_parser(
         "debug",
-        help="`debug build MODEL --until good|bad|N --check CMD`: catch tactic-dependent engine failures",
+        help="`debug build MODEL --until good|bad|N --check CMD`: catch tactic-dependent engine failures; "
+        "`debug repeat --until N --check CMD --artifacts F`: sort any command's artifacts into good/bad",
         description="Build MODEL's engine repeatedly (fresh builder and empty timing cache each time), run --check "
         "on each engine (exit 0 = good; the engine path is in $TRTDBG_ENGINE and replaces {engine}), "
         "sort the engines into good/ and bad/, and report which engine layer properties (type, "
         "precision, tactic, formats) differ between good and bad engines. Without --check, builds "
-        "--until N times and reports what differs between the builds.",
+        "--until N times and reports what differs between the builds. "
+        "`debug repeat` (no MODEL) runs --check again and again and moves the --artifacts it leaves into "
+        "good/ or bad/ by its exit code ({iteration} and $TRTDBG_ITERATION give the iteration).",
     )
-    p.add_argument("what", choices=("build",), help="the debug tool")
-    p.add_argument("model", metavar="MODEL", help="ONNX model")
+    p.add_argument("what", choices=("build", "repeat"), help="the debug tool")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="ONNX model (debug build)")
+    p.add_argument(
+        "--artifacts",
+        nargs="+",
+        default=[],
+        metavar="F",
+        help="debug repeat: files the check leaves behind, moved to good/ or bad/ after each iteration",
+    )
     p.add_argument(
         "--until", required=True, metavar="good|bad|N", help="stop at the first good or bad engine, or after N builds"
     )
@@ -59,6 +70,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build (or repeat), check, sort and report."""
+    if args.what == "repeat":
+        return _run_repeat(args)
+    return _run_build(args)
+
+
+def _run_repeat(args: argparse.Namespace) -> int:
+    """``debug repeat``: exit 0 when it finished (``--until good|bad`` reached, or N runs), 1 when --until was not met."""
+    from engine_core.backend.trt.debug_build import new_run_dir
+    from engine_core.debug_repeat import RepeatIteration, debug_repeat
+    from engine_core.errors import TrtdbgError
+
+    if args.model:
+        raise TrtdbgError(f"debug repeat takes no MODEL (got {args.model}); the --check command names its inputs")
+    if not args.check:
+        raise TrtdbgError("debug repeat needs --check CMD: the command whose exit code decides good (0) or bad")
+    if args.max_iterations < 1:
+        raise TrtdbgError("--max-iterations must be 1 or more")
+    stream = sys.stderr if args.json else sys.stdout
+
+    def show(it: RepeatIteration) -> None:
+        extra = f" ({it.detail})" if it.detail else ""
+        print(f"[I] iteration {it.index}: {it.verdict}{extra}", file=stream, flush=True)
+
+    result = debug_repeat(
+        args.check,
+        args.artifacts,
+        new_run_dir(args.artifacts_dir or "trtdbg_artifacts"),
+        until=args.until,
+        check_timeout=args.check_timeout,
+        max_iterations=args.max_iterations,
+        on_iteration=show,
+    )
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(result.to_text() + "\n")
+    reached = not isinstance(until := args.until, str) or until not in ("good", "bad")
+    return 0 if reached or result.iterations[-1].verdict == until else 1
+
+
+def _run_build(args: argparse.Namespace) -> int:
     """Build, check, sort and report."""
     import os
 
@@ -75,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     until = parse_until(args.until)
     if args.max_iterations < 1:
         raise TrtdbgError("--max-iterations must be 1 or more")
+    if not args.model:
+        raise TrtdbgError("debug build needs MODEL (the ONNX model to build)")
     if not os.path.isfile(args.model):
         raise TrtdbgError(f"model {args.model} does not exist")
     if isinstance(until, str) and not args.check:

@@ -1,0 +1,123 @@
+"""``trtdbg debug repeat``: Polygraphy's ``debug repeat`` — run a check command again and again and sort what it
+leaves behind into good/ and bad/ by its exit code.
+
+Each iteration runs ``--check`` (through the shell; exit 0 = good, a hang or a crash = bad), then moves every
+``--artifacts`` file it produced to ``DIR/good/`` or ``DIR/bad/`` as ``<stem>_iter<k><suffix>``, so the next
+iteration starts without it (a flaky build, a nondeterministic kernel, a tactic that only sometimes wins).
+``TRTDBG_ITERATION`` tells the command which iteration it is; ``{iteration}`` in the command is replaced by it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine_core.backend.trt.debug_build import parse_until
+from engine_core.errors import TrtdbgError
+from engine_core.precision.evaluate import CheckCommand
+from engine_core.workspace import atomic_write_json
+
+
+@dataclass
+class RepeatIteration:
+    """One run of the check."""
+
+    index: int
+    verdict: str
+    """``good`` or ``bad``."""
+    detail: str | None
+    artifacts: list[str]
+    """Where this iteration's artifacts were moved."""
+    log: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class RepeatResult:
+    """All iterations and where their artifacts went."""
+
+    artifacts_dir: str
+    iterations: list[RepeatIteration]
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Iterations per verdict."""
+        return {v: sum(1 for it in self.iterations if it.verdict == v) for v in ("good", "bad")}
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON document."""
+        return {
+            "artifacts_dir": self.artifacts_dir,
+            "counts": self.counts(),
+            "iterations": [it.to_json() for it in self.iterations],
+            "notes": list(self.notes),
+        }
+
+    def to_text(self) -> str:
+        """Polygraphy-style summary lines."""
+        c = self.counts()
+        n = len(self.iterations)
+        rate = 100.0 * c["good"] / n if n else 0.0
+        lines = [f"[I] Finished {n} iteration(s) | Passed: {c['good']}/{n} | Pass Rate: {rate:.2f}%"]
+        lines.append(f"[I] Artifacts sorted into {self.artifacts_dir}/good and {self.artifacts_dir}/bad")
+        lines += [f"[W] {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def debug_repeat(
+    check: str,
+    artifacts: Sequence[str],
+    artifacts_dir: str | os.PathLike[str],
+    *,
+    until: str | int,
+    check_timeout: float = 600.0,
+    max_iterations: int = 20,
+    on_iteration: Callable[[RepeatIteration], None] | None = None,
+) -> RepeatResult:
+    """Run ``check`` until ``until`` (``good``, ``bad`` or a count), sorting ``artifacts`` after each run."""
+    if isinstance(until, str):
+        until = parse_until(until)
+    CheckCommand(check.replace("{iteration}", "0"), check_timeout).verify()
+    root = Path(artifacts_dir)
+    notes: list[str] = []
+    iterations: list[RepeatIteration] = []
+    limit = until if isinstance(until, int) else max_iterations
+    for k in range(limit):
+        log = root / "logs" / f"iter_{k}.log"
+        cmd = CheckCommand(check.replace("{iteration}", str(k)), check_timeout)
+        passed, detail, warns = cmd.run({"TRTDBG_ITERATION": str(k)}, log)
+        notes.extend(w for w in warns if w not in notes)
+        verdict = "good" if passed else "bad"
+        moved: list[str] = []
+        for art in artifacts:
+            src = Path(art)
+            if not src.exists():
+                note = f"artifact {art} was not produced by iteration {k}"
+                notes.append(note)
+                continue
+            target = root / verdict / f"{src.stem}_iter{k}{src.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.move(str(src), str(target))
+            except OSError as exc:
+                raise TrtdbgError(f"cannot move artifact {art} to {target}: {exc.strerror or exc}") from exc
+            moved.append(str(target))
+        it = RepeatIteration(k, verdict, detail, moved, str(log))
+        iterations.append(it)
+        if on_iteration is not None:
+            on_iteration(it)
+        if until == verdict:
+            break
+    else:
+        if isinstance(until, str):
+            notes.append(f"no {until} iteration in {max_iterations} runs (--max-iterations)")
+    result = RepeatResult(str(root), iterations, notes)
+    atomic_write_json(root / "summary.json", result.to_json())
+    return result
