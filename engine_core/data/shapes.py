@@ -85,6 +85,26 @@ def parse_profile(
     return profile
 
 
+def parse_profiles(
+    min_groups: Sequence[Sequence[str]], opt_groups: Sequence[Sequence[str]], max_groups: Sequence[Sequence[str]]
+) -> list[dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]]:
+    """Repeated ``--trt-min/opt/max-shapes`` groups (Polygraphy: one triple per optimization profile), in order.
+
+    Each option given must appear once per profile; a bound left out of every group takes opt's.
+    """
+    counts = {len(g) for g in (min_groups, opt_groups, max_groups) if g}
+    if len(counts) > 1:
+        raise TrtdbgError(
+            f"--trt-min/opt/max-shapes: given {len(min_groups)}/{len(opt_groups)}/{len(max_groups)} times; "
+            "repeat each one once per optimization profile (or leave it out everywhere)"
+        )
+    n = counts.pop() if counts else 0
+    return [
+        parse_profile(*(g[i] if g else () for g in (min_groups, opt_groups, max_groups)))  # type: ignore[arg-type]
+        for i in range(n)
+    ]
+
+
 def _split_top_level(spec: str) -> list[str]:
     """Split at commas that are not inside ``[...]`` or ``(...)``."""
     items, depth, start = [], 0, 0

@@ -294,6 +294,9 @@ class TrtRunner(Runner):
         trt = self.flavour.module
         io = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in io if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        profile = _profile_for(engine, inputs, feed)
+        if engine.num_optimization_profiles > 1 and ctx.active_optimization_profile != profile:
+            ctx.set_optimization_profile_async(profile, stream)
         keep: list[np.ndarray] = []
         for name in inputs:
             if name not in feed:
@@ -302,7 +305,7 @@ class TrtRunner(Runner):
             if not ctx.set_input_shape(name, arr.shape):
                 raise TrtdbgError(
                     f"{self.name}: input '{name}' shape {arr.shape} is outside the engine's profile "
-                    f"{tuple(engine.get_tensor_profile_shape(name, 0))}; adjust the shapes"
+                    f"{tuple(engine.get_tensor_profile_shape(name, profile))}; adjust the shapes"
                 )
             keep.append(arr)
             if _on_host(trt, engine, name):
@@ -487,3 +490,20 @@ def _on_host(trt: Any, engine: Any, name: str) -> bool:
     if not hasattr(engine, "get_tensor_location") or not hasattr(trt, "TensorLocation"):
         return False
     return engine.get_tensor_location(name) == trt.TensorLocation.HOST
+
+
+def _profile_for(engine: Any, inputs: Sequence[str], feed: Mapping[str, np.ndarray]) -> int:
+    """The first optimization profile whose min/max shapes hold every input of ``feed`` (else 0)."""
+    for k in range(int(getattr(engine, "num_optimization_profiles", 1) or 1)):
+        fits = True
+        for name in inputs:
+            if name not in feed:
+                continue
+            lo, _, hi = (tuple(s) for s in engine.get_tensor_profile_shape(name, k))
+            shape = tuple(np.shape(feed[name]))
+            if len(lo) != len(shape) or any(not a <= d <= b for a, d, b in zip(lo, shape, hi)):
+                fits = False
+                break
+        if fits:
+            return k
+    return 0

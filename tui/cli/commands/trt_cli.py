@@ -28,9 +28,10 @@ def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: 
         g.add_argument(
             f"--trt-{which}-shapes",
             nargs="+",
+            action="append",
             metavar="NAME:SHAPE",
-            help=f"{which} shapes of an optimization profile for dynamic inputs "
-            "(default: each feed's own shape, min=opt=max)",
+            help=f"{which} shapes of an optimization profile for dynamic inputs; repeat the min/opt/max group "
+            "for several profiles, as in Polygraphy (default: each feed's own shape, min=opt=max)",
         )
     g.add_argument("--trt-pool-limit", metavar="SIZE", help="workspace memory pool limit, e.g. 4G")
     g.add_argument("--trt-opt-level", type=int, metavar="0-5", help="builder optimization level (TensorRT default 3)")
@@ -89,15 +90,15 @@ def trt_options_from_args(a: argparse.Namespace) -> TrtOptions:
     from engine_core.backend.trt.build import BuildOptions
     from engine_core.backend.trt.legacy import weak_settings
     from engine_core.backend.trt.runner import TrtOptions
-    from engine_core.data.shapes import parse_profile
+    from engine_core.data.shapes import parse_profiles
     from engine_core.errors import TrtdbgError
     from engine_core.sysinfo import parse_size
 
     def get(name: str, default: Any = None) -> Any:
         return getattr(a, name, default)
 
-    prof = parse_profile(*(get(f"trt_{w}_shapes") or [] for w in ("min", "opt", "max")))
-    profiles = BuildOptions.make_profiles([prof]) if prof else ()
+    profs = parse_profiles(*(get(f"trt_{w}_shapes") or [] for w in ("min", "opt", "max")))
+    profiles = BuildOptions.make_profiles(profs) if profs else ()
     weak_on, lps = get("weak_typing", False), get("layer_precisions")
     cache = get("calibration_cache") if hasattr(a, "weak_typing") else None  # else it is the command's INT8 cache
     if (lps or cache) and not weak_on:

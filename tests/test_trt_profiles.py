@@ -1,0 +1,64 @@
+"""Several TensorRT optimization profiles: repeated --trt-min/opt/max-shapes groups, built with TensorRT(-RTX),
+and the runner's choice of the profile that holds a feed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from engine_core.backend.trt import build
+from engine_core.backend.trt.runner import _profile_for
+from engine_core.data.shapes import parse_profiles
+from engine_core.errors import TrtdbgError
+from tui.cli.commands.trt_cli import trt_options_from_args
+from tui.cli.main import build_parser
+
+GROUPS = [
+    "--trt-min-shapes", "x:1x4", "--trt-opt-shapes", "x:2x4", "--trt-max-shapes", "x:4x4",
+    "--trt-min-shapes", "x:[8,4]", "--trt-opt-shapes", "x:16x4", "--trt-max-shapes", "x:32x4",
+]  # fmt: skip
+
+
+def _dyn_model():
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [w],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def test_repeated_groups_make_one_profile_each() -> None:
+    args = build_parser().parse_args(["compare", "m.onnx", *GROUPS])
+    profiles = trt_options_from_args(args).profiles
+    assert profiles == ((("x", (1, 4), (2, 4), (4, 4)),), (("x", (8, 4), (16, 4), (32, 4)),))
+    one = build_parser().parse_args(["compare", "m.onnx", "--trt-opt-shapes", "x:2x4"])
+    assert trt_options_from_args(one).profiles == ((("x", (2, 4), (2, 4), (2, 4)),),)
+    with pytest.raises(TrtdbgError, match="given 2/1/0 times"):
+        parse_profiles([["x:1x4"], ["x:8x4"]], [["x:2x4"]], [])
+
+
+def test_two_profiles_built_with_tensorrt(trt_flavour) -> None:
+    args = build_parser().parse_args(["compare", "m.onnx", *GROUPS])
+    parsed = build.parse_onnx(trt_flavour, _dyn_model())
+    built = build.build_engine(parsed, build.BuildOptions(profiles=trt_options_from_args(args).profiles), digest="p2")
+    assert built.plan
+    if built.meta["layers_text"]:  # TensorRT-RTX logs the engine's I/O with its profiles
+        from engine_core.backend.trt.inspector import from_layer_text
+
+        x = next(t for t in from_layer_text(built.meta["layers_text"]).io if t.name == "x")
+        assert [(p["MinShape"], p["MaxShape"]) for p in x.profiles] == [([1, 4], [4, 4]), ([8, 4], [32, 4])]
+
+
+def test_runner_picks_the_profile_holding_the_feed() -> None:
+    shapes = {0: ((1, 4), (2, 4), (4, 4)), 1: ((8, 4), (16, 4), (32, 4))}
+    engine = SimpleNamespace(num_optimization_profiles=2, get_tensor_profile_shape=lambda name, k: shapes[k])
+    assert _profile_for(engine, ["x"], {"x": np.zeros((3, 4))}) == 0
+    assert _profile_for(engine, ["x"], {"x": np.zeros((20, 4))}) == 1
+    assert _profile_for(engine, ["x"], {"x": np.zeros((6, 4))}) == 0  # none fits: profile 0 reports the error
