@@ -10,15 +10,26 @@ import time
 
 
 def main() -> None:
-    """``python bench/measure.py CMD...`` prints ``{"wall_s", "peak_rss_mib", "rc"}`` as the last line."""
+    """``python bench/measure.py CMD...`` prints ``{"wall_s", "cpu_s", "peak_rss_mib", "rc"}`` as the last line."""
     cmd = sys.argv[1:]
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss_kib = usage.ru_maxrss
     if proc.returncode not in (0, 1):
         sys.stderr.write(proc.stderr[-2000:])
-    print(json.dumps({"wall_s": round(wall, 3), "peak_rss_mib": round(rss_kib / 1024, 1), "rc": proc.returncode}))
+    cpu = usage.ru_utime + usage.ru_stime
+    print(
+        json.dumps(
+            {
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "peak_rss_mib": round(rss_kib / 1024, 1),
+                "rc": proc.returncode,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

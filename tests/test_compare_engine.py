@@ -121,3 +121,17 @@ def test_budget_holds_on_data_dependent_shapes(save_model, tmp_path: Path) -> No
     key = lambda d: (d["topo_index"], d["iteration"])  # noqa: E731
     assert sorted(whole_results, key=key) == sorted(small_results, key=key)
     assert whole.summary.failed == small.summary.failed > 0
+
+
+def test_json_encoding_keeps_content(save_model, tmp_path: Path) -> None:
+    import json
+
+    from engine_core.comparator.report import json_safe
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
+    report = execute(_request(model, sub, tmp_path, data=DataOptions(iterations=2)))
+    reference = json.loads(json.dumps(json_safe(report.to_json())))  # the plain, recursive encoding
+    compact, indented = report.dumps(indent=False), report.dumps()
+    assert "\n" not in compact and indented.count("\n") > len(report.results)
+    assert json.loads(compact) == json.loads(indented) == reference
