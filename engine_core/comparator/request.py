@@ -576,24 +576,30 @@ def _run_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
                 job.on_progress(Progress(done, job.total, bi, planned))
 
 
-def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mapping[str, str]) -> None:
-    """Wrap ``source.fetch`` so its tensors are kept for ``--save-outputs``, under MODEL's names (``names``)."""
+def _after_fetch(source: OutputSource, after: Callable[[int, dict[str, np.ndarray]], dict[str, np.ndarray]]) -> None:
+    """Make ``source.fetch`` hand what it fetched for an iteration through ``after(iteration, tensors)``."""
     original = source.fetch
 
     def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
-        out = original(iteration, feed, wanted)
-        keep[iteration].update((names.get(k, k), v) for k, v in out.items())
-        return out
+        return after(iteration, original(iteration, feed, wanted))
 
     source.fetch = fetch  # type: ignore[method-assign, assignment]
 
 
+def _keep(source: OutputSource, keep: list[dict[str, np.ndarray]], names: Mapping[str, str]) -> None:
+    """Keep ``source``'s tensors for ``--save-outputs``, under MODEL's names (``names``)."""
+
+    def kept(iteration: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keep[iteration].update((names.get(k, k), v) for k, v in out.items())
+        return out
+
+    _after_fetch(source, kept)
+
+
 def _validate(source: OutputSource, side: str, found: list[dict[str, Any]], names: Mapping[str, str]) -> None:
     """``--validate``: record every NaN/Inf that ``source`` returns (Polygraphy ``Comparator.validate``)."""
-    original = source.fetch
 
-    def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
-        out = original(iteration, feed, wanted)
+    def checked(iteration: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for k, v in out.items():
             a = np.asarray(v)
             if a.dtype.kind in "fc":
@@ -605,17 +611,12 @@ def _validate(source: OutputSource, side: str, found: list[dict[str, Any]], name
                     )
         return out
 
-    source.fetch = fetch  # type: ignore[method-assign]
+    _after_fetch(source, checked)
 
 
 def _postprocess(source: OutputSource, checks: ExtraChecks, names: Mapping[str, str]) -> None:
     """``--postprocess``: replace fetched tensors by their Top-K indices before they are compared."""
-    original = source.fetch
-
-    def fetch(iteration: int, feed: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
-        return {k: checks.postprocessed(names.get(k, k), v) for k, v in original(iteration, feed, wanted).items()}
-
-    source.fetch = fetch  # type: ignore[method-assign]
+    _after_fetch(source, lambda _, out: {k: checks.postprocessed(names.get(k, k), v) for k, v in out.items()})
 
 
 def _runner_name(source: OutputSource) -> str:
