@@ -100,7 +100,7 @@ def parse_profiles(
         )
     n = counts.pop() if counts else 0
     return [
-        parse_profile(*(g[i] if g else () for g in (min_groups, opt_groups, max_groups)))  # type: ignore[arg-type]
+        parse_profile(*(g[i] if g else () for g in (min_groups, opt_groups, max_groups)))
         for i in range(n)
     ]
 
