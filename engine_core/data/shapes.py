@@ -99,10 +99,7 @@ def parse_profiles(
             "repeat each one once per optimization profile (or leave it out everywhere)"
         )
     n = counts.pop() if counts else 0
-    return [
-        parse_profile(*(g[i] if g else () for g in (min_groups, opt_groups, max_groups)))
-        for i in range(n)
-    ]
+    return [parse_profile(*(g[i] if g else () for g in (min_groups, opt_groups, max_groups))) for i in range(n)]
 
 
 def _split_top_level(spec: str) -> list[str]:
