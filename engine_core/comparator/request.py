@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,6 +236,14 @@ def _side(
         found, missing = match_saved(wanted, names, wanted_meta(inexact), saved_meta, check_shapes)
         where = f"{saved.path} (runner '{saved.runner_name}')"
         return source, found, {n: f"{where}: {why}" for n, why in missing.items()}, None
+    if other_model and os.path.splitext(other_model)[1].lower() in (".plan", ".engine", ".trt"):
+        from engine_core.backend.trt.plan_runner import TrtPlanRunner
+
+        plan_runner = TrtPlanRunner(other_model, trt_options, inputs=_declared_inputs(index))
+        outputs = set(plan_runner.output_names())  # deserializes: needs the engine's GPU
+        why = f"{other_model}: not an output of the engine (an engine exposes only its I/O tensors)"
+        found = {n: Match(n, "exact") for n in wanted if n in outputs}
+        return RunnerSource(plan_runner), found, {n: why for n in wanted if n not in found}, plan_runner
     if other_model:
         m2, idx2 = _open_model(other_model)
         runner = make_runner(
