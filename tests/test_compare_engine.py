@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,20 @@ def test_json_encoding_keeps_content(save_model, tmp_path: Path) -> None:
     compact, indented = report.dumps(indent=False), report.dumps()
     assert "\n" not in compact and indented.count("\n") > len(report.results)
     assert json.loads(compact) == json.loads(indented) == reference
+
+
+def test_order_statistics_on_demand_for_one_tensor(save_model, tmp_path: Path) -> None:
+    from engine_core.comparator.detail import tensor_distribution
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
+    request = _request(model, sub, tmp_path, data=DataOptions(iterations=2))
+    report = execute(request)
+    result = next(r for r in report.results if r.iteration == 1 and not r.stats.passed)
+    assert result.stats.median_abs is None and result.stats.p99_abs is None
+    full = tensor_distribution(request, result)
+    assert full.max_abs == result.stats.max_abs and full.mismatches == result.stats.mismatches
+    assert full.median_abs <= full.p90_abs <= full.p95_abs <= full.p99_abs <= full.max_abs
+    everything = execute(replace(request, order_stats=True))
+    same = next(r for r in everything.results if (r.slot.name, r.iteration) == (result.slot.name, 1))
+    assert (same.stats.median_abs, same.stats.p99_rel) == (full.median_abs, full.p99_rel)

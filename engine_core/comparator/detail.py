@@ -1,0 +1,53 @@
+"""On-demand detail for one compared tensor: its full error distribution, recomputed from a fresh fetch.
+
+The streaming compare keeps no tensors and skips order statistics (see :mod:`.metrics`); a detail view
+(the app's detail pane, a script) calls :func:`tensor_distribution` for the one tensor it shows. The
+tensor is fetched again from both sides on the same input sample, with the same ONNX Runtime
+optimization level as the original run, so the numbers are those of the original comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine_core.comparator.engine import TensorResult
+from engine_core.comparator.metrics import TensorStats, error_distribution
+from engine_core.comparator.request import CompareRequest, _open_model, prepare, resolve_marks
+from engine_core.errors import TrtdbgError
+
+
+def tensor_distribution(request: CompareRequest, result: TensorResult) -> TensorStats:
+    """``result``'s statistics completed with median, p90/p95/p99, std and the robust relative error.
+
+    ``request`` is the request that produced ``result``; the model runs once more on each side (a
+    saved side is read from its file), for this tensor and this input sample only.
+    """
+    _, index = _open_model(request.model)
+    wanted, _ = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
+    outputs_only = set(wanted) <= set(index.outputs)
+    level = request.ort_opt_level or ("all" if outputs_only or request.settings.polygraphy_defaults else "disable")
+    one = replace(
+        request,
+        marks=[result.slot.name],
+        mark_ops=[],
+        exclude=[],
+        ort_opt_level=level,
+        save_inputs=None,
+        save_outputs=None,
+        fail_fast=False,
+        mem_budget=None,
+    )
+    job = prepare(one).job
+    if not job.slots or result.iteration >= len(job.feeds):
+        raise TrtdbgError(f"cannot fetch '{result.slot.name}' (iteration {result.iteration}) again")
+    slot, feed, it = job.slots[0], job.feeds[result.iteration], result.iteration
+    sources = [job.reference, job.subject] if job.subject is not job.reference else [job.reference]
+    for src in sources:
+        src.open()
+    try:
+        ref = job.reference.fetch(it, feed, [slot.name])[slot.name]
+        sub = job.subject.fetch(it, feed, [slot.subject_name])[slot.subject_name]
+    finally:
+        for src in sources:
+            src.close()
+    return error_distribution(result.stats, sub, ref, request.settings)
