@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine_core.backend.trt.debug_build import parse_until
+from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
-from engine_core.precision.evaluate import CheckCommand
+from engine_core.jobs import JobEvents, Progress
 from engine_core.workspace import atomic_write_json
 
 
@@ -72,29 +73,31 @@ class RepeatResult:
 
 
 def debug_repeat(
-    check: str,
+    check: CheckCommand,
     artifacts: Sequence[str],
     artifacts_dir: str | os.PathLike[str],
     *,
     until: str | int,
-    check_timeout: float = 600.0,
     max_iterations: int = 20,
-    on_iteration: Callable[[RepeatIteration], None] | None = None,
+    events: JobEvents | None = None,
 ) -> RepeatResult:
-    """Run ``check`` until ``until`` (``good``, ``bad`` or a count), sorting ``artifacts`` after each run."""
+    """Run ``check`` until ``until`` (``good``, ``bad`` or a count), sorting ``artifacts`` after each run.
+
+    ``events``: each :class:`RepeatIteration` as an item and progress; a cancel stops before the next run."""
+    events = events or JobEvents()
     if isinstance(until, str):
         until = parse_until(until)
-    CheckCommand(check.replace("{iteration}", "0"), check_timeout).verify()
+    check.verify()
     root = Path(artifacts_dir)
     notes: list[str] = []
     iterations: list[RepeatIteration] = []
     limit = until if isinstance(until, int) else max_iterations
     for k in range(limit):
+        events.stop_if_cancelled(f"debug repeat cancelled after {k} run(s); artifacts so far are in {root}")
         log = root / "logs" / f"iter_{k}.log"
-        cmd = CheckCommand(check.replace("{iteration}", str(k)), check_timeout)
-        passed, detail, warns = cmd.run({"TRTDBG_ITERATION": str(k)}, log)
-        notes.extend(w for w in warns if w not in notes)
-        verdict = "good" if passed else "bad"
+        outcome = check.run({"iteration": str(k)}, log)
+        detail = outcome.detail
+        verdict = "good" if outcome.passed else "bad"
         moved: list[str] = []
         for art in artifacts:
             src = Path(art)
@@ -111,8 +114,8 @@ def debug_repeat(
             moved.append(str(target))
         it = RepeatIteration(k, verdict, detail, moved, str(log))
         iterations.append(it)
-        if on_iteration is not None:
-            on_iteration(it)
+        events.item(it)
+        events.progress(Progress(k + 1, limit, "runs"))
         if until == verdict:
             break
     else:

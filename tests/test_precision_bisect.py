@@ -239,7 +239,7 @@ def test_check_command_missing_hanging_crashing(tmp_path: Path) -> None:
     cmd, _ = _check_cmd(tmp_path, "crash")
     proc = run_cli("bisect", str(model), "--check", cmd, "--json")
     doc = json.loads(proc.stdout)
-    assert "crashed with SIGSEGV" in proc.stderr and doc["finished"]
+    assert "crashed (SIGSEGV)" in proc.stderr and doc["finished"]
     assert doc["steps"][2]["evaluation"]["detail"] == "crashed (SIGSEGV)"
 
 

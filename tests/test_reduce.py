@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine_core.check import CheckCommand
 from engine_core.data.store import save_inputs
 from engine_core.errors import TrtdbgError
 from engine_core.model.demo import DEMO_SITES, build_demo_model, demo_inputs
@@ -203,7 +204,7 @@ def test_other_branches_freeze_to_constants_or_feed_per_sample() -> None:
     rng = np.random.default_rng(0)
     same_s = [{"x": rng.standard_normal(4).astype(np.float32), "s": np.full(4, 4.0, np.float32)} for _ in range(2)]
     other_s = [same_s[0], {"x": same_s[1]["x"], "s": np.full(4, 9.0, np.float32)}]
-    never = CommandJudge([sys.executable, "-c", "pass"], Path("unused.onnx"))
+    never = CommandJudge(CheckCommand((sys.executable, "-c", "pass")), Path("unused.onnx"))
     frozen = Reducer(model, None, same_s, never).candidate(["x"], ["y"])
     assert frozen is not None and frozen.nodes == ("/relu", "/mul", "/neg") and frozen.frozen == ("b",)
     assert numpy_helper.to_array(next(t for t in frozen.model.graph.initializer if t.name == "b")).tolist() == [2.0] * 4
@@ -246,7 +247,7 @@ def test_bad_invocations_exit_2_with_one_line(tmp_path: Path, save_model) -> Non
         ((str(path), "-o", out, "--subject", "nope"), "unknown backend 'nope'"),
         (
             (str(path), "-o", out, "--workspace", str(tmp_path / "ws"), "--check", "/no/such/command", "{model}"),
-            "--check: cannot run '/no/such/command'",
+            "--check: '/no/such/command' does not exist",
         ),
     ]
     for args, message in cases:

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine_core.check import DEFAULT_TIMEOUT, CheckCommand
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions, ToleranceOptions
-from engine_core.precision.evaluate import SUBJECTS, CheckCommand, Evaluation, Evaluator
+from engine_core.precision.evaluate import SUBJECTS, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
 from engine_core.precision.state import backup_state, file_sha256, load_state, pack, save_state, state_path, unpack
 from engine_core.workspace import Workspace
@@ -238,7 +239,9 @@ class BisectOptions:
     mode: str = "bisect"
     direction: str = "forward"
     check: str | None = None
-    check_timeout: float = 600.0
+    check_timeout: float = DEFAULT_TIMEOUT
+    fail_regex: tuple[str, ...] = ()
+    """``--fail-regex`` patterns: a match in the check's output makes that run fail."""
     tolerances: ToleranceOptions = field(default_factory=ToleranceOptions)
     """Empty atol/rtol: :data:`DEFAULT_TOLERANCE` of the precision."""
     data: DataOptions = field(default_factory=DataOptions)
@@ -260,8 +263,7 @@ class BisectOptions:
             raise TrtdbgError(f"--subject '{self.subject}' is not one of {', '.join(SUBJECTS)}")
         if self.calibration_cache and self.precision != "int8":
             raise TrtdbgError("--calibration-cache applies to --precision int8 only")
-        if self.check_timeout <= 0:
-            raise TrtdbgError("--check-timeout must be > 0 seconds")
+        self.check_command()  # timeout and --fail-regex validated here; the program in start()
 
     def absolute(self) -> None:
         """Make file options absolute, so a resume from another directory finds the same files."""
@@ -273,6 +275,12 @@ class BisectOptions:
 
     def settings(self) -> CompareSettings:
         return self.tolerances.settings(DEFAULT_TOLERANCE[self.precision])
+
+    def check_command(self) -> CheckCommand | None:
+        """The ``--check`` command (``None``: the outputs are compared with the FP32 model)."""
+        if self.check is None:
+            return None
+        return CheckCommand(self.check, self.check_timeout, tuple(self.fail_regex))
 
     def phases(self, analysis: Any) -> list[Phase]:
         if self.precision != "int8":
@@ -425,9 +433,8 @@ class BisectSession:
             for w in self.builder.warnings:
                 self._warn(w)
             self.calibration_cache = self._write_trt_cache()
-        check = None
-        if options.check:
-            check = CheckCommand(options.check, options.check_timeout)
+        check = options.check_command()
+        if check is not None:
             check.verify()
         self.evaluator = Evaluator(self.builder, options.subject, feeds, options.settings(), self.workdir, check)
         phases = options.phases(analysis)
@@ -539,10 +546,14 @@ class BisectSession:
         if not ev.passed:
             self.save()
             what = "--check command" if self.evaluator.check else "comparison"
+            fix = (
+                "raise --check-timeout if it needs longer"
+                if (ev.detail or "").startswith("timed out")
+                else "loosen --atol/--rtol or fix the check"
+            )
             raise TrtdbgError(
                 f"the {what} fails even with every node at {self.search.current.fallback} "
-                f"({ev.summary()}); bisection needs a passing baseline: loosen --atol/--rtol or fix "
-                "the check"
+                f"({ev.summary()}); bisection needs a passing baseline: {fix}"
             )
 
     # ------------------------------------------------------------------ stepping
@@ -552,9 +563,6 @@ class BisectSession:
 
     def _evaluate(self, plan: PrecisionPlan, step: int) -> Evaluation:
         ev = self.evaluator.evaluate(plan, step)
-        for w in self.evaluator.warnings:
-            self._warn(w)
-        self.evaluator.warnings.clear()
         self.evaluations += 1
         return ev
 

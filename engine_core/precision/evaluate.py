@@ -11,10 +11,6 @@ subject backend), ``TRTDBG_INPUTS``, ``TRTDBG_REFERENCE_OUTPUTS`` (Polygraphy JS
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +21,7 @@ import numpy as np
 import onnx
 
 from engine_core.backend.ort import OrtRunner
+from engine_core.check import CheckCommand
 from engine_core.comparator.metrics import compare_tensors
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import save_inputs, save_outputs
@@ -83,82 +80,6 @@ class Evaluation:
         return text
 
 
-@dataclass
-class CheckCommand:
-    """An external pass/fail command (exit 0 = pass), run through the shell with a timeout."""
-
-    command: str
-    timeout: float = 600.0
-
-    def verify(self) -> None:
-        """Fail early when the command's program does not exist."""
-        try:
-            words = shlex.split(self.command)
-        except ValueError as exc:
-            raise TrtdbgError(f"--check: cannot parse '{self.command}': {exc}") from None
-        program = next((w for w in words if "=" not in w.split("/")[0]), None)
-        if not words or program is None:
-            raise TrtdbgError("--check: the command is empty; give the program that decides pass (exit 0) or fail")
-        if os.sep in program:
-            if not os.path.isfile(program):
-                raise TrtdbgError(f"--check: '{program}' does not exist; give the path of the check script")
-            if not os.access(program, os.X_OK):
-                raise TrtdbgError(
-                    f"--check: '{program}' is not executable; chmod +x it or run it through its interpreter"
-                )
-        elif shutil.which(program) is None and program not in _SHELL_WORDS:
-            raise TrtdbgError(f"--check: program '{program}' is not on PATH; give its full path")
-
-    def run(self, env: Mapping[str, str], log: Path) -> tuple[bool, str | None, list[str]]:
-        """``(passed, detail, warnings)``; a missing program raises, a hang or a crash counts as a failure."""
-        full = {**os.environ, **env}
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                self.command,
-                shell=True,
-                env=full,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            try:
-                rc = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                warning = (
-                    f"--check timed out after {self.timeout:g} s (log {log}); counted as a failure; raise "
-                    "--check-timeout if it needs longer"
-                )
-                return False, f"timed out after {self.timeout:g} s", [warning]
-            except BaseException:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
-        tail = _tail(log)
-        if rc in (126, 127):
-            raise TrtdbgError(f"--check could not run its command (exit {rc}: {tail or 'not found or not executable'})")
-        signum = -rc if rc < 0 else rc - 128 if rc > 128 else 0  # a shell reports a signal death as 128 + N
-        if signum in _SIGNALS:
-            name = _SIGNALS[signum]
-            return False, f"crashed ({name})", [f"--check crashed with {name} (log {log}); counted as a failure"]
-        return rc == 0, (None if rc == 0 else f"exit {rc}" + (f": {tail}" if tail else "")), []
-
-
-_SIGNALS = {int(sig): sig.name for sig in signal.Signals}
-_SHELL_WORDS = frozenset({"exit", "test", "[", "true", "false", "cd", "export", "source", ".", "if", "for"})
-
-
-def _tail(log: Path) -> str:
-    try:
-        lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1].strip()[:200] if lines else ""
-
-
 class Evaluator:
     """Evaluates plans of one model on one subject backend over fixed feeds."""
 
@@ -184,7 +105,6 @@ class Evaluator:
         self.check = check
         self.outputs = list(builder.analysis.graph_outputs)
         self._reference: list[dict[str, np.ndarray]] | None = None
-        self.warnings: list[str] = []
 
     @property
     def emulated(self) -> bool:
@@ -211,10 +131,8 @@ class Evaluator:
         ev = self._compare(subs, refs)
         if self.check is not None:
             real = model if not self.emulated else self.builder.build(plan, emulated=False)[0]
-            env = self._check_files(real, plan, subs, step)
-            passed, detail, warnings = self.check.run(env, self.workdir / "check.log")
-            self.warnings.extend(warnings)
-            ev.passed, ev.detail, ev.judged_by = passed, detail, "check"
+            outcome = self.check.run(self._check_files(real, plan, subs, step), self.workdir / "check.log")
+            ev.passed, ev.detail, ev.judged_by = outcome.passed, outcome.detail, "check"
         ev.seconds = time.perf_counter() - start
         return ev
 
@@ -243,21 +161,22 @@ class Evaluator:
     def _check_files(
         self, model: onnx.ModelProto, plan: PrecisionPlan, subs: Sequence[Mapping[str, np.ndarray]], step: int
     ) -> dict[str, str]:
+        """The check's values: ``{model}``/``TRTDBG_MODEL`` and the other files of this step."""
         d = self.workdir
         files = {
-            "TRTDBG_MODEL": d / "candidate.onnx",
-            "TRTDBG_OUTPUTS": d / "candidate_outputs.json",
-            "TRTDBG_INPUTS": d / "inputs.json",
-            "TRTDBG_REFERENCE_OUTPUTS": d / "reference_outputs.json",
-            "TRTDBG_PLAN": d / "candidate_plan.json",
+            "model": d / "candidate.onnx",
+            "outputs": d / "candidate_outputs.json",
+            "inputs": d / "inputs.json",
+            "reference_outputs": d / "reference_outputs.json",
+            "plan": d / "candidate_plan.json",
         }
-        atomic_write_bytes(files["TRTDBG_MODEL"], model.SerializeToString())
-        save_outputs(files["TRTDBG_OUTPUTS"], f"{self.subject} candidate", subs)
-        if not files["TRTDBG_INPUTS"].exists():
-            save_inputs(files["TRTDBG_INPUTS"], self.feeds)
-        if not files["TRTDBG_REFERENCE_OUTPUTS"].exists():
-            save_outputs(files["TRTDBG_REFERENCE_OUTPUTS"], f"{self.subject} fp32", self.reference())
-        plan.save(files["TRTDBG_PLAN"])
-        env = {k: str(v.resolve()) for k, v in files.items()}
-        env["TRTDBG_STEP"] = str(step)
-        return env
+        atomic_write_bytes(files["model"], model.SerializeToString())
+        save_outputs(files["outputs"], f"{self.subject} candidate", subs)
+        if not files["inputs"].exists():
+            save_inputs(files["inputs"], self.feeds)
+        if not files["reference_outputs"].exists():
+            save_outputs(files["reference_outputs"], f"{self.subject} fp32", self.reference())
+        plan.save(files["plan"])
+        values = {k: str(v.resolve()) for k, v in files.items()}
+        values["step"] = str(step)
+        return values

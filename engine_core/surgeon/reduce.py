@@ -23,7 +23,6 @@ ONNX Runtime against any subject backend spec, or against the matching sub-graph
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import onnx
 from onnx import ModelProto, helper, numpy_helper
 
 from engine_core.backend.ort import OrtRunner
+from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.model.index import ModelIndex
@@ -42,7 +42,6 @@ from engine_core.surgeon.changes import describe_value_info
 from engine_core.surgeon.graph import (
     arrays_equal,
     backward_cone,
-    first_line,
     lower_constants,
     make_value_info,
     rebuild,
@@ -511,30 +510,26 @@ def _subject_output(index: ModelIndex, name: str) -> onnx.ValueInfoProto:
 
 
 class CommandJudge:
-    """Fails when an external command exits non-zero.
+    """Fails when an external check command fails (non-zero exit, a timeout, a crash or a ``--fail-regex`` match).
 
     Before each run the candidate is written to ``artifact`` and its per-sample inputs to ``<artifact>.inputs.json``
     (Polygraphy JSON); ``{model}`` and ``{inputs}`` in the command are replaced by those paths, which are also in
-    the environment as ``TRTDBG_REDUCE_MODEL`` and ``TRTDBG_REDUCE_INPUTS``.
+    the environment as ``TRTDBG_MODEL`` and ``TRTDBG_INPUTS`` (and, as before, ``TRTDBG_REDUCE_MODEL`` and
+    ``TRTDBG_REDUCE_INPUTS``). Its output goes to ``<artifact>.check.log``.
     """
 
-    def __init__(self, argv: Sequence[str], artifact: str | os.PathLike[str]) -> None:
-        if not argv:
-            raise TrtdbgError("--check: give the command to run, e.g. --check python check.py {model}")
-        self.argv = list(argv)
+    def __init__(self, check: CheckCommand, artifact: str | os.PathLike[str]) -> None:
+        self.check = check
         self.artifact = Path(artifact)
         self.inputs_path = self.artifact.with_name(self.artifact.name + ".inputs.json")
-        self.description = f"command `{' '.join(self.argv)}` exits non-zero"
+        self.log = self.artifact.with_name(self.artifact.name + ".check.log")
+        self.description = f"command `{check.text}` fails"
 
     def __call__(self, candidate: Candidate) -> bool:
         from engine_core.data.store import save_inputs
 
         atomic_write_bytes(self.artifact, candidate.model.SerializeToString())
         save_inputs(self.inputs_path, candidate.feeds)
-        argv = [a.replace("{model}", str(self.artifact)).replace("{inputs}", str(self.inputs_path)) for a in self.argv]
-        env = {**os.environ, "TRTDBG_REDUCE_MODEL": str(self.artifact), "TRTDBG_REDUCE_INPUTS": str(self.inputs_path)}
-        try:
-            proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        except OSError as exc:
-            raise TrtdbgError(f"--check: cannot run '{argv[0]}': {first_line(exc)}; check the command") from exc
-        return proc.returncode != 0
+        model, inputs = str(self.artifact), str(self.inputs_path)
+        env = {"TRTDBG_REDUCE_MODEL": model, "TRTDBG_REDUCE_INPUTS": inputs}
+        return not self.check.run({"model": model, "inputs": inputs}, self.log, env).passed

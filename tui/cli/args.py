@@ -12,6 +12,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine_core.check import CheckCommand
     from engine_core.comparator.checks import ExtraChecks
     from engine_core.options import DataOptions, ToleranceOptions
 
@@ -193,6 +194,47 @@ class CheckArgs:
             validate=args.validate,
             compare_func_script=args.compare_func_script,
         )
+
+
+class CheckCommandArgs:
+    """An external pass/fail command (``--check``) with its timeout and ``--fail-regex`` (bisect, reduce, debug build).
+
+    ``argv=True``: ``--check`` takes the rest of the command line as the command's words (run without a shell),
+    else one shell command string. ``help`` describes the command's contract for the command.
+    """
+
+    def __init__(self, title: str, help: str, *, argv: bool = False) -> None:
+        self.title = title
+        self.help = help
+        self.argv = argv
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+        g = parser.add_argument_group(self.title)
+        if self.argv:
+            g.add_argument("--check", nargs=argparse.REMAINDER, metavar="CMD", help=self.help)
+        else:
+            g.add_argument("--check", metavar="CMD", help=self.help)
+        g.add_argument(
+            "--check-timeout",
+            type=float,
+            default=600.0,
+            metavar="S",
+            help="seconds before a hanging check is killed and counts as failed (default 600)",
+        )
+        g.add_argument(
+            "--fail-regex",
+            nargs="+",
+            metavar="REGEX",
+            help="a check run whose stdout or stderr matches any of these fails, whatever its exit code "
+            "(Polygraphy's --fail-regex)" + (" (give it before --check)" if self.argv else ""),
+        )
+        return g
+
+    def parse(self, args: argparse.Namespace) -> CheckCommand | None:
+        """The validated :class:`~engine_core.check.CheckCommand` (program checked), or ``None`` without ``--check``."""
+        from engine_core.check import check_command
+
+        return check_command(args.check, args.check_timeout, args.fail_regex or ())
 
 
 def add_workspace_arg(p: argparse.ArgumentParser) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.workspace import atomic_write_bytes, atomic_write_json
@@ -181,8 +181,7 @@ def debug_build(
     artifacts: str | os.PathLike[str],
     *,
     until: str | int,
-    check: str | None = None,
-    check_timeout: float = 600.0,
+    check: CheckCommand | None = None,
     max_iterations: int = 20,
     trt_options: Any = None,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -191,20 +190,19 @@ def debug_build(
 ) -> DebugBuildResult:
     """Build ``model`` (already rewritten for its precision) until ``until`` and sort the engines with ``check``.
 
-    ``check`` runs through the shell with the engine path in ``TRTDBG_ENGINE`` and ``{engine}`` replaced by it
-    (exit 0 = good). Engines go to ``artifacts/good``, ``artifacts/bad`` (or ``artifacts/`` without a check).
+    ``check`` gets the engine path as ``{engine}``/``TRTDBG_ENGINE`` and the build number as
+    ``{iteration}``/``TRTDBG_ITERATION`` (a pass = good). Engines go to ``artifacts/good``, ``artifacts/bad`` (or ``artifacts/`` without a check).
     ``events``: each :class:`Iteration` as an item, progress over builds; a cancel stops before the next build.
     """
     events = events or JobEvents()
     from engine_core.backend.trt.flavour import load_flavour
     from engine_core.backend.trt.inspector import from_layer_text, inspect_plan
     from engine_core.precision.convert import build_plan
-    from engine_core.precision.evaluate import CheckCommand
 
     if isinstance(until, str) and not check:
         raise TrtdbgError(f"--until {until} needs --check CMD to tell good engines from bad ones")
     if check:
-        CheckCommand(check.replace("{engine}", "engine.plan"), check_timeout).verify()
+        check.verify()
     root = Path(artifacts)
     fl = load_flavour(getattr(trt_options, "module", "auto") if trt_options is not None else "auto")
     notes: list[str] = []
@@ -233,12 +231,9 @@ def debug_build(
         atomic_write_bytes(path, built.plan)
         verdict, detail = "built", None
         if check:
-            cmd = CheckCommand(check.replace("{engine}", shlex.quote(str(path))), check_timeout)
-            passed, detail, warns = cmd.run(
-                {"TRTDBG_ENGINE": str(path), "TRTDBG_ITERATION": str(k)}, root / "logs" / f"iter_{k}.log"
-            )
-            notes.extend(w for w in warns if w not in notes)
-            verdict = "good" if passed else "bad"
+            outcome = check.run({"engine": str(path), "iteration": str(k)}, root / "logs" / f"iter_{k}.log")
+            detail = outcome.detail
+            verdict = "good" if outcome.passed else "bad"
             target = root / verdict / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)

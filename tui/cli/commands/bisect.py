@@ -8,9 +8,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_workspace_arg
 
 DATA = DataArgs()
+CHECK = CheckCommandArgs(
+    "pass/fail check (default: compare the outputs with the FP32 model)",
+    "shell command deciding pass (exit 0) or fail; {model}, {outputs}, {inputs}, {reference_outputs}, {plan}, "
+    "{step} are replaced by the step's files (also TRTDBG_MODEL, TRTDBG_OUTPUTS, TRTDBG_INPUTS, "
+    "TRTDBG_REFERENCE_OUTPUTS, TRTDBG_PLAN, TRTDBG_STEP in its environment)",
+)
 TOLERANCES = ToleranceArgs(
     "tolerances of the output comparison (Polygraphy 'simple' comparator rules)",
     default_text="2e-2 fp16, 1e-1 bf16/int8",
@@ -78,20 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=_DEFAULTS["direction"],
         help="which end falls back first: the earlier nodes (forward, default) or the later ones",
     )
-    chk = p.add_argument_group("pass/fail check (default: compare the outputs with the FP32 model)")
-    chk.add_argument(
-        "--check",
-        metavar="CMD",
-        help="shell command deciding pass (exit 0) or fail; gets TRTDBG_MODEL, TRTDBG_OUTPUTS, "
-        "TRTDBG_INPUTS, TRTDBG_REFERENCE_OUTPUTS, TRTDBG_PLAN, TRTDBG_STEP in its environment",
-    )
-    chk.add_argument(
-        "--check-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds before a hanging check counts as a failure (default 600)",
-    )
+    CHECK.add_parser_args(p)
     TOLERANCES.add_parser_args(p)
     DATA.add_parser_args(p)
     q = p.add_argument_group("INT8")
@@ -122,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json else sys.stdout
     show: Callable[[str], None] = (lambda _: None) if args.quiet else (lambda s: print(s, file=stream, flush=True))
     job = CliJob(show=lambda record: show(_step_line(record)))
-    data, tolerances = DATA.parse(args), TOLERANCES.parse(args)
+    data, tolerances, check = DATA.parse(args), TOLERANCES.parse(args), CHECK.parse(args)
     if args.resume:
         session = BisectSession.resume(
             args.model,
@@ -151,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             direction=args.direction,
             check=args.check,
             check_timeout=args.check_timeout,
+            fail_regex=check.fail_regex if check else (),
             tolerances=tolerances,
             data=data,
             calibration_cache=args.calibration_cache,

@@ -6,10 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.args import DataArgs, add_workspace_arg
+from tui.cli.args import CheckCommandArgs, DataArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
 
 DATA = DataArgs()
+CHECK = CheckCommandArgs(
+    "check",
+    "shell command deciding good (exit 0) or bad; {engine} and {iteration} are replaced by the engine path and "
+    "the build number (also TRTDBG_ENGINE, TRTDBG_ITERATION in its environment)",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--until", required=True, metavar="good|bad|N", help="stop at the first good or bad engine, or after N builds"
     )
-    p.add_argument("--check", metavar="CMD", help="shell command deciding good (exit 0) or bad")
-    p.add_argument(
-        "--check-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds before a hanging check counts as bad (default 600)",
-    )
+    CHECK.add_parser_args(p)
     p.add_argument(
         "--max-iterations",
         type=int,
@@ -81,6 +79,7 @@ def _run_repeat(args: argparse.Namespace) -> int:
     from engine_core.backend.trt.debug_build import new_run_dir
     from engine_core.debug_repeat import RepeatIteration, debug_repeat
     from engine_core.errors import TrtdbgError
+    from tui.cli.progress import CliJob
 
     if args.model:
         raise TrtdbgError(f"debug repeat takes no MODEL (got {args.model}); the --check command names its inputs")
@@ -94,15 +93,17 @@ def _run_repeat(args: argparse.Namespace) -> int:
         extra = f" ({it.detail})" if it.detail else ""
         print(f"[I] iteration {it.index}: {it.verdict}{extra}", file=stream, flush=True)
 
-    result = debug_repeat(
-        args.check,
-        args.artifacts,
-        new_run_dir(args.artifacts_dir or "trtdbg_artifacts"),
-        until=args.until,
-        check_timeout=args.check_timeout,
-        max_iterations=args.max_iterations,
-        on_iteration=show,
-    )
+    check = CHECK.parse(args)
+    assert check is not None
+    with CliJob(show=show) as events:
+        result = debug_repeat(
+            check,
+            args.artifacts,
+            new_run_dir(args.artifacts_dir or "trtdbg_artifacts"),
+            until=args.until,
+            max_iterations=args.max_iterations,
+            events=events,
+        )
     if args.json:
         import json
 
@@ -136,10 +137,7 @@ def _run_build(args: argparse.Namespace) -> int:
         raise TrtdbgError(f"model {args.model} does not exist")
     if isinstance(until, str) and not args.check:
         raise TrtdbgError(f"--until {until} needs --check CMD to tell good engines from bad ones")
-    if args.check:
-        from engine_core.precision.evaluate import CheckCommand
-
-        CheckCommand(args.check.replace("{engine}", "engine.plan"), args.check_timeout).verify()
+    check = CHECK.parse(args)
 
     stream = sys.stderr if args.json else sys.stdout
 
@@ -190,8 +188,7 @@ def _run_build(args: argparse.Namespace) -> int:
             args.model,
             new_run_dir(base),
             until=until,
-            check=args.check,
-            check_timeout=args.check_timeout,
+            check=check,
             max_iterations=args.max_iterations,
             trt_options=options,
             shapes=choice.shapes,

@@ -8,9 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_workspace_arg
 
 DATA = DataArgs()
+CHECK = CheckCommandArgs(
+    "or: a check command (its run timed out or matching --fail-regex also means 'still fails')",
+    "(must come last) a command that exits non-zero while the model still fails; {model} and {inputs} are "
+    "replaced by the candidate and its inputs (Polygraphy JSON), also TRTDBG_MODEL and TRTDBG_INPUTS",
+    argv=True,
+)
 TOLERANCES = ToleranceArgs("tolerances for --subject/--subject-model (Polygraphy 'simple' comparator rules)")
 
 
@@ -45,13 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="compare against the same cut of a second model with the same tensor names (e.g. FP16 copy)",
     )
     judge.add_argument("--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model")
-    judge.add_argument(
-        "--check",
-        nargs=argparse.REMAINDER,
-        metavar="CMD",
-        help="(must come last) a command that exits non-zero while the model still fails; {model} and "
-        "{inputs} are replaced by the candidate and its inputs (Polygraphy JSON)",
-    )
+    CHECK.add_parser_args(p)
     TOLERANCES.add_parser_args(p)
     p.add_argument(
         "--ort-opt-level",
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             f"reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD "
             f"(got {', '.join(chosen) or 'none'})"
         )
+    check = CHECK.parse(args)
     out = Path(args.output)
     inputs_out = out.with_name(out.stem + ".inputs.json")
     report_out = out.with_name(out.stem + ".reduce.json")
@@ -108,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     workspace.check_writable()
     workdir = workspace.path("reduce")
     judge: Judge
-    if args.check is not None:
-        judge = CommandJudge(args.check, args.artifact or workdir / "candidate.onnx")
+    if check is not None:
+        judge = CommandJudge(check, args.artifact or workdir / "candidate.onnx")
     else:
         subject_model = load_model(args.subject_model) if args.subject_model else None
         judge = CompareJudge(
