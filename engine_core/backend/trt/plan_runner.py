@@ -43,7 +43,7 @@ class TrtPlanRunner(TrtRunner):
     def _where(self) -> str:
         return str(self.plan_path)
 
-    def prepare(self):  # type: ignore[override]
+    def prepare(self) -> None:  # type: ignore[override]  # an engine file has no parsed network
         """Import TensorRT and read the engine file (no GPU needed)."""
         if self._bytes is not None:
             return None
