@@ -526,13 +526,13 @@ class ModelIndex:
         return sum(self.initializer(n).nbytes for n in self.initializer_names)
 
     def initializer_array(self, name: str) -> np.ndarray:
-        """The initializer's values (reads external data when it was not loaded)."""
-        from onnx import numpy_helper
+        """The initializer's values (external data: a read-only view of the mapped file, nothing is copied)."""
+        from engine_core.model.weights import tensor_array
 
         self.initializer(name)
         t = self._initializers[name]
         try:
-            return numpy_helper.to_array(t, str(self.data_dir) if self.data_dir else "")
+            return tensor_array(t, self.data_dir)
         except Exception as exc:
             raise TrtdbgError(
                 f"cannot read values of initializer '{name}' of {self.path or 'the model'}: "

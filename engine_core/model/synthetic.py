@@ -510,3 +510,44 @@ def quantized_matmul_model(rows: int = 16, dim: int = 32, scale: float = 1.0, co
     b.graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows, dim]))
     b.graph.output.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, rows, dim]))
     return _model(b.graph, "quantized_matmul")
+
+
+def write_matmul_tower(folder: str, layers: int = 33, width: int = 4096, name: str = "tower") -> tuple[str, int]:
+    """Write ``folder/name.onnx`` with ``layers`` × (MatMul by a ``width``² FP32 weight, then Tanh), weights in one
+    external file ``name.onnx.data``; return ``(model path, data bytes)``.
+
+    33 × 4096² is 2.2 GB: an LLM-class model over protobuf's 2 GB limit. The weights are one deterministic block
+    (values ±1/sqrt(width), signs from a seeded generator) scaled per layer, streamed to the data file one layer at
+    a time, so writing needs ~2 weights of memory. Input ``x`` is ``[batch, width]``.
+    """
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.onnx")
+    data_name = f"{name}.onnx.data"
+    signs = np.where(np.random.default_rng(0).random((width, width)) < 0.5, -1.0, 1.0).astype(np.float32)
+    block = signs * np.float32(1.5 / math.sqrt(width))
+    graph = onnx.GraphProto()
+    prev = "x"
+    size = block.nbytes
+    with open(os.path.join(folder, data_name), "wb") as data:
+        for i in range(layers):
+            w = f"/layers.{i}/weight"
+            data.write((block * np.float32(1 + 0.01 * i)).tobytes())
+            t = graph.initializer.add()
+            t.name, t.data_type, t.data_location = w, TensorProto.FLOAT, TensorProto.EXTERNAL
+            t.dims.extend([width, width])
+            for key, value in (("location", data_name), ("offset", str(i * size)), ("length", str(size))):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, value
+            mm = f"/layers.{i}/MatMul"
+            graph.node.append(helper.make_node("MatMul", [prev, w], [f"{mm}_output_0"], mm))
+            th = f"/layers.{i}/Tanh"
+            graph.node.append(helper.make_node("Tanh", [f"{mm}_output_0"], [f"{th}_output_0"], th))
+            prev = f"{th}_output_0"
+    graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width]))
+    graph.output.append(helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["batch", width]))
+    model = _model(graph, name)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    return path, layers * size

@@ -5,7 +5,9 @@ on CPU under-reports the error. The emulation keeps the FP32 model and rounds, t
 ``Cast(low) -> Cast(float)`` pairs (which ONNX Runtime keeps at every optimization level), exactly the tensors the
 rewritten model would hold in low precision: the outputs of low-precision nodes, and the inputs they receive from
 higher-precision producers (graph inputs, FP32 nodes, nodes of another low precision). Weights and constants read
-by low-precision nodes are rounded copies. Overflow (inf above 65504) and underflow (0 below 2^-25) of every stored
+by low-precision nodes are stored in the low type (a copy shared by every plan, see
+:func:`~engine_core.precision.rewrite.typed_initializer`) and read through ``Cast(float)``, so the FP32 weights stay
+the reference's own. Overflow (inf above 65504) and underflow (0 below 2^-25) of every stored
 tensor are reproduced; FP16 accumulation inside a kernel is not. All original tensor names keep their meaning, with
 the stored (rounded) values.
 """
@@ -18,7 +20,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from engine_core.precision.numerics import round_to, to_tensor
-from engine_core.precision.rewrite import Namer
+from engine_core.precision.rewrite import Namer, typed_initializer
 from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
 
 
@@ -39,7 +41,11 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         name = rounded.get(key)
         if name is None:
             tag = TYPE_NAMES[want]
-            if x in constant_inits or (x in an.constants and x not in stored):
+            if x in constant_inits:
+                name, held = fresh(f"{x}__as_{tag}"), fresh(f"{x}__{tag}")
+                extra_inits.append(typed_initializer(an, x, want, held))
+                nodes.append(helper.make_node("Cast", [held], [name], name, to=F32))
+            elif x in an.constants and x not in stored:
                 name = fresh(f"{x}__as_{tag}")
                 extra_inits.append(to_tensor(round_to(an.constant_value(x), want), F32, name))
             else:

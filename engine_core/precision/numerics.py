@@ -29,6 +29,18 @@ def round_to(a: np.ndarray, elem_type: int) -> np.ndarray:
     raise ValueError(f"not a low-precision float type: {elem_type}")
 
 
+def low_array(a: np.ndarray, elem_type: int) -> np.ndarray:
+    """float32 ``a`` converted to ``elem_type`` (FP16, or BF16 as ``ml_dtypes.bfloat16``), rounded like ONNX Cast."""
+    if elem_type == F16:
+        with np.errstate(over="ignore"):
+            return np.asarray(a, dtype=np.float32).astype(np.float16)
+    if elem_type == BF16:
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        return bf16_bits(a).view(tensor_dtype_to_np_dtype(BF16)).reshape(np.shape(a))
+    raise ValueError(f"not a low-precision float type: {elem_type}")
+
+
 def to_tensor(a: np.ndarray, elem_type: int, name: str) -> TensorProto:
     """A TensorProto of ``elem_type`` (FP32, FP16 or BF16) holding float32 ``a`` (rounded)."""
     a = np.asarray(a, dtype=np.float32)

@@ -16,7 +16,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from engine_core.errors import TrtdbgError
-from engine_core.precision.numerics import to_tensor
+from engine_core.model import weights
+from engine_core.precision.numerics import low_array, to_tensor
 from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
 
 
@@ -57,7 +58,7 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         if new is None:
             if x in constant_inits and name == x:
                 new = fresh(f"{x}__{TYPE_NAMES[want]}")
-                extra_inits.append(to_tensor(an.constant_value(x), want, new))
+                extra_inits.append(typed_initializer(an, x, want, new))
                 replaced.add(x)
             else:
                 new = fresh(f"{x}__to_{TYPE_NAMES[want]}")
@@ -92,6 +93,17 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
     graph.initializer.extend(t for t in an.model.graph.initializer if t.name not in replaced or t.name in used)
     graph.initializer.extend(extra_inits)
     return out
+
+
+def typed_initializer(an: Analysis, x: str, want: int, name: str) -> TensorProto:
+    """Initializer ``x`` stored in ``want`` (FP16/BF16) as ``name``: inline when small, else a memory reference
+    converted once per process and source (:func:`engine_core.model.weights.memory_tensor`), so every plan and
+    candidate model over the same weights shares one copy and the model stays far below protobuf's 2 GB."""
+    t = an.initializers[x]
+    if weights.tensor_nbytes(t) < weights.LARGE_BYTES:
+        return to_tensor(an.constant_value(x), want, name)
+    key = f"{weights.source_key(t, an.index.data_dir)}->{TYPE_NAMES[want]}"
+    return weights.memory_tensor(name, key, lambda: low_array(an.constant_value(x), want), want)
 
 
 def _retype_attributes(node: onnx.NodeProto, an: Analysis, want: int) -> None:

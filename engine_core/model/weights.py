@@ -1,0 +1,174 @@
+"""Weights of models over 2 GB: external data read through one memory map per file, converted copies made once.
+
+A model stays small in memory: its large tensors are external references (``data_location == EXTERNAL``). Two kinds:
+
+* file references (ONNX's own): ``location`` relative to the model's folder. :func:`tensor_array` returns a read-only
+  view of one process-wide ``np.memmap`` of the file, so every session and rewrite of the model shares the same
+  pages (the reference and the subject of a compare hold the FP32 weights once);
+* memory references (``location`` starts with :data:`MEMORY_PREFIX`): arrays made by trtdbg (an FP16/BF16 copy of a
+  weight), kept in a process-wide cache keyed by their source, so a plan's converted weights are made once and
+  shared by every candidate model of a bisection.
+
+ONNX Runtime gets both through ``SessionOptions.add_external_initializers`` (:func:`session_initializers`); files are
+written by :func:`engine_core.surgeon.export.save_model`, which links unchanged data files instead of copying them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from engine_core.errors import TrtdbgError
+
+MEMORY_PREFIX = "trtdbg-memory:"
+"""``location`` of a tensor whose values live in this process (:func:`memory_tensor`), not in a file."""
+LARGE_BYTES = 1 << 20
+"""Converted tensors of at least this size become memory references instead of inline protobuf bytes."""
+
+_lock = threading.RLock()
+_maps: dict[tuple[str, int, int], np.memmap] = {}
+_memory: dict[str, np.ndarray] = {}
+
+
+def external_info(t: TensorProto) -> dict[str, str]:
+    """The ``external_data`` entries of ``t`` as a dict (``location``, ``offset``, ``length``…)."""
+    return {e.key: e.value for e in t.external_data}
+
+
+def is_external(t: TensorProto) -> bool:
+    """True when ``t``'s values live outside the protobuf (a file or a memory reference)."""
+    return t.data_location == TensorProto.EXTERNAL
+
+
+def is_memory(t: TensorProto) -> bool:
+    """True for a memory reference made by :func:`memory_tensor`."""
+    return is_external(t) and external_info(t).get("location", "").startswith(MEMORY_PREFIX)
+
+
+def _file_map(path: Path) -> np.memmap:
+    """One read-only map per data file (and version of it) for the whole process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _lock:
+        mm = _maps.get(key)
+        if mm is None:
+            # copy-on-write: a stray write (ONNX Runtime never writes initializers) could not reach the file
+            mm = np.memmap(path, dtype=np.uint8, mode="c")
+            _maps[key] = mm
+        return mm
+
+
+def tensor_array(t: TensorProto, base: str | os.PathLike[str] | None) -> np.ndarray:
+    """Values of ``t``: a read-only view of the mapped data file (``base`` = the model's folder), the memory
+    reference's array, or the inline values."""
+    if not is_external(t):
+        return numpy_helper.to_array(t)
+    info = external_info(t)
+    location = info.get("location", "")
+    if location.startswith(MEMORY_PREFIX):
+        arr = _memory.get(location)
+        if arr is None:
+            raise TrtdbgError(f"tensor '{t.name}' refers to weights that are no longer held ({location})")
+        return arr
+    if base is None:
+        raise TrtdbgError(f"tensor '{t.name}' has external data '{location}' but the model's folder is unknown")
+    path = Path(base) / location
+    try:
+        mm = _file_map(path)
+    except OSError as exc:
+        raise TrtdbgError(
+            f"cannot map external data {path} of tensor '{t.name}': {exc.strerror or exc}; check the data file"
+        ) from exc
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+    count = int(np.prod(t.dims, dtype=np.int64))
+    offset = int(info.get("offset") or 0)
+    length = int(info.get("length") or count * dtype.itemsize)
+    if offset + count * dtype.itemsize > mm.size or length < count * dtype.itemsize:
+        raise TrtdbgError(
+            f"external data {path} is shorter than tensor '{t.name}' needs; the file is truncated or belongs to "
+            f"another export — copy it again"
+        )
+    arr = np.frombuffer(mm, dtype=dtype, count=count, offset=offset).reshape(tuple(t.dims))
+    arr.flags.writeable = False
+    return arr
+
+
+def memory_tensor(name: str, key: str, make: Callable[[], np.ndarray], elem_type: int) -> TensorProto:
+    """A memory reference named ``name`` to the array ``make()`` returns, made once per ``key`` for the process.
+
+    ``elem_type`` is the ONNX type the array holds (its numpy dtype is ``onnx.helper.tensor_dtype_to_np_dtype``'s).
+    """
+    location = f"{MEMORY_PREFIX}{key}"
+    with _lock:
+        arr = _memory.get(location)
+        if arr is None:
+            arr = np.ascontiguousarray(make())
+            arr.flags.writeable = False
+            _memory[location] = arr
+    t = TensorProto()
+    t.name = name
+    t.data_type = elem_type
+    t.dims.extend(arr.shape)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("length", str(arr.nbytes))):
+        entry = t.external_data.add()
+        entry.key, entry.value = k, v
+    return t
+
+
+def tensor_nbytes(t: TensorProto) -> int:
+    """Bytes of ``t``'s values from its declared type and shape (nothing is read; strings count as 0)."""
+    if t.data_type in (TensorProto.STRING, TensorProto.UNDEFINED):
+        return 0
+    size = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    return int(np.prod(t.dims, dtype=np.int64)) * size
+
+
+def source_key(t: TensorProto, base: str | os.PathLike[str] | None) -> str:
+    """A key naming the stored bytes of ``t`` for caches of converted copies: file, offset, length and mtime of
+    external data, the memory reference itself, or a digest of inline values."""
+    if not is_external(t):
+        import hashlib
+
+        digest = hashlib.blake2b(t.SerializeToString(), digest_size=16).hexdigest()
+        return f"inline:{digest}"
+    info = external_info(t)
+    location = info.get("location", "")
+    if location.startswith(MEMORY_PREFIX):
+        return location
+    path = Path(base or ".") / location
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise TrtdbgError(f"cannot read external data {path} of tensor '{t.name}': {exc.strerror or exc}") from exc
+    return f"{path.resolve()}@{info.get('offset', '0')}+{info.get('length', '')}#{st.st_mtime_ns}"
+
+
+def all_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
+    """Initializers of ``graph`` and of its sub-graphs (external data lives only there)."""
+    from engine_core.model.loader import subgraphs_of
+
+    stack = [graph]
+    while stack:
+        g = stack.pop()
+        yield from g.initializer
+        for node in g.node:
+            stack.extend(sg for _, sg in subgraphs_of(node))
+
+
+def session_initializers(
+    model: onnx.ModelProto, base: str | os.PathLike[str] | None
+) -> list[tuple[str, np.ndarray, int]]:
+    """``(name, array, ONNX type)`` of every externally stored top-level initializer (given to ONNX Runtime)."""
+    return [(t.name, tensor_array(t, base), t.data_type) for t in model.graph.initializer if is_external(t)]
+
+
+def external_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the externally stored initializers of ``model`` (from the declared shapes; nothing is read)."""
+    return sum(tensor_nbytes(t) for t in all_tensors(model.graph) if is_external(t))
