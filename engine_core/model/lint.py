@@ -81,11 +81,15 @@ class LintReport:
 def lint_model(
     model: onnx.ModelProto, path: str, *, backend: str | None = "ort", max_per_check: int = 20
 ) -> LintReport:
-    """Run every check on ``model`` (loaded with its external data) and collect the findings."""
+    """Run every check on ``model`` (external data may stay unloaded: it is read from the files beside ``path``,
+    memory-mapped) and collect the findings."""
+    from engine_core.model.weights import external_bytes
+
     report = LintReport(path)
     add = report.findings.append
     try:
-        onnx.checker.check_model(model, full_check=True)
+        # the checker reads a model with external data from its path (a protobuf of the weights would pass 2 GB)
+        onnx.checker.check_model(path if external_bytes(model) else model, full_check=True)
     except Exception as exc:
         add(Finding("error", "checker", str(exc).strip().splitlines()[0][:300]))
     try:
@@ -256,10 +260,12 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
 
 
 def _ort_support(model: onnx.ModelProto, path: str, out: list[Finding]) -> None:
+    import os
+
     from engine_core.model.loader import ort_cpu_session
 
     try:
-        ort_cpu_session(model)
+        ort_cpu_session(model, base=os.path.dirname(os.path.abspath(path)))
     except Exception as exc:
         text = " ".join(str(exc).split())
         out.append(Finding("error", "ort-load", f"ONNX Runtime (CPU) cannot load the model: {text[:300]}"))

@@ -270,12 +270,13 @@ def ort_session_options(opt_level: str = "disable", log_level: int = 4) -> Any:
     return so
 
 
-def ort_cpu_session(model: ModelProto, opt_level: str = "disable") -> Any:
-    """An ONNX Runtime CPU session over ``model`` (raises what ONNX Runtime raises when it cannot load it)."""
-    import onnxruntime as ort
+def ort_cpu_session(model: ModelProto, opt_level: str = "disable", base: str | os.PathLike[str] | None = None) -> Any:
+    """An ONNX Runtime CPU session over ``model`` (raises what ONNX Runtime raises when it cannot load it); external
+    weights (files in ``base``, memory references) are shared with it, not copied
+    (:func:`engine_core.model.weights.open_session`)."""
+    from engine_core.model.weights import open_session
 
-    options = ort_session_options(opt_level)
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return open_session(model, base, ort_session_options(opt_level))
 
 
 @functools.cache

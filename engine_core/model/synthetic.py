@@ -516,9 +516,11 @@ def write_matmul_tower(folder: str, layers: int = 33, width: int = 4096, name: s
     """Write ``folder/name.onnx`` with ``layers`` × (MatMul by a ``width``² FP32 weight, then Tanh), weights in one
     external file ``name.onnx.data``; return ``(model path, data bytes)``.
 
-    33 × 4096² is 2.2 GB: an LLM-class model over protobuf's 2 GB limit. The weights are one deterministic block
-    (values ±1/sqrt(width), signs from a seeded generator) scaled per layer, streamed to the data file one layer at
-    a time, so writing needs ~2 weights of memory. Input ``x`` is ``[batch, width]``.
+    33 × 4096² is 2.2 GB: an LLM-class model over protobuf's 2 GB limit. Every weight is one block of ±0.9/sqrt(width)
+    (signs from a seeded generator: a gain of 0.9, so FP16 rounding elsewhere stays small), streamed to the data file
+    one layer at a time (writing needs ~2 weights of memory), except a planted FP16 underflow in the middle:
+    layer ``layers // 2`` has weights of 2.7e-8 (0 in FP16) and the next layer 60000-sized ones that bring its tiny
+    outputs back to O(1), so FP16 zeroes the rest of the model. Input ``x`` is ``[batch, width]``.
     """
     import os
 
@@ -526,14 +528,16 @@ def write_matmul_tower(folder: str, layers: int = 33, width: int = 4096, name: s
     path = os.path.join(folder, f"{name}.onnx")
     data_name = f"{name}.onnx.data"
     signs = np.where(np.random.default_rng(0).random((width, width)) < 0.5, -1.0, 1.0).astype(np.float32)
-    block = signs * np.float32(1.5 / math.sqrt(width))
+    scales = [0.9 / math.sqrt(width)] * layers
+    if layers >= 2:
+        scales[layers // 2], scales[layers // 2 + 1] = 2.7e-8, 6e4
     graph = onnx.GraphProto()
     prev = "x"
-    size = block.nbytes
+    size = signs.nbytes
     with open(os.path.join(folder, data_name), "wb") as data:
         for i in range(layers):
             w = f"/layers.{i}/weight"
-            data.write((block * np.float32(1 + 0.01 * i)).tobytes())
+            data.write((signs * np.float32(scales[i])).tobytes())
             t = graph.initializer.add()
             t.name, t.data_type, t.data_location = w, TensorProto.FLOAT, TensorProto.EXTERNAL
             t.dims.extend([width, width])

@@ -28,9 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine_core.model.lint import lint_model
-    from engine_core.model.loader import load_model
+    from engine_core.model.loader import check_external_data, load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, load_external_data=False)
+    check_external_data(model, args.model)
     report = lint_model(model, args.model, backend=None if args.backend == "none" else args.backend)
     if args.json:
         import json
