@@ -11,8 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.loader import load_model
+from engine_core.model.save import save_model
 from engine_core.model.synthetic import small_cnn_model
-from engine_core.surgeon.export import save_model
 from engine_core.surgeon.insert import insert_node
 from engine_core.surgeon.prune import prune_nodes
 from engine_core.surgeon.verify import compare_models

@@ -12,6 +12,7 @@ import onnx
 
 from engine_core.backend.base import Runner
 from engine_core.errors import TrtdbgError
+from engine_core.model import weights
 from engine_core.model.loader import ort_session_options
 from engine_core.types import TensorMeta
 
@@ -121,7 +122,7 @@ class OrtRunner(Runner):
             ort.set_default_logger_severity(4)
         options = {"use_tf32": "1" if self.allow_tf32 else "0"} if self.provider == "cuda" else {}
         try:
-            sess = open_session(
+            sess = weights.open_session(
                 self._model_with_outputs(extra),
                 self.model_path.parent if self.model_path else None,
                 so,
@@ -150,80 +151,6 @@ class OrtRunner(Runner):
                 if name not in existing:
                     model.graph.output.add().name = name
         return model
-
-
-def open_session(
-    model: onnx.ModelProto,
-    base: str | os.PathLike[str] | None,
-    options: object | None = None,
-    providers: Sequence[object] = ("CPUExecutionProvider",),
-) -> object:
-    """An ``onnxruntime.InferenceSession`` of ``model`` whose external weights are shared, not copied.
-
-    Every externally stored initializer (a file in ``base``, the model's folder, or a trtdbg memory reference) is
-    handed to ONNX Runtime with ``SessionOptions.add_initializer`` as a view of one process-wide memory map or
-    array (:mod:`engine_core.model.weights`), so any number of sessions over the same weights hold them once, and the
-    protobuf given to ONNX Runtime stays far below 2 GB. Weight pre-packing is then off (it copies every weight).
-    """
-    import onnxruntime as ort
-
-    from engine_core.model import weights
-
-    so = options if options is not None else ort.SessionOptions()
-    # ORT's default order runs every input-free node (a Cast of a weight) first, so all their outputs coexist;
-    # the priority-based order runs them where they are consumed. Only the order changes, not any kernel.
-    so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
-    given = weights.session_initializers(model, base)
-    keep: list[object] = []
-    if given:
-        names = {name for name, _, _ in given}
-        shell = onnx.ModelProto()
-        shell.CopyFrom(model)
-        placeholder = _placeholder_file()
-        for t in shell.graph.initializer:
-            if t.name in names:
-                for entry in t.external_data:
-                    if entry.key == "location":
-                        entry.value = placeholder.name
-                    elif entry.key in ("offset", "length"):
-                        entry.value = "0"
-        so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(placeholder.parent))
-        so.add_session_config_entry("session.disable_prepacking", "1")
-        for name, arr, elem_type in given:
-            value = _ort_value(arr, elem_type)
-            so.add_initializer(name, value)
-            keep.append(value)
-        model = shell
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=list(providers))
-    sess._trtdbg_weights = keep  # type: ignore[attr-defined]  # the session reads these buffers: keep them alive
-    return sess
-
-
-def _ort_value(arr: np.ndarray, elem_type: int) -> object:
-    """An OrtValue over ``arr``'s buffer (no copy); types numpy lacks (BF16, FP8) go as their bit patterns."""
-    import onnxruntime as ort
-
-    if arr.dtype.kind == "V" or arr.dtype.type.__module__.startswith("ml_dtypes"):
-        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(arr.view(f"u{arr.dtype.itemsize}"), elem_type)
-    return ort.OrtValue.ortvalue_from_numpy(arr)
-
-
-_PLACEHOLDER: list[Path] = []
-
-
-def _placeholder_file() -> Path:
-    """An empty file that external initializers given with ``add_initializer`` name: ONNX Runtime checks that the
-    location exists, then uses the given buffer instead of reading it."""
-    if not _PLACEHOLDER:
-        import atexit
-        import shutil
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="trtdbg-ort-"))
-        atexit.register(shutil.rmtree, folder, True)
-        (folder / "weights-given-in-memory").touch()
-        _PLACEHOLDER.append(folder / "weights-given-in-memory")
-    return _PLACEHOLDER[0]
 
 
 def _meta(vi: onnx.ValueInfoProto) -> TensorMeta:

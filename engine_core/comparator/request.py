@@ -43,6 +43,7 @@ from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+from engine_core.model.weights import estimate_memory, require_memory
 from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.runner import PrecisionRunner
 from engine_core.runners import make_runner
@@ -468,6 +469,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
 
     budget = request.mem_budget or default_mem_budget()
     resize = None
+    activations = 0
     if len(slots) > 1 and feeds and feeds[0]:
         slot_names = [s.name for s in slots]
         sizes = _estimate_bytes(model, feeds[0], slot_names)
@@ -475,6 +477,9 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
             slot.est_bytes = sizes.get(slot.name)
         feed0 = feeds[0]
         resize = lambda pinned: _estimate_bytes(model, feed0, slot_names, pinned)  # noqa: E731
+        activations = min(budget, 2 * sum(v for v in sizes.values() if v))  # both sides of a batch
+    low = [spec.partition(":")[2] for spec in (request.ref, request.subject) if spec] + ["fp16"] * bool(request.plan)
+    require_memory(f"compare of {request.model}", estimate_memory(model, low, activations))
 
     job = CompareJob(
         ref_src,

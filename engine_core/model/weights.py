@@ -10,14 +10,14 @@ A model stays small in memory: its large tensors are external references (``data
   shared by every candidate model of a bisection.
 
 ONNX Runtime gets both through ``SessionOptions.add_external_initializers`` (:func:`session_initializers`); files are
-written by :func:`engine_core.surgeon.export.save_model`, which links unchanged data files instead of copying them.
+written by :func:`engine_core.model.save.save_model`, which links unchanged data files instead of copying them.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,15 @@ from onnx import TensorProto, numpy_helper
 
 from engine_core.errors import TrtdbgError
 
+PROTOBUF_LIMIT = (1 << 31) - 1
+"""Largest serialized protobuf message: a model over it must keep its weights in external data."""
 MEMORY_PREFIX = "trtdbg-memory:"
 """``location`` of a tensor whose values live in this process (:func:`memory_tensor`), not in a file."""
 LARGE_BYTES = 1 << 20
 """Converted tensors of at least this size become memory references instead of inline protobuf bytes."""
 
 _lock = threading.RLock()
-_maps: dict[tuple[str, int, int], np.memmap] = {}
+_maps: dict[tuple[int, int, int, int], np.memmap] = {}
 _memory: dict[str, np.ndarray] = {}
 
 
@@ -52,9 +54,9 @@ def is_memory(t: TensorProto) -> bool:
 
 
 def _file_map(path: Path) -> np.memmap:
-    """One read-only map per data file (and version of it) for the whole process."""
+    """One read-only map per data file (and version of it) for the whole process; hard links share it."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     with _lock:
         mm = _maps.get(key)
         if mm is None:
@@ -99,14 +101,17 @@ def tensor_array(t: TensorProto, base: str | os.PathLike[str] | None) -> np.ndar
     return arr
 
 
-def memory_tensor(name: str, key: str, make: Callable[[], np.ndarray], elem_type: int) -> TensorProto:
-    """A memory reference named ``name`` to the array ``make()`` returns, made once per ``key`` for the process.
+def memory_tensor(
+    name: str, key: str, make: Callable[[], np.ndarray], elem_type: int, *, replace: bool = False
+) -> TensorProto:
+    """A memory reference named ``name`` to the array ``make()`` returns, made once per ``key`` for the process
+    (``replace``: made again, dropping the array an earlier model under ``key`` referred to).
 
     ``elem_type`` is the ONNX type the array holds (its numpy dtype is ``onnx.helper.tensor_dtype_to_np_dtype``'s).
     """
     location = f"{MEMORY_PREFIX}{key}"
     with _lock:
-        arr = _memory.get(location)
+        arr = None if replace else _memory.get(location)
         if arr is None:
             arr = np.ascontiguousarray(make())
             arr.flags.writeable = False
@@ -172,3 +177,105 @@ def session_initializers(
 def external_bytes(model: onnx.ModelProto) -> int:
     """Bytes of the externally stored initializers of ``model`` (from the declared shapes; nothing is read)."""
     return sum(tensor_nbytes(t) for t in all_tensors(model.graph) if is_external(t))
+
+
+def open_session(
+    model: onnx.ModelProto,
+    base: str | os.PathLike[str] | None,
+    options: object | None = None,
+    providers: Sequence[object] = ("CPUExecutionProvider",),
+) -> object:
+    """An ``onnxruntime.InferenceSession`` of ``model`` whose external weights are shared, not copied.
+
+    Every externally stored initializer (a file in ``base``, the model's folder, or a trtdbg memory reference) is
+    handed to ONNX Runtime with ``SessionOptions.add_initializer`` as a view of one process-wide memory map or
+    array (:mod:`engine_core.model.weights`), so any number of sessions over the same weights hold them once, and the
+    protobuf given to ONNX Runtime stays far below 2 GB. Weight pre-packing is then off (it copies every weight).
+    """
+    import onnxruntime as ort
+
+    so = options if options is not None else ort.SessionOptions()
+    # ORT's default order runs every input-free node (a Cast of a weight) first, so all their outputs coexist;
+    # the priority-based order runs them where they are consumed. Only the order changes, not any kernel.
+    so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    given = session_initializers(model, base)
+    keep: list[object] = []
+    if given:
+        names = {name for name, _, _ in given}
+        shell = onnx.ModelProto()
+        shell.CopyFrom(model)
+        placeholder = _placeholder_file()
+        for t in shell.graph.initializer:
+            if t.name in names:
+                for entry in t.external_data:
+                    if entry.key == "location":
+                        entry.value = placeholder.name
+                    elif entry.key in ("offset", "length"):
+                        entry.value = "0"
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(placeholder.parent))
+        so.add_session_config_entry("session.disable_prepacking", "1")
+        for name, arr, elem_type in given:
+            value = _ort_value(arr, elem_type)
+            so.add_initializer(name, value)
+            keep.append(value)
+        model = shell
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=list(providers))
+    sess._trtdbg_weights = keep  # type: ignore[attr-defined]  # the session reads these buffers: keep them alive
+    return sess
+
+
+def _ort_value(arr: np.ndarray, elem_type: int) -> object:
+    """An OrtValue over ``arr``'s buffer (no copy); types numpy lacks (BF16, FP8) go as their bit patterns."""
+    import onnxruntime as ort
+
+    if arr.dtype.kind == "V" or arr.dtype.type.__module__.startswith("ml_dtypes"):
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(arr.view(f"u{arr.dtype.itemsize}"), elem_type)
+    return ort.OrtValue.ortvalue_from_numpy(arr)
+
+
+_PLACEHOLDER: list[Path] = []
+
+
+def _placeholder_file() -> Path:
+    """An empty file that external initializers given with ``add_initializer`` name: ONNX Runtime checks that the
+    location exists, then uses the given buffer instead of reading it."""
+    if not _PLACEHOLDER:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="trtdbg-ort-"))
+        atexit.register(shutil.rmtree, folder, True)
+        (folder / "weights-given-in-memory").touch()
+        _PLACEHOLDER.append(folder / "weights-given-in-memory")
+    return _PLACEHOLDER[0]
+
+
+def weights_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of all initializer values of ``model``, external or inline (from declared shapes)."""
+    return sum(tensor_nbytes(t) for t in all_tensors(model.graph))
+
+
+def require_memory(what: str, need: int) -> None:
+    """Raise :class:`TrtdbgError` (one line) when ``need`` bytes exceed the memory available now, rather than
+    being killed by the OS halfway."""
+    from engine_core.sysinfo import available_memory
+
+    avail = available_memory()
+    if avail is not None and need > avail:
+        gib = 1 << 30
+        raise TrtdbgError(
+            f"{what} needs about {need / gib:.1f} GiB of memory but only {avail / gib:.1f} GiB is available; free "
+            f"memory, lower --mem-budget, or cut the model with `trtdbg surgeon extract`"
+        )
+
+
+def estimate_memory(model: onnx.ModelProto, precisions: Sequence[str] = (), activations: int = 0) -> int:
+    """Bytes a run over ``model`` needs: its weights once (shared by every ONNX Runtime session), a converted copy per
+    low precision in ``precisions`` (fp16/bf16: half of the float weights; int8: ONNX Runtime's quantizer holds the
+    model twice), ``activations``, and 256 MiB for the interpreter and libraries."""
+    total = weights_bytes(model)
+    need = total + activations + (256 << 20)
+    for p in precisions:
+        need += total // 2 if p in ("fp16", "bf16") else 2 * total if p == "int8" else 0
+    return need

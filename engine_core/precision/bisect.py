@@ -367,6 +367,7 @@ class BisectSession:
         resumed session, load the saved state. Returns the session."""
         from engine_core.backend.ort import OrtRunner
         from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+        from engine_core.model.weights import estimate_memory, require_memory
         from engine_core.precision.build import PlanBuilder
         from engine_core.precision.int8 import feeds_digest
 
@@ -386,6 +387,7 @@ class BisectSession:
         model = load_model(options.model, load_external_data=False)
         check_runtime_support(model, options.model)
         check_external_data(model, options.model)
+        require_memory(f"bisect of {options.model}", estimate_memory(model, [options.precision, options.fallback]))
         from engine_core.precision.opset import analyse
 
         model, an, self.notes = analyse(model, options.model, [options.precision, options.fallback])
@@ -633,10 +635,12 @@ class BisectSession:
 
     def write_candidate(self, prop: Proposal, choice: int = 0) -> Path:
         """Write the model of a proposed configuration (real low-precision types, Q/DQ) for judging it yourself."""
-        from engine_core.workspace import atomic_write_bytes
+        from engine_core.model.save import save_rewritten
 
         model, _ = self.builder.build(self.search.plan(prop.config(choice)), emulated=False)
-        return atomic_write_bytes(self.workdir / "candidate.onnx", model.SerializeToString())
+        target = self.workdir / "candidate.onnx"
+        save_rewritten(model, target, self.builder.data_dir, self.options.model)
+        return target
 
     def _record(self, prop: Proposal, choice: int, ev: Evaluation, *, cached: bool, outcome: str) -> dict[str, Any]:
         ph = self.search.current

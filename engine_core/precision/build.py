@@ -16,15 +16,13 @@ import numpy as np
 import onnx
 
 from engine_core.errors import TrtdbgError
+from engine_core.model.save import save_rewritten
 from engine_core.precision.calib_cache import match_cache, ranges_from_scales, read_trt_cache
 from engine_core.precision.emulate import emulate
 from engine_core.precision.int8 import Quantizer, feeds_digest, write_ranges
 from engine_core.precision.plan import PrecisionPlan, Resolved
 from engine_core.precision.rewrite import rewrite
 from engine_core.precision.rules import Analysis
-from engine_core.workspace import atomic_write_bytes
-
-_PROTO_LIMIT = 1_800_000_000
 
 
 class PlanBuilder:
@@ -41,25 +39,18 @@ class PlanBuilder:
         self.path = Path(path) if path is not None else None
         self.workdir = Path(workdir)
         self.analysis = analysis or Analysis(model, path)
+        self.data_dir = self.analysis.index.data_dir
+        """The folder the model's external data references are relative to."""
         self.quantizer: Quantizer | None = None
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ INT8 calibration
     def _model_file(self) -> Path:
-        """The model with sorted, uniquely named nodes as a file (ONNX Runtime's quantizer reads files)."""
+        """The model with sorted, uniquely named nodes as a file (ONNX Runtime's quantizer reads files); external
+        weights stay external (the data files are linked beside it)."""
         target = self.workdir / "normalized.onnx"
         if not target.exists():
-            normalized = rewrite(self.analysis, {})
-            if any(t.data_location == onnx.TensorProto.EXTERNAL for t in normalized.graph.initializer):
-                if self.path is None:
-                    raise TrtdbgError("a model with external data needs its file path for INT8")
-                onnx.external_data_helper.load_external_data_for_model(normalized, str(self.path.parent))
-            if normalized.ByteSize() > _PROTO_LIMIT:
-                raise TrtdbgError(
-                    f"{self.path}: models over 2 GB are not supported for INT8 yet; extract a sub-graph "
-                    "with `trtdbg surgeon extract` first"
-                )
-            atomic_write_bytes(target, normalized.SerializeToString())
+            save_rewritten(rewrite(self.analysis, {}), target, self.data_dir, self.path or "")
         return target
 
     def calibrate(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> Path:

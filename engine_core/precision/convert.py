@@ -22,7 +22,6 @@ from engine_core.errors import TrtdbgError
 
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
-_PROTO_LIMIT = 2_000_000_000
 
 
 @dataclass
@@ -107,6 +106,7 @@ def convert(
     ``trt_options`` is a :class:`~engine_core.backend.trt.runner.TrtOptions` (engines only); ``shapes`` fixes the
     profile of dynamic inputs when it has no explicit profile.
     """
+    from engine_core.model.save import save_rewritten
     from engine_core.workspace import atomic_write_bytes
 
     kind = output_kind(output)
@@ -138,17 +138,14 @@ def convert(
     label = f"plan {os.path.basename(plan_file)}" if plan_file else (precision or "fp32")
     engine: dict[str, Any] = {}
     if kind == "onnx":
-        if built.ByteSize() > _PROTO_LIMIT:
-            raise TrtdbgError(
-                f"the converted model of {model_path} is over 2 GB; external-data output is not "
-                "supported yet: write a .plan instead"
-            )
-        data = built.SerializeToString()
+        written = save_rewritten(built, output, os.path.dirname(os.path.abspath(model_path)), model_path)
+        size = sum(p.stat().st_size for p in written)
     else:
         data, engine = _build(built, model_path, trt_options, shapes or {}, label)
-    atomic_write_bytes(output, data)
+        atomic_write_bytes(output, data)
+        size = len(data)
     return ConvertResult(
-        output, kind, counts, res.demoted, len(data), time.perf_counter() - start, engine, warnings, res.coverage
+        output, kind, counts, res.demoted, size, time.perf_counter() - start, engine, warnings, res.coverage
     )
 
 
@@ -208,7 +205,12 @@ def rewritten_model(
                 warn(w)
         built, res = builder.build(plan, emulated=False)
         res.coverage = cov
-    validate(built, "converted model", session=session and "bf16" not in res.precision.values())
+    validate(
+        built,
+        "converted model",
+        session=session and "bf16" not in res.precision.values(),
+        base=os.path.dirname(os.path.abspath(model_path)),
+    )
     return built, res
 
 

@@ -26,10 +26,10 @@ from engine_core.comparator.metrics import compare_tensors
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import save_inputs, save_outputs
 from engine_core.errors import TrtdbgError
+from engine_core.model.save import save_rewritten
 from engine_core.precision.build import PlanBuilder
 from engine_core.precision.plan import PrecisionPlan
 from engine_core.precision.rewrite import ORT_OPT_LEVEL
-from engine_core.workspace import atomic_write_bytes
 
 SUBJECTS = {"ort": "cpu", "ort-cuda": "cuda"}
 
@@ -170,7 +170,7 @@ class Evaluator:
             "reference_outputs": d / "reference_outputs.json",
             "plan": d / "candidate_plan.json",
         }
-        atomic_write_bytes(files["model"], model.SerializeToString())
+        save_rewritten(model, files["model"], self.builder.data_dir, self.builder.path or "")
         save_outputs(files["outputs"], f"{self.subject} candidate", subs)
         if not files["inputs"].exists():
             save_inputs(files["inputs"], self.feeds)

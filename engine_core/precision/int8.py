@@ -89,7 +89,32 @@ def _quantize(
             calibrate_method=CalibrationMethod.MinMax,
             extra_options=dict(TRT_OPTIONS),
             calibration_cache_path=str(cache),
+            use_external_data_format=_external(model_path),
         )
+
+
+def _external(model_path: Path) -> bool:
+    """True when ``model_path`` keeps weights in external data: the quantizer must then write its output so too."""
+    from engine_core.model.loader import load_model
+    from engine_core.model.weights import external_bytes
+
+    return external_bytes(load_model(model_path, load_external_data=False)) > 0
+
+
+def _held(path: Path, slot: str) -> onnx.ModelProto:
+    """The quantizer's output with its external weights turned into memory references (under ``slot``, replacing
+    those of the previous model quantized there) to a memory map of its data file; the map outlives the temporary
+    folder, so the model no longer depends on where that file was."""
+    from engine_core.model import weights
+    from engine_core.model.loader import load_model
+
+    model = load_model(path, load_external_data=False)
+    for i, t in enumerate(model.graph.initializer):
+        if weights.is_external(t):
+            make = lambda t=t: weights.tensor_array(t, path.parent)  # noqa: E731
+            held = weights.memory_tensor(t.name, f"{slot}:{t.name}", make, t.data_type, replace=True)
+            model.graph.initializer[i].CopyFrom(held)
+    return model
 
 
 class Quantizer:
@@ -137,7 +162,7 @@ class Quantizer:
                 _quantize(self.model_path, out, nodes, self.ranges_path, None)
             except Exception as exc:
                 raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {_first_line(exc)}") from exc
-            return onnx.load(str(out))
+            return _held(out, f"int8:{id(self)}")
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """``{tensor: (lowest, highest)}`` from the calibration cache."""

@@ -10,6 +10,7 @@ tensors of the rewritten model map one to one onto the original's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import onnx
@@ -131,9 +132,15 @@ which binds mixed FP16/FP32 pieces of a decomposed LayerNorm into one mis-typed 
 fails to load), and a fusion could swallow the emulation's rounding casts."""
 
 
-def validate(model: onnx.ModelProto, where: str = "rewritten model", session: bool = True) -> None:
+def validate(
+    model: onnx.ModelProto,
+    where: str = "rewritten model",
+    session: bool = True,
+    base: str | os.PathLike[str] | None = None,
+) -> None:
     """``onnx.checker`` (full), strict type inference and (with ``session``) an ONNX Runtime CPU session load at
-    :data:`ORT_OPT_LEVEL` (ONNX Runtime CPU has no BF16 kernels for most ops: pass ``session=False`` for BF16)."""
+    :data:`ORT_OPT_LEVEL` (ONNX Runtime CPU has no BF16 kernels for most ops: pass ``session=False`` for BF16);
+    external weights (files in ``base``, memory references) are shared with the session, not copied."""
     try:
         onnx.checker.check_model(model, full_check=True)
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -143,7 +150,7 @@ def validate(model: onnx.ModelProto, where: str = "rewritten model", session: bo
         from engine_core.model.loader import ort_cpu_session
 
         try:
-            ort_cpu_session(model)
+            ort_cpu_session(model, base=base)
         except Exception as exc:
             raise TrtdbgError(f"ONNX Runtime cannot load the {where}: {_first_line(exc)}") from exc
 

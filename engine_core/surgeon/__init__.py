@@ -2,6 +2,6 @@
 
 Every edit is a pure function that takes a ``ModelProto`` and returns an
 :class:`~engine_core.surgeon.changes.EditResult` (a new model plus a change summary); the input
-model is never modified. Writing goes through :mod:`engine_core.surgeon.export` (atomic, never over
+model is never modified. Writing goes through :mod:`engine_core.model.save` (atomic, never over
 the input files).
 """

@@ -284,5 +284,5 @@ def extract(
         [make_value_info(s.name, metas[s.name].dtype, metas[s.name].shape) for s in inputs],
         [make_value_info(s.name, metas[s.name].dtype, metas[s.name].shape) for s in outputs],
     )
-    notes += validate(new, "the extracted model", "check the --inputs/--outputs names, shapes and dtypes")
+    notes += validate(new, "the extracted model", "check the --inputs/--outputs names, shapes and dtypes", path)
     return EditResult(new, summarize("extract", model, new, notes))

@@ -6,6 +6,7 @@ All functions return new models; none modifies its argument.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import NoReturn
@@ -17,9 +18,9 @@ from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import ort_cpu_session, subgraphs_of
+from engine_core.model.weights import PROTOBUF_LIMIT
 from engine_core.types import Dim
 
-PROTOBUF_LIMIT = (1 << 31) - 1
 """Largest model protobuf can serialize; bigger ones need external data."""
 ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
 _KEEP_FOR_INFERENCE = 1024
@@ -302,10 +303,11 @@ def unknown_ort_domains(model: ModelProto) -> set[str]:
     return {n.domain for n in model.graph.node} - ORT_DOMAINS - local
 
 
-def validate(model: ModelProto, what: str, hint: str) -> list[str]:
+def validate(model: ModelProto, what: str, hint: str, path: str | os.PathLike[str] | None = None) -> list[str]:
     """Run the ONNX checker and load the model in ONNX Runtime (CPU); raise :class:`TrtdbgError` on failure.
 
-    Returns notes about checks that could not run (custom op domains, models over 2 GB).
+    External weights stay in their files (beside ``path``, the source model) and are shared with ONNX Runtime, not
+    copied. Returns notes about checks that could not run (custom op domains, a graph over 2 GB without its weights).
     """
     if model.ByteSize() > PROTOBUF_LIMIT:
         return [f"{what} is over 2 GB; not checked (save it with --external-data)"]
@@ -319,7 +321,7 @@ def validate(model: ModelProto, what: str, hint: str) -> list[str]:
             f"{what} was not loaded in ONNX Runtime: op domain(s) {', '.join(sorted(unknown))} need a custom-op library"
         ]
     try:
-        ort_cpu_session(model)
+        ort_cpu_session(model, base=os.path.dirname(os.path.abspath(path)) if path else None)
     except Exception as exc:
         raise TrtdbgError(f"{what} does not load in ONNX Runtime: {first_line(exc)}; {hint}") from exc
     return []

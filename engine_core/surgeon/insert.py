@@ -203,7 +203,7 @@ def insert_node(
     new_names = [t for t in outputs if t not in known]
     if new_names:
         out = _type_new_outputs(out, new_names)
-    notes += validate(out, "the model with the inserted node", "check --op, --inputs, --outputs and --attrs")
+    notes += validate(out, "the model with the inserted node", "check --op, --inputs, --outputs and --attrs", path)
     return EditResult(out, summarize("insert", model, out, notes))
 
 

@@ -101,7 +101,7 @@ def run_surgery(request: SurgeryRequest, on_warning: Callable[[str], None] | Non
 
     ``on_warning`` receives what the input data source warns about (sanitize's equal-outputs check).
     """
-    from engine_core.surgeon.export import save_model
+    from engine_core.model.save import save_model
 
     start = time.perf_counter()
     if request.kind not in KINDS:
@@ -126,22 +126,23 @@ def run_surgery(request: SurgeryRequest, on_warning: Callable[[str], None] | Non
         external_data=request.external_data,
         threshold=request.external_data_threshold,
         protect=protect,
+        base=request.external_data_dir or Path(request.model).resolve().parent,
     )
     return SurgeryResult(request.kind, list(written), result.changes, verified, time.perf_counter() - start)
 
 
 def _load(request: SurgeryRequest) -> tuple[ModelProto, list[str]]:
-    """The model (with its weights when they are external) and the files the output must not overwrite."""
-    from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import check_output_path, external_data_files
+    """The model (external weights stay in their files, read on demand) and the files the output must not
+    overwrite."""
+    from engine_core.model.loader import check_external_data, load_model
+    from engine_core.model.save import check_output_path, external_data_files
 
-    bare = load_model(request.model, load_external_data=False, external_data_dir=request.external_data_dir)
+    model = load_model(request.model, load_external_data=False, external_data_dir=request.external_data_dir)
     base = request.external_data_dir or Path(request.model).parent
-    protect = [request.model, *map(str, external_data_files(bare, base))]
+    check_external_data(model, request.model, base)
+    protect = [request.model, *map(str, external_data_files(model, base))]
     check_output_path(request.output, protect, external_data=request.external_data)
-    if len(protect) == 1:
-        return bare, protect
-    return load_model(request.model, external_data_dir=request.external_data_dir), protect
+    return model, protect
 
 
 def _extract(request: SurgeryRequest, model: ModelProto) -> EditResult:

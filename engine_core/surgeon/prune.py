@@ -123,7 +123,7 @@ def prune_nodes(
     extra = len(kept) - len(out.graph.node)
     if extra:
         notes.append(f"{extra} node(s) that fed only the pruned nodes were removed as well")
-    notes += validate(out, "the pruned model", "keep the nodes whose outputs are needed, or use --as-inputs")
+    notes += validate(out, "the pruned model", "keep the nodes whose outputs are needed, or use --as-inputs", path)
     return EditResult(out, summarize("prune", model, out, notes))
 
 

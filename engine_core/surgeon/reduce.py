@@ -37,6 +37,7 @@ from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.model.index import ModelIndex
+from engine_core.model.save import save_rewritten
 from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.surgeon.changes import describe_value_info
 from engine_core.surgeon.graph import (
@@ -73,6 +74,12 @@ class Candidate:
     """Tensors from other branches frozen to constants (same value in every sample)."""
     fed: tuple[str, ...]
     """Tensors from other branches that vary across samples, fed as extra graph inputs."""
+    data_dir: str | None = None
+    """The folder of the weights the model keeps in external data files (those of the reduced model)."""
+
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Write the model (external weights stay external: their files are hard-linked beside ``path``)."""
+        return save_rewritten(self.model, path, self.data_dir, "")
 
 
 class Judge(Protocol):
@@ -258,6 +265,7 @@ class Reducer:
             tuple(outs),
             tuple(frozen),
             tuple(fed),
+            str(self.index.data_dir) if self.index.data_dir else None,
         )
 
     def _output_info(self, name: str) -> onnx.ValueInfoProto:
@@ -425,7 +433,7 @@ class CompareJudge:
 
         model_path = self.workdir / "candidate.onnx"
         inputs_path = self.workdir / "candidate_inputs.npz"
-        atomic_write_bytes(model_path, candidate.model.SerializeToString())
+        candidate.save(model_path)
         save_inputs(inputs_path, candidate.feeds)
         request = CompareRequest(
             model=str(model_path),
@@ -528,7 +536,7 @@ class CommandJudge:
     def __call__(self, candidate: Candidate) -> bool:
         from engine_core.data.store import save_inputs
 
-        atomic_write_bytes(self.artifact, candidate.model.SerializeToString())
+        candidate.save(self.artifact)
         save_inputs(self.inputs_path, candidate.feeds)
         model, inputs = str(self.artifact), str(self.inputs_path)
         env = {"TRTDBG_REDUCE_MODEL": model, "TRTDBG_REDUCE_INPUTS": inputs}

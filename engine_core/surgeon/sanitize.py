@@ -10,6 +10,7 @@ explicit Q/DQ) are never folded; nor are graph outputs, or nodes with subgraphs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -72,6 +73,7 @@ def sanitize(model: ModelProto, options: SanitizeOptions, path: str | None = Non
             fold_shapes=options.fold_shapes,
             size_threshold=options.fold_size_threshold,
             max_passes=options.max_passes,
+            base=os.path.dirname(os.path.abspath(path)) if path else None,
         )
         notes.extend(fold_notes)
     return EditResult(out, summarize("sanitize", model, out, notes))
@@ -127,14 +129,20 @@ def override_input_shapes(
 
 
 def fold_constants(
-    model: ModelProto, *, fold_shapes: bool = True, size_threshold: int | None = None, max_passes: int | None = None
+    model: ModelProto,
+    *,
+    fold_shapes: bool = True,
+    size_threshold: int | None = None,
+    max_passes: int | None = None,
+    base: str | os.PathLike[str] | None = None,
 ) -> tuple[ModelProto, list[str]]:
-    """Fold until a pass changes no node (or ``max_passes``); returns the model and one note per pass."""
+    """Fold until a pass changes no node (or ``max_passes``); returns the model and one note per pass (``base``: the
+    folder of the model's external data)."""
     notes: list[str] = []
     passes = 0
     while max_passes is None or passes < max_passes:
         before = len(model.graph.node)
-        folded, skipped = _fold_pass(model, fold_shapes, size_threshold)
+        folded, skipped = _fold_pass(model, fold_shapes, size_threshold, base)
         passes += 1
         after = len(folded.graph.node)
         notes.extend(skipped)
@@ -168,10 +176,12 @@ def _shape_value(index: ModelIndex, i: int) -> np.ndarray | None:
     return np.array(shape[start:end], np.int64)
 
 
-def _fold_pass(model: ModelProto, fold_shapes: bool, size_threshold: int | None) -> tuple[ModelProto, list[str]]:
+def _fold_pass(
+    model: ModelProto, fold_shapes: bool, size_threshold: int | None, base: str | os.PathLike[str] | None
+) -> tuple[ModelProto, list[str]]:
     """One pass: lower Constants, fold what is constant; returns the cleaned model and notes on unfoldable nodes."""
     model, _ = lower_constants(model)
-    index = ModelIndex(model)
+    index = ModelIndex(model, external_data_dir=base)
     deps = top_level_deps(index)
     declared = {vi.name for vi in model.graph.input}
     consts = {t.name for t in model.graph.initializer if t.name not in declared}
@@ -244,7 +254,7 @@ def _evaluate(
     """
     try:
         batch: dict[str, np.ndarray] | None = _run_constant_graph(
-            model, [index.node_proto(i) for i in foldable], values
+            model, [index.node_proto(i) for i in foldable], values, index.data_dir
         )
     except Exception:
         batch = None
@@ -260,7 +270,7 @@ def _evaluate(
             failed.update(proto.output)
             continue
         try:
-            values.update(_run_constant_graph(model, [proto], values))
+            values.update(_run_constant_graph(model, [proto], values, index.data_dir))
             done.append(i)
         except Exception as exc:
             failed.update(proto.output)
@@ -269,9 +279,13 @@ def _evaluate(
 
 
 def _run_constant_graph(
-    model: ModelProto, nodes: list[onnx.NodeProto], values: Mapping[str, np.ndarray]
+    model: ModelProto,
+    nodes: list[onnx.NodeProto],
+    values: Mapping[str, np.ndarray],
+    base: str | os.PathLike[str] | None,
 ) -> dict[str, np.ndarray]:
-    """Run input-less ``nodes`` (reading initializers of ``model`` and ``values``) in ONNX Runtime."""
+    """Run input-less ``nodes`` (reading initializers of ``model``, external ones from ``base``, and ``values``) in
+    ONNX Runtime."""
     sub = shell(model)
     g = sub.graph
     g.node.extend(nodes)
@@ -282,5 +296,5 @@ def _run_constant_graph(
     names = [o for n in nodes for o in n.output if o]
     for name in names:
         g.output.add().name = name
-    sess = ort_cpu_session(sub)
+    sess = ort_cpu_session(sub, base=base)
     return dict(zip(names, sess.run(names, {})))

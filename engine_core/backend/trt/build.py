@@ -24,6 +24,7 @@ import onnx
 
 from engine_core.backend.trt.flavour import Flavour, LogRecords, make_logger
 from engine_core.errors import TrtdbgError
+from engine_core.model import weights
 from engine_core.workspace import atomic_write_bytes, atomic_write_json
 
 Shape = tuple[int, ...]
@@ -112,7 +113,23 @@ def parse_onnx(
     *,
     strongly_typed: bool = True,
 ) -> ParsedNetwork:
-    """Parse ``model`` (external weights are found next to ``model_path``); raise :class:`TrtParseError`."""
+    """Parse ``model`` (external weights are found next to ``model_path``); raise :class:`TrtParseError`.
+
+    A model holding weights trtdbg made in memory (an FP16 rewrite of a model with external data) is first written
+    with external data to a temporary folder beside nothing else (data files the model shares are hard-linked) and
+    parsed from that path, so no protobuf of the weights is ever made.
+    """
+    if not isinstance(model, bytes) and any(weights.is_memory(t) for t in model.graph.initializer):
+        import tempfile
+
+        from engine_core.model.save import save_rewritten
+
+        base = Path(model_path).resolve().parent if model_path else None
+        with tempfile.TemporaryDirectory(prefix="trtdbg-parse-") as tmp:
+            staged = Path(tmp) / "model.onnx"
+            save_rewritten(model, staged, base, model_path or "")
+            bare = onnx.load(str(staged), load_external_data=False)
+            return parse_onnx(flavour, bare, staged, strongly_typed=strongly_typed)
     trt = flavour.module
     data = model if isinstance(model, bytes) else model.SerializeToString()
     logger = make_logger(flavour)

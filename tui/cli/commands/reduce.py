@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.backend.ort import OrtRunner
     from engine_core.data.store import save_inputs
     from engine_core.errors import TrtdbgError
-    from engine_core.model.loader import load_model
-    from engine_core.surgeon.export import check_output_path, save_model
+    from engine_core.model.loader import check_external_data, load_model
+    from engine_core.model.save import check_output_path, save_model
     from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
     from engine_core.workspace import Workspace, atomic_write_json
     from tui.cli.progress import CliJob
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     protect = [args.model] + ([args.subject_model] if args.subject_model else [])
     for path in (out, inputs_out, report_out, subject_out):
         check_output_path(path, protect, external_data=False)
-    model = load_model(args.model, external_data_dir=args.external_data_dir)
+    model = load_model(args.model, load_external_data=False, external_data_dir=args.external_data_dir)
+    check_external_data(model, args.model, args.external_data_dir)
     check_reducible(model, args.model)
     workspace = Workspace.for_model(args.model, args.workspace)
     workspace.check_writable()
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     coverage = _subject_coverage(args.subject, model, args.model)
     doc["precision_coverage"] = coverage.to_json() if coverage else None
     if result.candidate is not None:
-        written = save_model(result.candidate.model, out, protect=protect)
+        written = save_model(result.candidate.model, out, protect=protect, base=result.candidate.data_dir)
         if isinstance(judge, CompareJudge) and judge.subject_model is not None:
             written += save_model(judge.subject_candidate(result.candidate), subject_out, protect=protect)
         save_inputs(inputs_out, result.candidate.feeds)

@@ -1,0 +1,83 @@
+"""External weights: one memory map shared by every session, converted copies made once, files linked not copied,
+and a one-line refusal when the machine cannot hold a run (issue 15; the > 2 GB model is in test_bigmodel.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from engine_core.backend.ort import OrtRunner
+from engine_core.model import weights
+from engine_core.model.loader import load_model
+from engine_core.model.save import save_rewritten
+from engine_core.model.synthetic import write_matmul_tower
+from engine_core.precision.build import PlanBuilder
+from engine_core.precision.plan import PrecisionPlan
+from tui.cli.main import main
+
+
+@pytest.fixture
+def tower(tmp_path: Path) -> Path:
+    return Path(write_matmul_tower(str(tmp_path / "m"), layers=5, width=512)[0])
+
+
+def test_sessions_share_one_map_of_the_weights(tower: Path) -> None:
+    model = load_model(tower, load_external_data=False)
+    w = model.graph.initializer[0]
+    a, b = weights.tensor_array(w, tower.parent), weights.tensor_array(w, tower.parent)
+    assert np.shares_memory(a, b) and not a.flags.writeable
+    x = {"x": np.random.default_rng(0).random((1, 512), dtype=np.float32)}
+    with OrtRunner(model, tower) as r1, OrtRunner(model, tower) as r2:
+        y1, y2 = r1.infer(x)[r1.output_names()[0]], r2.infer(x)[r2.output_names()[0]]
+    import onnxruntime as ort
+
+    so = (
+        ort.SessionOptions()
+    )  # reference: ONNX Runtime reading the weights itself (pre-packing off, as with shared ones)
+    so.add_session_config_entry("session.disable_prepacking", "1")
+    full = onnx.load(str(tower)).SerializeToString()
+    want = ort.InferenceSession(full, so, providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.testing.assert_array_equal(y1, want)
+    np.testing.assert_array_equal(y2, want)
+
+
+def test_fp16_weights_are_converted_once_and_written_with_links(tower: Path, tmp_path: Path) -> None:
+    model = load_model(tower, load_external_data=False)
+    builder = PlanBuilder(model, tower, tmp_path / "work")
+    plan = PrecisionPlan("fp16", nodes={"/layers.0/MatMul": "fp32"})
+    first, _ = builder.build(plan, emulated=True)
+    again, _ = builder.build(PrecisionPlan("fp16"), emulated=False)
+    held = [t for t in first.graph.initializer if weights.is_memory(t)]
+    assert len(held) == 4 and all(t.data_type == onnx.TensorProto.FLOAT16 for t in held)
+    for t in held:  # the emulation and the real-type rewrite hold the same FP16 array
+        twin = next(u for u in again.graph.initializer if weights.external_info(u) == weights.external_info(t))
+        assert weights.tensor_array(t, None) is weights.tensor_array(twin, None)
+    beside = tower.with_name("emulated.onnx")  # written next to the weights: the FP32 file is referenced as it is
+    save_rewritten(first, beside, tower.parent, tower)
+    kept = {
+        weights.external_info(t)["location"] for t in onnx.load(str(beside), load_external_data=False).graph.initializer
+    }
+    assert kept == {"tower.onnx.data", "emulated.onnx.data"}
+    assert beside.with_name("emulated.onnx.data").stat().st_size == 4 * 512 * 512 * 2  # only the FP16 copies
+    elsewhere = tmp_path / "out" / "emulated.onnx"  # elsewhere: ONNX allows no link, the FP32 weight is copied
+    save_rewritten(first, elsewhere, tower.parent, tower)
+    assert not elsewhere.with_name("tower.onnx.data").exists()
+    for path in (beside, elsewhere):
+        onnx.checker.check_model(str(path), full_check=True)
+        np.testing.assert_array_equal(
+            onnx.numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0]),
+            weights.tensor_array(model.graph.initializer[0], tower.parent),
+        )
+
+
+def test_refuses_in_one_line_when_memory_is_short(
+    tower: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("engine_core.sysinfo.available_memory", lambda: 1 << 20)
+    rc = main(["compare", str(tower), "--subject", "ort:fp16", "--mark", "all"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "needs about" in err and "GiB is available" in err
