@@ -251,6 +251,25 @@ def _placeholder_file() -> Path:
     return _PLACEHOLDER[0]
 
 
+def structure_only(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its externally stored top-level initializers turned into typed graph inputs: what
+    ``onnx.checker`` and shape inference can check in memory (on a protobuf they would look for the data files
+    relative to the working folder, and a memory reference is no file at all)."""
+    if not any(is_external(t) for t in model.graph.initializer):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [t for t in out.graph.initializer if not is_external(t)]
+    moved = [t for t in out.graph.initializer if is_external(t)]
+    declared = {vi.name for vi in out.graph.input}
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    out.graph.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in moved if t.name not in declared
+    )
+    return out
+
+
 def weights_bytes(model: onnx.ModelProto) -> int:
     """Bytes of all initializer values of ``model``, external or inline (from declared shapes)."""
     return sum(tensor_nbytes(t) for t in all_tensors(model.graph))

@@ -142,8 +142,9 @@ def validate(
     :data:`ORT_OPT_LEVEL` (ONNX Runtime CPU has no BF16 kernels for most ops: pass ``session=False`` for BF16);
     external weights (files in ``base``, memory references) are shared with the session, not copied."""
     try:
-        onnx.checker.check_model(model, full_check=True)
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        checked = weights.structure_only(model)
+        onnx.checker.check_model(checked, full_check=True)
+        onnx.shape_inference.infer_shapes(checked, check_type=True, strict_mode=True)
     except Exception as exc:  # the checker and inference raise several exception types
         raise TrtdbgError(f"{where} is not valid ONNX: {_first_line(exc)}; please report this as a trtdbg bug") from exc
     if session:

@@ -18,7 +18,7 @@ from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import ort_cpu_session, subgraphs_of
-from engine_core.model.weights import PROTOBUF_LIMIT
+from engine_core.model.weights import PROTOBUF_LIMIT, structure_only
 from engine_core.types import Dim
 
 """Largest model protobuf can serialize; bigger ones need external data."""
@@ -312,7 +312,7 @@ def validate(model: ModelProto, what: str, hint: str, path: str | os.PathLike[st
     if model.ByteSize() > PROTOBUF_LIMIT:
         return [f"{what} is over 2 GB; not checked (save it with --external-data)"]
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(structure_only(model))
     except Exception as exc:
         raise TrtdbgError(f"{what} is not a valid ONNX model: {first_line(exc)}; {hint}") from exc
     unknown = unknown_ort_domains(model)
