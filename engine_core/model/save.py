@@ -99,7 +99,7 @@ def save_model(
     out.CopyFrom(model)
     written: list[Path] = []
     linked: dict[Path, str | None] = {}
-    pieces: list[tuple[TensorProto, object]] = []  # (tensor, buffer) for the new data file
+    pieces: list[tuple[TensorProto, bytes | np.ndarray]] = []  # (tensor, buffer) for the new data file
     for t in _tensors(out):
         if t.data_type == TensorProto.STRING:
             continue
@@ -110,10 +110,11 @@ def save_model(
             src = (Path(base or ".") / weights.external_info(t)["location"]).resolve()
             if src not in linked:
                 linked[src] = _reused(src, target)
-            if linked[src] is None:
+            location = linked[src]
+            if location is None:
                 pieces.append((t, weights.tensor_array(t, base)))
             else:
-                _set_location(t, linked[src], weights.external_info(t))
+                _set_location(t, location, weights.external_info(t))
             continue
         raw = t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
         if len(raw) >= threshold:
@@ -122,9 +123,8 @@ def save_model(
         with atomic_writer(data_path) as f:
             pos = 0
             for t, buf in pieces:
-                view = memoryview(
-                    buf if isinstance(buf, bytes) else np.ascontiguousarray(buf).reshape(-1).view(np.uint8)
-                )
+                flat = buf if isinstance(buf, bytes) else np.ascontiguousarray(buf).reshape(-1).view(np.uint8)
+                view = memoryview(flat)  # type: ignore[arg-type]  # numpy arrays are buffers
                 align = _PAGE if view.nbytes >= weights.LARGE_BYTES else _ALIGN
                 pad = -pos % align
                 f.write(b"\0" * pad)

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -182,9 +183,9 @@ def external_bytes(model: onnx.ModelProto) -> int:
 def open_session(
     model: onnx.ModelProto,
     base: str | os.PathLike[str] | None,
-    options: object | None = None,
-    providers: Sequence[object] = ("CPUExecutionProvider",),
-) -> object:
+    options: Any = None,
+    providers: Sequence[Any] = ("CPUExecutionProvider",),
+) -> Any:
     """An ``onnxruntime.InferenceSession`` of ``model`` whose external weights are shared, not copied.
 
     Every externally stored initializer (a file in ``base``, the model's folder, or a trtdbg memory reference) is
@@ -199,7 +200,7 @@ def open_session(
     # the priority-based order runs them where they are consumed. Only the order changes, not any kernel.
     so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     given = session_initializers(model, base)
-    keep: list[object] = []
+    keep: list[Any] = []
     if given:
         names = {name for name, _, _ in given}
         shell = onnx.ModelProto()
@@ -220,11 +221,11 @@ def open_session(
             keep.append(value)
         model = shell
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=list(providers))
-    sess._trtdbg_weights = keep  # type: ignore[attr-defined]  # the session reads these buffers: keep them alive
+    sess._trtdbg_weights = keep  # the session reads these buffers: keep them alive
     return sess
 
 
-def _ort_value(arr: np.ndarray, elem_type: int) -> object:
+def _ort_value(arr: np.ndarray, elem_type: int) -> Any:
     """An OrtValue over ``arr``'s buffer (no copy); types numpy lacks (BF16, FP8) go as their bit patterns."""
     import onnxruntime as ort
 

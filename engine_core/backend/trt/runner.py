@@ -95,7 +95,6 @@ class TrtRunner(Runner):
         self._hidden = dict(unobservable or {})
         self.flavour: Flavour | None = None
         self._parsed: ParsedNetwork | None = None
-        self._bytes: bytes | None = None
         self._digest = ""
         self._observable: list[str] = []
         self._unobservable: dict[str, str] = {}
@@ -123,9 +122,8 @@ class TrtRunner(Runner):
             from engine_core.backend.trt.legacy import require_weak_typing
 
             require_weak_typing(self.flavour)
-        self._bytes = self.model.SerializeToString()
-        self._parsed = parse_onnx(self.flavour, self._bytes, self.model_path, strongly_typed=strongly_typed)
-        self._digest = model_digest(self.model, self.model_path) if self.model_path else model_digest(self._bytes)
+        self._parsed = parse_onnx(self.flavour, self.model, self.model_path, strongly_typed=strongly_typed)
+        self._digest = model_digest(self.model, self.model_path)
         index = ModelIndex.from_model(self.model, self.model_path)
         obs = network_observability(self._parsed, index, self._candidates, self._hidden)
         self._observable, self._aliases = obs.observable, obs.aliases
