@@ -27,75 +27,24 @@ PY = sys.executable
 def commands(model: str, out: Path) -> dict[str, list[str]]:
     """``{label: trtdbg arguments}`` covering every command that takes a model."""
     t = "/layers.1/Tanh_output_0"
-    return {
-        "inspect": ["inspect", model],
-        "check-lint": ["check", "lint", model],
-        "compare-fp32-mark-all": ["compare", model, "--mark", "all"],
-        "compare-fp16-mark-all": ["compare", model, "--subject", "ort:fp16", "--mark", "all"],
-        "compare-bf16-mark-all": ["compare", model, "--subject", "ort:bf16", "--mark", "all"],
-        "compare-int8": ["compare", model, "--subject", "ort:int8"],
-        "bisect-fp16": ["bisect", model, "--precision", "fp16", "--workspace", str(out / "ws-bisect")],
-        "convert-fp16-onnx": ["convert", model, "--precision", "fp16", "-o", str(out / "fp16.onnx")],
-        "surgeon-extract": ["surgeon", "extract", model, "--outputs", t, "-o", str(out / "extract.onnx")],
-        "surgeon-sanitize": [
-            "surgeon",
-            "sanitize",
-            model,
-            "--fold-constants",
-            "-o",
-            str(out / "san.onnx"),
-            "--external-data",
-        ],
-        "surgeon-insert": [
-            "surgeon",
-            "insert",
-            model,
-            "--op",
-            "Identity",
-            "--inputs",
-            t,
-            "--outputs",
-            "inserted",
-            "-o",
-            str(out / "insert.onnx"),
-            "--external-data",
-        ],  # fmt: skip
-        "surgeon-prune": [
-            "surgeon",
-            "prune",
-            model,
-            "--nodes",
-            "/layers.32/Tanh",
-            "-o",
-            str(out / "prune.onnx"),
-            "--external-data",
-        ],
-        "reduce-fp16": [
-            "reduce",
-            model,
-            "--subject",
-            "ort:fp16",
-            "--atol",
-            "1e-2",
-            "--rtol",
-            "1e-2",
-            "-o",
-            str(out / "reduced.onnx"),
-            "--workspace",
-            str(out / "ws-reduce"),
-        ],  # fmt: skip
-        "inspect-display-as-trt": ["inspect", model, "--display-as", "trt", "--shapes", "x:1x4096"],
-        "convert-fp16-plan-rtx": [
-            "convert",
-            model,
-            "--precision",
-            "fp16",
-            "-o",
-            str(out / "fp16.plan"),
-            "--shapes",
-            "x:1x4096",
-        ],
+    lines = {
+        "inspect": "inspect {m}",
+        "check-lint": "check lint {m}",
+        "compare-fp32-mark-all": "compare {m} --mark all",
+        "compare-fp16-mark-all": "compare {m} --subject ort:fp16 --mark all",
+        "compare-bf16-mark-all": "compare {m} --subject ort:bf16 --mark all",
+        "compare-int8": "compare {m} --subject ort:int8",
+        "bisect-fp16": "bisect {m} --precision fp16 --workspace {o}/ws-bisect",
+        "convert-fp16-onnx": "convert {m} --precision fp16 -o {o}/fp16.onnx",
+        "surgeon-extract": "surgeon extract {m} --outputs {t} -o {o}/extract.onnx",
+        "surgeon-sanitize": "surgeon sanitize {m} --fold-constants -o {o}/san.onnx --external-data",
+        "surgeon-insert": "surgeon insert {m} --op Identity --inputs {t} --outputs ins -o {o}/ins.onnx --external-data",
+        "surgeon-prune": "surgeon prune {m} --nodes /layers.32/Tanh -o {o}/prune.onnx --external-data",
+        "reduce-fp16": "reduce {m} --subject ort:fp16 --atol 1e-2 --rtol 1e-2 -o {o}/red.onnx --workspace {o}/ws-red",
+        "inspect-display-as-trt": "inspect {m} --display-as trt --shapes x:1x4096",
+        "convert-fp16-plan-rtx": "convert {m} --precision fp16 -o {o}/fp16.plan --shapes x:1x4096",
     }
+    return {k: v.format(m=model, o=out, t=t).split() for k, v in lines.items()}
 
 
 def main() -> None:
