@@ -11,14 +11,14 @@ from tui.cli.commands.trt_cli import add_trt_args
 DATA = DataArgs("input data (one feed, reused for every run; default random, seed 1, values in [0,1])", samples=False)
 
 
+HELP = "benchmark a model on one backend (latency percentiles, throughput, memory, per-layer times)"
+DESCRIPTION = """Warm up, then time N inferences (or a duration) of MODEL on one backend. Latency is per inference with host arrays
+in and out (GPU backends include the copies)."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg bench``."""
-    p = sub.add_parser(
-        "bench",
-        help="benchmark a model on one backend (latency percentiles, throughput, memory, per-layer times)",
-        description="Warm up, then time N inferences (or a duration) of MODEL on one backend. Latency is per "
-        "inference with host arrays in and out (GPU backends include the copies).",
-    )
+    p = sub.add_parser("bench", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     p.add_argument(
         "--backend",

@@ -34,18 +34,15 @@ _DEFAULTS = {
 """Defaults of the options a resumed bisection takes from its saved state instead."""
 
 
+HELP = "find the nodes that must stay in higher precision (FP16/BF16/INT8 precision bisection)"
+DESCRIPTION = """Rewrite MODEL in low precision at the ONNX level and search, by bisection, for the nodes that must fall back to a
+higher precision for the outputs to pass (tolerances against the FP32 model, or --check). Reports node names and
+saves a reusable plan. The state is saved after every step: --resume continues after a crash. Exit code 0 = the
+final plan passes, 1 = it does not (or the search was left unfinished), 2 = usage or input error."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bisect",
-        help="find the nodes that must stay in higher precision (FP16/BF16/INT8 precision bisection)",
-        description=(
-            "Rewrite MODEL in low precision at the ONNX level and search, by bisection, for the nodes that must fall "
-            "back to a higher precision for the outputs to pass (tolerances against the FP32 model, or --check). "
-            "Reports node names and saves a reusable plan. The state is saved after every step: --resume continues "
-            "after a crash. Exit code 0 = the final plan passes, 1 = it does not (or the search was left unfinished), "
-            "2 = usage or input error."
-        ),
-    )
+    p = sub.add_parser("bisect", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
     p.add_argument(
         "--precision",

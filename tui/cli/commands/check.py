@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from tui.cli.output import print_result
+
+HELP = "model checks: `check lint MODEL`"
+DESCRIPTION = """Lint an ONNX model: checker errors, duplicate/unnamed/dead nodes, unused inputs and initializers, missing shapes,
+ops the backend cannot run, FP16-range weights. Exit 0 = no errors, 1 = errors found, 2 = usage or input error."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "check",
-        help="model checks: `check lint MODEL`",
-        description="Lint an ONNX model: checker errors, duplicate/unnamed/dead nodes, unused inputs and "
-        "initializers, missing shapes, ops the backend cannot run, FP16-range weights. "
-        "Exit 0 = no errors, 1 = errors found, 2 = usage or input error.",
-    )
+    p = sub.add_parser("check", help=HELP, description=DESCRIPTION)
     p.add_argument("what", choices=("lint",), help="the check to run")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     p.add_argument(
@@ -33,10 +32,5 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, load_external_data=False)
     check_external_data(model, args.model)
     report = lint_model(model, args.model, backend=None if args.backend == "none" else args.backend)
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(report.to_text() + "\n")
+    print_result(report, args.json)
     return 0 if report.passed else 1

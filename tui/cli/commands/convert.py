@@ -7,20 +7,21 @@ import sys
 
 from tui.cli.args import DataArgs
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
+from tui.cli.output import print_result
 
 DATA = DataArgs()
 
 
+HELP = "write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)"
+DESCRIPTION = """Rewrite MODEL with a precision (whole model, rules keep unsafe nodes in FP32) or a plan from `trtdbg bisect`, and
+write the rewritten ONNX (.onnx: what strongly typed TensorRT deploys) or a TensorRT engine built from it
+(.plan/.engine). INT8 nodes get Q/DQ calibrated on the input data (random by default), the plan's ranges or a
+TensorRT calibration cache."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg convert``."""
-    p = sub.add_parser(
-        "convert",
-        help="write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)",
-        description="Rewrite MODEL with a precision (whole model, rules keep unsafe nodes in FP32) or a plan from "
-        "`trtdbg bisect`, and write the rewritten ONNX (.onnx: what strongly typed TensorRT deploys) or "
-        "a TensorRT engine built from it (.plan/.engine). INT8 nodes get Q/DQ calibrated on the input "
-        "data (random by default), the plan's ranges or a TensorRT calibration cache.",
-    )
+    p = sub.add_parser("convert", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx, or OUT.plan / OUT.engine")
     prec = p.add_mutually_exclusive_group()
@@ -86,10 +87,5 @@ def run(args: argparse.Namespace) -> int:
         shapes=choice.shapes,
         on_warning=warn,
     )
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(result.to_text() + "\n")
+    print_result(result, args.json)
     return 0

@@ -8,6 +8,7 @@ import sys
 
 from tui.cli.args import CheckCommandArgs, DataArgs, add_workspace_arg
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
+from tui.cli.output import print_result
 
 DATA = DataArgs()
 CHECK = CheckCommandArgs(
@@ -17,19 +18,21 @@ CHECK = CheckCommandArgs(
 )
 
 
+DESCRIPTION = """Build MODEL's engine repeatedly (fresh builder and empty timing cache each time), run --check on each engine (exit 0
+= good; the engine path is in $TRTDBG_ENGINE and replaces {engine}), sort the engines into good/ and bad/, and
+report which engine layer properties (type, precision, tactic, formats) differ between good and bad engines. Without
+--check, builds --until N times and reports what differs between the builds. `debug repeat` (no MODEL) runs --check
+again and again and moves the --artifacts it leaves into good/ or bad/ by its exit code ({iteration} and
+$TRTDBG_ITERATION give the iteration)."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg debug``."""
     p = sub.add_parser(
         "debug",
         help="`debug build MODEL --until good|bad|N --check CMD`: catch tactic-dependent engine failures; "
         "`debug repeat --until N --check CMD --artifacts F`: sort any command's artifacts into good/bad",
-        description="Build MODEL's engine repeatedly (fresh builder and empty timing cache each time), run --check "
-        "on each engine (exit 0 = good; the engine path is in $TRTDBG_ENGINE and replaces {engine}), "
-        "sort the engines into good/ and bad/, and report which engine layer properties (type, "
-        "precision, tactic, formats) differ between good and bad engines. Without --check, builds "
-        "--until N times and reports what differs between the builds. "
-        "`debug repeat` (no MODEL) runs --check again and again and moves the --artifacts it leaves into "
-        "good/ or bad/ by its exit code ({iteration} and $TRTDBG_ITERATION give the iteration).",
+        description=DESCRIPTION,
     )
     p.add_argument("what", choices=("build", "repeat"), help="the debug tool")
     p.add_argument("model", metavar="MODEL", nargs="?", help="ONNX model (debug build)")
@@ -104,12 +107,7 @@ def _run_repeat(args: argparse.Namespace) -> int:
             max_iterations=args.max_iterations,
             events=events,
         )
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(result.to_text() + "\n")
+    print_result(result, args.json)
     reached = not isinstance(until := args.until, str) or until not in ("good", "bad")
     return 0 if reached or result.iterations[-1].verdict == until else 1
 
@@ -195,10 +193,5 @@ def _run_build(args: argparse.Namespace) -> int:
             label=label,
             events=job.events,
         )
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(result.to_text() + "\n")
+    print_result(result, args.json)
     return 0

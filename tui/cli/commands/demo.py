@@ -17,17 +17,15 @@ DEMO_SUBJECT = "ort:fp16"
 DEMO_TITLE = "demo.onnx: FP32 vs FP16 (ort:fp16, emulated on CPU)"
 
 
+HELP = "write the built-in demo model to the workspace and open the app on it (FP32 vs emulated FP16)"
+DESCRIPTION = """Writes demo.onnx (conv stem + attention block + head, with a planted FP16 overflow and underflow), its all-FP16 copy
+and inputs into the workspace, then opens the app on it with the compare set up (press r, then ctrl+s). With
+--headless or --json (or without a terminal) it compares every tensor of the model run in emulated FP16 (ort:fp16)
+against FP32 on ONNX Runtime CPU and prints the report."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="write the built-in demo model to the workspace and open the app on it (FP32 vs emulated FP16)",
-        description=(
-            "Writes demo.onnx (conv stem + attention block + head, with a planted FP16 overflow and underflow), "
-            "its all-FP16 copy and inputs into the workspace, then opens the app on it with the compare set up "
-            "(press r, then ctrl+s). With --headless or --json (or without a terminal) it compares every tensor "
-            "of the model run in emulated FP16 (ort:fp16) against FP32 on ONNX Runtime CPU and prints the report."
-        ),
-    )
+    p = sub.add_parser("demo", help=HELP, description=DESCRIPTION)
     add_workspace_arg(p)
     p.add_argument("--headless", action="store_true", help="no app: run the compare and print the report")
     p.add_argument("--json", action="store_true", help="no app: print the compare report as JSON")

@@ -6,17 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+HELP = "layers whose tactic/precision/format differ between two replays, engines or good/bad folders"
+DESCRIPTION = """Compare A and B: TensorRT 10 tactic replays (Polygraphy JSON), engines (.plan, or engine-inspector JSON),
+debug-build iteration JSON or timing caches where TensorRT exposes them. A folder stands for every file in it (e.g.
+`trtdbg diff RUN/good RUN/bad`): a value is reported when B has it and no file of A does. Exit 0 = no difference, 1
+= differences."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg diff``."""
-    p = sub.add_parser(
-        "diff",
-        help="layers whose tactic/precision/format differ between two replays, engines or good/bad folders",
-        description="Compare A and B: TensorRT 10 tactic replays (Polygraphy JSON), engines (.plan, or engine-"
-        "inspector JSON), debug-build iteration JSON or timing caches where TensorRT exposes them. A "
-        "folder stands for every file in it (e.g. `trtdbg diff RUN/good RUN/bad`): a value is reported "
-        "when B has it and no file of A does. Exit 0 = no difference, 1 = differences.",
-    )
+    p = sub.add_parser("diff", help=HELP, description=DESCRIPTION)
     p.add_argument("a", metavar="A", help="file or folder (the good side)")
     p.add_argument("b", metavar="B", help="file or folder (the bad side)")
     p.add_argument(

@@ -15,6 +15,7 @@ import os
 import sys
 
 from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
+from tui.cli.output import print_result
 
 _RESERVED: tuple[str, ...] = ()
 _KINDS = ("model", "data", "engine", "capability", "tactics") + _RESERVED
@@ -101,12 +102,7 @@ def _run_capability(args: argparse.Namespace, words: list[str]) -> int:
         raise TrtdbgError("usage: trtdbg inspect capability MODEL.onnx (one model)")
     model = load_model(words[0], load_external_data=False)
     cap = model_capability(load_flavour(args.trt_module), model, words[0])
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(cap.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(cap.to_text() + "\n")
+    print_result(cap, args.json)
     return 0
 
 
@@ -121,12 +117,7 @@ def _run_tactics(args: argparse.Namespace, words: list[str]) -> int:
     note = selector_note(args.trt_module)
     if note and note not in table.notes:
         table.notes.append(note)
-    if args.json:
-        import json
-
-        sys.stdout.write(json.dumps(table.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(table.to_text() + "\n")
+    print_result(table, args.json)
     return 0
 
 

@@ -16,15 +16,13 @@ if TYPE_CHECKING:
     from tui.screens.compare_dialog import CompareForm
 
 
+HELP = "open the interactive debugger on a model (also: trtdbg MODEL.onnx)"
+DESCRIPTION = """Open the Textual app: the graph by name scope, marks, a live layer-by-layer compare, bisection and surgery. Needs a
+terminal; over SSH add --low-bandwidth."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "open",
-        help="open the interactive debugger on a model (also: trtdbg MODEL.onnx)",
-        description=(
-            "Open the Textual app: the graph by name scope, marks, a live layer-by-layer compare, bisection and "
-            "surgery. Needs a terminal; over SSH add --low-bandwidth."
-        ),
-    )
+    p = sub.add_parser("open", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     add_ui_args(p)
     g = p.add_argument_group("compare defaults (editable in the app's compare dialog)")

@@ -20,19 +20,16 @@ CHECK = CheckCommandArgs(
 TOLERANCES = ToleranceArgs("tolerances for --subject/--subject-model (Polygraphy 'simple' comparator rules)")
 
 
+HELP = "shrink a failing model to a minimal failing sub-graph (judged over every input sample)"
+DESCRIPTION = """Delta debugging over outputs, then inputs (as Polygraphy's debug reduce). Other branches are frozen from the data:
+constants when equal in every sample, else extra inputs fed per sample. A candidate still fails when the compare of
+ort (FP32) against --subject / --subject-model fails on any sample, or when --check CMD exits non-zero. Writes OUT,
+OUT's inputs (.inputs.json) and a report (.reduce.json). With --subject-model the same cut of M2 is written to OUT's
+.subject.onnx. Exit code 0 = reduced model written, 1 = the model does not fail, 2 = usage or input error."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "reduce",
-        help="shrink a failing model to a minimal failing sub-graph (judged over every input sample)",
-        description=(
-            "Delta debugging over outputs, then inputs (as Polygraphy's debug reduce). Other branches are frozen "
-            "from the data: constants when equal in every sample, else extra inputs fed per sample. A candidate "
-            "still fails when the compare of ort (FP32) against --subject / --subject-model fails on any sample, or "
-            "when --check CMD exits non-zero. Writes OUT, OUT's inputs (.inputs.json) and a report (.reduce.json). "
-            "With --subject-model the same cut of M2 is written to OUT's .subject.onnx. "
-            "Exit code 0 = reduced model written, 1 = the model does not fail, 2 = usage or input error."
-        ),
-    )
+    p = sub.add_parser("reduce", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the minimal failing model")
     p.add_argument(

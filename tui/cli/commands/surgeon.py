@@ -12,6 +12,25 @@ from tui.cli.args import DataArgs
 DATA = DataArgs("input data for the equal-outputs check (default: one random sample)")
 
 
+SURGEON_HELP = "extract, sanitize (fold constants), insert or prune nodes; writes a new model"
+EXTRACT_HELP = "cut the sub-graph between tensors into its own model"
+SANITIZE_HELP = "fold constants (also shape sub-graphs), clean up, sort; outputs checked equal"
+INSERT_HELP = "insert a node; replaces what produced its outputs"
+PRUNE_HELP = "remove nodes (bypassed, or their outputs become graph inputs)"
+SURGEON_DESCRIPTION = """Graph surgery. Every subcommand writes a new model with -o (atomically, never over MODEL) and prints what changed.
+Exit code 0 = written, 2 = bad input."""
+EXTRACT_DESCRIPTION = """Keep what computes --outputs from --inputs. Missing shapes/dtypes come from shape inference, else one ONNX Runtime
+run on generated inputs (--shapes)."""
+SANITIZE_DESCRIPTION = """In this order: --override-input-shapes, --cleanup, --toposort, --fold-constants (ONNX Runtime, repeated until
+nothing changes). The result is run against MODEL on the input data (default: one random sample) and must give equal
+outputs."""
+INSERT_DESCRIPTION = """Insert one node reading --inputs and writing --outputs. Existing output tensors are taken over (the sub-graph that
+produced them is removed when nothing else needs it); an output that is also an input wraps that tensor in place; a
+new name becomes a graph output."""
+PRUNE_DESCRIPTION = """Remove --nodes. By default readers of a removed node's output read its first input (dtype and static shape must
+match); --as-inputs makes needed outputs graph inputs."""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the new model")
@@ -29,20 +48,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "surgeon",
-        help="extract, sanitize (fold constants), insert or prune nodes; writes a new model",
-        description="Graph surgery. Every subcommand writes a new model with -o (atomically, never over "
-        "MODEL) and prints what changed. Exit code 0 = written, 2 = bad input.",
-    )
+    p = sub.add_parser("surgeon", help=SURGEON_HELP, description=SURGEON_DESCRIPTION)
     ops = p.add_subparsers(dest="surgeon_command", metavar="SUBCOMMAND", required=True)
 
-    e = ops.add_parser(
-        "extract",
-        help="cut the sub-graph between tensors into its own model",
-        description="Keep what computes --outputs from --inputs. Missing shapes/dtypes come from shape "
-        "inference, else one ONNX Runtime run on generated inputs (--shapes).",
-    )
+    e = ops.add_parser("extract", help=EXTRACT_HELP, description=EXTRACT_DESCRIPTION)
     _common(e)
     e.add_argument(
         "--inputs",
@@ -64,13 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     e.set_defaults(run=run_extract)
 
-    s = ops.add_parser(
-        "sanitize",
-        help="fold constants (also shape sub-graphs), clean up, sort; outputs checked equal",
-        description="In this order: --override-input-shapes, --cleanup, --toposort, --fold-constants "
-        "(ONNX Runtime, repeated until nothing changes). The result is run against MODEL on "
-        "the input data (default: one random sample) and must give equal outputs.",
-    )
+    s = ops.add_parser("sanitize", help=SANITIZE_HELP, description=SANITIZE_DESCRIPTION)
     _common(s)
     s.add_argument("--fold-constants", action="store_true", help="fold constant sub-graphs through ONNX Runtime")
     s.add_argument("--cleanup", action="store_true", help="remove nodes and initializers that feed no output")
@@ -88,14 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     DATA.add_parser_args(s)
     s.set_defaults(run=run_sanitize)
 
-    i = ops.add_parser(
-        "insert",
-        help="insert a node; replaces what produced its outputs",
-        description="Insert one node reading --inputs and writing --outputs. Existing output tensors "
-        "are taken over (the sub-graph that produced them is removed when nothing else "
-        "needs it); an output that is also an input wraps that tensor in place; a new name "
-        "becomes a graph output.",
-    )
+    i = ops.add_parser("insert", help=INSERT_HELP, description=INSERT_DESCRIPTION)
     _common(i)
     i.add_argument("--op", required=True, help="op type, e.g. Identity, Clip")
     i.add_argument(
@@ -109,12 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--domain", default="", help="op domain (default ai.onnx); custom domains skip schema checks")
     i.set_defaults(run=run_insert)
 
-    r = ops.add_parser(
-        "prune",
-        help="remove nodes (bypassed, or their outputs become graph inputs)",
-        description="Remove --nodes. By default readers of a removed node's output read its first input "
-        "(dtype and static shape must match); --as-inputs makes needed outputs graph inputs.",
-    )
+    r = ops.add_parser("prune", help=PRUNE_HELP, description=PRUNE_DESCRIPTION)
     _common(r)
     r.add_argument("--nodes", nargs="+", required=True, metavar="NAME", help="node names (comma-separated or several)")
     r.add_argument("--as-inputs", action="store_true", help="make the removed nodes' needed outputs graph inputs")

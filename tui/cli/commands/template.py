@@ -6,16 +6,14 @@ import argparse
 import os
 import sys
 
+HELP = "write a script: `template trt-network MODEL -o script.py` (TensorRT network API)"
+DESCRIPTION = """Write a runnable Python script that parses MODEL with the TensorRT ONNX parser, lists the parsed layers, leaves a
+marked place in edit() to change the network, then builds and saves the engine (`python script.py -o model.plan`)."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg template``."""
-    p = sub.add_parser(
-        "template",
-        help="write a script: `template trt-network MODEL -o script.py` (TensorRT network API)",
-        description="Write a runnable Python script that parses MODEL with the TensorRT ONNX parser, lists the "
-        "parsed layers, leaves a marked place in edit() to change the network, then builds and saves "
-        "the engine (`python script.py -o model.plan`).",
-    )
+    p = sub.add_parser("template", help=HELP, description=DESCRIPTION)
     p.add_argument("kind", choices=("trt-network",), help="the template to write")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     p.add_argument("-o", "--output", required=True, metavar="SCRIPT.py", help="where to write the script")
