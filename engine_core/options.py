@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from engine_core.errors import TrtdbgError
@@ -40,6 +40,8 @@ def _differences(new: Any, old: Any) -> list[str]:
     """``--option NEW (was OLD)`` for each field of two dataclasses of one type that differ."""
     out = []
     for f in fields(new):
+        if not f.compare:
+            continue
         a, b = getattr(new, f.name), getattr(old, f.name)
         if a != b:
             out.append(f"{_option_name(f.name)} {_show(a)} (was {_show(b)})")
@@ -71,6 +73,9 @@ class DataOptions:
     """``PATH.py[:FUNC]`` whose FUNC (default ``load_data``) yields feed dicts."""
     load_inputs: tuple[str, ...] = ()
     """Saved input files (Polygraphy JSON, its directory form, or ``.npz``), their samples in order."""
+    loader_timeout: float | None = field(default=None, compare=False)
+    """Seconds one step of the data-loader script (import, call, one sample) may take; ``None``: the default
+    (:data:`~engine_core.data.script.DEFAULT_TIMEOUT`). Not part of the data's identity (a resume may change it)."""
 
     def __post_init__(self) -> None:
         from engine_core.data.generate import parse_val_range
@@ -90,6 +95,9 @@ class DataOptions:
             raise TrtdbgError("--load-inputs: an empty file name was given")
         parse_shapes(self.shapes)
         parse_val_range(self.val_range)
+        t = self.loader_timeout
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e6):
+            raise TrtdbgError(f"--loader-timeout must be a number of seconds > 0 (got {t!r})")
 
     @property
     def given(self) -> bool:
@@ -110,6 +118,7 @@ class DataOptions:
             script=self.data_loader_script,
             load_inputs=self.load_inputs,
             model=model,
+            loader_timeout=self.loader_timeout,
         )
 
     def absolute(self) -> DataOptions:

@@ -15,6 +15,7 @@ Everything else — CJK, emoji (with their zero-width joiners and variation sele
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029{_BIDI}\\ud800-\\udfff]")
@@ -34,3 +35,8 @@ def printable(text: object) -> str:
     """``str(text)`` with every character that could act on a terminal (or forge a line) shown escaped."""
     s = text if isinstance(text, str) else str(text)
     return UNSAFE.sub(_escape, s)
+
+
+def printable_lines(lines: Iterable[str]) -> str:
+    """Lines of a text report joined by newlines, each made :func:`printable` (a name cannot start a new line)."""
+    return "\n".join(printable(line) for line in lines)

@@ -33,6 +33,28 @@ def available_memory() -> int | None:
         return None
 
 
+def format_size(nbytes: float) -> str:
+    """``1.5 GiB``-style size (binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(nbytes) < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.3g} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_fits(nbytes: int, what: str, fix: str) -> None:
+    """Raise a one-line :class:`TrtdbgError` before allocating ``nbytes`` that the machine does not have.
+
+    Input files declare sizes (a ``.npy`` header, a tensor's dims) that can be absurd; checking them
+    here turns a ``MemoryError`` (or the OOM killer) into an error that says what is too big.
+    """
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise TrtdbgError(
+            f"{what} needs {format_size(nbytes)}, more than the {format_size(avail)} of memory available; {fix}"
+        )
+
+
 def default_mem_budget() -> int:
     """Half of the available memory (at least 256 MiB); 4 GiB when it cannot be read."""
     avail = available_memory()

@@ -8,6 +8,7 @@ input model is never touched.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -19,14 +20,39 @@ from typing import Any, BinaryIO
 from engine_core.errors import TrtdbgError
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Delete ``.NAME.PID.*.tmp`` files left beside ``target`` by a writer that was killed mid-write."""
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` (parent folders created) only when the ``with`` block ends without an
-    exception: a temp file in the same folder, fsync, then ``os.replace``. For writing large files in pieces."""
+    exception: a temp file in the same folder, fsync, then ``os.replace``. For writing large files in pieces.
+
+    The temp file is ``.NAME.PID.XXXX.tmp``; one left by a killed writer (its PID is gone) is removed by the next
+    write of the same file."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _remove_stale_temps(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise TrtdbgError(f"cannot write {target}: {exc.strerror or exc}; choose a writable location") from exc
     try:
@@ -126,6 +152,40 @@ class Workspace:
             return None
         with open(p, encoding="utf-8") as f:
             return json.load(f)
+
+
+_held_locks: dict[Path, int] = {}
+"""Job locks this process holds (lock file -> open descriptor), kept until the process exits."""
+
+
+def lock_job(ws: Workspace, job: str) -> None:
+    """Take the exclusive lock of ``job`` (e.g. ``bisect``) in ``ws`` for the rest of this process.
+
+    Two processes running one job in one workspace would overwrite each other's state, so the second
+    gets a one-line error naming the first. The lock is an ``flock`` on ``JOB/lock``: the kernel drops
+    it when its process ends, so a run killed with ``kill -9`` leaves no stale lock behind.
+    """
+    path = ws.path(job, "lock").resolve()
+    if path in _held_locks:
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no cross-process lock
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise TrtdbgError(
+            f"another trtdbg {job} (pid {holder}) is running in workspace {ws.root}; wait for it to finish, "
+            "or pass --workspace DIR to run a separate one"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held_locks[path] = fd
 
 
 def _writable_dir(path: Path) -> bool:

@@ -219,8 +219,9 @@ def test_read_errors_name_the_file(tmp_path: Path) -> None:
     assert "empty.json: file is empty" in _error(load_inputs, [str(tmp_path / "empty.json")])
     assert "unsupported file type '.txt'" in _error(load_inputs, [str(tmp_path / "weird.txt")])
     assert "badpayload.json: iteration 0, tensor 'ids'" in _error(load_inputs, [str(tmp_path / "badpayload.json")])
-    assert "shortdata.json: iteration 0, tensor 'ids': array data is truncated" in _error(
-        load_inputs, [str(tmp_path / "shortdata.json")]
+    assert (
+        "shortdata.json: iteration 0, tensor 'ids': the .npy header declares int64[2, 7] (112 bytes) but only 104"
+        in _error(load_inputs, [str(tmp_path / "shortdata.json")])
     )
     assert "no .json iteration files" in _error(load_inputs, [str(tmp_path / "emptydir")])
     assert "looks like saved inputs" in _error(load_outputs, str(tmp_path / "good.json"))

@@ -110,16 +110,13 @@ class OrtRunner(Runner):
         if len(self._sessions) >= 2:  # keep the base session and the current batch only
             for k in [k for k in self._sessions if k]:
                 del self._sessions[k]
-        so = ort_session_options(self.opt_level, log_level=3)
+        so = ort_session_options(self.opt_level)
         so.enable_cpu_mem_arena = False  # return intermediate memory after each run (mark-all budgets)
         provider = PROVIDERS[self.provider]
         if provider not in ort.get_available_providers():
             raise TrtdbgError(
                 f"{self.name}: this onnxruntime build has no {provider}; install onnxruntime-gpu or use --ref/--subject ort"
             )
-        if provider != PROVIDERS["cpu"]:
-            # ORT prints provider-library load failures through its global logger; the reason is reported below.
-            ort.set_default_logger_severity(4)
         options = {"use_tf32": "1" if self.allow_tf32 else "0"} if self.provider == "cuda" else {}
         try:
             sess = weights.open_session(

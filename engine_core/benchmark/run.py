@@ -28,6 +28,7 @@ import numpy as np
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions
+from engine_core.safetext import printable_lines
 
 GPU_BACKENDS = ("ort-cuda", "trt", "trt-rtx")
 
@@ -118,7 +119,7 @@ class BenchResult:
                 lines.append(f"    {x.ms:9.4f} ms {x.percent:5.1f}%  {x.name}" + (f" [{x.op}]" if x.op else ""))
         for note in self.notes:
             lines.append(f"  note: {note}")
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def _mib(n: int | None) -> str:
@@ -149,7 +150,7 @@ def run_bench(
     ``events``: data warnings, progress over warm-up and timed runs (between runs, never timed); a cancel stops
     before the next run (:class:`~engine_core.jobs.Cancelled`)."""
     events = events or JobEvents()
-    from engine_core.model.loader import check_runtime_support, load_model
+    from engine_core.model.loader import check_external_data, check_runtime_support, load_model
     from engine_core.runners import make_runner
 
     if options.warmup < 0 or options.runs < 1 or (options.duration is not None and options.duration <= 0):
@@ -157,6 +158,7 @@ def run_bench(
     path = str(model_path)
     model = load_model(path, load_external_data=False)
     check_runtime_support(model, path)
+    check_external_data(model, path)
     spec = options.backend.strip().lower()
     gpu = spec.partition(":")[0] in GPU_BACKENDS
     notes: list[str] = []
@@ -328,7 +330,7 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
     from engine_core.backend.ort import PROVIDERS
     from engine_core.model.loader import ort_session_options
 
-    so = ort_session_options(runner.opt_level, log_level=3)
+    so = ort_session_options(runner.opt_level)
     so.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="trtdbg-prof-") as tmp:
         so.profile_file_prefix = str(Path(tmp, "ort"))

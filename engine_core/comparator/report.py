@@ -12,6 +12,7 @@ from engine_core.cells import fit
 from engine_core.comparator.engine import CompareSummary, TensorResult
 from engine_core.comparator.matching import Unmatched
 from engine_core.comparator.metrics import TensorStats
+from engine_core.safetext import printable_lines
 
 
 @dataclass
@@ -166,7 +167,7 @@ class CompareReport:
             f"{'PASSED' if self.passed else 'FAILED'} | {s.compared - s.failed}/{s.compared} tensor comparisons passed"
             f" | {s.batches} batch(es) | {s.elapsed_s:.2f}s{state}"
         )
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def _locate(r: TensorResult | None) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from engine_core.errors import TrtdbgError
+from engine_core.sysinfo import check_fits
 from engine_core.types import TensorMeta
 
 DEFAULT_VAL_RANGE = (0.0, 1.0)
@@ -105,6 +106,16 @@ class RandomDataLoader:
             raise TrtdbgError(f"seed must be a non-negative integer (got {seed})")
         self.metas = list(metas)
         self.shapes = {m.name: tuple(shapes[m.name]) for m in metas}
+        for m in self.metas:
+            shape = self.shapes[m.name]
+            if any(d < 0 for d in shape):
+                raise TrtdbgError(f"input '{m.name}' has a negative dimension {list(shape)}; give --shapes")
+            # float inputs are drawn in float32/float64 first: at most 8 bytes per element
+            check_fits(
+                math.prod(shape) * max(8, np.dtype(m.dtype).itemsize),
+                f"random data for input '{m.name}' of shape {list(shape)}",
+                "give smaller --shapes, or load inputs from a file",
+            )
         self.seed = seed
         self.val_range = dict(val_range or {})
         self.iterations = iterations

@@ -24,6 +24,7 @@ from __future__ import annotations
 import binascii
 import io
 import json
+import math
 import os
 import re
 import struct
@@ -94,7 +95,14 @@ def _parse_npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool, i
     except TypeError:
         return None
     shape = tuple(int(d) for d in match.group(3).replace(" ", "").split(",") if d)
-    return dtype, shape, match.group(2) == "True", int(np.prod(shape, dtype=np.int64))
+    return dtype, shape, match.group(2) == "True", math.prod(shape)
+
+
+def _pickled(where: str) -> TrtdbgError:
+    return TrtdbgError(
+        f"{where}: the array is a pickled Python object array, which trtdbg never loads (unpickling can run "
+        "code); save numeric arrays"
+    )
 
 
 def npy_array(data: bytes, where: str) -> np.ndarray:
@@ -109,10 +117,14 @@ def npy_array(data: bytes, where: str) -> np.ndarray:
         info = _parse_npy_header(data[start:end]) if data[6] in (1, 2) else None
         if info is not None:
             dtype, shape, fortran, count = info
-            try:
-                flat = np.frombuffer(data, dtype=dtype, count=count, offset=end)
-            except ValueError as exc:
-                raise TrtdbgError(f"{where}: array data is truncated ({exc}); save the file again") from exc
+            if dtype.hasobject:
+                raise _pickled(where)
+            if count * dtype.itemsize > len(data) - end:
+                raise TrtdbgError(
+                    f"{where}: the .npy header declares {dtype.name}{list(shape)} ({count * dtype.itemsize} bytes) "
+                    f"but only {len(data) - end} bytes of data follow; the file is truncated or corrupt, save it again"
+                )
+            flat = np.frombuffer(data, dtype=dtype, count=count, offset=end)
             if fortran:
                 return flat.reshape(shape[::-1]).T.copy(order="F")
             return flat.reshape(shape).copy()
@@ -124,7 +136,9 @@ def npy_array(data: bytes, where: str) -> np.ndarray:
             names = loaded.files
             if names:
                 return loaded[names[0]]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, MemoryError) as exc:
+        if "allow_pickle" in str(exc):
+            raise _pickled(where) from exc
         raise TrtdbgError(f"{where}: array payload is not a .npy/.npz ({exc}); the file is corrupt") from exc
     raise TrtdbgError(f"{where}: array payload is an empty .npz archive; the file is corrupt")
 

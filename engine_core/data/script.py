@@ -5,6 +5,11 @@
 unique module name, with its folder first on ``sys.path`` while it is imported and while ``func``
 runs, so it can import modules beside it. Any failure becomes a one-line :class:`TrtdbgError`
 naming the script, the exception, the script line and, while iterating, the iteration index.
+
+The script is untrusted code that runs in this process, so it is guarded: every ``BaseException`` it
+raises (``sys.exit(0)``, ``KeyboardInterrupt``, ``GeneratorExit`` too) is an error, not an exit; what it
+prints goes to stderr (stdout may carry ``--json``); each step (import, the call, each sample) has a
+time limit (``--loader-timeout``), and it may yield at most :data:`MAX_SAMPLES` samples.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import importlib.util
 import itertools
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +32,10 @@ import numpy as np
 from engine_core.errors import TrtdbgError
 
 DEFAULT_FUNC = "load_data"
+DEFAULT_TIMEOUT = 300.0
+"""Seconds one step of a loader (import, the call, one sample) may take before it counts as hung."""
+MAX_SAMPLES = 10_000
+"""Most samples a loader may yield (a generator that never stops is an error, not a hang)."""
 _module_ids = itertools.count()
 
 
@@ -61,7 +71,49 @@ def _describe_exception(exc: BaseException, script: Path) -> str:
     in_script = [f for f in frames if f.filename and Path(f.filename).resolve() == script]
     frame = in_script[-1] if in_script else (frames[-1] if frames else None)
     where = f" ({Path(frame.filename).name} line {frame.lineno})" if frame is not None else ""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit (sys.exit({exc.code!r}) ends the whole program, not only the loader){where}"
     return f"{type(exc).__name__}: {_one_line(str(exc))}{where}"
+
+
+class _Hung(Exception):
+    """A loader step ran past its time limit (raised in the calling thread; the step keeps running)."""
+
+
+class _Raised(Exception):
+    """The loader raised :attr:`exc` (any ``BaseException``); a real ctrl+c in trtdbg is never one."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
+_END = object()
+
+
+def _guarded(fn: Callable[[], Any], folder: Path, timeout: float) -> Any:
+    """``fn()`` in a daemon thread with ``folder`` on ``sys.path`` and its prints sent to stderr.
+
+    Raises :class:`_Raised` with whatever ``fn`` raised (any ``BaseException``) and :class:`_Hung` when it
+    takes longer than ``timeout`` seconds.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # the loader's sys.exit / KeyboardInterrupt must not end trtdbg
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="trtdbg-data-loader", daemon=True)
+    with _folder_on_sys_path(folder), redirect_stdout(sys.stderr):
+        thread.start()
+        thread.join(timeout)
+    if thread.is_alive():
+        raise _Hung
+    if "error" in box:
+        raise _Raised(box["error"])
+    return box.get("value")
 
 
 class ScriptDataLoader:
@@ -71,7 +123,18 @@ class ScriptDataLoader:
     ``compare_outputs``), called through :meth:`call`.
     """
 
-    def __init__(self, spec: str, *, what: str = "data loader script", default_func: str = DEFAULT_FUNC) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        what: str = "data loader script",
+        default_func: str = DEFAULT_FUNC,
+        timeout: float | None = None,
+    ) -> None:
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        if not timeout > 0:
+            raise TrtdbgError(f"--loader-timeout must be a number of seconds > 0 (got {timeout!r})")
+        self.timeout = float(timeout)
         self.what = what
         path_text, self.func_name = parse_script_spec(spec, default_func)
         self.path_text = path_text
@@ -94,16 +157,17 @@ class ScriptDataLoader:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
-            with _folder_on_sys_path(self.path.parent):
-                loader.exec_module(module)
-        except SyntaxError as exc:
+            _guarded(lambda: loader.exec_module(module), self.path.parent, self.timeout)
+        except _Hung:
+            raise TrtdbgError(self._hung("importing it")) from None
+        except _Raised as raised:
             del sys.modules[name]
-            file = Path(exc.filename).name if exc.filename else self.path.name
-            raise TrtdbgError(
-                f"{self.what} {self.path_text}: SyntaxError in {file} line {exc.lineno}: {exc.msg}; fix the script"
-            ) from exc
-        except Exception as exc:
-            del sys.modules[name]
+            exc = raised.exc
+            if isinstance(exc, SyntaxError):
+                file = Path(exc.filename).name if exc.filename else self.path.name
+                raise TrtdbgError(
+                    f"{self.what} {self.path_text}: SyntaxError in {file} line {exc.lineno}: {exc.msg}; fix the script"
+                ) from exc
             raise TrtdbgError(
                 f"{self.what} {self.path_text} failed on import: {_describe_exception(exc, self.path)}; fix the script"
             ) from exc
@@ -129,44 +193,57 @@ class ScriptDataLoader:
         return func
 
     def call(self, *args: Any) -> Any:
-        """``func(*args)`` with the script's folder on ``sys.path``; a failure is a one-line error."""
+        """``func(*args)``, guarded like the loader (any ``BaseException``, time limit, prints to stderr)."""
         try:
-            with _folder_on_sys_path(self.path.parent):
-                return self.func(*args)
-        except Exception as exc:
+            return _guarded(lambda: self.func(*args), self.path.parent, self.timeout)
+        except _Hung:
+            raise TrtdbgError(self._hung("to return")) from None
+        except _Raised as raised:
             raise TrtdbgError(
-                f"{self.what} {self.path_text}:{self.func_name} raised {_describe_exception(exc, self.path)}; fix the script"
-            ) from exc
+                f"{self.what} {self.path_text}:{self.func_name} raised {_describe_exception(raised.exc, self.path)}; "
+                "fix the script"
+            ) from raised.exc
+
+    def _hung(self, step: str) -> str:
+        return (
+            f"{self.what} {self.path_text}:{self.func_name} took longer than {self.timeout:g}s {step}; "
+            "fix the script, or raise --loader-timeout if it is only slow"
+        )
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         where = f"data loader {self.path_text}:{self.func_name}"
         try:
-            with _folder_on_sys_path(self.path.parent):
-                result = self.func()
-        except Exception as exc:
+            result = _guarded(self.func, self.path.parent, self.timeout)
+        except _Hung:
+            raise TrtdbgError(self._hung("to return")) from None
+        except _Raised as raised:
+            exc = raised.exc
             raise TrtdbgError(f"{where} raised {_describe_exception(exc, self.path)}; fix the script") from exc
         if isinstance(result, Mapping):
             raise TrtdbgError(f"{where} returned a single dict; return a list of dicts or yield them")
         try:
-            iterator = iter(result)
-        except TypeError as exc:
+            iterator = _guarded(lambda: iter(result), self.path.parent, self.timeout)
+        except (_Hung, _Raised) as not_iterable:
             raise TrtdbgError(
                 f"{where} returned {type(result).__name__}, not an iterable of feed dicts; return a list or yield dicts"
-            ) from exc
+            ) from not_iterable
         for index in itertools.count():
-            try:
-                with _folder_on_sys_path(self.path.parent):
-                    item = next(iterator)
-            except StopIteration:
-                if index == 0:
-                    raise TrtdbgError(
-                        f"{where} yielded no feed dicts; yield at least one {{name: array}} dict"
-                    ) from None
-                return
-            except Exception as exc:
+            if index == MAX_SAMPLES:
                 raise TrtdbgError(
-                    f"{where} raised {_describe_exception(exc, self.path)} at iteration {index}; fix the script"
-                ) from exc
+                    f"{where} yielded more than {MAX_SAMPLES} samples; stop the generator (trtdbg uses every sample)"
+                )
+            try:
+                item = _guarded(lambda: next(iterator, _END), self.path.parent, self.timeout)
+            except _Hung:
+                raise TrtdbgError(self._hung(f"for sample {index}")) from None
+            except _Raised as raised:
+                raise TrtdbgError(
+                    f"{where} raised {_describe_exception(raised.exc, self.path)} at iteration {index}; fix the script"
+                ) from raised.exc
+            if item is _END:
+                if index == 0:
+                    raise TrtdbgError(f"{where} yielded no feed dicts; yield at least one {{name: array}} dict")
+                return
             yield _checked_item(item, f"{where}, iteration {index}")
 
 

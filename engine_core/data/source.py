@@ -104,8 +104,8 @@ def _loaded_source(metas: Sequence[TensorMeta], paths: Sequence[str], warnings: 
     return source
 
 
-def _script_source(metas: Sequence[TensorMeta], spec: str, warnings: list[str]) -> DataSource:
-    loader = ScriptDataLoader(spec)
+def _script_source(metas: Sequence[TensorMeta], spec: str, warnings: list[str], timeout: float | None) -> DataSource:
+    loader = ScriptDataLoader(spec, timeout=timeout)
 
     def produce() -> Iterator[tuple[str, Feed]]:
         for index, feed in enumerate(loader):
@@ -124,10 +124,14 @@ def make_data_source(
     script: str | None = None,
     load_inputs: Sequence[str] = (),
     model: str | os.PathLike[str] | None = None,
+    loader_timeout: float | None = None,
 ) -> DataSource:
     """Random data (default), a data loader ``script`` or ``load_inputs`` files; the last two are exclusive.
 
-    With the ``model`` file, guessed random-input shapes are checked by running it (:func:`choose_shapes`)."""
+    With the ``model`` file, guessed random-input shapes are checked by running it (:func:`choose_shapes`).
+    ``loader_timeout``: seconds one step of the script (import, call, one sample) may take (default
+    :data:`~engine_core.data.script.DEFAULT_TIMEOUT`).
+    """
     if script and load_inputs:
         raise TrtdbgError("a data loader script and loaded inputs cannot be used together; give one of them")
     if not script and not load_inputs:
@@ -145,5 +149,5 @@ def make_data_source(
     origin = "the data loader script" if script else "the loaded inputs"
     warnings = [f"{', '.join(ignored)} ignored: inputs come from {origin}"] if ignored else []
     if script:
-        return _script_source(metas, script, warnings)
+        return _script_source(metas, script, warnings, loader_timeout)
     return _loaded_source(metas, [load_inputs] if isinstance(load_inputs, str) else list(load_inputs), warnings)

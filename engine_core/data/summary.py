@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.data import npz, polyjson
+from engine_core.safetext import printable_lines
 
 HIST_BINS = 10
 HIST_WIDTH = 40
@@ -78,7 +79,7 @@ class DataFileSummary:
                         lines.extend("    " + line for line in t.values.splitlines())
                     if t.histogram:
                         lines.extend("    " + line for line in _histogram_text(t.histogram))
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def summarize_array(name: str, array: np.ndarray, *, histogram: bool = False, values: bool = False) -> TensorSummary:

@@ -20,6 +20,7 @@ from onnx import AttributeProto, GraphProto, NodeProto
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex, SubgraphInfo, dtype_name, np_dtype
 from engine_core.model.loader import DEFAULT_DOMAIN
+from engine_core.safetext import printable
 
 SHOW_CHOICES = ("layers", "attrs", "weights")
 _TAB = "    "
@@ -72,9 +73,9 @@ class _TextWriter:
                 default = imp.version
             else:
                 other[imp.domain] = imp.version
-        title = f"Name: {self.index.graph_name} | ONNX Opset: {default}"
+        title = f"Name: {printable(self.index.graph_name)} | ONNX Opset: {default}"
         if other:
-            title += f" | Other Opsets: {other}"
+            title += f" | Other Opsets: {printable(str(other))}"
         parts = ["==== ONNX Model ====\n"]
         self._graph_parts(self.index.model.graph, range(self.index.num_top_level), title, 0, parts)
         while parts[-1].endswith("\n"):  # like Polygraphy: no trailing blank lines, then one newline
@@ -86,7 +87,7 @@ class _TextWriter:
 
     def _meta_block(self, names: list[str]) -> str:
         desc = self.desc
-        elems = [f"{n} {d}" if (d := desc(n)) else n for n in names]
+        elems = [f"{printable(n)} {d}" if (d := desc(n)) else printable(n) for n in names]
         return "{" + ",\n ".join(elems) + "}"
 
     def _graph_parts(self, graph: GraphProto, nodes: range, title: str, level: int, parts: list[str]) -> None:
@@ -95,7 +96,7 @@ class _TextWriter:
         if title:
             parts.append(title + "\n\n")
         if self.attrs and graph.doc_string:
-            parts.append(f"---- Docstring ----\n{graph.doc_string}\n\n")
+            parts.append(f"---- Docstring ----\n{printable(graph.doc_string)}\n\n")
         init_list = [t.name for t in graph.initializer]
         init_names = set(init_list)
         inputs = [vi.name for vi in graph.input if vi.name not in init_names]
@@ -108,7 +109,7 @@ class _TextWriter:
                 dtype = _np_dtype_name(t.data_type)
                 values = self._values(t)
                 parts.append(
-                    f"Initializer | {t.name} [dtype={dtype}, shape={list(t.dims)}] | Values:\n{_indent(values)}\n\n"
+                    f"Initializer | {printable(t.name)} [dtype={dtype}, shape={list(t.dims)}] | Values:\n{_indent(values)}\n\n"
                 )
             if not init_list:
                 parts.append("{}\n\n")
@@ -130,7 +131,7 @@ class _TextWriter:
             e = cache.get(name)
             if e is None:
                 d = desc(name)
-                e = f"{name} {d}" if d else name
+                e = f"{printable(name)} {d}" if d else printable(name)
                 if name in init_names:
                     e = "Initializer | " + e
                 cache[name] = e
@@ -141,7 +142,7 @@ class _TextWriter:
         for i in nodes:
             ins = index._ins[i]
             outs = index._outs[i]
-            head = f"Node {i - first:<4} | {index._names[i]} [Op: {index._ops[i]}]\n"
+            head = f"Node {i - first:<4} | {printable(index._names[i])} [Op: {printable(index._ops[i])}]\n"
             if ins:
                 in_text = "    {" + ",\n     ".join([elem(n) for n in ins]) + "}"
                 if outs:
@@ -160,9 +161,9 @@ class _TextWriter:
 
     def _attrs_text(self, i: int, proto: NodeProto, level: int) -> str:
         lines = ["    ---- Attributes ----\n"]
-        prefix = f"{self.index.name(i)}."
+        prefix = f"{printable(self.index.name(i))}."
         for attr in proto.attribute:
-            lines.append(_indent(f"{prefix}{attr.name} = {self._attr_value(i, attr, level)}") + "\n")
+            lines.append(_indent(f"{prefix}{printable(attr.name)} = {self._attr_value(i, attr, level)}") + "\n")
         return "".join(lines)
 
     def _attr_value(self, i: int, attr: AttributeProto, level: int) -> str:
@@ -172,7 +173,7 @@ class _TextWriter:
         if t == AttributeProto.INT:
             return _dtype_attr(attr.i) if attr.name in _DTYPE_ATTRS else str(attr.i)
         if t == AttributeProto.STRING:
-            return attr.s.decode("utf-8", errors="replace")
+            return printable(attr.s.decode("utf-8", errors="replace"))
         if t == AttributeProto.FLOATS:
             return str(list(attr.floats))
         if t == AttributeProto.INTS:

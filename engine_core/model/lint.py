@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_runtime_support
+from engine_core.safetext import printable_lines
 
 SEVERITIES = ("error", "warning", "info")
 FP16_MAX = 65504.0
@@ -75,7 +76,7 @@ class LintReport:
             f"{'PASSED' if self.passed else 'FAILED'} | {self.path} | "
             f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s)"
         )
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def lint_model(

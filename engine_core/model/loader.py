@@ -119,7 +119,16 @@ def _check_external_tensor(tensor: TensorProto, path: Path, base: Path) -> str:
             f"external data file '{location}' for tensor '{tensor.name}' of {path} not found in {base.resolve()}; put "
             f"it next to the model or pass --external-data-dir DIR"
         )
-    end = int(info.get("offset") or 0) + int(info.get("length") or 0)
+    bounds = []
+    for key in ("offset", "length"):
+        text = info.get(key) or "0"
+        if not text.isdigit() or not text.isascii():
+            raise TrtdbgError(
+                f"external data of tensor '{tensor.name}' in {path}: {key}={text!r} is not a byte count; "
+                "the model file is corrupt, export it again"
+            )
+        bounds.append(int(text))
+    end = bounds[0] + bounds[1]
     if end > data_file.stat().st_size:
         raise TrtdbgError(
             f"external data file {data_file} is shorter than tensor '{tensor.name}' of {path} needs ({end} "
@@ -255,12 +264,18 @@ def check_runtime_support(
             )
 
 
-def ort_session_options(opt_level: str = "disable", log_level: int = 4) -> Any:
-    """ONNX Runtime session options: graph optimizations ``disable``, ``basic``, ``extended`` or ``all``; quiet logs."""
+def ort_session_options(opt_level: str = "disable") -> Any:
+    """ONNX Runtime session options: graph optimizations ``disable``, ``basic``, ``extended`` or ``all``.
+
+    Every session trtdbg makes starts from these. ONNX Runtime's own logging is off (fatal messages only,
+    for the session and ORT's global logger): it prints failures and provider warnings as extra lines
+    before trtdbg's one-line error, which already carries ORT's reason.
+    """
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(4)
     so = ort.SessionOptions()
-    so.log_severity_level = log_level
+    so.log_severity_level = 4
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -35,7 +35,7 @@ from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.evaluate import SUBJECTS, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
 from engine_core.precision.state import backup_state, file_sha256, load_state, pack, save_state, state_path, unpack
-from engine_core.workspace import Workspace
+from engine_core.workspace import Workspace, lock_job
 
 MODES = ("bisect", "linear")
 DIRECTIONS = ("forward", "reverse")
@@ -377,7 +377,7 @@ class BisectSession:
             self._warn(self.workspace.note)
         self.workspace.check_writable()
         self.workdir = self.workspace.path("bisect")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        lock_job(self.workspace, "bisect")
         self.model_sha = file_sha256(options.model) if os.path.isfile(options.model) else ""
         if resume_doc is not None and resume_doc["model"].get("sha256") != self.model_sha:
             raise TrtdbgError(
@@ -532,7 +532,10 @@ class BisectSession:
         if self.evaluator.check is None and self.search.current.fallback == "fp32":
             self.cache[_hash(plan)] = Evaluation(True, judged_by="identity", detail="the FP32 model itself").to_json()
             return
-        ev = self._evaluate(plan, len(self.history) + 1)
+        ev = self.evaluator.evaluate(plan, len(self.history) + 1)
+        pending = list(self.evaluator.warnings)  # a failed baseline says them in its one error line instead
+        self.evaluator.warnings.clear()
+        self.evaluations += 1
         self.history.append(
             {
                 "search": self.search.snapshot(),
@@ -557,6 +560,8 @@ class BisectSession:
                 f"the {what} fails even with every node at {self.search.current.fallback} "
                 f"({ev.summary()}); bisection needs a passing baseline: {fix}"
             )
+        for w in pending:
+            self._warn(w)
 
     # ------------------------------------------------------------------ stepping
     def proposal(self) -> Proposal | None:

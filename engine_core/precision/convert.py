@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.errors import TrtdbgError
+from engine_core.safetext import printable_lines
 
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
@@ -74,7 +75,7 @@ class ConvertResult:
         if self.engine:
             lines.append(f"[I] Engine: {self.engine.get('module_label')}, built in {self.engine.get('build_seconds')}s")
             lines += [f"[W] {n}" for n in self.engine.get("notes", [])]
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def output_kind(path: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import onnx
 
 from engine_core.model.index import dtype_name, np_dtype
+from engine_core.safetext import printable_lines
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ChangeSummary:
         lines.append(f"  inputs:  {'; '.join(self.inputs) or '(none)'}")
         lines.append(f"  outputs: {'; '.join(self.outputs) or '(none)'}")
         lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from engine_core.jobs import JobEvents, Progress
 from engine_core.model.index import ModelIndex
 from engine_core.model.save import save_rewritten
 from engine_core.options import DataOptions, ToleranceOptions
+from engine_core.safetext import printable_lines
 from engine_core.surgeon.changes import describe_value_info
 from engine_core.surgeon.graph import (
     arrays_equal,
@@ -164,7 +165,7 @@ class ReduceResult:
         if c.fed:
             lines.append(f"  fed per sample (vary across samples): {', '.join(c.fed)}")
         lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 class _Reference:

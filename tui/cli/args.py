@@ -53,6 +53,13 @@ class DataArgs:
         src.add_argument(
             "--load-inputs", nargs="+", metavar="F", help="saved inputs (.json, directory, .npz), samples in order"
         )
+        g.add_argument(
+            "--loader-timeout",
+            type=float,
+            metavar="S",
+            help="seconds one step of the data-loader script (import, the call, one sample) may take before it "
+            "counts as hung (default 300)",
+        )
         return g
 
     def parse(self, args: argparse.Namespace) -> DataOptions:
@@ -66,6 +73,7 @@ class DataArgs:
             iterations=args.iterations if self.samples else 1,
             data_loader_script=args.data_loader_script,
             load_inputs=args.load_inputs or (),
+            loader_timeout=args.loader_timeout,
         )
 
 

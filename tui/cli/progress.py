@@ -13,12 +13,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from engine_core.safetext import printable
+
 WARNING_PREFIX = "trtdbg: warning: "
 
 
 def warn(message: str) -> None:
     """Print one warning line on stderr."""
-    sys.stderr.write(f"{WARNING_PREFIX}{message}\n")
+    sys.stderr.write(f"{WARNING_PREFIX}{printable(message)}\n")
     sys.stderr.flush()
 
 

@@ -19,6 +19,7 @@ import onnx
 from engine_core.backend.trt.build import _issue, create_builder
 from engine_core.backend.trt.flavour import Flavour, make_logger
 from engine_core.errors import TrtdbgError
+from engine_core.safetext import printable_lines
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Capability:
         lines = [f"[I] {self.module} ONNX parser ({self.method}) on {self.model}: {ok} of {n} node(s) supported"]
         if self.fully_supported:
             lines.append("[I] The whole model is supported: one subgraph of every node")
-            return "\n".join(lines)
+            return printable_lines(lines)
         for supported in (True, False):
             group = [r for r in self.ranges if r.supported == supported]
             lines.append(f"[I] {'Supported' if supported else 'Unsupported'} subgraphs ({len(group)}):")
@@ -129,7 +130,7 @@ class Capability:
             note = "" if self.plugins_possible else f" ({self.module} loads no plugins: rewrite these nodes)"
             lines.append(f"[I] Plugins needed for: {', '.join(plugins)}{note}")
         lines += [f"[E] {e}" for e in self.model_errors]
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def _qual(domain: str, op: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
+from engine_core.safetext import printable_lines
 from engine_core.workspace import atomic_write_bytes, atomic_write_json
 
 LAYER_PROPERTIES = ("type", "precision", "tactic", "formats")
@@ -98,7 +99,7 @@ class DebugBuildResult:
         elif len(self.iterations) > 1:
             lines.append(f"[I] No layer property differs ({self.compared})")
         lines += [f"[W] {n}" for n in self.notes]
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def parse_until(text: str) -> str | int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.errors import TrtdbgError
+from engine_core.safetext import printable_lines
 
 NO_SELECTOR = (
     "{label} has no algorithm selector (IAlgorithmSelector was removed in TensorRT 11 and is absent from "
@@ -44,7 +45,7 @@ class TacticTable:
             shown = " | ".join(f"{k}: {v}" for k, v in props.items() if v)
             lines.append(f"    Layer {name}: {shown}")
         lines += [f"[I] {n}" for n in self.notes]
-        return "\n".join(lines)
+        return printable_lines(lines)
 
 
 def selector_note(module: str = "auto") -> str | None:
