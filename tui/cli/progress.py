@@ -13,13 +13,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from engine_core.safetext import printable
-
 WARNING_PREFIX = "trtdbg: warning: "
 
 
 def warn(message: str) -> None:
-    """Print one warning line on stderr."""
+    """Print one warning line on stderr (escaped: warnings quote names from the model and data)."""
+    from engine_core.safetext import printable
+
     sys.stderr.write(f"{WARNING_PREFIX}{printable(message)}\n")
     sys.stderr.flush()
 
