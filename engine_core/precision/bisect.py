@@ -532,10 +532,7 @@ class BisectSession:
         if self.evaluator.check is None and self.search.current.fallback == "fp32":
             self.cache[_hash(plan)] = Evaluation(True, judged_by="identity", detail="the FP32 model itself").to_json()
             return
-        ev = self.evaluator.evaluate(plan, len(self.history) + 1)
-        pending = list(self.evaluator.warnings)  # a failed baseline says them in its one error line instead
-        self.evaluator.warnings.clear()
-        self.evaluations += 1
+        ev = self._evaluate(plan, len(self.history) + 1)
         self.history.append(
             {
                 "search": self.search.snapshot(),
@@ -560,8 +557,6 @@ class BisectSession:
                 f"the {what} fails even with every node at {self.search.current.fallback} "
                 f"({ev.summary()}); bisection needs a passing baseline: {fix}"
             )
-        for w in pending:
-            self._warn(w)
 
     # ------------------------------------------------------------------ stepping
     def proposal(self) -> Proposal | None:

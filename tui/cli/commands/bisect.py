@@ -190,7 +190,9 @@ def _names(names: list[str], limit: int = 3) -> str:
 
 
 def _step_line(rec: dict[str, Any]) -> str:
+    """One line per step (node names escaped: a name cannot start a new line)."""
     from engine_core.precision.evaluate import Evaluation
+    from engine_core.safetext import printable
 
     ev = Evaluation.from_json(rec["evaluation"])
     kind = rec["kind"]
@@ -203,7 +205,7 @@ def _step_line(rec: dict[str, Any]) -> str:
     else:
         what = "baseline"
     cached = " [cached]" if rec["cached"] else ""
-    return f"step {rec['index']:>3}  {rec['phase']:<10} {what}: {ev.summary()}{cached} -> {rec['outcome']}"
+    return printable(f"step {rec['index']:>3}  {rec['phase']:<10} {what}: {ev.summary()}{cached} -> {rec['outcome']}")
 
 
 def _interactive(session: Any, show: Callable[[str], None]) -> None:

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import check_external_data, load_model
     from engine_core.model.save import check_output_path, save_model
+    from engine_core.safetext import printable
     from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
     from engine_core.workspace import Workspace, atomic_write_json
     from tui.cli.progress import CliJob
@@ -125,9 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
     def show(step: ReduceStep) -> None:
         verdict = "fails" if step.fails else "passes"
-        print(
-            f"[{step.phase}] {step.index + 1}/{step.total} {step.node}: {step.nodes} node(s) {verdict}", file=sys.stderr
-        )
+        node = printable(step.node)  # one line per step, whatever the node is called
+        print(f"[{step.phase}] {step.index + 1}/{step.total} {node}: {step.nodes} node(s) {verdict}", file=sys.stderr)
 
     with CliJob(quiet=args.quiet, show=None if args.quiet else show) as events:
         source = data.source(metas, model=args.model)
