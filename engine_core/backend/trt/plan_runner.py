@@ -38,6 +38,7 @@ class TrtPlanRunner(TrtRunner):
         super().__init__(onnx.ModelProto(), None, options, name=name or f"trt-plan:{plan_path}")
         self.plan_path = Path(plan_path)
         self._plan_inputs = list(inputs)
+        self._plan_bytes: bytes | None = None
         self._engine: _Loaded | None = None
 
     def _where(self) -> str:
@@ -45,13 +46,13 @@ class TrtPlanRunner(TrtRunner):
 
     def prepare(self) -> None:  # type: ignore[override]  # an engine file has no parsed network
         """Import TensorRT and read the engine file (no GPU needed)."""
-        if self._bytes is not None:
+        if self._plan_bytes is not None:
             return None
         try:
-            self._bytes = self.plan_path.read_bytes()
+            self._plan_bytes = self.plan_path.read_bytes()
         except OSError as exc:
             raise TrtdbgError(f"cannot read engine {self.plan_path}: {exc.strerror or exc}; check the path") from exc
-        if not self._bytes:
+        if not self._plan_bytes:
             raise TrtdbgError(f"engine {self.plan_path} is empty; build it again")
         self.flavour = load_flavour(self.options.module)
         self._inputs = list(self._plan_inputs)
@@ -63,16 +64,16 @@ class TrtPlanRunner(TrtRunner):
         Deserializing comes first: it is TensorRT's own call and says why an engine cannot load here.
         """
         self.prepare()
-        assert self.flavour is not None and self._bytes is not None
+        assert self.flavour is not None and self._plan_bytes is not None
         if self._engine is None:
             if self._runtime is None:
                 self._rt_logger = make_logger(self.flavour)
                 self._runtime = self.flavour.module.Runtime(self._rt_logger)
-            engine = deserialize(self.flavour, self._runtime, self._rt_logger, self._bytes, str(self.plan_path))
+            engine = deserialize(self.flavour, self._runtime, self._rt_logger, self._plan_bytes, str(self.plan_path))
             context = engine.create_execution_context()
             if context is None:
                 raise TrtdbgError(f"{self.name}: cannot create an execution context for {self.plan_path}; free the GPU")
-            built = CachedEngine("plan-file", self._bytes, {}, self.plan_path, True)
+            built = CachedEngine("plan-file", self._plan_bytes, {}, self.plan_path, True)
             self._engine = self._loaded[("plan",)] = _Loaded(built, engine, context)  # freed by deactivate
             trt = self.flavour.module
             io = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
