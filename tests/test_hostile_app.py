@@ -9,6 +9,7 @@ is still running, and that the model file is unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def run(app: TrtdbgApp):
     return app.run_test(size=SIZE, message_hook=app.seen_messages.append)
 
 
+@contextlib.asynccontextmanager
+async def opened(model: Path, **kwargs):
+    """The app on ``model`` (workspace beside it), loaded: ``(app, pilot)``."""
+    app = TrtdbgApp(model, workspace=str(model.parent / "ws"), **kwargs)
+    async with run(app) as pilot:
+        await loaded(app, pilot)
+        yield app, pilot
+
+
 def test_safe_keeps_styles_and_escapes() -> None:
     from rich.text import Text
 
@@ -93,9 +103,7 @@ def test_safe_keeps_styles_and_escapes() -> None:
 
 async def test_open_shows_every_hostile_name_escaped_in_tree_and_detail(hostile) -> None:
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         scr = app.main_screen
         screen = terminal(app)
         assert "\\x1b]0;PWNED\\x07" in screen and "\\x9b31mred" in screen and "\\u202eevil.onnx" in screen
@@ -111,9 +119,7 @@ async def test_open_shows_every_hostile_name_escaped_in_tree_and_detail(hostile)
 
 async def test_search_for_markup_and_escapes_never_crashes(hostile) -> None:
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         for query in ["nomatch[/]", "[/bold]", "zz[bold]"]:
             await pilot.press("slash")
             await pilot.press(*query)
@@ -128,9 +134,7 @@ async def test_search_for_markup_and_escapes_never_crashes(hostile) -> None:
 
 @pytest.mark.parametrize("text", [OSC_TITLE, MARKUP_CLOSE, MARKUP_LINK, MARKUP_CLICK, MARKUP_BOLD, "x\ny", EMOJI])
 async def test_notification_is_plain_and_escaped(hostile, text) -> None:
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         app.main_screen.notify(f"note {text}", title=f"t{text}", markup=True)
         await pilot.pause()
         shown = [n for n in app._notifications if n.message.startswith("note ")]
@@ -141,9 +145,7 @@ async def test_notification_is_plain_and_escaped(hostile, text) -> None:
 
 async def test_click_markup_in_a_name_is_not_an_action(hostile) -> None:
     """``[@click=app.quit]`` in a node name stays text: clicking it does not quit."""
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         scr = app.main_screen
         scr.jump_to(scr.view.index.find(MARKUP_CLICK))
         await pilot.pause()
@@ -158,9 +160,7 @@ async def test_compare_table_and_status_with_hostile_names(hostile) -> None:
 
     before = hostile.read_bytes()
     form = CompareForm(subject="ort:fp16", what="all")
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"), compare=form)
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile, compare=form) as (app, pilot):
         await pilot.press("r")
         await pilot.press("ctrl+s")
         await settle(app, pilot)
@@ -174,9 +174,7 @@ async def test_compare_table_and_status_with_hostile_names(hostile) -> None:
 async def test_pick_screen_with_hostile_names(hostile) -> None:
     from tui.screens.common import PickScreen
 
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         scr = app.main_screen
         index = scr.view.index
         targets = [(index.node_outputs(i)[0], i) for i in range(len(index))]
@@ -196,9 +194,7 @@ async def test_extract_dialog_and_result_with_hostile_names(hostile) -> None:
     from tui.screens.surgeon import ExtractDialog, SurgeryResultScreen
 
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         scr = app.main_screen
         scr.jump_to(scr.view.index.find(MARKUP_LINK))
         await pilot.pause()
@@ -218,9 +214,7 @@ async def test_sanitize_result_with_hostile_names(hostile) -> None:
     from tui.screens.surgeon import SanitizeDialog, SurgeryResultScreen
 
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         await pilot.press("z")
         assert isinstance(app.screen, SanitizeDialog)
         await pilot.press("ctrl+s")
@@ -233,9 +227,7 @@ async def test_insert_error_names_hostile_tensor_in_one_plain_notification(hosti
     from tui.screens.surgeon import InsertDialog
 
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         await pilot.press("i")
         assert isinstance(app.screen, InsertDialog)
         app.screen.query_one("#inputs").value = "nope[/]\x1b]0;X\x07"
@@ -254,9 +246,7 @@ async def test_bisect_screen_with_hostile_names(hostile) -> None:
     if not precision_available():
         pytest.skip("engine_core.precision is not in this build")
     before = hostile.read_bytes()
-    app = TrtdbgApp(hostile, workspace=str(hostile.parent / "ws"))
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile) as (app, pilot):
         await pilot.press("b")
         await settle(app, pilot)
         assert isinstance(app.screen, BisectScreen)
@@ -300,9 +290,7 @@ async def test_trt_view_with_hostile_layer_names(hostile, tmp_path) -> None:
     }
     engine = tmp_path / "layers.json"
     engine.write_text(json.dumps(doc))
-    app = TrtdbgApp(hostile, workspace=str(tmp_path / "ws"), engine=engine)
-    async with run(app) as pilot:
-        await loaded(app, pilot)
+    async with opened(hostile, engine=engine) as (app, pilot):
         await pilot.press("t")
         await settle(app, pilot)
         assert isinstance(app.screen, TrtViewScreen) and app.screen.error is None
