@@ -11,13 +11,15 @@ parsed forms.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from engine_core.errors import TrtdbgError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engine_core.comparator.tolerances import CompareSettings
     from engine_core.data.source import DataSource
     from engine_core.types import TensorMeta
@@ -120,6 +122,20 @@ class DataOptions:
             model=model,
             loader_timeout=self.loader_timeout,
         )
+
+    def samples(
+        self,
+        metas: Sequence[TensorMeta],
+        model: str | os.PathLike[str] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """Every sample of :meth:`source`; what the source warns about goes to ``on_warning``."""
+        source = self.source(metas, model=model)
+        samples = list(source)
+        if on_warning is not None:
+            for w in source.warnings:
+                on_warning(w)
+        return samples
 
     def absolute(self) -> DataOptions:
         """The same options with file paths made absolute (a resume from another directory finds the same files)."""

@@ -64,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
     choice = choose_shapes(metas, data.shapes, args.model, probe=engine)  # --shapes checked like compare's
 
     def feeds() -> list:
-        source = data.source(metas, model=args.model)
-        samples = list(source)
-        for w in source.warnings:
-            warn(w)
-        return samples
+        return data.samples(metas, args.model, warn)
 
     def warn(msg: str) -> None:
         print(f"trtdbg: warning: {msg}", file=sys.stderr)

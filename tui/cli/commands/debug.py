@@ -156,11 +156,7 @@ def _run_build(args: argparse.Namespace) -> int:
         warn(choice.note() or "")
 
     def feeds() -> list:
-        source = data.source(metas, model=args.model)
-        samples = list(source)
-        for w in source.warnings:
-            warn(w)
-        return samples
+        return data.samples(metas, args.model, warn)
 
     args.timing_cache = None  # each build gets its own empty timing cache
     options = trt_options_from_args(args)

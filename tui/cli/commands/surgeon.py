@@ -47,6 +47,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the change summary as JSON")
 
 
+def _fallback_shapes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shapes",
+        "--input-shapes",
+        dest="shapes",
+        nargs="+",
+        metavar="NAME:1x3x224x224",
+        help="input shapes for the fallback ONNX Runtime run",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("surgeon", help=SURGEON_HELP, description=SURGEON_DESCRIPTION)
     ops = p.add_subparsers(dest="surgeon_command", metavar="SUBCOMMAND", required=True)
@@ -63,14 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--outputs", nargs="+", required=True, metavar="NAME[:DTYPE]", help="tensors that become graph outputs"
     )
-    e.add_argument(
-        "--shapes",
-        "--input-shapes",
-        dest="shapes",
-        nargs="+",
-        metavar="NAME:1x3x224x224",
-        help="input shapes for the fallback ONNX Runtime run",
-    )
+    _fallback_shapes(e)
     e.set_defaults(run=run_extract)
 
     s = ops.add_parser("sanitize", help=SANITIZE_HELP, description=SANITIZE_DESCRIPTION)
@@ -109,14 +113,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(r)
     r.add_argument("--nodes", nargs="+", required=True, metavar="NAME", help="node names (comma-separated or several)")
     r.add_argument("--as-inputs", action="store_true", help="make the removed nodes' needed outputs graph inputs")
-    r.add_argument(
-        "--shapes",
-        "--input-shapes",
-        dest="shapes",
-        nargs="+",
-        metavar="NAME:1x3x224x224",
-        help="input shapes for the fallback ONNX Runtime run",
-    )
+    _fallback_shapes(r)
     r.set_defaults(run=run_prune)
 
 
