@@ -80,9 +80,10 @@ class CompareReport:
             "precision_coverage": self.precision_coverage,
         }
 
-    def dumps(self, indent: bool = True) -> str:
-        """JSON text (indented, or compact); non-finite floats become ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
-        doc = self.to_json()
+    def dumps(self, indent: bool = True, extra: dict[str, Any] | None = None) -> str:
+        """JSON text (indented, or compact; ``extra`` keys added); non-finite floats become ``"NaN"``,
+        ``"Infinity"``, ``"-Infinity"``."""
+        doc = {**self.to_json(), **(extra or {})}
         tensors = doc.pop("tensors")
         doc = json_safe(doc)
         doc["tensors"] = [_safe_record(t) for t in tensors]

@@ -35,7 +35,7 @@ from engine_core.backend.base import Runner
 from engine_core.comparator.checks import ExtraChecks
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
 from engine_core.comparator.matching import Match, Meta, NodeDesc, Unmatched, match_models, match_saved
-from engine_core.comparator.report import CompareReport, json_safe
+from engine_core.comparator.report import CompareReport
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
@@ -49,7 +49,7 @@ from engine_core.precision.runner import PrecisionRunner
 from engine_core.runners import make_runner
 from engine_core.sysinfo import default_mem_budget
 from engine_core.types import TensorMeta
-from engine_core.workspace import Workspace
+from engine_core.workspace import Workspace, atomic_write_text
 
 
 @dataclass
@@ -570,7 +570,7 @@ def execute(request: CompareRequest, events: JobEvents | None = None) -> Compare
         precision_coverage=prep.coverage.to_json() if prep.coverage else None,
         coverage_text=prep.coverage.text() if prep.coverage else "",
     )
-    prep.workspace.write_json("last_compare.json", _summary_json(report))
+    atomic_write_text(prep.workspace.path("last_compare.json"), _summary_json(report))
     return report
 
 
@@ -665,8 +665,8 @@ def _save_sides(
     save_runs(path, [(sub_name, ordered(keep_sub)), (ref_name, ordered(keep_ref))])
 
 
-def _summary_json(report: CompareReport) -> dict[str, Any]:
+def _summary_json(report: CompareReport) -> str:
+    """The workspace's ``last_compare.json``: the report with its failing tensors only (at most 1000)."""
     failing = [r for r in report.results if not r.stats.passed][:1000]
-    doc = CompareReport(**{**report.__dict__, "results": failing}).to_json()
-    doc["tensors_note"] = "failing tensors only (at most 1000); rerun with --json for all"
-    return json_safe(doc)
+    note = {"tensors_note": "failing tensors only (at most 1000); rerun with --json for all"}
+    return CompareReport(**{**report.__dict__, "results": failing}).dumps(extra=note) + "\n"
