@@ -51,20 +51,20 @@ def _best(fn, repeat: int = 3) -> float:
 def bench_rewrite(nodes: int) -> dict[str, object]:
     model = chain_model(nodes, ops=("Add", "Mul", "Relu", "Sigmoid", "Div"))
     t0 = time.perf_counter()
-    an = Analysis(model)
+    analysis = Analysis(model)
     analysis_s = time.perf_counter() - t0
-    cands = an.candidates("fp16")
+    cands = analysis.candidates("fp16")
     rng = np.random.default_rng(0)
-    half = PrecisionPlan("fp32", {c: "fp16" for c in cands if rng.random() < 0.5}).resolve(an).float_low
-    full = PrecisionPlan("fp16").resolve(an).float_low
+    half = PrecisionPlan("fp32", {c: "fp16" for c in cands if rng.random() < 0.5}).resolve(analysis).float_low
+    full = PrecisionPlan("fp16").resolve(analysis).float_low
     out = {
         "nodes": nodes,
         "candidates": len(cands),
         "analysis_s": round(analysis_s, 4),
-        "rewrite_all_fp16_s": round(_best(lambda: rewrite(an, full)), 4),
-        "rewrite_random_half_s": round(_best(lambda: rewrite(an, half)), 4),
-        "emulate_all_fp16_s": round(_best(lambda: emulate(an, full)), 4),
-        "resolve_plan_s": round(_best(lambda: PrecisionPlan("fp16").resolve(an)), 4),
+        "rewrite_all_fp16_s": round(_best(lambda: rewrite(analysis, full)), 4),
+        "rewrite_random_half_s": round(_best(lambda: rewrite(analysis, half)), 4),
+        "emulate_all_fp16_s": round(_best(lambda: emulate(analysis, full)), 4),
+        "resolve_plan_s": round(_best(lambda: PrecisionPlan("fp16").resolve(analysis)), 4),
     }
     print(
         f"(a) {nodes}-node model: analysis {out['analysis_s']:.3f} s once; rewrite all-FP16 "

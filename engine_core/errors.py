@@ -11,3 +11,10 @@ class TrtdbgError(Exception):
     """
 
     exit_code = 2
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of ``exc``'s message (its type name when empty), at most ``limit`` characters:
+    what a one-line error quotes from a library's multi-line message."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -61,3 +61,34 @@ def default_mem_budget() -> int:
     if avail is None:
         return 4 << 30
     return max(256 << 20, avail // 2)
+
+
+VERSION_MODULES = ("onnx", "onnxruntime", "tensorrt", "tensorrt_rtx")
+"""Modules whose versions ``trtdbg --version`` reports (TensorRT ones only when found)."""
+
+
+def component_versions() -> dict[str, str | None]:
+    """``{name: version}`` for trtdbg, Python and :data:`VERSION_MODULES`, from package metadata (nothing is
+    imported); ``None`` for a module that is not installed, the distribution's name added when it differs
+    (``1.20.1 (onnxruntime-gpu)``)."""
+    import importlib.metadata as metadata
+    import importlib.util
+    import platform
+
+    def dist_version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    found: dict[str, str | None] = {"trtdbg": dist_version("trtdbg"), "python": platform.python_version()}
+    dists = metadata.packages_distributions()
+    for module in VERSION_MODULES:
+        if importlib.util.find_spec(module) is None:
+            found[module] = None
+            continue
+        names = dists.get(module, [])
+        version = next((v for v in map(dist_version, names) if v), None)
+        dist = names[0] if names else None
+        found[module] = (version or "version unknown") + (f" ({dist})" if dist and dist != module else "")
+    return found

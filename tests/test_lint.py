@@ -65,3 +65,26 @@ def test_demo_epsilon_is_flagged_and_real_model_is_clean() -> None:
     path = shared_model("magika_v3_3.onnx")
     proc = run_cli("check", "lint", str(path))
     assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout
+
+
+def test_fp16_underflow_is_what_float16_rounds_to_zero() -> None:
+    """Round to nearest even: |x| <= 2^-25 becomes 0, anything above rounds to at least 2^-24 (5.96e-8). Values in
+    (2^-25, 6e-8) are not flushed (lint used to say they become 0), in initializers and in Constant nodes."""
+    kept = np.array([[3e-8, 4e-8], [5.9e-8, 1.0]], np.float32)
+    flushed = np.array([[2.9e-8, 2.0**-25], [1e-9, 1.0]], np.float32)
+    assert np.all(kept.astype(np.float16)[kept > 0] != 0) and np.all(flushed.astype(np.float16)[:, 0] == 0)
+    nodes = [
+        helper.make_node("Add", ["x", "kept"], ["a"], name="/kept"),
+        helper.make_node("Add", ["a", "flushed"], ["b"], name="/flushed"),
+        helper.make_node("Constant", [], ["c_kept"], name="/c_kept", value=numpy_helper.from_array(np.float32(4e-8))),
+        helper.make_node(
+            "Constant", [], ["c_zero"], name="/c_zero", value=numpy_helper.from_array(np.float32(2.0**-25))
+        ),
+        helper.make_node("Add", ["b", "c_kept"], ["d"], name="/use_kept"),
+        helper.make_node("Add", ["d", "c_zero"], ["y"], name="/use_zero"),
+    ]
+    inits = [numpy_helper.from_array(kept, "kept"), numpy_helper.from_array(flushed, "flushed")]
+    report = lint_model(_model(nodes, inits), "m.onnx")
+    under = {f.node or f.tensor: f.message for f in report.findings if f.check == "fp16-underflow"}
+    assert set(under) == {"flushed", "/c_zero"}, under
+    assert under["flushed"].startswith("3 nonzero value(s)")

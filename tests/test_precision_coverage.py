@@ -59,9 +59,9 @@ def _if_body_model() -> onnx.ModelProto:
 
 
 def test_coverage_counts_low_nodes_and_kept_reasons():
-    model, an, notes = analyse(small_cnn_model(), None, ["fp16"])
+    model, analysis, notes = analyse(small_cnn_model(), None, ["fp16"])
     plan = PrecisionPlan("fp16", {"/Softmax": "fp32"})
-    cov = coverage(an, plan.resolve(an), plan, notes)
+    cov = coverage(analysis, plan.resolve(analysis), plan, notes)
     doc = cov.to_json()
     assert set(doc) == {"precision", "nodes_low", "nodes_total", "kept"}
     assert doc["precision"] == "fp16"
@@ -86,10 +86,10 @@ def test_network_inside_if_bodies_says_it_stays_fp32(save_model, capsys):
 
 def test_opset_upgrade_makes_conv_legal_in_bf16():
     old = _opset12(small_cnn_model())
-    model, an, notes = analyse(old, None, ["bf16"])
+    model, analysis, notes = analyse(old, None, ["bf16"])
     assert model.opset_import[0].version == 22
     assert notes and "opset 12 -> 22" in notes[0] and "Conv (bf16)" in notes[0]
-    assert {"/conv1/Conv", "/conv2/Conv", "/skip/Conv"} <= set(an.candidates("bf16"))
+    assert {"/conv1/Conv", "/conv2/Conv", "/skip/Conv"} <= set(analysis.candidates("bf16"))
     kept_without, _, _ = analyse(old, None, ["fp16"])
     assert kept_without is old  # fp16 is legal at opset 12: no conversion
 
@@ -119,18 +119,18 @@ def test_real_ppocrv4_det_opset12_bf16_changes_numbers(capsys):
 
 
 def test_ops_without_kernel_stay_fp32_with_reason():
-    _, an, _ = analyse(small_cnn_model(), None, ["bf16"])
+    _, analysis, _ = analyse(small_cnn_model(), None, ["bf16"])
 
     def check(node, ins, outs, opset):
         return node.op_type != "Relu"
 
-    blocked = keep_without_kernel(an, ["bf16"], check, "CUDA", "9.9")
+    blocked = keep_without_kernel(analysis, ["bf16"], check, "CUDA", "9.9")
     assert blocked == 2
-    assert an.node("/relu1/Relu").why_not("bf16") == "onnxruntime 9.9 has no CUDA bf16 kernel for Relu"
+    assert analysis.node("/relu1/Relu").why_not("bf16") == "onnxruntime 9.9 has no CUDA bf16 kernel for Relu"
     plan = PrecisionPlan("bf16")
-    cov = coverage(an, plan.resolve(an), plan)
+    cov = coverage(analysis, plan.resolve(analysis), plan)
     assert cov.kept == {"no CUDA bf16 kernel for Relu": 2}
-    assert an.node("/conv1/Conv").allows("bf16")
+    assert analysis.node("/conv1/Conv").allows("bf16")
 
 
 def test_session_probe_finds_missing_bf16_kernels_of_a_real_provider():
@@ -139,15 +139,15 @@ def test_session_probe_finds_missing_bf16_kernels_of_a_real_provider():
     from engine_core.precision.cuda_kernels import session_probe
     from engine_core.precision.rewrite import rewrite
 
-    _, an, _ = analyse(small_cnn_model(), None, ["bf16"])
-    blocked = keep_without_kernel(an, ["bf16"], session_probe("CPUExecutionProvider"), "CPU")
+    _, analysis, _ = analyse(small_cnn_model(), None, ["bf16"])
+    blocked = keep_without_kernel(analysis, ["bf16"], session_probe("CPUExecutionProvider"), "CPU")
     assert blocked > 0
-    assert an.node("/Softmax").why_not("bf16") == "has no CPU bf16 kernel for Softmax"
+    assert analysis.node("/Softmax").why_not("bf16") == "has no CPU bf16 kernel for Softmax"
     plan = PrecisionPlan("bf16")
-    res = plan.resolve(an)
+    res = plan.resolve(analysis)
     import onnxruntime as ort
 
-    model = rewrite(an, res.float_low)
+    model = rewrite(analysis, res.float_low)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": np.ones((1, 3, 32, 32), np.float32)})[0].shape == (1, 10)
 

@@ -101,20 +101,20 @@ def _run_all(
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_emulation_matches_numpy_per_tensor(precision: str) -> None:
     model = _exact_model()
-    an = Analysis(model)
+    analysis = Analysis(model)
     names = [n.output[0] for n in model.graph.node]
     rng = np.random.default_rng(5)
     x = rng.uniform(-300, 300, (4, 64)).astype(np.float32)
     x[0, :8] = [0.0, 1e-3, -1e-3, 250.0, 299.9, 2e-4, 6.1e-5, 65504 / 300]
     feed = {"x": x}
-    cands = an.candidates(precision)
+    cands = analysis.candidates(precision)
     assert len(cands) == len(names)
     subsets = [cands, cands[::2], cands[1::3]] + [[c for c in cands if rng.random() < 0.5] for _ in range(3)]
     hit_inf = hit_zero = False
     for subset in subsets:
         low = {c: precision for c in subset}
-        res = PrecisionPlan("fp32", low).resolve(an)
-        got = _run_all(emulate(an, res.float_low), feed, names)
+        res = PrecisionPlan("fp32", low).resolve(analysis)
+        got = _run_all(emulate(analysis, res.float_low), feed, names)
         want = _numpy_storage(model, feed, low)
         for name in names:
             assert np.array_equal(got[name], want[name], equal_nan=True), (precision, subset, name)
@@ -127,8 +127,8 @@ def test_emulation_matches_numpy_per_tensor(precision: str) -> None:
 def test_emulation_is_kept_at_every_ort_level() -> None:
     """ONNX Runtime keeps explicit Cast pairs even at ORT_ENABLE_ALL (the emulation's rounding survives)."""
     model = _exact_model()
-    an = Analysis(model)
-    emu = emulate(an, PrecisionPlan("fp16").resolve(an).float_low)
+    analysis = Analysis(model)
+    emu = emulate(analysis, PrecisionPlan("fp16").resolve(analysis).float_low)
     feed = {"x": np.linspace(-300, 300, 256, dtype=np.float32).reshape(4, 64)}
     names = ["m300", "out"]
     a = _run_all(emu, feed, names, "ORT_DISABLE_ALL")
@@ -142,7 +142,7 @@ def test_demo_fp16_fails_emulated_but_not_in_ort_cpu_fp16() -> None:
     """ORT CPU's own FP16 under-reports (the demo's NaN disappears); the emulation shows it; keeping the planted
     nodes in FP32 repairs it."""
     model = build_demo_model()
-    an = Analysis(model)
+    analysis = Analysis(model)
     feed = demo_inputs()
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -154,9 +154,9 @@ def test_demo_fp16_fails_emulated_but_not_in_ort_cpu_fp16() -> None:
         ]
 
     ref = probs(model)
-    res = PrecisionPlan("fp16").resolve(an)
-    assert np.isnan(probs(emulate(an, res.float_low))).all()
-    assert np.isfinite(probs(rewrite(an, res.float_low))).all()  # ORT CPU drops the intermediate rounding
+    res = PrecisionPlan("fp16").resolve(analysis)
+    assert np.isnan(probs(emulate(analysis, res.float_low))).all()
+    assert np.isfinite(probs(rewrite(analysis, res.float_low))).all()  # ORT CPU drops the intermediate rounding
     keep = {n: "fp32" for site in DEMO_SITES.values() for n in site.keep_fp32}
-    fixed = probs(emulate(an, PrecisionPlan("fp16", keep).resolve(an).float_low))
+    fixed = probs(emulate(analysis, PrecisionPlan("fp16", keep).resolve(analysis).float_low))
     assert np.abs(fixed - ref).max() < 0.01 and fixed.argmax() == ref.argmax()

@@ -275,8 +275,8 @@ def test_tensorrt_rtx_module() -> None:
     from engine_core.backend.trt.flavour import load_flavour
 
     try:
-        fl = load_flavour("tensorrt_rtx")
+        flavour = load_flavour("tensorrt_rtx")
     except TrtdbgError as exc:
         pytest.skip(f"tensorrt_rtx not installed ({exc})")
-    assert missing(fl.module, USED) == []
-    assert "BuilderFlag.FP16" in missing(fl.module, LEGACY)
+    assert missing(flavour.module, USED) == []
+    assert "BuilderFlag.FP16" in missing(flavour.module, LEGACY)

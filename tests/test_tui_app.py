@@ -344,7 +344,7 @@ def _fake_result(k: int, failing: bool):
 
 async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> None:
     """A fake engine job that streams 5 results, then blocks until cancelled (no CPU burnt)."""
-    from engine_core.comparator import request as creq
+    from engine_core.comparator import request as request_module
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
@@ -367,7 +367,7 @@ async def test_ctrl_c_cancels_the_compare_not_the_app(tmp_path, monkeypatch) -> 
         summary.cancelled = True
         return CompareReport("ort", "ort-cuda", results, summary)
 
-    monkeypatch.setattr(creq, "execute", fake_execute)
+    monkeypatch.setattr(request_module, "execute", fake_execute)
     app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
@@ -512,7 +512,7 @@ async def test_help_palette_keymap_and_unbuilt_screens(demo, tmp_path) -> None:
 
 async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
     """Monochrome (NO_COLOR) and a small terminal: the table still renders, the dialog fits."""
-    from engine_core.comparator import request as creq
+    from engine_core.comparator import request as request_module
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
@@ -524,7 +524,7 @@ async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
             events.item(r)
         return CompareReport("ort", "ort", results, summary)
 
-    monkeypatch.setattr(creq, "execute", fake_execute)
+    monkeypatch.setattr(request_module, "execute", fake_execute)
     monkeypatch.setenv("NO_COLOR", "1")
     path = tmp_path / "chain.onnx"
     onnx.save(chain_model(30, ops=("Add",)), path)

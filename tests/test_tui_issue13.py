@@ -27,7 +27,7 @@ SIZE = (120, 40)
 
 def _fake_compare(monkeypatch, results, subject="ort-cuda"):
     """Replace the engine's compare by one that streams ``results`` and returns their report."""
-    from engine_core.comparator import request as creq
+    from engine_core.comparator import request as request_module
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
@@ -38,7 +38,7 @@ def _fake_compare(monkeypatch, results, subject="ort-cuda"):
             events.item(r)
         return CompareReport("ort", subject, list(results), summary)
 
-    monkeypatch.setattr(creq, "execute", fake_execute)
+    monkeypatch.setattr(request_module, "execute", fake_execute)
 
 
 def _renamed(r, name: str, dtype: str | None = None):
@@ -170,9 +170,9 @@ def test_layer_precisions_without_culprits_is_just_the_builder_flag() -> None:
     from engine_core.precision.plan import PrecisionPlan
     from engine_core.precision.rules import Analysis
 
-    an = Analysis(chain(6, ops=("Relu",)))
-    assert PrecisionPlan("fp16").layer_precisions(an) == "--fp16"  # no dangling --precision-constraints
-    with_culprit = PrecisionPlan("fp16", {"/blk.0/layer.2/Relu": "fp32"}).layer_precisions(an)
+    analysis = Analysis(chain(6, ops=("Relu",)))
+    assert PrecisionPlan("fp16").layer_precisions(analysis) == "--fp16"  # no dangling --precision-constraints
+    with_culprit = PrecisionPlan("fp16", {"/blk.0/layer.2/Relu": "fp32"}).layer_precisions(analysis)
     assert with_culprit.startswith("--fp16 --precision-constraints obey --layer-precisions /blk.0/layer.2/Relu:")
 
 

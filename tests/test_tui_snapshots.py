@@ -79,7 +79,7 @@ async def test_snapshot_compare_dialog(tmp_path) -> None:
 
 
 async def test_snapshot_error_table_fixed_results(tmp_path, monkeypatch) -> None:
-    from engine_core.comparator import request as creq
+    from engine_core.comparator import request as request_module
     from engine_core.comparator.engine import CompareSummary
     from engine_core.comparator.report import CompareReport
 
@@ -91,7 +91,7 @@ async def test_snapshot_error_table_fixed_results(tmp_path, monkeypatch) -> None
             events.item(r)
         return CompareReport("ort", "ort-cuda", results, summary)
 
-    monkeypatch.setattr(creq, "execute", fake_execute)
+    monkeypatch.setattr(request_module, "execute", fake_execute)
     onnx.save(chain_model(12, ops=("Add",)), "chain.onnx")
     app = TrtdbgApp("chain.onnx", workspace="ws", compare=CompareForm(subject="ort-cuda"))
     async with app.run_test(size=SIZE) as pilot:

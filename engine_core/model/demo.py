@@ -11,7 +11,7 @@ specular highlight; on it the FP32 model is finite and confident, while FP16 fai
   bias and the prediction changes (finite but wrong; NVIDIA/TensorRT#2564, microsoft/onnxruntime#13639).
 - **underflow** (``/patch_embed/norm``): an RMS norm ``x / sqrt(mean(x^2) + 1e-10)`` over patch tokens. Letterbox
   padding tokens are exactly zero after the patch-embed Relu gate. FP32: ``0 / sqrt(1e-10) = 0``. FP16: the eps rounds
-  to 0 (below the smallest subnormal 6e-8), ``0 / sqrt(0) = NaN``, and attention spreads the NaN to every output.
+  to 0 (at most half the smallest subnormal, 2^-25), ``0 / sqrt(0) = NaN``, and attention spreads the NaN to every output.
 """
 
 from __future__ import annotations

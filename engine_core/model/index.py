@@ -19,13 +19,11 @@ import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
+from engine_core.fp16 import FP16_MAX, flushes_to_zero
 from engine_core.model.loader import DEFAULT_DOMAIN, SUBGRAPH_OPS, load_model, model_opsets, subgraphs_of
 from engine_core.types import Dim, TensorMeta
 
-FP16_MAX = 65504.0
-FP16_TINY = 6e-8
-"""Nonzero magnitudes below this flush to zero in float16 (smallest subnormal is 5.96e-8)."""
 _KEEP_INITIALIZER_ELEMENTS = 1024
 """Shape inference keeps initializers up to this size (shape tensors); larger ones become inputs."""
 
@@ -101,7 +99,7 @@ class InitializerStats:
     fp16_overflow: int | None
     """Finite values with ``|x| > 65504`` (``None`` for non-float dtypes)."""
     fp16_underflow: int | None
-    """Nonzero values with ``|x| < 6e-8`` that float16 flushes to zero (``None`` for non-float dtypes)."""
+    """Nonzero values that float16 rounds to zero, ``|x| <= 2^-25`` (``None`` for non-float dtypes)."""
 
 
 class _RawGraph:
@@ -536,7 +534,7 @@ class ModelIndex:
         except Exception as exc:
             raise TrtdbgError(
                 f"cannot read values of initializer '{name}' of {self.path or 'the model'}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
+                f"{first_line(exc)}; "
                 f"check the model's external data files"
             ) from exc
 
@@ -622,7 +620,7 @@ class ModelIndex:
         try:
             return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True), holders
         except Exception as exc:
-            self.shape_inference_error = _one_line(exc)
+            self.shape_inference_error = first_line(exc)
         try:
             return shape_inference.infer_shapes(light, strict_mode=False, data_prop=True), holders
         except Exception:
@@ -787,7 +785,7 @@ def _array_stats(name: str, arr: np.ndarray) -> InitializerStats:
     if is_float:
         mag = np.abs(values)
         overflow = int(np.count_nonzero(mag > FP16_MAX))
-        underflow = int(np.count_nonzero((mag < FP16_TINY) & (mag > 0)))
+        underflow = int(np.count_nonzero(flushes_to_zero(mag)))
     return InitializerStats(
         name,
         arr.dtype,
@@ -802,8 +800,3 @@ def _array_stats(name: str, arr: np.ndarray) -> InitializerStats:
         overflow,
         underflow,
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]

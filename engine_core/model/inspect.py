@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import onnx
 from onnx import AttributeProto, GraphProto, NodeProto
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.model.index import ModelIndex, SubgraphInfo, dtype_name, np_dtype
 from engine_core.model.loader import DEFAULT_DOMAIN
 from engine_core.safetext import printable
@@ -218,7 +218,7 @@ class _TextWriter:
         try:
             return str(numpy_helper.to_array(tensor, base))
         except Exception as exc:
-            return f"<error: failed to load weights: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}>"
+            return f"<error: failed to load weights: {first_line(exc)}>"
 
 
 def _np_dtype_name(elem_type: int) -> str:

@@ -16,14 +16,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
+from engine_core.fp16 import FP16_MAX, flushes_to_zero
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import check_runtime_support
 from engine_core.safetext import printable_lines
 
 SEVERITIES = ("error", "warning", "info")
-FP16_MAX = 65504.0
-FP16_TINY = 2.0**-24  # smallest fp16 subnormal; nonzero |x| below half of it rounds to 0
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def lint_model(
         # the checker reads a model with external data from its path (a protobuf of the weights would pass 2 GB)
         onnx.checker.check_model(path if external_bytes(model) else model, full_check=True)
     except Exception as exc:
-        add(Finding("error", "checker", str(exc).strip().splitlines()[0][:300]))
+        add(Finding("error", "checker", first_line(exc)))
     try:
         check_runtime_support(model, path, onnxruntime=False)
     except TrtdbgError as exc:
@@ -217,7 +216,7 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
                 Finding(
                     "info",
                     "fp16-underflow",
-                    f"{st.fp16_underflow} nonzero value(s) below 6e-8 become 0 in FP16",
+                    f"{st.fp16_underflow} nonzero value(s) of at most 3e-8 (2^-25) become 0 in FP16",
                     tensor=name,
                 )
             )
@@ -232,7 +231,7 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
                 continue
             mag = np.abs(arr[np.isfinite(arr)])
             over = int(np.count_nonzero(mag > FP16_MAX))
-            tiny = mag[(mag > 0) & (mag < FP16_TINY / 2)]
+            tiny = mag[flushes_to_zero(mag)]
             if over:
                 found.append(
                     Finding("warning", "fp16-overflow", f"{over} constant value(s) beyond ±65504", node=info.name)

@@ -15,7 +15,7 @@ from typing import Any
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 
 DEFAULT_DOMAIN = "ai.onnx"
 """Key used for the default ONNX domain (stored as ``""`` or ``"ai.onnx"`` in files)."""
@@ -150,7 +150,7 @@ def _load_external_data(model: ModelProto, path: Path, base: Path) -> None:
         except Exception as exc:
             raise TrtdbgError(
                 f"cannot read external data '{location}' for tensor '{tensor.name}' of {path}: "
-                f"{_first_line(exc)}; check the data file"
+                f"{first_line(exc, 200)}; check the data file"
             ) from exc
 
 
@@ -348,8 +348,3 @@ def subgraphs_of(node: onnx.NodeProto) -> list[tuple[str, GraphProto]]:
         elif attr.type == AttributeProto.GRAPHS:
             found.extend((f"{attr.name}[{i}]", g) for i, g in enumerate(attr.graphs))
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

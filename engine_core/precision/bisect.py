@@ -390,16 +390,16 @@ class BisectSession:
         require_memory(f"bisect of {options.model}", estimate_memory(model, [options.precision, options.fallback]))
         from engine_core.precision.opset import analyse
 
-        model, an, self.notes = analyse(model, options.model, [options.precision, options.fallback])
+        model, analysis, self.notes = analyse(model, options.model, [options.precision, options.fallback])
         if options.subject.startswith("ort-cuda"):
             import onnxruntime
 
             from engine_core.precision.cuda_kernels import keep_without_kernel, session_probe
 
             keep_without_kernel(
-                an, [options.precision, options.fallback], session_probe(), "CUDA", onnxruntime.__version__
+                analysis, [options.precision, options.fallback], session_probe(), "CUDA", onnxruntime.__version__
             )
-        self.builder = PlanBuilder(model, options.model, self.workdir, an)
+        self.builder = PlanBuilder(model, options.model, self.workdir, analysis)
         analysis = self.builder.analysis
         if not any(ph.candidates for ph in options.phases(analysis)):
             demoted = len(analysis.demotions(options.precision))
@@ -742,8 +742,8 @@ class BisectSession:
         from engine_core.precision.coverage import coverage
 
         plan = plan or self.final_plan()
-        an = self.builder.analysis
-        return coverage(an, plan.resolve(an), plan, self.notes)
+        analysis = self.builder.analysis
+        return coverage(analysis, plan.resolve(analysis), plan, self.notes)
 
     def save(self) -> Path:
         """Persist the whole session (atomic replace)."""

@@ -77,13 +77,15 @@ class PlanBuilder:
         if self.quantizer is None:
             return [], list(nodes)
         known = self.quantizer.ranges()
-        an = self.analysis
+        analysis = self.analysis
         ok: list[str] = []
         missing: list[str] = []
         for name in nodes:
-            proto = an.protos[an.pos[name]]
+            proto = analysis.protos[analysis.pos[name]]
             acts = [
-                x for x in proto.input if x and x not in an.initializers and an.types.get(x) == onnx.TensorProto.FLOAT
+                x
+                for x in proto.input
+                if x and x not in analysis.initializers and analysis.types.get(x) == onnx.TensorProto.FLOAT
             ]
             (ok if all(x in known for x in acts) else missing).append(name)
         return ok, missing
@@ -92,13 +94,13 @@ class PlanBuilder:
     def build(self, plan: PrecisionPlan, *, emulated: bool) -> tuple[onnx.ModelProto, Resolved]:
         """The model for ``plan``: real low-precision types, or (``emulated``) FP32 with storage rounding."""
         res = plan.resolve(self.analysis)
-        an = self.analysis
+        analysis = self.analysis
         if res.int8:
             if self.quantizer is None:
                 raise TrtdbgError(
                     "the plan puts nodes in INT8 but no calibration ranges were given; use input data "
                     "for calibration or --calibration-cache"
                 )
-            an = Analysis(self.quantizer.quantize(res.int8))
-        low = {n: t for n, t in res.float_low.items() if n in an.pos}
-        return (emulate(an, low) if emulated else rewrite(an, low)), res
+            analysis = Analysis(self.quantizer.quantize(res.int8))
+        low = {n: t for n, t in res.float_low.items() if n in analysis.pos}
+        return (emulate(analysis, low) if emulated else rewrite(analysis, low)), res

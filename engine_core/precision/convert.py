@@ -181,13 +181,13 @@ def rewritten_model(
     model = load_model(model_path, load_external_data=False)
     check_external_data(model, model_path)
     plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
-    model, an, notes = analyse(model, model_path, plan.precisions())
+    model, analysis, notes = analyse(model, model_path, plan.precisions())
     with tempfile.TemporaryDirectory(prefix="trtdbg-convert-") as tmp:
-        builder = PlanBuilder(model, model_path, tmp, an)
+        builder = PlanBuilder(model, model_path, tmp, analysis)
         for w in plan.check(builder.analysis):
             warn(w)
         res = plan.resolve(builder.analysis)
-        cov = coverage(an, res, plan, notes)
+        cov = coverage(analysis, res, plan, notes)
         if cov.warning():
             warn(cov.warning() or "")
         if res.int8:
@@ -230,8 +230,8 @@ def build_plan(
     from engine_core.backend.trt.runner import TrtOptions
 
     o = trt_options or TrtOptions()
-    fl = load_flavour(o.module)
-    parsed = parse_onnx(fl, model, Path(model_path))
+    flavour = load_flavour(o.module)
+    parsed = parse_onnx(flavour, model, Path(model_path))
     profiles = o.profiles
     dyn = dynamic_inputs(parsed)
     if dyn and not profiles:

@@ -61,10 +61,10 @@ class Coverage:
         )
 
 
-def coverage(an: Analysis, res: Resolved, plan: PrecisionPlan, notes: list[str] | None = None) -> Coverage:
+def coverage(analysis: Analysis, res: Resolved, plan: PrecisionPlan, notes: list[str] | None = None) -> Coverage:
     """Coverage of ``res`` (``plan`` resolved on ``an``)."""
     kept: Counter[str] = Counter()
-    for facts in an.facts:
+    for facts in analysis.facts:
         if not (facts.candidate or facts.int8_candidate):
             continue
         eff = res.precision.get(facts.name, "fp32")
@@ -76,10 +76,10 @@ def coverage(an: Analysis, res: Resolved, plan: PrecisionPlan, notes: list[str] 
             continue
         tried = plan.fallback if req == "int8" and not facts.allows("int8") else req
         kept[facts.kinds.get(tried) or facts.kinds.get(req) or "not a candidate"] += 1
-    bodies = len(an.index) - an.index.num_top_level
+    bodies = len(analysis.index) - analysis.index.num_top_level
     if bodies:
         kept[BODY_KIND] += bodies
-    total = sum(1 for f in an.facts if f.candidate or f.int8_candidate) + bodies
+    total = sum(1 for f in analysis.facts if f.candidate or f.int8_candidate) + bodies
     used = [p for p in ("int8", "fp16", "bf16") if p in res.precision.values()]
     asked = [p for p in ("int8", "fp16", "bf16") if p in {plan.default, *plan.nodes.values()}]
     label = "+".join(used or asked or ["fp32"])

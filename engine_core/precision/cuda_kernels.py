@@ -66,7 +66,7 @@ def session_probe(provider: str = "CUDAExecutionProvider") -> KernelCheck | None
 
 
 def keep_without_kernel(
-    an: Analysis, precisions: Iterable[str], check: KernelCheck | None, label: str = "CUDA", version: str = ""
+    analysis: Analysis, precisions: Iterable[str], check: KernelCheck | None, label: str = "CUDA", version: str = ""
 ) -> int:
     """Forbid ``precisions`` on nodes that ``check`` finds no kernel for; returns how many (node, precision) pairs."""
     if check is None:
@@ -74,17 +74,18 @@ def keep_without_kernel(
     blocked = 0
     for p in (p for p in dict.fromkeys(precisions) if p in FLOAT_TYPES):
         low = FLOAT_TYPES[p]
-        for facts in an.facts:
+        for facts in analysis.facts:
             if not facts.allows(p):
                 continue
-            node = an.protos[facts.pos]
+            node = analysis.protos[facts.pos]
             ins = [
-                (low if i in facts.float_inputs else an.types.get(x)) if x else None for i, x in enumerate(node.input)
+                (low if i in facts.float_inputs else analysis.types.get(x)) if x else None
+                for i, x in enumerate(node.input)
             ]
-            outs = [low if j in facts.low_outputs else an.types.get(y) for j, y in enumerate(node.output)]
+            outs = [low if j in facts.low_outputs else analysis.types.get(y) for j, y in enumerate(node.output)]
             if any(t is None for x, t in zip(node.input, ins) if x) or any(t is None for t in outs):
                 continue  # untyped tensors: leave it to the real session
-            if check(node, ins, outs, an.opset):
+            if check(node, ins, outs, analysis.opset):
                 continue
             where = f"onnxruntime {version} " if version else ""
             facts.block(

@@ -24,15 +24,15 @@ from engine_core.precision.rewrite import Namer, typed_initializer
 from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
 
 
-def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
+def emulate(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
     """The FP32 model with storage rounding for nodes ``low`` (``{node name: FLOAT16|BFLOAT16}``, already legal)."""
-    out = an.empty_copy()
-    fresh = Namer(an.all_names)
+    out = analysis.empty_copy()
+    fresh = Namer(analysis.all_names)
     stored: dict[str, int] = {}  # tensor -> low type it is already rounded to
     rounded: dict[tuple[str, int], str] = {}
     nodes: list[onnx.NodeProto] = []
     extra_inits: list[TensorProto] = []
-    constant_inits = set(an.initializers) - set(an.graph_inputs)
+    constant_inits = set(analysis.initializers) - set(analysis.graph_inputs)
 
     def round_input(x: str, want: int) -> str:
         if stored.get(x) == want:
@@ -43,11 +43,11 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             tag = TYPE_NAMES[want]
             if x in constant_inits:
                 name, held = fresh(f"{x}__as_{tag}"), fresh(f"{x}__{tag}")
-                extra_inits.append(typed_initializer(an, x, want, held))
+                extra_inits.append(typed_initializer(analysis, x, want, held))
                 nodes.append(helper.make_node("Cast", [held], [name], name, to=F32))
-            elif x in an.constants and x not in stored:
+            elif x in analysis.constants and x not in stored:
                 name = fresh(f"{x}__as_{tag}")
-                extra_inits.append(to_tensor(round_to(an.constant_value(x), want), F32, name))
+                extra_inits.append(to_tensor(round_to(analysis.constant_value(x), want), F32, name))
             else:
                 name = fresh(f"{x}__as_{tag}")
                 held = fresh(f"{x}__{tag}")
@@ -56,7 +56,7 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             rounded[key] = name
         return name
 
-    for src, facts, node in an.node_copies():
+    for src, facts, node in analysis.node_copies():
         want = low.get(facts.name)
         if not want:
             nodes.append(node)
@@ -66,7 +66,7 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         op = src.op_type
         if op in ("Constant", "ConstantOfShape"):
             value = (
-                an.constant_value(src.output[0])
+                analysis.constant_value(src.output[0])
                 if op == "Constant"
                 else onnx.numpy_helper.to_array(constant_of_shape_value(src))
             )
@@ -88,7 +88,7 @@ def emulate(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         nodes.extend(tails)
 
     out.graph.node.extend(nodes)
-    used = {x for n in nodes for x in n.input} | an.protected | set(an.graph_inputs)
-    out.graph.initializer.extend(t for t in an.model.graph.initializer if t.name in used)
+    used = {x for n in nodes for x in n.input} | analysis.protected | set(analysis.graph_inputs)
+    out.graph.initializer.extend(t for t in analysis.model.graph.initializer if t.name in used)
     out.graph.initializer.extend(extra_inits)
     return out

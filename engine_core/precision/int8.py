@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.precision.rules import QUANTIZABLE
 
 TRT_OPTIONS: dict[str, object] = {
@@ -150,7 +150,7 @@ class Quantizer:
                 except TrtdbgError:
                     raise
                 except Exception as exc:  # ORT's quantizer raises many exception types
-                    raise TrtdbgError(f"INT8 calibration of {model_path} failed: {_first_line(exc)}") from exc
+                    raise TrtdbgError(f"INT8 calibration of {model_path} failed: {first_line(exc, 400)}") from exc
                 os.replace(staged, ranges)
         return cls(model_path, ranges)
 
@@ -161,7 +161,7 @@ class Quantizer:
             try:
                 _quantize(self.model_path, out, nodes, self.ranges_path, None)
             except Exception as exc:
-                raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {_first_line(exc)}") from exc
+                raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {first_line(exc, 400)}") from exc
             return _held(out, f"int8:{id(self)}")
 
     def ranges(self) -> dict[str, tuple[float, float]]:
@@ -176,7 +176,7 @@ def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
     try:
         data = load_tensors_data(Path(path))
     except Exception as exc:
-        raise TrtdbgError(f"cannot read calibration ranges {path}: {_first_line(exc)}") from exc
+        raise TrtdbgError(f"cannot read calibration ranges {path}: {first_line(exc, 400)}") from exc
     out = {}
     for name, td in data.items():
         lo, hi = td.range_value
@@ -209,8 +209,3 @@ def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
             h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
             h.update(a.tobytes())
     return h.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:400]

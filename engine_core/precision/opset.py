@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import onnx
 
+from engine_core.errors import first_line
 from engine_core.precision.rules import Analysis
 
 MAX_OPSET = 22
@@ -39,26 +40,30 @@ def analyse(
 ) -> tuple[onnx.ModelProto, Analysis, list[str]]:
     """``(model, its Analysis, notes)``: ``model`` upgraded to the opset that makes more of its nodes legal in
     ``precisions`` (when one exists and the conversion works), else unchanged with a note saying why."""
-    an = Analysis(model, path)
+    analysis = Analysis(model, path)
     lows = [p for p in dict.fromkeys(precisions) if p in _TYPE]
-    target, ops = an.opset, set()
-    for facts in an.facts:
+    target, ops = analysis.opset, set()
+    for facts in analysis.facts:
         for p in lows:
-            if not facts.kinds.get(p, "").endswith(f"opset-{an.opset} schema"):
+            if not facts.kinds.get(p, "").endswith(f"opset-{analysis.opset} schema"):
                 continue
-            start = max(an.opset + 1, 13 if p == "bf16" else 1)
+            start = max(analysis.opset + 1, 13 if p == "bf16" else 1)
             version = _first_opset_with(facts.op_type, p, start)
             if version is not None:
                 target = max(target, version)
                 ops.add(f"{facts.op_type} ({p})")
-    if target == an.opset:
-        return model, an, []
+    if target == analysis.opset:
+        return model, analysis, []
     what = ", ".join(sorted(ops)[:4]) + (f" and {len(ops) - 4} more op types" if len(ops) > 4 else "")
     if model.ByteSize() > _PROTO_LIMIT:
-        return model, an, [f"opset {an.opset} kept: the model is too large to convert ({what} stay fp32)"]
+        return model, analysis, [f"opset {analysis.opset} kept: the model is too large to convert ({what} stay fp32)"]
     try:
         upgraded = onnx.version_converter.convert_version(model, target)
     except Exception as exc:  # the converter raises several exception types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        return model, an, [f"opset {an.opset} kept: the version converter failed ({first}); {what} stay fp32"]
-    return upgraded, Analysis(upgraded, path), [f"opset {an.opset} -> {target} so that {what} can run"]
+        first = first_line(exc, 200)
+        return (
+            model,
+            analysis,
+            [f"opset {analysis.opset} kept: the version converter failed ({first}); {what} stay fp32"],
+        )
+    return upgraded, Analysis(upgraded, path), [f"opset {analysis.opset} -> {target} so that {what} can run"]

@@ -77,11 +77,11 @@ class PrecisionPlan:
         return json.dumps([self.default, self.fallback, sorted(self.nodes.items())], separators=(",", ":"))
 
     # ------------------------------------------------------------------ resolution
-    def check(self, an: Analysis) -> list[str]:
+    def check(self, analysis: Analysis) -> list[str]:
         """Validate node names against the model (unknown names raise); warnings for requests a rule overrides."""
         warnings = []
         for name, p in self.nodes.items():
-            facts = an.node(name)
+            facts = analysis.node(name)
             if p == "fp32":
                 continue
             if not facts.allows(p):
@@ -97,15 +97,15 @@ class PrecisionPlan:
             eff = "fp32"
         return eff
 
-    def resolve(self, an: Analysis) -> Resolved:
+    def resolve(self, analysis: Analysis) -> Resolved:
         """Effective precision per node under the model's rules (unknown plan nodes raise)."""
         for name in self.nodes:
-            an.node(name)
+            analysis.node(name)
         precision: dict[str, str] = {}
         demoted: dict[str, tuple[str, str]] = {}
         float_low: dict[str, int] = {}
         int8: list[str] = []
-        for facts in an.facts:
+        for facts in analysis.facts:
             if not (facts.candidate or facts.int8_candidate):
                 continue
             req = self.requested(facts.name)
@@ -129,10 +129,10 @@ class PrecisionPlan:
         return Resolved(precision, demoted, float_low, int8)
 
     # ------------------------------------------------------------------ export
-    def layer_precisions(self, an: Analysis) -> str:
+    def layer_precisions(self, analysis: Analysis) -> str:
         """Polygraphy / TensorRT <= 10 weak-typing flags: builder flags + ``--layer-precisions`` for the nodes the
         plan overrides or a rule demoted (the others are left to the builder)."""
-        res = self.resolve(an)
+        res = self.resolve(analysis)
         used = set(res.precision.values())
         flags = [f"--{p}" for p in ("fp16", "bf16", "int8") if p in used]
         if not flags:
@@ -144,7 +144,7 @@ class PrecisionPlan:
             return " ".join(flags)
         return " ".join(flags + ["--precision-constraints", "obey", "--layer-precisions", *entries])
 
-    def to_json(self, an: Analysis | None = None) -> dict[str, Any]:
+    def to_json(self, analysis: Analysis | None = None) -> dict[str, Any]:
         """The plan file's document (with the resolved demotions when ``an`` is given, for the reader)."""
         doc: dict[str, Any] = {
             "format": FORMAT,
@@ -156,15 +156,15 @@ class PrecisionPlan:
         }
         if self.calibration:
             doc["calibration"] = self.calibration
-        if an is not None:
-            res = self.resolve(an)
+        if analysis is not None:
+            res = self.resolve(analysis)
             doc["demoted"] = {n: {"requested": r, "reason": why} for n, (r, why) in res.demoted.items()}
-            doc["layer_precisions"] = self.layer_precisions(an)
+            doc["layer_precisions"] = self.layer_precisions(analysis)
         return doc
 
-    def save(self, path: str | os.PathLike[str], an: Analysis | None = None) -> Path:
+    def save(self, path: str | os.PathLike[str], analysis: Analysis | None = None) -> Path:
         """Write the plan (atomically)."""
-        return atomic_write_json(path, self.to_json(an))
+        return atomic_write_json(path, self.to_json(analysis))
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], where: str = "plan") -> PrecisionPlan:

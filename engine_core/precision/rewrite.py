@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import onnx
 from onnx import TensorProto, helper
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.model import weights
 from engine_core.precision.numerics import low_array, to_tensor
 from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_shape_value
@@ -37,18 +37,18 @@ class Namer:
         return name
 
 
-def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
+def rewrite(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
     """The model with nodes ``low`` (``{node name: FLOAT16|BFLOAT16}``, already legal) computing in those types."""
-    out = an.empty_copy()
+    out = analysis.empty_copy()
     graph = out.graph
-    fresh = Namer(an.all_names)
-    types = an.types
+    fresh = Namer(analysis.all_names)
+    types = analysis.types
     current: dict[str, tuple[str, int]] = {}
     casts: dict[tuple[str, int], str] = {}
     nodes: list[onnx.NodeProto] = []
     extra_inits: list[TensorProto] = []
     replaced: set[str] = set()
-    constant_inits = set(an.initializers) - set(an.graph_inputs)
+    constant_inits = set(analysis.initializers) - set(analysis.graph_inputs)
 
     def as_type(x: str, want: int) -> str:
         name, typ = current.get(x, (x, types[x]))
@@ -59,7 +59,7 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         if new is None:
             if x in constant_inits and name == x:
                 new = fresh(f"{x}__{TYPE_NAMES[want]}")
-                extra_inits.append(typed_initializer(an, x, want, new))
+                extra_inits.append(typed_initializer(analysis, x, want, new))
                 replaced.add(x)
             else:
                 new = fresh(f"{x}__to_{TYPE_NAMES[want]}")
@@ -67,7 +67,7 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             casts[key] = new
         return new
 
-    for src, facts, node in an.node_copies():
+    for src, facts, node in analysis.node_copies():
         want = low.get(facts.name)
         converted = set(facts.float_inputs) if want else ()
         for i, x in enumerate(src.input):
@@ -75,10 +75,10 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
                 node.input[i] = as_type(x, want if want and i in converted else F32)
         restores = []
         if want:
-            _retype_attributes(node, an, want)
+            _retype_attributes(node, analysis, want)
             for j in facts.low_outputs:
                 y = src.output[j]
-                if y in an.protected:
+                if y in analysis.protected:
                     inner = fresh(f"{y}__{TYPE_NAMES[want]}")
                     node.output[j] = inner
                     restores.append(helper.make_node("Cast", [inner], [y], fresh(f"{y}__restore"), to=F32))
@@ -90,32 +90,32 @@ def rewrite(an: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
         nodes.extend(restores)
 
     graph.node.extend(nodes)
-    used = {x for n in nodes for x in n.input} | an.protected | set(an.graph_inputs)
-    graph.initializer.extend(t for t in an.model.graph.initializer if t.name not in replaced or t.name in used)
+    used = {x for n in nodes for x in n.input} | analysis.protected | set(analysis.graph_inputs)
+    graph.initializer.extend(t for t in analysis.model.graph.initializer if t.name not in replaced or t.name in used)
     graph.initializer.extend(extra_inits)
     return out
 
 
-def typed_initializer(an: Analysis, x: str, want: int, name: str) -> TensorProto:
+def typed_initializer(analysis: Analysis, x: str, want: int, name: str) -> TensorProto:
     """Initializer ``x`` stored in ``want`` (FP16/BF16) as ``name``: inline when small, else a memory reference
     converted once per process and source (:func:`engine_core.model.weights.memory_tensor`), so every plan and
     candidate model over the same weights shares one copy and the model stays far below protobuf's 2 GB."""
-    t = an.initializers[x]
+    t = analysis.initializers[x]
     if weights.tensor_nbytes(t) < weights.LARGE_BYTES:
-        return to_tensor(an.constant_value(x), want, name)
+        return to_tensor(analysis.constant_value(x), want, name)
     key = f"{weights.source_key(t, an.index.data_dir)}->{TYPE_NAMES[want]}"
-    return weights.memory_tensor(name, key, lambda: low_array(an.constant_value(x), want), want)
+    return weights.memory_tensor(name, key, lambda: low_array(analysis.constant_value(x), want), want)
 
 
-def _retype_attributes(node: onnx.NodeProto, an: Analysis, want: int) -> None:
+def _retype_attributes(node: onnx.NodeProto, analysis: Analysis, want: int) -> None:
     """Cast ``to``, Constant and ConstantOfShape values of a node that now computes in ``want``."""
     op = node.op_type
     if op == "Cast":
         for a in node.attribute:
             if a.name == "to" and a.i == F32:
                 a.i = want
-    elif op == "Constant" and an.types.get(node.output[0]) == F32:
-        value = an.constant_value(node.output[0])
+    elif op == "Constant" and analysis.types.get(node.output[0]) == F32:
+        value = analysis.constant_value(node.output[0])
         del node.attribute[:]
         node.attribute.append(helper.make_attribute("value", to_tensor(value, want, "")))
     elif op == "ConstantOfShape":
@@ -146,16 +146,13 @@ def validate(
         onnx.checker.check_model(checked, full_check=True)
         onnx.shape_inference.infer_shapes(checked, check_type=True, strict_mode=True)
     except Exception as exc:  # the checker and inference raise several exception types
-        raise TrtdbgError(f"{where} is not valid ONNX: {_first_line(exc)}; please report this as a trtdbg bug") from exc
+        raise TrtdbgError(
+            f"{where} is not valid ONNX: {first_line(exc, 400)}; please report this as a trtdbg bug"
+        ) from exc
     if session:
         from engine_core.model.loader import ort_cpu_session
 
         try:
             ort_cpu_session(model, base=base)
         except Exception as exc:
-            raise TrtdbgError(f"ONNX Runtime cannot load the {where}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:400]
+            raise TrtdbgError(f"ONNX Runtime cannot load the {where}: {first_line(exc, 400)}") from exc

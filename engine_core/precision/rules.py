@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from engine_core.errors import TrtdbgError
+from engine_core.fp16 import FP16_MAX, flushes_to_zero
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import KEEP_FP32_INPUTS, RANDOM_OPS, formal_parameter
 
@@ -26,8 +27,6 @@ FLOAT_TYPES = {"fp16": F16, "bf16": BF16}
 LOW_FLOATS = ("fp16", "bf16")
 TYPE_NAMES: dict[int, str] = {F32: "fp32", F16: "fp16", BF16: "bf16"}
 _TYPE_STR = {F16: "tensor(float16)", BF16: "tensor(bfloat16)"}
-FP16_MAX = 65504.0
-FP16_TINY = 2.0**-25
 """Nonzero magnitudes at or below this round to 0 in float16 (half the smallest subnormal, 2^-24)."""
 TINY_CONSTANT_ELEMENTS = 16
 """The underflow rule looks at constants up to this size (eps-like scalars); a few flushed values in a large weight
@@ -411,7 +410,7 @@ class Analysis:
         if arr is not None and arr.dtype == np.float32 and arr.size:
             a = np.abs(arr[np.isfinite(arr)])
             peak = float(a.max()) if a.size else 0.0
-            flushed = a[(a > 0) & (a <= FP16_TINY)]
+            flushed = a[flushes_to_zero(a)]
             result = (peak, float(flushed.min()) if flushed.size else 0.0, int(arr.size))
         self._const_checks[name] = result
         return result

@@ -43,10 +43,10 @@ def _trt_rewrite(
             "TensorRT 10)"
         )
     plan = PrecisionPlan(precision)
-    _, an, notes = analyse(model, model_path, [precision])
-    res = plan.resolve(an)
-    label = f"{precision} (ONNX rewrite; {coverage(an, res, plan, notes).text()})"
-    return rewrite(an, res.float_low), label
+    _, analysis, notes = analyse(model, model_path, [precision])
+    res = plan.resolve(analysis)
+    label = f"{precision} (ONNX rewrite; {coverage(analysis, res, plan, notes).text()})"
+    return rewrite(analysis, res.float_low), label
 
 
 register_precision_rewriter(_trt_rewrite)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.workspace import Workspace, atomic_write_json
 
 FORMAT = "trtdbg-bisect-state"
@@ -66,7 +66,7 @@ def load_state(ws: Workspace) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TrtdbgError(
-            f"bisection state {path} is corrupted ({_short(exc)}); it was left in place: start over "
+            f"bisection state {path} is corrupted ({first_line(exc, 120)}); it was left in place: start over "
             "without --resume (the old file is kept as state.json.bak)"
         ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -87,7 +87,3 @@ def backup_state(ws: Workspace) -> Path | None:
     backup = path.with_name(path.name + ".bak")
     os.replace(path, backup)
     return backup
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, helper, numpy_helper
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import ort_cpu_session, subgraphs_of
 from engine_core.model.weights import PROTOBUF_LIMIT, structure_only
@@ -25,12 +25,6 @@ from engine_core.types import Dim
 ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
 _KEEP_FOR_INFERENCE = 1024
 """Shape inference keeps initializers up to this many elements (shape tensors); larger ones become typed inputs."""
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception message (at most 300 characters)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def top_level_tensors(model: ModelProto) -> set[str]:

@@ -16,13 +16,12 @@ from typing import Any
 import onnx
 from onnx import AttributeProto, ModelProto, helper
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.model.index import ModelIndex
 from engine_core.surgeon.changes import EditResult, summarize
 from engine_core.surgeon.graph import (
     check_top_level,
     cleanup,
-    first_line,
     infer_shapes,
     rename_reads,
     shell,

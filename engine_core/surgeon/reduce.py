@@ -23,7 +23,7 @@ ONNX Runtime against any subject backend spec, or against the matching sub-graph
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -321,22 +321,8 @@ class Reducer:
             cand = self.candidate(self.inputs, outs)
             return self.fails(cand, "outputs", k, n, self.index.name(order[k])), cand
 
-        if mode == "linear":
-            for k in range(n):
-                bad, cand = probe(k)
-                if bad and cand is not None:
-                    return cand
-            return full
-        found: dict[int, Candidate] = {}
-        lo, hi = -1, n  # hi == n stands for the whole model, known to fail
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            bad, cand = probe(mid)
-            if bad and cand is not None:
-                hi, found[mid] = mid, cand
-            else:
-                lo = mid
-        return found.get(hi, full)
+        found = _search(n, probe, mode, fails_above=True)  # index n: the whole model, known to fail
+        return full if found is None else found
 
     def _reduce_inputs(self, start: Candidate, mode: str) -> Candidate:
         order = list(start.positions)
@@ -348,22 +334,8 @@ class Reducer:
             cand = self.candidate(ins, start.outputs)
             return self.fails(cand, "inputs", k, n, self.index.name(order[k])), cand
 
-        if mode == "linear":
-            for k in range(n - 1, -1, -1):
-                bad, cand = probe(k)
-                if bad and cand is not None:
-                    return cand
-            return start
-        found: dict[int, Candidate] = {}
-        lo, hi = -1, n  # lo == -1 stands for the outputs-phase result, known to fail
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            bad, cand = probe(mid)
-            if bad and cand is not None:
-                lo, found[mid] = mid, cand
-            else:
-                hi = mid
-        return found.get(lo, start)
+        found = _search(n, probe, mode, fails_above=False)  # index -1: the outputs phase's result, known to fail
+        return start if found is None else found
 
     def _result(self, best: Candidate | None, mode: str, notes: list[str]) -> ReduceResult:
         kept = set(best.nodes) if best else set()
@@ -381,6 +353,34 @@ class Reducer:
             removed,
             notes,
         )
+
+
+def _search(
+    n: int, probe: Callable[[int], tuple[bool, Candidate | None]], mode: str, *, fails_above: bool
+) -> Candidate | None:
+    """The failing candidate closest to the known-failing end among probes ``0..n-1`` (``None``: none fails).
+
+    ``fails_above``: probe ``n`` is known to fail and failures are assumed to extend downwards from it (else probe
+    ``-1`` is, and they extend upwards). ``linear`` tries each index from the other end and stops at the first
+    failure; ``bisect`` binary-searches the boundary (one contiguous failing range assumed)."""
+    if mode == "linear":
+        for k in range(n) if fails_above else range(n - 1, -1, -1):
+            bad, cand = probe(k)
+            if bad and cand is not None:
+                return cand
+        return None
+    found: dict[int, Candidate] = {}
+    lo, hi = -1, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        bad, cand = probe(mid)
+        if bad and cand is not None:
+            found[mid] = cand
+        if (bad and cand is not None) == fails_above:
+            hi = mid
+        else:
+            lo = mid
+    return found.get(hi if fails_above else lo)
 
 
 def _common_shape(arrays: Sequence[np.ndarray]) -> tuple[int | None, ...]:

@@ -19,14 +19,13 @@ import onnx
 from onnx import ModelProto, numpy_helper
 
 from engine_core.data.shapes import format_dims, format_shape
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, first_line
 from engine_core.model.index import ModelIndex
 from engine_core.model.loader import RANDOM_OPS, ort_cpu_session, subgraphs_of
 from engine_core.surgeon.changes import EditResult, summarize
 from engine_core.surgeon.graph import (
     ORT_DOMAINS,
     cleanup,
-    first_line,
     infer_shapes,
     lower_constants,
     shell,

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (cheap: no heavy imports)."""
     parser = OneLineParser(prog="trtdbg", description="Interactive debugger for ONNX / TensorRT numerics.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument(
+        "--version", action="store_true", help="print the versions of trtdbg, onnx, onnxruntime and TensorRT found"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
@@ -84,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(args_list)
         except SystemExit as exc:  # --help, or a usage error already printed in one line
             return exc.code if isinstance(exc.code, int) else 2
+        if args.version:
+            from engine_core.sysinfo import component_versions
+
+            for name, version in component_versions().items():
+                if version is not None or name in ("onnx", "onnxruntime"):
+                    print(f"{name} {version or 'not installed'}")
+            return 0
         if not getattr(args, "run", None):
             parser.print_help()
             return 2

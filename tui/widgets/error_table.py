@@ -99,7 +99,7 @@ class ResultStore:
 
 
 @dataclass
-class _Cols:
+class _Columns:
     name: int
     show_it: bool
     op: bool
@@ -330,7 +330,7 @@ class ErrorTable(ScrollView, can_focus=True):
             self._set_cursor(int(self.scroll_offset.y) + y - 1)
 
     # ------------------------------------------------------------------ rendering
-    def _columns(self, width: int) -> _Cols:
+    def _columns(self, width: int) -> _Columns:
         """Columns that fit: tensor name, max abs/rel and verdict always; cosine, nan/inf, op when room."""
         show_it = self.store.iterations > 1
         fixed = 2 + 7 + (4 if show_it else 0) + 10 + 10 + 6
@@ -340,7 +340,7 @@ class ErrorTable(ScrollView, can_focus=True):
             if not self.wide_names and width - fixed - opt[k] >= 24:
                 on[k] = True
                 fixed += opt[k]
-        return _Cols(max(12, width - fixed), show_it, on["op"], on["cosine"], on["nonfinite"])
+        return _Columns(max(12, width - fixed), show_it, on["op"], on["cosine"], on["nonfinite"])
 
     def render_line(self, y: int) -> Strip:
         width = self._width

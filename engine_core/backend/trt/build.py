@@ -437,8 +437,8 @@ def build_engine(
 
     ``configure(parsed, config, options)`` may adjust the builder config last (legacy weak typing).
     """
-    fl = parsed.flavour
-    key = EngineCache.key(digest, fl, options)
+    flavour = parsed.flavour
+    key = EngineCache.key(digest, flavour, options)
     if cache is not None:
         hit = cache.load(key)
         if hit is not None:
@@ -462,12 +462,12 @@ def build_engine(
     finally:
         unmark_tensors(parsed, marked, options.mark_mode)
     if serialized is None:
-        raise TrtdbgError(_build_message(fl, where, parsed.records.error_since(mark)))
+        raise TrtdbgError(_build_message(flavour, where, parsed.records.error_since(mark)))
     plan = bytes(serialized)
-    notes = _save_timing_cache(fl, config, options.timing_cache)
+    notes = _save_timing_cache(flavour, config, options.timing_cache)
     meta = {
-        "module": fl.name,
-        "version": fl.version,
+        "module": flavour.name,
+        "version": flavour.version,
         "model": where,
         "model_digest": digest,
         "options": options.key_data(),
@@ -483,17 +483,17 @@ def build_engine(
 
 
 def _config(parsed: ParsedNetwork, options: BuildOptions, where: str) -> Any:
-    fl, trt = parsed.flavour, parsed.flavour.module
+    flavour, trt = parsed.flavour, parsed.flavour.module
     config = parsed.builder.create_builder_config()
     if options.pool_limit is not None:
-        config.set_memory_pool_limit(fl.enum("MemoryPoolType", "WORKSPACE"), int(options.pool_limit))
+        config.set_memory_pool_limit(flavour.enum("MemoryPoolType", "WORKSPACE"), int(options.pool_limit))
     if options.opt_level is not None:
         if not 0 <= options.opt_level <= 5:
             raise TrtdbgError(f"builder optimization level {options.opt_level} is out of range; use 0 to 5")
         config.builder_optimization_level = int(options.opt_level)
-    if fl.has("ProfilingVerbosity", "DETAILED"):
+    if flavour.has("ProfilingVerbosity", "DETAILED"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer ↔ ONNX mapping needs it
-    if fl.has("BuilderFlag", "TF32"):
+    if flavour.has("BuilderFlag", "TF32"):
         (config.set_flag if options.tf32 else config.clear_flag)(trt.BuilderFlag.TF32)
     dynamic = dynamic_inputs(parsed)
     given = {name for p in options.profiles for name, *_ in p}
@@ -514,7 +514,7 @@ def _config(parsed: ParsedNetwork, options: BuildOptions, where: str) -> Any:
                 )
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
-    if options.timing_cache and fl.timing_cache:
+    if options.timing_cache and flavour.timing_cache:
         try:
             blob = Path(options.timing_cache).read_bytes()
         except FileNotFoundError:
@@ -529,18 +529,18 @@ def _config(parsed: ParsedNetwork, options: BuildOptions, where: str) -> Any:
     return config
 
 
-def _save_timing_cache(fl: Flavour, config: Any, path: str | None) -> list[str]:
+def _save_timing_cache(flavour: Flavour, config: Any, path: str | None) -> list[str]:
     if not path:
         return []
-    if not fl.timing_cache:
-        return [f"{fl.label} has no timing cache (its timing-cache calls are no-ops); {path} not written"]
+    if not flavour.timing_cache:
+        return [f"{flavour.label} has no timing cache (its timing-cache calls are no-ops); {path} not written"]
     cache = config.get_timing_cache()
     if cache is not None:
         atomic_write_bytes(path, bytes(cache.serialize()))
     return []
 
 
-def _build_message(fl: Flavour, where: str, reason: str | None) -> str:
+def _build_message(flavour: Flavour, where: str, reason: str | None) -> str:
     reason = reason or "TensorRT gave no reason"
     low = reason.lower()
     if "out of memory" in low or "outofmemory" in low or "memoryallocation" in low:
@@ -551,4 +551,4 @@ def _build_message(fl: Flavour, where: str, reason: str | None) -> str:
         hint = "TensorRT needs an NVIDIA GPU with a working driver for this build"
     else:
         hint = "rerun with --debug, or simplify the model around the layer named above"
-    return f"{fl.label} failed to build an engine for {where}: {_short(reason)}; {hint}"
+    return f"{flavour.label} failed to build an engine for {where}: {_short(reason)}; {hint}"

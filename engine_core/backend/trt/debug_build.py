@@ -205,13 +205,13 @@ def debug_build(
     if check:
         check.verify()
     root = Path(artifacts)
-    fl = load_flavour(getattr(trt_options, "module", "auto") if trt_options is not None else "auto")
+    flavour = load_flavour(getattr(trt_options, "module", "auto") if trt_options is not None else "auto")
     notes: list[str] = []
     iterations: list[Iteration] = []
     limit = until if isinstance(until, int) else max_iterations
     for k in range(limit):
         events.stop_if_cancelled(f"debug build cancelled after {k} build(s); engines so far are in {root}")
-        cache = root / "timing" / f"iter_{k}.cache" if fl.timing_cache else None
+        cache = root / "timing" / f"iter_{k}.cache" if flavour.timing_cache else None
         built = build_plan(
             model, model_path, trt_options, shapes or {}, label, timing_cache=str(cache) if cache else None
         )
@@ -223,7 +223,7 @@ def debug_build(
             layers = layer_properties(from_layer_text(built.meta["layers_text"], f"build {k}"))
         else:
             try:
-                layers = layer_properties(inspect_plan(fl, built.plan, f"build {k}"))
+                layers = layer_properties(inspect_plan(flavour, built.plan, f"build {k}"))
             except TrtdbgError as exc:
                 note = f"no layer listing ({exc}); engines compared by file content only"
                 if note not in notes:
@@ -265,7 +265,7 @@ def debug_build(
             compared = f"all {'good' if good else 'bad'}: nothing to compare"
     else:
         diffs, compared = _variant_differences(iterations), "first build vs the others"
-    result = DebugBuildResult(fl.label, str(root), iterations, diffs, compared, notes)
+    result = DebugBuildResult(flavour.label, str(root), iterations, diffs, compared, notes)
     atomic_write_json(root / "summary.json", result.to_json())
     return result
 

@@ -29,12 +29,12 @@ ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 
 def network_view(parsed: ParsedNetwork) -> dict[str, Any]:
     """JSON form of the parsed network: flavour, typing, inputs, outputs, layers with ONNX origin."""
-    fl = parsed.flavour
+    flavour = parsed.flavour
     return {
-        "module": fl.name,
-        "version": fl.version,
+        "module": flavour.name,
+        "version": flavour.version,
         "strongly_typed": parsed.strongly_typed,
-        "features": fl.features(),
+        "features": flavour.features(),
         "inputs": [_t(t) for t in parsed.inputs()],
         "outputs": [_t(t) for t in parsed.outputs()],
         "layers": [layer.to_json() for layer in network_layers(parsed)],
@@ -47,9 +47,9 @@ def _t(t: Any) -> dict[str, Any]:
 
 def network_text(parsed: ParsedNetwork, title: str) -> str:
     """Polygraphy ``--display-as trt`` layout, plus each layer's ONNX node(s) and set precision."""
-    fl = parsed.flavour
+    flavour = parsed.flavour
     typing = "strongly typed" if parsed.strongly_typed else "weakly typed"
-    lines = [f"[I] ==== TensorRT Network ({fl.label}, {typing}) ====", f"    Name: {title}"]
+    lines = [f"[I] ==== TensorRT Network ({flavour.label}, {typing}) ====", f"    Name: {title}"]
     for label, tensors in (("Network Input(s)", parsed.inputs()), ("Network Output(s)", parsed.outputs())):
         lines.append(f"    ---- {len(tensors)} {label} ----")
         lines.append("    {" + ", ".join(_desc(t) for t in tensors) + "}")

@@ -111,11 +111,11 @@ def weak_typing_configurator(
         raise TrtdbgError(f"unknown weak-typing setting '{unknown[0]}'")
 
     def configure(parsed: ParsedNetwork, config: Any, options: BuildOptions) -> None:
-        fl = parsed.flavour
-        require_weak_typing(fl)
+        flavour = parsed.flavour
+        require_weak_typing(flavour)
         for name, flag in (("fp16", "FP16"), ("bf16", "BF16"), ("int8", "INT8")):
             if settings.get(name):
-                config.set_flag(fl.enum("BuilderFlag", flag))
+                config.set_flag(flavour.enum("BuilderFlag", flag))
         lp = parse_layer_precisions([settings.get("layer_precisions", "")])
         if lp:
             apply_layer_precisions(parsed, lp)
@@ -124,7 +124,7 @@ def weak_typing_configurator(
                 if settings.get("precision_constraints", "obey") == "obey"
                 else "PREFER_PRECISION_CONSTRAINTS"
             )
-            config.set_flag(fl.enum("BuilderFlag", flag))
+            config.set_flag(flavour.enum("BuilderFlag", flag))
         if settings.get("int8"):
             _set_calibrator(parsed, config, options, settings.get("calibration_cache"), runner)
 
@@ -133,7 +133,7 @@ def weak_typing_configurator(
 
 def apply_layer_precisions(parsed: ParsedNetwork, precisions: Mapping[str, str]) -> None:
     """Set ``layer.precision`` for each named layer (the only thing Polygraphy's ``debug precision`` sets)."""
-    fl = parsed.flavour
+    flavour = parsed.flavour
     layers = {layer.name: layer for layer in parsed.layers()}
     for name, prec in precisions.items():
         layer = layers.get(name)
@@ -145,19 +145,21 @@ def apply_layer_precisions(parsed: ParsedNetwork, precisions: Mapping[str, str])
                 else "; `trtdbg inspect MODEL --display-as trt` lists the layer names"
             )
             raise TrtdbgError(f"--layer-precisions: no layer '{name}' in the TensorRT network{hint}")
-        layer.precision = fl.enum("DataType", PRECISIONS[prec])
+        layer.precision = flavour.enum("DataType", PRECISIONS[prec])
 
 
 def _set_calibrator(parsed: ParsedNetwork, config: Any, options: BuildOptions, cache: str | None, runner: Any) -> None:
-    fl = parsed.flavour
-    if not fl.int8_calibration:
-        raise TrtdbgError(f"--int8 calibration: {fl.label} has no INT8 calibrators; use a Q/DQ model (precision plan)")
+    flavour = parsed.flavour
+    if not flavour.int8_calibration:
+        raise TrtdbgError(
+            f"--int8 calibration: {flavour.label} has no INT8 calibrators; use a Q/DQ model (precision plan)"
+        )
     feeds: Iterator[Mapping[str, np.ndarray]] = iter(())
     if not (cache and Path(cache).is_file()):
         feeds = iter(runner.calibration_feeds())
     runner.activate()  # calibration runs the network on the GPU
     config.int8_calibrator = make_calibrator(
-        fl, feeds, cache, runner._mem, runner._stream, {t.name: t for t in parsed.inputs()}
+        flavour, feeds, cache, runner._mem, runner._stream, {t.name: t for t in parsed.inputs()}
     )
     if options.profiles and hasattr(config, "set_calibration_profile"):
         profile = parsed.builder.create_optimization_profile()
@@ -167,7 +169,7 @@ def _set_calibrator(parsed: ParsedNetwork, config: Any, options: BuildOptions, c
 
 
 def make_calibrator(
-    fl: Flavour,
+    flavour: Flavour,
     feeds: Iterator[Mapping[str, np.ndarray]],
     cache: str | None,
     mem: Any,
@@ -175,7 +177,7 @@ def make_calibrator(
     inputs: Mapping[str, Any],
 ) -> Any:
     """An ``IInt8EntropyCalibrator2`` fed from ``feeds`` that reads/writes the calibration cache file."""
-    trt = fl.module
+    trt = flavour.module
     base = trt.IInt8EntropyCalibrator2
 
     class _Calibrator(base):  # type: ignore[misc, valid-type]

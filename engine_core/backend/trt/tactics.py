@@ -54,12 +54,12 @@ def selector_note(module: str = "auto") -> str | None:
     from engine_core.backend.trt.flavour import load_flavour
 
     try:
-        fl = load_flavour(module)
+        flavour = load_flavour(module)
     except TrtdbgError:
         return None
-    if fl.has("IAlgorithmSelector") and fl.has("IBuilderConfig", "algorithm_selector"):
+    if flavour.has("IAlgorithmSelector") and flavour.has("IBuilderConfig", "algorithm_selector"):
         return None
-    return NO_SELECTOR.format(label=fl.label)
+    return NO_SELECTOR.format(label=flavour.label)
 
 
 def read_tactics(path: str | os.PathLike[str], module: str = "auto") -> TacticTable:
@@ -141,26 +141,26 @@ def _timing_cache(data: bytes, p: Path, module: str) -> TacticTable:
     from engine_core.backend.trt.build import create_builder
     from engine_core.backend.trt.flavour import load_flavour, make_logger
 
-    fl = load_flavour(module)
-    if not fl.timing_cache:
+    flavour = load_flavour(module)
+    if not flavour.timing_cache:
         raise TrtdbgError(
-            f"{fl.label} has no timing cache (its timing-cache calls are no-ops), so {p} cannot be "
+            f"{flavour.label} has no timing cache (its timing-cache calls are no-ops), so {p} cannot be "
             "read here; read it with TensorRT 10/11, or inspect engines and replay files instead"
         )
-    cache_cls = getattr(fl.module, "ITimingCache", None)
+    cache_cls = getattr(flavour.module, "ITimingCache", None)
     keys_fn = next((n for n in ("queryKeys", "query_keys") if hasattr(cache_cls, n)), None)
     if keys_fn is None or not hasattr(cache_cls, "query"):
         raise TrtdbgError(
-            f"{fl.label} does not expose timing-cache entries (no ITimingCache.queryKeys/query); {p} cannot be listed"
+            f"{flavour.label} does not expose timing-cache entries (no ITimingCache.queryKeys/query); {p} cannot be listed"
         )
-    logger = make_logger(fl)
-    builder = create_builder(fl, logger)
+    logger = make_logger(flavour)
+    builder = create_builder(flavour, logger)
     config = builder.create_builder_config()
-    if fl.has("BuilderFlag", "EDITABLE_TIMING_CACHE"):
-        config.set_flag(fl.module.BuilderFlag.EDITABLE_TIMING_CACHE)
+    if flavour.has("BuilderFlag", "EDITABLE_TIMING_CACHE"):
+        config.set_flag(flavour.module.BuilderFlag.EDITABLE_TIMING_CACHE)
     cache = config.create_timing_cache(data)
     if cache is None:
-        raise TrtdbgError(f"{fl.label} cannot read {p} as a timing cache (another version or GPU?)")
+        raise TrtdbgError(f"{flavour.label} cannot read {p} as a timing cache (another version or GPU?)")
     layers: dict[str, dict[str, str]] = {}
     for key in getattr(cache, keys_fn)():
         value = cache.query(key)
