@@ -103,7 +103,7 @@ def typed_initializer(analysis: Analysis, x: str, want: int, name: str) -> Tenso
     t = analysis.initializers[x]
     if weights.tensor_nbytes(t) < weights.LARGE_BYTES:
         return to_tensor(analysis.constant_value(x), want, name)
-    key = f"{weights.source_key(t, an.index.data_dir)}->{TYPE_NAMES[want]}"
+    key = f"{weights.source_key(t, analysis.index.data_dir)}->{TYPE_NAMES[want]}"
     return weights.memory_tensor(name, key, lambda: low_array(analysis.constant_value(x), want), want)
 
 
