@@ -247,6 +247,7 @@ def _polygraphy_verdicts(log: str) -> dict[tuple[str, str], bool]:
     return verdicts
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(POLY is None, reason="polygraphy is a test dependency; not installed here")
 @pytest.mark.parametrize("builder", [small_cnn_model, branchy_model])
 def test_verdicts_equal_polygraphy_run(save_model, tmp_path: Path, builder) -> None:

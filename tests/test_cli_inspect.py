@@ -106,6 +106,7 @@ def test_allow_unsupported_inspects_custom_ops(tmp_path: Path, cli) -> None:
     assert rc == 0 and "/blk/add [Op: Foo]" in out and "Other Opsets: {'acme.ops': 1}" in out
 
 
+@pytest.mark.slow
 def test_subprocess_exit_codes(tmp_path: Path) -> None:
     good = _save(tmp_path)
     bad = tmp_path / "bad.onnx"

@@ -117,6 +117,7 @@ async def test_open_shows_every_hostile_name_escaped_in_tree_and_detail(hostile)
             assert_clean(app, hostile, before)
 
 
+@pytest.mark.slow
 async def test_search_for_markup_and_escapes_never_crashes(hostile) -> None:
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):

@@ -276,6 +276,7 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     assert [s["index"] for s in doc["steps"]] == list(range(1, len(doc["steps"]) + 1))
 
 
+@pytest.mark.slow
 def test_interactive_back_quit_and_resume(tmp_path: Path) -> None:
     model = _chain(tmp_path, 20, 13)
     answers = "2\nb\n2\n1\nq\n"

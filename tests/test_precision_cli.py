@@ -25,6 +25,7 @@ def _bisect(demo: DemoFiles, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_fp16_bisection_finds_exactly_the_planted_nodes(demo: DemoFiles) -> None:
     doc = _bisect(demo, "--auto", "--precision", "fp16")
     for key, typ in (("culprits", list), ("evaluations", int), ("passed", bool), ("plan", str), ("steps", list)):
@@ -52,6 +53,7 @@ def test_fp16_bisection_finds_exactly_the_planted_nodes(demo: DemoFiles) -> None
     assert good.returncode == 0, good.stdout + good.stderr
 
 
+@pytest.mark.slow
 def test_int8_with_fp16_fallback_finds_the_planted_nodes(demo: DemoFiles) -> None:
     doc = _bisect(
         demo,

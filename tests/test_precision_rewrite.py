@@ -48,6 +48,7 @@ def _models() -> list[tuple[str, onnx.ModelProto]]:
     return models
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,model", _models(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_random_subset_gives_a_valid_model(name: str, model: onnx.ModelProto) -> None:
     """Property: for all/none/random subsets, the rewrite and the emulation pass the checker, strict type inference

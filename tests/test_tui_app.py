@@ -407,6 +407,7 @@ async def test_compare_error_is_one_line_not_a_crash(demo) -> None:
 
 
 # ---------------------------------------------------------------------- big and real models
+@pytest.mark.slow
 async def test_100k_nodes_first_paint_and_lazy_tree(tmp_path) -> None:
     path = tmp_path / "chain100k.onnx"
     onnx.save(chain_model(100_000), path)
@@ -615,6 +616,7 @@ async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------- bisection
+@pytest.mark.slow
 async def test_bisect_two_steps_undo_run_export_and_resume(demo) -> None:
     from tui.screens.bisect import BisectScreen, precision_available
 
