@@ -77,8 +77,6 @@ class TrtRunner(Runner):
 
     calibration_data: Sequence[Mapping[str, np.ndarray]] | None = None
     """Feeds for legacy INT8 calibration (default: random data, as Polygraphy without a data loader)."""
-    _bytes: bytes | None
-    """The serialized model (an engine file for :class:`TrtPlanRunner`), read by ``prepare``."""
 
     def __init__(
         self,
