@@ -7,20 +7,27 @@ ShapesReady``; ``run compare → _run_compare (thread) → results queued → 4 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from engine_core.comparator.marks import MarkSet
+    from engine_core.comparator.report import CompareReport
+    from engine_core.model.index import ModelIndex
+    from engine_core.model.scopes import ScopeEntry, ScopeTree
+    from engine_core.workspace import Workspace
 
 
 @dataclass
 class ModelLoaded(Message, bubble=False):
     """The model is indexed; ``root`` is the first level of the scope tree."""
 
-    index: Any  # engine_core.model.index.ModelIndex
-    scopes: Any  # engine_core.model.scopes.ScopeTree
-    root: list  # list[ScopeEntry]
-    marks: Any  # engine_core.comparator.marks.MarkSet
-    workspace: Any  # engine_core.workspace.Workspace
+    index: ModelIndex
+    scopes: ScopeTree
+    root: list[ScopeEntry]
+    marks: MarkSet
+    workspace: Workspace
     seconds: float
     notes: list[str] = field(default_factory=list)
 
@@ -69,7 +76,7 @@ class MarksSaved(Message, bubble=False):
 class CompareFinished(Message, bubble=False):
     """A compare ended: ``report`` when it ran (also when cancelled), else ``error``."""
 
-    report: Any | None
+    report: CompareReport | None
     error: str | None = None
     cancelled: bool = False
     seconds: float = 0.0
