@@ -287,3 +287,123 @@ async def test_small_terminal_keeps_quit_help_and_table_rows(chain, tmp_path, mo
         assert "Quit" in footer and "Help" in footer
         rows = [ln for ln in text.splitlines() if "Op_output_0" in ln and ("PASS" in ln or "FAIL" in ln)]
         assert len(rows) >= 9
+
+
+# ---------------------------------------------------------------------- browsing
+async def test_constants_hidden_by_default_and_shown_on_O(tmp_path) -> None:
+    from engine_core.model.demo import write_demo
+
+    demo = write_demo(str(tmp_path / "ws"))
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        scr, t = app.main_screen, tree(app)
+        index = scr.view.index
+        const = next(i for i in range(len(index)) if index.op_type(i) == "Constant" and index.subgraph_of(i) is None)
+        scope = scr.view.scopes.locate(const)
+        scr.jump_to(scr.view.scopes.children(scope)[0].node_index or 0)
+        await pilot.pause()
+        labels = [c.data.label for c in t.node_for_path(scope).children]
+        assert not any(index.op_type(c.data.node) == "Constant" for c in t.node_for_path(scope).children if c.data.node)
+        scr.jump_to(const)  # a hidden Constant still opens where it belongs (e.g. from p: producer)
+        await pilot.pause()
+        assert scr.current_node() == const
+        await pilot.press("O")
+        assert scr.view.show_constants and scr.current_node() == const
+        shown = [c.data.label for c in t.node_for_path(scope).children]
+        assert len(shown) > len(labels)
+
+
+async def test_scope_rows_come_before_flat_pages(tmp_path) -> None:
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Relu", ["x" if k == 0 else f"t{k - 1}"], [f"t{k}"], name=f"Relu_{k}") for k in range(1500)
+    ]
+    nodes.append(helper.make_node("Relu", ["t1499"], ["y"], name="/encoder/layer.0/Relu"))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    path = tmp_path / "mixed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        kinds = [c.data.kind for c in tree(app).root.children]
+        assert kinds[0] == "scope" and kinds[1:] == ["page", "page"]
+
+
+async def test_real_shapes_replace_symbolic_ones_after_a_compare(tmp_path, monkeypatch) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="/blk/Relu")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["unk__77", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["unk__77", 4])],
+    )
+    path = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    r = _renamed(_fake_result(0, failing=False), "y")
+    r.slot.node = "/blk/Relu"
+    r.stats.shape = (3, 4)
+    _fake_compare(monkeypatch, [r])
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        assert "unk__77" in app.main_screen.view.shape_text("y")
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        assert app.main_screen.view.shape_text("y") == "f32[3,4]"
+
+
+# ---------------------------------------------------------------------- compare status
+async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_path, monkeypatch) -> None:
+    from engine_core.comparator import request as creq
+    from engine_core.comparator.engine import CompareSummary
+    from engine_core.comparator.report import CompareReport
+
+    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+        r = _fake_result(0, failing=False)
+        on_result(r)
+        summary = CompareSummary()
+        summary.note(r)
+        return CompareReport(
+            "ort",
+            "ort:fp16",
+            [r],
+            summary,
+            unmatched=["/blk.0/layer.5/Op_output_0"],
+            coverage_text="precision coverage: fp16 on 30 of 40 nodes; kept fp32: 10 shape sub-graph",
+        )
+
+    monkeypatch.setattr(creq, "execute", fake_execute)
+    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _compared(app, pilot)
+        text = screen_text(app)
+        assert "no counterpart in the subject:" in text and "/blk.0/layer.5/Op_output_0" in text
+        assert "precision coverage: fp16 on 30 of 40 nodes" in text
+
+
+# ---------------------------------------------------------------------- surgeon prefill
+async def test_extract_starts_from_the_cursor_node_then_the_first_failing(chain, tmp_path, monkeypatch) -> None:
+    _fake_compare(monkeypatch, [_fake_result(k, failing=k == 5) for k in range(8)])
+    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _compared(app, pilot)
+        scr = app.main_screen
+        await pilot.press("M")  # many marks: they no longer decide the prefill
+        scr.jump_to(2)
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.screen.outputs == ["/blk.0/layer.2/Add_output_0:float32"]
+        assert app.screen.inputs == ["/blk.0/layer.1/Add_output_0:1x64:float32"]
+        await pilot.press("escape", "g", "x")  # no node under the cursor: the first failing node
+        await pilot.pause()
+        assert app.screen.outputs == ["/blk.0/layer.5/Add_output_0:float32"]
+        assert "first failing node" in screen_text(app)

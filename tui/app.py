@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -128,6 +131,28 @@ class TrtdbgApp(App):
         return [*super().get_line_filters(), self._control_filter]
 
     # ------------------------------------------------------------------ actions
+    async def action_quit(self) -> None:
+        """Quit at once, also during a comparison: the job is cancelled and not waited for."""
+        cancels = [getattr(s, "cancel_job", None) for s in self.screen_stack]
+        if [cancel for cancel in cancels if cancel is not None and cancel()] and not self.is_headless:
+            threading.Thread(target=self._exit_when_terminal_restored, daemon=True).start()
+        self.exit()
+
+    def _exit_when_terminal_restored(self) -> None:
+        """End the process once the terminal is back (a worker thread in ONNX Runtime would hold it for seconds).
+
+        Everything the app writes is written atomically, so nothing is left half-written.
+        """
+        deadline = time.monotonic() + 3.0
+        while (self._running or self._driver_active()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sys.stdout.flush()
+        os._exit(self.return_code or 0)
+
+    def _driver_active(self) -> bool:
+        writer = getattr(self._driver, "_writer_thread", None)
+        return writer is not None and writer.is_alive()
+
     def action_cancel_job(self) -> None:
         """ctrl+c cancels the running comparison (or bisection); with nothing running it hints at ctrl+q."""
         for screen in reversed(self.screen_stack):

@@ -64,6 +64,7 @@ class MainScreen(Screen):
         Binding("m", "mark_scope", "Mark scope", show=False, id="mark-scope"),
         Binding("M", "mark_all", "Mark all", show=False, id="mark-all"),
         Binding("C", "clear_marks", "Clear marks", show=False, id="mark-clear"),
+        Binding("O", "toggle_constants", "Show/hide Constants", show=False, id="toggle-constants"),
         Binding("u", "undo_marks", "Undo marks change", show=False, id="mark-undo"),
         Binding("r", "compare", "Compare", id="compare"),
         Binding("F", "goto_first_failing", "First failing", show=False, id="first-failing"),
@@ -396,6 +397,18 @@ class MainScreen(Screen):
         i = self.panel.node_of(msg.result)
         if i is not None:
             self.query_one(GraphTree).reveal(i)
+
+    def action_toggle_constants(self) -> None:
+        """Constant nodes in the tree or not (hidden by default); the cursor stays on its node."""
+        v = self.view
+        if v.index is None:
+            return
+        v.show_constants = not v.show_constants
+        current = self.current_node()
+        self.query_one(GraphTree).populate(self.display_name, v.scopes.children(()))
+        if current is not None:
+            self.jump_to(current, remember=False)
+        self.notify("Constant nodes shown" if v.show_constants else "Constant nodes hidden (O shows them)", timeout=2)
 
     def action_toggle_view(self) -> None:
         """Switch to the TensorRT view (engine layers and the ONNX nodes they implement)."""

@@ -62,9 +62,23 @@ def free_output_path(workspace: Path, model: str, suffix: str) -> str:
 
 
 def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
-    """(inputs, outputs, where they came from): marked tensors, else the node under the cursor."""
+    """(inputs, outputs, where they came from): the node under the cursor, else the first failing node of the
+    last compare, else the marked tensors as outputs."""
     view = main.view
     index = view.index
+    i = main.current_node()
+    where = f"the node under the cursor ({printable(index.name(i))})" if i is not None else ""
+    if i is None and view.first_failing is not None:
+        i = view.first_failing
+        where = f"the first failing node ({printable(index.name(i))})"
+    if i is not None:
+        ins = [
+            t
+            for t in index.node_inputs(i)
+            if t and not index.is_initializer(t) and (index.producer(t) is not None or t in index.inputs)
+        ]
+        outs = [t for t in index.node_outputs(i) if t]
+        return [_spec(view, t, True) for t in ins], [_spec(view, t, False) for t in outs], where
     marks = view.marks.ordered() if view.marks is not None else []
     if marks:
         return (
@@ -74,20 +88,7 @@ def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
             + (" (first 200)" if len(marks) > 200 else "")
             + "; inputs: the model inputs they need",
         )
-    i = main.current_node()
-    if i is None:
-        return [], [], "no marks and no node under the cursor: type the tensors"
-    ins = [
-        t
-        for t in index.node_inputs(i)
-        if t and not index.is_initializer(t) and (index.producer(t) is not None or t in index.inputs)
-    ]
-    outs = [t for t in index.node_outputs(i) if t]
-    return (
-        [_spec(view, t, True) for t in ins],
-        [_spec(view, t, False) for t in outs],
-        f"the node under the cursor ({index.name(i)})",
-    )
+    return [], [], "no node under the cursor, no failing node and no marks: type the tensors"
 
 
 # ---------------------------------------------------------------------- dialogs

@@ -42,7 +42,7 @@ class ComparePanel(Vertical):
     DEFAULT_CSS = """
     ComparePanel { height: 1fr; min-height: 10; }
     ComparePanel.-empty { height: 5; min-height: 5; }
-    ComparePanel #compare-status { height: auto; max-height: 4; padding: 0 1; }
+    ComparePanel #compare-status { height: auto; max-height: 6; padding: 0 1; }
     ComparePanel #progress { height: 1; padding: 0 1; }
     ComparePanel #progress Bar { width: 1fr; }
     ComparePanel #cursor-name { height: auto; max-height: 2; padding: 0 1; background: $panel; }
@@ -138,6 +138,7 @@ class ComparePanel(Vertical):
         view = self.view
         view.node_status.clear()
         view.scope_fails.clear()
+        view.real_shapes.clear()
         view.first_failing = view.first_nonfinite = None
         self.first_failing = self.first_nonfinite = None
         self.last_report = None
@@ -212,6 +213,8 @@ class ComparePanel(Vertical):
                 or (r.stats.nonfinite and not prev.stats.nonfinite)
             ):
                 self.results_by_tensor[r.slot.name] = r
+            if r.stats.shape is not None:
+                view.real_shapes[r.slot.name] = tuple(r.stats.shape)
             i = index.find(r.slot.node) if r.slot.node else None
             if i is not None:
                 old = view.node_status.get(i)
@@ -371,8 +374,13 @@ class ComparePanel(Vertical):
         self._append_found(t)
         if s.first_failing is not None:
             t.append("  (F: go there)", style="dim")
+        if report.coverage_text:
+            t.append("\n" + printable(report.coverage_text), style="cyan")
         if report.unmatched:
-            t.append(f"\n{len(report.unmatched)} tensor(s) have no counterpart in the subject", style="yellow")
+            names = [printable(getattr(u, "name", u)) for u in report.unmatched[:3]]
+            more = f", … {len(report.unmatched) - 3} more" if len(report.unmatched) > 3 else ""
+            t.append(f"\n{len(report.unmatched)} tensor(s) have no counterpart in the subject: ", style="yellow")
+            t.append(", ".join(names) + more)
         if not len(table.store):
             table.placeholder = "cancelled before any tensor was compared" if s.cancelled else "nothing was compared"
         self.set_status(t)

@@ -75,6 +75,10 @@ class GraphView:
     bisect_scopes: dict[tuple, dict[str, int]] = field(default_factory=dict)
     fusion: Any = None
     """engine_core FusionMap of a loaded TensorRT engine (``None``: no engine loaded)."""
+    real_shapes: dict[str, tuple] = field(default_factory=dict)
+    """Shapes the last compare really produced, per tensor (beat symbolic ``unk__77`` dims)."""
+    show_constants: bool = False
+    """Constant nodes are listed in the tree (hidden by default: hundreds of them come first)."""
 
     def shape_text(self, tensor: str) -> str:
         """``f32[1,64,32,32]`` (declared shapes until inference finished), ``""`` when unknown."""
@@ -85,9 +89,10 @@ class GraphView:
             return ""
         dt = str(meta.dtype) if meta.dtype is not None else "?"
         dt = _SHORT_DTYPES.get(dt, dt)
-        if meta.shape is None:
+        shape = self.real_shapes.get(tensor, meta.shape)
+        if shape is None:
             return dt
-        dims = ",".join("?" if d is None else str(d) for d in meta.shape)
+        dims = ",".join("?" if d is None else str(d) for d in shape)
         return f"{dt}[{dims}]"
 
 
@@ -156,7 +161,15 @@ class GraphTree(Tree[Row]):
     def _fill(self, parent: TreeNode[Row], entries: list) -> None:
         assert parent.data is not None
         parent.data.loaded = True
+        view = self.view
+        if not view.show_constants and view.index is not None and parent.data.kind != "page":
+            op = view.index.op_type
+            entries = [e for e in entries if e.kind != "node" or op(e.node_index) != "Constant"]
         if len(entries) > PAGE:
+            # scope rows first (they are few and say where things are), then the flat nodes in pages
+            scopes = [e for e in entries if e.kind != "node"]
+            self._add_entries(parent, scopes)
+            entries = [e for e in entries if e.kind == "node"]
             for start in range(0, len(entries), PAGE):
                 chunk = entries[start : start + PAGE]
                 label = f"nodes {start}–{start + len(chunk) - 1}"
@@ -166,6 +179,9 @@ class GraphTree(Tree[Row]):
                 for e in chunk:
                     self._page_of[e.path] = page
             return
+        self._add_entries(parent, entries)
+
+    def _add_entries(self, parent: TreeNode[Row], entries: list) -> None:
         for e in entries:
             row = Row(e.kind, e.path, e.label, e.node_count, e.node_index)
             if e.has_children:
@@ -200,6 +216,13 @@ class GraphTree(Tree[Row]):
             prefix = target[:k]
             self.ensure_loaded(cur)
             child = self._by_path.get(prefix)
+            hidden = (
+                k == len(target) and not self.view.show_constants and self.view.index.op_type(node_index) == "Constant"
+            )
+            if child is None and hidden and cur.data is not None:
+                # a node the tree hides (a Constant): show it where it belongs
+                self._add_entries(cur, [e for e in self.view.scopes.children(cur.data.path) if e.path == prefix])
+                child = self._by_path.get(prefix)
             if child is None:
                 page = self._page_of.get(prefix)
                 if page is None:
