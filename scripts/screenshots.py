@@ -98,6 +98,20 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
         await pilot.press("g")
         await _settle(app, pilot)
         save(app, "compare_sorted.svg")
+        await pilot.press("s", "s")  # back to graph order
+        # the error along the graph: the plot focused and moved (the table and the tree follow)
+        scr.query_one("ErrorPlot").focus()
+        await pilot.press(*["l"] * 12)
+        await _settle(app, pilot)
+        save(app, "error_plot.svg")
+        from engine_core.comparator.plot import save_plot
+
+        written.append(save_plot(scr.panel.last_report, out_dir / "error_plot.png"))
+        await pilot.resize_terminal(100, 30)  # a small terminal: shorter detail pane, compact footer
+        await _settle(app, pilot)
+        save(app, "compare_100x30.svg")
+        await pilot.resize_terminal(*SIZE)
+        await _settle(app, pilot)
 
         # 3. bisection: start, everything FP16 fails, the first split (halves tagged in the tree), then to the end
         await pilot.press("b")

@@ -65,3 +65,75 @@ def test_demo_in_tmux(tmp_path) -> None:
         assert "EXIT=1" not in pane and "EXIT=0" in pane
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def _start(session: str, args: str, size: tuple[int, int]) -> None:
+    cmd = (
+        f"cd {ROOT} && unset NO_COLOR COLUMNS LINES; {sys.executable} -m tui.cli.main open {args}; "
+        f"echo EXIT=$?; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), cmd], check=True
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(160, 45), (100, 30)], ids=["160x45", "100x30"])
+def test_real_model_compare_plot_and_jumps_in_tmux(size, tmp_path) -> None:
+    """ppocrv4_rec with its real inputs (data options of `open`), FP16-emulated subject, mark all."""
+    from tests.conftest import shared_model
+
+    model = shared_model("ppocrv4_rec.onnx")
+    loader = model.parent / "inputs.py"
+    session = f"trtdbg-real-{uuid.uuid4().hex[:8]}"
+    _start(
+        session,
+        f"{model} --subject ort:fp16 --data-loader-script {loader}:load_ppocrv4_rec --atol 1e-2 --rtol 1e-2 "
+        f"--workspace {tmp_path / 'ws'}",
+        size,
+    )
+    try:
+        pane = _wait(session, "860 nodes", timeout=60)
+        assert "Quit" in pane and "Help" in pane  # the footer keeps them at 100x30 too
+        _keys(session, "r")
+        _wait(session, "Run (ctrl+s)")
+        _keys(session, "C-s")
+        pane = _wait(session, "comparisons ·", timeout=240)
+        assert "log scale" in pane  # the error-along-the-graph plot is up
+        assert "Quit" in pane.splitlines()[-1] or "Quit" in pane
+        _keys(session, "e")  # the table
+        _keys(session, "F")  # first failing: its full name is shown under the table
+        pane = _wait(session, "▶ ")
+        _keys(session, "e", "l", "l")  # the plot, moved along the graph
+        pane = _wait(session, "▲ #")
+        _keys(session, "q")
+        pane = _wait(session, "EXIT=", timeout=15)
+        assert "EXIT=0" in pane
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.slow
+def test_quit_during_a_compare_exits_at_once(tmp_path) -> None:
+    from tests.conftest import shared_model
+
+    model = shared_model("ppocrv4_det.onnx")
+    loader = model.parent / "inputs.py"
+    session = f"trtdbg-quit-{uuid.uuid4().hex[:8]}"
+    _start(
+        session,
+        f"{model} --subject ort:fp16 --data-loader-script {loader}:load_ppocrv4_det --workspace {tmp_path / 'ws'}",
+        (120, 40),
+    )
+    try:
+        _wait(session, "672 nodes", timeout=60)
+        _keys(session, "r")
+        _wait(session, "Run (ctrl+s)")
+        _keys(session, "C-s")
+        _wait(session, "ctrl+c cancels", timeout=30)
+        start = time.monotonic()
+        _keys(session, "q")
+        _wait(session, "EXIT=0", timeout=10)
+        print(f"\nquit during a compare: {time.monotonic() - start:.2f}s to the shell")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -42,6 +42,7 @@ class ComparePanel(Vertical):
     DEFAULT_CSS = """
     ComparePanel { height: 1fr; min-height: 10; }
     ComparePanel.-empty { height: 5; min-height: 5; }
+    ComparePanel.-results { height: 2fr; }
     ComparePanel #compare-status { height: auto; max-height: 6; padding: 0 1; }
     ComparePanel #progress { height: 1; padding: 0 1; }
     ComparePanel #progress Bar { width: 1fr; }

@@ -236,14 +236,14 @@ class ErrorPlot(Widget, can_focus=True):
         if not n:
             text.append("  error along the graph: no results yet", title)
             return _strip(text, width, base)
-        text.append(f"  {METRICS[self.metric]}, log scale, {n} tensors in graph order (m: metric) ", title)
         cur = self.current
         if cur is not None:
-            text.append("▲ ", title)
+            text.append(" ▲ ", title)
             text.append(f"#{cur.slot.topo_index} ")
             text.append(printable(cur.slot.name))
             v = metric_values([cur], self.metric)[0]
             text.append(f" {v:.2e}", "bold")
+        text.append(f"  · {METRICS[self.metric]}, log scale, {n} tensors in graph order (m: metric)", title)
         return _strip(text, width, base)
 
     def _marker_row(self, lay: dict[str, Any], width: int, base: Style) -> Strip:
