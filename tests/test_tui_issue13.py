@@ -364,11 +364,12 @@ async def test_real_shapes_replace_symbolic_ones_after_a_compare(tmp_path, monke
 async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_path, monkeypatch) -> None:
     from engine_core.comparator import request as creq
     from engine_core.comparator.engine import CompareSummary
+    from engine_core.comparator.matching import Unmatched
     from engine_core.comparator.report import CompareReport
 
-    def fake_execute(request, *, on_progress=None, on_warning=None, on_result=None, cancel=None):
+    def fake_execute(request, events):
         r = _fake_result(0, failing=False)
-        on_result(r)
+        events.item(r)
         summary = CompareSummary()
         summary.note(r)
         return CompareReport(
@@ -376,7 +377,7 @@ async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_
             "ort:fp16",
             [r],
             summary,
-            unmatched=["/blk.0/layer.5/Op_output_0"],
+            unmatched=[Unmatched("/blk.0/layer.5/Op_output_0", "absent from the subject", False)],
             coverage_text="precision coverage: fp16 on 30 of 40 nodes; kept fp32: 10 shape sub-graph",
         )
 
@@ -385,7 +386,7 @@ async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_
     async with app.run_test(size=SIZE) as pilot:
         await _compared(app, pilot)
         text = screen_text(app)
-        assert "no counterpart in the subject:" in text and "/blk.0/layer.5/Op_output_0" in text
+        assert "not compared, no counterpart:" in text and "/blk.0/layer.5/Op_output_0" in text
         assert "precision coverage: fp16 on 30 of 40 nodes" in text
 
 

@@ -378,10 +378,10 @@ class ComparePanel(Vertical):
         if report.coverage_text:
             t.append("\n" + printable(report.coverage_text), style="cyan")
         if report.unmatched:
-            names = [printable(getattr(u, "name", u)) for u in report.unmatched[:3]]
-            more = f", … {len(report.unmatched) - 3} more" if len(report.unmatched) > 3 else ""
-            t.append(f"\n{len(report.unmatched)} tensor(s) have no counterpart in the subject: ", style="yellow")
-            t.append(", ".join(names) + more)
+            names = [f"{printable(u.name)} ({printable(u.reason)})" for u in report.unmatched[:3]]
+            more = f"; … {len(report.unmatched) - 3} more" if len(report.unmatched) > 3 else ""
+            t.append(f"\n{len(report.unmatched)} tensor(s) not compared, no counterpart: ", style="yellow")
+            t.append("; ".join(names) + more)
         if not len(table.store):
             table.placeholder = "cancelled before any tensor was compared" if s.cancelled else "nothing was compared"
         self.set_status(t)
