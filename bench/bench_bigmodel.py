@@ -41,7 +41,7 @@ def commands(model: str, out: Path) -> dict[str, list[str]]:
         "surgeon-insert": "surgeon insert {m} --op Identity --inputs {t} --outputs ins -o {o}/ins.onnx --external-data",
         "surgeon-prune": "surgeon prune {m} --nodes /layers.32/Tanh -o {o}/prune.onnx --external-data",
         "reduce-fp16": "reduce {m} --subject ort:fp16 --atol 1e-2 --rtol 1e-2 -o {o}/red.onnx --workspace {o}/ws-red",
-        "inspect-display-as-trt": "inspect {m} --display-as trt --shapes x:1x4096",
+        "inspect-display-as-trt": "inspect {m} --display-as trt",
         "convert-fp16-plan-rtx": "convert {m} --precision fp16 -o {o}/fp16.plan --shapes x:1x4096",
     }
     return {k: v.format(m=model, o=out, t=t).split() for k, v in lines.items()}

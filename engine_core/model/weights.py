@@ -16,6 +16,7 @@ written by :func:`engine_core.model.save.save_model`, which links unchanged data
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +37,9 @@ LARGE_BYTES = 1 << 20
 
 _lock = threading.RLock()
 _maps: dict[tuple[int, int, int, int], np.memmap] = {}
+_map_of_path: dict[str, tuple[int, int, int, int]] = {}
 _memory: dict[str, np.ndarray] = {}
+_memory_of_family: dict[str, str] = {}
 
 
 def external_info(t: TensorProto) -> dict[str, str]:
@@ -58,9 +61,14 @@ def _file_map(path: Path) -> np.memmap:
     """One read-only map per data file (and version of it) for the whole process; hard links share it."""
     st = path.stat()
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    name = str(path.resolve())
     with _lock:
         mm = _maps.get(key)
         if mm is None:
+            old = _map_of_path.get(name)
+            if old is not None:  # the file was replaced (a rewritten candidate): forget the old map
+                _maps.pop(old, None)
+            _map_of_path[name] = key
             # copy-on-write: a stray write (ONNX Runtime never writes initializers) could not reach the file
             mm = np.memmap(path, dtype=np.uint8, mode="c")
             _maps[key] = mm
@@ -106,17 +114,23 @@ def memory_tensor(
     name: str, key: str, make: Callable[[], np.ndarray], elem_type: int, *, replace: bool = False
 ) -> TensorProto:
     """A memory reference named ``name`` to the array ``make()`` returns, made once per ``key`` for the process
-    (``replace``: made again, dropping the array an earlier model under ``key`` referred to).
+    (``replace``: made again, dropping the array an earlier model under ``key`` referred to). A copy of a data file
+    that has since been replaced (same path, new version in ``key``) is dropped when the new one is made.
 
     ``elem_type`` is the ONNX type the array holds (its numpy dtype is ``onnx.helper.tensor_dtype_to_np_dtype``'s).
     """
     location = f"{MEMORY_PREFIX}{key}"
+    family = re.sub(r"#\d+", "", location)  # the same source in another version (a replaced file)
     with _lock:
         arr = None if replace else _memory.get(location)
         if arr is None:
             arr = np.ascontiguousarray(make())
             arr.flags.writeable = False
+            old = _memory_of_family.get(family)
+            if old is not None and old != location:
+                _memory.pop(old, None)  # converted from a file that has since been replaced
             _memory[location] = arr
+            _memory_of_family[family] = location
     t = TensorProto()
     t.name = name
     t.data_type = elem_type
