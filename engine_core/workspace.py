@@ -154,12 +154,30 @@ class Workspace:
             return json.load(f)
 
 
-_held_locks: dict[Path, int] = {}
-"""Job locks this process holds (lock file -> open descriptor), kept until the process exits."""
+_held_locks: dict[Path, list[int]] = {}
+"""Job locks this process holds: lock file -> [open descriptor, holders]."""
 
 
-def lock_job(ws: Workspace, job: str) -> None:
-    """Take the exclusive lock of ``job`` (e.g. ``bisect``) in ``ws`` for the rest of this process.
+class JobLock:
+    """One holder of an exclusive job lock; :meth:`release` frees it (the process's end always does)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+
+    def release(self) -> None:
+        """Give the lock up (the last holder in this process unlocks the file); idempotent."""
+        path, self._path = self._path, None
+        if path is None or path not in _held_locks:
+            return
+        held = _held_locks[path]
+        held[1] -= 1
+        if held[1] == 0:
+            del _held_locks[path]
+            os.close(held[0])
+
+
+def lock_job(ws: Workspace, job: str) -> JobLock:
+    """Take the exclusive lock of ``job`` (e.g. ``bisect``) in ``ws``; holders in this process share it.
 
     Two processes running one job in one workspace would overwrite each other's state, so the second
     gets a one-line error naming the first. The lock is an ``flock`` on ``JOB/lock``: the kernel drops
@@ -167,11 +185,12 @@ def lock_job(ws: Workspace, job: str) -> None:
     """
     path = ws.path(job, "lock").resolve()
     if path in _held_locks:
-        return
+        _held_locks[path][1] += 1
+        return JobLock(path)
     try:
         import fcntl
     except ImportError:  # no flock (Windows): no cross-process lock
-        return
+        return JobLock(None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -185,7 +204,8 @@ def lock_job(ws: Workspace, job: str) -> None:
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _held_locks[path] = fd
+    _held_locks[path] = [fd, 1]
+    return JobLock(path)
 
 
 def _writable_dir(path: Path) -> bool:

@@ -22,6 +22,7 @@ import hashlib
 import math
 import os
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -377,7 +378,8 @@ class BisectSession:
             self._warn(self.workspace.note)
         self.workspace.check_writable()
         self.workdir = self.workspace.path("bisect")
-        lock_job(self.workspace, "bisect")
+        self._lock = lock_job(self.workspace, "bisect")
+        weakref.finalize(self, self._lock.release)
         self.model_sha = file_sha256(options.model) if os.path.isfile(options.model) else ""
         if resume_doc is not None and resume_doc["model"].get("sha256") != self.model_sha:
             raise TrtdbgError(
@@ -559,6 +561,12 @@ class BisectSession:
             )
 
     # ------------------------------------------------------------------ stepping
+    def close(self) -> None:
+        """Release the workspace's bisect lock (also done when the session is garbage-collected)."""
+        lock = getattr(self, "_lock", None)  # absent when start() stopped before taking it
+        if lock is not None:
+            lock.release()
+
     def proposal(self) -> Proposal | None:
         """The next step, or ``None`` when the search is finished."""
         return self.search.proposal()

@@ -149,16 +149,19 @@ def run(args: argparse.Namespace) -> int:
             workspace=args.workspace,
         )
         session = BisectSession(options, events=job.events)
-    with job:
-        session.start()
-        show(_header(session))
-        for record in session.steps():
-            show(_step_line(record) + "  (saved)")
-        if args.interactive:
-            _interactive(session, show)
-        else:
-            session.run()
-    result = session.result()
+    try:
+        with job:
+            session.start()
+            show(_header(session))
+            for record in session.steps():
+                show(_step_line(record) + "  (saved)")
+            if args.interactive:
+                _interactive(session, show)
+            else:
+                session.run()
+        result = session.result()
+    finally:
+        session.close()
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
