@@ -40,6 +40,13 @@ def _json(proc: subprocess.CompletedProcess[str]) -> dict:
     return json.loads(proc.stdout)
 
 
+def _compare_loaded(model: Path, inputs: Path, workspace: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``trtdbg compare MODEL --subject ort`` on the saved ``inputs``."""
+    return run_cli(
+        "compare", str(model), "--subject", "ort", "--load-inputs", str(inputs), *options, "--workspace", str(workspace)
+    )
+
+
 def test_json_contract_and_exit_codes(save_model, tmp_path: Path) -> None:
     model = save_model(small_cnn_model(), "m.onnx")
     sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
@@ -196,17 +203,7 @@ def test_nan_inputs_warn_and_still_run(save_model, tmp_path: Path) -> None:
     name = next(iter(feeds[0]))
     feeds[0][name].flat[0] = np.nan
     save_inputs(str(tmp_path / "nan.json"), feeds)
-    proc = run_cli(
-        "compare",
-        str(model),
-        "--subject",
-        "ort",
-        "--load-inputs",
-        str(tmp_path / "nan.json"),
-        "--json",
-        "--workspace",
-        str(tmp_path),
-    )
+    proc = _compare_loaded(model, tmp_path / "nan.json", tmp_path, "--json")
     assert proc.returncode in (0, 1)
     assert "NaN" in proc.stderr
     assert any("NaN" in w for w in _json(proc)["warnings"])
@@ -359,16 +356,7 @@ def test_feed_mismatch_exit_2(save_model, tmp_path: Path) -> None:
     }
     for file, feed in cases.items():
         save_inputs(str(tmp_path / file), [feed])
-        proc = run_cli(
-            "compare",
-            str(model),
-            "--subject",
-            "ort",
-            "--load-inputs",
-            str(tmp_path / file),
-            "--workspace",
-            str(tmp_path / "ws"),
-        )
+        proc = _compare_loaded(model, tmp_path / file, tmp_path / "ws")
         assert proc.returncode == 2, (file, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 

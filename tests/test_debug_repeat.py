@@ -6,30 +6,35 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
 from tests.conftest import run_cli
+
+
+def _repeat(tmp_path: Path, check: str, artifact: str, *options: str) -> dict[str, Any]:
+    """``trtdbg debug repeat OPTIONS --check CHECK`` keeping ``tmp_path/ARTIFACT`` under ``tmp_path/arts``: its JSON."""
+    proc = run_cli(
+        "debug",
+        "repeat",
+        *options,
+        "--check",
+        check,
+        "--artifacts",
+        str(tmp_path / artifact),
+        "--artifacts-dir",
+        str(tmp_path / "arts"),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def test_flaky_check_sorted_by_exit_code(tmp_path: Path) -> None:
     script = tmp_path / "flaky.sh"
     script.write_text('#!/bin/sh\necho "run $TRTDBG_ITERATION" > out.txt\n[ $((TRTDBG_ITERATION % 2)) -eq 0 ]\n')
     script.chmod(0o755)
-    proc = run_cli(
-        "debug",
-        "repeat",
-        "--until",
-        "4",
-        "--check",
-        f"cd {tmp_path} && ./flaky.sh",
-        "--artifacts",
-        str(tmp_path / "out.txt"),
-        "--artifacts-dir",
-        str(tmp_path / "arts"),
-        "--json",
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = _repeat(tmp_path, f"cd {tmp_path} && ./flaky.sh", "out.txt", "--until", "4")
     assert doc["counts"] == {"good": 2, "bad": 2}
     assert [it["verdict"] for it in doc["iterations"]] == ["good", "bad", "good", "bad"]
     run = Path(doc["artifacts_dir"])
@@ -61,23 +66,7 @@ def test_until_bad_stops_at_the_first_failing_compare(save_model, tmp_path: Path
         "--workspace",
         str(tmp_path / "ws"),
     ]
-    proc = run_cli(
-        "debug",
-        "repeat",
-        "--until",
-        "bad",
-        "--max-iterations",
-        "3",
-        "--check",
-        shlex.join(compare),
-        "--artifacts",
-        str(tmp_path / "outs.json"),
-        "--artifacts-dir",
-        str(tmp_path / "arts"),
-        "--json",
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = _repeat(tmp_path, shlex.join(compare), "outs.json", "--until", "bad", "--max-iterations", "3")
     assert [it["verdict"] for it in doc["iterations"]] == ["bad"] and doc["iterations"][0]["detail"].startswith(
         "exit 1: FAILED"
     )

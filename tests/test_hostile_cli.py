@@ -29,6 +29,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import ROOT
+from tests.graphs import weighted_model
 from tests.hostile_models import NODE_NAMES, OSC_TITLE, assert_no_raw_control, hostile_chain, hostile_custom_op
 from tui.cli.main import main
 
@@ -149,14 +150,7 @@ def _corrupt_files(d: Path) -> None:
         w.data_location = TensorProto.EXTERNAL
         for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", "16")):
             w.external_data.add(key=k, value=value if k == key else v)
-        g = helper.make_graph(
-            [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
-            "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-            [w],
-        )
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        m = weighted_model("Add", w, [1, 4], node="add", ir_version=8)
         (d / f"ext_{key}.onnx").write_bytes(m.SerializeToString())
     (d / "weights.bin").write_bytes(b"\0" * 16)
     huge = helper.make_graph(

@@ -16,24 +16,15 @@ from engine_core.model.index import ModelIndex
 from engine_core.model.scopes import ScopeTree
 from engine_core.model.synthetic import chain_model
 from engine_core.workspace import Workspace
+from tests.graphs import branch
 
 F = TensorProto.FLOAT
 
 
 def _model() -> onnx.ModelProto:
     """Scoped chain with a Constant, a bracketed name, and an If whose branches are unobservable."""
-    then_g = helper.make_graph(
-        [helper.make_node("Relu", ["a"], ["t_out"], name="/then/Relu")],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t_out", F, [2])],
-    )
-    else_g = helper.make_graph(
-        [helper.make_node("Neg", ["a"], ["e_out"], name="/else/Neg")],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e_out", F, [2])],
-    )
+    then_g = branch("then", [helper.make_node("Relu", ["a"], ["t_out"], name="/then/Relu")], "t_out")
+    else_g = branch("else", [helper.make_node("Neg", ["a"], ["e_out"], name="/else/Neg")], "e_out")
     nodes = [
         helper.make_node(
             "Constant", [], ["k"], name="/blk/Constant", value=helper.make_tensor("kv", F, [2], [1.0, 2.0])

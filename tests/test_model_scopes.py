@@ -9,6 +9,7 @@ from onnx import TensorProto, helper
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.scopes import ScopeTree
+from tests.graphs import branch
 
 F = TensorProto.FLOAT
 NAMES = [
@@ -73,21 +74,12 @@ def test_locate_returns_the_listing_scope() -> None:
 
 
 def _if_model() -> onnx.ModelProto:
-    then_g = helper.make_graph(
-        [
-            helper.make_node("Relu", ["x"], ["a"], name="/then/inner/Relu"),
-            helper.make_node("Neg", ["a"], ["t_out"], name="neg"),
-        ],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t_out", F, [2])],
-    )
-    else_g = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["e_out"], name="id")],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e_out", F, [2])],
-    )
+    then_nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="/then/inner/Relu"),
+        helper.make_node("Neg", ["a"], ["t_out"], name="neg"),
+    ]
+    then_g = branch("then", then_nodes, "t_out")
+    else_g = branch("else", [helper.make_node("Identity", ["x"], ["e_out"], name="id")], "e_out")
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu"),
         helper.make_node("If", ["c"], ["y"], name="/blk/cond_if", then_branch=then_g, else_branch=else_g),

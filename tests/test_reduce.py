@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from tests.conftest import run_cli, shared_model
 PLANTED = {node for site in DEMO_SITES.values() for node in (site.node, *site.keep_fp32)}
 
 
-def _grep_check(needle: str) -> list[str]:
-    """A --check command that fails (exit 1) while the candidate file contains ``needle`` (a node name)."""
+def _reduce_to(path: Path, out: Path, needle: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """``trtdbg reduce PATH -o OUT`` on 2 samples with a --check that fails (exit 1) while the candidate file
+    contains ``needle`` (a node name)."""
     code = f"import sys; sys.exit(1 if {needle.encode()!r} in open(sys.argv[1], 'rb').read() else 0)"
-    return ["--check", sys.executable, "-c", code, "{model}"]
+    check = ["--check", sys.executable, "-c", code, "{model}"]
+    return run_cli("reduce", str(path), "-o", str(out), "--iterations", "2", *options, "--quiet", *check)
 
 
 def _model(nodes, inputs, outputs) -> onnx.ModelProto:
@@ -41,18 +44,7 @@ def test_check_command_reduces_to_the_one_node_it_looks_for(tmp_path: Path, save
     path = save_model(branchy_model(), "branchy.onnx")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "min.onnx"
-    proc = run_cli(
-        "reduce",
-        str(path),
-        "-o",
-        str(out),
-        "--iterations",
-        "2",
-        "--mode",
-        mode,
-        "--quiet",
-        *_grep_check("/merge/Softmax"),
-    )
+    proc = _reduce_to(path, out, "/merge/Softmax", "--mode", mode)
     assert proc.returncode == 0, proc.stderr
     assert "reduce: 16 -> 1 node(s)" in proc.stdout
     reduced = onnx.load(out)
@@ -219,18 +211,7 @@ def test_real_model_reduce_with_check_command(tmp_path: Path) -> None:
     path = shared_model("magika_v3_3.onnx")
     target = next(n for n in onnx.load(path).graph.node if n.op_type == "MatMul").name
     out = tmp_path / "magika_min.onnx"
-    proc = run_cli(
-        "reduce",
-        str(path),
-        "-o",
-        str(out),
-        "--iterations",
-        "2",
-        "--workspace",
-        str(tmp_path / "ws"),
-        "--quiet",
-        *_grep_check(target),
-    )
+    proc = _reduce_to(path, out, target, "--workspace", str(tmp_path / "ws"))
     assert proc.returncode == 0, proc.stderr
     reduced = onnx.load(out)
     assert [n.name for n in reduced.graph.node] == [target]

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from engine_core.comparator.checks import MetricCheck, TopK, indices_match, parse_postprocess
 from engine_core.data.store import save_runs
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
 from tests.conftest import run_cli, shared_model
+from tests.graphs import eye, weighted_model
 
 POLY = shutil.which("polygraphy", path=str(Path(sys.executable).parent))
 
@@ -71,15 +72,7 @@ def test_topk_and_indices_follow_polygraphy() -> None:
 
 
 def _logits_model() -> onnx.ModelProto:
-    w = numpy_helper.from_array(np.eye(10, dtype=np.float32), "w")
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"], name="/fc")],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 10])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 10])],
-        [w],
-    )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    return weighted_model("MatMul", eye(10, "w"), [2, 10], out="logits", node="/fc")
 
 
 @pytest.mark.skipif(POLY is None, reason="polygraphy is a test dependency; not installed here")

@@ -191,6 +191,7 @@ def test_save_outputs_writes_both_sides_readable_by_polygraphy(save_model, tmp_p
 
     model = save_model(small_cnn_model(), "m.onnx")
     sub = save_model(fp16_copy(small_cnn_model()), "m16.onnx")
+    judged = ("--atol", "1e-3", "--rtol", "1e-3", "--json", "--workspace", str(tmp_path / str(tmp_path / "ws")))
     proc = run_cli(
         "compare",
         str(model),
@@ -202,13 +203,7 @@ def test_save_outputs_writes_both_sides_readable_by_polygraphy(save_model, tmp_p
         str(tmp_path / "in.json"),
         "--save-outputs",
         str(tmp_path / "both.json"),
-        "--atol",
-        "1e-3",
-        "--rtol",
-        "1e-3",
-        "--json",
-        "--workspace",
-        str(tmp_path / str(tmp_path / "ws")),
+        *judged,
     )
     doc = _json(proc)
     results = RunResults.load(str(tmp_path / "both.json"))
@@ -220,19 +215,7 @@ def test_save_outputs_writes_both_sides_readable_by_polygraphy(save_model, tmp_p
     theirs = _poly("run", str(model), "--load-outputs", "both.json", "--atol", "1e-3", "--rtol", "1e-3", cwd=tmp_path)
     failed = set(re.findall(r"FAILED \| Output: '([^']+)'", theirs.stdout + theirs.stderr))
     assert failed == {t["name"] for t in doc["tensors"] if not t["passed"]}
-    again = run_cli(
-        "compare",
-        str(model),
-        "--load-outputs",
-        str(tmp_path / "both.json"),
-        "--atol",
-        "1e-3",
-        "--rtol",
-        "1e-3",
-        "--json",
-        "--workspace",
-        str(tmp_path / str(tmp_path / "ws")),
-    )
+    again = run_cli("compare", str(model), "--load-outputs", str(tmp_path / "both.json"), *judged)
     redo = _json(again)
     assert {t["name"]: t["passed"] for t in redo["tensors"]} == {t["name"]: t["passed"] for t in doc["tensors"]}
     assert again.returncode == proc.returncode

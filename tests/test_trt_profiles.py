@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from engine_core.backend.trt import build
 from engine_core.backend.trt.runner import _profile_for
 from engine_core.data.shapes import parse_profiles
 from engine_core.errors import TrtdbgError
+from tests.graphs import eye, weighted_model
 from tui.cli.commands.trt_cli import trt_options_from_args
 from tui.cli.main import build_parser
 
@@ -24,15 +24,7 @@ GROUPS = [
 
 
 def _dyn_model():
-    w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
-        "dyn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
-        [w],
-    )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    return weighted_model("MatMul", eye(4, "W"), ["n", 4])
 
 
 def test_repeated_groups_make_one_profile_each() -> None:

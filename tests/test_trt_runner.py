@@ -73,17 +73,10 @@ def test_runner_unobservable_and_no_gpu(trt_flavour, save_model) -> None:
 
 def test_dynamic_profiles_from_feed_shapes(trt_flavour, save_model) -> None:
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
-        "d",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [w],
-    )
-    path = save_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), "dyn.onnx")
+    from tests.graphs import eye, weighted_model
+
+    path = save_model(weighted_model("MatMul", eye(4, "W"), ["batch", 4], ir_version=None), "dyn.onnx")
     runner = _runner(path, "trt")
     with pytest.raises(TrtdbgError, match="input 'x' has a dynamic shape"):
         runner.build_options()

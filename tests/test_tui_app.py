@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from tests.conftest import SHARED_MODELS
+from tests.graphs import branch
 from tui.app import TrtdbgApp
 from tui.cli.commands.demo import demo_form
 from tui.screens.common import HelpScreen, PickScreen
@@ -213,18 +214,8 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
 
 def _if_model() -> onnx.ModelProto:
     F = TensorProto.FLOAT
-    then_g = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["t_out"], name="/then/Relu")],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t_out", F, [2])],
-    )
-    else_g = helper.make_graph(
-        [helper.make_node("Neg", ["x"], ["e_out"], name="/else/Neg")],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e_out", F, [2])],
-    )
+    then_g = branch("then", [helper.make_node("Relu", ["x"], ["t_out"], name="/then/Relu")], "t_out")
+    else_g = branch("else", [helper.make_node("Neg", ["x"], ["e_out"], name="/else/Neg")], "e_out")
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
         helper.make_node("Relu", ["/attn[scale]/Mul_output_0"], ["a[/]b"], name="a[/]b"),
