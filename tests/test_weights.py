@@ -73,11 +73,40 @@ def test_fp16_weights_are_converted_once_and_written_with_links(tower: Path, tmp
         )
 
 
-def test_refuses_in_one_line_when_memory_is_short(
-    tower: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+REFUSED = {
+    "compare": "compare {m} --subject ort:fp16 --mark all",
+    "bisect": "bisect {m} --precision fp16 --workspace {o}/ws",
+    "convert": "convert {m} --precision fp16 -o {o}/out.onnx",
+    "reduce": "reduce {m} --subject ort:fp16 -o {o}/out.onnx --workspace {o}/ws",
+    "sanitize": "surgeon sanitize {m} --fold-constants -o {o}/out.onnx",
+    "extract": "surgeon extract {m} --outputs /layers.1/Tanh_output_0 -o {o}/out.onnx",
+    "insert": "surgeon insert {m} --op Identity --inputs /layers.1/Tanh_output_0 --outputs i -o {o}/out.onnx",
+    "prune": "surgeon prune {m} --nodes /layers.4/Tanh -o {o}/out.onnx --external-data",
+    "lint": "check lint {m}",
+    "display-as-trt": "inspect {m} --display-as trt",
+    "show-weights": "inspect {m} --show weights",
+}
+
+
+@pytest.mark.parametrize("command", sorted(REFUSED))
+def test_every_command_refuses_in_one_line_when_memory_is_short(
+    command: str, tower: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every command that reads weights or builds sessions makes the same estimate first (weights of the 5 MB model
+    + 256 MiB) and, with 1 MiB available, stops in one line naming the model and what to do: nothing is written."""
     monkeypatch.setattr("engine_core.sysinfo.available_memory", lambda: 1 << 20)
-    rc = main(["compare", str(tower), "--subject", "ort:fp16", "--mark", "all"])
+    out = tmp_path / "out"
+    rc = main(REFUSED[command].format(m=tower, o=out).split())
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1
-    assert "needs about" in err and "GiB is available" in err
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"of {tower} needs" in err and "more than the 1 MiB of memory available; free memory" in err
+    assert not list(out.rglob("*.onnx*"))
+
+
+def test_estimate_counts_what_each_command_holds(tower: Path) -> None:
+    model = load_model(tower, load_external_data=False)
+    w, base = weights.weights_bytes(model), 256 << 20
+    assert w == 5 * 512 * 512 * 4
+    assert weights.estimate_memory(model) == w + base
+    assert weights.estimate_memory(model, ["fp16", "int8"]) == w + w // 2 + 2 * w + base
+    assert weights.estimate_memory(model, copies=1, extra=7, activations=3) == 2 * w + 10 + base

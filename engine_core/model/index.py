@@ -9,6 +9,7 @@ are computed lazily, so indexing a 100k-node model costs about one pass over its
 from __future__ import annotations
 
 import heapq
+import math
 import os
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
@@ -765,38 +766,52 @@ def _numeric(arr: np.ndarray) -> tuple[np.ndarray, bool] | None:
     return (arr if kind in "iu" else arr.astype(np.int32)), False
 
 
+_CHUNK = 1 << 18
+"""Elements reduced at a time by :func:`_array_stats` (a chunk and its temporaries stay in the CPU cache)."""
+
+
 def _array_stats(name: str, arr: np.ndarray) -> InitializerStats:
-    """min/max/mean/std over finite values, NaN/Inf counts, and float16 range counts for floats."""
+    """min/max/mean/std over finite values, NaN/Inf counts, and float16 range counts for floats.
+
+    One pass over cache-sized chunks (a memory-mapped weight of hundreds of MB is read once, with no full-size
+    temporaries); the chunks' means and squared deviations are combined exactly as a two-pass std would be."""
     shape = tuple(arr.shape)
     numeric = _numeric(arr)
     if numeric is None:
         return InitializerStats(name, arr.dtype, shape, arr.size, None, None, None, None, 0, 0, None, None)
     values, is_float = numeric
+    flat = values.reshape(-1)
+    n, mean, m2, lo, hi = 0, 0.0, 0.0, math.inf, -math.inf
     nan = inf = 0
-    if is_float:
-        finite = np.isfinite(values)
-        if not finite.all():
-            nan = int(np.isnan(values).sum())
-            inf = int(values.size - np.count_nonzero(finite) - nan)
-            values = values[finite]
     overflow = underflow = 0 if is_float else None
-    if values.size == 0:
+    for start in range(0, flat.size, _CHUNK):
+        v = flat[start : start + _CHUNK]
+        v_lo, v_hi = float(v.min()), float(v.max())
+        if is_float:
+            if not (math.isfinite(v_lo) and math.isfinite(v_hi)):  # NaN or Inf in the chunk (rare): filter
+                finite = np.isfinite(v)
+                k = int(np.count_nonzero(finite))
+                nans = int(np.count_nonzero(np.isnan(v)))
+                nan, inf = nan + nans, inf + v.size - k - nans
+                v = v[finite]
+                if not k:
+                    continue
+                v_lo, v_hi = float(v.min()), float(v.max())
+            mag = np.abs(v)
+            if max(-v_lo, v_hi) > FP16_MAX:
+                overflow = (overflow or 0) + int(np.count_nonzero(mag > FP16_MAX))
+            underflow = (underflow or 0) + int(np.count_nonzero(flushes_to_zero(mag)))
+        k = v.size
+        lo, hi = min(lo, v_lo), max(hi, v_hi)
+        chunk_mean = float(v.mean(dtype=np.float64))
+        d = v - (v.dtype.type(chunk_mean) if v.dtype.kind == "f" else chunk_mean)
+        total = n + k
+        delta = chunk_mean - mean
+        mean += delta * k / total
+        m2 += float(np.dot(d, d)) + delta * delta * n * k / total
+        n = total
+    if n == 0:
         return InitializerStats(name, arr.dtype, shape, arr.size, None, None, None, None, nan, inf, overflow, underflow)
-    if is_float:
-        mag = np.abs(values)
-        overflow = int(np.count_nonzero(mag > FP16_MAX))
-        underflow = int(np.count_nonzero(flushes_to_zero(mag)))
     return InitializerStats(
-        name,
-        arr.dtype,
-        shape,
-        arr.size,
-        float(values.min()),
-        float(values.max()),
-        float(values.mean(dtype=np.float64)),
-        float(values.std(dtype=np.float64)),
-        nan,
-        inf,
-        overflow,
-        underflow,
+        name, arr.dtype, shape, arr.size, lo, hi, mean, math.sqrt(m2 / n), nan, inf, overflow, underflow
     )

@@ -82,9 +82,14 @@ def lint_model(
     model: onnx.ModelProto, path: str, *, backend: str | None = "ort", max_per_check: int = 20
 ) -> LintReport:
     """Run every check on ``model`` (external data may stay unloaded: it is read from the files beside ``path``,
-    memory-mapped) and collect the findings."""
-    from engine_core.model.weights import external_bytes
+    memory-mapped) and collect the findings; refused up front when the machine cannot hold the weights."""
+    from engine_core.model.weights import estimate_memory, external_bytes, require_memory
 
+    require_memory(
+        f"check lint of {path}",
+        estimate_memory(model),
+        "free memory, or lint parts of the model cut with `trtdbg surgeon extract`",
+    )
     report = LintReport(path)
     add = report.findings.append
     try:

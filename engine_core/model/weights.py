@@ -290,26 +290,30 @@ def weights_bytes(model: onnx.ModelProto) -> int:
     return sum(tensor_nbytes(t) for t in all_tensors(model.graph))
 
 
-def require_memory(what: str, need: int) -> None:
-    """Raise :class:`TrtdbgError` (one line) when ``need`` bytes exceed the memory available now, rather than
-    being killed by the OS halfway."""
-    from engine_core.sysinfo import available_memory
-
-    avail = available_memory()
-    if avail is not None and need > avail:
-        gib = 1 << 30
-        raise TrtdbgError(
-            f"{what} needs about {need / gib:.1f} GiB of memory but only {avail / gib:.1f} GiB is available; free "
-            f"memory, lower --mem-budget, or cut the model with `trtdbg surgeon extract`"
-        )
+MEMORY_FIX = "free memory, lower --mem-budget, or cut the model with `trtdbg surgeon extract`"
+"""What to do when a run over a model cannot fit (the default advice of :func:`require_memory`)."""
 
 
-def estimate_memory(model: onnx.ModelProto, precisions: Sequence[str] = (), activations: int = 0) -> int:
-    """Bytes a run over ``model`` needs: its weights once (shared by every ONNX Runtime session), a converted copy per
+def require_memory(what: str, need: int, fix: str = MEMORY_FIX) -> None:
+    """Raise :class:`TrtdbgError` (one line: ``what`` needs so much, so much is available, ``fix``) when ``need``
+    bytes (from :func:`estimate_memory`) exceed the memory available now, rather than being killed by the OS
+    halfway."""
+    from engine_core.sysinfo import check_fits
+
+    check_fits(need, what, fix)
+
+
+def estimate_memory(
+    model: onnx.ModelProto, precisions: Sequence[str] = (), activations: int = 0, *, copies: int = 0, extra: int = 0
+) -> int:
+    """Bytes a command over ``model`` needs — the one estimate every command makes before loading weights or
+    building sessions: its weights once (memory-mapped, shared by every ONNX Runtime session), a converted copy per
     low precision in ``precisions`` (fp16/bf16: half of the float weights; int8: ONNX Runtime's quantizer holds the
-    model twice), ``activations``, and 256 MiB for the interpreter and libraries."""
+    model twice), ``copies`` whole copies of the weights a library makes of its own (TensorRT's parser and
+    builder, an embedded output), ``activations``, ``extra`` bytes (a second model's weights), and 256 MiB for the
+    interpreter and libraries."""
     total = weights_bytes(model)
-    need = total + activations + (256 << 20)
+    need = total * (1 + copies) + activations + extra + (256 << 20)
     for p in precisions:
         need += total // 2 if p in ("fp16", "bf16") else 2 * total if p == "int8" else 0
     return need

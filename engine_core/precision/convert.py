@@ -23,6 +23,7 @@ from engine_core.safetext import printable_lines
 
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+_FIX = "free memory, or cut the model with `trtdbg surgeon extract` and convert the parts"
 
 
 @dataclass
@@ -132,6 +133,7 @@ def convert(
         calibration_cache=calibration_cache,
         on_warning=warn,
         session=kind == "onnx",
+        engine=kind == "engine",
     )
     counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
     for p in res.precision.values():
@@ -160,10 +162,13 @@ def rewritten_model(
     calibration_cache: str | None = None,
     on_warning: Callable[[str], None] | None = None,
     session: bool = False,
+    engine: bool = False,
 ) -> tuple[Any, Any]:
     """``(model, Resolved)``: ``model_path`` with ``precision`` (whole model) or ``plan_file`` applied, validated
-    (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run)."""
+    (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run). Refused up front when
+    the machine cannot hold the rewrite (``engine``: and a TensorRT build of it, whose parser copies the weights)."""
     from engine_core.model.loader import check_external_data, load_model
+    from engine_core.model.weights import estimate_memory, require_memory
     from engine_core.precision.build import PlanBuilder
     from engine_core.precision.coverage import coverage
     from engine_core.precision.opset import analyse
@@ -181,6 +186,8 @@ def rewritten_model(
     model = load_model(model_path, load_external_data=False)
     check_external_data(model, model_path)
     plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
+    need = estimate_memory(model, plan.precisions(), copies=int(engine))
+    require_memory(f"{'a TensorRT build' if engine else 'the rewrite'} of {model_path}", need, _FIX)
     model, analysis, notes = analyse(model, model_path, plan.precisions())
     with tempfile.TemporaryDirectory(prefix="trtdbg-convert-") as tmp:
         builder = PlanBuilder(model, model_path, tmp, analysis)

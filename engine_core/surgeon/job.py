@@ -136,12 +136,20 @@ def _load(request: SurgeryRequest) -> tuple[ModelProto, list[str]]:
     overwrite."""
     from engine_core.model.loader import check_external_data, load_model
     from engine_core.model.save import check_output_path, external_data_files
+    from engine_core.model.weights import PROTOBUF_LIMIT, estimate_memory, require_memory, weights_bytes
 
     model = load_model(request.model, load_external_data=False, external_data_dir=request.external_data_dir)
     base = request.external_data_dir or Path(request.model).parent
     check_external_data(model, request.model, base)
     protect = [request.model, *map(str, external_data_files(model, base))]
     check_output_path(request.output, protect, external_data=request.external_data)
+    # an output without --external-data (below 2 GB) is one protobuf: its weights are gathered, then serialized
+    embedded = not request.external_data and weights_bytes(model) <= PROTOBUF_LIMIT
+    require_memory(
+        f"surgeon {request.kind} of {request.model}",
+        estimate_memory(model, copies=2 * embedded),
+        "free memory" + ("" if request.external_data else ", or write the weights apart with --external-data"),
+    )
     return model, protect
 
 

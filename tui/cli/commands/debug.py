@@ -167,6 +167,7 @@ def _run_build(args: argparse.Namespace) -> int:
         feeds=feeds,
         calibration_cache=args.calibration_cache,
         on_warning=warn,
+        engine=True,
     )
     if args.artifacts_dir:
         base = args.artifacts_dir

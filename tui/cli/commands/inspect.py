@@ -144,12 +144,16 @@ def _model_path(words: list[str]) -> str:
     return words[0]
 
 
+_FIX = "free memory, or inspect a part of the model cut with `trtdbg surgeon extract`"
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, check and index the model, then print the summary."""
     from engine_core.errors import TrtdbgError
     from engine_core.model.index import ModelIndex
     from engine_core.model.inspect import inspect_json, parse_show, shape_note, write_inspect_text
-    from engine_core.model.loader import check_runtime_support, load_model
+    from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+    from engine_core.model.weights import estimate_memory, require_memory
 
     if args.words[0] == "data" and len(args.words) > 1:
         return _run_data(args, list(args.words[1:]))
@@ -163,7 +167,11 @@ def run(args: argparse.Namespace) -> int:
         return run_engine(args, list(args.words))
     path = _model_path(list(args.words))
     show = parse_show(args.show)
-    model = load_model(path, load_external_data="weights" in show, external_data_dir=args.external_data_dir)
+    model = load_model(path, load_external_data=False, external_data_dir=args.external_data_dir)
+    if "weights" in show or args.display_as == "trt":  # weights are read (memory-mapped), or TensorRT parses them
+        check_external_data(model, path, args.external_data_dir)
+        copies = int(args.display_as == "trt" and args.engine_layers)  # TensorRT's builder holds its own copy
+        require_memory(f"inspect of {path}", estimate_memory(model, copies=copies), _FIX)
     if not args.allow_unsupported:
         try:
             check_runtime_support(model, path)

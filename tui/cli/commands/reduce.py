@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from engine_core.errors import TrtdbgError
     from engine_core.model.loader import check_external_data, load_model
     from engine_core.model.save import check_output_path, save_model
+    from engine_core.model.weights import estimate_memory, require_memory, weights_bytes
     from engine_core.safetext import printable
     from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
     from engine_core.workspace import Workspace, atomic_write_json
@@ -104,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, load_external_data=False, external_data_dir=args.external_data_dir)
     check_external_data(model, args.model, args.external_data_dir)
     check_reducible(model, args.model)
+    subject_model = None
+    if args.subject_model:
+        subject_model = load_model(args.subject_model, load_external_data=False)
+        check_external_data(subject_model, args.subject_model)
+    low = [args.subject.partition(":")[2]] if args.subject else []
+    other = weights_bytes(subject_model) if subject_model is not None else 0
+    require_memory(f"reduce of {args.model}", estimate_memory(model, low, extra=other))
     workspace = Workspace.for_model(args.model, args.workspace)
     workspace.check_writable()
     workdir = workspace.path("reduce")
@@ -111,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
     if check is not None:
         judge = CommandJudge(check, args.artifact or workdir / "candidate.onnx")
     else:
-        subject_model = load_model(args.subject_model) if args.subject_model else None
         judge = CompareJudge(
             workdir,
             tolerances,
