@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine_core.backend.trt.debug_build import parse_until
+from engine_core.backend.trt.debug_build import parse_until, repeat_until
 from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
-from engine_core.jobs import JobEvents, Progress
+from engine_core.jobs import JobEvents
 from engine_core.workspace import atomic_write_json
 
 
@@ -90,10 +90,8 @@ def debug_repeat(
     check.verify()
     root = Path(artifacts_dir)
     notes: list[str] = []
-    iterations: list[RepeatIteration] = []
-    limit = until if isinstance(until, int) else max_iterations
-    for k in range(limit):
-        events.stop_if_cancelled(f"debug repeat cancelled after {k} run(s); artifacts so far are in {root}")
+
+    def run(k: int) -> RepeatIteration:
         log = root / "logs" / f"iter_{k}.log"
         outcome = check.run({"iteration": str(k)}, log)
         detail = outcome.detail
@@ -112,15 +110,18 @@ def debug_repeat(
             except OSError as exc:
                 raise TrtdbgError(f"cannot move artifact {art} to {target}: {exc.strerror or exc}") from exc
             moved.append(str(target))
-        it = RepeatIteration(k, verdict, detail, moved, str(log))
-        iterations.append(it)
-        events.item(it)
-        events.progress(Progress(k + 1, limit, "runs"))
-        if until == verdict:
-            break
-    else:
-        if isinstance(until, str):
-            notes.append(f"no {until} iteration in {max_iterations} runs (--max-iterations)")
+        return RepeatIteration(k, verdict, detail, moved, str(log))
+
+    iterations, missed = repeat_until(
+        until,
+        max_iterations,
+        run,
+        events,
+        unit="runs",
+        what="iteration",
+        cancelled=lambda k: f"debug repeat cancelled after {k} run(s); artifacts so far are in {root}",
+    )
+    notes += [missed] if missed else []
     result = RepeatResult(str(root), iterations, notes)
     atomic_write_json(root / "summary.json", result.to_json())
     return result

@@ -112,10 +112,12 @@ def lint_model(
     return report
 
 
-def _capped(items: list[Finding], limit: int, severity: str, check: str, what: str) -> list[Finding]:
+def _capped(items: list[Finding], limit: int, what: str) -> list[Finding]:
+    """The first ``limit`` findings (all of one check), then one line that counts the rest of ``what``."""
     if len(items) <= limit:
         return items
-    return items[:limit] + [Finding(severity, check, f"... and {len(items) - limit} more {what}")]
+    first = items[0]
+    return items[:limit] + [Finding(first.severity, first.check, f"... and {len(items) - limit} more {what}")]
 
 
 def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], cap: int) -> None:
@@ -128,8 +130,6 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
             if k > 1
         ],
         cap,
-        "error",
-        "duplicate-tensor",
         "tensors",
     )
     unnamed = [n for n in index.nodes(top_level_only=True) if n.name_synthesized]
@@ -150,8 +150,6 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
             if k > 1
         ],
         cap,
-        "warning",
-        "duplicate-node-name",
         "names",
     )
     used = {i for n in index.nodes() for i in n.inputs if i} | set(index.outputs)
@@ -159,8 +157,6 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
     out += _capped(
         [Finding("warning", "dead-node", "no output of this node is used", node=n.name) for n in dead],
         cap,
-        "warning",
-        "dead-node",
         "dead nodes",
     )
     out += _capped(
@@ -170,8 +166,6 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
             if t not in used
         ],
         cap,
-        "warning",
-        "unused-input",
         "inputs",
     )
     out += _capped(
@@ -181,8 +175,6 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
             if t not in used
         ],
         cap,
-        "info",
-        "unused-initializer",
         "initializers",
     )
 
@@ -261,7 +253,7 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
                         node=info.name,
                     )
                 )
-    out += _capped(found, cap, "warning", "fp16-range", "fp16 range findings")
+    out += _capped(found, cap, "fp16 range findings")
 
 
 def _ort_support(model: onnx.ModelProto, path: str, out: list[Finding]) -> None:

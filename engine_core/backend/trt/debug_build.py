@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
@@ -115,6 +115,41 @@ def parse_until(text: str) -> str | int:
     return n
 
 
+class _Judged(Protocol):
+    verdict: str
+
+
+T = TypeVar("T", bound=_Judged)
+
+
+def repeat_until(
+    until: str | int,
+    max_iterations: int,
+    step: Callable[[int], T],
+    events: JobEvents,
+    *,
+    unit: str,
+    what: str,
+    cancelled: Callable[[int], str],
+) -> tuple[list[T], str | None]:
+    """``step(0)``, ``step(1)``, ... until one's verdict is ``until`` (``good``/``bad``; at most ``max_iterations``)
+    or ``until`` steps ran; each step goes to ``events`` as an item and progress in ``unit``, and a cancel stops
+    before the next (:class:`~engine_core.jobs.Cancelled` with ``cancelled(k)``). Returns the steps and a note
+    when no ``what`` with the wanted verdict came."""
+    done: list[T] = []
+    limit = until if isinstance(until, int) else max_iterations
+    for k in range(limit):
+        events.stop_if_cancelled(cancelled(k))
+        it = step(k)
+        done.append(it)
+        events.item(it)
+        events.progress(Progress(k + 1, limit, unit))
+        if until == it.verdict:
+            return done, None
+    missed = f"no {until} {what} in {max_iterations} {unit} (--max-iterations)" if isinstance(until, str) else None
+    return done, missed
+
+
 def layer_properties(info: Any) -> dict[str, dict[str, str]]:
     """Layer name → ``type``/``precision``/``tactic``/``formats`` of an :class:`EngineInfo`."""
     out: dict[str, dict[str, str]] = {}
@@ -207,10 +242,8 @@ def debug_build(
     root = Path(artifacts)
     flavour = load_flavour(getattr(trt_options, "module", "auto") if trt_options is not None else "auto")
     notes: list[str] = []
-    iterations: list[Iteration] = []
-    limit = until if isinstance(until, int) else max_iterations
-    for k in range(limit):
-        events.stop_if_cancelled(f"debug build cancelled after {k} build(s); engines so far are in {root}")
+
+    def build(k: int) -> Iteration:
         cache = root / "timing" / f"iter_{k}.cache" if flavour.timing_cache else None
         built = build_plan(
             model, model_path, trt_options, shapes or {}, label, timing_cache=str(cache) if cache else None
@@ -249,14 +282,18 @@ def debug_build(
             layers,
         )
         atomic_write_json(path.with_suffix(".json"), it.to_json())
-        iterations.append(it)
-        events.item(it)
-        events.progress(Progress(k + 1, limit, "builds"))
-        if until == verdict:
-            break
-    else:
-        if isinstance(until, str):
-            notes.append(f"no {until} engine in {max_iterations} builds (--max-iterations)")
+        return it
+
+    iterations, missed = repeat_until(
+        until,
+        max_iterations,
+        build,
+        events,
+        unit="builds",
+        what="engine",
+        cancelled=lambda k: f"debug build cancelled after {k} build(s); engines so far are in {root}",
+    )
+    notes += [missed] if missed else []
     if check:
         good = [it for it in iterations if it.verdict == "good"]
         bad = [it for it in iterations if it.verdict == "bad"]
