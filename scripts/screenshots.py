@@ -93,6 +93,23 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
         await pilot.press("F")  # go to the first failing tensor
         await _settle(app, pilot)
         save(app, "compare.svg")
+        # the detail pane once the first failing tensor's histograms are fetched, scrolled to them
+        pane = scr.query_one("DetailPane")
+        for _ in range(200):
+            if "absolute error histogram" in pane.plain():
+                break
+            await asyncio.sleep(0.05)
+            await _settle(app, pilot)
+        await pilot.resize_terminal(SIZE[0], 56)
+        await _settle(app, pilot)
+        lines = pane.plain(pane.content_size.width).splitlines()
+        pane.scroll_to(
+            y=next(k for k, t in enumerate(lines) if t.startswith("absolute error histogram")), animate=False
+        )
+        await _settle(app, pilot)
+        save(app, "detail_histogram.svg")
+        await pilot.resize_terminal(*SIZE)
+        await _settle(app, pilot)
         scr.query_one("ErrorTable").focus()
         await pilot.press("s", "s")  # sort by max rel, worst first
         await pilot.press("g")

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from onnx import numpy_helper
 
 from engine_core.comparator.engine import TensorSlot, plan_batches
@@ -139,7 +140,7 @@ def test_json_encoding_keeps_content(save_model, tmp_path: Path) -> None:
 
 
 def test_order_statistics_on_demand_for_one_tensor(save_model, tmp_path: Path) -> None:
-    from engine_core.comparator.detail import tensor_distribution
+    from engine_core.comparator.detail import tensor_detail
 
     model = save_model(small_cnn_model(), "m.onnx")
     sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
@@ -147,9 +148,13 @@ def test_order_statistics_on_demand_for_one_tensor(save_model, tmp_path: Path) -
     report = execute(request)
     result = next(r for r in report.results if r.iteration == 1 and not r.stats.passed)
     assert result.stats.median_abs is None and result.stats.p99_abs is None
-    full = tensor_distribution(request, result)
+    detail = tensor_detail(request, result)
+    full = detail.stats
     assert full.max_abs == result.stats.max_abs and full.mismatches == result.stats.mismatches
     assert full.median_abs <= full.p90_abs <= full.p95_abs <= full.p99_abs <= full.max_abs
     everything = execute(replace(request, order_stats=True))
     same = next(r for r in everything.results if (r.slot.name, r.iteration) == (result.slot.name, 1))
     assert (same.stats.median_abs, same.stats.p99_rel) == (full.median_abs, full.p99_rel)
+    h = detail.abs_hist
+    assert sum(h.counts) + h.zeros + h.nonfinite == h.total == result.stats.size
+    assert h.edges[0] > 0 and h.edges[-1] == pytest.approx(result.stats.max_abs)

@@ -285,7 +285,7 @@ async def test_compare_demo_fills_table_and_highlights_first_failing(demo) -> No
         await pilot.press("F")  # jump to the first failing tensor: tree + table
         assert scr.current_node() == ff_node
         assert table.current is report.summary.first_failing
-        assert "FAIL" in detail(app) and "absolute error distribution" in detail(app)
+        assert "FAIL" in detail(app) and "error histogram" in detail(app)
         # failing-only filter and sorting by max abs (worst first)
         table.focus()
         await pilot.press("f")

@@ -280,7 +280,9 @@ class MainScreen(Screen):
                 self.compute_init_stats(i, missing)
             else:
                 stats = {n: self.init_stats[n] for n in inits}
-        self.query_one(DetailPane).show(node_detail(self.view, i, self.results_by_tensor, stats))
+        results = self.results_by_tensor
+        self.query_one(DetailPane).show(node_detail(self.view, i, results, stats, self.panel.detail_of))
+        self.panel.want_detail([results[n] for n in index.node_outputs(i) if n in results])
 
     def _refresh_detail(self) -> None:
         if self._detail_node is not None:
@@ -626,6 +628,15 @@ class MainScreen(Screen):
     @on(ComparePanel.Finished)
     def _compare_finished(self, msg: ComparePanel.Finished) -> None:
         self.query_one(GraphTree).refresh_labels()
+        self._refresh_detail()
+
+    @on(ComparePanel.DetailReady)
+    def _detail_ready(self, msg: ComparePanel.DetailReady) -> None:
+        table = self.panel.table
+        if table.has_focus and table.current is not None and self.panel.node_of(table.current) is None:
+            self.query_one(DetailPane).show(_result_only(table.current, self.panel.detail_of(table.current)))
+        else:
+            self._refresh_detail()
 
     def action_goto_first_failing(self, kind: str = "any") -> None:
         """The topologically first failing tensor (``float``: among floating-point tensors only)."""
@@ -671,7 +682,8 @@ class MainScreen(Screen):
             self._detail_node = i
             self._show_node(i)
         else:
-            self.query_one(DetailPane).show(_result_only(msg.result))
+            self.query_one(DetailPane).show(_result_only(msg.result, self.panel.detail_of(msg.result)))
+            self.panel.want_detail([msg.result])
 
     @on(ErrorTable.Selected)
     def _table_selected(self, msg: ErrorTable.Selected) -> None:
@@ -707,7 +719,7 @@ class MainScreen(Screen):
             show_outcome(self, msg)
 
 
-def _result_only(r: Any) -> Any:
+def _result_only(r: Any, detail: tuple[Any, str]) -> Any:
     from rich.console import Group
 
-    return Group(Text(r.slot.name, style="bold"), *result_block(r))
+    return Group(Text(printable(r.slot.name), style="bold"), *result_block(r, *detail))

@@ -60,6 +60,9 @@ class ComparePanel(Vertical):
             super().__init__()
             self.results = results
 
+    class DetailReady(Message):
+        """A tensor's detail (order statistics, histograms) arrived or failed; the detail pane may show it."""
+
     class Finished(Message):
         """The comparison ended (``report`` is None when it failed)."""
 
@@ -84,6 +87,11 @@ class ComparePanel(Vertical):
         self._comparing = False
         self._started = 0.0
         self._flush_timer: Any = None
+        self.request: Any = None
+        """The request of the comparison shown (None for results restored from the workspace)."""
+        self.details: dict[tuple[str, int], Any] = {}
+        """Fetched tensor details (engine_core ``TensorDetail``, or the one-line error) by (tensor, iteration)."""
+        self._detail_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -110,6 +118,7 @@ class ComparePanel(Vertical):
     def start(self, request: Any) -> None:
         """Run ``request`` (an engine_core compare request) in a worker; results stream into the table."""
         self._reset_results()
+        self.request = request
         self._cancel = CancelToken()
         self._queue = queue.SimpleQueue()
         self._progress = None
@@ -136,6 +145,7 @@ class ComparePanel(Vertical):
 
     def _reset_results(self) -> None:
         self.results_by_tensor.clear()
+        self.details.clear()
         view = self.view
         view.node_status.clear()
         view.scope_fails.clear()
@@ -179,6 +189,51 @@ class ComparePanel(Vertical):
                     None, f"{type(exc).__name__}: {exc}", cancelled=cancel.is_set(), seconds=time.perf_counter() - start
                 )
             )
+
+    # ------------------------------------------------------------------ one tensor's detail
+    def detail_of(self, r: Any) -> tuple[Any, str]:
+        """Result ``r``'s fetched detail, else None and a note saying when or why not."""
+        got = self.details.get((r.slot.name, r.iteration))
+        if got is not None and not isinstance(got, str):
+            return got, ""
+        if isinstance(got, str):
+            return None, f"error histogram unavailable: {got}"
+        if self.request is None:
+            return None, "error histogram: r runs the comparison again to fetch the tensors"
+        if self._comparing:
+            return None, "error histogram: once the comparison has finished"
+        return None, "error histogram: fetching the tensors…"
+
+    def want_detail(self, results: list[Any]) -> None:
+        """Fetch the first of ``results`` without detail, after a short pause (the cursor may move on)."""
+        if self._comparing or self.request is None:
+            return
+        todo = next((r for r in results if (r.slot.name, r.iteration) not in self.details), None)
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+            self._detail_timer = None
+        if todo is not None:
+            request = self.request
+            self._detail_timer = self.set_timer(0.2, lambda: self.fetch_detail(request, todo))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail")
+    def fetch_detail(self, request: Any, r: Any) -> None:
+        """engine_core ``tensor_detail`` in this thread (it runs the model again for this one tensor)."""
+        from engine_core.comparator.detail import tensor_detail
+        from engine_core.errors import TrtdbgError
+
+        try:
+            got: Any = tensor_detail(request, r)
+        except TrtdbgError as exc:
+            got = str(exc)
+        except Exception as exc:
+            got = f"{type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._detail_arrived, request, (r.slot.name, r.iteration), got)
+
+    def _detail_arrived(self, request: Any, key: tuple[str, int], got: Any) -> None:
+        if request is self.request:
+            self.details[key] = got
+            self.post_message(self.DetailReady())
 
     # ------------------------------------------------------------------ flush
     def _flush(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -21,6 +22,7 @@ from engine_core.safetext import printable
 from tui.plain import safe_renderable
 from tui.widgets.error_table import fmt
 from tui.widgets.graph_tree import GraphView
+from tui.widgets.histogram import histogram_text
 
 _HEAD = "bold"
 _MUTED = "dim"
@@ -103,9 +105,10 @@ def error_bars(stats: Any, kind: str = "abs", width: int = 24) -> Text:
     return out
 
 
-def result_block(r: Any) -> list[RenderableType]:
-    """A tensor's comparison: verdict, main statistics and the error distribution."""
-    st = r.stats
+def result_block(r: Any, detail: Any = None, note: str = "") -> list[RenderableType]:
+    """A tensor's comparison: verdict, main statistics and, once fetched (``detail``, an engine_core
+    ``TensorDetail``), its error quantiles and histograms; ``note`` says why they are not shown yet."""
+    st = detail.stats if detail is not None else r.stats
     head = Text()
     head.append("PASS" if st.passed else "FAIL", style="bold green" if st.passed else "bold red")
     if not st.passed and st.reason:
@@ -130,18 +133,34 @@ def result_block(r: Any) -> list[RenderableType]:
         Text("argmax abs", style=_MUTED),
         Text(str(list(st.argmax_abs)) if st.argmax_abs is not None else "-"),
     )
-    return [
-        head,
-        g,
-        Text("absolute error distribution", style=_MUTED),
-        error_bars(st, "abs"),
-        Text("relative error distribution", style=_MUTED),
-        error_bars(st, "rel"),
-    ]
+    parts: list[RenderableType] = [head, g]
+    if st.median_abs is not None and not math.isnan(st.median_abs):  # NaN in the tensor: quantiles say nothing
+        parts += [
+            Text("absolute error quantiles", style=_MUTED),
+            error_bars(st, "abs"),
+            Text("relative error quantiles", style=_MUTED),
+            error_bars(st, "rel"),
+        ]
+    if detail is not None:
+        parts += [
+            Text("absolute error histogram (log-spaced bins)", style=_MUTED),
+            histogram_text(detail.abs_hist),
+            Text("relative error histogram (log-spaced bins)", style=_MUTED),
+            histogram_text(detail.rel_hist),
+        ]
+    elif note:
+        parts.append(Text(note, style=_MUTED))
+    return parts
 
 
-def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: dict[str, Any] | None) -> Group:
-    """Everything about node ``i``."""
+def node_detail(
+    view: GraphView,
+    i: int,
+    results: dict[str, Any],
+    init_stats: dict[str, Any] | None,
+    detail_of: Callable[[Any], tuple[Any, str]] | None = None,
+) -> Group:
+    """Everything about node ``i``; ``detail_of(result)`` gives a compared tensor's fetched detail and note."""
     index = view.index
     node = index.node(i)
     parts: list[RenderableType] = [Text(printable(node.name), style="bold")]
@@ -269,7 +288,7 @@ def node_detail(view: GraphView, i: int, results: dict[str, Any], init_stats: di
         title = _section("Compare: ")
         title.append(printable(r.slot.name), style="bold")
         parts.append(title)
-        parts.extend(result_block(r))
+        parts.extend(result_block(r, *(detail_of(r) if detail_of is not None else (None, ""))))
     return Group(*parts)
 
 
