@@ -15,8 +15,13 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
+def _tmux(session: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run tmux on the session's own server (`-L session`): tests never share a server that may be exiting."""
+    return subprocess.run(["tmux", "-L", session, *args], capture_output=True, text=True, check=check)
+
+
 def _pane(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+    return _tmux(session, "capture-pane", "-p", "-t", session).stdout
 
 
 def _wait(session: str, text: str, timeout: float = 30.0) -> str:
@@ -31,7 +36,7 @@ def _wait(session: str, text: str, timeout: float = 30.0) -> str:
 
 def _keys(session: str, *keys: str) -> None:
     for k in keys:
-        subprocess.run(["tmux", "send-keys", "-t", session, k], check=True)
+        _tmux(session, "send-keys", "-t", session, k, check=True)
         time.sleep(0.15)  # Escape needs the ESC delay before the next key
 
 
@@ -41,7 +46,7 @@ def test_demo_in_tmux(tmp_path) -> None:
         f"cd {ROOT} && unset NO_COLOR COLUMNS LINES; {sys.executable} -m tui.cli.main demo --workspace {tmp_path / 'ws'}; "
         f"echo EXIT=$?; sleep 30"
     )
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
+    _tmux(session, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd, check=True)
     try:
         _wait(session, "251 nodes")
         pane = _wait(session, "Search")
@@ -64,7 +69,7 @@ def test_demo_in_tmux(tmp_path) -> None:
         pane = _wait(session, "EXIT=", timeout=10)
         assert "EXIT=1" not in pane and "EXIT=0" in pane
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        _tmux(session, "kill-server")
 
 
 def _start(session: str, args: str, size: tuple[int, int]) -> None:
@@ -72,9 +77,7 @@ def _start(session: str, args: str, size: tuple[int, int]) -> None:
         f"cd {ROOT} && unset NO_COLOR COLUMNS LINES; {sys.executable} -m tui.cli.main open {args}; "
         f"echo EXIT=$?; sleep 30"
     )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), cmd], check=True
-    )
+    _tmux(session, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), cmd, check=True)
 
 
 @pytest.mark.slow
@@ -110,7 +113,7 @@ def test_real_model_compare_plot_and_jumps_in_tmux(size, tmp_path) -> None:
         pane = _wait(session, "EXIT=", timeout=15)
         assert "EXIT=0" in pane
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        _tmux(session, "kill-server")
 
 
 @pytest.mark.slow
@@ -136,4 +139,4 @@ def test_quit_during_a_compare_exits_at_once(tmp_path) -> None:
         _wait(session, "EXIT=0", timeout=10)
         print(f"\nquit during a compare: {time.monotonic() - start:.2f}s to the shell")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        _tmux(session, "kill-server")
