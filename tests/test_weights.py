@@ -110,3 +110,26 @@ def test_estimate_counts_what_each_command_holds(tower: Path) -> None:
     assert weights.estimate_memory(model) == w + base
     assert weights.estimate_memory(model, ["fp16", "int8"]) == w + w // 2 + 2 * w + base
     assert weights.estimate_memory(model, copies=1, extra=7, activations=3) == 2 * w + 10 + base
+
+
+def test_reduce_links_weights_and_reads_them_from_external_data_dir(tower: Path, tmp_path: Path) -> None:
+    """reduce with the weights in another folder (--external-data-dir) and an FP16 copy with external data as the
+    subject model: each candidate refers to the weight files through links (nothing copied into the workspace),
+    and the written outputs are ordinary ONNX files."""
+    apart = tmp_path / "weights"
+    apart.mkdir()
+    data = tower.with_name("tower.onnx.data").rename(apart / "tower.onnx.data")
+    fp16 = tmp_path / "fp16" / "fp16.onnx"
+    moved = ["--external-data-dir", str(apart)]
+    tower.with_name("tower.onnx.data").symlink_to(data)  # convert has no --external-data-dir
+    assert main(["convert", str(tower), "--precision", "fp16", "-o", str(fp16)]) == 0
+    tower.with_name("tower.onnx.data").unlink()
+    out, ws = tmp_path / "out" / "red.onnx", tmp_path / "ws"
+    args = ["reduce", str(tower), "-o", str(out), "--workspace", str(ws), "--quiet", *moved]
+    assert main([*args, "--subject-model", str(fp16), "--atol", "1e-2", "--rtol", "1e-2"]) == 0
+    work = ws / "reduce"
+    links = sorted(p for p in work.iterdir() if p.is_symlink())
+    assert {p.resolve() for p in links} == {data.resolve(), fp16.with_name("fp16.onnx.data").resolve()}
+    assert not any(p.suffix == ".data" and not p.is_symlink() and p.stat().st_size > 1 << 20 for p in work.iterdir())
+    for written in (out, out.with_name("red.subject.onnx")):
+        onnx.checker.check_model(str(written), full_check=True)

@@ -38,6 +38,7 @@ class OrtRunner(Runner):
         unobservable: Mapping[str, str] | None = None,
         name: str | None = None,
         allow_tf32: bool = False,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if provider not in PROVIDERS:
             raise TrtdbgError(f"unknown ONNX Runtime provider '{provider}'; choose one of {', '.join(PROVIDERS)}")
@@ -45,6 +46,8 @@ class OrtRunner(Runner):
             raise TrtdbgError(f"unknown graph optimization level '{opt_level}'; choose one of {', '.join(OPT_LEVELS)}")
         self.model = model
         self.model_path = Path(model_path) if model_path else None
+        self.data_dir = Path(data_dir) if data_dir else self.model_path.parent if self.model_path else None
+        """The folder of the model's external data (``data_dir``, else beside ``model_path``)."""
         self.provider = provider
         self.opt_level = opt_level
         self.allow_tf32 = allow_tf32
@@ -119,12 +122,7 @@ class OrtRunner(Runner):
             )
         options = {"use_tf32": "1" if self.allow_tf32 else "0"} if self.provider == "cuda" else {}
         try:
-            sess = weights.open_session(
-                self._model_with_outputs(extra),
-                self.model_path.parent if self.model_path else None,
-                so,
-                [(provider, options)],
-            )
+            sess = weights.open_session(self._model_with_outputs(extra), self.data_dir, so, [(provider, options)])
         except TrtdbgError:
             raise
         except Exception as exc:

@@ -69,6 +69,7 @@ def save_model(
     threshold: int = DEFAULT_EXTERNAL_THRESHOLD,
     protect: Sequence[str | os.PathLike[str]] = (),
     base: str | os.PathLike[str] | None = None,
+    link: bool = False,
 ) -> list[Path]:
     """Write ``model`` to ``path`` (and ``<name>.data`` beside it with ``external_data``); return the files written.
 
@@ -77,8 +78,10 @@ def save_model(
     ``external_data`` the weights are embedded, unless the model would pass protobuf's 2 GB: then it is written with
     external data anyway. With external data, weights of at least ``threshold`` bytes are streamed to the data file
     (never gathered into one buffer); a data file the model already uses is referenced as it is when the output is
-    written into its folder (the format allows no link to a file elsewhere: then its used tensors are copied).
-    Every file is written atomically, the data file first.
+    written into its folder (the format allows no link to a file elsewhere: then its used tensors are copied, unless
+    ``link``: for trtdbg's own intermediate models, read only by trtdbg, a data file elsewhere is referenced through
+    a symbolic link beside ``path``, which ONNX's loader would refuse). Every file is written atomically, the data
+    file first.
     """
     target = Path(path)
     if not external_data:
@@ -109,7 +112,7 @@ def save_model(
                 continue
             src = (Path(base or ".") / weights.external_info(t)["location"]).resolve()
             if src not in linked:
-                linked[src] = _reused(src, target)
+                linked[src] = _reused(src, target) or (_symlinked(src, target, len(linked)) if link else None)
             location = linked[src]
             if location is None:
                 pieces.append((t, weights.tensor_array(t, base)))
@@ -144,10 +147,16 @@ def save_model(
 
 
 def save_rewritten(
-    model: ModelProto, path: str | os.PathLike[str], base: str | os.PathLike[str] | None, source: str | os.PathLike[str]
+    model: ModelProto,
+    path: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None,
+    source: str | os.PathLike[str],
+    *,
+    link: bool = False,
 ) -> list[Path]:
     """Write a model trtdbg rewrote from ``source`` (external references relative to ``base``): weights that were
-    external stay external (converted and copied weights in ``<name>.data``), small models stay one file."""
+    external stay external (converted and copied weights in ``<name>.data``; ``link``: unchanged data files are
+    linked, see :func:`save_model`), small models stay one file."""
     protect = [source, *external_data_files(model, base or ".")]
     return save_model(
         model,
@@ -156,6 +165,7 @@ def save_rewritten(
         threshold=weights.LARGE_BYTES,
         protect=protect,
         base=base,
+        link=link,
     )
 
 
@@ -174,6 +184,20 @@ def _reused(src: Path, target: Path) -> str | None:
     output's folder, else ``None`` (ONNX's checker and loader reject ``..``, absolute paths, symbolic and hard links,
     so a file elsewhere cannot be shared: its tensors are copied)."""
     return src.name if src.parent == target.parent.resolve() else None
+
+
+def _symlinked(src: Path, target: Path, k: int) -> str:
+    """The name of a symbolic link to ``src`` beside ``target`` (made, or replaced atomically when it points
+    elsewhere): trtdbg maps the file it points to, so the weights stay one copy in memory and on disk."""
+    name = f"{target.name}.linked{k}.{src.name}"
+    where = target.parent / name
+    if where.is_symlink() and Path(os.readlink(where)) == src:
+        return name
+    staged = target.parent / f".{name}.{os.getpid()}"
+    staged.unlink(missing_ok=True)
+    os.symlink(src, staged)
+    os.replace(staged, where)
+    return name
 
 
 def _embedded(model: ModelProto, base: str | os.PathLike[str] | None) -> ModelProto:

@@ -219,15 +219,23 @@ def open_session(
         names = {name for name, _, _ in given}
         shell = onnx.ModelProto()
         shell.CopyFrom(model)
-        placeholder = _placeholder_file()
-        for t in shell.graph.initializer:
-            if t.name in names:
-                for entry in t.external_data:
-                    if entry.key == "location":
-                        entry.value = placeholder.name
-                    elif entry.key in ("offset", "length"):
-                        entry.value = "0"
-        so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(placeholder.parent))
+        refs = [t for t in shell.graph.initializer if t.name in names]
+        files = {t.name: (Path(base or ".") / external_info(t)["location"]).resolve() for t in refs if not is_memory(t)}
+        folders = {p.parent for p in files.values()}
+        if len(files) == len(refs) and len(folders) == 1:
+            # the references name their real files (links resolved: ONNX Runtime refuses links out of the folder):
+            # a graph optimizer that needs a weight's values (folding the Cast ONNX Runtime CPU puts after an FP16
+            # weight) reads them there instead of failing; every other weight is the given buffer
+            (folder,) = folders
+            for t in refs:
+                _set_entry(t, "location", files[t.name].name)
+        else:  # a memory reference has no file: every given weight names an empty placeholder ONNX Runtime accepts
+            placeholder = _placeholder_file()
+            folder = placeholder.parent
+            for t in refs:
+                for key, value in (("location", placeholder.name), ("offset", "0"), ("length", "0")):
+                    _set_entry(t, key, value)
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(folder))
         so.add_session_config_entry("session.disable_prepacking", "1")
         for name, arr, elem_type in given:
             value = _ort_value(arr, elem_type)
@@ -237,6 +245,13 @@ def open_session(
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=list(providers))
     sess._trtdbg_weights = keep  # the session reads these buffers: keep them alive
     return sess
+
+
+def _set_entry(t: TensorProto, key: str, value: str) -> None:
+    """Set the ``external_data`` entry ``key`` of ``t`` (when present) to ``value``."""
+    for entry in t.external_data:
+        if entry.key == key:
+            entry.value = value
 
 
 def _ort_value(arr: np.ndarray, elem_type: int) -> Any:

@@ -51,7 +51,6 @@ from engine_core.surgeon.graph import (
     top_level_deps,
     top_level_tensors,
 )
-from engine_core.workspace import atomic_write_bytes
 
 MODES = ("bisect", "linear")
 LARGE_RESULT = 0.25
@@ -78,9 +77,10 @@ class Candidate:
     data_dir: str | None = None
     """The folder of the weights the model keeps in external data files (those of the reduced model)."""
 
-    def save(self, path: str | os.PathLike[str]) -> list[Path]:
-        """Write the model (external weights stay external: their files are hard-linked beside ``path``)."""
-        return save_rewritten(self.model, path, self.data_dir, "")
+    def save(self, path: str | os.PathLike[str], *, link: bool = False) -> list[Path]:
+        """Write the model; external weights stay external, copied beside ``path`` (a file other tools read) or,
+        with ``link``, referenced through links to their files (a candidate only trtdbg reads: nothing is copied)."""
+        return save_rewritten(self.model, path, self.data_dir, "", link=link)
 
 
 class Judge(Protocol):
@@ -171,8 +171,10 @@ class ReduceResult:
 class _Reference:
     """FP32 ONNX Runtime values of top-level tensors of the working model, per sample, computed on demand."""
 
-    def __init__(self, model: ModelProto, path: str | None, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
-        self.runner = OrtRunner(model, path, opt_level="disable")
+    def __init__(
+        self, model: ModelProto, path: str | None, feeds: Sequence[Mapping[str, np.ndarray]], data_dir: str | None
+    ) -> None:
+        self.runner = OrtRunner(model, path, opt_level="disable", data_dir=data_dir)
         self.feeds = [dict(f) for f in feeds]
         self.cache: list[Feed] = [dict(f) for f in feeds]
 
@@ -201,19 +203,21 @@ class Reducer:
         judge: Judge,
         *,
         events: JobEvents | None = None,
+        data_dir: str | None = None,
     ) -> None:
         """``events``: each judged candidate as an item (:class:`ReduceStep`) and progress; a cancel stops before
-        the next candidate is judged (:class:`~engine_core.jobs.Cancelled`, nothing written)."""
+        the next candidate is judged (:class:`~engine_core.jobs.Cancelled`, nothing written). ``data_dir``: the
+        folder of the model's external data (default: beside ``path``)."""
         check_reducible(model, path)
         if not feeds:
             raise TrtdbgError("reduce: the data source gave no samples; check the data options")
         self.original = model
         self.model, self.lowered = lower_constants(model)
-        self.index = ModelIndex(self.model, path)
+        self.index = ModelIndex(self.model, path, data_dir)
         self.deps = top_level_deps(self.index)
         self.inputs = tuple(feeds[0])
         self.consts = {t.name for t in self.model.graph.initializer} - set(self.inputs)
-        self.ref = _Reference(self.model, path, feeds)
+        self.ref = _Reference(self.model, path, feeds, str(self.index.data_dir) if self.index.data_dir else None)
         self.samples = len(feeds)
         self.judge = judge
         self.events = events or JobEvents()
@@ -422,6 +426,8 @@ class CompareJudge:
         self.subject_backend = subject_backend
         self.opt_level = opt_level
         self._subject_index = ModelIndex(subject_model, subject_model_path) if subject_model is not None else None
+        self.subject_dir = str(Path(subject_model_path or ".").resolve().parent)
+        """The folder of the subject model's external data."""
         self.description = (
             f"compare of ort vs {subject} fails"
             if subject is not None
@@ -434,7 +440,7 @@ class CompareJudge:
 
         model_path = self.workdir / "candidate.onnx"
         inputs_path = self.workdir / "candidate_inputs.npz"
-        candidate.save(model_path)
+        candidate.save(model_path, link=True)
         save_inputs(inputs_path, candidate.feeds)
         request = CompareRequest(
             model=str(model_path),
@@ -446,7 +452,7 @@ class CompareJudge:
         )
         if self.subject_model is not None:
             subject_path = self.workdir / "candidate_subject.onnx"
-            atomic_write_bytes(subject_path, self.subject_candidate(candidate).SerializeToString())
+            save_rewritten(self.subject_candidate(candidate), subject_path, self.subject_dir, "", link=True)
             request.subject_model = str(subject_path)
             request.subject_backend = self.subject_backend
         return not execute(request).passed

@@ -141,18 +141,21 @@ def run(args: argparse.Namespace) -> int:
         feeds = list(source)
         for w in source.warnings:
             events.warn(w)
-        reducer = Reducer(model, args.model, feeds, judge, events=events)
+        reducer = Reducer(model, args.model, feeds, judge, events=events, data_dir=args.external_data_dir)
         result = reducer.run(
             args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs
         )
     doc = result.to_json()
     doc["data"] = source.describe()
-    coverage = _subject_coverage(args.subject, model, args.model)
+    # runners find external data beside the path they are given: name the model as if it sat in --external-data-dir
+    beside_data = Path(args.external_data_dir) / Path(args.model).name if args.external_data_dir else args.model
+    coverage = _subject_coverage(args.subject, model, str(beside_data))
     doc["precision_coverage"] = coverage.to_json() if coverage else None
     if result.candidate is not None:
         written = save_model(result.candidate.model, out, protect=protect, base=result.candidate.data_dir)
         if isinstance(judge, CompareJudge) and judge.subject_model is not None:
-            written += save_model(judge.subject_candidate(result.candidate), subject_out, protect=protect)
+            subject = judge.subject_candidate(result.candidate)
+            written += save_model(subject, subject_out, protect=protect, base=judge.subject_dir)
         save_inputs(inputs_out, result.candidate.feeds)
         written.append(inputs_out)
         doc["written"] = [str(p) for p in written]
