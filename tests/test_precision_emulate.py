@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine_core.model import weights
 from engine_core.model.demo import DEMO_SITES, build_demo_model, demo_inputs
 from engine_core.precision.emulate import emulate
 from engine_core.precision.plan import PrecisionPlan
@@ -160,3 +161,46 @@ def test_demo_fp16_fails_emulated_but_not_in_ort_cpu_fp16() -> None:
     keep = {n: "fp32" for site in DEMO_SITES.values() for n in site.keep_fp32}
     fixed = probs(emulate(analysis, PrecisionPlan("fp16", keep).resolve(analysis).float_low))
     assert np.abs(fixed - ref).max() < 0.01 and fixed.argmax() == ref.argmax()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_small_weights_are_rounded_initializers_large_ones_cast(precision: str) -> None:
+    """Small weights become rounded FP32 initializers (no Cast that reads only an initializer: ONNX Runtime's
+    session creation is quadratic in those), a weight of LARGE_BYTES or more stays one shared low-type copy read
+    through Cast; both give numpy's storage arithmetic exactly."""
+    rng = np.random.default_rng(3)
+    big = rng.uniform(-6e4, 6e4, (512, 512)).astype(np.float32)  # 1 MiB; x * big overflows fp16 in places
+    small = rng.uniform(-1, 1, (512,)).astype(np.float32)
+    small[:3] = [1e-9, 60001.0, 1 / 3]  # underflows in fp16, rounds
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "big"], ["m"], "/m"), helper.make_node("Add", ["m", "small"], ["y"], "/y")],
+        "weights",
+        [helper.make_tensor_value_info("x", F32, [512, 512])],
+        [helper.make_tensor_value_info("y", F32, [512, 512])],
+        [numpy_helper.from_array(big, "big"), numpy_helper.from_array(small, "small")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    analysis = Analysis(model)
+    emu = emulate(analysis, PrecisionPlan(precision).resolve(analysis).float_low)
+    inits = {t.name: t for t in emu.graph.initializer}
+    casts = {n.input[0]: n for n in emu.graph.node if n.op_type == "Cast"}
+    assert "small" not in casts and not any(x.startswith("small") and x in inits for x in casts)
+    (rounded,) = [t for name, t in inits.items() if name.startswith("small__as_")]
+    assert rounded.data_type == F32
+    assert np.array_equal(numpy_helper.to_array(rounded), small.astype(LOW[precision]).astype(np.float32))
+    held = [x for x in casts if x.startswith("big__") and x in inits]
+    assert len(held) == 1 and inits[held[0]].data_type != F32  # the shared low-type copy, cast where read
+    x = rng.uniform(-2, 2, (512, 512)).astype(np.float32)
+    emu.graph.output.add().name = "m"
+    sess = weights.open_session(emu, None, _disabled())
+    got = dict(zip(["m", "y"], sess.run(["m", "y"], {"x": x})))
+    want = _numpy_storage(model, {"x": x}, {"/m": precision, "/y": precision})
+    for name in ("m", "y"):
+        assert np.array_equal(got[name], want[name], equal_nan=True), name
+
+
+def _disabled() -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return so
