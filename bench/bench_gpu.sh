@@ -11,15 +11,10 @@ WS=${WS:-/tmp/ws}
 N=${N:-200}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WS"
-if [ ! -d "$SITE/onnxruntime" ]; then
-  WHEEL=/tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
-  cat "$PARTS"/ort.part-* >"$WHEEL"
-  echo "05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7  $WHEEL" | sha256sum -c - || exit 2
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEEL" "$PARTS"/onnx_graphsurgeon-*.whl
-fi
+. "$(dirname "$0")/ort_gpu.sh"
+install_ort_gpu ort "$PARTS"/onnx_graphsurgeon-*.whl
 export PYTHONPATH="$SITE:$PWD"
-NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
-export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+use_nvidia_libs
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   $PY -c "import onnxruntime as o, numpy, os; print('onnxruntime', o.__version__, o.get_available_providers(), 'numpy', numpy.__version__, 'cpus', os.cpu_count())"

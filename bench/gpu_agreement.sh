@@ -16,15 +16,10 @@ MODELS=${MODELS:-../shared/models}
 OUT=${OUT:-bench/out/agreement}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$SITE"
-if [ ! -d "$SITE/onnxruntime" ]; then
-  WHEEL=/tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
-  cat "$PARTS"/ortgpu.part-* >"$WHEEL"
-  echo "05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7  $WHEEL" | sha256sum -c - || exit 2
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEEL" || exit 2
-fi
+. "$(dirname "$0")/ort_gpu.sh"
+install_ort_gpu ortgpu
 export PYTHONPATH="$SITE:$PWD"
-NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
-[ -n "$NVLIBS" ] && export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+use_nvidia_libs
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   nvidia-smi | grep "CUDA Version"

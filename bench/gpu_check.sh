@@ -29,8 +29,8 @@ SITE=${SITE:-/tmp/site}
 WS=${WS:-/tmp/ws}
 ATOL=${ATOL:-1e-4}
 RTOL=${RTOL:-1e-3}
-ORT_SHA256=05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7
 PY=${PY:-python3}
+. "$(dirname "$0")/ort_gpu.sh"
 mkdir -p "$OUT" "$WS"
 LOG="$OUT/log.txt"
 : >"$LOG"
@@ -50,12 +50,12 @@ cat "$OUT/env.txt" | tee -a "$LOG"
 # ---- 2. install onnxruntime-gpu (+ onnx-graphsurgeon) into $SITE ------------------------------
 if [ -z "${SKIP_INSTALL:-}" ] && [ ! -d "$SITE/onnxruntime" ]; then
   if [ -z "${ORT_WHEEL:-}" ]; then
-    ORT_WHEEL=/tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
+    ORT_WHEEL=$ORT_GPU_WHEEL
     ls -la "$PARTS" | tee -a "$LOG"
     [ "$(ls "$PARTS"/ort.part-* 2>/dev/null | wc -l)" = 4 ] || { say "FAIL: need 4 parts in $PARTS"; exit 2; }
     cat "$PARTS"/ort.part-* >"$ORT_WHEEL"
   fi
-  echo "$ORT_SHA256  $ORT_WHEEL" | sha256sum -c - 2>&1 | tee -a "$LOG" || { say "FAIL: wheel checksum"; exit 2; }
+  echo "$ORT_GPU_SHA256  $ORT_WHEEL" | sha256sum -c - 2>&1 | tee -a "$LOG" || { say "FAIL: wheel checksum"; exit 2; }
   t0=$(now)
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
       "$ORT_WHEEL" "$PARTS"/onnx_graphsurgeon-*.whl 2>&1 | tee -a "$LOG"
@@ -93,8 +93,7 @@ if probe >>"$LOG" 2>&1; then
   say "CUDA EP starts with the machine's own loader path"
 else
   tail -3 "$LOG"
-  NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
-  export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  use_nvidia_libs
   say "== probe with LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   probe 2>&1 | tee -a "$LOG"
 fi

@@ -19,18 +19,13 @@ LOG="$OUT/precision_gpu.txt"
 : >"$LOG"
 say() { echo "$@" | tee -a "$LOG"; }
 
-if [ ! -d "$SITE/onnxruntime" ]; then
-  WHEEL=/tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
-  cat "$PARTS"/ort.part-* >"$WHEEL"
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEEL" \
-      "$PARTS"/onnx_graphsurgeon-*.whl 2>&1 | tail -2 | tee -a "$LOG"
-fi
+. "$(dirname "$0")/ort_gpu.sh"
+install_ort_gpu ort "$PARTS"/onnx_graphsurgeon-*.whl
 export PYTHONPATH="$SITE:$PWD"
 if ! $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
   say "FAIL: onnxruntime in $SITE has no CUDA EP"; exit 2
 fi
-NVLIBS=$($PY -c "import glob, site; print(':'.join(sorted(d for p in site.getsitepackages() for d in glob.glob(p + '/nvidia/*/lib'))))")
-[ -n "$NVLIBS" ] && export LD_LIBRARY_PATH="$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+use_nvidia_libs
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$LOG"
 
 say "== 1. random FP16 subsets of the demo: rewrite -> CUDA session -> run"

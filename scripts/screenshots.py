@@ -21,14 +21,9 @@ SIZE = (130, 40)
 
 
 async def _settle(app, pilot) -> None:
-    from textual.worker import WorkerCancelled
+    from tui.headless import settle
 
-    for _ in range(3):
-        try:
-            await app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
+    await settle(app, pilot, rounds=3)
 
 
 async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:

@@ -235,6 +235,14 @@ def test_real_model_compare(tmp_path: Path) -> None:
 POLY = shutil.which("polygraphy", path=str(Path(sys.executable).parent))
 
 
+def _poly_onnxrt(model: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``polygraphy run MODEL --onnxrt --onnx-outputs '*' OPTIONS`` (every tensor an output)."""
+    assert POLY is not None
+    return subprocess.run(
+        [POLY, "run", str(model), "--onnxrt", "--onnx-outputs", "*", *options], capture_output=True, text=True
+    )
+
+
 def _polygraphy_verdicts(log: str) -> dict[tuple[str, str], bool]:
     """{(subject tensor, reference tensor): passed} from `polygraphy run` output."""
     pairs = dict(re.findall(r"Comparing Output: '([^']+)' \(dtype=[^,]*, shape=\([^)]*\)\) with '([^']+)'", log))
@@ -251,46 +259,15 @@ def test_verdicts_equal_polygraphy_run(save_model, tmp_path: Path, builder) -> N
     model = save_model(builder(), "m.onnx")
     sub = save_model(fp16_copy(builder()), "m16.onnx")
     inputs, golden = tmp_path / "in.json", tmp_path / "golden.json"
-    subprocess.run(
-        [
-            POLY,
-            "run",
-            str(model),
-            "--onnxrt",
-            "--onnx-outputs",
-            "*",
-            "--save-inputs",
-            str(inputs),
-            "--save-outputs",
-            str(golden),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    made = _poly_onnxrt(model, "--save-inputs", str(inputs), "--save-outputs", str(golden))
+    assert made.returncode == 0, made.stderr
     for tol in (
         ["--atol", "1e-5", "--rtol", "1e-5"],
         ["--atol", "1e-3", "--rtol", "1e-2"],
         ["--atol", "1e-2", "--rtol", "1e-3", "--check-error-stat", "max"],
         ["--atol", "1e-3", "--rtol", "1e-3", "--check-error-stat", "median"],
     ):
-        theirs = subprocess.run(
-            [
-                POLY,
-                "run",
-                str(sub),
-                "--onnxrt",
-                "--onnx-outputs",
-                "*",
-                "--load-inputs",
-                str(inputs),
-                "--load-outputs",
-                str(golden),
-                *tol,
-            ],
-            capture_output=True,
-            text=True,
-        )
+        theirs = _poly_onnxrt(sub, "--load-inputs", str(inputs), "--load-outputs", str(golden), *tol)
         poly = _polygraphy_verdicts(theirs.stdout + theirs.stderr)
         ours_proc = run_cli(
             "compare",

@@ -24,6 +24,7 @@ from tests.conftest import SHARED_MODELS
 from tests.graphs import branch
 from tui.app import TrtdbgApp
 from tui.cli.commands.demo import demo_form
+from tui.headless import settle
 from tui.screens.common import HelpScreen, PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.detail import DetailPane
@@ -63,18 +64,6 @@ def svg_text(svg: str) -> str:
 
 def screen_text(app: TrtdbgApp) -> str:
     return svg_text(app.export_screenshot())
-
-
-async def settle(app: TrtdbgApp, pilot) -> None:
-    """Wait for all workers (a superseded exclusive worker counts as done) and the messages they posted."""
-    from textual.worker import WorkerCancelled
-
-    for _ in range(2):
-        try:
-            await app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 async def loaded(app: TrtdbgApp, pilot) -> None:
