@@ -9,11 +9,13 @@ at module level (``trtdbg --help`` stays fast); engine_core loads inside :meth:`
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine_core.check import CheckCommand
     from engine_core.comparator.checks import ExtraChecks
+    from engine_core.data.shape_choice import ShapeChoice
     from engine_core.options import DataOptions, ToleranceOptions
 
 
@@ -77,6 +79,20 @@ class DataArgs:
         )
 
 
+def model_inputs(
+    model: str, data: DataOptions, warn: Callable[[str], None], *, probe: bool
+) -> tuple[ShapeChoice, Callable[[], list[Any]]]:
+    """MODEL's input shapes as compare chooses them (checked by a run when ``probe``), and a function that makes the
+    feeds of ``data`` for them when called (warnings go to ``warn``)."""
+    from engine_core.backend.ort import OrtRunner
+    from engine_core.data.shape_choice import choose_shapes
+    from engine_core.model.loader import load_model
+
+    metas = OrtRunner(load_model(model, load_external_data=False), model).input_metadata()
+    choice = choose_shapes(metas, data.shapes, model, probe=probe)
+    return choice, lambda: data.samples(metas, model, warn)
+
+
 class ToleranceArgs:
     """When tensors count as equal: Polygraphy's ``simple`` comparator options (per tensor) plus ``--rel-mode``."""
 
@@ -118,11 +134,11 @@ class ToleranceArgs:
             help="Polygraphy's exact rules: matched ±inf fail (inf-inf = NaN), integers judged by --atol, "
             "ONNX Runtime with all graph optimizations",
         )
-        g.add_argument(
+        add_choice(
+            g,
             "--rel-mode",
-            choices=("polygraphy", "robust"),
-            default="polygraphy",
-            help="relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero",
+            ("polygraphy", "robust"),
+            "relative error: |s-r|/|r| as Polygraphy (default), or |s-r|/(|r|+atol) that behaves near zero",
         )
         g.add_argument(
             "--no-shape-check", action="store_true", help="compare tensors of equal size but different shape"
@@ -243,6 +259,53 @@ class CheckCommandArgs:
         from engine_core.check import check_command
 
         return check_command(args.check, args.check_timeout, args.fail_regex or ())
+
+
+class PrecisionArgs:
+    """The precision a model is rewritten to: ``--precision`` or a ``--plan`` from bisect, the INT8 calibration cache,
+    and (``fallback=True``) what nodes that cannot be INT8 fall back to (convert, debug build)."""
+
+    def __init__(self, precision_help: str, calibration_help: str, *, fallback: bool = False) -> None:
+        self.precision_help = precision_help
+        self.calibration_help = calibration_help
+        self.fallback = fallback
+
+    def add_parser_args(self, parser: argparse.ArgumentParser) -> None:
+        prec = parser.add_mutually_exclusive_group()
+        prec.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), help=self.precision_help)
+        prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
+        if self.fallback:
+            add_choice(
+                parser,
+                "--fallback",
+                ("fp32", "fp16", "bf16"),
+                "with --precision int8: precision of nodes that cannot be INT8 (default fp32)",
+            )
+        parser.add_argument("--calibration-cache", metavar="F", help=self.calibration_help)
+
+
+def add_json_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "print one JSON document") -> None:
+    """``--json``: the command prints its result as JSON."""
+    p.add_argument("--json", action="store_true", help=help)
+
+
+def add_choice(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, choices: tuple[str, ...], help: str
+) -> None:
+    """An option taking one of ``choices``; the first is the default."""
+    p.add_argument(flag, choices=choices, default=choices[0], help=help)
+
+
+def add_trt_module_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """``--trt-module auto|tensorrt|tensorrt_rtx`` (default auto)."""
+    add_choice(p, "--trt-module", ("auto", "tensorrt", "tensorrt_rtx"), help)
+
+
+def add_ort_opt_level_arg(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str, default: str | None = None
+) -> None:
+    """``--ort-opt-level disable|basic|extended|all``: ONNX Runtime's graph optimization level."""
+    p.add_argument("--ort-opt-level", choices=("disable", "basic", "extended", "all"), default=default, help=help)
 
 
 def add_workspace_arg(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,12 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
+def line_printer(as_json: bool) -> Callable[[str], None]:
+    """Print a progress line at once: on stdout, or on stderr while stdout carries the ``--json`` document."""
+    stream = sys.stderr if as_json else sys.stdout
+    return lambda line: print(line, file=stream, flush=True)
+
+
 class ProgressBar:
     """Redraws one line at most 10 times a second; warnings are printed above it."""
 

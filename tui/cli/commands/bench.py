@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.args import DataArgs
+from tui.cli.args import DataArgs, add_json_arg, add_ort_opt_level_arg
 from tui.cli.commands.trt_cli import add_trt_args
 
 DATA = DataArgs("input data (one feed, reused for every run; default random, seed 1, values in [0,1])", samples=False)
@@ -46,13 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="profiled runs (default 10)",
     )
     p.add_argument("--top", type=int, default=15, metavar="K", help="slowest layers shown in text (default 15)")
-    p.add_argument(
-        "--ort-opt-level",
-        choices=("disable", "basic", "extended", "all"),
-        default="all",
-        help="ONNX Runtime graph optimization level (default all, as deployed)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON document (stable keys) instead of text")
+    add_ort_opt_level_arg(p, "ONNX Runtime graph optimization level (default all, as deployed)", default="all")
+    add_json_arg(p, "print one JSON document (stable keys) instead of text")
     DATA.add_parser_args(p)
     add_trt_args(p)
     p.set_defaults(run=run)

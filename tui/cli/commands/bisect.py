@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_choice, add_json_arg, add_workspace_arg
 
 DATA = DataArgs()
 CHECK = CheckCommandArgs(
@@ -22,15 +22,27 @@ TOLERANCES = ToleranceArgs(
     default_text="2e-2 fp16, 1e-1 bf16/int8",
 )
 
-_DEFAULTS = {
-    "precision": "fp16",
-    "fallback": "fp32",
-    "subject": "ort",
-    "mode": "bisect",
-    "direction": "forward",
-    "check": None,
-    "calibration_cache": None,
+_CHOICES = {
+    "precision": (("fp16", "bf16", "int8"), "target precision (default fp16)"),
+    "fallback": (
+        ("fp32", "fp16", "bf16"),
+        "precision culprits fall back to (default fp32; INT8 with --fallback fp16 = TensorRT --int8 --fp16)",
+    ),
+    "subject": (
+        ("ort", "ort-cuda"),
+        "where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)",
+    ),
+    "mode": (
+        ("bisect", "linear"),
+        "bisect halves the suspects (default); linear tries one node at a time like Polygraphy",
+    ),
+    "direction": (
+        ("forward", "reverse"),
+        "which end falls back first: the earlier nodes (forward, default) or the later ones",
+    ),
 }
+"""The search's options with a fixed set of values (the first is the default) and their help."""
+_DEFAULTS = {**{k: choices[0] for k, (choices, _) in _CHOICES.items()}, "check": None, "calibration_cache": None}
 """Defaults of the options a resumed bisection takes from its saved state instead."""
 
 
@@ -44,42 +56,14 @@ final plan passes, 1 = it does not (or the search was left unfinished), 2 = usag
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bisect", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
-    p.add_argument(
-        "--precision",
-        choices=("fp16", "bf16", "int8"),
-        default=_DEFAULTS["precision"],
-        help="target precision (default fp16)",
-    )
-    p.add_argument(
-        "--fallback",
-        choices=("fp32", "fp16", "bf16"),
-        default=_DEFAULTS["fallback"],
-        help="precision culprits fall back to (default fp32; INT8 with --fallback fp16 = TensorRT --int8 --fp16)",
-    )
-    p.add_argument(
-        "--subject",
-        choices=("ort", "ort-cuda"),
-        default=_DEFAULTS["subject"],
-        help="where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)",
-    )
+    for name, (choices, help) in _CHOICES.items():
+        add_choice(p, f"--{name}", choices, help)
     drive = p.add_mutually_exclusive_group()
     drive.add_argument("--auto", action="store_true", help="choose automatically (default)")
     drive.add_argument(
         "--interactive",
         action="store_true",
         help="ask at each step which half falls back (1/2), or let you judge (p/f); b = back, q = quit",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("bisect", "linear"),
-        default=_DEFAULTS["mode"],
-        help="bisect halves the suspects (default); linear tries one node at a time like Polygraphy",
-    )
-    p.add_argument(
-        "--direction",
-        choices=("forward", "reverse"),
-        default=_DEFAULTS["direction"],
-        help="which end falls back first: the earlier nodes (forward, default) or the later ones",
     )
     CHECK.add_parser_args(p)
     TOLERANCES.add_parser_args(p)
@@ -97,9 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     out = p.add_argument_group("output")
     out.add_argument("--resume", action="store_true", help="continue the bisection saved in the workspace")
-    out.add_argument(
-        "--json", action="store_true", help="print one JSON document (culprits, evaluations, passed, plan, steps, ...)"
-    )
+    add_json_arg(out, "print one JSON document (culprits, evaluations, passed, plan, steps, ...)")
     out.add_argument("--quiet", action="store_true", help="no per-step lines")
     add_workspace_arg(p)
     p.set_defaults(run=run)
@@ -107,10 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine_core.precision.bisect import BisectOptions, BisectSession
-    from tui.cli.progress import CliJob
+    from tui.cli.progress import CliJob, line_printer
 
-    stream = sys.stderr if args.json else sys.stdout
-    show: Callable[[str], None] = (lambda _: None) if args.quiet else (lambda s: print(s, file=stream, flush=True))
+    show: Callable[[str], None] = (lambda _: None) if args.quiet else line_printer(args.json)
     job = CliJob(show=lambda record: show(_step_line(record)))
     data, tolerances, check = DATA.parse(args), TOLERANCES.parse(args), CHECK.parse(args)
     if args.resume:

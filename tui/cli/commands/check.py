@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tui.cli.args import add_choice, add_json_arg
 from tui.cli.output import print_result
 
 HELP = "model checks: `check lint MODEL`"
@@ -15,13 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help=HELP, description=DESCRIPTION)
     p.add_argument("what", choices=("lint",), help="the check to run")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
-    p.add_argument(
-        "--backend",
-        choices=("ort", "none"),
-        default="ort",
-        help="also ask this backend whether it can load the model (default ort)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_choice(p, "--backend", ("ort", "none"), "also ask this backend whether it can load the model (default ort)")
+    add_json_arg(p)
     p.set_defaults(run=run)
 
 

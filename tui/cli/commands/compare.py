@@ -6,7 +6,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from tui.cli.args import CheckArgs, DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import (
+    CheckArgs,
+    DataArgs,
+    ToleranceArgs,
+    add_choice,
+    add_json_arg,
+    add_ort_opt_level_arg,
+    add_workspace_arg,
+)
 from tui.cli.commands.trt_cli import add_trt_args
 
 if TYPE_CHECKING:
@@ -89,15 +97,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SIZE",
         help="memory for marked tensors, e.g. 2G or 512M (default: half of the free RAM)",
     )
-    out.add_argument(
-        "--ort-opt-level",
-        choices=("disable", "basic", "extended", "all"),
-        help="ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
+    add_ort_opt_level_arg(
+        out,
+        "ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
         "compared, so marking never changes fusions and results; all otherwise)",
     )
-    out.add_argument(
-        "--json", action="store_true", help="print one JSON document instead of text (compact unless on a terminal)"
-    )
+    add_json_arg(out, "print one JSON document instead of text (compact unless on a terminal)")
     out.add_argument(
         "--first-failing",
         choices=("any", "float"),  # engine_core.comparator.engine.FIRST_FAILING_KINDS (--help imports no engine)
@@ -116,11 +121,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="F.png|F.svg",
         help="write the error-along-the-graph plot (per-tensor error in graph order, log scale; needs matplotlib)",
     )
-    out.add_argument(
+    add_choice(
+        out,
         "--plot-metric",
-        choices=("max_abs", "mean_abs", "max_rel", "mean_rel", "one_minus_cosine"),
-        default="max_abs",
-        help="what --save-plot shows (default max_abs)",
+        ("max_abs", "mean_abs", "max_rel", "mean_rel", "one_minus_cosine"),
+        "what --save-plot shows (default max_abs)",
     )
     add_workspace_arg(p)
     add_trt_args(p)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tui.cli.args import DataArgs
+from tui.cli.args import DataArgs, PrecisionArgs, add_json_arg, model_inputs
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
 from tui.cli.output import print_result
 
 DATA = DataArgs()
+PRECISION = PrecisionArgs(
+    "whole-model precision (default fp32: the model as it is)",
+    "TensorRT calibration cache to take INT8 scales from",
+    fallback=True,
+)
 
 
 HELP = "write the mixed-precision / Q/DQ ONNX (-o X.onnx) or build a TensorRT engine (-o X.plan)"
@@ -24,21 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx, or OUT.plan / OUT.engine")
-    prec = p.add_mutually_exclusive_group()
-    prec.add_argument(
-        "--precision",
-        choices=("fp32", "fp16", "bf16", "int8"),
-        help="whole-model precision (default fp32: the model as it is)",
-    )
-    prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
-    p.add_argument(
-        "--fallback",
-        choices=("fp32", "fp16", "bf16"),
-        default="fp32",
-        help="with --precision int8: precision of nodes that cannot be INT8 (default fp32)",
-    )
-    p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache to take INT8 scales from")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    PRECISION.add_parser_args(p)
+    add_json_arg(p)
     DATA.add_parser_args(p)
     add_trt_build_args(p, "TensorRT (.plan outputs)")
     p.set_defaults(run=run)
@@ -48,11 +39,9 @@ def run(args: argparse.Namespace) -> int:
     """Convert and print what was written."""
     import os
 
-    from engine_core.backend.ort import OrtRunner
-    from engine_core.data.shape_choice import choose_shapes
     from engine_core.errors import TrtdbgError
-    from engine_core.model.loader import load_model
     from engine_core.precision.convert import convert, output_kind
+    from tui.cli.progress import warn
 
     output_kind(args.output)  # bad suffix: fail before any work
     data = DATA.parse(args)
@@ -60,15 +49,7 @@ def run(args: argparse.Namespace) -> int:
     trt_options = trt_options_from_args(args) if engine else None
     if not os.path.isfile(args.model):
         raise TrtdbgError(f"model {args.model} does not exist")
-    metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-    choice = choose_shapes(metas, data.shapes, args.model, probe=engine)  # --shapes checked like compare's
-
-    def feeds() -> list:
-        return data.samples(metas, args.model, warn)
-
-    def warn(msg: str) -> None:
-        print(f"trtdbg: warning: {msg}", file=sys.stderr)
-
+    choice, feeds = model_inputs(args.model, data, warn, probe=engine)  # --shapes checked like compare's
     if engine and choice.note():
         warn(choice.note() or "")
     result = convert(

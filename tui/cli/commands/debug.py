@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tui.cli.args import CheckCommandArgs, DataArgs, add_workspace_arg
+from tui.cli.args import CheckCommandArgs, DataArgs, PrecisionArgs, add_json_arg, add_workspace_arg, model_inputs
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
 from tui.cli.output import print_result
 
 DATA = DataArgs()
+PRECISION = PrecisionArgs("whole-model precision", "TensorRT calibration cache for INT8 scales")
 CHECK = CheckCommandArgs(
     "check",
     "shell command deciding good (exit 0) or bad; {engine} and {iteration} are replaced by the engine path and "
@@ -59,11 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where runs go (a fresh run-* folder each time; default: debug-build/ in the workspace)",
     )
-    prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), help="whole-model precision")
-    prec.add_argument("--plan", metavar="FILE", help="precision plan (JSON from `trtdbg bisect`)")
-    p.add_argument("--calibration-cache", metavar="F", help="TensorRT calibration cache for INT8 scales")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    PRECISION.add_parser_args(p)
+    add_json_arg(p)
     DATA.add_parser_args(p)
     add_trt_build_args(p, "TensorRT", timing_cache=False)
     add_workspace_arg(p)
@@ -82,7 +79,7 @@ def _run_repeat(args: argparse.Namespace) -> int:
     from engine_core.backend.trt.debug_build import new_run_dir
     from engine_core.debug_repeat import RepeatIteration, debug_repeat
     from engine_core.errors import TrtdbgError
-    from tui.cli.progress import CliJob
+    from tui.cli.progress import CliJob, line_printer
 
     if args.model:
         raise TrtdbgError(f"debug repeat takes no MODEL (got {args.model}); the --check command names its inputs")
@@ -90,11 +87,11 @@ def _run_repeat(args: argparse.Namespace) -> int:
         raise TrtdbgError("debug repeat needs --check CMD: the command whose exit code decides good (0) or bad")
     if args.max_iterations < 1:
         raise TrtdbgError("--max-iterations must be 1 or more")
-    stream = sys.stderr if args.json else sys.stdout
+    line = line_printer(args.json)
 
     def show(it: RepeatIteration) -> None:
         extra = f" ({it.detail})" if it.detail else ""
-        print(f"[I] iteration {it.index}: {it.verdict}{extra}", file=stream, flush=True)
+        line(f"[I] iteration {it.index}: {it.verdict}{extra}")
 
     check = CHECK.parse(args)
     assert check is not None
@@ -116,14 +113,11 @@ def _run_build(args: argparse.Namespace) -> int:
     """Build, check, sort and report."""
     import os
 
-    from engine_core.backend.ort import OrtRunner
     from engine_core.backend.trt.debug_build import Iteration, debug_build, new_run_dir, parse_until
-    from engine_core.data.shape_choice import choose_shapes
     from engine_core.errors import TrtdbgError
-    from engine_core.model.loader import load_model
     from engine_core.precision.convert import rewritten_model
     from engine_core.workspace import Workspace
-    from tui.cli.progress import CliJob
+    from tui.cli.progress import CliJob, line_printer
 
     data = DATA.parse(args)
     until = parse_until(args.until)
@@ -137,27 +131,20 @@ def _run_build(args: argparse.Namespace) -> int:
         raise TrtdbgError(f"--until {until} needs --check CMD to tell good engines from bad ones")
     check = CHECK.parse(args)
 
-    stream = sys.stderr if args.json else sys.stdout
+    line = line_printer(args.json)
 
     def show(it: Iteration) -> None:
         extra = f" ({it.detail})" if it.detail else ""
-        print(
-            f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, {it.engine}",
-            file=stream,
-            flush=True,
+        line(
+            f"[I] build {it.index}: {it.verdict}{extra}, {it.build_seconds:.2f}s, sha256 {it.sha256[:12]}, {it.engine}"
         )
 
     job = CliJob(show=show)
     warn = job.events.warn
 
-    metas = OrtRunner(load_model(args.model, load_external_data=False), args.model).input_metadata()
-    choice = choose_shapes(metas, data.shapes, args.model)  # the shapes compare would use
+    choice, feeds = model_inputs(args.model, data, warn, probe=True)  # the shapes compare would use
     if choice.note():
         warn(choice.note() or "")
-
-    def feeds() -> list:
-        return data.samples(metas, args.model, warn)
-
     args.timing_cache = None  # each build gets its own empty timing cache
     options = trt_options_from_args(args)
     model, _ = rewritten_model(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from tui.cli.args import add_workspace_arg
+from tui.cli.args import add_json_arg, add_workspace_arg
 from tui.cli.commands.open import add_ui_args
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=DESCRIPTION)
     add_workspace_arg(p)
     p.add_argument("--headless", action="store_true", help="no app: run the compare and print the report")
-    p.add_argument("--json", action="store_true", help="no app: print the compare report as JSON")
+    add_json_arg(p, "no app: print the compare report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar (headless)")
     add_ui_args(p)
     p.set_defaults(run=run)

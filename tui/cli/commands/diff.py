@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tui.cli.args import add_json_arg, add_trt_module_arg
+
 HELP = "layers whose tactic/precision/format differ between two replays, engines or good/bad folders"
 DESCRIPTION = """Compare A and B: TensorRT 10 tactic replays (Polygraphy JSON), engines (.plan, or engine-inspector JSON),
 debug-build iteration JSON or timing caches where TensorRT exposes them. A folder stands for every file in it (e.g.
@@ -18,13 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("diff", help=HELP, description=DESCRIPTION)
     p.add_argument("a", metavar="A", help="file or folder (the good side)")
     p.add_argument("b", metavar="B", help="file or folder (the bad side)")
-    p.add_argument(
-        "--trt-module",
-        choices=("auto", "tensorrt", "tensorrt_rtx"),
-        default="auto",
-        help="TensorRT module for engines and timing caches (default auto)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_trt_module_arg(p, "TensorRT module for engines and timing caches (default auto)")
+    add_json_arg(p)
     p.set_defaults(run=run)
 
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from tui.cli.args import add_json_arg
 from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
 from tui.cli.output import print_result
 
@@ -45,11 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what to list: layers, attrs, weights; space-separated like Polygraphy (--show layers attrs; "
         "put MODEL first), or a comma list",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (stable keys) instead of text; compact unless stdout is a terminal",
-    )
+    add_json_arg(p, "print JSON (stable keys) instead of text; compact unless stdout is a terminal")
     p.add_argument(
         "--shape-inference",
         action=argparse.BooleanOptionalAction,

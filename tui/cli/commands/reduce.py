@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import (
+    CheckCommandArgs,
+    DataArgs,
+    ToleranceArgs,
+    add_choice,
+    add_json_arg,
+    add_ort_opt_level_arg,
+    add_workspace_arg,
+)
 
 DATA = DataArgs()
 CHECK = CheckCommandArgs(
@@ -32,11 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reduce", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (read only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the minimal failing model")
-    p.add_argument(
+    add_choice(
+        p,
         "--mode",
-        choices=("bisect", "linear"),
-        default="bisect",
-        help="bisect (default; assumes one contiguous failing region) or linear (one node at a time)",
+        ("bisect", "linear"),
+        "bisect (default; assumes one contiguous failing region) or linear (one node at a time)",
     )
     p.add_argument("--no-reduce-outputs", action="store_true", help="skip the outputs phase")
     p.add_argument("--no-reduce-inputs", action="store_true", help="skip the inputs phase")
@@ -50,17 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     judge.add_argument("--subject-backend", metavar="SPEC", default="ort", help="backend that runs --subject-model")
     CHECK.add_parser_args(p)
     TOLERANCES.add_parser_args(p)
-    p.add_argument(
-        "--ort-opt-level",
-        choices=("disable", "basic", "extended", "all"),
-        help="ONNX Runtime graph optimization level of both sides (default: as compare picks it)",
-    )
+    add_ort_opt_level_arg(p, "ONNX Runtime graph optimization level of both sides (default: as compare picks it)")
     DATA.add_parser_args(p)
     p.add_argument(
         "--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)"
     )
     p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_arg(p, "print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="do not print each judged candidate")
     add_workspace_arg(p)
     p.set_defaults(run=run)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from tui.cli.args import DataArgs
+from tui.cli.args import DataArgs, add_json_arg
 
 DATA = DataArgs("input data for the equal-outputs check (default: one random sample)")
 
@@ -44,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="with --external-data: tensors of at least this size go to the data file (default 1K)",
     )
     p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
-    p.add_argument("--json", action="store_true", help="print the change summary as JSON")
+    add_json_arg(p, "print the change summary as JSON")
 
 
 def _fallback_shapes(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from tui.cli.args import add_trt_module_arg
+
 HELP = "write a script: `template trt-network MODEL -o script.py` (TensorRT network API)"
 DESCRIPTION = """Write a runnable Python script that parses MODEL with the TensorRT ONNX parser, lists the parsed layers, leaves a
 marked place in edit() to change the network, then builds and saves the engine (`python script.py -o model.plan`)."""
@@ -17,12 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=("trt-network",), help="the template to write")
     p.add_argument("model", metavar="MODEL", help="ONNX model")
     p.add_argument("-o", "--output", required=True, metavar="SCRIPT.py", help="where to write the script")
-    p.add_argument(
-        "--trt-module",
-        choices=("auto", "tensorrt", "tensorrt_rtx"),
-        default="auto",
-        help="module the script imports: auto = tensorrt, else tensorrt_rtx (decided when it runs)",
-    )
+    add_trt_module_arg(p, "module the script imports: auto = tensorrt, else tensorrt_rtx (decided when it runs)")
     p.add_argument(
         "--shapes",
         nargs="+",

@@ -11,6 +11,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from tui.cli.args import add_choice, add_trt_module_arg
+
 if TYPE_CHECKING:
     from engine_core.backend.trt.runner import TrtOptions
 
@@ -18,12 +20,7 @@ if TYPE_CHECKING:
 def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: bool = True) -> argparse._ArgumentGroup:
     """The options every TensorRT build takes (module, profile shapes, pool, level, timing cache, TF32)."""
     g = p.add_argument_group(title)
-    g.add_argument(
-        "--trt-module",
-        choices=("auto", "tensorrt", "tensorrt_rtx"),
-        default="auto",
-        help="TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx",
-    )
+    add_trt_module_arg(g, "TensorRT Python module: auto = tensorrt (10.x/11.x), else tensorrt_rtx")
     for which in ("min", "opt", "max"):
         g.add_argument(
             f"--trt-{which}-shapes",
@@ -44,11 +41,8 @@ def add_trt_build_args(p: argparse.ArgumentParser, title: str, *, timing_cache: 
 def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
     """The ``--trt-*`` options; ``execution`` adds those that matter only when engines run."""
     g = add_trt_build_args(p, "TensorRT (backends trt, trt:fp16, trt:int8, trt-rtx, ...)")
-    g.add_argument(
-        "--trt-mark-mode",
-        choices=("output", "debug"),
-        default="output",
-        help="make compared tensors engine outputs (default) or debug tensors",
+    add_choice(
+        g, "--trt-mark-mode", ("output", "debug"), "make compared tensors engine outputs (default) or debug tensors"
     )
     g.add_argument(
         "--weak-typing",
@@ -62,11 +56,8 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
         metavar="LAYER:PREC",
         help="with --weak-typing: per-layer precisions (fp32, fp16, bf16, int8)",
     )
-    g.add_argument(
-        "--precision-constraints",
-        choices=("obey", "prefer"),
-        default="obey",
-        help="with --layer-precisions: obey (default) or prefer them",
+    add_choice(
+        g, "--precision-constraints", ("obey", "prefer"), "with --layer-precisions: obey (default) or prefer them"
     )
     g.add_argument(
         "--calibration-cache",
@@ -77,11 +68,11 @@ def add_trt_args(p: argparse.ArgumentParser, *, execution: bool = True) -> None:
         "--no-engine-cache", action="store_true", help="always rebuild; do not store engines in the workspace"
     )
     if execution:
-        g.add_argument(
+        add_choice(
+            g,
             "--device-memory",
-            choices=("auto", "pycuda", "cuda-python"),
-            default="auto",
-            help="device-memory layer: pycuda when installed, else cuda-python (default auto)",
+            ("auto", "pycuda", "cuda-python"),
+            "device-memory layer: pycuda when installed, else cuda-python (default auto)",
         )
 
 
@@ -130,11 +121,11 @@ def trt_options_from_args(a: argparse.Namespace) -> TrtOptions:
 def add_inspect_args(p: argparse.ArgumentParser) -> None:
     """``inspect`` options for the TensorRT view of a model."""
     g = p.add_argument_group("TensorRT view (inspect MODEL --display-as trt; inspect engine FILE.plan|FILE.json)")
-    g.add_argument(
+    add_choice(
+        g,
         "--display-as",
-        choices=("onnx", "trt"),
-        default="onnx",
-        help="trt: show the model as TensorRT parses it (layers, ONNX origin, types); no GPU needed",
+        ("onnx", "trt"),
+        "trt: show the model as TensorRT parses it (layers, ONNX origin, types); no GPU needed",
     )
     g.add_argument(
         "--engine-layers",
