@@ -28,6 +28,7 @@ otherwise they are ``None``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -326,7 +327,10 @@ def _streaming_stats(
     dots = np.zeros((4, k))
     buf_d = np.empty((k, min(width, n)), dt)
     buf_r = np.empty_like(buf_d)
-    ones = np.ones(min(width, n), dt)
+    s64 = np.empty(buf_d.shape)  # float64 copies of a chunk, for the exact products of cosine and SNR
+    r64 = np.empty(buf_d.shape)
+    ones = _ones(dt, min(width, n))
+    eps = dt.type(EPSILON)
     with np.errstate(all="ignore"):
         for c in range(0, n, width):
             s, r = S[:, c : c + width], R[:, c : c + width]
@@ -342,10 +346,8 @@ def _streaming_stats(
             a = np.abs(r, out=buf_r[:, :w])
             rel = np.divide(d, a, out=a)
             am_rel = rel.argmax(axis=1)
-            if not np.isfinite(rel[rows, am_rel]).all():  # zeros in the reference: Polygraphy's epsilon
-                a = np.abs(r, out=buf_r[:, :w])
-                a[a == 0] += EPSILON
-                rel = np.divide(d, a, out=a)
+            if not np.isfinite(rel[rows, am_rel]).all():  # zeros in the reference: Polygraphy's |r| + epsilon there
+                np.divide(d, eps, out=rel, where=r == 0)
                 am_rel = rel.argmax(axis=1)
             chunk_max = {}
             for key, x, am in (("abs", d, am_abs), ("rel", rel, am_rel)):
@@ -362,11 +364,12 @@ def _streaming_stats(
                 ok = (d[sel] <= atol_t[sel]) | (rel[sel] <= rtol_t[sel])
                 mism[sel] += w - np.count_nonzero(ok, axis=1)
             dots[3] += _rowdot(d, d)
-            s64 = s.astype(np.float64)
-            r64 = r.astype(np.float64)
-            dots[0] += _rowdot(s64, r64)
-            dots[1] += _rowdot(s64, s64)
-            dots[2] += _rowdot(r64, r64)
+            s64w, r64w = s64[:, :w], r64[:, :w]
+            np.copyto(s64w, s)
+            np.copyto(r64w, r)
+            dots[0] += _rowdot(s64w, r64w)
+            dots[1] += _rowdot(s64w, s64w)
+            dots[2] += _rowdot(r64w, r64w)
         nonfinite = ~np.isfinite(dots[1]) | ~np.isfinite(dots[2])
         counts = {key: np.zeros(k, np.int64) for key in ("nan", "inf", "ref_nan", "ref_inf", "inf_matched")}
         for j in np.flatnonzero(nonfinite):
@@ -525,6 +528,14 @@ def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         s -= r
         out[3] += np.einsum("ij,ij->i", s, s)
     return out[0], out[1], out[2], out[3]
+
+
+@functools.cache
+def _ones(dt: np.dtype, n: int) -> np.ndarray:
+    """A read-only vector of ``n`` ones (row sums as dot products)."""
+    ones = np.ones(n, dt)
+    ones.flags.writeable = False
+    return ones
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
