@@ -112,14 +112,11 @@ def debug_repeat(
             moved.append(str(target))
         return RepeatIteration(k, verdict, detail, moved, str(log))
 
+    def stopped(k: int) -> str:
+        return f"debug repeat cancelled after {k} run(s); artifacts so far are in {root}"
+
     iterations, missed = repeat_until(
-        until,
-        max_iterations,
-        run,
-        events,
-        unit="runs",
-        what="iteration",
-        cancelled=lambda k: f"debug repeat cancelled after {k} run(s); artifacts so far are in {root}",
+        until, max_iterations, run, events, unit="runs", what="iteration", cancelled=stopped
     )
     notes += [missed] if missed else []
     result = RepeatResult(str(root), iterations, notes)

@@ -159,24 +159,11 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
         cap,
         "dead nodes",
     )
-    out += _capped(
-        [
-            Finding("warning", "unused-input", "graph input is not used by any node", tensor=t)
-            for t in index.inputs
-            if t not in used
-        ],
-        cap,
-        "inputs",
-    )
-    out += _capped(
-        [
-            Finding("info", "unused-initializer", "initializer is not used by any node", tensor=t)
-            for t in index.initializer_names
-            if t not in used
-        ],
-        cap,
-        "initializers",
-    )
+    for severity, check, message, tensors, what in (
+        ("warning", "unused-input", "graph input is not used by any node", index.inputs, "inputs"),
+        ("info", "unused-initializer", "initializer is not used by any node", index.initializer_names, "initializers"),
+    ):
+        out += _capped([Finding(severity, check, message, tensor=t) for t in tensors if t not in used], cap, what)
 
 
 def _shapes(index: ModelIndex, out: list[Finding], cap: int) -> None:

@@ -284,14 +284,11 @@ def debug_build(
         atomic_write_json(path.with_suffix(".json"), it.to_json())
         return it
 
+    def stopped(k: int) -> str:
+        return f"debug build cancelled after {k} build(s); engines so far are in {root}"
+
     iterations, missed = repeat_until(
-        until,
-        max_iterations,
-        build,
-        events,
-        unit="builds",
-        what="engine",
-        cancelled=lambda k: f"debug build cancelled after {k} build(s); engines so far are in {root}",
+        until, max_iterations, build, events, unit="builds", what="engine", cancelled=stopped
     )
     notes += [missed] if missed else []
     if check:
