@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.test_tui_app import _clean_env, detail, loaded, settle  # noqa: F401
+from tests.test_tui_app import _clean_env, detail, loaded, screen_text, settle  # noqa: F401
 
 pytest.importorskip("textual")
 
@@ -63,3 +63,126 @@ async def test_detail_pane_shows_the_selected_tensors_error_histogram(demo) -> N
         assert other is not r
         await _until(app, pilot, lambda: (other.slot.name, other.iteration) in panel.details)
         await _until(app, pilot, lambda: "absolute error histogram" in detail(app))
+
+
+# ---------------------------------------------------------------------- reopening restores the last compare
+async def test_reopen_restores_the_last_compare_stated_as_restored(demo) -> None:
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        first = app.main_screen.panel.last_report
+    assert first is not None and not first.passed
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await settle(app, pilot)
+        scr = app.main_screen
+        panel = scr.panel
+        report = panel.last_report
+        assert report is not None and panel.request is None
+        assert (report.subject, report.summary.compared) == (first.subject, first.summary.compared)
+        failing = [(r.slot.name, r.iteration) for r in first.results if not r.stats.passed]
+        assert [(r.slot.name, r.iteration) for r in panel.table.row_results()] == failing
+        text = screen_text(app)
+        assert "restored: the last compare of" in text and "ort:fp16" in text
+        assert f"FAILED: {first.summary.failed}/{first.summary.compared}" in text
+        ff = first.summary.first_failing
+        assert scr.view.first_failing == scr.view.index.find(ff.slot.node)
+        await pilot.press("F")  # the jump keys work on the restored results; no tensors to histogram
+        assert panel.table.current.slot.name == ff.slot.name
+        assert "r runs the comparison again to fetch the tensors" in detail(app)
+        # a new compare replaces the restored one (and fetches histograms again)
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        assert panel.request is not None and "restored" not in screen_text(app)
+
+
+async def test_changed_model_is_not_restored_and_says_why(demo) -> None:
+    import os
+
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+    st = os.stat(demo.model)
+    os.utime(demo.model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await settle(app, pilot)
+        assert app.main_screen.panel.last_report is None
+        assert any("predates the current demo.onnx" in str(n.message) for n in app._notifications)
+
+
+# ---------------------------------------------------------------------- reopening offers the saved bisection
+def _saved_bisection(demo, atol: tuple[str, ...] = ("0.05",), steps: int = 2):
+    from engine_core.options import ToleranceOptions
+    from engine_core.precision.bisect import BisectOptions, BisectSession
+
+    options = BisectOptions(
+        model=str(demo.model),
+        workspace=str(demo.workspace),
+        data=demo_form(demo).data_options(),
+        tolerances=ToleranceOptions(atol=atol),
+    )
+    session = BisectSession(options).start()
+    for _ in range(steps):
+        session.step(0)
+    session.close()
+    return options
+
+
+async def test_reopen_offers_the_saved_bisection_and_resume_checks_options_like_the_cli(demo) -> None:
+    from tui.screens.bisect import BisectScreen
+
+    _saved_bisection(demo)
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await settle(app, pilot)
+        offer = "an unfinished fp16 → fp32 bisection of this model (2 step(s)) is saved in the workspace: b, then c"
+        assert any(offer in str(n.message) for n in app._notifications)
+        await pilot.press("b")
+        await settle(app, pilot)
+        scr = app.screen
+        assert isinstance(scr, BisectScreen)
+        assert scr.query_one("#atol").value == "0.05"  # the set-up shows what a resume continues with
+        # other tolerances than the saved ones: refused with the CLI's message, nothing resumed
+        scr.query_one("#atol").value = "0.5"
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert scr.session is None and "started with other tolerance options" in (scr.last_error or "")
+        scr.query_one("#atol").value = "0.05"
+        from textual.widgets import Select
+
+        scr.query_one("#precision", Select).value = "bf16"  # not a data/tolerance option: ignored, as the CLI does
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert scr.session is not None and len(scr.state["steps"]) == 2
+        assert "ignoring precision bf16" in screen_text(app)
+
+
+async def test_resume_refuses_other_data_like_the_cli(demo, tmp_path) -> None:
+    from dataclasses import replace
+
+    from engine_core.errors import TrtdbgError
+    from engine_core.precision.bisect import BisectSession
+
+    options = _saved_bisection(demo, steps=1)
+    other = replace(options.data, seed=7)
+    with pytest.raises(TrtdbgError) as cli_error:  # what `trtdbg bisect --resume --seed 7` says
+        BisectSession.resume(options.model, options.workspace, data=other)
+    form = replace(demo_form(demo), seed="7")
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=form)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await settle(app, pilot)
+        await pilot.press("b")
+        await settle(app, pilot)
+        scr = app.screen
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert scr.session is None and scr.last_error == str(cli_error.value)

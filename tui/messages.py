@@ -114,3 +114,13 @@ class BisectProbe(Message, bubble=False):
     """What a saved bisection in the workspace looks like (``None``: nothing to resume)."""
 
     info: dict[str, Any] | None
+
+
+@dataclass
+class PreviousSession(Message, bubble=False):
+    """What the workspace kept of earlier work on this model: the last compare (engine_core ``LastCompare``) and
+    a saved bisection's description (``saved_bisection``); ``notes`` say why something was not restored."""
+
+    last_compare: Any
+    bisection: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)

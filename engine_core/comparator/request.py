@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from engine_core.comparator.checks import ExtraChecks
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
 from engine_core.comparator.matching import Match, Meta, NodeDesc, Unmatched, match_models, match_saved
 from engine_core.comparator.report import CompareReport
+from engine_core.comparator.restore import model_stamp
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
@@ -668,5 +670,9 @@ def _save_sides(
 def _summary_json(report: CompareReport) -> str:
     """The workspace's ``last_compare.json``: the report with its failing tensors only (at most 1000)."""
     failing = [r for r in report.results if not r.stats.passed][:1000]
-    note = {"tensors_note": "failing tensors only (at most 1000); rerun with --json for all"}
+    note = {
+        "tensors_note": "failing tensors only (at most 1000); rerun with --json for all",
+        "saved_at": time.time(),
+        "model_stamp": model_stamp(report.model) if report.model else None,
+    }
     return CompareReport(**{**report.__dict__, "results": failing}).dumps(extra=note) + "\n"

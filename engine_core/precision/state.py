@@ -87,3 +87,25 @@ def backup_state(ws: Workspace) -> Path | None:
     backup = path.with_name(path.name + ".bak")
     os.replace(path, backup)
     return backup
+
+
+def saved_bisection(ws: Workspace, model: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A short description of the bisection saved in ``ws`` (``None``: none): ``steps``, ``precision``,
+    ``fallback``, ``finished``, ``same_model`` (started on ``model``), ``path`` and ``doc`` (the state itself).
+
+    A state file that cannot be read raises :class:`TrtdbgError` (one line), as a resume would.
+    """
+    path = state_path(ws)
+    if not path.exists():
+        return None
+    doc = load_state(ws)
+    opts = doc.get("options", {})
+    return {
+        "steps": len(doc.get("history", [])),
+        "precision": opts.get("precision"),
+        "fallback": opts.get("fallback"),
+        "finished": doc.get("search", {}).get("stage") == "done",
+        "same_model": Path(opts.get("model", "")).resolve() == Path(model).resolve(),
+        "path": str(path),
+        "doc": doc,
+    }

@@ -9,6 +9,7 @@ resuming. The session object lives in worker threads only (under a lock); the UI
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
+from textual.widgets.select import InvalidSelectValueError
 
 from engine_core.jobs import CancelToken
 from engine_core.safetext import printable
@@ -88,6 +90,10 @@ def snapshot(session: Any, choice: int) -> dict[str, Any]:
         except Exception:
             state["layer_precisions"] = None
     return state
+
+
+_SESSION_FIELDS = ("precision", "fallback", "subject", "mode", "check")
+"""Set-up fields a resume takes from the saved state (a different value is ignored, with a warning)."""
 
 
 class BisectScreen(Screen):
@@ -256,7 +262,7 @@ class BisectScreen(Screen):
     def probe(self) -> None:
         """Is there a saved bisection for this model in the workspace?"""
         try:
-            from engine_core.precision.state import load_state, state_path
+            from engine_core.precision.state import saved_bisection
             from engine_core.workspace import Workspace
 
             ws = (
@@ -264,21 +270,7 @@ class BisectScreen(Screen):
                 if self.main.workspace is not None
                 else Workspace.for_model(self.main.model_path)
             )
-            if not state_path(ws).exists():
-                self.post_message(BisectProbe(None))
-                return
-            doc = load_state(ws)
-            opts = doc.get("options", {})
-            same = Path(opts.get("model", "")).resolve() == Path(self.main.model_path).resolve()
-            info = {
-                "steps": len(doc.get("history", [])),
-                "precision": opts.get("precision"),
-                "fallback": opts.get("fallback"),
-                "finished": doc.get("search", {}).get("stage") == "done",
-                "same_model": same,
-                "path": str(state_path(ws)),
-            }
-            self.post_message(BisectProbe(info))
+            self.post_message(BisectProbe(saved_bisection(ws, self.main.model_path)))
         except Exception as exc:
             self.post_message(BisectProbe({"error": str(exc)}))
 
@@ -321,13 +313,28 @@ class BisectScreen(Screen):
         try:
             with self._lock:
                 events = JobEvents(on_item=self._auto_step, cancel=self._cancel)
-                if resume:
-                    session = BisectSession.resume(options.model, options.workspace, events=events)
+                note = "baseline checked; bisection started"
+                if resume:  # as the CLI's --resume: data or tolerances that differ from the saved ones are refused
+                    session = BisectSession.resume(
+                        options.model,
+                        options.workspace,
+                        events=events,
+                        data=options.data if options.data.given else None,
+                        tolerances=options.tolerances if options.tolerances.given else None,
+                    )
+                    ignored = [
+                        f"{k} {getattr(options, k)}"
+                        for k in _SESSION_FIELDS
+                        if getattr(options, k) != getattr(session.options, k)
+                    ]
+                    note = "resumed" + (
+                        f" with the options it started with (ignoring {', '.join(ignored)})" if ignored else ""
+                    )
                 else:
                     session = BisectSession(options, events=events)
                 self.session = session.start()
                 state = snapshot(session, 0)
-            self.post_message(BisectUpdate(state, "resumed" if resume else "baseline checked; bisection started"))
+            self.post_message(BisectUpdate(state, note))
         except TrtdbgError as exc:
             self.post_message(BisectFailed(str(exc), stopped=True))
         except Exception as exc:
@@ -493,6 +500,7 @@ class BisectScreen(Screen):
             return
         if info["same_model"]:
             self.query_one("#resume", Button).disabled = False
+            self._fill_setup(info["doc"])
             t = Text()
             t.append("A bisection of this model is saved in the workspace ", style="bold")
             t.append(
@@ -501,6 +509,23 @@ class BisectScreen(Screen):
             )
             t.append("c resumes it; Start begins a new one (the old state is kept as a backup).", style="dim")
             self._set_status(t)
+
+    def _fill_setup(self, doc: dict[str, Any]) -> None:
+        """Show the saved bisection's options in the set-up fields (what a resume continues with)."""
+        from engine_core.precision.bisect import BisectOptions
+
+        try:
+            saved = BisectOptions.from_state(doc, None)
+        except (TypeError, ValueError, AttributeError):
+            return  # the resume reports the damaged state in one line
+        q = self.query_one
+        for key in ("precision", "fallback", "subject", "mode"):
+            with contextlib.suppress(InvalidSelectValueError):  # a value this build does not offer
+                q(f"#{key}", Select).value = getattr(saved, key)
+        q("#check-kind", Select).value = "command" if saved.check else "tolerance"
+        q("#command", Input).value = saved.check or ""
+        q("#atol", Input).value = " ".join(saved.tolerances.atol)
+        q("#rtol", Input).value = " ".join(saved.tolerances.rtol)
 
     @on(BisectUpdate)
     def _update(self, msg: BisectUpdate) -> None:

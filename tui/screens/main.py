@@ -25,6 +25,7 @@ from tui.messages import (
     MarksSaved,
     ModelLoaded,
     ModelLoadFailed,
+    PreviousSession,
     SearchDone,
     ShapesReady,
 )
@@ -198,6 +199,7 @@ class MainScreen(Screen):
         self._update_topbar()
         self._show_row(tree.root.data)
         self.call_after_refresh(self.infer_shapes)
+        self.call_after_refresh(self.restore_previous)
 
     @on(ModelLoadFailed)
     def _model_failed(self, msg: ModelLoadFailed) -> None:
@@ -205,6 +207,44 @@ class MainScreen(Screen):
         self.query_one(DetailPane).show(Text(msg.error, style="red"))
         self.query_one(GraphTree).root.set_label(Text("(model not loaded)"))
         self.notify(msg.error, severity="error", timeout=15)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="restore")
+    def restore_previous(self) -> None:
+        """Read the workspace's last compare and saved bisection of this model (off the UI thread)."""
+        from engine_core.comparator.restore import load_last_compare
+        from engine_core.errors import TrtdbgError
+
+        notes: list[str] = []
+        last = bisection = None
+        try:
+            last = load_last_compare(self.workspace, self.model_path)
+        except TrtdbgError as exc:
+            notes.append(str(exc))
+        try:
+            from engine_core.precision.state import saved_bisection
+
+            bisection = saved_bisection(self.workspace, self.model_path)
+        except ImportError:  # a build without the precision engine
+            pass
+        except TrtdbgError as exc:
+            notes.append(str(exc))
+        self.post_message(PreviousSession(last, bisection, notes))
+
+    @on(PreviousSession)
+    def _previous_session(self, msg: PreviousSession) -> None:
+        for note in msg.notes:
+            self.notify(note, severity="warning", timeout=8, markup=False)
+        if msg.last_compare is not None and not self.comparing and self.panel.last_report is None:
+            self.panel.restore(msg.last_compare)
+        b = msg.bisection
+        if b is not None and b["same_model"]:
+            state = "a finished" if b["finished"] else "an unfinished"
+            self.notify(
+                f"{state} {b['precision']} → {b['fallback']} bisection of this model ({b['steps']} step(s)) is "
+                "saved in the workspace: b, then c resumes it",
+                timeout=10,
+                markup=False,
+            )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="shapes")
     def infer_shapes(self) -> None:

@@ -410,7 +410,24 @@ class ComparePanel(Vertical):
             self.set_status(t)
             self.post_message(self.Finished(None))
             return
-        report = msg.report
+        self._show_report(msg.report, msg.seconds)
+
+    def restore(self, last: Any) -> None:
+        """Show a compare kept in the workspace (engine_core ``LastCompare``), stated as restored."""
+        self._reset_results()
+        self.request = None
+        if last.report.results:
+            self._absorb(last.report.results)
+        self._show_report(last.report, last.report.summary.elapsed_s, last)
+
+    def _show_report(self, report: Any, seconds: float, restored: Any = None) -> None:
+        """The finished comparison's status lines (``restored``: a ``LastCompare`` read back from the workspace)."""
+        table = self.table
+        t = Text()
+        if restored is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(restored.saved_at))
+            t.append(f"restored: the last compare of {when}", style="bold cyan")
+            t.append(" (failing tensors only; r runs it again)\n", style="dim")
         self.last_report = report
         s = report.summary
         # The engine's summary is authoritative for the first failing / first NaN tensors.
@@ -424,9 +441,7 @@ class ComparePanel(Vertical):
             t.append(f"PASSED: all {s.compared} comparisons", style="bold green")
         else:
             t.append(f"FAILED: {s.failed}/{s.compared} comparisons", style="bold red")
-        t.append(
-            f" · {msg.seconds:.1f}s · {short_label(report.reference)} vs {short_label(report.subject)}", style="dim"
-        )
+        t.append(f" · {seconds:.1f}s · {short_label(report.reference)} vs {short_label(report.subject)}", style="dim")
         self._append_found(t)
         if s.first_failing is not None:
             t.append("  (F: go there)", style="dim")
@@ -438,7 +453,14 @@ class ComparePanel(Vertical):
             t.append(f"\n{len(report.unmatched)} tensor(s) not compared, no counterpart: ", style="yellow")
             t.append("; ".join(names) + more)
         if not len(table.store):
-            table.placeholder = "cancelled before any tensor was compared" if s.cancelled else "nothing was compared"
+            table.placeholder = (
+                "restored: no failing tensor was kept (passing ones are not); r runs the comparison again"
+                if restored is not None
+                else "cancelled before any tensor was compared"
+                if s.cancelled
+                else "nothing was compared"
+            )
+            table.refresh()
         self.set_status(t)
         self.post_message(self.Finished(report))
 

@@ -1,0 +1,137 @@
+"""The workspace's last compare (``last_compare.json``), read back when its model is opened again.
+
+Every finished compare writes the report with its failing tensors (at most 1000), the time and a stamp of
+the model file (size, modification time). :func:`load_last_compare` gives it back as a
+:class:`~engine_core.comparator.report.CompareReport` only for the same model file, unchanged since; any
+other case is one line saying why (another model, the model changed, an unreadable file).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from engine_core.comparator.engine import CompareSummary, TensorResult, TensorSlot
+from engine_core.comparator.matching import Unmatched
+from engine_core.comparator.metrics import TensorStats
+from engine_core.comparator.report import CompareReport
+from engine_core.errors import TrtdbgError
+from engine_core.workspace import Workspace
+
+LAST_COMPARE = "last_compare.json"
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_STATS = frozenset(TensorStats.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class LastCompare:
+    """A restored compare: its report (the kept tensors only), when it ran and what the file kept."""
+
+    report: CompareReport
+    saved_at: float
+    """When the compare finished (seconds since the epoch)."""
+    kept_note: str
+    """What the file kept (``failing tensors only (at most 1000)…``)."""
+
+
+def model_stamp(path: str | os.PathLike[str]) -> dict[str, int] | None:
+    """Size and modification time of a model file (``None`` when it is not a file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_last_compare(ws: Workspace, model: str | os.PathLike[str]) -> LastCompare | None:
+    """The last compare of ``model`` kept in ``ws``; ``None`` when there is none.
+
+    Raises :class:`TrtdbgError` (one line) when the file exists but cannot be shown for ``model``.
+    """
+    path = ws.path(LAST_COMPARE)
+    if not path.is_file():
+        return None
+    try:
+        doc = orjson.loads(path.read_bytes())
+        saved_model = doc["model"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TrtdbgError(f"{path}: cannot read the last compare ({type(exc).__name__}); not restored") from None
+    if not saved_model or os.path.realpath(saved_model) != os.path.realpath(model):
+        return None
+    stamp = doc.get("model_stamp")
+    if stamp is None:
+        raise TrtdbgError(f"{path} was written by an older trtdbg (no model stamp); not restored")
+    if stamp != model_stamp(model):
+        raise TrtdbgError(f"the last compare in {ws.root} predates the current {os.path.basename(model)}; not restored")
+    try:
+        report = _report(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrtdbgError(f"{path}: the last compare is damaged ({type(exc).__name__}: {exc}); not restored") from None
+    saved_at = doc.get("saved_at")
+    return LastCompare(
+        report,
+        float(saved_at) if isinstance(saved_at, (int, float)) else path.stat().st_mtime,
+        str(doc.get("tensors_note", "")),
+    )
+
+
+def _report(doc: dict[str, Any]) -> CompareReport:
+    results = [_result(t) for t in doc["tensors"]]
+    s = doc["summary"]
+    summary = CompareSummary(
+        compared=int(s["compared"]),
+        failed=int(s["failed"]),
+        first_failing_kind=str(doc.get("first_failing_kind") or "any"),
+        batches=int(s.get("batches", 0)),
+        cancelled=bool(s.get("cancelled")),
+        stopped_early=bool(s.get("stopped_early")),
+        elapsed_s=float(s.get("elapsed_s", 0.0)),
+        matched_inf_tensors=int(s.get("matched_inf_tensors", 0)),
+    )
+    for r in results:  # the firsts, from the kept tensors (every failing one up to the cap)
+        key = (r.slot.topo_index, r.iteration)
+        if not r.stats.passed:
+            for attr in ("first_failing_any",) + (("first_failing_float",) if r.stats.is_float else ()):
+                cur = getattr(summary, attr)
+                if cur is None or key < (cur.slot.topo_index, cur.iteration):
+                    setattr(summary, attr, r)
+        if r.stats.nonfinite and (
+            summary.first_nonfinite is None
+            or key < (summary.first_nonfinite.slot.topo_index, summary.first_nonfinite.iteration)
+        ):
+            summary.first_nonfinite = r
+    return CompareReport(
+        reference=str(doc["ref"]),
+        subject=str(doc["subject"]),
+        results=results,
+        summary=summary,
+        model=doc.get("model"),
+        data=str(doc.get("data", "")),
+        iterations=int(doc.get("iterations", 1)),
+        settings=dict(doc.get("settings") or {}),
+        unmatched=[Unmatched(str(u["name"]), str(u["reason"]), bool(u["required"])) for u in doc.get("unmatched", [])],
+        warnings=[str(w) for w in doc.get("warnings", [])],
+        precision_coverage=doc.get("precision_coverage"),
+    )
+
+
+def _result(t: dict[str, Any]) -> TensorResult:
+    """One report tensor record back into a :class:`TensorResult` (the inverse of ``TensorResult.to_dict``)."""
+    name = str(t["name"])
+    slot = TensorSlot(
+        name, str(t.get("subject_name", name)), t.get("node"), int(t["topo_index"]), str(t.get("match", "exact"))
+    )
+    fields: dict[str, Any] = {k: _NONFINITE.get(v, v) if isinstance(v, str) else v for k, v in t.items() if k in _STATS}
+    fields["name"] = name
+    fields["shape"] = tuple(t["shape"])
+    for k in ("argmax_abs", "argmax_rel"):
+        if fields.get(k) is not None:
+            fields[k] = tuple(fields[k])
+    for k in ("name", "dtype", "ref_dtype", "reason"):  # strings that look like "NaN" stay strings
+        if k in t:
+            fields[k] = t[k]
+    return TensorResult(int(t["iteration"]), slot, TensorStats(**fields))
