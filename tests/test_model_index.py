@@ -330,3 +330,15 @@ def test_100k_node_chain(tmp_path: Path) -> None:
     assert len(markable) == 100_000 and markable[0] == "t0" and markable[-1] == "y"
     assert index.op_histogram() == {"Add": 33_334, "Mul": 33_333, "Relu": 33_333}
     assert index.describe_tensor("t99", infer=False) == "" and not index.shapes_inferred
+
+
+def test_np_dtype_matches_onnx_mapping() -> None:
+    """The built-in table (kept so indexing needs no ``import onnx``) agrees with onnx's own mapping."""
+    from engine_core.model.index import np_dtype
+
+    for name, elem_type in onnx.TensorProto.DataType.items():
+        try:
+            expected = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)) if elem_type else None
+        except (KeyError, ValueError, TypeError):
+            expected = None
+        assert np_dtype(elem_type) == expected, name

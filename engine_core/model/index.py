@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import GraphProto, ModelProto, NodeProto, TensorProto
 
 from engine_core.errors import TrtdbgError, first_line
 from engine_core.fp16 import FP16_MAX, flushes_to_zero
 from engine_core.model.loader import DEFAULT_DOMAIN, SUBGRAPH_OPS, load_model, model_opsets, subgraphs_of
+from engine_core.model.proto import GraphProto, ModelProto, NodeProto, TensorProto, TypeProto
 from engine_core.types import Dim, TensorMeta
 
 _KEEP_INITIALIZER_ELEMENTS = 1024
@@ -629,14 +628,39 @@ class ModelIndex:
 
 
 # ---------------------------------------------------------------------- helpers
-_NP_DTYPES: dict[int, np.dtype | None] = {}
+_NP_DTYPES: dict[int, np.dtype | None] = {
+    TensorProto.UNDEFINED: None,
+    **{
+        getattr(TensorProto, onnx_name): np.dtype(np_name)
+        for onnx_name, np_name in (
+            ("FLOAT", "float32"),
+            ("UINT8", "uint8"),
+            ("INT8", "int8"),
+            ("UINT16", "uint16"),
+            ("INT16", "int16"),
+            ("INT32", "int32"),
+            ("INT64", "int64"),
+            ("STRING", "object"),
+            ("BOOL", "bool"),
+            ("FLOAT16", "float16"),
+            ("DOUBLE", "float64"),
+            ("UINT32", "uint32"),
+            ("UINT64", "uint64"),
+            ("COMPLEX64", "complex64"),
+            ("COMPLEX128", "complex128"),
+        )
+    },
+}
+"""numpy's own types here; the others (bfloat16, float8, int4, …) come from onnx's mapping (ml_dtypes) on first use."""
 
 
 def np_dtype(elem_type: int) -> np.dtype | None:
     """numpy dtype of an ONNX element type (ml_dtypes for bfloat16/float8/int4); ``None`` if unknown."""
     if elem_type not in _NP_DTYPES:
+        from onnx.helper import tensor_dtype_to_np_dtype
+
         try:
-            _NP_DTYPES[elem_type] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)) if elem_type else None
+            _NP_DTYPES[elem_type] = np.dtype(tensor_dtype_to_np_dtype(elem_type))
         except (KeyError, ValueError, TypeError):
             _NP_DTYPES[elem_type] = None
     return _NP_DTYPES[elem_type]
@@ -681,7 +705,7 @@ def _decode_key(key: Hashable) -> tuple[np.dtype, tuple[Dim, ...] | None] | None
     if isinstance(key, tuple):
         dtype = np_dtype(key[0])
         return (dtype, tuple(int(d) for d in key[1])) if dtype is not None else None
-    tp = onnx.TypeProto()
+    tp = TypeProto()
     tp.ParseFromString(key)
     while tp.WhichOneof("value") == "optional_type":
         tp = tp.optional_type.elem_type
@@ -717,6 +741,8 @@ def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
 
     Returns ``model`` itself when nothing needs reordering or stripping.
     """
+    from onnx.helper import make_tensor_value_info
+
     src = model.graph
 
     def keep(t: TensorProto) -> bool:
@@ -748,7 +774,7 @@ def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
         if small:
             g.initializer.append(t)
         elif t.name not in declared:
-            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+            g.input.append(make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return light
 
 

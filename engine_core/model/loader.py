@@ -10,12 +10,13 @@ import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
+from typing import TYPE_CHECKING, Any
 
 from engine_core.errors import TrtdbgError, first_line
+from engine_core.model.proto import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
+
+if TYPE_CHECKING:
+    from onnx.defs import OpSchema
 
 DEFAULT_DOMAIN = "ai.onnx"
 """Key used for the default ONNX domain (stored as ``""`` or ``"ai.onnx"`` in files)."""
@@ -38,14 +39,14 @@ KEEP_FP32_INPUTS: dict[str, frozenset[int]] = {"Resize": frozenset({1, 2}), "Ups
 """Float inputs that stay FP32 when their node computes in low precision (ROI / scales)."""
 
 
-def formal_parameter(
-    params: Sequence[onnx.defs.OpSchema.FormalParameter], i: int
-) -> onnx.defs.OpSchema.FormalParameter | None:
+def formal_parameter(params: Sequence[OpSchema.FormalParameter], i: int) -> OpSchema.FormalParameter | None:
     """The schema's formal parameter of input/output ``i`` (the last one repeats when variadic)."""
     if i < len(params):
         return params[i]
+    from onnx.defs import OpSchema
+
     last = params[-1] if params else None
-    return last if last is not None and last.option == onnx.defs.OpSchema.FormalParameterOption.Variadic else None
+    return last if last is not None and last.option == OpSchema.FormalParameterOption.Variadic else None
 
 
 def load_model(
@@ -196,6 +197,8 @@ def check_runtime_support(
     ``onnxruntime``, an ai.onnx opset above 21 is probed against the installed onnxruntime
     (imported only then; result cached per process).
     """
+    import onnx.defs
+
     where = f" in {path}" if path else ""
     opsets = model_opsets(model)
     functions = {(f.domain, f.name) for f in model.functions}
@@ -339,7 +342,7 @@ def _find_node(graph: GraphProto, domain: str, op: str) -> str | None:
     return None
 
 
-def subgraphs_of(node: onnx.NodeProto) -> list[tuple[str, GraphProto]]:
+def subgraphs_of(node: NodeProto) -> list[tuple[str, GraphProto]]:
     """``(attribute name, graph)`` for each GRAPH/GRAPHS attribute (GRAPHS items as ``name[i]``)."""
     found: list[tuple[str, GraphProto]] = []
     for attr in node.attribute:
