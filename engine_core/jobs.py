@@ -1,7 +1,9 @@
 """One protocol for long-running engine jobs: compare, bisect, reduce, bench and debug build.
 
-A job takes a :class:`JobEvents` and reports through it, in its own thread: :meth:`~JobEvents.progress`
-(an object with ``done``, ``total`` and ``unit``; compare's also has ``batch``/``batches``),
+A job takes a :class:`JobEvents` and reports through it, in its own thread: :meth:`~JobEvents.stage`
+(a :class:`Stage`: what it prepares before counted work starts or between its steps, e.g. "building ONNX Runtime
+session 1/2"), :meth:`~JobEvents.progress` (an object with ``done``, ``total`` and ``unit``; compare's also has
+``batch``/``batches``),
 :meth:`~JobEvents.warn` (each message once) and :meth:`~JobEvents.item` (what the job produced: a tensor
 result, a bisection step, a judged reduce candidate, a build). It stops at its next safe point once
 the :class:`CancelToken` is set. The CLI (``tui/cli/progress.py``) and the app's workers build a
@@ -53,6 +55,31 @@ class Progress:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Stage:
+    """What a job is preparing: ``what``, counted when ``done``/``total`` are given (``unit`` names the count).
+
+    ``str()``: ``loading model``, ``rewriting FP16 subject: 7,689 nodes``, ``building ONNX Runtime session 1/2``,
+    ``generating input data: sample 3/10``."""
+
+    what: str
+    done: int | None = None
+    total: int | None = None
+    unit: str = ""
+
+    def __str__(self) -> str:
+        if self.done is None:
+            return self.what
+        if self.total is None:
+            return f"{self.what}: {self.done:,} {self.unit}".rstrip()
+        if self.unit:
+            return f"{self.what}: {self.unit} {self.done}/{self.total}"
+        return f"{self.what} {self.done}/{self.total}"
+
+
+StageCallback = Callable[[Stage], None]
+
+
 class JobEvents:
     """What a running job reports and how it is asked to stop; every callback is optional and runs in the
     job's thread."""
@@ -63,14 +90,22 @@ class JobEvents:
         on_progress: Callable[[Any], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
         on_item: Callable[[Any], None] | None = None,
+        on_stage: StageCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> None:
         self._on_progress = on_progress
+        self.on_stage = on_stage
+        """Where :meth:`stage` reports (given to runners, which report their own set-up steps)."""
         self._on_warning = on_warning
         self._on_item = on_item
         self.cancel = cancel if cancel is not None else CancelToken()
         self.warnings: list[str] = []
         """Every warning so far, each once, in order."""
+
+    def stage(self, what: str, done: int | None = None, total: int | None = None, unit: str = "") -> None:
+        """Report the current preparation step (see :class:`Stage`)."""
+        if self.on_stage is not None:
+            self.on_stage(Stage(what, done, total, unit))
 
     def progress(self, progress: ProgressLike) -> None:
         if self._on_progress is not None:

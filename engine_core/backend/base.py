@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from engine_core.jobs import Stage, StageCallback
 from engine_core.types import TensorMeta
 
 
@@ -20,6 +21,15 @@ class Runner(ABC):
     name: str
     _observable: list[str]
     _unobservable: dict[str, str]
+    on_stage: StageCallback | None = None
+    """Where slow set-up steps are reported (a job's :attr:`~engine_core.jobs.JobEvents.on_stage`)."""
+    stage_label: str | None = None
+    """The runner as its set-up steps name it (default :attr:`name`; a precision subject names its base runner)."""
+
+    def report_stage(self, what: str, done: int | None = None, total: int | None = None, unit: str = "") -> None:
+        """Report a set-up step, ``what (runner)``, to :attr:`on_stage` if set."""
+        if self.on_stage is not None:
+            self.on_stage(Stage(f"{what} ({self.stage_label or self.name})", done, total, unit))
 
     @abstractmethod
     def activate(self) -> None:

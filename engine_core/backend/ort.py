@@ -124,6 +124,7 @@ class OrtRunner(Runner):
                 f"{self.name}: this onnxruntime build has no {provider}; install onnxruntime-gpu or use --ref/--subject ort"
             )
         options = {"use_tf32": "1" if self.allow_tf32 else "0"} if self.provider == "cuda" else {}
+        self.report_stage("building ONNX Runtime session", len(self._outputs) + len(extra), None, "outputs")
         try:
             sess = weights.open_session(self._model_with_outputs(extra), self.data_dir, so, [(provider, options)])
         except TrtdbgError:

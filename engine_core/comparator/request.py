@@ -40,6 +40,7 @@ from engine_core.comparator.report import CompareReport
 from engine_core.comparator.restore import model_stamp
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
+from engine_core.data.source import DataSource
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents
@@ -370,7 +371,8 @@ def _estimate_bytes(
 
 
 def prepare(request: CompareRequest, events: JobEvents | None = None) -> PreparedCompare:
-    """Load everything, resolve marks, plan batches; nothing has run yet (warnings go to ``events``)."""
+    """Load everything, resolve marks, plan batches; nothing has run yet (warnings go to ``events``, each step to
+    ``events.stage``; the runners made here report their own set-up steps there too)."""
     events = events or JobEvents()
     warnings = events.warnings
     warn = events.warn
@@ -378,6 +380,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
     workspace = Workspace.for_model(request.model, request.workspace)
     if workspace.note:
         warn(workspace.note)
+    events.stage(f"loading {os.path.basename(request.model)}")
     model, index = _open_model(request.model)
     if request.plan and (request.subject_model or request.subject_outputs):
         raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
@@ -388,6 +391,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         # Saved outputs on both sides: compare what the subject file holds, as Polygraphy walks runner 0's outputs.
         wanted = _saved_names(index, sub_saved.iterations[0], request.exclude)
     else:
+        events.stage("choosing the tensors to compare", len(index), None, "nodes")
         wanted, unobservable = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     if not wanted:
         raise TrtdbgError("nothing to compare: the marks select no observable tensor")
@@ -416,6 +420,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         "opt_level": opt_level,
         "trt_options": request.trt_options,
     }
+    events.stage(f"preparing the reference ({_side_text(request.ref, request.ref_model, ref_saved)})")
     ref_src, ref_map, ref_missing, ref_runner = _side(
         request.ref, request.ref_model, ref_saved, backend_for_other=request.ref or "ort", **common
     )
@@ -424,6 +429,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
     sub_missing: dict[str, str] = {}
     sub_runner: Runner | None = None
     if request.subject or request.subject_model or sub_saved or request.plan:
+        events.stage(f"preparing the subject ({_side_text(request.subject, request.subject_model, sub_saved)})")
         sub_src, sub_map, sub_missing, sub_runner = _side(
             request.subject,
             request.subject_model,
@@ -435,6 +441,9 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         for w in getattr(sub_runner, "warnings", ()):
             warn(w)
 
+    for runner in (ref_runner, sub_runner):
+        if runner is not None:
+            runner.on_stage = events.on_stage
     live = ref_runner or sub_runner
     metas: list[TensorMeta] = live.input_metadata() if live else _declared_inputs(index)
     if live is None and not request.data.load_inputs:
@@ -442,8 +451,11 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
-        source = request.data.source(metas, model=request.model)
-        feeds = list(source)
+        data = request.data
+        generated = not (data.load_inputs or data.data_loader_script)
+        events.stage("choosing input shapes" if generated else "opening the input data")
+        source = data.source(metas, model=request.model)
+        feeds = _read_feeds(source, "generating input data" if generated else "reading input data", events)
         if isinstance(sub_runner, PrecisionRunner):
             sub_runner.set_calibration(feeds)  # INT8 subjects calibrate on these inputs
         for w in source.warnings:
@@ -473,6 +485,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
     resize = None
     activations = 0
     if len(slots) > 1 and feeds and feeds[0]:
+        events.stage("estimating activation sizes", len(slots), None, "tensors")
         slot_names = [s.name for s in slots]
         sizes = _estimate_bytes(model, feeds[0], slot_names)
         for slot in slots:
@@ -511,6 +524,25 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
     )
 
 
+def _side_text(spec: str | None, other_model: str | None, saved: SavedOutputs | None) -> str:
+    """How a side is named while it is prepared: ``ort:fp16``, a model file, or a saved outputs file."""
+    if saved is not None:
+        return f"loaded from {os.path.basename(saved.path)}"
+    return os.path.basename(other_model) if other_model else spec or "ort"
+
+
+def _read_feeds(source: DataSource, what: str, events: JobEvents) -> list[dict[str, np.ndarray]]:
+    """Every feed of ``source``, reporting ``what: sample k/N`` before each one is made."""
+    total = source.iterations
+    feeds: list[dict[str, np.ndarray]] = []
+    events.stage(what, 1, total, "sample")
+    for feed in source:
+        feeds.append(feed)
+        if total is None or len(feeds) < total:
+            events.stage(what, len(feeds) + 1, total, "sample")
+    return feeds
+
+
 def execute(request: CompareRequest, events: JobEvents | None = None) -> CompareReport:
     """Prepare and run a compare; return its report (also written to the workspace).
 
@@ -526,7 +558,8 @@ def execute(request: CompareRequest, events: JobEvents | None = None) -> Compare
     keep_sub: list[dict[str, np.ndarray]] = [{} for _ in prep.feeds]
     results: list[TensorResult] = []
     sources = [job.reference] if reference_only else [job.reference, job.subject]
-    for src in sources:
+    for k, src in enumerate(sources, 1):
+        events.stage(f"starting {src.label}", k, len(sources))
         src.open()
     checks = request.checks
     invalid: list[dict[str, Any]] = []

@@ -90,6 +90,7 @@ class PrecisionRunner(Runner):
         from engine_core.precision.opset import analyse
 
         self.name = name
+        self.stage_label = name
         self.model_path = model_path
         self.plan = plan
         self.emulated = emulated
@@ -132,14 +133,17 @@ class PrecisionRunner(Runner):
             if self.plan.calibration:
                 builder.use_ranges(self.plan.calibration)
             elif self._feeds:
+                self.report_stage("calibrating INT8 ranges", len(self._feeds), None, "samples")
                 builder.calibrate(self._feeds)
             else:
                 raise TrtdbgError(
                     f"{self.name}: INT8 needs calibration data; give input data (--load-inputs, "
                     "--data-loader-script or random) or a plan with saved ranges"
                 )
+        self.report_stage("rewriting the model", len(self.model.graph.node), None, "nodes")
         built, _ = builder.build(self.plan, emulated=self.emulated)
         self._inner = self._make_base(built)
+        self._inner.on_stage, self._inner.stage_label = self.on_stage, self.stage_label
         self._inner.activate()
 
     def deactivate(self) -> None:

@@ -1,12 +1,14 @@
 """How the command line drives every engine job: a progress bar, warning lines and per-item lines on stderr.
 
-:class:`CliJob` builds the job's :class:`~engine_core.jobs.JobEvents`: progress draws a bar (only when stderr is
-a terminal, not ``--quiet`` and the command prints no per-item lines), warnings print as ``trtdbg: warning: ...``
+:class:`CliJob` builds the job's :class:`~engine_core.jobs.JobEvents`: progress draws a bar and preparation stages
+("building ONNX Runtime session (ort): 440 outputs…") show on the bar's line (only when stderr is a terminal, not
+``--quiet`` and the command prints no per-item lines), warnings print as ``trtdbg: warning: ...``
 (each once, above the bar), items go to the command's ``show``. ctrl+c raises KeyboardInterrupt as usual (exit 130).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +39,8 @@ class ProgressBar:
         self.enabled = enabled
         self.width = width
         self._last = 0.0
-        self._drawn = False
+        self._drawn = 0
+        """Width of the line drawn last (0: nothing to clear)."""
 
     def update(self, progress: Any) -> None:
         """Draw ``progress`` (``done``, ``total``, optional ``unit`` and compare's ``batch``/``batches``)."""
@@ -52,9 +55,21 @@ class ProgressBar:
         fill = int(frac * self.width)
         batch = f" batch {progress.batch + 1}/{progress.batches}" if getattr(progress, "batches", 1) > 1 else ""
         unit = getattr(progress, "unit", "tensors")
-        sys.stderr.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} {unit}{batch}")
+        self._draw(f"[{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} {unit}{batch}")
+
+    def stage(self, stage: Any) -> None:
+        """Show what the job prepares (a :class:`~engine_core.jobs.Stage`) on the bar's line."""
+        if self.enabled:
+            from engine_core.safetext import printable
+
+            width = shutil.get_terminal_size().columns - 1
+            self._draw(f"{printable(str(stage))}…"[:width])
+
+    def _draw(self, line: str) -> None:
+        pad = " " * max(0, self._drawn - len(line))
+        sys.stderr.write(f"\r{line}{pad}")
         sys.stderr.flush()
-        self._drawn = True
+        self._drawn = len(line)
 
     def warn(self, message: str) -> None:
         """Print a warning line (above the bar)."""
@@ -67,9 +82,9 @@ class ProgressBar:
 
     def _clear(self) -> None:
         if self._drawn:
-            sys.stderr.write("\r" + " " * (self.width + 40) + "\r")
+            sys.stderr.write("\r" + " " * self._drawn + "\r")
             sys.stderr.flush()
-            self._drawn = False
+            self._drawn = 0
 
 
 class CliJob:
@@ -79,7 +94,9 @@ class CliJob:
         from engine_core.jobs import JobEvents
 
         self.bar = ProgressBar(enabled=not quiet and show is None and sys.stderr.isatty())
-        self.events = JobEvents(on_progress=self.bar.update, on_warning=self.bar.warn, on_item=show)
+        self.events = JobEvents(
+            on_progress=self.bar.update, on_warning=self.bar.warn, on_item=show, on_stage=self.bar.stage
+        )
 
     def __enter__(self) -> Any:
         return self.events

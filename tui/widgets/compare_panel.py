@@ -83,6 +83,8 @@ class ComparePanel(Vertical):
         self.warnings: list[str] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._progress: Any = None
+        self._stage: Any = None
+        """The job's latest preparation step (engine_core.jobs.Stage) since its last progress event."""
         self._cancel: CancelToken | None = None
         self._comparing = False
         self._started = 0.0
@@ -122,6 +124,7 @@ class ComparePanel(Vertical):
         self._cancel = CancelToken()
         self._queue = queue.SimpleQueue()
         self._progress = None
+        self._stage = None
         self.warnings = []
         self._comparing = True
         self._started = time.perf_counter()
@@ -168,12 +171,15 @@ class ComparePanel(Vertical):
         start = time.perf_counter()
 
         def progress(p: Any) -> None:
-            self._progress = p
+            self._progress, self._stage = p, None
+
+        def stage(s: Any) -> None:
+            self._stage = s
 
         def warn(msg: str) -> None:
             results.put(("warning", msg))
 
-        events = JobEvents(on_progress=progress, on_warning=warn, on_item=results.put, cancel=cancel)
+        events = JobEvents(on_progress=progress, on_warning=warn, on_item=results.put, on_stage=stage, cancel=cancel)
         try:
             report = execute(request, events)
             self.post_message(
@@ -358,8 +364,10 @@ class ComparePanel(Vertical):
         if not self._comparing:
             return
         t = Text()
+        stage = self._stage
         if p is None and not len(table.store):
-            t.append("preparing: loading models and data…", style="bold")
+            t.append(f"preparing: {printable(str(stage or 'loading models and data'))}…", style="bold")
+            t.append(f" · {time.perf_counter() - self._started:.1f}s")
         else:
             done = p.done if p is not None else len(table.store)
             total = p.total if p is not None else "?"
@@ -367,6 +375,8 @@ class ComparePanel(Vertical):
             if p is not None and p.batches > 1:
                 t.append(f" · batch {p.batch + 1}/{p.batches}")
             t.append(f" · {time.perf_counter() - self._started:.1f}s")
+            if stage is not None:
+                t.append(f" · {printable(str(stage))}…")
             self._append_found(t)
         if self._cancel is not None and self._cancel.is_set():
             t.append(" · cancelling…", style="bold yellow")

@@ -210,6 +210,7 @@ class TrtRunner(Runner):
             from engine_core.backend.trt.legacy import weak_typing_configurator
 
             configure = weak_typing_configurator(options.weak, self)
+        self.report_stage("building the TensorRT engine (or reading it from the cache)")
         return build_engine(
             parsed, options, digest=self._digest, cache=self._cache, configure=configure, where=self._where()
         )
