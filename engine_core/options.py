@@ -102,6 +102,11 @@ class DataOptions:
             raise TrtdbgError(f"--loader-timeout must be a number of seconds > 0 (got {t!r})")
 
     @property
+    def generated(self) -> bool:
+        """True for random inputs (no data loader script, no loaded inputs)."""
+        return not (self.data_loader_script or self.load_inputs)
+
+    @property
     def given(self) -> bool:
         """True when any option differs from the defaults (random data, seed 1, one sample)."""
         return self != DataOptions()

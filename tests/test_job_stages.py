@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from engine_core.comparator.request import CompareRequest, execute
-from engine_core.jobs import JobEvents, Stage
+from engine_core.jobs import CancelToken, JobEvents, Stage
 from engine_core.model.synthetic import chain_model
 from engine_core.options import DataOptions
 from tests.test_tui_app import SIZE, loaded, screen_text, settle
@@ -116,3 +116,27 @@ async def test_stage_events_reach_the_compare_status_line(tmp_path, monkeypatch)
             step[k].set()
         await settle(app, pilot)
         assert "preparing:" not in screen_text(app)
+
+
+def test_a_bisection_reports_its_start_up(tmp_path: Path) -> None:
+    from engine_core.precision.bisect import BisectOptions, BisectSession
+    from tests.precision_models import planted_chain
+
+    path = tmp_path / "chain.onnx"
+    onnx.save(planted_chain(24, 9), path)
+    seen: list[str] = []
+    options = BisectOptions(model=str(path), workspace=str(tmp_path / "ws"), data=DataOptions(iterations=2))
+    cancel = CancelToken()
+    events = JobEvents(on_stage=lambda s: seen.append(str(s)), on_item=lambda _: cancel.cancel(), cancel=cancel)
+    BisectSession(options, events=events).start().run()  # start-up, then one step (a built candidate)
+    expected = [
+        "loading chain.onnx",
+        "analysing the nodes:",
+        "choosing input shapes",
+        "generating input data: sample 1/2",
+        "generating input data: sample 2/2",
+        "building ONNX Runtime session (",
+    ]
+    positions = [next((k for k, s in enumerate(seen) if s.startswith(e)), -1) for e in expected]
+    assert -1 not in positions, f"missing {[e for e, p in zip(expected, positions) if p < 0]} in {seen}"
+    assert positions == sorted(positions), seen

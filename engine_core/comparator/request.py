@@ -40,7 +40,7 @@ from engine_core.comparator.report import CompareReport
 from engine_core.comparator.restore import model_stamp
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
-from engine_core.data.source import DataSource
+from engine_core.data.source import read_feeds
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents
@@ -451,11 +451,9 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
-        data = request.data
-        generated = not (data.load_inputs or data.data_loader_script)
-        events.stage("choosing input shapes" if generated else "opening the input data")
-        source = data.source(metas, model=request.model)
-        feeds = _read_feeds(source, "generating input data" if generated else "reading input data", events)
+        events.stage("choosing input shapes" if request.data.generated else "opening the input data")
+        source = request.data.source(metas, model=request.model)
+        feeds = read_feeds(source, events)
         if isinstance(sub_runner, PrecisionRunner):
             sub_runner.set_calibration(feeds)  # INT8 subjects calibrate on these inputs
         for w in source.warnings:
@@ -529,18 +527,6 @@ def _side_text(spec: str | None, other_model: str | None, saved: SavedOutputs | 
     if saved is not None:
         return f"loaded from {os.path.basename(saved.path)}"
     return os.path.basename(other_model) if other_model else spec or "ort"
-
-
-def _read_feeds(source: DataSource, what: str, events: JobEvents) -> list[dict[str, np.ndarray]]:
-    """Every feed of ``source``, reporting ``what: sample k/N`` before each one is made."""
-    total = source.iterations
-    feeds: list[dict[str, np.ndarray]] = []
-    events.stage(what, 1, total, "sample")
-    for feed in source:
-        feeds.append(feed)
-        if total is None or len(feeds) < total:
-            events.stage(what, len(feeds) + 1, total, "sample")
-    return feeds
 
 
 def execute(request: CompareRequest, events: JobEvents | None = None) -> CompareReport:

@@ -20,6 +20,7 @@ from engine_core.data.shapes import format_dims
 from engine_core.data.store import load_inputs as load_input_files
 from engine_core.data.validate import check_feed
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import JobEvents
 from engine_core.types import TensorMeta
 
 Feed = dict[str, np.ndarray]
@@ -35,8 +36,11 @@ class DataSource:
         description: str,
         iterations: int | None,
         warnings: Sequence[str] = (),
+        generated: bool = False,
     ) -> None:
         self.metas = list(metas)
+        self.generated = generated
+        """True for random data (made here), False for a script's or loaded inputs."""
         self._produce = produce
         self._description = description
         self.iterations = iterations
@@ -86,7 +90,7 @@ def _random_source(
             yield f"random inputs, iteration {index}", feed
 
     note = choice.note()
-    return DataSource(metas, produce, ", ".join(parts), iterations, [note] if note else [])
+    return DataSource(metas, produce, ", ".join(parts), iterations, [note] if note else [], generated=True)
 
 
 def _loaded_source(metas: Sequence[TensorMeta], paths: Sequence[str], warnings: list[str]) -> DataSource:
@@ -151,3 +155,16 @@ def make_data_source(
     if script:
         return _script_source(metas, script, warnings, loader_timeout)
     return _loaded_source(metas, [load_inputs] if isinstance(load_inputs, str) else list(load_inputs), warnings)
+
+
+def read_feeds(source: DataSource, events: JobEvents) -> list[Feed]:
+    """Every feed of ``source``, reporting ``generating input data: sample k/N`` (or ``reading``) as each is made."""
+    total = source.iterations
+    what = "generating input data" if source.generated else "reading input data"
+    feeds: list[Feed] = []
+    events.stage(what, 1, total, "sample")
+    for feed in source:
+        feeds.append(feed)
+        if total is None or len(feeds) < total:
+            events.stage(what, len(feeds) + 1, total, "sample")
+    return feeds

@@ -30,6 +30,7 @@ from typing import Any
 
 from engine_core.check import DEFAULT_TIMEOUT, CheckCommand
 from engine_core.comparator.tolerances import CompareSettings
+from engine_core.data.source import read_feeds
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions, ToleranceOptions
@@ -386,12 +387,15 @@ class BisectSession:
                 f"{options.model} changed since this bisection started (its SHA-256 differs); start "
                 "over without --resume"
             )
+        stage = self.events.stage
+        stage(f"loading {os.path.basename(options.model)}")
         model = load_model(options.model, load_external_data=False)
         check_runtime_support(model, options.model)
         check_external_data(model, options.model)
         require_memory(f"bisect of {options.model}", estimate_memory(model, [options.precision, options.fallback]))
         from engine_core.precision.opset import analyse
 
+        stage("analysing the nodes", len(model.graph.node), None, "nodes")
         model, analysis, self.notes = analyse(model, options.model, [options.precision, options.fallback])
         if options.subject.startswith("ort-cuda"):
             import onnxruntime
@@ -410,8 +414,9 @@ class BisectSession:
                 f"node(s), {demoted} kept in higher precision by the rules); nothing to bisect"
             )
         metas = OrtRunner(model, options.model).input_metadata()
+        stage("choosing input shapes" if options.data.generated else "opening the input data")
         source = options.data.source(metas, model=options.model)
-        feeds = list(source)
+        feeds = read_feeds(source, self.events)
         for w in source.warnings:
             self._warn(w)
         self.data_text = source.describe()
@@ -433,6 +438,7 @@ class BisectSession:
                         f"'{missing[0]}'); they stay at the fallback precision"
                     )
             else:
+                stage("calibrating INT8 ranges", len(feeds), None, "samples")
                 self.builder.calibrate(feeds)
             for w in self.builder.warnings:
                 self._warn(w)
@@ -441,6 +447,7 @@ class BisectSession:
         if check is not None:
             check.verify()
         self.evaluator = Evaluator(self.builder, options.subject, feeds, options.settings(), self.workdir, check)
+        self.evaluator.on_stage = self.events.on_stage
         phases = options.phases(analysis)
         if options.precision == "int8":
             phases[-1].candidates = [c for c in phases[-1].candidates if c in set(int8_pool)]
@@ -534,6 +541,7 @@ class BisectSession:
         if self.evaluator.check is None and self.search.current.fallback == "fp32":
             self.cache[_hash(plan)] = Evaluation(True, judged_by="identity", detail="the FP32 model itself").to_json()
             return
+        self.events.stage(f"checking the baseline: every candidate at {self.search.current.fallback}")
         ev = self._evaluate(plan, len(self.history) + 1)
         self.history.append(
             {

@@ -26,6 +26,7 @@ from engine_core.comparator.metrics import compare_tensors
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import save_inputs, save_outputs
 from engine_core.errors import TrtdbgError
+from engine_core.jobs import StageCallback
 from engine_core.model.save import save_rewritten
 from engine_core.precision.build import PlanBuilder
 from engine_core.precision.plan import PrecisionPlan
@@ -105,6 +106,8 @@ class Evaluator:
         self.check = check
         self.outputs = list(builder.analysis.graph_outputs)
         self._reference: list[dict[str, np.ndarray]] | None = None
+        self.on_stage: StageCallback | None = None
+        """Where the ONNX Runtime session builds are reported (a job's ``JobEvents.on_stage``)."""
 
     @property
     def emulated(self) -> bool:
@@ -113,6 +116,7 @@ class Evaluator:
 
     def _run(self, model: onnx.ModelProto, label: str) -> list[dict[str, np.ndarray]]:
         runner = OrtRunner(model, self.builder.path, provider=self.provider, opt_level=ORT_OPT_LEVEL, name=label)
+        runner.on_stage = self.on_stage
         with runner:
             return [runner.infer(feed, self.outputs) for feed in self.feeds]
 

@@ -310,9 +310,13 @@ class BisectScreen(Screen):
         from engine_core.jobs import JobEvents
         from engine_core.precision.bisect import BisectSession
 
+        def stage(st: Any) -> None:
+            if self.session is None:  # the set-up steps of start(); later session builds are the steps' business
+                self.app.call_from_thread(self._set_status, Text(f"starting: {printable(str(st))}…", style="bold"))
+
         try:
             with self._lock:
-                events = JobEvents(on_item=self._auto_step, cancel=self._cancel)
+                events = JobEvents(on_item=self._auto_step, on_stage=stage, cancel=self._cancel)
                 note = "baseline checked; bisection started"
                 if resume:  # as the CLI's --resume: data or tolerances that differ from the saved ones are refused
                     session = BisectSession.resume(
