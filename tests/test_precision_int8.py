@@ -159,3 +159,33 @@ def test_cli_int8_with_a_cache_and_bad_caches(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "expected a TensorRT text cache" in proc.stderr
     proc = run_cli("bisect", str(path), "--precision", "fp16", "--calibration-cache", str(cache))
     assert proc.returncode == 2 and "--calibration-cache applies to --precision int8 only" in proc.stderr
+
+
+def test_calibration_finds_the_ranges_of_onnx_runtimes_minmax_calibrator(tmp_path: Path) -> None:
+    """Ranges are computed in one session over the shared weights (not by ONNX Runtime's calibrator, which holds
+    copies of the model): the same ranges, tensor for tensor."""
+    from onnxruntime.quantization.calibrate import CalibrationDataReader, create_calibrator
+
+    from engine_core.precision.int8 import minmax_ranges
+    from engine_core.precision.rules import QUANTIZABLE
+
+    model = small_cnn_model()
+    onnx.save(model, tmp_path / "cnn.onnx")
+    feeds = _feeds()
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    calibrator = create_calibrator(
+        tmp_path / "cnn.onnx", list(QUANTIZABLE), augmented_model_path=str(tmp_path / "augmented.onnx")
+    )
+    calibrator.collect_data(Reader())
+    want = {k: v.range_value for k, v in calibrator.compute_data().data.items()}
+    got = minmax_ranges(model, None, feeds)
+    assert len(want) >= 5 and set(want) <= set(got)
+    for name, (lo, hi) in want.items():
+        assert got[name] == (float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0])), name

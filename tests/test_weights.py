@@ -133,3 +133,21 @@ def test_reduce_links_weights_and_reads_them_from_external_data_dir(tower: Path,
     assert not any(p.suffix == ".data" and not p.is_symlink() and p.stat().st_size > 1 << 20 for p in work.iterdir())
     for written in (out, out.with_name("red.subject.onnx")):
         onnx.checker.check_model(str(written), full_check=True)
+
+
+def test_int8_model_holds_the_weights_the_quantizer_kept_through_the_source_map(tower: Path, tmp_path: Path) -> None:
+    """Calibration runs on the shared weights, and the FP32 weights the quantizer writes back unchanged (Q/DQ after
+    them) are the original memory map, not a second copy; a weight it changed would keep its own values."""
+    model = load_model(tower, load_external_data=False)
+    builder = PlanBuilder(model, tower, tmp_path / "work")
+    rng = np.random.default_rng(0)
+    builder.calibrate([{"x": rng.random((1, 512), dtype=np.float32)} for _ in range(2)])
+    assert builder.quantizer is not None and len(builder.quantizer.ranges()) >= 10
+    q, res = builder.build(PrecisionPlan("int8"), emulated=False)
+    assert len(res.int8) == 5
+    originals = {t.name: t for t in model.graph.initializer}
+    held = [t for t in q.graph.initializer if weights.is_memory(t) and t.name in originals]
+    assert len(held) == 5
+    for t in held:
+        assert np.shares_memory(weights.tensor_array(t, None), weights.tensor_array(originals[t.name], tower.parent))
+    assert any(n.op_type == "DequantizeLinear" for n in q.graph.node)

@@ -43,20 +43,27 @@ class PlanBuilder:
         """The folder the model's external data references are relative to."""
         self.quantizer: Quantizer | None = None
         self.warnings: list[str] = []
+        self._normalized_model: onnx.ModelProto | None = None
 
     # ------------------------------------------------------------------ INT8 calibration
+    def _normalized(self) -> onnx.ModelProto:
+        """The model with sorted, uniquely named nodes (what :meth:`_model_file` holds), weights in their own files."""
+        if self._normalized_model is None:
+            self._normalized_model = rewrite(self.analysis, {})
+        return self._normalized_model
+
     def _model_file(self) -> Path:
         """The model with sorted, uniquely named nodes as a file (ONNX Runtime's quantizer reads files); external
         weights stay external (the data files are linked beside it)."""
         target = self.workdir / "normalized.onnx"
         if not target.exists():
-            save_rewritten(rewrite(self.analysis, {}), target, self.data_dir, self.path or "")
+            save_rewritten(self._normalized(), target, self.data_dir, self.path or "")
         return target
 
     def calibrate(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> Path:
         """MinMax ranges of the quantizable tensors on ``feeds`` (cached in the workdir by content)."""
         ranges = self.workdir / f"ranges-{feeds_digest(feeds)[:16]}.json"
-        self.quantizer = Quantizer.calibrate(self._model_file(), feeds, ranges, self.analysis.candidates("int8"))
+        self.quantizer = Quantizer.calibrate(self._model_file(), feeds, ranges, self._normalized(), self.data_dir)
         return ranges
 
     def import_cache(self, cache: str | os.PathLike[str]) -> Path:
@@ -65,12 +72,12 @@ class PlanBuilder:
         hits, warnings = match_cache(scales, self.analysis.types, str(cache), str(self.path or "the model"))
         self.warnings.extend(warnings)
         ranges = write_ranges(self.workdir / "ranges-trt-cache.json", ranges_from_scales(hits))
-        self.quantizer = Quantizer(self._model_file(), ranges)
+        self.quantizer = Quantizer(self._model_file(), ranges, self._normalized(), self.data_dir)
         return ranges
 
     def use_ranges(self, ranges: str | os.PathLike[str]) -> None:
         """Reuse ranges written earlier (a plan's ``calibration``)."""
-        self.quantizer = Quantizer(self._model_file(), ranges)
+        self.quantizer = Quantizer(self._model_file(), ranges, self._normalized(), self.data_dir)
 
     def quantizable(self, nodes: Sequence[str]) -> tuple[list[str], list[str]]:
         """``(nodes with a range for every float activation input, the others)``."""

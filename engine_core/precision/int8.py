@@ -51,35 +51,16 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _quantize(
-    model_path: Path,
-    out_path: Path,
-    nodes: Sequence[str],
-    cache: Path,
-    feeds: Sequence[Mapping[str, np.ndarray]] | None,
-) -> None:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+def _quantize(model_path: Path, out_path: Path, nodes: Sequence[str], cache: Path) -> None:
+    """Write ``model_path`` with Q/DQ on the inputs of ``nodes`` to ``out_path``, scales from the ranges in ``cache``
+    (ONNX Runtime's quantizer: it reads, holds and writes the whole model)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    class _Reader(CalibrationDataReader):
-        def __init__(self, items: Sequence[Mapping[str, np.ndarray]]) -> None:
-            self._it = iter(items)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            feed = next(self._it, None)
-            return dict(feed) if feed is not None else None
-
-    reader = _Reader(feeds) if feeds is not None else None
     with _quiet():
         quantize_static(
             str(model_path),
             str(out_path),
-            reader,
+            None,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt8,
@@ -101,28 +82,66 @@ def _external(model_path: Path) -> bool:
     return external_bytes(load_model(model_path, load_external_data=False)) > 0
 
 
-def _held(path: Path, slot: str) -> onnx.ModelProto:
+def _held(
+    path: Path, slot: str, source: onnx.ModelProto | None, base: str | os.PathLike[str] | None
+) -> onnx.ModelProto:
     """The quantizer's output with its external weights turned into memory references (under ``slot``, replacing
     those of the previous model quantized there) to a memory map of its data file; the map outlives the temporary
-    folder, so the model no longer depends on where that file was."""
+    folder, so the model no longer depends on where that file was. A weight the quantizer wrote unchanged (it keeps
+    FP32 weights and adds Q/DQ after them) refers to ``source``'s own map of it instead (weights in ``base``), so
+    the model's weights are held once, not once more per quantization."""
     from engine_core.model import weights
     from engine_core.model.loader import load_model
 
     model = load_model(path, load_external_data=False)
+    originals = {t.name: t for t in source.graph.initializer} if source is not None else {}
     for i, t in enumerate(model.graph.initializer):
         if weights.is_external(t):
             make = lambda t=t: weights.tensor_array(t, path.parent)  # noqa: E731
+            orig = originals.get(t.name)
+            if orig is not None and _unchanged(orig, base, t, path.parent):
+                make = lambda orig=orig: weights.tensor_array(orig, base)  # noqa: E731
             held = weights.memory_tensor(t.name, f"{slot}:{t.name}", make, t.data_type, replace=True)
             model.graph.initializer[i].CopyFrom(held)
     return model
 
 
+def _unchanged(orig: onnx.TensorProto, base: str | os.PathLike[str] | None, t: onnx.TensorProto, folder: Path) -> bool:
+    """True when the external tensor ``t`` (data file in ``folder``) holds exactly ``orig``'s values (read in
+    pieces from the file, so only ``orig``'s map is held)."""
+    from engine_core.model import weights
+
+    if orig.data_type != t.data_type or list(orig.dims) != list(t.dims) or weights.is_memory(t):
+        return False
+    mine = np.ascontiguousarray(weights.tensor_array(orig, base)).reshape(-1).view(np.uint8)
+    info = weights.external_info(t)
+    if int(info.get("length") or mine.size) != mine.size:
+        return False
+    piece = 16 << 20
+    with open(folder / info["location"], "rb") as f:
+        f.seek(int(info.get("offset") or 0))
+        for start in range(0, mine.size, piece):
+            want = mine[start : start + piece]
+            if not np.array_equal(np.frombuffer(f.read(want.size), np.uint8), want):
+                return False
+    return True
+
+
 class Quantizer:
     """Quantizes node subsets of one model file with fixed calibration ranges (an ONNX Runtime JSON cache)."""
 
-    def __init__(self, model_path: str | os.PathLike[str], ranges_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        ranges_path: str | os.PathLike[str],
+        model: onnx.ModelProto | None = None,
+        base: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """``model``: what ``model_path`` holds, with its external weights in ``base`` (quantized models then share
+        the weights the quantizer keeps unchanged)."""
         self.model_path = Path(model_path)
         self.ranges_path = Path(ranges_path)
+        self.model, self.base = model, base
         if not self.ranges_path.is_file():
             raise TrtdbgError(f"calibration ranges {self.ranges_path} do not exist; calibrate first")
 
@@ -132,9 +151,11 @@ class Quantizer:
         model_path: str | os.PathLike[str],
         feeds: Sequence[Mapping[str, np.ndarray]],
         ranges_path: str | os.PathLike[str],
-        nodes: Sequence[str],
+        model: onnx.ModelProto,
+        base: str | os.PathLike[str] | None,
     ) -> Quantizer:
-        """Run MinMax calibration of ``nodes``' tensors on ``feeds`` (once) and keep the ranges at ``ranges_path``."""
+        """Calibrate ``model`` (what ``model_path`` holds, external weights in ``base``) on ``feeds`` once, keep the
+        ranges at ``ranges_path`` (:func:`minmax_ranges`) and quantize ``model_path`` with them."""
         ranges = Path(ranges_path)
         if not ranges.is_file():
             if not feeds:
@@ -143,30 +164,51 @@ class Quantizer:
                     "random data (--iterations N)"
                 )
             ranges.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=ranges.parent) as tmp:
-                staged = Path(tmp) / "ranges.json"
-                try:
-                    _quantize(Path(model_path), Path(tmp) / "calibrated.onnx", nodes, staged, feeds)
-                except TrtdbgError:
-                    raise
-                except Exception as exc:  # ORT's quantizer raises many exception types
-                    raise TrtdbgError(f"INT8 calibration of {model_path} failed: {first_line(exc, 400)}") from exc
-                os.replace(staged, ranges)
-        return cls(model_path, ranges)
+            write_ranges(ranges, minmax_ranges(model, base, feeds))
+        return cls(model_path, ranges, model, base)
 
     def quantize(self, nodes: Sequence[str]) -> onnx.ModelProto:
         """The model with Q/DQ on the inputs of ``nodes`` (names as in the model file)."""
         with tempfile.TemporaryDirectory(dir=self.ranges_path.parent) as tmp:
             out = Path(tmp) / "qdq.onnx"
             try:
-                _quantize(self.model_path, out, nodes, self.ranges_path, None)
+                _quantize(self.model_path, out, nodes, self.ranges_path)
             except Exception as exc:
                 raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {first_line(exc, 400)}") from exc
-            return _held(out, f"int8:{id(self)}")
+            return _held(out, f"int8:{id(self)}", self.model, self.base)
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """``{tensor: (lowest, highest)}`` from the calibration cache."""
         return read_ranges(self.ranges_path)
+
+
+def minmax_ranges(
+    model: onnx.ModelProto, base: str | os.PathLike[str] | None, feeds: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, tuple[float, float]]:
+    """``{tensor: (lowest, highest)}`` over ``feeds`` of every float input and output of a quantizable node, NaN
+    ignored: the ranges ONNX Runtime's MinMax calibrator finds, computed by one ONNX Runtime session (graph
+    optimizations off, as the calibrator's) over the shared weights instead of the calibrator's copies of the model.
+    """
+    from engine_core.backend.ort import OrtRunner
+
+    inits = {t.name for t in model.graph.initializer}
+    names = [
+        x
+        for x in dict.fromkeys(x for n in model.graph.node if n.op_type in QUANTIZABLE for x in (*n.input, *n.output))
+        if x and x not in inits
+    ]
+    found: dict[str, tuple[float, float]] = {}
+    with OrtRunner(model, None, opt_level="disable", data_dir=base) as runner:
+        for feed in feeds:
+            computed = runner.infer(feed, [x for x in names if x not in feed])
+            for name in names:
+                arr = feed.get(name, computed.get(name))
+                if arr is None or arr.dtype.kind != "f" or not arr.size or np.isnan(arr).all():
+                    continue
+                lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+                old = found.get(name, (lo, hi))
+                found[name] = (min(old[0], lo), max(old[1], hi))
+    return found
 
 
 def read_ranges(path: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
