@@ -1,4 +1,4 @@
-"""ScopeTree: lazy grouping of nodes by ``/``-separated name scopes, subgraphs under their node."""
+"""ScopeTree: lazy grouping of nodes by name scopes (`/`-separated, or `.`-separated module paths), subgraphs under their node."""
 
 from __future__ import annotations
 
@@ -131,3 +131,64 @@ def test_100k_root_level_groups_blocks() -> None:
     assert sum(e.node_count for e in root) == 100_000
     layer = tree.children(("blk.7", "layer.3"))
     assert [e.node_index for e in layer] == [7 * 30 + 9, 7 * 30 + 10, 7 * 30 + 11]
+
+
+# ---------------------------------------------------------------------- scopes from '.' names
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("bert.encoder.layer.0.attention.self.query", ("bert", "encoder", "layer.0", "attention", "self", "query")),
+        ("encoder.dense.weight", ("encoder", "dense", "weight")),
+        ("inner.embeddings.word_embeddings.weight_cast", ("inner", "embeddings", "word_embeddings", "weight_cast")),
+        ("model.0.conv.weight", ("model.0", "conv", "weight")),
+        ("/encoder/layer.0/attention/MatMul", ("encoder", "layer.0", "attention", "MatMul")),  # '/' wins
+        ("p2o.Conv.0", ("p2o.Conv.0",)),  # Paddle: exporter, op, counter — one leaf
+        ("conv2d_12.tmp_0", ("conv2d_12.tmp_0",)),
+        ("model.0", ("model.0",)),
+        ("1.5", ("1.5",)),
+        ("a..b.c", ("a", "b", "c")),
+        ("0.weight", ("0.weight",)),
+    ],
+)
+def test_scope_parts_rule(name: str, parts: tuple[str, ...]) -> None:
+    from engine_core.model.scopes import scope_parts
+
+    assert scope_parts(name) == parts
+
+
+def test_dotted_pytorch_names_give_scopes() -> None:
+    names = [
+        "bert.embeddings.LayerNorm",
+        "bert.encoder.layer.0.attention.self.query",
+        "bert.encoder.layer.0.attention.self.key",
+        "bert.encoder.layer.0.output.dense",
+        "bert.encoder.layer.1.attention.self.query",
+        "p2o.Add.3",
+        "Add_7",
+    ]
+    tree = ScopeTree(ModelIndex.from_model(_chain(names)))
+    assert _summary(tree.children()) == [("scope", "bert", 5), ("node", "p2o.Add.3", 1), ("node", "Add_7", 1)]
+    assert _summary(tree.children(("bert", "encoder"))) == [("scope", "layer.0", 3), ("scope", "layer.1", 1)]
+    assert _summary(tree.children(("bert", "encoder", "layer.0", "attention", "self"))) == [
+        ("node", "query", 1),
+        ("node", "key", 1),
+    ]
+    assert tree.locate(3) == ("bert", "encoder", "layer.0", "output")
+
+
+def test_real_models_dotted_names() -> None:
+    """minilm (PyTorch dynamo export): only its weight-cast nodes carry a module path; Paddle's p2o names stay leaves."""
+    from engine_core.model.scopes import scope_parts
+    from tests.conftest import shared_model
+
+    mini = ModelIndex.load(shared_model("minilm_l6_int8w.onnx"), load_external_data=False)
+    dotted = [i for i, n in enumerate(mini.names()) if len(scope_parts(n)) > 1]
+    assert len(dotted) == 4 and all(mini.names()[i].startswith("inner.embeddings.") for i in dotted)
+    tree = ScopeTree(mini)
+    root = tree.children()
+    inner = [e for e in root if e.kind == "scope"]
+    assert [(e.label, e.node_count) for e in inner] == [("inner", 4)]
+    assert len(root) == len(mini) - 4 + 1
+    assert [e.label for e in tree.children(("inner", "embeddings"))] == ["word_embeddings", "position_embeddings"]
+    det = ModelIndex.load(shared_model("ppocrv4_det.onnx"), load_external_data=False)
+    assert all(len(scope_parts(n)) == 1 for n in det.names())

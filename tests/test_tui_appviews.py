@@ -186,3 +186,28 @@ async def test_resume_refuses_other_data_like_the_cli(demo, tmp_path) -> None:
         await pilot.press("c")
         await settle(app, pilot)
         assert scr.session is None and scr.last_error == str(cli_error.value)
+
+
+# ---------------------------------------------------------------------- scopes from '.' names
+async def test_tree_groups_dotted_module_paths_and_marks_a_dotted_scope(tmp_path) -> None:
+    import onnx
+
+    from tests.test_model_scopes import _chain
+    from tests.test_tui_app import child_labels, tree
+
+    names = [f"bert.encoder.layer.{k // 2}.{'attention.self.query' if k % 2 else 'output.dense'}" for k in range(6)]
+    path = tmp_path / "dotted.onnx"
+    onnx.save(_chain(names + ["p2o.Add.0"]), path)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        t = tree(app)
+        assert child_labels(t.root) == ["bert", "p2o.Add.0"]
+        scr = app.main_screen
+        scr.jump_to(3)  # bert.encoder.layer.1.attention.self.query
+        await pilot.pause()
+        assert t.cursor_node.data.label == "query"
+        assert [n.data.label for n in t.cursor_node.parent.parent.parent.parent.children][:2] == ["layer.0", "layer.1"]
+        await pilot.press("m")  # marks the scope bert/encoder/layer.1/attention/self
+        await settle(app, pilot)
+        assert scr.view.marks.ordered() == ["t3"]

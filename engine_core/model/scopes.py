@@ -1,9 +1,8 @@
 """Group nodes by name scope for a tree view, lazily, one level per request.
 
 ``/model.30/heads.2/conv/Conv`` sits under scopes ``model.30`` > ``heads.2`` > ``conv`` with
-leaf label ``Conv``. Names are split on ``/`` (empty parts dropped, so a leading ``/`` does not
-matter); names without ``/`` (Paddle ``p2o.Conv.0``, unnamed nodes) are leaves at the root.
-Nodes of If/Loop/Scan subgraphs appear under their owning node's entry, one ``subgraph`` entry
+leaf label ``Conv``; a PyTorch module path without ``/`` (``bert.encoder.layer.0.attention.self.query``)
+gives scopes too. :func:`scope_parts` states the rule. Nodes of If/Loop/Scan subgraphs appear under their owning node's entry, one ``subgraph`` entry
 per graph attribute, and are grouped by their own names below it.
 
 A :data:`ScopePath` is a tuple: strings are scope names; an int is the index of a node that owns
@@ -21,6 +20,32 @@ from engine_core.model.index import ModelIndex
 
 ScopePath = tuple[str | int, ...]
 _GraphKey = tuple[int, str] | None
+
+
+def scope_parts(name: str) -> tuple[str, ...]:
+    """``name`` split into its scopes and, last, its leaf label.
+
+    * A name with ``/`` splits on ``/`` only, empty parts dropped: ``/encoder/layer.0/attention/MatMul``
+      is ``encoder`` > ``layer.0`` > ``attention`` > ``MatMul``.
+    * A name without ``/`` splits on ``.`` when that gives at least three parts, an all-digit part staying
+      joined to the one before it (a list index, as PyTorch's own ``/`` names write ``layer.0``):
+      ``bert.encoder.layer.0.attention.self.query`` is ``bert`` > ``encoder`` > ``layer.0`` >
+      ``attention`` > ``self`` > ``query``; ``encoder.dense.weight`` is ``encoder`` > ``dense`` > ``weight``.
+    * Anything else is one leaf at the root: ``p2o.Conv.0`` (Paddle: exporter, op, counter), ``Add_12``,
+      ``model.0``, ``1.5``.
+    """
+    if "/" in name:
+        return tuple(filter(None, name.split("/"))) or (name,)
+    if "." in name:
+        parts: list[str] = []
+        for p in filter(None, name.split(".")):
+            if p.isdigit() and parts:
+                parts[-1] += "." + p
+            else:
+                parts.append(p)
+        if len(parts) >= 3:
+            return tuple(parts)
+    return (name,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +154,7 @@ class ScopeTree:
         return members
 
     def _name_parts(self) -> list[tuple[str, ...]]:
-        """Per node, its unique name split on ``/`` without empty parts: scopes then the leaf label."""
+        """Per node, its unique name's :func:`scope_parts`: scopes then the leaf label."""
         if self._parts is None:
-            self._parts = [tuple(filter(None, n.split("/"))) or (n,) for n in self.index.names()]
+            self._parts = [scope_parts(n) for n in self.index.names()]
         return self._parts
