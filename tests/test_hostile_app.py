@@ -17,12 +17,14 @@ import onnx
 import pytest
 
 from tests.hostile_models import (
+    C1_CSI,
     CJK,
     EMOJI,
     MARKUP_BOLD,
     MARKUP_CLICK,
     MARKUP_CLOSE,
     MARKUP_LINK,
+    NEWLINE,
     NODE_NAMES,
     OSC_TITLE,
     assert_no_raw_control,
@@ -208,6 +210,29 @@ async def test_extract_dialog_and_result_with_hostile_names(hostile) -> None:
         await settle(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
         assert "extract: wrote" in terminal(app)
+        assert_clean(app, hostile, before)
+
+
+async def test_surgeon_changes_show_a_newline_in_a_removed_node_name_escaped(hostile) -> None:
+    """Extracting up to the C1 node removes the node named ``a\\nerror: forged``: the changes pane lists it on
+    its own line as ``a\\nerror: forged`` escaped, never as a forged line starting ``error: forged``."""
+    from tui.screens.surgeon import SurgeryResultScreen
+
+    before = hostile.read_bytes()
+    async with opened(hostile) as (app, pilot):
+        scr = app.main_screen
+        scr.jump_to(scr.view.index.find(C1_CSI))
+        await pilot.pause()
+        await pilot.press("space")
+        await settle(app, pilot)
+        await pilot.press("x")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
+        assert NEWLINE in app.screen.outcome.changes.removed
+        screen = terminal(app)
+        assert "removed:" in screen and "a\\nerror:" in screen
+        assert not any(line.strip().startswith("error: forged") for line in screen.splitlines())
         assert_clean(app, hostile, before)
 
 
