@@ -234,7 +234,8 @@ def _side(
     if saved is not None:
         source = SavedSource(saved.path, saved.iterations, saved.runner_name)
         names = source.available() or []
-        inexact = [n for n in wanted if n not in set(names)]
+        held = set(names)
+        inexact = [n for n in wanted if n not in held]
         first = saved.iterations[0]
         saved_meta = {n: (a.dtype, tuple(a.shape)) for n, a in first.items()} if inexact else {}
         found, missing = match_saved(wanted, names, wanted_meta(inexact), saved_meta, check_shapes)
