@@ -3,6 +3,7 @@ and a one-line refusal when the machine cannot hold a run (issue 15; the > 2 GB 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,27 @@ def test_int8_model_holds_the_weights_the_quantizer_kept_through_the_source_map(
     for t in held:
         assert np.shares_memory(weights.tensor_array(t, None), weights.tensor_array(originals[t.name], tower.parent))
     assert any(n.op_type == "DequantizeLinear" for n in q.graph.node)
+
+
+def test_candidates_written_elsewhere_share_one_copy_of_the_weights(tower: Path, tmp_path: Path) -> None:
+    """reuse="copy" (bisect's and reduce's --check candidates, the quantizer's input): the data file is copied
+    beside the candidates once and every candidate refers to it; a changed source is copied again."""
+    model = load_model(tower, load_external_data=False)
+    builder = PlanBuilder(model, tower, tmp_path / "work")
+    first, _ = builder.build(PrecisionPlan("fp16", nodes={"/layers.0/MatMul": "fp32"}), emulated=False)
+    second, _ = builder.build(PrecisionPlan("fp16", nodes={"/layers.1/MatMul": "fp32"}), emulated=False)
+    out = tmp_path / "cands"
+    save_rewritten(first, out / "a.onnx", tower.parent, tower, reuse="copy")
+    shared = out / "shared.tower.onnx.data"
+    inode = shared.stat().st_ino
+    save_rewritten(second, out / "b.onnx", tower.parent, tower, reuse="copy")
+    assert shared.stat().st_ino == inode  # not copied again
+    for name, kept in (("a.onnx", "/layers.0/weight"), ("b.onnx", "/layers.1/weight")):
+        onnx.checker.check_model(str(out / name), full_check=True)
+        loaded = {t.name: t for t in onnx.load(str(out / name), load_external_data=False).graph.initializer}
+        assert weights.external_info(loaded[kept])["location"] == "shared.tower.onnx.data"
+        assert (out / name).with_name(name + ".data").stat().st_size < shared.stat().st_size  # FP16 copies only
+    data = tower.with_name("tower.onnx.data")
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
+    save_rewritten(first, out / "a.onnx", tower.parent, tower, reuse="copy")
+    assert shared.stat().st_ino != inode and shared.stat().st_mtime_ns == data.stat().st_mtime_ns

@@ -15,6 +15,8 @@ from engine_core.model import weights
 from engine_core.model.loader import subgraphs_of
 from engine_core.workspace import atomic_write_bytes, atomic_writer
 
+REUSE = ("none", "copy", "link")
+"""How :func:`save_model` treats a data file in another folder than the output (see there)."""
 DEFAULT_EXTERNAL_THRESHOLD = 1024
 """Tensors of at least this many bytes go to the external data file."""
 _ALIGN = 64
@@ -69,7 +71,7 @@ def save_model(
     threshold: int = DEFAULT_EXTERNAL_THRESHOLD,
     protect: Sequence[str | os.PathLike[str]] = (),
     base: str | os.PathLike[str] | None = None,
-    link: bool = False,
+    reuse: str = "none",
 ) -> list[Path]:
     """Write ``model`` to ``path`` (and ``<name>.data`` beside it with ``external_data``); return the files written.
 
@@ -78,11 +80,15 @@ def save_model(
     ``external_data`` the weights are embedded, unless the model would pass protobuf's 2 GB: then it is written with
     external data anyway. With external data, weights of at least ``threshold`` bytes are streamed to the data file
     (never gathered into one buffer); a data file the model already uses is referenced as it is when the output is
-    written into its folder (the format allows no link to a file elsewhere: then its used tensors are copied, unless
-    ``link``: for trtdbg's own intermediate models, read only by trtdbg, a data file elsewhere is referenced through
-    a symbolic link beside ``path``, which ONNX's loader would refuse). Every file is written atomically, the data
-    file first.
+    written into its folder. The format allows no link to a file elsewhere; ``reuse`` says what happens then:
+    ``none``: its used tensors are copied into ``<name>.data``; ``copy``: the whole file is copied once into the
+    output's folder (``shared.<its name>``, refreshed when the source changes) and every model written there refers to
+    it (candidates written again and again); ``link``: for trtdbg's own intermediate models, read only by trtdbg, it
+    is referenced through a symbolic link beside ``path`` (ONNX's loader would refuse it). Every file is written
+    atomically, the data file first.
     """
+    if reuse not in REUSE:
+        raise ValueError(f"reuse must be one of {REUSE}")
     target = Path(path)
     if not external_data:
         refs = [t for t in _tensors(model) if weights.is_external(t)]
@@ -112,7 +118,7 @@ def save_model(
                 continue
             src = (Path(base or ".") / weights.external_info(t)["location"]).resolve()
             if src not in linked:
-                linked[src] = _reused(src, target) or (_symlinked(src, target, len(linked)) if link else None)
+                linked[src] = _reused(src, target) or _elsewhere(src, target, reuse, len(linked))
             location = linked[src]
             if location is None:
                 pieces.append((t, weights.tensor_array(t, base)))
@@ -152,11 +158,11 @@ def save_rewritten(
     base: str | os.PathLike[str] | None,
     source: str | os.PathLike[str],
     *,
-    link: bool = False,
+    reuse: str = "none",
 ) -> list[Path]:
     """Write a model trtdbg rewrote from ``source`` (external references relative to ``base``): weights that were
-    external stay external (converted and copied weights in ``<name>.data``; ``link``: unchanged data files are
-    linked, see :func:`save_model`), small models stay one file."""
+    external stay external (converted and copied weights in ``<name>.data``; unchanged data files elsewhere as
+    ``reuse`` says, see :func:`save_model`), small models stay one file."""
     protect = [source, *external_data_files(model, base or ".")]
     return save_model(
         model,
@@ -165,7 +171,7 @@ def save_rewritten(
         threshold=weights.LARGE_BYTES,
         protect=protect,
         base=base,
-        link=link,
+        reuse=reuse,
     )
 
 
@@ -184,6 +190,36 @@ def _reused(src: Path, target: Path) -> str | None:
     output's folder, else ``None`` (ONNX's checker and loader reject ``..``, absolute paths, symbolic and hard links,
     so a file elsewhere cannot be shared: its tensors are copied)."""
     return src.name if src.parent == target.parent.resolve() else None
+
+
+def _elsewhere(src: Path, target: Path, reuse: str, k: int) -> str | None:
+    """The location under which ``target`` refers to the data file ``src`` of another folder (``None``: its tensors
+    are copied), per ``reuse``."""
+    if reuse == "copy":
+        return _shared_copy(src, target)
+    if reuse == "link":
+        return _symlinked(src, target, k)
+    return None
+
+
+def _shared_copy(src: Path, target: Path) -> str:
+    """The name of a copy of ``src`` beside ``target``, made (streamed, atomically) unless one of the same size and
+    modification time is there already."""
+    name = f"shared.{src.name}"
+    where = target.parent / name
+    st = src.stat()
+    try:
+        have = where.stat()
+        fresh = have.st_size == st.st_size and have.st_mtime_ns == st.st_mtime_ns
+    except FileNotFoundError:
+        fresh = False
+    if not fresh:
+        import shutil
+
+        with open(src, "rb") as f, atomic_writer(where) as out:
+            shutil.copyfileobj(f, out, 16 << 20)
+        os.utime(where, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return name
 
 
 def _symlinked(src: Path, target: Path, k: int) -> str:

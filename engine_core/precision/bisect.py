@@ -655,7 +655,7 @@ class BisectSession:
 
         model, _ = self.builder.build(self.search.plan(prop.config(choice)), emulated=False)
         target = self.workdir / "candidate.onnx"
-        save_rewritten(model, target, self.builder.data_dir, self.options.model)
+        save_rewritten(model, target, self.builder.data_dir, self.options.model, reuse="copy")
         return target
 
     def _record(self, prop: Proposal, choice: int, ev: Evaluation, *, cached: bool, outcome: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class PlanBuilder:
         weights stay external (the data files are linked beside it)."""
         target = self.workdir / "normalized.onnx"
         if not target.exists():
-            save_rewritten(self._normalized(), target, self.data_dir, self.path or "")
+            save_rewritten(self._normalized(), target, self.data_dir, self.path or "", reuse="copy")
         return target
 
     def calibrate(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> Path:

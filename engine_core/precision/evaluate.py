@@ -174,7 +174,8 @@ class Evaluator:
             "reference_outputs": d / "reference_outputs.json",
             "plan": d / "candidate_plan.json",
         }
-        save_rewritten(model, files["model"], self.builder.data_dir, self.builder.path or "")
+        # the unchanged weights are copied beside the candidate once, then shared by every candidate written there
+        save_rewritten(model, files["model"], self.builder.data_dir, self.builder.path or "", reuse="copy")
         save_outputs(files["outputs"], f"{self.subject} candidate", subs)
         if not files["inputs"].exists():
             save_inputs(files["inputs"], self.feeds)

@@ -77,10 +77,11 @@ class Candidate:
     data_dir: str | None = None
     """The folder of the weights the model keeps in external data files (those of the reduced model)."""
 
-    def save(self, path: str | os.PathLike[str], *, link: bool = False) -> list[Path]:
-        """Write the model; external weights stay external, copied beside ``path`` (a file other tools read) or,
-        with ``link``, referenced through links to their files (a candidate only trtdbg reads: nothing is copied)."""
-        return save_rewritten(self.model, path, self.data_dir, "", link=link)
+    def save(self, path: str | os.PathLike[str], *, reuse: str) -> list[Path]:
+        """Write the model; external weights stay external, their files reused as ``reuse`` says
+        (:func:`~engine_core.model.save.save_model`: ``copy`` for files other tools read, ``link`` for a candidate
+        only trtdbg reads)."""
+        return save_rewritten(self.model, path, self.data_dir, "", reuse=reuse)
 
 
 class Judge(Protocol):
@@ -440,7 +441,7 @@ class CompareJudge:
 
         model_path = self.workdir / "candidate.onnx"
         inputs_path = self.workdir / "candidate_inputs.npz"
-        candidate.save(model_path, link=True)
+        candidate.save(model_path, reuse="link")
         save_inputs(inputs_path, candidate.feeds)
         request = CompareRequest(
             model=str(model_path),
@@ -452,7 +453,7 @@ class CompareJudge:
         )
         if self.subject_model is not None:
             subject_path = self.workdir / "candidate_subject.onnx"
-            save_rewritten(self.subject_candidate(candidate), subject_path, self.subject_dir, "", link=True)
+            save_rewritten(self.subject_candidate(candidate), subject_path, self.subject_dir, "", reuse="link")
             request.subject_model = str(subject_path)
             request.subject_backend = self.subject_backend
         return not execute(request).passed
@@ -543,7 +544,7 @@ class CommandJudge:
     def __call__(self, candidate: Candidate) -> bool:
         from engine_core.data.store import save_inputs
 
-        candidate.save(self.artifact)
+        candidate.save(self.artifact, reuse="copy")  # the weights are copied beside it once, not per candidate
         save_inputs(self.inputs_path, candidate.feeds)
         model, inputs = str(self.artifact), str(self.inputs_path)
         env = {"TRTDBG_REDUCE_MODEL": model, "TRTDBG_REDUCE_INPUTS": inputs}
