@@ -15,6 +15,7 @@ written by :func:`engine_core.model.save.save_model`, which links unchanged data
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -147,7 +148,7 @@ def tensor_nbytes(t: TensorProto) -> int:
     if t.data_type in (TensorProto.STRING, TensorProto.UNDEFINED):
         return 0
     size = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-    return int(np.prod(t.dims, dtype=np.int64)) * size
+    return math.prod(t.dims) * size
 
 
 def source_key(t: TensorProto, base: str | os.PathLike[str] | None) -> str:

@@ -31,12 +31,15 @@ from engine_core.precision.rules import F32, TYPE_NAMES, Analysis, constant_of_s
 def emulate(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
     """The FP32 model with storage rounding for nodes ``low`` (``{node name: FLOAT16|BFLOAT16}``, already legal)."""
     out = analysis.empty_copy()
+    nodes = out.graph.node  # filled in place: no detached node copies
     fresh = Namer(analysis.all_names)
     stored: dict[str, int] = {}  # tensor -> low type it is already rounded to
     rounded: dict[tuple[str, int], str] = {}
-    nodes: list[onnx.NodeProto] = []
     extra_inits: list[TensorProto] = []
     constant_inits = set(analysis.initializers) - set(analysis.graph_inputs)
+
+    def cast(x: str, y: str, name: str, to: int) -> None:
+        nodes.add(op_type="Cast", name=name, input=[x], output=[y]).attribute.add(name="to", i=to, type=_INT)
 
     def round_input(x: str, want: int) -> str:
         if stored.get(x) == want:
@@ -48,25 +51,28 @@ def emulate(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             if x in constant_inits and weights.tensor_nbytes(analysis.initializers[x]) >= weights.LARGE_BYTES:
                 name, held = fresh(f"{x}__as_{tag}"), fresh(f"{x}__{tag}")
                 extra_inits.append(typed_initializer(analysis, x, want, held))
-                nodes.append(helper.make_node("Cast", [held], [name], name, to=F32))
+                cast(held, name, name, F32)
             elif x in constant_inits or (x in analysis.constants and x not in stored):
                 name = fresh(f"{x}__as_{tag}")
                 extra_inits.append(to_tensor(round_to(analysis.constant_value(x), want), F32, name))
             else:
                 name = fresh(f"{x}__as_{tag}")
                 held = fresh(f"{x}__{tag}")
-                nodes.append(helper.make_node("Cast", [x], [held], held, to=want))
-                nodes.append(helper.make_node("Cast", [held], [name], name, to=F32))
+                cast(x, held, held, want)
+                cast(held, name, name, F32)
             rounded[key] = name
         return name
 
-    for src, facts, node in analysis.node_copies():
+    for src, facts in zip(analysis.protos, analysis.facts):
         want = low.get(facts.name)
+        inputs = {i: round_input(src.input[i], want) for i in facts.float_inputs} if want else {}
+        node = nodes.add()
+        node.CopyFrom(src)
+        node.name = facts.name
         if not want:
-            nodes.append(node)
             continue
-        for i in facts.float_inputs:
-            node.input[i] = round_input(src.input[i], want)
+        for i, x in inputs.items():
+            node.input[i] = x
         op = src.op_type
         if op in ("Constant", "ConstantOfShape"):
             value = (
@@ -77,22 +83,20 @@ def emulate(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             del node.attribute[:]
             node.attribute.append(helper.make_attribute("value", to_tensor(round_to(value, want), F32, "")))
             stored[src.output[0]] = want
-            nodes.append(node)
             continue
-        tails = []
+        tag = TYPE_NAMES[want]
         for j in facts.low_outputs:
             y = src.output[j]
-            tag = TYPE_NAMES[want]
             raw, held = fresh(f"{y}__{tag}_raw"), fresh(f"{y}__{tag}")
             node.output[j] = raw
-            tails.append(helper.make_node("Cast", [raw], [held], held, to=want))
-            tails.append(helper.make_node("Cast", [held], [y], fresh(f"{y}__{tag}_stored"), to=F32))
+            cast(raw, held, held, want)
+            cast(held, y, fresh(f"{y}__{tag}_stored"), F32)
             stored[y] = want
-        nodes.append(node)
-        nodes.extend(tails)
 
-    out.graph.node.extend(nodes)
     used = {x for n in nodes for x in n.input} | analysis.protected | set(analysis.graph_inputs)
     out.graph.initializer.extend(t for t in analysis.model.graph.initializer if t.name in used)
     out.graph.initializer.extend(extra_inits)
     return out
+
+
+_INT = onnx.AttributeProto.INT
