@@ -29,6 +29,7 @@ otherwise they are ``None``.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -103,7 +104,7 @@ class TensorStats:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict (NaN/Inf become strings only at JSON encoding time)."""
-        d = {f: getattr(self, f) for f in _FIELDS}
+        d = dict(zip(_FIELDS, _VALUES(self)))
         d["shape"] = list(self.shape)
         for k in ("argmax_abs", "argmax_rel"):
             if d[k] is not None:
@@ -112,6 +113,7 @@ class TensorStats:
 
 
 _FIELDS = tuple(TensorStats.__dataclass_fields__)
+_VALUES = operator.attrgetter(*_FIELDS)
 
 
 def cast_up(a: np.ndarray) -> np.ndarray:
@@ -539,11 +541,10 @@ def _ones(dt: np.dtype, n: int) -> np.ndarray:
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise dot products of a [k, w] array with a [k, w] array or a [w] vector, one BLAS call per row
-    (so a row's result never depends on the rows stacked with it)."""
-    if b.ndim == 1:
-        return np.array([row @ b for row in a], dtype=np.float64)
-    return np.array([x @ y for x, y in zip(a, b)], dtype=np.float64)
+    """Row-wise dot products of a [k, w] array with a [k, w] array or a [w] vector: one batched ``matmul``
+    that makes one BLAS dot per row (so a row's result never depends on the rows stacked with it)."""
+    column = b[:, None] if b.ndim == 1 else b[:, :, None]
+    return np.matmul(a[:, None, :], column)[:, 0, 0].astype(np.float64)
 
 
 def _stat_failed(value: float, tol: float) -> bool:
