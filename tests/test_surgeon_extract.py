@@ -207,3 +207,115 @@ def test_cli_extract_real_model(tmp_path) -> None:
     ref = _run(model, feed, [target])
     got = _run(cut, {k: v for k, v in feed.items() if k in {vi.name for vi in cut.graph.input}}, [target])
     np.testing.assert_array_equal(got[target], ref[target])
+
+
+# ---------------------------------------------------------------------- the piece's real inputs
+def test_saved_real_inputs_make_the_piece_compute_the_full_models_tensors(tmp_path, save_model) -> None:
+    from engine_core.data.store import load_inputs
+    from engine_core.options import DataOptions
+    from engine_core.surgeon.job import SurgeryRequest, run_surgery
+
+    path = save_model(small_cnn_model())
+    out = tmp_path / "piece.onnx"
+    data = DataOptions(iterations=2, seed=5)
+    result = run_surgery(
+        SurgeryRequest(
+            "extract",
+            str(path),
+            str(out),
+            inputs=["/relu1/Relu_output_0"],
+            outputs=["/Add_output_0"],
+            data=data,
+            save_inputs="",
+        )
+    )
+    assert result.inputs_saved == tmp_path / "piece_inputs.json" and result.inputs_saved.exists()
+    assert result.compare_command == f"trtdbg compare {out} --load-inputs {tmp_path / 'piece_inputs.json'}"
+    feeds = load_inputs([str(result.inputs_saved)])
+    assert len(feeds) == 2 and all(set(f) == {"/relu1/Relu_output_0"} for f in feeds)
+    originals = list(data.source([vi for vi in _metas(path)], model=str(path)))
+    full = onnx.load(path)
+    for feed, original in zip(feeds, originals):
+        ref = _run(full, original, ["/relu1/Relu_output_0", "/Add_output_0"])
+        np.testing.assert_array_equal(feed["/relu1/Relu_output_0"], ref["/relu1/Relu_output_0"])
+        got = _run(onnx.load(out), feed, ["/Add_output_0"])
+        np.testing.assert_array_equal(got["/Add_output_0"], ref["/Add_output_0"])
+    assert not np.array_equal(feeds[0]["/relu1/Relu_output_0"], feeds[1]["/relu1/Relu_output_0"])
+
+
+def _metas(path):
+    from engine_core.backend.ort import OrtRunner
+
+    with OrtRunner(onnx.load(path), str(path)) as runner:
+        return runner.input_metadata()
+
+
+def test_save_inputs_refuses_overwrites_other_kinds_and_misfitting_data(tmp_path, save_model) -> None:
+    from engine_core.options import DataOptions
+    from engine_core.surgeon.job import SurgeryRequest, run_surgery
+
+    path = save_model(small_cnn_model())
+    out = str(tmp_path / "piece.onnx")
+    common = {"inputs": ["/relu1/Relu_output_0"], "outputs": ["/Add_output_0"]}
+    with pytest.raises(TrtdbgError, match="would overwrite the model"):
+        run_surgery(SurgeryRequest("extract", str(path), out, save_inputs=str(path), **common))
+    with pytest.raises(TrtdbgError, match="applies to extract only"):
+        run_surgery(SurgeryRequest("sanitize", str(path), out, save_inputs=""))
+    dyn = save_model(_dynamic_batch(small_cnn_model()), "dyn.onnx")
+    with pytest.raises(TrtdbgError, match="declared float32.*but the data gives float32\\[2, 8, 32, 32\\]"):
+        run_surgery(
+            SurgeryRequest(
+                "extract",
+                str(dyn),
+                out,
+                inputs=["/relu1/Relu_output_0:1x8x32x32"],
+                outputs=["/Add_output_0"],
+                data=DataOptions(shapes=("input:2x3x32x32",)),
+                save_inputs="",
+            )
+        )
+    assert not (tmp_path / "piece.onnx").exists() and not (tmp_path / "piece_inputs.json").exists()
+
+
+def _dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.ClearField("dim_value")
+    dim.dim_param = "batch"
+    del model.graph.value_info[:]
+    for o in model.graph.output:
+        o.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return model
+
+
+def test_cli_extract_save_inputs_on_a_real_model_then_compare_the_piece(tmp_path, cli) -> None:
+    path = shared_model("magika_v3_3.onnx")
+    model = onnx.load(path)
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    start, end = matmuls[len(matmuls) // 2].output[0], model.graph.output[0].name
+    out = tmp_path / "magika_tail.onnx"
+    script = f"{SHARED_MODELS / 'inputs.py'}:load_magika_v3_3"
+    rc, stdout, stderr = cli(  # its shape sub-graphs read the graph input 'bytes' all along: a cut keeps it
+        "surgeon", "extract", path, "--inputs", start, "bytes", "--outputs", end, "-o", out, "--save-inputs",
+        "--data-loader-script", script,
+    )  # fmt: skip
+    assert rc == 0, stderr
+    saved = tmp_path / "magika_tail_inputs.json"
+    command = f"trtdbg compare {out} --load-inputs {saved}"
+    assert f"compare the piece alone: {command}" in stdout and "load_magika_v3_3" in stdout
+    from engine_core.data.store import load_inputs
+
+    sys.path.insert(0, str(SHARED_MODELS))
+    try:
+        from inputs import make_inputs  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(SHARED_MODELS))
+    feeds = load_inputs([str(saved)])
+    assert len(feeds) == 4
+    for k, feed in enumerate(feeds):
+        original = make_inputs("magika_v3_3", k)
+        ref = _run(model, original, [start, end])
+        assert set(feed) == {start, "bytes"} and np.array_equal(feed["bytes"], original["bytes"])
+        np.testing.assert_array_equal(feed[start], ref[start])
+        np.testing.assert_array_equal(_run(onnx.load(out), feed, [end])[end], ref[end])
+    rc, stdout, stderr = cli(*command.split()[1:], "--subject", "ort", "--json")
+    assert rc == 0, stderr

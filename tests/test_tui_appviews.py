@@ -211,3 +211,59 @@ async def test_tree_groups_dotted_module_paths_and_marks_a_dotted_scope(tmp_path
         await pilot.press("m")  # marks the scope bert/encoder/layer.1/attention/self
         await settle(app, pilot)
         assert scr.view.marks.ordered() == ["t3"]
+
+
+# ---------------------------------------------------------------------- extract with the piece's real inputs
+async def test_extract_saves_real_inputs_and_the_opened_piece_compares_on_them(demo) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from engine_core.data.store import load_inputs
+    from tui.screens.surgeon import ExtractDialog, SurgeryResultScreen
+
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        scr = app.main_screen
+        index = scr.view.index
+        node = index.find("/blocks.0/attn/Softmax")
+        scr.jump_to(node)
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExtractDialog) and dialog.query_one("#save-inputs").value
+        assert "from the full model on the saved inputs" in screen_text(app)  # the demo form's data
+        out = dialog.query_one("#output").value
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
+        outcome = scr.last_surgery
+        saved = outcome.inputs_saved
+        assert saved is not None and saved.exists() and str(saved) == out.replace(".onnx", "_inputs.json")
+        text = screen_text(app)
+        assert "compare the piece alone: trtdbg compare" in text
+        # the piece's output computed from the saved inputs equals the full model's tensor
+        (feed,) = load_inputs([str(saved)])
+        (x_name,) = feed
+        target = index.node_outputs(node)[0]
+        (full_feed,) = load_inputs([str(demo.inputs)])
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        full = onnx.load(demo.model)
+        full.graph.output.add().name = x_name
+        full.graph.output.add().name = target
+        ref_x, ref_y = ort.InferenceSession(full.SerializeToString(), so).run([x_name, target], full_feed)
+        np.testing.assert_array_equal(feed[x_name], ref_x)
+        (got,) = ort.InferenceSession(out, so).run([target], feed)
+        np.testing.assert_array_equal(got, ref_y)
+        # o opens the piece with its real inputs as the compare data; r compares it on them
+        await pilot.press("o")
+        await loaded(app, pilot)
+        piece = app.main_screen
+        assert piece.model_path == out and piece.form.data == "inputs" and piece.form.data_path == str(saved)
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        report = piece.panel.last_report
+        assert report is not None and report.summary.compared >= 1 and "demo_inputs" not in report.data

@@ -101,9 +101,12 @@ class TrtdbgApp(App):
         if self._keymap_error:
             self.notify(self._keymap_error, severity="warning", timeout=8)
 
-    def open_model(self, path: str) -> None:
-        """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote)."""
+    def open_model(self, path: str, form: CompareForm | None = None) -> None:
+        """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote); ``form``: its
+        compare set-up (an extracted piece's saved real inputs as data)."""
         self.model_path = str(path)
+        if form is not None:
+            self.compare_form = form
         current = self.main_screen
         workspace = (
             str(current.workspace.root) if current is not None and current.workspace is not None else self.workspace_arg

@@ -12,10 +12,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import ModelProto, helper
+from onnx import ModelProto, ValueInfoProto, helper
 
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
+from engine_core.options import DataOptions
 from engine_core.surgeon.changes import EditResult, summarize
 from engine_core.surgeon.graph import (
     check_top_level,
@@ -187,6 +188,50 @@ def measure_tensors(
         values = runner.infer(feed, computed) if computed else {}
     values.update({n: feed[n] for n in names if n in feed})
     return {n: TensorMeta(n, values[n].dtype, tuple(values[n].shape)) for n in names}
+
+
+def piece_inputs(
+    model: ModelProto, path: str | os.PathLike[str] | None, piece: ModelProto, data: DataOptions
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """The real values of ``piece``'s graph inputs, one feed per sample of ``data``, and a description of the data.
+
+    Each sample runs the full ``model`` once in ONNX Runtime (no graph optimisation, as every trtdbg
+    reference run of intermediate tensors) with the piece's inputs marked; a piece input that is a graph input
+    of ``model`` is taken from the sample itself. Values that do not fit the piece's declared dtype or static
+    dims raise one line (the piece was cut with other shapes than the data has).
+    """
+    from engine_core.backend.ort import OrtRunner
+
+    init = {t.name for t in piece.graph.initializer}
+    wanted = [vi for vi in piece.graph.input if vi.name not in init]
+    names = [vi.name for vi in wanted]
+    feeds: list[dict[str, np.ndarray]] = []
+    with OrtRunner(model, path, opt_level="disable") as runner:
+        source = data.source(runner.input_metadata(), model=path)
+        for feed in source:
+            computed = [n for n in names if n not in feed]
+            values = runner.infer(feed, computed) if computed else {}
+            feeds.append({n: np.asarray(feed[n] if n in feed else values[n]) for n in names})
+    for vi in wanted:
+        _check_fits(vi, feeds[0][vi.name] if feeds else None)
+    return feeds, source.describe()
+
+
+def _check_fits(vi: ValueInfoProto, value: np.ndarray | None) -> None:
+    if value is None:
+        return
+    t = vi.type.tensor_type
+    dtype = helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else None
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim] if t.HasField("shape") else None
+    fits = (dtype is None or value.dtype == dtype) and (
+        dims is None or (len(dims) == value.ndim and all(d is None or d == v for d, v in zip(dims, value.shape)))
+    )
+    if not fits:
+        declared = f"{dtype}{dims}" if dims is not None else str(dtype)
+        raise TrtdbgError(
+            f"input '{vi.name}' of the extracted model is declared {declared}, but the data gives "
+            f"{value.dtype}{list(value.shape)}; cut with the data's shapes (SHAPE auto) or give matching --shapes"
+        )
 
 
 def extract(

@@ -8,6 +8,7 @@ sanitized model must give the original's outputs on the request's input data, el
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ class SurgeryRequest:
     external_data_threshold: int = 1024
     external_data_dir: str | None = None
     """Folder of the model's external data (default: beside the model)."""
+    save_inputs: str | None = None
+    """extract: also write the real values of the piece's inputs here (Polygraphy inputs JSON, a folder or .npz),
+    computed by running the full model on ``data``; ``""``: beside the output, ``<OUT stem>_inputs.json``."""
 
 
 @dataclass
@@ -94,6 +98,23 @@ class SurgeryResult:
     changes: ChangeSummary
     verified: Verification | None
     seconds: float
+    inputs_saved: Path | None = None
+    """extract with ``save_inputs``: the piece's real input values."""
+    inputs_data: str = ""
+    """What data those values were computed from."""
+
+    @property
+    def compare_command(self) -> str | None:
+        """The command that compares the extracted piece alone on its real inputs (``None`` without them)."""
+        if self.inputs_saved is None:
+            return None
+        return f"trtdbg compare {shlex.quote(str(self.written[0]))} --load-inputs {shlex.quote(str(self.inputs_saved))}"
+
+
+def inputs_path(output: str) -> str:
+    """Where ``save_inputs=""`` writes: ``piece.onnx`` → ``piece_inputs.json`` beside it."""
+    out = Path(output)
+    return str(out.with_name(out.stem + "_inputs.json"))
 
 
 def run_surgery(request: SurgeryRequest, on_warning: Callable[[str], None] | None = None) -> SurgeryResult:
@@ -109,9 +130,22 @@ def run_surgery(request: SurgeryRequest, on_warning: Callable[[str], None] | Non
     if request.max_passes is not None and request.max_passes < 1:
         raise TrtdbgError("--num-passes must be at least 1")
     model, protect = _load(request)
+    if request.save_inputs is not None and request.kind != "extract":
+        raise TrtdbgError("--save-inputs applies to extract only")
+    saves = inputs_path(request.output) if request.save_inputs == "" else request.save_inputs
+    if saves is not None and any(Path(saves).resolve() == Path(p).resolve() for p in [*protect, request.output]):
+        raise TrtdbgError(
+            f"--save-inputs {saves} would overwrite the model, its data or the output; choose another file"
+        )
     verified = None
+    feeds: list[dict[str, Any]] = []
+    data_text = ""
     if request.kind == "extract":
         result = _extract(request, model)
+        if saves is not None:
+            from engine_core.surgeon.extract import piece_inputs
+
+            feeds, data_text = piece_inputs(model, request.model, result.model, request.data)
     elif request.kind == "sanitize":
         result = _sanitize(request, model)
         if request.verify:
@@ -128,7 +162,19 @@ def run_surgery(request: SurgeryRequest, on_warning: Callable[[str], None] | Non
         protect=protect,
         base=request.external_data_dir or Path(request.model).resolve().parent,
     )
-    return SurgeryResult(request.kind, list(written), result.changes, verified, time.perf_counter() - start)
+    if saves is not None:
+        from engine_core.data.store import save_inputs
+
+        save_inputs(saves, feeds)
+    return SurgeryResult(
+        request.kind,
+        list(written),
+        result.changes,
+        verified,
+        time.perf_counter() - start,
+        Path(saves) if saves is not None else None,
+        data_text,
+    )
 
 
 def _load(request: SurgeryRequest) -> tuple[ModelProto, list[str]]:

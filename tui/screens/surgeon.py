@@ -9,6 +9,7 @@ dtypes from the index).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,16 @@ def extract_defaults(main: Any) -> tuple[list[str], list[str], str]:
     return [], [], "no node under the cursor, no failing node and no marks: type the tensors"
 
 
+def _data_text(form: Any) -> str:
+    """The compare dialog's data, in words (what the full model runs on to find the piece's real inputs)."""
+    if form.data == "inputs":
+        return f"the saved inputs {form.data_path}"
+    if form.data == "script":
+        return f"the data-loader script {form.data_path}"
+    n = int(form.iterations) if str(form.iterations).isdigit() else 1
+    return f"{n} random sample(s), seed {form.seed}"
+
+
 # ---------------------------------------------------------------------- dialogs
 class SurgeonDialog(FormDialog):
     """Common frame: a title, a form, the output file, Run / Cancel."""
@@ -106,6 +117,7 @@ class SurgeonDialog(FormDialog):
     SurgeonDialog TextArea { height: 5; width: 1fr; }
     SurgeonDialog Checkbox { border: none; padding: 0; height: 1; margin-right: 2; }
     SurgeonDialog .hint { color: $text-muted; }
+    SurgeonDialog .wide { width: 1fr; }
     SurgeonDialog #buttons { height: 1; align-horizontal: right; }
     SurgeonDialog #buttons Button { margin-left: 2; }
     SurgeonDialog .title { text-style: bold; }
@@ -157,13 +169,16 @@ class ExtractDialog(SurgeonDialog):
 
     TITLE_TEXT = "Extract a sub-graph"
 
-    def __init__(self, model: str, output: str, inputs: list[str], outputs: list[str], hint: str) -> None:
+    def __init__(
+        self, model: str, output: str, inputs: list[str], outputs: list[str], hint: str, data: Any, data_text: str
+    ) -> None:
         super().__init__(
             model,
             output,
             "from " + hint + ". One tensor per line: NAME[:SHAPE[:DTYPE]] (SHAPE 1x3x8x8, [1,n,8] or auto).",
         )
         self.inputs, self.outputs = inputs, outputs
+        self.data, self.data_text = data, data_text
 
     def form(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -172,6 +187,10 @@ class ExtractDialog(SurgeonDialog):
         with Horizontal(classes="row"):
             yield Label("outputs", classes="key")
             yield TextArea("\n".join(self.outputs), id="outputs", soft_wrap=False, compact=True)
+        with Horizontal(classes="row"):
+            yield Label("real inputs", classes="key")
+            yield Checkbox("save them", True, id="save-inputs")
+            yield Static(safe("from the full model on " + self.data_text), classes="hint wide")
 
     def request(self) -> SurgeryRequest:
         return SurgeryRequest(
@@ -180,6 +199,9 @@ class ExtractDialog(SurgeonDialog):
             self.query_one("#output", Input).value.strip(),
             inputs=self._lines("#inputs"),
             outputs=self._lines("#outputs"),
+            shapes=self.data.shapes,
+            data=self.data,
+            save_inputs="" if self.query_one("#save-inputs", Checkbox).value else None,
         )
 
 
@@ -292,6 +314,12 @@ class SurgeryResultScreen(ModalScreen[bool]):
         if o.verified:
             body.append("verified: ", style="bold")
             body.append(printable(o.verified.to_text()) + "\n")
+        if o.inputs_saved is not None:
+            body.append("real inputs: ", style="bold")
+            body.append(printable(f"{o.inputs_saved} ({o.inputs_data})") + "\n")
+            body.append("compare the piece alone: ", style="bold")
+            body.append(printable(o.compare_command or "") + "\n")
+            body.append("(o opens it with these inputs as the compare data)\n", style="dim")
         body.append("\n")
         body.append(o.changes.to_text(limit=12))
         body.append("\n\nThe original model is unchanged.", style="dim")
@@ -329,8 +357,15 @@ def open_surgeon_dialog(main: Any, kind: str) -> None:
         Path(workspace), main.model_path, {"extract": "extract", "sanitize": "sanitized", "insert": "inserted"}[kind]
     )
     if kind == "extract":
+        from engine_core.errors import TrtdbgError
+
         ins, outs, hint = extract_defaults(main)
-        dialog: SurgeonDialog = ExtractDialog(main.model_path, out, ins, outs, hint)
+        try:
+            data = main.form.data_options()
+        except TrtdbgError as exc:
+            main.notify(f"the compare dialog's data options: {exc}", severity="error", timeout=8)
+            return
+        dialog: SurgeonDialog = ExtractDialog(main.model_path, out, ins, outs, hint, data, _data_text(main.form))
     elif kind == "sanitize":
         dialog = SanitizeDialog(main.model_path, out)
     else:
@@ -368,8 +403,12 @@ def show_outcome(main: Any, msg: JobFinished) -> None:
     outcome: SurgeryResult = msg.result
     main.last_surgery = outcome
 
+    form = None
+    if outcome.inputs_saved is not None:  # the piece compares on the values it really sees
+        form = replace(main.form, data="inputs", data_path=str(outcome.inputs_saved), what="all")
+
     def done(open_it: bool | None) -> None:
         if open_it:
-            main.app.call_later(main.app.open_model, str(outcome.written[0]))
+            main.app.call_later(main.app.open_model, str(outcome.written[0]), form)
 
     main.app.push_screen(SurgeryResultScreen(outcome), done)

@@ -10,6 +10,9 @@ from typing import Any
 from tui.cli.args import DataArgs, add_json_arg
 
 DATA = DataArgs("input data for the equal-outputs check (default: one random sample)")
+EXTRACT_DATA = DataArgs(
+    "input data of the full-model run behind --save-inputs; --shapes also shapes the run that measures unknown tensors"
+)
 
 
 SURGEON_HELP = "extract, sanitize (fold constants), insert or prune nodes; writes a new model"
@@ -20,7 +23,9 @@ PRUNE_HELP = "remove nodes (bypassed, or their outputs become graph inputs)"
 SURGEON_DESCRIPTION = """Graph surgery. Every subcommand writes a new model with -o (atomically, never over MODEL) and prints what changed.
 Exit code 0 = written, 2 = bad input."""
 EXTRACT_DESCRIPTION = """Keep what computes --outputs from --inputs. Missing shapes/dtypes come from shape inference, else one ONNX Runtime
-run on generated inputs (--shapes)."""
+run on generated inputs (--shapes). --save-inputs also writes the real values of the piece's inputs (the full model
+run on the input data with them marked) as Polygraphy inputs JSON, so `trtdbg compare OUT --load-inputs F` compares
+the piece alone on what it really sees."""
 SANITIZE_DESCRIPTION = """In this order: --override-input-shapes, --cleanup, --toposort, --fold-constants (ONNX Runtime, repeated until
 nothing changes). The result is run against MODEL on the input data (default: one random sample) and must give equal
 outputs."""
@@ -74,7 +79,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--outputs", nargs="+", required=True, metavar="NAME[:DTYPE]", help="tensors that become graph outputs"
     )
-    _fallback_shapes(e)
+    e.add_argument(
+        "--save-inputs",
+        nargs="?",
+        const="",
+        metavar="F",
+        help="write the real values of the piece's inputs (full model on the input data) to F (.json, folder or "
+        ".npz; default OUT's name with _inputs.json) and print the compare command",
+    )
+    EXTRACT_DATA.add_parser_args(e)
     e.set_defaults(run=run_extract)
 
     s = ops.add_parser("sanitize", help=SANITIZE_HELP, description=SANITIZE_DESCRIPTION)
@@ -133,20 +146,34 @@ def _run(args: argparse.Namespace, **edit: Any) -> int:
     )
     result = run_surgery(request, on_warning=lambda w: print(f"trtdbg: warning: {w}", file=sys.stderr))
     if args.json:
-        doc = {"changes": result.changes.to_json(), "written": [str(p) for p in result.written]}
+        doc: dict[str, Any] = {"changes": result.changes.to_json(), "written": [str(p) for p in result.written]}
         if result.verified is not None:
             doc["verify"] = result.verified.to_json()
+        if result.inputs_saved is not None:
+            doc["inputs_saved"] = str(result.inputs_saved)
+            doc["compare_command"] = result.compare_command
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
     if result.verified is not None:
         print(f"verified: {result.verified.to_text()}", file=sys.stderr)
     sys.stdout.write(result.changes.to_text() + "\n")
     sys.stdout.write("wrote " + ", ".join(str(p) for p in result.written) + "\n")
+    if result.inputs_saved is not None:
+        sys.stdout.write(f"saved the piece's real inputs ({result.inputs_data}) to {result.inputs_saved}\n")
+        sys.stdout.write(f"compare the piece alone: {result.compare_command}\n")
     return 0
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    return _run(args, inputs=args.inputs or (), outputs=args.outputs, shapes=args.shapes or ())
+    data = EXTRACT_DATA.parse(args)
+    return _run(
+        args,
+        inputs=args.inputs or (),
+        outputs=args.outputs,
+        shapes=data.shapes,
+        data=data,
+        save_inputs=args.save_inputs,
+    )
 
 
 def run_sanitize(args: argparse.Namespace) -> int:
