@@ -324,8 +324,8 @@ def estimate_memory(
 ) -> int:
     """Bytes a command over ``model`` needs — the one estimate every command makes before loading weights or
     building sessions: its weights once (memory-mapped, shared by every ONNX Runtime session), a converted copy per
-    low precision in ``precisions`` (fp16/bf16: half of the float weights; int8: ONNX Runtime's quantizer holds the
-    model twice), ``copies`` whole copies of the weights a library makes of its own (TensorRT's parser and
+    low precision in ``precisions`` (fp16/bf16: half of the float weights; int8: twice, the quantizer's protobuf copy
+    of the model and the weights ONNX Runtime folds out of the Q/DQ pairs), ``copies`` whole copies of the weights a library makes of its own (TensorRT's parser and
     builder, an embedded output), ``activations``, ``extra`` bytes (a second model's weights), and 256 MiB for the
     interpreter and libraries."""
     total = weights_bytes(model)

@@ -54,7 +54,7 @@ class PlanBuilder:
 
     def _model_file(self) -> Path:
         """The model with sorted, uniquely named nodes as a file (ONNX Runtime's quantizer reads files); external
-        weights stay external (the data files are linked beside it)."""
+        weights stay external (each data file copied beside it once, see ``save_model(reuse="copy")``)."""
         target = self.workdir / "normalized.onnx"
         if not target.exists():
             save_rewritten(self._normalized(), target, self.data_dir, self.path or "", reuse="copy")

@@ -116,8 +116,8 @@ def parse_onnx(
     """Parse ``model`` (external weights are found next to ``model_path``); raise :class:`TrtParseError`.
 
     A model holding weights trtdbg made in memory (an FP16 rewrite of a model with external data) is first written
-    with external data to a temporary folder beside nothing else (data files the model shares are hard-linked) and
-    parsed from that path, so no protobuf of the weights is ever made.
+    with external data to a temporary folder beside nothing else (the weights it shares are copied there: ONNX
+    refuses links) and parsed from that path, so no protobuf of the weights is ever made.
     """
     if not isinstance(model, bytes) and any(weights.is_memory(t) for t in model.graph.initializer):
         import tempfile
