@@ -267,3 +267,51 @@ async def test_extract_saves_real_inputs_and_the_opened_piece_compares_on_them(d
         await settle(app, pilot)
         report = piece.panel.last_report
         assert report is not None and report.summary.compared >= 1 and "demo_inputs" not in report.data
+
+
+async def test_ctrl_c_drops_a_tensor_fetch_and_showing_it_again_fetches_again(tmp_path, monkeypatch) -> None:
+    import threading
+
+    import onnx
+
+    from engine_core.comparator import detail as detail_module
+    from engine_core.model.synthetic import chain_model
+    from tests.test_tui_app import _fake_result
+    from tests.test_tui_issue13 import _fake_compare, _renamed
+    from tui.screens.compare_dialog import CompareForm
+
+    path = tmp_path / "chain.onnx"
+    onnx.save(chain_model(8, ops=("Add",)), path)
+    results = [_renamed(_fake_result(k, failing=k == 3), f"/blk.0/layer.{k}/Add_output_0") for k in range(8)]
+    _fake_compare(monkeypatch, results)
+    release, calls = threading.Event(), []
+    real = detail_module.tensor_detail
+
+    def slow_detail(request, r):
+        calls.append(r.slot.name)
+        release.wait(10)
+        return real(request, r)
+
+    monkeypatch.setattr(detail_module, "tensor_detail", slow_detail)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("r", "ctrl+s")
+        await settle(app, pilot)
+        scr = app.main_screen
+        scr.jump_to(3)
+        for _ in range(40):
+            if calls:
+                break
+            await pilot.pause(0.05)
+        assert calls == ["/blk.0/layer.3/Add_output_0"] and "fetching the tensors" in detail(app)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert any("cancelling" in str(n.message) for n in app._notifications)
+        release.set()
+        await settle(app, pilot)
+        assert "fetch cancelled (ctrl+c)" in detail(app) and not scr.panel.details
+        scr.jump_to(2)
+        scr.jump_to(3)
+        await _until(app, pilot, lambda: "absolute error histogram" in detail(app))
+        assert calls[-1] == "/blk.0/layer.3/Add_output_0"

@@ -655,8 +655,8 @@ class MainScreen(Screen):
         self.query_one(GraphTree).refresh_labels()
 
     def cancel_job(self) -> bool:
-        """ctrl+c: cancel the running comparison; False when nothing runs."""
-        return self.panel.cancel()
+        """ctrl+c: cancel the running comparison (or drop a tensor fetch for the detail pane); False when nothing runs."""
+        return self.panel.cancel() or self.panel.cancel_detail()
 
     @on(ComparePanel.ResultsAdded)
     def _results_added(self, msg: ComparePanel.ResultsAdded) -> None:

@@ -94,6 +94,9 @@ class ComparePanel(Vertical):
         self.details: dict[tuple[str, int], Any] = {}
         """Fetched tensor details (engine_core ``TensorDetail``, or the one-line error) by (tensor, iteration)."""
         self._detail_timer: Any = None
+        self._fetching: tuple[str, int] | None = None
+        self._dropped: set[tuple[str, int]] = set()
+        """Fetches cancelled with ctrl+c (their results are ignored)."""
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -149,6 +152,7 @@ class ComparePanel(Vertical):
     def _reset_results(self) -> None:
         self.results_by_tensor.clear()
         self.details.clear()
+        self._dropped.clear()
         view = self.view
         view.node_status.clear()
         view.scope_fails.clear()
@@ -204,6 +208,8 @@ class ComparePanel(Vertical):
             return got, ""
         if isinstance(got, str):
             return None, f"error histogram unavailable: {got}"
+        if (r.slot.name, r.iteration) in self._dropped:
+            return None, "error histogram: fetch cancelled (ctrl+c); shown again, the tensor is fetched again"
         if self.request is None:
             return None, "error histogram: r runs the comparison again to fetch the tensors"
         if self._comparing:
@@ -214,13 +220,28 @@ class ComparePanel(Vertical):
         """Fetch the first of ``results`` without detail, after a short pause (the cursor may move on)."""
         if self._comparing or self.request is None:
             return
-        todo = next((r for r in results if (r.slot.name, r.iteration) not in self.details), None)
+        keys = [(r.slot.name, r.iteration) for r in results]
+        if not self._dropped.intersection(keys):
+            self._dropped.clear()  # the cursor moved on: a cancelled tensor is fetched again when shown again
+        todo = next((r for r, k in zip(results, keys) if k not in self.details and k not in self._dropped), None)
         if self._detail_timer is not None:
             self._detail_timer.stop()
             self._detail_timer = None
         if todo is not None:
-            request = self.request
-            self._detail_timer = self.set_timer(0.2, lambda: self.fetch_detail(request, todo))
+            self._detail_timer = self.set_timer(0.2, lambda: self._start_fetch(todo))
+
+    def _start_fetch(self, r: Any) -> None:
+        self._fetching = (r.slot.name, r.iteration)
+        self.fetch_detail(self.request, r)
+
+    def cancel_detail(self) -> bool:
+        """Drop the tensor fetch in flight (its result is ignored; quitting need not wait); False when none runs."""
+        if self._fetching is None:
+            return False
+        self._dropped.add(self._fetching)
+        self._fetching = None
+        self.post_message(self.DetailReady())
+        return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail")
     def fetch_detail(self, request: Any, r: Any) -> None:
@@ -237,7 +258,9 @@ class ComparePanel(Vertical):
         self.app.call_from_thread(self._detail_arrived, request, (r.slot.name, r.iteration), got)
 
     def _detail_arrived(self, request: Any, key: tuple[str, int], got: Any) -> None:
-        if request is self.request:
+        if key == self._fetching:
+            self._fetching = None
+        if request is self.request and key not in self._dropped:
             self.details[key] = got
             self.post_message(self.DetailReady())
 
