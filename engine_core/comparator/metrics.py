@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -177,12 +179,45 @@ def _compare_tensors(
         size = int(ref.size)
         key = (size if size <= _SMALL else -1 - i, sub.dtype.str, ref.dtype.str, settings.check_error_stat.get(name))
         groups.setdefault(key, []).append(i)
-    for idx in groups.values():
+
+    def stats_of(idx: list[int]) -> list[TensorStats]:
         subs = [np.asarray(subjects[i]) for i in idx]
         refs = [np.asarray(references[i]) for i in idx]
-        for i, st in zip(idx, _group_stats([names[i] for i in idx], subs, refs, settings, order_stats)):
+        return _group_stats([names[i] for i in idx], subs, refs, settings, order_stats)
+
+    # Large streaming groups run on worker threads (numpy and BLAS release the GIL); the rest, and every group of
+    # the whole-array path (its temporaries are budgeted one tensor at a time), run here. Same results either way.
+    threaded = [
+        idx
+        for key, idx in groups.items()
+        if key[0] < 0 and _streams(key[3], np.dtype(key[1]), np.dtype(key[2]), settings, order_stats)
+    ]
+    pending = [(idx, _pool().submit(stats_of, idx)) for idx in threaded] if len(threaded) > 1 else []
+    submitted = {id(idx) for idx, _ in pending}
+    done = [(idx, stats_of(idx)) for idx in groups.values() if id(idx) not in submitted]
+    for idx, stats in done + [(idx, future.result()) for idx, future in pending]:
+        for i, st in zip(idx, stats):
             results[i] = st
     return [r for r in results if r is not None]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads for the statistics of large tensors (at most 4, at most one per CPU)."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="trtdbg-stats")
+
+
+def _streams(stat: str, sub: np.dtype, ref: np.dtype, settings: CompareSettings, order_stats: bool) -> bool:
+    """Whether tensors of these dtypes take the streaming path (see the module docstring)."""
+    sub, ref = cast_up(np.empty(0, sub)).dtype, cast_up(np.empty(0, ref)).dtype
+    return (
+        not order_stats
+        and stat in ("elemwise", "max")
+        and settings.rel_mode == "polygraphy"
+        and sub == ref
+        and sub.kind == "f"
+        and not (settings.polygraphy_defaults and settings.infinities_compare_equal)
+    )
 
 
 def error_distribution(
@@ -231,14 +266,7 @@ def _group_stats(
     stat = settings.check_error_stat.get(names[0])
     atol = np.array([tolerance_for(n, R.dtype, settings) for n in names], dtype=np.float64)
     rtol = np.array([settings.rtol.get(n) for n in names], dtype=np.float64)
-    if (
-        not order_stats
-        and stat in ("elemwise", "max")
-        and settings.rel_mode == "polygraphy"
-        and S.dtype == R.dtype
-        and S.dtype.kind == "f"
-        and not (settings.polygraphy_defaults and settings.infinities_compare_equal)
-    ):
+    if _streams(stat, S.dtype, R.dtype, settings, order_stats):
         cols = _streaming_stats(S, R, atol, rtol, settings)
     else:
         cols = _full_stats(names, S, R, atol, rtol, settings, stat, order_stats)
