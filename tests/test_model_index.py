@@ -342,3 +342,35 @@ def test_np_dtype_matches_onnx_mapping() -> None:
         except (KeyError, ValueError, TypeError):
             expected = None
         assert np_dtype(elem_type) == expected, name
+
+
+@pytest.mark.parametrize("stem", ["ppocrv4_det", "minilm_l6_int8w"])
+def test_shape_inference_in_a_child_process_gives_the_same_shapes(stem: str) -> None:
+    from tests.conftest import SHARED_MODELS
+
+    path = Path(SHARED_MODELS) / f"{stem}.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    here = ModelIndex.load(path, load_external_data=False)
+    apart = ModelIndex.load(path, load_external_data=False)
+    apart.infer_shapes(separate_process=True)
+    assert apart.shapes_inferred
+    assert apart.shapes() == here.shapes() and len(here.shapes()) > len(here.shapes(infer=False))
+    assert apart.shape_inference_error == here.shape_inference_error
+
+
+def test_shape_inference_child_reports_failure_and_can_be_cancelled() -> None:
+    from engine_core.jobs import CancelToken
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
+    bad_vi = helper.make_tensor_value_info("a", F, [2, 3, 4])  # wrong rank: strict inference fails
+    index = ModelIndex.from_model(_model(nodes, value_info=[bad_vi]))
+    index.infer_shapes(separate_process=True)
+    assert index.tensor_meta("y").shape == (2, 3)
+    assert "differ in rank" in index.shape_inference_error and "\n" not in index.shape_inference_error
+    stopped = ModelIndex.from_model(_model(nodes, value_info=[bad_vi]))
+    cancel = CancelToken()
+    cancel.cancel()
+    stopped.infer_shapes(separate_process=True, cancel=cancel)
+    assert not stopped.shapes_inferred and stopped.shape_inference_error is None
+    assert stopped.tensor_meta("y").shape == (2, 3) and stopped.shapes_inferred  # the next request runs it again

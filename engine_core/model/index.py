@@ -20,6 +20,7 @@ import numpy as np
 
 from engine_core.errors import TrtdbgError, first_line
 from engine_core.fp16 import FP16_MAX, flushes_to_zero
+from engine_core.jobs import CancelToken
 from engine_core.model.loader import DEFAULT_DOMAIN, SUBGRAPH_OPS, load_model, model_opsets, subgraphs_of
 from engine_core.model.proto import GraphProto, ModelProto, NodeProto, TensorProto, TypeProto
 from engine_core.types import Dim, TensorMeta
@@ -581,11 +582,23 @@ class ModelIndex:
             self._described[key] = text
         return text
 
-    def _keys(self, infer: bool) -> dict[str, Hashable]:
+    def infer_shapes(self, *, separate_process: bool = False, cancel: CancelToken | None = None) -> None:
+        """Run shape inference now, once (:meth:`tensor_meta` with ``infer`` runs it on first use otherwise).
+
+        ``separate_process``: in a child Python (:mod:`~engine_core.model.infer_child`), so that the threads of this
+        process keep running; setting ``cancel`` stops it without a result (it runs again on the next request)."""
+        if True not in self._meta_keys:
+            self._keys(True, separate_process, cancel)
+
+    def _keys(
+        self, infer: bool, separate_process: bool = False, cancel: CancelToken | None = None
+    ) -> dict[str, Hashable]:
         """``{tensor name: type key}`` from the original model or the shape-inferred one."""
         keys = self._meta_keys.get(infer)
         if keys is None:
-            inferred = self._infer_shapes() if infer else None  # runs once: the result is cached below
+            inferred = self._infer_shapes(separate_process, cancel) if infer else None  # runs once: cached below
+            if cancel is not None and cancel.is_set():
+                return self._keys(False)
             self.shapes_inferred = self.shapes_inferred or inferred is not None
             if inferred is not None:
                 keys = _type_keys(*inferred)
@@ -603,20 +616,27 @@ class ModelIndex:
         self._decoded[key] = result
         return result
 
-    def _infer_shapes(self) -> tuple[ModelProto, list[int]] | None:
+    def _infer_shapes(
+        self, separate_process: bool = False, cancel: CancelToken | None = None
+    ) -> tuple[ModelProto, list[int]] | None:
         """``onnx.shape_inference`` (strict, then lenient) on a weight-less, topologically sorted copy.
 
         Returns the inferred model and the positions of its subgraph-owning nodes; keeps the
         reason in :attr:`shape_inference_error` when strict inference fails.
         """
-        from onnx import shape_inference
-
         light = _light_copy(self.model, self._top_order)
         order = self._top_order
         holders = self._holder_positions
         if order is not None:
             owners = set(holders)
             holders = [i for i, p in enumerate(order) if p in owners]
+        if separate_process:
+            from engine_core.model.infer_child import infer_in_child
+
+            inferred, self.shape_inference_error = infer_in_child(light, cancel)
+            return (inferred, holders) if inferred is not None else None
+        from onnx import shape_inference
+
         try:
             return shape_inference.infer_shapes(light, strict_mode=True, data_prop=True), holders
         except Exception as exc:
@@ -741,8 +761,6 @@ def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
 
     Returns ``model`` itself when nothing needs reordering or stripping.
     """
-    from onnx.helper import make_tensor_value_info
-
     src = model.graph
 
     def keep(t: TensorProto) -> bool:
@@ -773,8 +791,14 @@ def _light_copy(model: ModelProto, order: list[int] | None) -> ModelProto:
     for t, small in zip(src.initializer, kept):
         if small:
             g.initializer.append(t)
-        elif t.name not in declared:
-            g.input.append(make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        elif t.name not in declared:  # as onnx.helper.make_tensor_value_info makes it
+            vi = g.input.add()
+            vi.name = t.name
+            tensor_type = vi.type.tensor_type
+            tensor_type.elem_type = t.data_type
+            tensor_type.shape.SetInParent()
+            for d in t.dims:
+                tensor_type.shape.dim.add().dim_value = d
     return light
 
 

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
+from engine_core.jobs import CancelToken
 from engine_core.safetext import printable
 from tui.messages import (
     InitializerStatsReady,
@@ -121,6 +122,8 @@ class MainScreen(Screen):
         """The marks before the last change (``u`` restores them)."""
         self.last_surgery: Any = None
         self.last_surgery_error: str | None = None
+        self._stop_shapes = CancelToken()
+        """Set when the screen goes away: stops the shape-inference child."""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -141,6 +144,9 @@ class MainScreen(Screen):
         footer = self.query_one(Footer)
         footer.compact = narrow
         footer.show_command_palette = not narrow
+
+    def on_unmount(self) -> None:
+        self._stop_shapes.set()
 
     def on_mount(self) -> None:
         self.query_one(GraphTree).focus()
@@ -248,10 +254,13 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="shapes")
     def infer_shapes(self) -> None:
+        """Shape inference in a child process (in a thread it would hold the GIL, freezing the UI, for seconds)."""
         start = time.perf_counter()
         index = self.view.index
         try:
-            index.describe_tensor(index.outputs[0] if index.outputs else "", infer=True)
+            index.infer_shapes(separate_process=True, cancel=self._stop_shapes)
+            if self._stop_shapes.is_set():
+                return
             self.post_message(ShapesReady(time.perf_counter() - start, index.shape_inference_error))
         except Exception as exc:
             self.post_message(ShapesReady(time.perf_counter() - start, f"{type(exc).__name__}: {exc}"))
