@@ -84,6 +84,7 @@ REFUSED = {
     "insert": "surgeon insert {m} --op Identity --inputs /layers.1/Tanh_output_0 --outputs i -o {o}/out.onnx",
     "prune": "surgeon prune {m} --nodes /layers.4/Tanh -o {o}/out.onnx --external-data",
     "lint": "check lint {m}",
+    "bench": "bench {m} --backend ort:fp16 --runs 1",
     "display-as-trt": "inspect {m} --display-as trt",
     "show-weights": "inspect {m} --show weights",
 }

@@ -151,6 +151,7 @@ def run_bench(
     before the next run (:class:`~engine_core.jobs.Cancelled`)."""
     events = events or JobEvents()
     from engine_core.model.loader import check_external_data, check_runtime_support, load_model
+    from engine_core.model.weights import estimate_memory, require_memory
     from engine_core.runners import make_runner
 
     if options.warmup < 0 or options.runs < 1 or (options.duration is not None and options.duration <= 0):
@@ -160,6 +161,10 @@ def run_bench(
     check_runtime_support(model, path)
     check_external_data(model, path)
     spec = options.backend.strip().lower()
+    # TensorRT's builder holds its own copy of the weights, and so does the session ONNX Runtime's profiler loads
+    copies = int(spec.startswith("trt") or options.layer_times)
+    need = estimate_memory(model, [spec.partition(":")[2]], copies=copies)
+    require_memory(f"bench of {path}", need, "free memory, or bench a part cut with `trtdbg surgeon extract`")
     gpu = spec.partition(":")[0] in GPU_BACKENDS
     notes: list[str] = []
     mem = _device_probe(notes) if gpu else None
