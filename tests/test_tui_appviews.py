@@ -86,7 +86,7 @@ async def test_reopen_restores_the_last_compare_stated_as_restored(demo) -> None
         failing = [(r.slot.name, r.iteration) for r in first.results if not r.stats.passed]
         assert [(r.slot.name, r.iteration) for r in panel.table.row_results()] == failing
         text = screen_text(app)
-        assert "restored: the last compare of" in text and "ort:fp16" in text
+        assert "restored, last compare of" in text and "ort:fp16" in text
         assert f"FAILED: {first.summary.failed}/{first.summary.compared}" in text
         ff = first.summary.first_failing
         assert scr.view.first_failing == scr.view.index.find(ff.slot.node)

@@ -459,8 +459,7 @@ class ComparePanel(Vertical):
         t = Text()
         if restored is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(restored.saved_at))
-            t.append(f"restored: the last compare of {when}", style="bold cyan")
-            t.append(" (failing tensors only; r runs it again)\n", style="dim")
+            t.append(f"restored, last compare of {when}: ", style="bold cyan")
         self.last_report = report
         s = report.summary
         # The engine's summary is authoritative for the first failing / first NaN tensors.
@@ -478,6 +477,8 @@ class ComparePanel(Vertical):
         self._append_found(t)
         if s.first_failing is not None:
             t.append("  (F: go there)", style="dim")
+        if restored is not None:
+            t.append("\nrestored from the workspace: failing tensors only; r runs the comparison again", style="dim")
         if report.coverage_text:
             t.append("\n" + printable(report.coverage_text), style="cyan")
         if report.unmatched:
