@@ -110,7 +110,7 @@ def test_estimate_counts_what_each_command_holds(tower: Path) -> None:
     w, base = weights.weights_bytes(model), 256 << 20
     assert w == 5 * 512 * 512 * 4
     assert weights.estimate_memory(model) == w + base
-    assert weights.estimate_memory(model, ["fp16", "int8"]) == w + w // 2 + 2 * w + base
+    assert weights.estimate_memory(model, ["fp16", "int8"]) == w + w // 2 + w * 3 // 2 + base
     assert weights.estimate_memory(model, copies=1, extra=7, activations=3) == 2 * w + 10 + base
 
 
