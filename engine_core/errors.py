@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 class TrtdbgError(Exception):
     """A failure caused by the user's input or environment.
@@ -11,6 +13,12 @@ class TrtdbgError(Exception):
     """
 
     exit_code = 2
+
+
+def require_one_of(what: str, value: object, allowed: Collection[str], note: str = "") -> None:
+    """Raise ``what 'value' is not one of A, B{note}`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise TrtdbgError(f"{what} '{value}' is not one of {', '.join(allowed)}{note}")
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -31,6 +31,7 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
     from engine_core.model.demo import write_demo
     from tui.app import TrtdbgApp
     from tui.cli.commands.demo import DEMO_TITLE, demo_form
+    from tui.headless import jump
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_demo(str(work / ".trtdbg"))
@@ -46,8 +47,7 @@ async def make_screenshots(out_dir: Path, work: Path) -> list[Path]:
         await _settle(app, pilot)
         scr = app.main_screen
         index = scr.view.index
-        scr.jump_to(index.find("/patch_embed/norm/Add"))
-        await pilot.pause()
+        await jump(app, pilot, "/patch_embed/norm/Add")
         await pilot.press("m")  # mark the patch_embed/norm scope
         await _settle(app, pilot)
         scr.jump_to(index.find("/patch_embed/proj/Conv"))

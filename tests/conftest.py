@@ -72,6 +72,15 @@ def run_cli(
     return subprocess.CompletedProcess(["trtdbg", *argv], rc, out.getvalue(), err.getvalue())
 
 
+def surgeon_ok(
+    tool: str, model: str | os.PathLike[str], out: str | os.PathLike[str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``trtdbg surgeon TOOL MODEL OPTIONS -o OUT``, which must succeed."""
+    proc = run_cli("surgeon", tool, model, *options, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """``cli(*args) -> (exit code, stdout, stderr)`` of ``trtdbg ARGS`` run in this process."""
@@ -111,3 +120,9 @@ def shared_model(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (real models live in ../shared/models)")
     return path
+
+
+def shared_model_and_loader(name: str) -> tuple[Path, str]:
+    """A shared model (as :func:`shared_model`) and its ``--data-loader-script`` (``inputs.py:load_<stem>``)."""
+    path = shared_model(name)
+    return path, f"{path.parent / 'inputs.py'}:load_{path.stem}"

@@ -11,7 +11,7 @@ import pytest
 from engine_core.comparator.metrics import compare_tensors
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.model.synthetic import masked_attention_model, quantized_matmul_model
-from tests.conftest import run_cli, shared_model
+from tests.conftest import run_cli, shared_model_and_loader
 
 
 def _compare(*args: str) -> tuple[int, dict]:
@@ -79,8 +79,7 @@ def test_first_failing_float_skips_quantized_tensors(save_model, tmp_path: Path)
 
 
 def test_real_int8_encoder_rules(tmp_path: Path) -> None:
-    model = shared_model("minilm_l6_int8w.onnx")
-    loader = f"{model.parent / 'inputs.py'}:load_minilm_l6_int8w"
+    model, loader = shared_model_and_loader("minilm_l6_int8w.onnx")
     common = (str(model), "--mark", "all", "--data-loader-script", loader, "--workspace", str(tmp_path))
     rc, same = _compare(*common, "--subject", "ort", "--polygraphy-defaults")
     assert rc == 0 and same["summary"]["compared"] == 4 * 385

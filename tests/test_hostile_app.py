@@ -36,8 +36,9 @@ pytest.importorskip("textual")
 from textual.notifications import Notify
 
 from engine_core.safetext import printable
-from tests.test_tui_app import detail, loaded, settle
+from tests.test_tui_app import detail, loaded, opened_screen, settle, submit
 from tui.app import TrtdbgApp
+from tui.headless import jump
 from tui.plain import safe
 
 SIZE = (140, 45)
@@ -106,14 +107,12 @@ def test_safe_keeps_styles_and_escapes() -> None:
 async def test_open_shows_every_hostile_name_escaped_in_tree_and_detail(hostile) -> None:
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):
-        scr = app.main_screen
         screen = terminal(app)
         assert "\\x1b]0;PWNED\\x07" in screen and "\\x9b31mred" in screen and "\\u202eevil.onnx" in screen
         assert "a\\nerror: forged" in screen
         assert "[bold]eaten" in screen and CJK.split("/")[0] in screen and EMOJI in screen
         for name in NODE_NAMES:
-            scr.jump_to(scr.view.index.find(name))
-            await pilot.pause()
+            await jump(app, pilot, name)
             text = detail(app)
             assert printable(name) in text and printable("t:" + name) in text, name
             assert_clean(app, hostile, before)
@@ -149,9 +148,7 @@ async def test_notification_is_plain_and_escaped(hostile, text) -> None:
 async def test_click_markup_in_a_name_is_not_an_action(hostile) -> None:
     """``[@click=app.quit]`` in a node name stays text: clicking it does not quit."""
     async with opened(hostile) as (app, pilot):
-        scr = app.main_screen
-        scr.jump_to(scr.view.index.find(MARKUP_CLICK))
-        await pilot.pause()
+        await jump(app, pilot, MARKUP_CLICK)
         for y in range(1, 20):
             await pilot.click(offset=(60, y))
         assert app.is_running and MARKUP_CLICK in detail(app)
@@ -165,8 +162,7 @@ async def test_compare_table_and_status_with_hostile_names(hostile) -> None:
     form = CompareForm(subject="ort:fp16", what="all")
     async with opened(hostile, compare=form) as (app, pilot):
         await pilot.press("r")
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         table = app.main_screen.query_one(ErrorTable)
         assert len(table.store) == len(NODE_NAMES)
         screen = terminal(app)
@@ -199,15 +195,12 @@ async def test_extract_dialog_and_result_with_hostile_names(hostile) -> None:
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):
         scr = app.main_screen
-        scr.jump_to(scr.view.index.find(MARKUP_LINK))
-        await pilot.pause()
+        await jump(app, pilot, MARKUP_LINK)
         await pilot.press("space")
         await settle(app, pilot)
-        await pilot.press("x")
-        assert isinstance(app.screen, ExtractDialog)
+        await opened_screen(app, pilot, "x", ExtractDialog)
         assert_clean(app, hostile, before)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
         assert "extract: wrote" in terminal(app)
         assert_clean(app, hostile, before)
@@ -241,10 +234,8 @@ async def test_sanitize_result_with_hostile_names(hostile) -> None:
 
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):
-        await pilot.press("z")
-        assert isinstance(app.screen, SanitizeDialog)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await opened_screen(app, pilot, "z", SanitizeDialog)
+        await submit(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), app.main_screen.last_surgery_error
         assert_clean(app, hostile, before)
 
@@ -254,12 +245,10 @@ async def test_insert_error_names_hostile_tensor_in_one_plain_notification(hosti
 
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):
-        await pilot.press("i")
-        assert isinstance(app.screen, InsertDialog)
+        await opened_screen(app, pilot, "i", InsertDialog)
         app.screen.query_one("#inputs").value = "nope[/]\x1b]0;X\x07"
         app.screen.query_one("#outputs").value = "out[/]"
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         err = app.main_screen.last_surgery_error
         assert err and "nope[/]" in err
         assert any("nope[/]\\x1b]0;X\\x07" in m for m in notes(app))
@@ -273,11 +262,8 @@ async def test_bisect_screen_with_hostile_names(hostile) -> None:
         pytest.skip("engine_core.precision is not in this build")
     before = hostile.read_bytes()
     async with opened(hostile) as (app, pilot):
-        await pilot.press("b")
-        await settle(app, pilot)
-        assert isinstance(app.screen, BisectScreen)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await opened_screen(app, pilot, "b", BisectScreen)
+        await submit(app, pilot)
         await pilot.press("R")
         await settle(app, pilot)
         scr = app.screen
@@ -317,9 +303,7 @@ async def test_trt_view_with_hostile_layer_names(hostile, tmp_path) -> None:
     engine = tmp_path / "layers.json"
     engine.write_text(json.dumps(doc))
     async with opened(hostile, engine=engine) as (app, pilot):
-        await pilot.press("t")
-        await settle(app, pilot)
-        assert isinstance(app.screen, TrtViewScreen) and app.screen.error is None
+        assert (await opened_screen(app, pilot, "t", TrtViewScreen)).error is None
         await pilot.press("down", "enter")
         await pilot.pause()
         screen = terminal(app)

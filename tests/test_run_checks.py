@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 from engine_core.comparator.checks import MetricCheck, TopK, indices_match, parse_postprocess
 from engine_core.data.store import save_runs
 from engine_core.model.synthetic import fp16_copy, small_cnn_model
-from tests.conftest import run_cli, shared_model
+from tests.conftest import run_cli, shared_model_and_loader
 from tests.graphs import eye, weighted_model
 
 POLY = shutil.which("polygraphy", path=str(Path(sys.executable).parent))
@@ -155,8 +155,7 @@ def test_compare_func_script(save_model, tmp_path: Path) -> None:
 
 def test_real_classifier_top_k(tmp_path: Path) -> None:
     """magika (a content-type classifier): its top-5 labels compared as indices, every run validated."""
-    model = shared_model("magika_v3_3.onnx")
-    loader = f"{model.parent / 'inputs.py'}:load_magika_v3_3"
+    model, loader = shared_model_and_loader("magika_v3_3.onnx")
     same = run_cli(
         "compare",
         str(model),

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from engine_core.data.store import load_runs, save_runs
 from engine_core.model.synthetic import branchy_model, fp16_copy, small_cnn_model
-from tests.conftest import run_cli, shared_model
+from tests.conftest import run_cli, shared_model_and_loader
 
 POLY = shutil.which("polygraphy", path=str(Path(sys.executable).parent))
 needs_poly = pytest.mark.skipif(POLY is None, reason="polygraphy is a test dependency; not installed here")
@@ -115,11 +115,7 @@ def test_multi_runner_file_as_one_side_warns_which_runner(save_model, tmp_path: 
     model = save_model(small_cnn_model(), "m.onnx")
     three = _three_runner_file(tmp_path, model)
     _poly("run", str(model), "--onnxrt", "--save-inputs", "in.json", cwd=tmp_path)
-    proc = run_cli(
-        "compare",
-        str(model),
-        "--ref-outputs",
-        str(three),
+    against = (
         "--subject",
         "ort",
         "--load-inputs",
@@ -128,31 +124,17 @@ def test_multi_runner_file_as_one_side_warns_which_runner(save_model, tmp_path: 
         "--workspace",
         str(tmp_path / "ws"),
     )
+    proc = run_cli("compare", str(model), "--ref-outputs", str(three), *against)
     doc = _json(proc)
     assert proc.returncode == 0 and doc["ref"].startswith("c ")  # the last runner is the reference by default
     assert any("holds 3 runners" in w and "--ref-runner" in w for w in doc["warnings"])
-    chosen = run_cli(
-        "compare",
-        str(model),
-        "--ref-outputs",
-        str(three),
-        "--ref-runner",
-        "b",
-        "--subject",
-        "ort",
-        "--load-inputs",
-        str(tmp_path / "in.json"),
-        "--json",
-        "--workspace",
-        str(tmp_path / "ws"),
-    )
+    chosen = run_cli("compare", str(model), "--ref-outputs", str(three), "--ref-runner", "b", *against)
     assert chosen.returncode == 1 and _json(chosen)["ref"].startswith("b ") and _json(chosen)["warnings"] == []
 
 
 def test_saved_outputs_on_both_sides_with_loaded_inputs_real_model(tmp_path: Path) -> None:
     """`--ref-outputs A --load-outputs B --load-inputs I` on magika (input named `bytes`) used to exit 2."""
-    model = shared_model("magika_v3_3.onnx")
-    loader = f"{model.parent / 'inputs.py'}:load_magika_v3_3"
+    model, loader = shared_model_and_loader("magika_v3_3.onnx")
     first = run_cli(
         "compare",
         str(model),

@@ -15,7 +15,7 @@ from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import branchy_model, small_cnn_model
 from engine_core.surgeon.extract import TensorSpec, extract, parse_tensor_specs
 from engine_core.surgeon.graph import top_level_tensors
-from tests.conftest import SHARED_MODELS, run_cli, shared_model
+from tests.conftest import SHARED_MODELS, run_cli, shared_model, surgeon_ok
 
 
 def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -157,18 +157,9 @@ def test_cli_extract_writes_valid_model_and_leaves_input_alone(tmp_path, save_mo
     path = save_model(small_cnn_model())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "cut.onnx"
-    proc = run_cli(
-        "surgeon",
-        "extract",
-        str(path),
-        "--inputs",
-        "/relu1/Relu_output_0:auto:float32",
-        "--outputs",
-        "/Add_output_0",
-        "-o",
-        str(out),
+    proc = surgeon_ok(
+        "extract", path, out, "--inputs", "/relu1/Relu_output_0:auto:float32", "--outputs", "/Add_output_0"
     )
-    assert proc.returncode == 0, proc.stderr
     assert "extract: 12 -> 4 nodes" in proc.stdout
     onnx.checker.check_model(onnx.load(out))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest

@@ -11,7 +11,7 @@ from engine_core.errors import TrtdbgError
 from engine_core.model.synthetic import small_cnn_model
 from engine_core.surgeon.insert import insert_node, parse_attrs
 from engine_core.surgeon.verify import compare_models
-from tests.conftest import run_cli, shared_model
+from tests.conftest import run_cli, shared_model, surgeon_ok
 
 
 def _outputs(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -91,22 +91,9 @@ def test_cli_insert_cycle_exits_2_and_real_model_insert_is_valid(tmp_path, save_
     model = onnx.load(real)
     tensor = next(n for n in model.graph.node if n.op_type == "Softmax").output[0]
     out = tmp_path / "rec_clip.onnx"
-    proc = run_cli(
-        "surgeon",
-        "insert",
-        str(real),
-        "--op",
-        "Clip",
-        "--inputs",
-        tensor,
-        "--outputs",
-        tensor,
-        "--name",
-        "/debug/clip",
-        "-o",
-        str(out),
+    proc = surgeon_ok(
+        "insert", real, out, "--op", "Clip", "--inputs", tensor, "--outputs", tensor, "--name", "/debug/clip"
     )
-    assert proc.returncode == 0, proc.stderr
     assert "added: /debug/clip" in proc.stdout
     new = onnx.load(out)
     onnx.checker.check_model(new)

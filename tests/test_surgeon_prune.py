@@ -16,7 +16,7 @@ from engine_core.model.synthetic import small_cnn_model
 from engine_core.surgeon.insert import insert_node
 from engine_core.surgeon.prune import prune_nodes
 from engine_core.surgeon.verify import compare_models
-from tests.conftest import run_cli, shared_model
+from tests.conftest import run_cli, shared_model, surgeon_ok
 
 FEED = {"input": np.random.default_rng(5).standard_normal((1, 3, 32, 32)).astype(np.float32)}
 
@@ -94,10 +94,7 @@ def test_cli_prune_real_model_with_external_data(tmp_path) -> None:
     model = onnx.load(path)
     target = next(n for n in model.graph.node if n.op_type == "MatMul")
     out = tmp_path / "magika_pruned.onnx"
-    proc = run_cli(
-        "surgeon", "prune", str(path), "--nodes", target.name, "--as-inputs", "--external-data", "-o", str(out)
-    )
-    assert proc.returncode == 0, proc.stderr
+    surgeon_ok("prune", path, out, "--nodes", target.name, "--as-inputs", "--external-data")
     assert (tmp_path / "magika_pruned.onnx.data").exists()
     pruned = load_model(out)
     assert target.output[0] in [vi.name for vi in pruned.graph.input]

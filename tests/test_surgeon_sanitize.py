@@ -16,7 +16,7 @@ from engine_core.model.demo import build_demo_model, demo_inputs
 from engine_core.surgeon.graph import cleanup, toposort
 from engine_core.surgeon.sanitize import SanitizeOptions, fold_constants, override_input_shapes, sanitize
 from engine_core.surgeon.verify import compare_models
-from tests.conftest import SHARED_MODELS, run_cli, shared_model
+from tests.conftest import SHARED_MODELS, run_cli, shared_model, surgeon_ok
 
 
 def _ops(model: onnx.ModelProto) -> list[str]:
@@ -177,20 +177,17 @@ def test_cli_sanitize_real_model_verifies_and_refuses_to_overwrite(tmp_path) -> 
     path = shared_model("ppocrv4_det.onnx")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = tmp_path / "det.onnx"
-    proc = run_cli(
-        "surgeon",
+    proc = surgeon_ok(
         "sanitize",
-        str(path),
+        path,
+        out,
         "--fold-constants",
         "--override-input-shapes",
         "x:1x3x64x64",
         "--iterations",
         "2",
-        "-o",
-        str(out),
         "--json",
     )
-    assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["changes"]["nodes_before"] == 672 and doc["changes"]["nodes_after"] < 340
     assert doc["verify"]["samples"] == 2 and all(o["max_abs"] == 0.0 for o in doc["verify"]["outputs"])

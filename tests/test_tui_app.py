@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -24,7 +25,7 @@ from tests.conftest import SHARED_MODELS
 from tests.graphs import branch
 from tui.app import TrtdbgApp
 from tui.cli.commands.demo import demo_form
-from tui.headless import settle
+from tui.headless import jump, settle
 from tui.screens.common import HelpScreen, PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.detail import DetailPane
@@ -64,6 +65,20 @@ def svg_text(svg: str) -> str:
 
 def screen_text(app: TrtdbgApp) -> str:
     return svg_text(app.export_screenshot())
+
+
+async def opened_screen(app: TrtdbgApp, pilot, key: str, kind: type) -> Any:
+    """Press ``key``, wait for the work it starts, and return the screen it opened, which must be a ``kind``."""
+    await pilot.press(key)
+    await settle(app, pilot)
+    assert isinstance(app.screen, kind)
+    return app.screen
+
+
+async def submit(app: TrtdbgApp, pilot) -> None:
+    """Run the open dialog or screen (ctrl+s) and wait for the work it starts."""
+    await pilot.press("ctrl+s")
+    await settle(app, pilot)
 
 
 async def loaded(app: TrtdbgApp, pilot) -> None:
@@ -145,10 +160,8 @@ async def test_search_next_and_jump_producer_consumer(demo) -> None:
             for i in range(len(index))
             if sum(len(index.consumers(o)) for o in index.node_outputs(i)) > 1 and index.subgraph_of(i) is None
         )
-        scr.jump_to(multi)
-        await pilot.pause()
-        await pilot.press("c")
-        assert isinstance(app.screen, PickScreen)
+        await jump(app, pilot, multi)
+        await opened_screen(app, pilot, "c", PickScreen)
         await pilot.press("down", "enter")
         await pilot.pause()
         consumers = [c for o in index.node_outputs(multi) for c in index.consumers(o)]
@@ -164,8 +177,7 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
         scr = app.main_screen
         index, marks = scr.view.index, scr.view.marks
         add = index.find("/Add")
-        scr.jump_to(add)
-        await pilot.pause()
+        await jump(app, pilot, add)
         await pilot.press("space")
         out = index.node_outputs(add)[0]
         assert out in marks and marks.node_state(add) == "marked"
@@ -176,8 +188,7 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
         assert out not in marks
         # scope mark from a node: marks its whole scope (the Constant is reported, not marked)
         conv = index.find("/stem/conv1/Conv")
-        scr.jump_to(conv)
-        await pilot.pause()
+        await jump(app, pilot, conv)
         await pilot.press("m")
         assert set(marks.ordered()) == {
             o
@@ -230,16 +241,13 @@ async def test_markup_names_literal_and_subgraphs_unobservable(tmp_path) -> None
         text = screen_text(app)
         assert "attn[scale]" in text  # not eaten as Rich markup
         mul = index.find("/attn[scale]/Mul")
-        scr.jump_to(mul)
-        await pilot.pause()
+        await jump(app, pilot, mul)
         assert "/attn[scale]/Mul" in detail(app)
         weird = index.find("a[/]b")
-        scr.jump_to(weird)  # "a[/]b" would raise MarkupError if parsed
-        await pilot.pause()
+        await jump(app, pilot, weird)  # "a[/]b" would raise MarkupError if parsed
         assert "a[/]b" in detail(app)
         relu = index.find("/then/Relu")
-        scr.jump_to(relu)  # subgraph node: under /blk/If > then_branch
-        await pilot.pause()
+        await jump(app, pilot, relu)  # subgraph node: under /blk/If > then_branch
         t = tree(app)
         assert [n.data.label for n in [t.cursor_node.parent, t.cursor_node.parent.parent]] == ["then", "then_branch"]
         assert "⊘ Relu" in screen_text(app)
@@ -255,10 +263,8 @@ async def test_compare_demo_fills_table_and_highlights_first_failing(demo) -> No
     async with app.run_test(size=SIZE, message_hook=msgs.append) as pilot:
         await loaded(app, pilot)
         scr = app.main_screen
-        await pilot.press("r")
-        assert isinstance(app.screen, CompareDialog)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await opened_screen(app, pilot, "r", CompareDialog)
+        await submit(app, pilot)
         from tui.messages import CompareFinished
 
         finished = [m for m in msgs if isinstance(m, CompareFinished)]
@@ -307,12 +313,7 @@ def _fake_result(k: int, failing: bool):
         p90_abs=err / 2,
         p95_abs=err / 2,
         p99_abs=err,
-        max_rel=err,
-        mean_rel=err,
-        median_rel=err,
-        p90_rel=err,
-        p95_rel=err,
-        p99_rel=err,
+        **{f"{stat}_rel": err for stat in ("max", "mean", "median", "p90", "p95", "p99")},
         cosine=1.0,
     )
     return TensorResult(
@@ -406,8 +407,7 @@ async def test_100k_nodes_first_paint_and_lazy_tree(tmp_path) -> None:
         assert "100000 nodes" in screen_text(app)
         scr = app.main_screen
         last = scr.view.index.find("/blk.999/layer.99/Add")
-        scr.jump_to(last)
-        await pilot.pause()
+        await jump(app, pilot, last)
         assert scr.current_node() == last and len(t._tree_nodes) < 1300
         await pilot.press("space")
         assert len(scr.view.marks) == 1
@@ -425,8 +425,7 @@ async def test_wide_level_is_paged(tmp_path) -> None:
         assert [c.data.kind for c in t.root.children] == ["page"] * 3
         assert t.root.children[2].data.count == 5
         scr = app.main_screen
-        scr.jump_to(n - 1)
-        await pilot.pause()
+        await jump(app, pilot, n - 1)
         assert scr.current_node() == n - 1 and t.cursor_node.parent is t.root.children[2]
 
 
@@ -514,8 +513,7 @@ async def test_no_color_and_80x24(tmp_path, monkeypatch) -> None:
         await loaded(app, pilot)
         await pilot.press("r")
         assert "Run (ctrl+s)" in screen_text(app)  # the whole dialog fits in 24 rows
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         text = screen_text(app)
         assert "FAILED: 1/3" in text and "FAIL" in text and "PASS" in text
 
@@ -530,8 +528,7 @@ async def test_extract_from_marks_writes_new_model_and_opens_it(demo) -> None:
         await loaded(app, pilot)
         scr = app.main_screen
         index = scr.view.index
-        scr.jump_to(index.find("/head/Softmax"))
-        await pilot.pause()
+        await jump(app, pilot, "/head/Softmax")
         await pilot.press("space")  # mark the classifier output
         await settle(app, pilot)
         await pilot.press("g")  # no node under the cursor and no compare: the dialog starts from the marks
@@ -541,8 +538,7 @@ async def test_extract_from_marks_writes_new_model_and_opens_it(demo) -> None:
         assert dialog.outputs == ["probs:float32"] and dialog.inputs == []
         out = Path(demo.workspace) / "demo_extract.onnx"
         assert dialog.query_one("#output").value == str(out)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
         assert out.exists() and Path(demo.model).read_bytes() == before
         text = screen_text(app)
@@ -563,15 +559,12 @@ async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         scr = app.main_screen
-        await pilot.press("z")
-        assert isinstance(app.screen, SanitizeDialog)
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await opened_screen(app, pilot, "z", SanitizeDialog)
+        await submit(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
         assert "verified: outputs equal" in screen_text(app)
         await pilot.press("escape")
-        scr.jump_to(3)
-        await pilot.pause()
+        await jump(app, pilot, 3)
         await pilot.press("i")
         dialog = app.screen
         assert isinstance(dialog, InsertDialog)
@@ -579,16 +572,14 @@ async def test_sanitize_and_insert_dialogs(tmp_path) -> None:
         assert dialog.query_one("#inputs").value == first == dialog.query_one("#outputs").value
         dialog.query_one("#op").value = "Clip"
         dialog.query_one("#attrs").value = ""
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         assert isinstance(app.screen, SurgeryResultScreen), scr.last_surgery_error
         assert "trtdbg_insert_Clip" in screen_text(app)
         await pilot.press("escape")
         # a bad request: one-line error, no file, app alive
         await pilot.press("i")
         app.screen.query_one("#inputs").value = "no_such_tensor"
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await submit(app, pilot)
         assert scr.last_surgery_error and "no_such_tensor" in scr.last_surgery_error and app.is_running
         assert sorted(p.name for p in (tmp_path / "ws").glob("*.onnx")) == [
             "chain_inserted.onnx",
@@ -607,10 +598,7 @@ async def test_bisect_two_steps_undo_run_export_and_resume(demo) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         main = app.main_screen
-        await pilot.press("b")
-        await settle(app, pilot)
-        scr = app.screen
-        assert isinstance(scr, BisectScreen)
+        scr = await opened_screen(app, pilot, "b", BisectScreen)
         await pilot.press("ctrl+s")  # start: fp16, fallback fp32, CPU emulation, demo inputs
         await settle(app, pilot)
         assert scr.last_error is None and scr.state["proposal"]["kind"] == "all-low"
@@ -691,10 +679,8 @@ async def test_trt_view_from_inspector_json(demo, tmp_path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         main = app.main_screen
-        await pilot.press("t")
-        await settle(app, pilot)
-        scr = app.screen
-        assert isinstance(scr, TrtViewScreen) and scr.error is None
+        scr = await opened_screen(app, pilot, "t", TrtViewScreen)
+        assert scr.error is None
         assert "2 engine layers" in screen_text(app)
         tree = scr.query_one("#trt-tree")
         assert [str(c.label).split("  ")[0] for c in tree.root.children] == [

@@ -6,6 +6,10 @@ is a real generated chain. Assertions are on app state and on the rendered scree
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import onnx
 import pytest
 
@@ -16,6 +20,7 @@ from tests.test_tui_app import _clean_env, _fake_result, loaded, screen_text, se
 pytest.importorskip("textual")
 
 from tui.app import TrtdbgApp
+from tui.headless import jump
 from tui.screens.common import HelpScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.compare_panel import short_label
@@ -55,10 +60,20 @@ def chain(tmp_path):
     return path
 
 
-async def _compared(app, pilot) -> None:
+async def _run_compare(app, pilot) -> None:
     await loaded(app, pilot)
     await pilot.press("r", "ctrl+s")
     await settle(app, pilot)
+
+
+@asynccontextmanager
+async def _compared(monkeypatch, model, tmp_path, results, size=SIZE) -> AsyncIterator[tuple[TrtdbgApp, Any]]:
+    """The app on ``model``, run (at ``size``) until a compare that streams ``results`` finished."""
+    _fake_compare(monkeypatch, results)
+    app = TrtdbgApp(model, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
+    async with app.run_test(size=size) as pilot:
+        await _run_compare(app, pilot)
+        yield app, pilot
 
 
 # ---------------------------------------------------------------------- bug 2: search in a paged tree
@@ -101,8 +116,7 @@ async def test_surgeon_dialogs_take_typing_at_once_and_show_their_own_keys(chain
         footer = text.splitlines()[-1]
         assert "Cancel" in footer and "Run" in footer and "Compare" not in footer and "Bisect" not in footer
         await pilot.press("escape")
-        app.main_screen.jump_to(3)
-        await pilot.pause()
+        await jump(app, pilot, 3)
         await pilot.press("x")  # extract: typing goes to the inputs field
         await pilot.pause()
         await pilot.press("end", *"zz")
@@ -119,10 +133,7 @@ async def test_surgeon_dialogs_take_typing_at_once_and_show_their_own_keys(chain
 async def test_cjk_and_emoji_names_keep_the_table_aligned(chain, tmp_path, monkeypatch) -> None:
     names = ["/模型/注意力/MatMul_output_0", "/blk/🔥fire/Add_output_0", "/plain/Add_output_0"]
     results = [_renamed(_fake_result(k, failing=k == 1), n) for k, n in enumerate(names)]
-    _fake_compare(monkeypatch, results)
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+    async with _compared(monkeypatch, chain, tmp_path, results) as (app, pilot):
         table = app.main_screen.query_one(ErrorTable)
         rows = [table.render_line(y).text for y in range(1, 4)]
         assert [cell_width(r.rstrip()) for r in rows] == [cell_width(rows[0].rstrip())] * 3
@@ -147,10 +158,10 @@ def test_elide_middle_keeps_what_tells_names_apart() -> None:
 
 # ---------------------------------------------------------------------- bug 7: failing-only on all-pass
 async def test_failing_only_on_an_all_pass_result_says_so(chain, tmp_path, monkeypatch) -> None:
-    _fake_compare(monkeypatch, [_fake_result(k, failing=False) for k in range(4)])
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+    async with _compared(monkeypatch, chain, tmp_path, [_fake_result(k, failing=False) for k in range(4)]) as (
+        app,
+        pilot,
+    ):
         app.main_screen.query_one(ErrorTable).focus()
         await pilot.press("f")
         text = screen_text(app)
@@ -192,25 +203,22 @@ async def test_jump_keys_first_nan_next_previous_failing_and_float_only(chain, t
     results = [_fake_result(k, failing=k in (3, 6, 9)) for k in range(12)]
     _renamed(results[3], results[3].slot.name, dtype="int64")  # the first failing tensor is an integer one
     results[9].stats.nan = 4
-    _fake_compare(monkeypatch, results)
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+    async with _compared(monkeypatch, chain, tmp_path, results) as (app, pilot):
         scr = app.main_screen
         table = scr.query_one(ErrorTable)
         index = scr.view.index
-        await pilot.press("F")
-        assert table.current is results[3]
-        await pilot.press("ctrl+f")
-        assert table.current is results[6] and scr.current_node() == index.find(results[6].slot.node)
-        await pilot.press("I")
-        assert table.current is results[9]
-        await pilot.press("left_square_bracket")
-        assert table.current is results[6]
-        await pilot.press("left_square_bracket")
-        assert table.current is results[3] and scr.current_node() == index.find(results[3].slot.node)
-        await pilot.press("right_square_bracket")
-        assert table.current is results[6]
+        jumps = [  # key, the result it lands on, whether the tree's cursor is checked too
+            ("F", 3, False),
+            ("ctrl+f", 6, True),
+            ("I", 9, False),
+            ("left_square_bracket", 6, False),
+            ("left_square_bracket", 3, True),
+            ("right_square_bracket", 6, False),
+        ]
+        for key, k, tree_too in jumps:
+            await pilot.press(key)
+            assert table.current is results[k], key
+            assert not tree_too or scr.current_node() == index.find(results[k].slot.node), key
 
 
 # ---------------------------------------------------------------------- marks: undo
@@ -233,10 +241,7 @@ async def test_clear_marks_can_be_undone(chain, tmp_path) -> None:
 async def test_plot_moves_table_and_tree_and_marks_first_failing(chain, tmp_path, monkeypatch) -> None:
     results = [_fake_result(k, failing=k in (7, 20)) for k in range(30)]
     results[20].stats.inf = 2
-    _fake_compare(monkeypatch, results)
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+    async with _compared(monkeypatch, chain, tmp_path, results) as (app, pilot):
         scr = app.main_screen
         plot = scr.query_one(ErrorPlot)
         table = scr.query_one(ErrorTable)
@@ -260,10 +265,7 @@ async def test_plot_stays_cheap_at_20k_tensors(chain, tmp_path, monkeypatch) -> 
     import time
 
     results = [_fake_result(k, failing=k % 997 == 0) for k in range(20_000)]
-    _fake_compare(monkeypatch, results)
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+    async with _compared(monkeypatch, chain, tmp_path, results) as (app, pilot):
         plot = app.main_screen.query_one(ErrorPlot)
         assert len(plot.results) == 20_000 and plot._layout()["cols"] == plot.size.width - 8
         t0 = time.process_time()
@@ -278,10 +280,9 @@ async def test_plot_stays_cheap_at_20k_tensors(chain, tmp_path, monkeypatch) -> 
 
 # ---------------------------------------------------------------------- 100x30
 async def test_small_terminal_keeps_quit_help_and_table_rows(chain, tmp_path, monkeypatch) -> None:
-    _fake_compare(monkeypatch, [_fake_result(k, failing=k == 3) for k in range(30)])
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await _compared(app, pilot)
+    async with _compared(
+        monkeypatch, chain, tmp_path, [_fake_result(k, failing=k == 3) for k in range(30)], size=(100, 30)
+    ) as (app, pilot):
         text = screen_text(app)
         footer = text.splitlines()[-1]
         assert "Quit" in footer and "Help" in footer
@@ -301,12 +302,10 @@ async def test_constants_hidden_by_default_and_shown_on_O(tmp_path) -> None:
         index = scr.view.index
         const = next(i for i in range(len(index)) if index.op_type(i) == "Constant" and index.subgraph_of(i) is None)
         scope = scr.view.scopes.locate(const)
-        scr.jump_to(scr.view.scopes.children(scope)[0].node_index or 0)
-        await pilot.pause()
+        await jump(app, pilot, scr.view.scopes.children(scope)[0].node_index or 0)
         labels = [c.data.label for c in t.node_for_path(scope).children]
         assert not any(index.op_type(c.data.node) == "Constant" for c in t.node_for_path(scope).children if c.data.node)
-        scr.jump_to(const)  # a hidden Constant still opens where it belongs (e.g. from p: producer)
-        await pilot.pause()
+        await jump(app, pilot, const)  # a hidden Constant still opens where it belongs (e.g. from p: producer)
         assert scr.current_node() == const
         await pilot.press("O")
         assert scr.view.show_constants and scr.current_node() == const
@@ -384,7 +383,7 @@ async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_
     monkeypatch.setattr(creq, "execute", fake_execute)
     app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
     async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
+        await _run_compare(app, pilot)
         text = screen_text(app)
         assert "not compared, no counterpart:" in text and "/blk.0/layer.5/Op_output_0" in text
         assert "precision coverage: fp16 on 30 of 40 nodes" in text
@@ -392,14 +391,12 @@ async def test_status_names_unmatched_tensors_and_precision_coverage(chain, tmp_
 
 # ---------------------------------------------------------------------- surgeon prefill
 async def test_extract_starts_from_the_cursor_node_then_the_first_failing(chain, tmp_path, monkeypatch) -> None:
-    _fake_compare(monkeypatch, [_fake_result(k, failing=k == 5) for k in range(8)])
-    app = TrtdbgApp(chain, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
-    async with app.run_test(size=SIZE) as pilot:
-        await _compared(app, pilot)
-        scr = app.main_screen
+    async with _compared(monkeypatch, chain, tmp_path, [_fake_result(k, failing=k == 5) for k in range(8)]) as (
+        app,
+        pilot,
+    ):
         await pilot.press("M")  # many marks: they no longer decide the prefill
-        scr.jump_to(2)
-        await pilot.pause()
+        await jump(app, pilot, 2)
         await pilot.press("x")
         await pilot.pause()
         assert app.screen.outputs == ["/blk.0/layer.2/Add_output_0:float32"]

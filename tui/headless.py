@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.worker import WorkerCancelled
+
+if TYPE_CHECKING:
+    from tui.app import TrtdbgApp
 
 
 async def settle(app: App[Any], pilot: Any, rounds: int = 2) -> None:
@@ -17,3 +20,13 @@ async def settle(app: App[Any], pilot: Any, rounds: int = 2) -> None:
         except WorkerCancelled:
             pass
         await pilot.pause()
+
+
+async def jump(app: TrtdbgApp, pilot: Any, node: int | str) -> None:
+    """Move the main screen's tree cursor to ``node`` (its index, or its name) and let the screen catch up."""
+    scr = app.main_screen
+    assert scr is not None and scr.view.index is not None, "the model is not loaded"
+    i = node if isinstance(node, int) else scr.view.index.find(node)
+    assert i is not None, f"no node named {node}"
+    scr.jump_to(i)
+    await pilot.pause()

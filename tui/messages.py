@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from engine_core.workspace import Workspace
 
 
+class ResultMessage(Message):
+    """A widget points at one compare result (``result``): the table's cursor, its Enter, the plot's cursor."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
+
+
 @dataclass
 class ModelLoaded(Message, bubble=False):
     """The model is indexed; ``root`` is the first level of the scope tree."""

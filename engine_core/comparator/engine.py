@@ -286,43 +286,49 @@ class CompareJob:
             pass
         return self.summary
 
+    def reference_batches(
+        self,
+    ) -> Iterator[tuple[int, int, int, Mapping[str, np.ndarray], list[TensorSlot], dict[str, np.ndarray]]]:
+        """``(batch index, batches planned, iteration, feed, batch, reference tensors)`` for each batch and feed,
+        the reference's tensors fetched and measured; a cancel ends it (and marks the summary cancelled)."""
+        for bi, batch, planned in self.iter_batches():
+            for it, feed in enumerate(self.feeds):
+                if self.cancel.is_set():
+                    self.summary.cancelled = True
+                    return
+                refs = self.reference.fetch(it, feed, [s.name for s in batch])
+                self.measure(batch, refs)
+                yield bi, planned, it, feed, batch, refs
+
     def results(self) -> Iterator[TensorResult]:
         """Yield each tensor's result as soon as it is computed."""
         start = time.perf_counter()
         done = 0
         try:
-            for bi, batch, planned in self.iter_batches():
-                for it, feed in enumerate(self.feeds):
+            for bi, planned, it, feed, batch, refs in self.reference_batches():
+                subs = self.subject.fetch(it, feed, [s.subject_name for s in batch])
+                for chunk in _chunks(batch, refs):
                     if self.cancel.is_set():
                         self.summary.cancelled = True
                         return
-                    refs = self.reference.fetch(it, feed, [s.name for s in batch])
-                    self.measure(batch, refs)
-                    subs = self.subject.fetch(it, feed, [s.subject_name for s in batch])
-                    for chunk in _chunks(batch, refs):
-                        if self.cancel.is_set():
-                            self.summary.cancelled = True
+                    names = [s.name for s in chunk]
+                    sub_arrays = [subs.pop(s.subject_name) for s in chunk]
+                    ref_arrays = [refs.pop(s.name) for s in chunk]
+                    stats = compare_tensors(names, sub_arrays, ref_arrays, self.settings, order_stats=self.order_stats)
+                    if self.judge is not None:
+                        self.judge(names, sub_arrays, ref_arrays, stats)
+                    del sub_arrays, ref_arrays
+                    for slot, st in zip(chunk, stats):
+                        result = TensorResult(it, slot, st)
+                        self.summary.note(result)
+                        done += 1
+                        yield result
+                        if self.fail_fast and not st.passed:
+                            self.summary.stopped_early = True
                             return
-                        names = [s.name for s in chunk]
-                        sub_arrays = [subs.pop(s.subject_name) for s in chunk]
-                        ref_arrays = [refs.pop(s.name) for s in chunk]
-                        stats = compare_tensors(
-                            names, sub_arrays, ref_arrays, self.settings, order_stats=self.order_stats
-                        )
-                        if self.judge is not None:
-                            self.judge(names, sub_arrays, ref_arrays, stats)
-                        del sub_arrays, ref_arrays
-                        for slot, st in zip(chunk, stats):
-                            result = TensorResult(it, slot, st)
-                            self.summary.note(result)
-                            done += 1
-                            yield result
-                            if self.fail_fast and not st.passed:
-                                self.summary.stopped_early = True
-                                return
-                        if self.on_progress:
-                            self.on_progress(Progress(done, self.total, bi, planned))
-                    del refs, subs
+                    if self.on_progress:
+                        self.on_progress(Progress(done, self.total, bi, planned))
+                del refs, subs
         finally:
             self.summary.elapsed_s = time.perf_counter() - start
 

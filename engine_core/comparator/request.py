@@ -599,17 +599,11 @@ def execute(request: CompareRequest, events: JobEvents | None = None) -> Compare
 def _run_reference(job: CompareJob, keep: list[dict[str, np.ndarray]]) -> None:
     """Reference-only run: fetch every batch for every feed (nothing to compare against)."""
     done = 0
-    for bi, batch, planned in job.iter_batches():
-        for it, feed in enumerate(job.feeds):
-            if job.cancel.is_set():
-                job.summary.cancelled = True
-                return
-            fetched = job.reference.fetch(it, feed, [s.name for s in batch])
-            job.measure(batch, fetched)
-            keep[it].update(fetched)
-            done += len(batch)
-            if job.on_progress:
-                job.on_progress(Progress(done, job.total, bi, planned))
+    for bi, planned, it, _, batch, fetched in job.reference_batches():
+        keep[it].update(fetched)
+        done += len(batch)
+        if job.on_progress:
+            job.on_progress(Progress(done, job.total, bi, planned))
 
 
 def _after_fetch(source: OutputSource, after: Callable[[int, dict[str, np.ndarray]], dict[str, np.ndarray]]) -> None:

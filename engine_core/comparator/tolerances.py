@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, require_one_of
 
 T = TypeVar("T")
 ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
@@ -110,8 +110,7 @@ class CompareSettings:
         ``None`` means the default: matched infinities equal and integer tolerance ``INT_ATOL``, or, with
         ``polygraphy_defaults``, Polygraphy's rules (infinities differ, integers judged by ``atol``).
         """
-        if rel_mode not in REL_MODES:
-            raise TrtdbgError(f"--rel-mode: '{rel_mode}' is not one of {', '.join(REL_MODES)}")
+        require_one_of("--rel-mode:", rel_mode, REL_MODES)
         return cls(
             atol=parse_per_tensor(atol, 1e-5, _tolerance, "--atol"),
             rtol=parse_per_tensor(rtol, 1e-5, _tolerance, "--rtol"),

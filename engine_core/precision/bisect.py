@@ -31,7 +31,7 @@ from typing import Any
 from engine_core.check import DEFAULT_TIMEOUT, CheckCommand
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.source import read_feeds
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, require_one_of
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.evaluate import SUBJECTS, Evaluation, Evaluator
@@ -74,10 +74,8 @@ class Search:
     """The bisection state machine over a list of phases (JSON round trip via :meth:`snapshot`/:meth:`restore`)."""
 
     def __init__(self, phases: Sequence[Phase], mode: str = "bisect", direction: str = "forward") -> None:
-        if mode not in MODES:
-            raise TrtdbgError(f"--mode '{mode}' is not one of {', '.join(MODES)}")
-        if direction not in DIRECTIONS:
-            raise TrtdbgError(f"--direction '{direction}' is not one of {', '.join(DIRECTIONS)}")
+        require_one_of("--mode", mode, MODES)
+        require_one_of("--direction", direction, DIRECTIONS)
         self.phases = list(phases)
         self.mode = mode
         self.direction = direction
@@ -252,17 +250,14 @@ class BisectOptions:
     workspace: str | None = None
 
     def validate(self) -> None:
-        if self.precision not in TARGETS:
-            raise TrtdbgError(f"--precision '{self.precision}' is not one of {', '.join(TARGETS)}")
-        if self.fallback not in FALLBACKS:
-            raise TrtdbgError(f"--fallback '{self.fallback}' is not one of {', '.join(FALLBACKS)}")
+        require_one_of("--precision", self.precision, TARGETS)
+        require_one_of("--fallback", self.fallback, FALLBACKS)
         if self.precision != "int8" and self.fallback != "fp32":
             raise TrtdbgError(
                 f"--fallback {self.fallback} must be a higher precision than --precision "
                 f"{self.precision}; use --fallback fp32"
             )
-        if self.subject not in SUBJECTS:
-            raise TrtdbgError(f"--subject '{self.subject}' is not one of {', '.join(SUBJECTS)}")
+        require_one_of("--subject", self.subject, SUBJECTS)
         if self.calibration_cache and self.precision != "int8":
             raise TrtdbgError("--calibration-cache applies to --precision int8 only")
         self.check_command()  # timeout and --fail-regex validated here; the program in start()

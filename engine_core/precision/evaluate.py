@@ -25,7 +25,7 @@ from engine_core.check import CheckCommand
 from engine_core.comparator.metrics import compare_tensors
 from engine_core.comparator.tolerances import CompareSettings
 from engine_core.data.store import save_inputs, save_outputs
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, require_one_of
 from engine_core.jobs import StageCallback
 from engine_core.model.save import save_rewritten
 from engine_core.precision.build import PlanBuilder
@@ -93,8 +93,7 @@ class Evaluator:
         workdir: str | os.PathLike[str],
         check: CheckCommand | None = None,
     ) -> None:
-        if subject not in SUBJECTS:
-            raise TrtdbgError(f"--subject '{subject}' is not one of {', '.join(SUBJECTS)} for precision work")
+        require_one_of("--subject", subject, SUBJECTS, " for precision work")
         if not feeds:
             raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
         self.builder = builder

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine_core.errors import TrtdbgError
+from engine_core.errors import TrtdbgError, require_one_of
 from engine_core.precision.rules import FLOAT_TYPES, Analysis
 from engine_core.workspace import atomic_write_json
 
@@ -53,10 +53,8 @@ class PrecisionPlan:
     """ONNX Runtime calibration ranges (JSON) used for the INT8 nodes, when the plan has any."""
 
     def __post_init__(self) -> None:
-        if self.default not in PRECISIONS:
-            raise TrtdbgError(f"plan: default precision '{self.default}' is not one of {', '.join(PRECISIONS)}")
-        if self.fallback not in FALLBACKS:
-            raise TrtdbgError(f"plan: fallback '{self.fallback}' is not one of {', '.join(FALLBACKS)}")
+        require_one_of("plan: default precision", self.default, PRECISIONS)
+        require_one_of("plan: fallback", self.fallback, FALLBACKS)
         for name, p in self.nodes.items():
             if p not in PRECISIONS:
                 raise TrtdbgError(f"plan: node '{name}' has precision '{p}'; use one of {', '.join(PRECISIONS)}")

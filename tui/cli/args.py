@@ -284,9 +284,24 @@ class PrecisionArgs:
         parser.add_argument("--calibration-cache", metavar="F", help=self.calibration_help)
 
 
-def add_json_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "print one JSON document") -> None:
-    """``--json``: the command prints its result as JSON."""
+def add_json_arg(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str = "print one JSON document",
+    *,
+    quiet: str | None = None,
+) -> None:
+    """``--json``: the command prints its result as JSON; with ``quiet`` (its help) also ``--quiet``."""
     p.add_argument("--json", action="store_true", help=help)
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help=quiet)
+
+
+def add_external_data_dir_arg(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str = "folder of MODEL's external data (default: beside MODEL)",
+) -> None:
+    """``--external-data-dir DIR``: where MODEL's external data files are."""
+    p.add_argument("--external-data-dir", metavar="DIR", help=help)
 
 
 def add_choice(

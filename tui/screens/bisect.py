@@ -21,13 +21,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
 from engine_core.jobs import CancelToken
 from engine_core.safetext import printable
 from tui.messages import BisectFailed, BisectProbe, BisectUpdate
 from tui.plain import safe
+from tui.screens.common import choice, key
 from tui.widgets.error_table import fmt
 from tui.widgets.graph_tree import GraphTree
 
@@ -162,46 +163,28 @@ class BisectScreen(Screen):
             with Vertical(id="bisect-right"):
                 with Vertical(id="setup"):
                     with Horizontal(classes="row"):
-                        yield Label("precision", classes="key")
-                        yield Select(
-                            [("FP16", "fp16"), ("BF16", "bf16"), ("INT8", "int8")],
-                            value="fp16",
-                            allow_blank=False,
-                            id="precision",
-                            compact=True,
-                        )
-                        yield Label("fallback", classes="key")
-                        yield Select(
+                        yield key("precision")
+                        yield choice([("FP16", "fp16"), ("BF16", "bf16"), ("INT8", "int8")], "fp16", "precision")
+                        yield key("fallback")
+                        yield choice(
                             [("FP32", "fp32"), ("FP16 (INT8 only)", "fp16"), ("BF16 (INT8 only)", "bf16")],
-                            value="fp32",
-                            allow_blank=False,
-                            id="fallback",
-                            compact=True,
+                            "fp32",
+                            "fallback",
                         )
                     with Horizontal(classes="row"):
-                        yield Label("subject", classes="key")
-                        yield Select(self._subjects(), value="ort", allow_blank=False, id="subject", compact=True)
-                        yield Label("search", classes="key")
-                        yield Select(
-                            [("bisect", "bisect"), ("linear", "linear")],
-                            value="bisect",
-                            allow_blank=False,
-                            id="mode",
-                            compact=True,
-                        )
+                        yield key("subject")
+                        yield choice(self._subjects(), "ort", "subject")
+                        yield key("search")
+                        yield choice([("bisect", "bisect"), ("linear", "linear")], "bisect", "mode")
                     with Horizontal(classes="row"):
-                        yield Label("check", classes="key")
-                        yield Select(
-                            [("tolerances", "tolerance"), ("external command", "command")],
-                            value="tolerance",
-                            allow_blank=False,
-                            id="check-kind",
-                            compact=True,
+                        yield key("check")
+                        yield choice(
+                            [("tolerances", "tolerance"), ("external command", "command")], "tolerance", "check-kind"
                         )
                         yield Input("", placeholder="atol (default per precision)", id="atol", compact=True)
                         yield Input("", placeholder="rtol", id="rtol", compact=True)
                     with Horizontal(classes="row", id="command-row"):
-                        yield Label("command", classes="key")
+                        yield key("command")
                         yield Input(
                             "",
                             placeholder="exit 0 = pass; gets $TRTDBG_MODEL, $TRTDBG_OUTPUTS, …",
@@ -523,9 +506,9 @@ class BisectScreen(Screen):
         except (TypeError, ValueError, AttributeError):
             return  # the resume reports the damaged state in one line
         q = self.query_one
-        for key in ("precision", "fallback", "subject", "mode"):
+        for option in ("precision", "fallback", "subject", "mode"):
             with contextlib.suppress(InvalidSelectValueError):  # a value this build does not offer
-                q(f"#{key}", Select).value = getattr(saved, key)
+                q(f"#{option}", Select).value = getattr(saved, option)
         q("#check-kind", Select).value = "command" if saved.check else "tolerance"
         q("#command", Input).value = saved.check or ""
         q("#atol", Input).value = " ".join(saved.tolerances.atol)

@@ -1,4 +1,4 @@
-"""Small modal screens shared by the app: help, a picker (producers/consumers), confirmations."""
+"""Small modal screens shared by the app: help, a picker (producers/consumers), the frame of form dialogs and their\nfields."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, OptionList, Static
+from textual.widgets import Button, Footer, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from tui.plain import safe
@@ -89,8 +89,59 @@ class PickScreen(ModalScreen[Any]):
         self.dismiss(None)
 
 
+def key(text: str) -> Label:
+    """A form row's label."""
+    return Label(text, classes="key")
+
+
+def choice(options: list[tuple[str, str]], value: str, id: str) -> Select[str]:
+    """A compact drop-down of ``(label, value)`` options that always holds one of them."""
+    return Select(options, value=value, allow_blank=False, id=id, compact=True)
+
+
 class FormDialog(ModalScreen[Any]):
-    """A modal form with Run / Cancel buttons: Run dismisses with :meth:`result`, Cancel with ``None``."""
+    """A modal form: a title, an optional hint, the rows of :meth:`fields` (scrolling) and Cancel / Run buttons.
+
+    Run (ctrl+s) dismisses with :meth:`result`, Cancel (esc) with ``None``. Subclasses add their own sizes in CSS.
+    """
+
+    DEFAULT_CSS = """
+    FormDialog { align: center middle; }
+    FormDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
+        border: round $accent; background: $surface; padding: 0 1; }
+    FormDialog VerticalScroll { height: auto; }
+    FormDialog .row { height: auto; margin-bottom: 1; }
+    FormDialog Label.key { color: $text-muted; }
+    FormDialog Input { width: 1fr; background: $boost; }
+    FormDialog Checkbox { border: none; padding: 0; height: 1; }
+    FormDialog .hint { color: $text-muted; }
+    FormDialog #buttons { height: 1; align-horizontal: right; }
+    FormDialog #buttons Button { margin-left: 2; }
+    FormDialog .title { text-style: bold; }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="dialog-cancel"),
+        Binding("ctrl+s", "run", "Run", id="dialog-run"),
+    ]
+    TITLE_TEXT = ""
+    hint = ""
+    """Shown under the title when set."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.TITLE_TEXT, style="bold"), classes="title")
+            if self.hint:
+                yield Static(safe(self.hint), classes="hint")
+            with VerticalScroll():
+                yield from self.fields()
+            with Horizontal(id="buttons"):
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
+        yield Footer()
+
+    def fields(self) -> ComposeResult:
+        """The form's rows."""
+        yield from ()
 
     def result(self) -> Any:
         """What the form asks for (subclasses read their widgets)."""

@@ -12,11 +12,10 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.containers import Horizontal
+from textual.widgets import Button, Checkbox, Input, Select
 
-from tui.screens.common import FormDialog
+from tui.screens.common import FormDialog, choice, key
 
 SAVED = "saved"
 SECOND_MODEL = "model"
@@ -195,25 +194,13 @@ class CompareDialog(FormDialog):
     """Set up and start a comparison."""
 
     DEFAULT_CSS = """
-    CompareDialog { align: center middle; }
-    CompareDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
-        border: round $accent; background: $surface; padding: 0 1; }
-    CompareDialog VerticalScroll { height: auto; max-height: 20; }
-    CompareDialog .row { height: auto; margin-bottom: 1; }
-    CompareDialog Label.key { width: 12; color: $text-muted; }
-    CompareDialog Select { width: 1fr; margin-right: 1; }
-    CompareDialog Input { width: 1fr; margin-right: 1; background: $boost; }
-    CompareDialog Select { background: $boost; }
+    CompareDialog VerticalScroll { max-height: 20; }
+    CompareDialog Label.key { width: 12; }
+    CompareDialog Select { width: 1fr; margin-right: 1; background: $boost; }
+    CompareDialog Input { margin-right: 1; }
     CompareDialog Input.small { width: 10; }
-    CompareDialog Checkbox { border: none; padding: 0; height: 1; }
-    CompareDialog #buttons { height: 1; align-horizontal: right; }
-    CompareDialog #buttons Button { margin-left: 2; }
-    CompareDialog .title { text-style: bold; }
     """
-    BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="dialog-cancel"),
-        Binding("ctrl+s", "run", "Run", id="dialog-run"),
-    ]
+    TITLE_TEXT = "Compare"
 
     def __init__(self, form: CompareForm, marked: int, model_name: str) -> None:
         super().__init__()
@@ -221,98 +208,61 @@ class CompareDialog(FormDialog):
         self.marked = marked
         self.model_name = model_name
 
-    def compose(self) -> ComposeResult:
+    def fields(self) -> ComposeResult:
         f = self.form
         backends = backend_choices()
-        with Vertical():
-            yield Static("Compare", classes="title")
-            with VerticalScroll():
-                with Horizontal(classes="row"):
-                    yield Label("reference", classes="key")
-                    yield Select(
-                        [*backends, ("saved outputs (file)", SAVED)],
-                        value=f.ref,
-                        allow_blank=False,
-                        id="ref",
-                        compact=True,
-                    )
-                    yield Input(
-                        f.ref_path,
-                        placeholder="saved reference outputs (.json/.npz/folder)",
-                        id="ref-path",
-                        compact=True,
-                    )
-                with Horizontal(classes="row"):
-                    yield Label("subject", classes="key")
-                    yield Select(
-                        [("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends, ("saved outputs (file)", SAVED)],
-                        value=f.subject,
-                        allow_blank=False,
-                        id="subject",
-                        compact=True,
-                    )
-                    yield Input(
-                        f.subject_path,
-                        placeholder="path of the second model or saved outputs",
-                        id="subject-path",
-                        compact=True,
-                    )
-                with Horizontal(classes="row", id="subject-backend-row"):
-                    yield Label("runs on", classes="key")
-                    yield Select(
-                        backends, value=f.subject_backend, allow_blank=False, id="subject-backend", compact=True
-                    )
-                with Horizontal(classes="row"):
-                    yield Label("compare", classes="key")
-                    yield Select(
-                        [
-                            (f"marked tensors ({self.marked})", "marked"),
-                            ("all tensors (mark all)", "all"),
-                            ("model outputs only", "outputs"),
-                        ],
-                        value=f.what,
-                        allow_blank=False,
-                        id="what",
-                        compact=True,
-                    )
-                with Horizontal(classes="row"):
-                    yield Label("atol rtol", classes="key")
-                    yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol", compact=True)
-                    yield Input(f.rtol, placeholder="rtol", id="rtol", compact=True)
-                    yield Select(
-                        [(s, s) for s in CHECK_STATS],
-                        value=f.check_error_stat,
-                        allow_blank=False,
-                        id="check",
-                        compact=True,
-                    )
-                with Horizontal(classes="row"):
-                    yield Label("input data", classes="key")
-                    yield Select(
-                        [("random values", "random"), ("data-loader script", "script"), ("saved inputs", "inputs")],
-                        value=f.data,
-                        allow_blank=False,
-                        id="data",
-                        compact=True,
-                    )
-                    yield Input(
-                        f.data_path, placeholder="script.py[:func] or inputs file", id="data-path", compact=True
-                    )
-                with Horizontal(classes="row", id="random-row"):
-                    yield Label("random", classes="key")
-                    yield Input(f.seed, placeholder="seed", id="seed", classes="small", compact=True)
-                    yield Input(
-                        f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range", compact=True
-                    )
-                    yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes", compact=True)
-                with Horizontal(classes="row"):
-                    yield Label("iterations", classes="key")
-                    yield Input(f.iterations, id="iterations", classes="small", compact=True)
-                    yield Checkbox("stop at first failure", f.fail_fast, id="fail-fast")
-            with Horizontal(id="buttons"):
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-                yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
-        yield Footer()
+        with Horizontal(classes="row"):
+            yield key("reference")
+            yield choice([*backends, ("saved outputs (file)", SAVED)], f.ref, "ref")
+            yield Input(
+                f.ref_path, placeholder="saved reference outputs (.json/.npz/folder)", id="ref-path", compact=True
+            )
+        with Horizontal(classes="row"):
+            yield key("subject")
+            yield choice(
+                [("a second model (e.g. FP16 copy)", SECOND_MODEL), *backends, ("saved outputs (file)", SAVED)],
+                f.subject,
+                "subject",
+            )
+            yield Input(
+                f.subject_path, placeholder="path of the second model or saved outputs", id="subject-path", compact=True
+            )
+        with Horizontal(classes="row", id="subject-backend-row"):
+            yield key("runs on")
+            yield choice(backends, f.subject_backend, "subject-backend")
+        with Horizontal(classes="row"):
+            yield key("compare")
+            yield choice(
+                [
+                    (f"marked tensors ({self.marked})", "marked"),
+                    ("all tensors (mark all)", "all"),
+                    ("model outputs only", "outputs"),
+                ],
+                f.what,
+                "what",
+            )
+        with Horizontal(classes="row"):
+            yield key("atol rtol")
+            yield Input(f.atol, placeholder="atol, e.g. 1e-3 or NAME:1e-2", id="atol", compact=True)
+            yield Input(f.rtol, placeholder="rtol", id="rtol", compact=True)
+            yield choice([(s, s) for s in CHECK_STATS], f.check_error_stat, "check")
+        with Horizontal(classes="row"):
+            yield key("input data")
+            yield choice(
+                [("random values", "random"), ("data-loader script", "script"), ("saved inputs", "inputs")],
+                f.data,
+                "data",
+            )
+            yield Input(f.data_path, placeholder="script.py[:func] or inputs file", id="data-path", compact=True)
+        with Horizontal(classes="row", id="random-row"):
+            yield key("random")
+            yield Input(f.seed, placeholder="seed", id="seed", classes="small", compact=True)
+            yield Input(f.val_range, placeholder="value range, e.g. 0,1 or x:-1,1", id="val-range", compact=True)
+            yield Input(f.shapes, placeholder="shapes, e.g. x:1x3x224x224", id="shapes", compact=True)
+        with Horizontal(classes="row"):
+            yield key("iterations")
+            yield Input(f.iterations, id="iterations", classes="small", compact=True)
+            yield Checkbox("stop at first failure", f.fail_fast, id="fail-fast")
 
     def on_mount(self) -> None:
         self._sync_visibility()

@@ -19,13 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static, TextArea
+from textual.widgets import Button, Checkbox, Footer, Input, Static, TextArea
 
 from engine_core.safetext import printable
 from engine_core.surgeon.job import SurgeryRequest, SurgeryResult, run_surgery
 from tui.messages import JobFinished
 from tui.plain import safe
-from tui.screens.common import FormDialog
+from tui.screens.common import FormDialog, key
 
 KINDS = ("extract", "sanitize", "insert")
 
@@ -107,26 +107,12 @@ class SurgeonDialog(FormDialog):
     """Common frame: a title, a form, the output file, Run / Cancel."""
 
     DEFAULT_CSS = """
-    SurgeonDialog { align: center middle; }
-    SurgeonDialog > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
-        border: round $accent; background: $surface; padding: 0 1; }
-    SurgeonDialog VerticalScroll { height: auto; max-height: 24; }
-    SurgeonDialog .row { height: auto; margin-bottom: 1; }
-    SurgeonDialog Label.key { width: 14; padding-right: 1; color: $text-muted; }
-    SurgeonDialog Input { width: 1fr; background: $boost; }
+    SurgeonDialog VerticalScroll { max-height: 24; }
+    SurgeonDialog Label.key { width: 14; padding-right: 1; }
     SurgeonDialog TextArea { height: 5; width: 1fr; }
-    SurgeonDialog Checkbox { border: none; padding: 0; height: 1; margin-right: 2; }
-    SurgeonDialog .hint { color: $text-muted; }
+    SurgeonDialog Checkbox { margin-right: 2; }
     SurgeonDialog .wide { width: 1fr; }
-    SurgeonDialog #buttons { height: 1; align-horizontal: right; }
-    SurgeonDialog #buttons Button { margin-left: 2; }
-    SurgeonDialog .title { text-style: bold; }
     """
-    BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="surgeon-cancel"),
-        Binding("ctrl+s", "run", "Run", id="surgeon-run"),
-    ]
-    TITLE_TEXT = ""
     AUTO_FOCUS = "Input, TextArea"
     """Typing goes to the first field at once."""
 
@@ -136,22 +122,14 @@ class SurgeonDialog(FormDialog):
         self.output = output
         self.hint = hint
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(self.TITLE_TEXT, style="bold"), classes="title")
-            if self.hint:
-                yield Static(safe(self.hint), classes="hint")
-            with VerticalScroll():
-                yield from self.form()
-                with Horizontal(classes="row"):
-                    yield Label("write to", classes="key")
-                    yield Input(self.output, id="output", compact=True)
-            with Horizontal(id="buttons"):
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-                yield Button("Run (ctrl+s)", variant="primary", id="run", compact=True)
-        yield Footer()
+    def fields(self) -> ComposeResult:
+        yield from self.form()
+        with Horizontal(classes="row"):
+            yield key("write to")
+            yield Input(self.output, id="output", compact=True)
 
     def form(self) -> ComposeResult:
+        """The rows above the output file."""
         yield from ()
 
     def request(self) -> SurgeryRequest:
@@ -159,6 +137,10 @@ class SurgeonDialog(FormDialog):
 
     def result(self) -> SurgeryRequest:
         return self.request()
+
+    def _request(self, kind: str, **fields: Any) -> SurgeryRequest:
+        """The ``kind`` surgery of the model, written to the output field's file."""
+        return SurgeryRequest(kind, self.model, self.query_one("#output", Input).value.strip(), **fields)
 
     def _lines(self, widget_id: str) -> list[str]:
         return [ln.strip() for ln in self.query_one(widget_id, TextArea).text.splitlines() if ln.strip()]
@@ -182,21 +164,19 @@ class ExtractDialog(SurgeonDialog):
 
     def form(self) -> ComposeResult:
         with Horizontal(classes="row"):
-            yield Label("inputs", classes="key")
+            yield key("inputs")
             yield TextArea("\n".join(self.inputs), id="inputs", soft_wrap=False, compact=True)
         with Horizontal(classes="row"):
-            yield Label("outputs", classes="key")
+            yield key("outputs")
             yield TextArea("\n".join(self.outputs), id="outputs", soft_wrap=False, compact=True)
         with Horizontal(classes="row"):
-            yield Label("real inputs", classes="key")
+            yield key("real inputs")
             yield Checkbox("save them", True, id="save-inputs")
             yield Static(safe("from the full model on " + self.data_text), classes="hint wide")
 
     def request(self) -> SurgeryRequest:
-        return SurgeryRequest(
+        return self._request(
             "extract",
-            self.model,
-            self.query_one("#output", Input).value.strip(),
             inputs=self._lines("#inputs"),
             outputs=self._lines("#outputs"),
             shapes=self.data.shapes,
@@ -212,13 +192,13 @@ class SanitizeDialog(SurgeonDialog):
 
     def form(self) -> ComposeResult:
         with Horizontal(classes="row"):
-            yield Label("steps", classes="key")
+            yield key("steps")
             yield Checkbox("fold constants", True, id="fold")
             yield Checkbox("clean up", True, id="cleanup")
             yield Checkbox("sort", True, id="toposort")
             yield Checkbox("verify outputs", True, id="verify")
         with Horizontal(classes="row"):
-            yield Label("input shapes", classes="key")
+            yield key("input shapes")
             yield Input(
                 "",
                 placeholder="optional: NAME:1x3x640x640 … (fixes dynamic dims so shape ops fold)",
@@ -228,10 +208,8 @@ class SanitizeDialog(SurgeonDialog):
 
     def request(self) -> SurgeryRequest:
         q = self.query_one
-        return SurgeryRequest(
+        return self._request(
             "sanitize",
-            self.model,
-            q("#output", Input).value.strip(),
             fold_constants=q("#fold", Checkbox).value,
             cleanup=q("#cleanup", Checkbox).value,
             toposort=q("#toposort", Checkbox).value,
@@ -256,27 +234,25 @@ class InsertDialog(SurgeonDialog):
 
     def form(self) -> ComposeResult:
         with Horizontal(classes="row"):
-            yield Label("op", classes="key")
+            yield key("op")
             yield Input("Identity", placeholder="op type, e.g. Clip", id="op", compact=True)
         with Horizontal(classes="row"):
-            yield Label("inputs", classes="key")
+            yield key("inputs")
             yield Input(self.inputs, placeholder="tensor names, comma-separated", id="inputs", compact=True)
         with Horizontal(classes="row"):
-            yield Label("outputs", classes="key")
+            yield key("outputs")
             yield Input(self.outputs, placeholder="tensor names, comma-separated", id="outputs", compact=True)
         with Horizontal(classes="row"):
-            yield Label("attributes", classes="key")
+            yield key("attributes")
             yield Input("", placeholder="k=v …, Python literals: min=0.0 max=6.0", id="attrs", compact=True)
         with Horizontal(classes="row"):
-            yield Label("node name", classes="key")
+            yield key("node name")
             yield Input("", placeholder="default trtdbg_insert_<op>", id="name", compact=True)
 
     def request(self) -> SurgeryRequest:
         q = self.query_one
-        return SurgeryRequest(
+        return self._request(
             "insert",
-            self.model,
-            q("#output", Input).value.strip(),
             inputs=[q("#inputs", Input).value],
             outputs=[q("#outputs", Input).value],
             op=q("#op", Input).value,

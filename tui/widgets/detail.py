@@ -35,6 +35,15 @@ def _section(title: str) -> Text:
     return Text("\n" + title, style=_HEAD)
 
 
+def _tensor_lines(view: GraphView, name: str) -> tuple[Text, Text]:
+    """A tensor's name line and its info line, which starts with its shape."""
+    line = Text("  ")
+    line.append(printable(name))
+    info = Text("      ")
+    info.append(view.shape_text(name) or "shape unknown", style="cyan")
+    return line, info
+
+
 def _grid(*widths: int | None) -> Table:
     t = Table.grid(padding=(0, 2))
     for w in widths:
@@ -200,10 +209,7 @@ def node_detail(
         if not name:
             parts.append(Text("  (omitted optional input)", style=_MUTED))
             continue
-        line = Text("  ")
-        line.append(printable(name))
-        info = Text("      ")
-        info.append(view.shape_text(name) or "shape unknown", style="cyan")
+        line, info = _tensor_lines(view, name)
         p = index.producer(name)
         if p is not None:
             info.append("  ← ", style=_MUTED)
@@ -221,10 +227,7 @@ def node_detail(
     for name in node.outputs:
         if not name:
             continue
-        line = Text("  ")
-        line.append(printable(name))
-        info = Text("      ")
-        info.append(view.shape_text(name) or "shape unknown", style="cyan")
+        line, info = _tensor_lines(view, name)
         cons = index.consumers(name)
         info.append(f"  → {len(cons)} consumer(s)" if cons else "", style=_MUTED)
         if name in index.outputs:

@@ -16,12 +16,12 @@ import numpy as np
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
 from engine_core.comparator.plot import METRICS, metric_values
 from engine_core.safetext import printable
+from tui.messages import ResultMessage
 from tui.widgets.error_table import text_strip as _strip
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -58,12 +58,8 @@ class ErrorPlot(Widget, can_focus=True):
         Binding("m", "cycle_metric", "Plot metric", id="plot-metric"),
     ]
 
-    class Moved(Message):
+    class Moved(ResultMessage):
         """The plot's cursor moved onto a column; ``result`` is its worst tensor."""
-
-        def __init__(self, result: Any) -> None:
-            super().__init__()
-            self.result = result
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -21,12 +21,12 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine_core.cells import fit
 from engine_core.safetext import printable
+from tui.messages import ResultMessage
 
 SORTS = ("graph", "max_abs", "max_rel", "cosine")
 SORT_TITLES = {
@@ -143,19 +143,11 @@ class ErrorTable(ScrollView, can_focus=True):
         Binding("w", "toggle_wide", "Wide names", show=False, id="table-wide-names"),
     ]
 
-    class Highlighted(Message):
+    class Highlighted(ResultMessage):
         """The cursor moved onto a result."""
 
-        def __init__(self, result: Any) -> None:
-            super().__init__()
-            self.result = result
-
-    class Selected(Message):
+    class Selected(ResultMessage):
         """Enter on a result (show its node in the tree)."""
-
-        def __init__(self, result: Any) -> None:
-            super().__init__()
-            self.result = result
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

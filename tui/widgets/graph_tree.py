@@ -96,6 +96,20 @@ class GraphView:
         return f"{dt}[{dims}]"
 
 
+_STATUS_BADGES = {
+    "pass": (" ✓", "graph-tree--pass"),
+    "fail": (" ✗", "graph-tree--fail"),
+    "nonfinite": (" NaN/Inf", "graph-tree--nonfinite"),
+}
+"""A compared node's badge after its name: text and component class, by node status."""
+_BISECT_BADGES = {
+    "A": (" ⟦A⟧", "graph-tree--half-a"),
+    "B": (" ⟦B⟧", "graph-tree--half-b"),
+    "culprit": (" ★ culprit", "graph-tree--culprit"),
+}
+"""The bisection's badge: which half a node is in, or a culprit."""
+
+
 class GraphTree(Tree[Row]):
     """Scope tree of the model; rows show mark, name, op type, output shape and compare status."""
 
@@ -321,19 +335,9 @@ class GraphTree(Tree[Row]):
             shape = view.shape_text(outs[0]) if outs else ""
             if shape:
                 text.append(" " + shape, cs("graph-tree--shape", partial=True))
-            if status == "pass":
-                text.append(" ✓", cs("graph-tree--pass", partial=True))
-            elif status == "fail":
-                text.append(" ✗", cs("graph-tree--fail", partial=True))
-            elif status == "nonfinite":
-                text.append(" NaN/Inf", cs("graph-tree--nonfinite", partial=True))
-            tag = view.bisect.get(i)
-            if tag == "A":
-                text.append(" ⟦A⟧", cs("graph-tree--half-a", partial=True))
-            elif tag == "B":
-                text.append(" ⟦B⟧", cs("graph-tree--half-b", partial=True))
-            elif tag == "culprit":
-                text.append(" ★ culprit", cs("graph-tree--culprit", partial=True))
+            for badge in (_STATUS_BADGES.get(status or ""), _BISECT_BADGES.get(view.bisect.get(i) or "")):
+                if badge:
+                    text.append(badge[0], cs(badge[1], partial=True))
             if i == view.first_failing:
                 text.append(" ◀ first failing", cs("graph-tree--fail", partial=True))
             if i == view.first_nonfinite:

@@ -81,8 +81,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     out = p.add_argument_group("output")
     out.add_argument("--resume", action="store_true", help="continue the bisection saved in the workspace")
-    add_json_arg(out, "print one JSON document (culprits, evaluations, passed, plan, steps, ...)")
-    out.add_argument("--quiet", action="store_true", help="no per-step lines")
+    add_json_arg(
+        out, "print one JSON document (culprits, evaluations, passed, plan, steps, ...)", quiet="no per-step lines"
+    )
     add_workspace_arg(p)
     p.set_defaults(run=run)
 

@@ -102,7 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ONNX Runtime graph optimization level (default: disable when intermediate tensors are "
         "compared, so marking never changes fusions and results; all otherwise)",
     )
-    add_json_arg(out, "print one JSON document instead of text (compact unless on a terminal)")
+    add_json_arg(out, "print one JSON document instead of text (compact unless on a terminal)", quiet="no progress bar")
     out.add_argument(
         "--first-failing",
         choices=("any", "float"),  # engine_core.comparator.engine.FIRST_FAILING_KINDS (--help imports no engine)
@@ -115,7 +115,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also compute median, p90/p95/p99 and std of both errors for every tensor (slower)",
     )
     out.add_argument("--show-all", action="store_true", help="list every compared tensor, not only failing ones")
-    out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument(
         "--save-plot",
         metavar="F.png|F.svg",

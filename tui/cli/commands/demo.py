@@ -28,8 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=DESCRIPTION)
     add_workspace_arg(p)
     p.add_argument("--headless", action="store_true", help="no app: run the compare and print the report")
-    add_json_arg(p, "no app: print the compare report as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (headless)")
+    add_json_arg(p, "no app: print the compare report as JSON", quiet="no progress bar (headless)")
     add_ui_args(p)
     p.set_defaults(run=run)
 

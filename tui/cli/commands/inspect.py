@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from tui.cli.args import add_json_arg
+from tui.cli.args import add_external_data_dir_arg, add_json_arg
 from tui.cli.commands.trt_cli import add_inspect_args, is_engine_path, run_engine, run_network
 from tui.cli.output import print_result
 
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="with --show layers, infer dtype/shape of intermediate tensors (default: on)",
     )
-    p.add_argument("--external-data-dir", metavar="DIR", help="folder with the model's external data files")
+    add_external_data_dir_arg(p, "folder with the model's external data files")
     p.add_argument(
         "--allow-unsupported",
         action="store_true",

@@ -13,6 +13,7 @@ from tui.cli.args import (
     DataArgs,
     ToleranceArgs,
     add_choice,
+    add_external_data_dir_arg,
     add_json_arg,
     add_ort_opt_level_arg,
     add_workspace_arg,
@@ -63,9 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--artifact", metavar="PATH", help="where --check candidates are written (default: in the workspace)"
     )
-    p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
-    add_json_arg(p, "print the report as JSON")
-    p.add_argument("--quiet", action="store_true", help="do not print each judged candidate")
+    add_external_data_dir_arg(p)
+    add_json_arg(p, "print the report as JSON", quiet="do not print each judged candidate")
     add_workspace_arg(p)
     p.set_defaults(run=run)
 

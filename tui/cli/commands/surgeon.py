@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from tui.cli.args import DataArgs, add_json_arg
+from tui.cli.args import DataArgs, add_external_data_dir_arg, add_json_arg
 
 DATA = DataArgs("input data for the equal-outputs check (default: one random sample)")
 EXTRACT_DATA = DataArgs(
@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="1K",
         help="with --external-data: tensors of at least this size go to the data file (default 1K)",
     )
-    p.add_argument("--external-data-dir", metavar="DIR", help="folder of MODEL's external data (default: beside MODEL)")
+    add_external_data_dir_arg(p)
     add_json_arg(p, "print the change summary as JSON")
 
 
