@@ -2,7 +2,8 @@
 
 onnx's C++ shape inference (and ``import onnx`` before it) holds the GIL for as long as it runs — seconds on
 a 100k-node model — so in a thread it freezes every other thread of the process (the app's UI). In a child
-process it runs on another core and this process stays responsive; the child also contains a crash.
+process (at a lower CPU priority) it runs on another core and this process stays responsive; the child also
+contains a crash. The price: the child imports onnx too (~1 s of CPU).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from engine_core.jobs import CancelToken
 from engine_core.model.proto import ModelProto
 
 _CHILD = """
-import sys
+import os, sys
+if hasattr(os, "nice"):
+    os.nice(10)  # below the process waiting for it: on a busy machine its UI keeps the CPU
 from pathlib import Path
 from onnx import ModelProto, shape_inference
 from engine_core.errors import first_line
