@@ -189,3 +189,40 @@ def test_calibration_finds_the_ranges_of_onnx_runtimes_minmax_calibrator(tmp_pat
     assert len(want) >= 5 and set(want) <= set(got)
     for name, (lo, hi) in want.items():
         assert got[name] == (float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0])), name
+
+
+def test_tensor_named_like_a_quantizer_scale_keeps_its_values(tmp_path: Path) -> None:
+    """Exported dynamically quantized weights (minilm_l6_int8w): ``w = w_f * w_scale`` feeds a MatMul. The quantizer
+    names the scale it adds for ``w`` ``w_scale`` too; the built model must run and keep the model's ``w_scale``."""
+    from onnx import helper
+
+    from engine_core.backend.ort import OrtRunner
+
+    rng = np.random.default_rng(0)
+    w_scale = rng.uniform(0.5, 1.5, (1, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["w_f", "w_scale"], ["w"], name="/w/Mul"),
+            helper.make_node("MatMul", ["x", "w"], ["y"], name="/fc/MatMul"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])],
+        [
+            numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w_f"),
+            numpy_helper.from_array(w_scale, "w_scale"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    feeds = [{"x": rng.standard_normal((1, 4, 8)).astype(np.float32)} for _ in range(2)]
+    builder = PlanBuilder(model, None, tmp_path)
+    builder.calibrate(feeds)
+    q, res = builder.build(PrecisionPlan("int8", {}), emulated=False)
+    assert res.int8 == ["/fc/MatMul"]
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    np.testing.assert_array_equal(inits["w_scale"], w_scale)  # the model's tensor, under its own name
+    assert any(n.op_type == "QuantizeLinear" and n.input[0] == "w" for n in q.graph.node)
+    with OrtRunner(q, None) as runner:
+        y = runner.infer(feeds[0], ["y"])["y"]
+    ref = feeds[0]["x"] @ (numpy_helper.to_array(graph.initializer[0]) * w_scale)
+    np.testing.assert_allclose(y, ref, atol=0.1 * np.abs(ref).max())

@@ -37,6 +37,16 @@ TRT_OPTIONS: dict[str, object] = {
 }
 """``extra_options`` of ``quantize_static``: ModelOpt's TensorRT-guided ORT recipe (docs/precision.md §10)."""
 
+QDQ_SUFFIXES = (
+    "_scale",
+    "_zero_point",
+    "_quantized",
+    "_QuantizeLinear_Input",
+    "_QuantizeLinear_Output",
+    "_DequantizeLinear_Output",
+)
+"""What ONNX Runtime's quantizer appends to a tensor's name to name the Q/DQ tensors it adds for it."""
+
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
@@ -127,6 +137,54 @@ def _unchanged(orig: onnx.TensorProto, base: str | os.PathLike[str] | None, t: o
     return True
 
 
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every control-flow body in it."""
+    from engine_core.model.loader import subgraphs_of
+
+    yield graph
+    for node in graph.node:
+        for _, body in subgraphs_of(node):
+            yield from _graphs(body)
+
+
+def _tensor_names(model: onnx.ModelProto) -> set[str]:
+    names: set[str] = set()
+    for g in _graphs(model.graph):
+        names.update(x.name for x in (*g.input, *g.output, *g.initializer))
+        names.update(x for n in g.node for x in (*n.input, *n.output) if x)
+    return names
+
+
+def quantizer_clashes(model: onnx.ModelProto) -> dict[str, str]:
+    """``{name: free name}`` for the tensors of ``model`` named like a Q/DQ tensor the quantizer would add for another
+    tensor (``w_scale`` beside ``w``, common in exported dynamically quantized models): the quantizer would read that
+    tensor as its scale or zero point and write a model that fails to run."""
+    names = _tensor_names(model)
+    out: dict[str, str] = {}
+    for name in sorted(names):
+        if any(name.endswith(s) and name[: -len(s)] in names for s in QDQ_SUFFIXES):
+            free, k = f"{name}__orig", 0
+            while free in names:
+                k += 1
+                free = f"{name}__orig{k}"
+            names.add(free)
+            out[name] = free
+    return out
+
+
+def rename_tensors(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
+    """Rename tensors of ``model`` (every read and write, graph I/O, initializers, value infos, bodies) in place."""
+    for g in _graphs(model.graph):
+        for node in g.node:
+            for field in (node.input, node.output):
+                for i, x in enumerate(field):
+                    if x in mapping:
+                        field[i] = mapping[x]
+        for v in (*g.input, *g.output, *g.value_info, *g.initializer):
+            if v.name in mapping:
+                v.name = mapping[v.name]
+
+
 class Quantizer:
     """Quantizes node subsets of one model file with fixed calibration ranges (an ONNX Runtime JSON cache)."""
 
@@ -144,6 +202,29 @@ class Quantizer:
         self.model, self.base = model, base
         if not self.ranges_path.is_file():
             raise TrtdbgError(f"calibration ranges {self.ranges_path} do not exist; calibrate first")
+        self._inputs: tuple[Path, Path, dict[str, str]] | None = None
+
+    def _quantizer_inputs(self) -> tuple[Path, Path, dict[str, str]]:
+        """``(model file, ranges file, renames)`` the quantizer reads: the model and ranges as given, or, where a
+        tensor name clashes with the quantizer's names (:func:`quantizer_clashes`), copies with those tensors renamed
+        (written once beside the model; external data references stay valid)."""
+        if self._inputs is None:
+            from engine_core.model.loader import load_model
+            from engine_core.workspace import atomic_write_bytes
+
+            proto = load_model(self.model_path, load_external_data=False)
+            clashes = quantizer_clashes(proto)
+            self._inputs = (self.model_path, self.ranges_path, clashes)
+            if clashes:
+                rename_tensors(proto, clashes)
+                model_path = self.model_path.with_name(self.model_path.stem + ".unclashed.onnx")
+                atomic_write_bytes(model_path, proto.SerializeToString())
+                ranges = {clashes.get(k, k): v for k, v in read_ranges(self.ranges_path).items()}
+                ranges_path = write_ranges(
+                    self.ranges_path.with_name(self.ranges_path.stem + ".unclashed.json"), ranges
+                )
+                self._inputs = (model_path, ranges_path, clashes)
+        return self._inputs
 
     @classmethod
     def calibrate(
@@ -169,13 +250,25 @@ class Quantizer:
 
     def quantize(self, nodes: Sequence[str]) -> onnx.ModelProto:
         """The model with Q/DQ on the inputs of ``nodes`` (names as in the model file)."""
+        model_path, ranges_path, clashes = self._quantizer_inputs()
         with tempfile.TemporaryDirectory(dir=self.ranges_path.parent) as tmp:
             out = Path(tmp) / "qdq.onnx"
             try:
-                _quantize(self.model_path, out, nodes, self.ranges_path)
+                _quantize(model_path, out, nodes, ranges_path)
             except Exception as exc:
                 raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {first_line(exc, 400)}") from exc
-            return _held(out, f"int8:{id(self)}", self.model, self.base)
+            model = _held(out, f"int8:{id(self)}", self.model, self.base)
+        if clashes:  # the quantizer's tensors get free names, the renamed ones their own names back
+            taken = _tensor_names(model)
+            mine = {}
+            for name in clashes:
+                free, k = f"{name}__qdq", 0
+                while free in taken:
+                    k += 1
+                    free = f"{name}__qdq{k}"
+                mine[name] = free
+            rename_tensors(model, {**mine, **{v: k for k, v in clashes.items()}})
+        return model
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """``{tensor: (lowest, highest)}`` from the calibration cache."""
