@@ -421,3 +421,14 @@ def test_mark_names_with_glob_characters_are_names(tmp_path: Path) -> None:
         "compare", str(path), "--subject", "ort", "--mark", "/attn*", "--json", "--workspace", str(tmp_path / "ws")
     )
     assert [t["name"] for t in _json(globbed)["tensors"]] == ["/attn[scale]/Relu"]
+
+
+def test_reference_only_says_nothing_was_compared(save_model, tmp_path: Path) -> None:
+    """`trtdbg compare MODEL` (what a new user types first) runs the reference only: the report must say that nothing
+    was compared and how to compare, not just `PASSED | 0/0`."""
+    model = save_model(branchy_model(), "b.onnx")
+    run = run_cli("compare", model, "--workspace", tmp_path / "ws")
+    assert run.returncode == 0, run.stderr
+    assert "[I] reference only: nothing was compared (give --subject SPEC" in run.stdout
+    with_subject = run_cli("compare", model, "--subject", "ort", "--workspace", tmp_path / "ws")
+    assert "reference only" not in with_subject.stdout

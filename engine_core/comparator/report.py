@@ -14,6 +14,9 @@ from engine_core.comparator.matching import Unmatched
 from engine_core.comparator.metrics import TensorStats
 from engine_core.safetext import printable_lines
 
+REFERENCE_ONLY = "(none: reference only)"
+"""The report's ``subject`` when only the reference ran (e.g. ``--save-outputs`` without a subject)."""
+
 
 @dataclass
 class CompareReport:
@@ -154,6 +157,11 @@ class CompareReport:
             lines.append(f"[I] {s.matched_inf_tensors} tensor comparison(s) hold the same ±inf on both sides ({rule})")
         if s.batches > 1:
             lines.append(f"[I] {s.batch_note}")
+        if self.subject == REFERENCE_ONLY:
+            lines.append(
+                "[I] reference only: nothing was compared (give --subject SPEC, --subject-model M2 or "
+                "--load-outputs F to compare against it)"
+            )
         lines.append("")
         if s.first_failing_kind == "float":
             lines.append(f"First failing (float tensors): {_where(s.first_failing)}")

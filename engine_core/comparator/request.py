@@ -36,7 +36,7 @@ from engine_core.backend.base import Runner
 from engine_core.comparator.checks import ExtraChecks
 from engine_core.comparator.engine import CompareJob, Progress, TensorResult, TensorSlot
 from engine_core.comparator.matching import Match, Meta, NodeDesc, Unmatched, match_models, match_saved
-from engine_core.comparator.report import CompareReport
+from engine_core.comparator.report import REFERENCE_ONLY, CompareReport
 from engine_core.comparator.restore import model_stamp
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
@@ -578,7 +578,7 @@ def execute(request: CompareRequest, events: JobEvents | None = None) -> Compare
         _save_sides(request.save_outputs, job, keep_ref, None if reference_only else keep_sub, prep)
     report = CompareReport(
         reference=job.reference.label,
-        subject=job.subject.label if not reference_only else "(none: reference only)",
+        subject=job.subject.label if not reference_only else REFERENCE_ONLY,
         results=results,
         summary=job.summary,
         model=request.model,
