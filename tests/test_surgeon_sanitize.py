@@ -199,3 +199,13 @@ def test_cli_sanitize_real_model_verifies_and_refuses_to_overwrite(tmp_path) -> 
         "surgeon", "sanitize", str(path), "--override-input-shapes", "x:1x3x47x33", "-o", str(tmp_path / "b.onnx")
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "contradict the graph" in bad.stderr
+
+
+def test_cli_sanitize_verifies_on_default_shapes_that_run(tmp_path) -> None:
+    """ppocrv4_rec (anonymous height) without --override-input-shapes: the equal-outputs check runs on the default
+    shapes compare chooses (checked by running the model), not on a first guess that fails in a Reshape."""
+    path = shared_model("ppocrv4_rec.onnx")
+    proc = surgeon_ok("sanitize", path, tmp_path / "rec.onnx", "--fold-constants", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["verify"]["samples"] == 1 and all(o["max_abs"] == 0.0 for o in doc["verify"]["outputs"])
+    assert "x:1x3x224x224" not in doc["verify"]["data"]

@@ -235,7 +235,7 @@ def _verify(
 
     with OrtRunner(edited, request.model, opt_level="disable") as runner:
         metas = runner.input_metadata()
-    source = request.data.source(metas)
+    source = request.data.source(metas, model=request.model)  # guessed shapes checked by running the original
     feeds = list(source)
     for w in source.warnings:
         if on_warning is not None:
