@@ -182,3 +182,14 @@ def test_convert_and_reduce_report_coverage(save_model, capsys, tmp_path):
     doc = json.loads(capsys.readouterr().out)
     assert rc in (0, 1)
     assert doc["precision_coverage"]["nodes_low"] == 12
+
+
+def test_no_precision_asked_no_a_pass_means_nothing_warning(save_model, tmp_path, capsys):
+    """`convert MODEL -o X.onnx` (and `debug build`) without --precision keep the model FP32 by request: no warning
+    that "the fp32 subject runs no node in fp32", no "fp32 on 0 of N nodes"."""
+    path = save_model(small_cnn_model(), "cnn.onnx")
+    assert main(["convert", str(path), "-o", str(tmp_path / "out.onnx")]) == 0
+    captured = capsys.readouterr()
+    assert "a pass means nothing" not in captured.err
+    assert "precision coverage: fp32 on every node (no lower precision asked for)" in captured.out
+    assert "fp32 on 0 of" not in captured.out

@@ -43,6 +43,8 @@ class Coverage:
 
     def text(self) -> str:
         """One line, e.g. ``precision coverage: bf16 on 310 of 330 nodes; kept fp32: 12 shape sub-graph, …``."""
+        if self.precision == "fp32":
+            return "precision coverage: fp32 on every node (no lower precision asked for)"
         line = f"precision coverage: {self.precision} on {self.nodes_low} of {self.nodes_total} nodes"
         if self.kept:
             line += "; kept fp32: " + ", ".join(f"{n} {why}" for why, n in self.kept.items())
@@ -51,8 +53,8 @@ class Coverage:
         return line
 
     def warning(self) -> str | None:
-        """A warning when no node runs in low precision (the subject is the FP32 model)."""
-        if self.nodes_low:
+        """A warning when a lower precision was asked for but no node runs in it (the subject is the FP32 model)."""
+        if self.nodes_low or self.precision == "fp32":
             return None
         top = max(self.kept.items(), key=lambda kv: kv[1])[0] if self.kept else "no node computes on floats"
         return (
