@@ -21,6 +21,13 @@ from tui.cli.progress import CliJob, ProgressBar
 from tui.screens.compare_dialog import CompareForm
 
 
+def _assert_in_order(seen: list[str], expected: list[str]) -> None:
+    """Each of ``expected`` starts some line of ``seen``, and the first such lines come in this order."""
+    positions = [next((k for k, s in enumerate(seen) if s.startswith(e)), -1) for e in expected]
+    assert -1 not in positions, f"missing {[e for e, p in zip(expected, positions) if p < 0]} in {seen}"
+    assert positions == sorted(positions), seen
+
+
 def test_stage_text() -> None:
     assert str(Stage("loading m.onnx")) == "loading m.onnx"
     assert (
@@ -57,9 +64,7 @@ def test_a_precision_compare_reports_its_preparation_in_order(tmp_path: Path) ->
         "building ONNX Runtime session (ort):",
         "building ONNX Runtime session (ort:fp16):",
     ]
-    positions = [next((k for k, s in enumerate(seen) if s.startswith(e)), -1) for e in expected]
-    assert -1 not in positions, f"missing {[e for e, p in zip(expected, positions) if p < 0]} in {seen}"
-    assert positions == sorted(positions), seen
+    _assert_in_order(seen, expected)
 
 
 def test_cli_shows_stages_on_the_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,6 +142,4 @@ def test_a_bisection_reports_its_start_up(tmp_path: Path) -> None:
         "generating input data: sample 2/2",
         "building ONNX Runtime session (",
     ]
-    positions = [next((k for k, s in enumerate(seen) if s.startswith(e)), -1) for e in expected]
-    assert -1 not in positions, f"missing {[e for e, p in zip(expected, positions) if p < 0]} in {seen}"
-    assert positions == sorted(positions), seen
+    _assert_in_order(seen, expected)

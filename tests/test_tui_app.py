@@ -75,6 +75,12 @@ async def opened_screen(app: TrtdbgApp, pilot, key: str, kind: type) -> Any:
     return app.screen
 
 
+async def compare_now(app: TrtdbgApp, pilot) -> None:
+    """Open the compare dialog, run it as it stands and wait for the comparison."""
+    await pilot.press("r", "ctrl+s")
+    await settle(app, pilot)
+
+
 async def submit(app: TrtdbgApp, pilot) -> None:
     """Run the open dialog or screen (ctrl+s) and wait for the work it starts."""
     await pilot.press("ctrl+s")
@@ -380,8 +386,7 @@ async def test_compare_error_is_one_line_not_a_crash(demo) -> None:
     )
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         scr = app.main_screen
         assert scr.panel.compare_error and "missing.onnx" in scr.panel.compare_error
         assert "comparison failed" in screen_text(app) and app.is_running
@@ -720,8 +725,7 @@ async def test_compare_on_a_real_model_and_low_bandwidth(tmp_path) -> None:
         await pilot.press("M")
         n = len(scr.view.marks)
         assert n == len(scr.view.index.markable())
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         assert scr.panel.compare_error is None, scr.panel.compare_error
         report = scr.panel.last_report
         assert report is not None and report.passed and len(scr.query_one(ErrorTable).store) == n

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.test_tui_app import _clean_env, detail, loaded, screen_text, settle  # noqa: F401
+from tests.test_tui_app import _clean_env, compare_now, detail, loaded, screen_text, settle  # noqa: F401
 
 pytest.importorskip("textual")
 
@@ -40,8 +40,7 @@ async def test_detail_pane_shows_the_selected_tensors_error_histogram(demo) -> N
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         scr = app.main_screen
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         await pilot.press("F")
         panel = scr.panel
         r = panel.table.current
@@ -70,8 +69,7 @@ async def test_reopen_restores_the_last_compare_stated_as_restored(demo) -> None
     app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         first = app.main_screen.panel.last_report
     assert first is not None and not first.passed
     app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
@@ -94,8 +92,7 @@ async def test_reopen_restores_the_last_compare_stated_as_restored(demo) -> None
         assert panel.table.current.slot.name == ff.slot.name
         assert "r runs the comparison again to fetch the tensors" in detail(app)
         # a new compare replaces the restored one (and fetches histograms again)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         assert panel.request is not None and "restored" not in screen_text(app)
 
 
@@ -105,8 +102,7 @@ async def test_changed_model_is_not_restored_and_says_why(demo) -> None:
     app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
     st = os.stat(demo.model)
     os.utime(demo.model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
@@ -263,8 +259,7 @@ async def test_extract_saves_real_inputs_and_the_opened_piece_compares_on_them(d
         await loaded(app, pilot)
         piece = app.main_screen
         assert piece.model_path == out and piece.form.data == "inputs" and piece.form.data_path == str(saved)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         report = piece.panel.last_report
         assert report is not None and report.summary.compared >= 1 and "demo_inputs" not in report.data
 
@@ -296,8 +291,7 @@ async def test_ctrl_c_drops_a_tensor_fetch_and_showing_it_again_fetches_again(tm
     app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         scr = app.main_screen
         scr.jump_to(3)
         for _ in range(40):

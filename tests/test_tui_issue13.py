@@ -15,7 +15,7 @@ import pytest
 
 from engine_core.cells import cell_width, elide_middle
 from engine_core.model.synthetic import chain_model
-from tests.test_tui_app import _clean_env, _fake_result, loaded, screen_text, settle, tree  # noqa: F401
+from tests.test_tui_app import _clean_env, _fake_result, compare_now, loaded, screen_text, settle, tree  # noqa: F401
 
 pytest.importorskip("textual")
 
@@ -62,8 +62,7 @@ def chain(tmp_path):
 
 async def _run_compare(app, pilot) -> None:
     await loaded(app, pilot)
-    await pilot.press("r", "ctrl+s")
-    await settle(app, pilot)
+    await compare_now(app, pilot)
 
 
 @asynccontextmanager
@@ -354,8 +353,7 @@ async def test_real_shapes_replace_symbolic_ones_after_a_compare(tmp_path, monke
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
         assert "unk__77" in app.main_screen.view.shape_text("y")
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         assert app.main_screen.view.shape_text("y") == "f32[3,4]"
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
-from tests.test_tui_app import _clean_env, _fake_result, loaded, settle, svg_text  # noqa: F401 (autouse fixture)
+from tests.test_tui_app import _clean_env, _fake_result, compare_now, loaded, settle, svg_text  # noqa: F401 (autouse fixture)
 from tui.app import TrtdbgApp
 from tui.cli.commands.demo import demo_form
 from tui.screens.compare_dialog import CompareForm
@@ -96,8 +96,7 @@ async def test_snapshot_error_table_fixed_results(tmp_path, monkeypatch) -> None
     app = TrtdbgApp("chain.onnx", workspace="ws", compare=CompareForm(subject="ort-cuda"))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)
-        await pilot.press("r", "ctrl+s")
-        await settle(app, pilot)
+        await compare_now(app, pilot)
         await pilot.press("F")
         await settle(app, pilot)
         check_snapshot(app, "error_table", tmp_path)
