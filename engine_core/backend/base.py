@@ -19,6 +19,8 @@ class Runner(ABC):
     """
 
     name: str
+    _inputs: list[TensorMeta]
+    _outputs: list[str]
     _observable: list[str]
     _unobservable: dict[str, str]
     on_stage: StageCallback | None = None
@@ -38,13 +40,19 @@ class Runner(ABC):
     def deactivate(self) -> None:
         """Release backend resources."""
 
-    @abstractmethod
+    def _describe(self) -> None:
+        """Learn the model's inputs and outputs (:attr:`_inputs`, :attr:`_outputs`); by default by activating."""
+        self.activate()
+
     def input_metadata(self) -> list[TensorMeta]:
         """The model's inputs, in order."""
+        self._describe()
+        return list(self._inputs)
 
-    @abstractmethod
     def output_names(self) -> list[str]:
         """The model's own outputs, in order."""
+        self._describe()
+        return list(self._outputs)
 
     def observable_tensors(self) -> list[str]:
         """Every tensor that ``infer(..., outputs=...)`` can return, in topological order."""

@@ -76,14 +76,6 @@ class OrtRunner(Runner):
         self._active = False
 
     # -- metadata --------------------------------------------------------------------------
-    def input_metadata(self) -> list[TensorMeta]:
-        self.activate()
-        return list(self._inputs)
-
-    def output_names(self) -> list[str]:
-        self.activate()
-        return list(self._outputs)
-
     # -- inference -------------------------------------------------------------------------
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self.activate()

@@ -156,13 +156,8 @@ class TrtRunner(Runner):
         self._mem = self._stream = self._runtime = None
 
     # -- metadata --------------------------------------------------------------------------
-    def input_metadata(self) -> list[TensorMeta]:
+    def _describe(self) -> None:
         self.prepare()
-        return list(self._inputs)
-
-    def output_names(self) -> list[str]:
-        self.prepare()
-        return list(self._outputs)
 
     def observable_tensors(self) -> list[str]:
         self.prepare()
