@@ -1,4 +1,4 @@
-"""Small ONNX graphs several test files build: one weighted node, and the branches of an ``If``."""
+"""Small ONNX graphs several test files build: one weighted node, and models with an ``If`` and its branches."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def eye(n: int, name: str) -> onnx.TensorProto:
 def branch(name: str, nodes: list[onnx.NodeProto], out: str) -> onnx.GraphProto:
     """An ``If`` branch: ``nodes`` reading outer tensors, one float output ``out`` of shape [2]."""
     return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, F, [2])])
+
+
+def if_model(
+    nodes: list[onnx.NodeProto], if_name: str, then_g: onnx.GraphProto, else_g: onnx.GraphProto, extra_output: str
+) -> onnx.ModelProto:
+    """``nodes``, then ``y = If(c)`` named ``if_name`` with these branches: inputs float ``x`` [2] and bool ``c``,
+    outputs ``y`` and ``extra_output`` (float [2]); opset 17."""
+    if_node = helper.make_node("If", ["c"], ["y"], name=if_name, then_branch=then_g, else_branch=else_g)
+    graph = helper.make_graph(
+        [*nodes, if_node],
+        "g",
+        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info(extra_output, F, [2])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -16,7 +16,7 @@ from engine_core.model.index import ModelIndex
 from engine_core.model.scopes import ScopeTree
 from engine_core.model.synthetic import chain_model
 from engine_core.workspace import Workspace
-from tests.graphs import branch
+from tests.graphs import branch, if_model
 
 F = TensorProto.FLOAT
 
@@ -31,18 +31,8 @@ def _model() -> onnx.ModelProto:
         ),
         helper.make_node("Add", ["x", "k"], ["a"], name="/blk/Add"),
         helper.make_node("Mul", ["a", "k"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
-        helper.make_node("If", ["c"], ["y"], name="/head/If", then_branch=then_g, else_branch=else_g),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-        [
-            helper.make_tensor_value_info("y", F, [2]),
-            helper.make_tensor_value_info("/attn[scale]/Mul_output_0", F, [2]),
-        ],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return if_model(nodes, "/head/If", then_g, else_g, "/attn[scale]/Mul_output_0")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from engine_core.errors import TrtdbgError
 from engine_core.model.index import ModelIndex
 from engine_core.model.scopes import ScopeTree
-from tests.graphs import branch
+from tests.graphs import branch, if_model
 
 F = TensorProto.FLOAT
 NAMES = [
@@ -80,17 +80,8 @@ def _if_model() -> onnx.ModelProto:
     ]
     then_g = branch("then", then_nodes, "t_out")
     else_g = branch("else", [helper.make_node("Identity", ["x"], ["e_out"], name="id")], "e_out")
-    nodes = [
-        helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu"),
-        helper.make_node("If", ["c"], ["y"], name="/blk/cond_if", then_branch=then_g, else_branch=else_g),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("r", F, [2])],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/pre/Relu")]
+    return if_model(nodes, "/blk/cond_if", then_g, else_g, "r")
 
 
 def test_subgraph_nodes_sit_under_their_parent_node() -> None:

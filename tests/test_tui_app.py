@@ -17,12 +17,12 @@ from typing import Any
 
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
 from tests.conftest import SHARED_MODELS
-from tests.graphs import branch
+from tests.graphs import branch, if_model
 from tui.app import TrtdbgApp
 from tui.cli.commands.demo import demo_form
 from tui.headless import jump, settle
@@ -219,21 +219,13 @@ async def test_mark_unmark_scope_all_clear_persist(demo) -> None:
 
 
 def _if_model() -> onnx.ModelProto:
-    F = TensorProto.FLOAT
     then_g = branch("then", [helper.make_node("Relu", ["x"], ["t_out"], name="/then/Relu")], "t_out")
     else_g = branch("else", [helper.make_node("Neg", ["x"], ["e_out"], name="/else/Neg")], "e_out")
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["/attn[scale]/Mul_output_0"], name="/attn[scale]/Mul"),
         helper.make_node("Relu", ["/attn[scale]/Mul_output_0"], ["a[/]b"], name="a[/]b"),
-        helper.make_node("If", ["c"], ["y"], name="/blk/If", then_branch=then_g, else_branch=else_g),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", F, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", F, [2]), helper.make_tensor_value_info("a[/]b", F, [2])],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return if_model(nodes, "/blk/If", then_g, else_g, "a[/]b")
 
 
 async def test_markup_names_literal_and_subgraphs_unobservable(tmp_path) -> None:
