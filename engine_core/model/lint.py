@@ -122,18 +122,8 @@ def _capped(items: list[Finding], limit: int, what: str) -> list[Finding]:
 
 def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], cap: int) -> None:
     graph = model.graph
-    producers = Counter(o for n in graph.node for o in n.output if o)
-    out += _capped(
-        [
-            Finding("error", "duplicate-tensor", f"tensor is produced by {k} nodes", tensor=t)
-            for t, k in producers.items()
-            if k > 1
-        ],
-        cap,
-        "tensors",
-    )
     unnamed = [n for n in index.nodes(top_level_only=True) if n.name_synthesized]
-    if unnamed:
+    if unnamed:  # a warning: reported after the errors below all the same
         out.append(
             Finding(
                 "warning",
@@ -142,16 +132,27 @@ def _structure(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], ca
                 "errors and plans can only point at them by position",
             )
         )
-    names = Counter(n.name for n in graph.node if n.name)
-    out += _capped(
-        [
-            Finding("warning", "duplicate-node-name", f"{k} nodes share this name", node=name)
-            for name, k in names.items()
-            if k > 1
-        ],
-        cap,
-        "names",
+    repeated = (  # severity, check, message, what the finding points at, counts, what they are
+        (
+            "error",
+            "duplicate-tensor",
+            "tensor is produced by {k} nodes",
+            "tensor",
+            Counter(o for n in graph.node for o in n.output if o),
+            "tensors",
+        ),
+        (
+            "warning",
+            "duplicate-node-name",
+            "{k} nodes share this name",
+            "node",
+            Counter(n.name for n in graph.node if n.name),
+            "names",
+        ),
     )
+    for severity, check, message, where, counts, what in repeated:
+        found = [Finding(severity, check, message.format(k=k), **{where: name}) for name, k in counts.items() if k > 1]
+        out += _capped(found, cap, what)
     used = {i for n in index.nodes() for i in n.inputs if i} | set(index.outputs)
     dead = [n for n in index.nodes(top_level_only=True) if n.outputs and not any(o in used for o in n.outputs if o)]
     out += _capped(
