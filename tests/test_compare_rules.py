@@ -28,6 +28,9 @@ def test_matched_infinities_are_equal_by_default(save_model, tmp_path: Path) -> 
     assert doc["summary"]["matched_inf_tensors"] >= 2  # the mask bias, Log(0), the scores they reach
     masked = {t["name"]: t for t in doc["tensors"] if t["inf_matched"]}
     assert "/attn/rel/Log_output_0" in masked and all(t["passed"] for t in masked.values())
+    assert all(
+        t["cosine"] == pytest.approx(1.0) for t in doc["tensors"]
+    )  # identical runs: matched ±inf do not make it NaN
     text = run_cli("compare", *common, "--quiet").stdout
     assert "hold the same ±inf on both sides (counted equal)" in text
 
@@ -89,3 +92,14 @@ def test_real_int8_encoder_rules(tmp_path: Path) -> None:
     kinds = {t["name"]: t["ref_dtype"] for t in fp16["tensors"]}
     assert kinds[first["name"]].startswith("float")
     assert all(t["passed"] for t in fp16["tensors"] if t["ref_dtype"] == "int64")
+
+
+@pytest.mark.parametrize("n", [8, 1 << 17])  # full statistics and the streaming path
+def test_cosine_of_matched_infinities_is_over_the_other_elements(n: int) -> None:
+    ref = np.linspace(-1, 1, n, dtype=np.float32)
+    ref[::4] = -np.inf
+    sub = ref * np.float32(1.5)
+    (same,) = compare_tensors(["t"], [ref.copy()], [ref], CompareSettings())
+    (scaled,) = compare_tensors(["t"], [sub], [ref], CompareSettings())
+    assert same.cosine == pytest.approx(1.0) and same.snr_db == np.inf
+    assert scaled.cosine == pytest.approx(1.0) and np.isfinite(scaled.snr_db)

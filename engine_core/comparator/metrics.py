@@ -270,6 +270,8 @@ def _group_stats(
         cols = _streaming_stats(S, R, atol, rtol, settings)
     else:
         cols = _full_stats(names, S, R, atol, rtol, settings, stat, order_stats)
+    if settings.infinities_compare_equal:
+        _cosine_without_matched_inf(S, R, cols)
     return _to_stats(names, subs, refs, cols, atol, rtol, stat, settings)
 
 
@@ -514,6 +516,16 @@ def _full_stats(
                 cols[f"{side}nan"] = cols[f"{side}inf"] = np.zeros(k, dtype=np.int64)
         cols["cosine"], cols["snr_db"] = _cosine_snr(*_dots(S, R))
     return cols
+
+
+def _cosine_without_matched_inf(S: np.ndarray, R: np.ndarray, cols: dict[str, Any]) -> None:
+    """Cosine and SNR of the rows holding the same ±inf on both sides (a -inf attention mask), over their other
+    elements: with the infinities counted equal, identical tensors have cosine 1, not the NaN of inf·inf."""
+    for j in np.flatnonzero(np.asarray(cols["inf_matched"]) > 0):
+        keep = ~(np.isinf(S[j]) & (S[j] == R[j]))
+        with np.errstate(all="ignore"):
+            cosine, snr = _cosine_snr(*_dots(S[j][keep][None], R[j][keep][None]))
+        cols["cosine"][j], cols["snr_db"][j] = cosine[0], snr[0]
 
 
 def _cosine_snr(dot: np.ndarray, ss: np.ndarray, rr: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
