@@ -20,6 +20,7 @@ from engine_core.backend.trt.debug_build import parse_until, repeat_until
 from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents
+from engine_core.types import json_fields
 from engine_core.workspace import atomic_write_json
 
 
@@ -37,7 +38,7 @@ class RepeatIteration:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON."""
-        return dict(self.__dict__)
+        return json_fields(self)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,3 +27,17 @@ class TensorMeta:
     def describe(self) -> str:
         """``name [dtype=float32, shape=(1, 3, 'h', 'w')]`` as Polygraphy prints it."""
         return f"{self.name} [dtype={np.dtype(self.dtype).name}, shape={self.shape}]"
+
+
+def json_value(value: Any) -> Any:
+    """Tuples as lists, recursively (what JSON gives back)."""
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return value
+
+
+def json_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as JSON gives them back: nested dataclasses as dicts, tuples as lists."""
+    return json_value(asdict(obj))

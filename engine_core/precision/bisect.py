@@ -37,6 +37,7 @@ from engine_core.options import DataOptions, ToleranceOptions
 from engine_core.precision.evaluate import SUBJECTS, Evaluation, Evaluator
 from engine_core.precision.plan import FALLBACKS, PrecisionPlan
 from engine_core.precision.state import backup_state, file_sha256, load_state, pack, save_state, state_path, unpack
+from engine_core.types import json_fields, json_value
 from engine_core.workspace import Workspace, lock_job
 
 MODES = ("bisect", "linear")
@@ -293,12 +294,12 @@ class BisectOptions:
         :meth:`to_state_v2`, which older versions ignore)."""
         legacy = {k: v for k, v in asdict(self).items() if k in _LEGACY_KEYS}
         legacy.update({k: list(getattr(self.tolerances, k)) for k in ("atol", "rtol", "check_error_stat")})
-        legacy.update({k: _json_value(getattr(self.data, k)) for k in _LEGACY_DATA_KEYS})
+        legacy.update({k: json_value(getattr(self.data, k)) for k in _LEGACY_DATA_KEYS})
         return legacy
 
     def to_state_v2(self) -> dict[str, Any]:
         """``options_v2`` in the state file: every field, data and tolerances nested."""
-        return _json_value(asdict(self))
+        return json_fields(self)
 
     @classmethod
     def from_state(cls, doc: dict[str, Any], workspace: str | None) -> BisectOptions:
@@ -333,15 +334,6 @@ _LEGACY_KEYS = (
 )
 """Fields of the flat ``options`` layout that are not data or tolerances (read by every trtdbg version)."""
 _LEGACY_DATA_KEYS = ("shapes", "seed", "val_range", "iterations", "data_loader_script", "load_inputs")
-
-
-def _json_value(value: Any) -> Any:
-    """Tuples as lists, recursively (what JSON gives back)."""
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------- session

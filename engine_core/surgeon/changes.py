@@ -9,6 +9,7 @@ import onnx
 
 from engine_core.model.index import dtype_name, np_dtype
 from engine_core.safetext import printable_lines
+from engine_core.types import json_fields
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,7 @@ class ChangeSummary:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {
-            "action": self.action,
-            "nodes_before": self.nodes_before,
-            "nodes_after": self.nodes_after,
-            "removed": list(self.removed),
-            "added": list(self.added),
-            "inputs": list(self.inputs),
-            "outputs": list(self.outputs),
-            "notes": list(self.notes),
-        }
+        return json_fields(self)
 
     def to_text(self, limit: int = 8) -> str:
         """A few human-readable lines."""

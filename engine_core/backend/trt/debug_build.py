@@ -20,6 +20,7 @@ from engine_core.check import CheckCommand
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.safetext import printable_lines
+from engine_core.types import json_fields
 from engine_core.workspace import atomic_write_bytes, atomic_write_json
 
 LAYER_PROPERTIES = ("type", "precision", "tactic", "formats")
@@ -42,15 +43,7 @@ class Iteration:
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON (layer properties included)."""
-        return {
-            "index": self.index,
-            "verdict": self.verdict,
-            "engine": self.engine,
-            "sha256": self.sha256,
-            "build_seconds": self.build_seconds,
-            "detail": self.detail,
-            "layers": self.layers,
-        }
+        return json_fields(self)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Any
 from engine_core.backend.trt.build import ParsedNetwork
 from engine_core.backend.trt.inspector import EngineInfo, onnx_nodes_from_metadata
 from engine_core.model.index import ModelIndex
+from engine_core.types import json_fields
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,7 @@ class NetworkLayer:
     """Compute precision set on the layer (weak typing only), else ``None`` (strong typing: the dtypes decide)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "type": self.type,
-            "onnx_nodes": list(self.onnx_nodes),
-            "inputs": [_tjson(t) for t in self.inputs],
-            "outputs": [_tjson(t) for t in self.outputs],
-            "precision": self.precision,
-        }
-
-
-def _tjson(t: NetTensor) -> dict[str, Any]:
-    return {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)}
+        return json_fields(self)
 
 
 def _net_tensor(t: Any) -> NetTensor:
