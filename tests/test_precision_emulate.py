@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from engine_core.backend.ort import OrtRunner
 from engine_core.model import weights
 from engine_core.model.demo import DEMO_SITES, build_demo_model, demo_inputs
 from engine_core.precision.emulate import emulate
@@ -204,3 +205,35 @@ def _disabled() -> ort.SessionOptions:
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return so
+
+
+def test_emulation_types_original_tensors_and_ort_declares_extra_outputs_typed() -> None:
+    """Every original tensor of the emulated model has its type in value_info (an int64 shape tensor included), and
+    the ORT runner declares the extra outputs it adds with that type (ORT loads thousands of untyped outputs far more
+    slowly); the values are those of the untyped session."""
+    g = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], "/r"),
+            helper.make_node("Shape", ["r"], ["s"], "/s"),
+            helper.make_node("Reshape", ["r", "s"], ["y"], "/y"),
+        ],
+        "typed",
+        [helper.make_tensor_value_info("x", F32, [2, 3])],
+        [helper.make_tensor_value_info("y", F32, [2, 3])],
+    )
+    analysis = Analysis(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+    emu = emulate(analysis, PrecisionPlan("fp16").resolve(analysis).float_low)
+    assert {vi.name: vi.type.tensor_type.elem_type for vi in emu.graph.value_info} == {"r": F32, "s": TensorProto.INT64}
+    runner = OrtRunner(emu, opt_level="disable")
+    marked = runner._model_with_outputs(("r", "s"))
+    assert [(o.name, o.type.tensor_type.elem_type) for o in marked.graph.output] == [
+        ("y", F32),
+        ("r", F32),
+        ("s", TensorProto.INT64),
+    ]
+    x = {"x": np.array([[1e-9, -1.0, 1 / 3], [7e4, 2.0, 0.1]], np.float32)}
+    got = runner.infer(x, ["r", "s", "y"])
+    del emu.graph.value_info[:]
+    plain = OrtRunner(emu, opt_level="disable").infer(x, ["r", "s", "y"])
+    for name in ("r", "s", "y"):
+        assert got[name].dtype == plain[name].dtype and np.array_equal(got[name], plain[name]), name

@@ -132,15 +132,21 @@ class OrtRunner(Runner):
         return sess
 
     def _model_with_outputs(self, extra: tuple[str, ...]) -> onnx.ModelProto:
-        """The model with ``extra`` exposed as outputs (external weights stay external)."""
+        """The model with ``extra`` exposed as outputs (external weights stay external), each with the element
+        type the model's ``value_info`` gives it: ONNX Runtime creates a session with thousands of untyped outputs
+        far more slowly (a 23k-node graph with 7.7k of them: 4.4 s instead of 2.0 s)."""
         model = self.model
         if extra:
             model = onnx.ModelProto()
             model.CopyFrom(self.model)
             existing = {o.name for o in model.graph.output}
+            types = {vi.name: vi.type.tensor_type.elem_type for vi in model.graph.value_info}
             for name in extra:
                 if name not in existing:
-                    model.graph.output.add().name = name
+                    out = model.graph.output.add()
+                    out.name = name
+                    if types.get(name):
+                        out.type.tensor_type.elem_type = types[name]
         return model
 
 

@@ -93,6 +93,13 @@ def emulate(analysis: Analysis, low: Mapping[str, int]) -> onnx.ModelProto:
             cast(held, y, fresh(f"{y}__{tag}_stored"), F32)
             stored[y] = want
 
+    types, outputs = analysis.types, set(analysis.graph_outputs)
+    out.graph.value_info.extend(  # every original tensor keeps its type: outputs added later are declared typed
+        helper.make_tensor_value_info(y, types[y], None)
+        for src in analysis.protos
+        for y in src.output
+        if y and y not in outputs and y in types
+    )
     used = {x for n in nodes for x in n.input} | analysis.protected | set(analysis.graph_inputs)
     out.graph.initializer.extend(t for t in analysis.model.graph.initializer if t.name in used)
     out.graph.initializer.extend(extra_inits)
