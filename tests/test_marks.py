@@ -113,7 +113,7 @@ def test_request_marks_are_literal_for_glob_characters(setup) -> None:
 
 
 def test_100k_mark_all_and_scope_are_cheap(tmp_path) -> None:
-    index = ModelIndex.from_model(chain_model(100_000), tmp_path / "chain.onnx")
+    index = ModelIndex(chain_model(100_000), tmp_path / "chain.onnx")
     scopes = ScopeTree(index)
     marks = MarkSet(index, Workspace(tmp_path / "ws"))
     assert marks.mark_scope(scopes, ("blk.7",)).added == 100

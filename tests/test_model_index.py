@@ -45,7 +45,7 @@ def _diamond(order: list[int] | None = None) -> onnx.ModelProto:
 
 
 def test_branches_producers_consumers() -> None:
-    index = ModelIndex.from_model(_diamond())
+    index = ModelIndex(_diamond())
     assert [n.name for n in index.nodes()] == ["A", "B", "C", "D"]
     assert len(index) == index.num_top_level == 4
     assert index.inputs == ["x"] and index.outputs == ["y"]
@@ -66,7 +66,7 @@ def test_branches_producers_consumers() -> None:
 
 
 def test_unsorted_graph_is_sorted_stably() -> None:
-    index = ModelIndex.from_model(_diamond([3, 2, 1, 0]))
+    index = ModelIndex(_diamond([3, 2, 1, 0]))
     assert [n.name for n in index.nodes()] == ["A", "C", "B", "D"]  # C comes first in the file
     assert index.producer("b") == 2 and index.consumers("a") == [1, 2]
     assert index.markable() == ["a", "c", "b", "y"]
@@ -94,7 +94,7 @@ def test_unnamed_and_duplicate_names_become_unique() -> None:
         helper.make_node("Neg", ["b"], ["c"], name="dup"),
         helper.make_node("Neg", ["c"], ["y"], name="dup"),
     ]
-    index = ModelIndex.from_model(_model(nodes))
+    index = ModelIndex(_model(nodes))
     names = index.names()
     assert names == ["Relu_0_1", "Relu_0", "dup", "dup_3"]
     assert [index.node(i).name_synthesized for i in range(4)] == [True, False, False, True]
@@ -169,7 +169,7 @@ def _control_flow_model(unsorted: bool = False) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("unsorted", [False, True])
 def test_subgraph_nodes_have_parent_paths(unsorted: bool) -> None:
-    index = ModelIndex.from_model(_control_flow_model(unsorted))
+    index = ModelIndex(_control_flow_model(unsorted))
     assert index.num_top_level == 3
     assert [index.name(i) for i in range(3)] == ["relu_0", "if_0", "loop_0"]  # If reads h from its branches
     assert len(index) == 3 + 1 + 1 + 3 + 1 + 1
@@ -211,7 +211,7 @@ def test_markable_skips_constants_and_empty_optional_outputs() -> None:
         helper.make_node("Dropout", ["a"], ["d", ""], name="drop"),
         helper.make_node("Relu", ["d"], ["y"], name="relu"),
     ]
-    index = ModelIndex.from_model(_model(nodes))
+    index = ModelIndex(_model(nodes))
     assert index.markable() == ["a", "d", "y"]
     assert index.node_outputs(2) == ("d", "")
 
@@ -220,9 +220,7 @@ def test_initializer_metadata_and_lazy_stats() -> None:
     w = np.array([[7e4, 1e-9, 0.0], [-3.0, np.nan, np.inf]], np.float32)
     idx = np.array([1, 2], np.int64)
     nodes = [helper.make_node("Add", ["x", "w"], ["y"], name="add")]
-    index = ModelIndex.from_model(
-        _model(nodes, inits=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(idx, "i")])
-    )
+    index = ModelIndex(_model(nodes, inits=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(idx, "i")]))
     assert index.initializer_names == ["w", "i"] and index.is_initializer("w")
     info = index.initializer("w")
     assert (info.dtype, info.shape, info.nbytes, info.external) == (np.dtype("float32"), (2, 3), 24, False)
@@ -248,7 +246,7 @@ def test_shape_inference_is_lazy_and_dims_are_typed() -> None:
         [helper.make_tensor_value_info("x", F, ["batch", None])],
         [helper.make_tensor_value_info("y", F, None)],
     )
-    index = ModelIndex.from_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    index = ModelIndex(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert not index.shapes_inferred
     assert index.tensor_meta("x", infer=False).shape == ("batch", None)
     assert index.tensor_meta("a", infer=False) is None
@@ -266,7 +264,7 @@ def test_shape_inference_is_lazy_and_dims_are_typed() -> None:
 def test_shape_inference_failure_falls_back_and_says_why() -> None:
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
     bad_vi = helper.make_tensor_value_info("a", F, [2, 3, 4])  # wrong rank: strict inference fails
-    index = ModelIndex.from_model(_model(nodes, value_info=[bad_vi]))
+    index = ModelIndex(_model(nodes, value_info=[bad_vi]))
     assert index.tensor_meta("y").shape == (2, 3)
     assert index.tensor_meta("a").shape == (2, 3, 4)  # what the model declares
     assert "differ in rank" in index.shape_inference_error and "\n" not in index.shape_inference_error
@@ -364,11 +362,11 @@ def test_shape_inference_child_reports_failure_and_can_be_cancelled() -> None:
 
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Neg", ["a"], ["y"], name="n")]
     bad_vi = helper.make_tensor_value_info("a", F, [2, 3, 4])  # wrong rank: strict inference fails
-    index = ModelIndex.from_model(_model(nodes, value_info=[bad_vi]))
+    index = ModelIndex(_model(nodes, value_info=[bad_vi]))
     index.infer_shapes(separate_process=True)
     assert index.tensor_meta("y").shape == (2, 3)
     assert "differ in rank" in index.shape_inference_error and "\n" not in index.shape_inference_error
-    stopped = ModelIndex.from_model(_model(nodes, value_info=[bad_vi]))
+    stopped = ModelIndex(_model(nodes, value_info=[bad_vi]))
     cancel = CancelToken()
     cancel.cancel()
     stopped.infer_shapes(separate_process=True, cancel=cancel)

@@ -64,7 +64,7 @@ def test_text_equals_polygraphy(show: list[str]) -> None:
     from polygraphy.backend.onnx.util import str_from_onnx
 
     model = _model()
-    ours = inspect_text(ModelIndex.from_model(model), show, shape_inference=False)
+    ours = inspect_text(ModelIndex(model), show, shape_inference=False)
     theirs = str_from_onnx(
         model, show_layers="layers" in show, show_attrs="attrs" in show, show_weights="weights" in show
     )
@@ -73,7 +73,7 @@ def test_text_equals_polygraphy(show: list[str]) -> None:
 
 
 def test_text_layout_and_inferred_shapes() -> None:
-    text = inspect_text(ModelIndex.from_model(_model()), ["layers,attrs"])
+    text = inspect_text(ModelIndex(_model()), ["layers,attrs"])
     assert "Name: small | ONNX Opset: 17 | Other Opsets: {'ai.onnx.ml': 3}" in text
     assert (
         "---- 2 Graph Input(s) ----\n{x [dtype=float32, shape=('n', 2, 3, 3)],\n cond [dtype=bool, shape=()]}" in text
@@ -98,7 +98,7 @@ def test_unnamed_nodes_and_unknown_rank() -> None:
         [helper.make_tensor_value_info("x", F, [1])],
         [helper.make_tensor_value_info("y", F, None)],
     )
-    index = ModelIndex.from_model(helper.make_model(graph))
+    index = ModelIndex(helper.make_model(graph))
     text = inspect_text(index, ["layers"], shape_inference=False)
     assert "Node 0    | Relu_0 [Op: Relu]\n    {x [dtype=float32, shape=(1,)]}\n     -> {y [dtype=float32]}" in text
     assert "---- 1 Graph Output(s) ----\n{y [dtype=float32]}" in text  # Polygraphy prints a wrong shape=()
@@ -106,7 +106,7 @@ def test_unnamed_nodes_and_unknown_rank() -> None:
 
 
 def test_json_keys_layers_attrs_weights() -> None:
-    index = ModelIndex.from_model(_model())
+    index = ModelIndex(_model())
     plain = inspect_json(index)
     assert list(plain) == [
         "path",

@@ -20,7 +20,7 @@ def _load(name: str) -> ModelIndex:
         pytest.skip(f"{path} not present (real models live in /work/shared/models)")
     model = load_model(path)
     check_runtime_support(model, path)
-    return ModelIndex.from_model(model, path)
+    return ModelIndex(model, path)
 
 
 def test_ppocrv4_det() -> None:

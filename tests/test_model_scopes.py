@@ -42,7 +42,7 @@ def _summary(entries) -> list[tuple[str, str, int]]:
 
 
 def test_root_and_nested_levels() -> None:
-    tree = ScopeTree(ModelIndex.from_model(_chain(NAMES)))
+    tree = ScopeTree(ModelIndex(_chain(NAMES)))
     root = tree.children()
     assert _summary(root) == [
         ("scope", "model.30", 4),
@@ -65,7 +65,7 @@ def test_root_and_nested_levels() -> None:
 
 
 def test_locate_returns_the_listing_scope() -> None:
-    tree = ScopeTree(ModelIndex.from_model(_chain(NAMES)))
+    tree = ScopeTree(ModelIndex(_chain(NAMES)))
     assert tree.locate(1) == ("model.30", "heads.2", "conv")
     assert tree.locate(4) == ()
     assert 1 in [e.node_index for e in tree.children(tree.locate(1))]
@@ -85,7 +85,7 @@ def _if_model() -> onnx.ModelProto:
 
 
 def test_subgraph_nodes_sit_under_their_parent_node() -> None:
-    index = ModelIndex.from_model(_if_model())
+    index = ModelIndex(_if_model())
     tree = ScopeTree(index)
     assert _summary(tree.children()) == [("scope", "pre", 1), ("scope", "blk", 1)]
     (if_entry,) = tree.children(("blk",))
@@ -116,7 +116,7 @@ def test_100k_root_level_groups_blocks() -> None:
         node.input.append(prev)
         prev = f"t{i}"
         node.output.append(prev)
-    tree = ScopeTree(ModelIndex.from_model(helper.make_model(graph)))
+    tree = ScopeTree(ModelIndex(helper.make_model(graph)))
     root = tree.children()
     assert len(root) == 3334 and root[0].label == "blk.0" and root[-1].node_count == 10
     assert sum(e.node_count for e in root) == 100_000
@@ -157,7 +157,7 @@ def test_dotted_pytorch_names_give_scopes() -> None:
         "p2o.Add.3",
         "Add_7",
     ]
-    tree = ScopeTree(ModelIndex.from_model(_chain(names)))
+    tree = ScopeTree(ModelIndex(_chain(names)))
     assert _summary(tree.children()) == [("scope", "bert", 5), ("node", "p2o.Add.3", 1), ("node", "Add_7", 1)]
     assert _summary(tree.children(("bert", "encoder"))) == [("scope", "layer.0", 3), ("scope", "layer.1", 1)]
     assert _summary(tree.children(("bert", "encoder", "layer.0", "attention", "self"))) == [

@@ -172,7 +172,7 @@ def test_network_layers_and_observability(trt_flavour) -> None:
     from engine_core.backend.trt.mapping import network_layers, network_observability
 
     model = build_demo_model()
-    index = ModelIndex.from_model(model)
+    index = ModelIndex(model)
     parsed = parse_onnx(trt_flavour, model)
     layers = network_layers(parsed)
     by_name = {layer.name: layer for layer in layers}
@@ -196,7 +196,7 @@ def test_fusion_map_from_real_build(trt_flavour) -> None:
             f"{trt_flavour.label} logs no layer listing at build time; the inspector JSON path covers it on a GPU"
         )
     info = from_layer_text(built.meta["layers_text"])
-    fusion = fusion_map(ModelIndex.from_model(model), info)
+    fusion = fusion_map(ModelIndex(model), info)
     assert fusion.tensors["probs"] == "materialized" and fusion.tensors["features"] == "materialized"
     assert fusion.tensors["/relu1/Relu_output_0"].startswith("fused inside engine layer")
     assert fusion.node_layers["/relu1/Relu"] == fusion.node_layers["/conv1/Conv"]  # conv + relu in one layer
@@ -204,9 +204,7 @@ def test_fusion_map_from_real_build(trt_flavour) -> None:
     # Marking the tensor makes it materialize under its exact ONNX name.
     marked = build_engine(parse_onnx(trt_flavour, model), BuildOptions(marks=("/relu1/Relu_output_0",)), digest="cnn")
     assert (
-        fusion_map(ModelIndex.from_model(model), from_layer_text(marked.meta["layers_text"])).tensors[
-            "/relu1/Relu_output_0"
-        ]
+        fusion_map(ModelIndex(model), from_layer_text(marked.meta["layers_text"])).tensors["/relu1/Relu_output_0"]
         == "materialized"
     )
 

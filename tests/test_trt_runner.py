@@ -20,7 +20,7 @@ def _runner(path, spec="trt", **kw):
     import onnx
 
     model = onnx.load(path)
-    index = ModelIndex.from_model(model, path)
+    index = ModelIndex(model, path)
     return make_runner(spec, model, path, observable=index.markable(), unobservable=unobservable_tensors(index), **kw)
 
 

@@ -208,7 +208,7 @@ def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
     model = load_model(path, load_external_data=False)
     check_runtime_support(model, path)
     check_external_data(model, path)
-    return model, ModelIndex.from_model(model, path)
+    return model, ModelIndex(model, path)
 
 
 def _side(

@@ -242,6 +242,8 @@ class ModelIndex:
         path: str | os.PathLike[str] | None = None,
         external_data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        """Index an already loaded model; ``path`` names it in errors and locates external data
+        (in ``external_data_dir`` when given, else beside the model)."""
         self.model = model
         self.path: Path | None = Path(path) if path is not None else None
         self.data_dir: Path | None = (
@@ -308,18 +310,6 @@ class ModelIndex:
         """True once shape inference has run and produced a (possibly partial) result."""
         self.shape_inference_error: str | None = None
         """Why shape inference failed (then only shapes declared in the model are known)."""
-
-    @classmethod
-    def from_model(
-        cls,
-        model: ModelProto,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        external_data_dir: str | os.PathLike[str] | None = None,
-    ) -> ModelIndex:
-        """Index an already loaded model; ``path`` names it in errors and locates external data
-        (in ``external_data_dir`` when given, else beside the model)."""
-        return cls(model, path, external_data_dir)
 
     @classmethod
     def load(

@@ -101,7 +101,7 @@ def lint_model(
         check_runtime_support(model, path, onnxruntime=False)
     except TrtdbgError as exc:
         add(Finding("error", "unsupported-op", str(exc)))
-    index = ModelIndex.from_model(model, path)
+    index = ModelIndex(model, path)
     _structure(index, model, report.findings, max_per_check)
     _shapes(index, report.findings, max_per_check)
     _fp16_range(index, model, report.findings, max_per_check)

@@ -151,7 +151,7 @@ class Analysis:
     ) -> None:
         self.model = model
         self.path = path
-        self.index = index or ModelIndex.from_model(model, path)
+        self.index = index or ModelIndex(model, path)
         idx = self.index
         self.opset = idx.opsets.get("", idx.opsets.get("ai.onnx", 1))
         self.names: list[str] = [idx.name(i) for i in range(idx.num_top_level)]

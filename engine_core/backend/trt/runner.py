@@ -124,7 +124,7 @@ class TrtRunner(Runner):
             require_weak_typing(self.flavour)
         self._parsed = parse_onnx(self.flavour, self.model, self.model_path, strongly_typed=strongly_typed)
         self._digest = model_digest(self.model, self.model_path)
-        index = ModelIndex.from_model(self.model, self.model_path)
+        index = ModelIndex(self.model, self.model_path)
         obs = network_observability(self._parsed, index, self._candidates, self._hidden)
         self._observable, self._aliases = obs.observable, obs.aliases
         self._unobservable = {**self._hidden, **obs.unobservable}
@@ -237,7 +237,7 @@ class TrtRunner(Runner):
                 f"{self.flavour.label if self.flavour else 'TensorRT'} logged no layer information "
                 "for this engine and no GPU is open to inspect it"
             )
-        return fusion_map(ModelIndex.from_model(self.model, self.model_path), info)
+        return fusion_map(ModelIndex(self.model, self.model_path), info)
 
     # -- inference -------------------------------------------------------------------------
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             check_runtime_support(model, path)
         except TrtdbgError as exc:
             raise TrtdbgError(f"{exc}; or pass --allow-unsupported to inspect it anyway") from None
-    index = ModelIndex.from_model(model, path, external_data_dir=args.external_data_dir)
+    index = ModelIndex(model, path, external_data_dir=args.external_data_dir)
     if args.display_as == "trt":
         return run_network(args, path, model, index)
     try:
