@@ -115,25 +115,19 @@ def small_cnn_model() -> onnx.ModelProto:
     def w(name: str, *s: int) -> str:
         return _init(g, name, rng.standard_normal(s) / np.sqrt(math.prod(s[1:])))
 
-    conv: dict[str, Any] = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    def conv_relu(k: int, x: str, channels_in: int) -> list[onnx.NodeProto]:
+        """``/convK/Conv`` (3x3, 8 channels out) on ``x``, then ``/reluK/Relu``."""
+        conv, relu = f"/conv{k}/Conv", f"/relu{k}/Relu"
+        weights = [w(f"conv{k}.weight", 8, channels_in, 3, 3), w(f"conv{k}.bias", 8)]
+        return [
+            helper.make_node("Conv", [x, *weights], [f"{conv}_output_0"], conv, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"{conv}_output_0"], [f"{relu}_output_0"], relu),
+        ]
+
     g.node.extend(
         [
-            helper.make_node(
-                "Conv",
-                ["input", w("conv1.weight", 8, 3, 3, 3), w("conv1.bias", 8)],
-                ["/conv1/Conv_output_0"],
-                "/conv1/Conv",
-                **conv,
-            ),
-            helper.make_node("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], "/relu1/Relu"),
-            helper.make_node(
-                "Conv",
-                ["/relu1/Relu_output_0", w("conv2.weight", 8, 8, 3, 3), w("conv2.bias", 8)],
-                ["/conv2/Conv_output_0"],
-                "/conv2/Conv",
-                **conv,
-            ),
-            helper.make_node("Relu", ["/conv2/Conv_output_0"], ["/relu2/Relu_output_0"], "/relu2/Relu"),
+            *conv_relu(1, "input", 3),
+            *conv_relu(2, "/relu1/Relu_output_0", 8),
             helper.make_node(
                 "Conv",
                 ["/relu1/Relu_output_0", w("skip.weight", 8, 8, 1, 1)],
