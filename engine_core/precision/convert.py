@@ -26,6 +26,22 @@ ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 _FIX = "free memory, or cut the model with `trtdbg surgeon extract` and convert the parts"
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """What a model is rewritten to: a whole-model ``precision`` or a ``plan_file`` from bisect, the precision of
+    nodes that cannot be INT8 (``fallback``), and a TensorRT ``calibration_cache`` for the INT8 scales."""
+
+    precision: str | None = None
+    plan_file: str | None = None
+    fallback: str = "fp32"
+    calibration_cache: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``fp16``, ``plan NAME.json``, ... (``fp32`` when nothing is asked for)."""
+        return f"plan {os.path.basename(self.plan_file)}" if self.plan_file else (self.precision or "fp32")
+
+
 @dataclass
 class ConvertResult:
     """What :func:`convert` wrote."""
@@ -92,19 +108,16 @@ def output_kind(path: str) -> str:
 def convert(
     model_path: str,
     output: str,
+    rewrite: Rewrite,
     *,
-    precision: str | None = None,
-    plan_file: str | None = None,
-    fallback: str = "fp32",
     feeds: Callable[[], Sequence[Mapping[str, np.ndarray]]] | None = None,
-    calibration_cache: str | None = None,
     trt_options: Any = None,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> ConvertResult:
-    """Rewrite ``model_path`` per ``precision`` (whole model) or ``plan_file`` and write ``output``.
+    """Rewrite ``model_path`` as ``rewrite`` says and write ``output``.
 
-    ``feeds()`` supplies INT8 calibration inputs when neither the plan's ranges nor ``calibration_cache`` give them.
+    ``feeds()`` supplies INT8 calibration inputs when neither the plan's ranges nor the calibration cache give them.
     ``trt_options`` is a :class:`~engine_core.backend.trt.runner.TrtOptions` (engines only); ``shapes`` fixes the
     profile of dynamic inputs when it has no explicit profile.
     """
@@ -125,26 +138,17 @@ def convert(
     if os.path.exists(output) and os.path.samefile(output, model_path):
         raise TrtdbgError(f"output {output} is the input model; choose another path (inputs are never modified)")
     built, res = rewritten_model(
-        model_path,
-        precision=precision,
-        plan_file=plan_file,
-        fallback=fallback,
-        feeds=feeds,
-        calibration_cache=calibration_cache,
-        on_warning=warn,
-        session=kind == "onnx",
-        engine=kind == "engine",
+        model_path, rewrite, feeds=feeds, on_warning=warn, session=kind == "onnx", engine=kind == "engine"
     )
     counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
     for p in res.precision.values():
         counts[p] += 1
-    label = f"plan {os.path.basename(plan_file)}" if plan_file else (precision or "fp32")
     engine: dict[str, Any] = {}
     if kind == "onnx":
         written = save_rewritten(built, output, os.path.dirname(os.path.abspath(model_path)), model_path)
         size = sum(p.stat().st_size for p in written)
     else:
-        data, engine = _build(built, model_path, trt_options, shapes or {}, label)
+        data, engine = _build(built, model_path, trt_options, shapes or {}, rewrite.label)
         atomic_write_bytes(output, data)
         size = len(data)
     return ConvertResult(
@@ -154,17 +158,14 @@ def convert(
 
 def rewritten_model(
     model_path: str,
+    rewrite: Rewrite,
     *,
-    precision: str | None = None,
-    plan_file: str | None = None,
-    fallback: str = "fp32",
     feeds: Callable[[], Sequence[Mapping[str, np.ndarray]]] | None = None,
-    calibration_cache: str | None = None,
     on_warning: Callable[[str], None] | None = None,
     session: bool = False,
     engine: bool = False,
 ) -> tuple[Any, Any]:
-    """``(model, Resolved)``: ``model_path`` with ``precision`` (whole model) or ``plan_file`` applied, validated
+    """``(model, Resolved)``: ``model_path`` with ``rewrite`` applied, validated
     (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run). Refused up front when
     the machine cannot hold the rewrite (``engine``: and a TensorRT build of it, whose parser copies the weights)."""
     from engine_core.model.loader import check_external_data, load_model
@@ -179,13 +180,14 @@ def rewritten_model(
         if on_warning is not None:
             on_warning(msg)
 
+    precision, plan_file, calibration_cache = rewrite.precision, rewrite.plan_file, rewrite.calibration_cache
     if precision and plan_file:
         raise TrtdbgError("give either --precision or --plan, not both")
     if not os.path.isfile(model_path):
         raise TrtdbgError(f"model {model_path} does not exist")
     model = load_model(model_path, load_external_data=False)
     check_external_data(model, model_path)
-    plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=fallback)
+    plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=rewrite.fallback)
     need = estimate_memory(model, plan.precisions(), copies=int(engine))
     require_memory(f"{'a TensorRT build' if engine else 'the rewrite'} of {model_path}", need, _FIX)
     model, analysis, notes = analyse(model, model_path, plan.precisions())

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from engine_core.comparator.checks import ExtraChecks
     from engine_core.data.shape_choice import ShapeChoice
     from engine_core.options import DataOptions, ToleranceOptions
+    from engine_core.precision.convert import Rewrite
 
 
 class DataArgs:
@@ -282,6 +283,13 @@ class PrecisionArgs:
                 "with --precision int8: precision of nodes that cannot be INT8 (default fp32)",
             )
         parser.add_argument("--calibration-cache", metavar="F", help=self.calibration_help)
+
+    def parse(self, args: argparse.Namespace) -> Rewrite:
+        """The :class:`~engine_core.precision.convert.Rewrite` asked for."""
+        from engine_core.precision.convert import Rewrite
+
+        fallback = args.fallback if self.fallback else "fp32"
+        return Rewrite(args.precision, args.plan, fallback, args.calibration_cache)
 
 
 def add_json_arg(

@@ -55,11 +55,8 @@ def run(args: argparse.Namespace) -> int:
     result = convert(
         args.model,
         args.output,
-        precision=args.precision,
-        plan_file=args.plan,
-        fallback=args.fallback,
+        PRECISION.parse(args),
         feeds=feeds,
-        calibration_cache=args.calibration_cache,
         trt_options=trt_options,
         shapes=choice.shapes,
         on_warning=warn,

@@ -147,15 +147,8 @@ def _run_build(args: argparse.Namespace) -> int:
         warn(choice.note() or "")
     args.timing_cache = None  # each build gets its own empty timing cache
     options = trt_options_from_args(args)
-    model, _ = rewritten_model(
-        args.model,
-        precision=args.precision,
-        plan_file=args.plan,
-        feeds=feeds,
-        calibration_cache=args.calibration_cache,
-        on_warning=warn,
-        engine=True,
-    )
+    rewrite = PRECISION.parse(args)
+    model, _ = rewritten_model(args.model, rewrite, feeds=feeds, on_warning=warn, engine=True)
     if args.artifacts_dir:
         base = args.artifacts_dir
     else:
@@ -163,7 +156,6 @@ def _run_build(args: argparse.Namespace) -> int:
         if ws.note:
             warn(ws.note)
         base = str(ws.path("debug-build"))
-    label = f"plan {os.path.basename(args.plan)}" if args.plan else (args.precision or "fp32")
     with job:
         result = debug_build(
             model,
@@ -174,7 +166,7 @@ def _run_build(args: argparse.Namespace) -> int:
             max_iterations=args.max_iterations,
             trt_options=options,
             shapes=choice.shapes,
-            label=label,
+            label=rewrite.label,
             events=job.events,
         )
     print_result(result, args.json)
