@@ -46,6 +46,14 @@ def test_replay_inspect_and_diff(tmp_path: Path, capsys) -> None:
     assert main(["diff", str(a), str(b), "--json"]) == 1
     diffs = {(d["layer"], d["property"]) for d in json.loads(capsys.readouterr().out)["differences"]}
     assert diffs == {("conv", "tactic"), ("relu", "precision")}
+    for side, tactic in (("x", 0x1234), ("y", 0x9999)):  # folders of a debug-build run hold its summary.json too
+        (tmp_path / side).mkdir()
+        _replay(tmp_path / side / "iter_0.json", tactic)
+        (tmp_path / side / "summary.json").write_text(json.dumps({"iterations": []}))
+    assert main(["diff", str(tmp_path / "x"), str(tmp_path / "y"), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["a"] == [str(tmp_path / "x" / "iter_0.json")]
+    assert {(d["layer"], d["property"]) for d in doc["differences"]} == {("conv", "tactic")}
 
 
 def test_no_selector_said_plainly(trt_flavour, tmp_path: Path, capsys) -> None:

@@ -185,12 +185,13 @@ def diff_tables(
 
 
 def read_side(path: str | os.PathLike[str], module: str = "auto") -> list[TacticTable]:
-    """One file, or every ``.json`` / engine file in a folder (``good/`` of a debug-build run)."""
+    """One file, or every ``.json`` / engine file in a folder (``good/`` of a debug-build run, or the run folder
+    itself, whose ``summary.json`` is skipped)."""
     p = Path(path)
     if p.is_dir():
         from engine_core.backend.trt.describe import ENGINE_SUFFIXES
 
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json")
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.name != "summary.json")
         if not files:
             files = sorted(f for f in p.iterdir() if f.suffix.lower() in ENGINE_SUFFIXES)
         if not files:
