@@ -59,22 +59,20 @@ class TrtParseError(TrtdbgError):
         self.issues = list(issues)
 
 
+@dataclass(eq=False)
 class ParsedNetwork:
     """A TensorRT network parsed from ONNX, with the builder, parser and logger that own it.
 
     The parser must live as long as the network (it owns the weights), so they stay together.
     """
 
-    def __init__(
-        self, flavour: Flavour, builder: Any, network: Any, parser: Any, logger: Any, strongly_typed: bool
-    ) -> None:
-        self.flavour = flavour
-        self.builder = builder
-        self.network = network
-        self.parser = parser
-        self.logger = logger
-        self.strongly_typed = strongly_typed
-        self._tensors: dict[str, Any] | None = None
+    flavour: Flavour
+    builder: Any
+    network: Any
+    parser: Any
+    logger: Any
+    strongly_typed: bool
+    _tensors: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def records(self) -> LogRecords:
