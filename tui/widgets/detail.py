@@ -53,7 +53,8 @@ def _grid(*widths: int | None) -> Table:
 
 def attribute_text(attr: Any) -> str:
     """Short display of an ONNX attribute value (tensors and graphs summarised, long lists cut)."""
-    from onnx import AttributeProto, helper
+    from engine_core.model.index import np_dtype
+    from engine_core.model.proto import AttributeProto
 
     if attr.type == AttributeProto.GRAPH:
         return f"graph '{attr.g.name}' ({len(attr.g.node)} nodes)"
@@ -61,12 +62,8 @@ def attribute_text(attr: Any) -> str:
         return f"{len(attr.graphs)} graphs"
     if attr.type == AttributeProto.TENSOR:
         t = attr.t
-        from onnx import helper as h
-
-        try:
-            dt = h.tensor_dtype_to_np_dtype(t.data_type).name
-        except Exception:
-            dt = str(t.data_type)
+        dtype = np_dtype(t.data_type)
+        dt = dtype.name if dtype is not None else str(t.data_type)
         dims = list(t.dims)
         if t.raw_data and len(t.raw_data) <= 64 or (not t.raw_data and len(dims) <= 1 and (not dims or dims[0] <= 8)):
             from onnx import numpy_helper
@@ -76,7 +73,21 @@ def attribute_text(attr: Any) -> str:
             except Exception:
                 pass
         return f"tensor {dt}{dims}"
-    value = helper.get_attribute_value(attr)
+    plain = {  # read straight from the protobuf: onnx.helper.get_attribute_value would import onnx (~1 s of CPU)
+        AttributeProto.FLOAT: "f",
+        AttributeProto.INT: "i",
+        AttributeProto.STRING: "s",
+        AttributeProto.FLOATS: "floats",
+        AttributeProto.INTS: "ints",
+        AttributeProto.STRINGS: "strings",
+    }.get(attr.type)
+    if plain is not None:
+        value = getattr(attr, plain)
+        value = value if isinstance(value, (float, int, bytes)) else list(value)
+    else:
+        from onnx import helper
+
+        value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     elif isinstance(value, list):
