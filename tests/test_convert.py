@@ -82,16 +82,20 @@ def test_engine_dynamic_shapes(trt_flavour, tmp_path: Path, cli) -> None:
     assert rc == 0, err
 
 
-@pytest.mark.parametrize("case", ["suffix", "same_file", "missing", "both"])
+@pytest.mark.parametrize("case", ["suffix", "same_file", "missing", "both", "fallback", "cache"])
 def test_bad_input_exit_2(cnn: Path, tmp_path: Path, cli, case: str) -> None:
     args = {
         "suffix": [cnn, "-o", tmp_path / "x.txt"],
         "same_file": [cnn, "-o", cnn],
         "missing": [tmp_path / "nope.onnx", "-o", tmp_path / "x.onnx"],
         "both": [cnn, "-o", tmp_path / "x.onnx", "--plan", "p.json", "--precision", "fp16"],
+        # INT8-only options with another precision were accepted and ignored
+        "fallback": [cnn, "-o", tmp_path / "x.onnx", "--precision", "fp16", "--fallback", "fp16"],
+        "cache": [cnn, "-o", tmp_path / "x.onnx", "--precision", "bf16", "--calibration-cache", cnn],
     }[case]
     before = _sha(cnn)
     rc, _, err = cli("convert", *args)
     prefix = "trtdbg convert: error: " if case == "both" else "trtdbg: error: "  # both: argparse's exclusive group
     assert rc == 2 and err.startswith(prefix) and err.count("\n") == 1
+    assert not (tmp_path / "x.onnx").exists()
     assert _sha(cnn) == before

@@ -36,6 +36,22 @@ class Rewrite:
     fallback: str = "fp32"
     calibration_cache: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse what only INT8 uses when the whole model goes to another precision (it would be ignored)."""
+        target = None if self.plan_file else (self.precision or "fp32")
+        if target in (None, "int8"):
+            return
+        if self.fallback != "fp32":
+            raise TrtdbgError(
+                f"--fallback {self.fallback} is the precision of nodes that cannot be INT8; with --precision "
+                f"{target} nodes that cannot take it stay fp32 — leave --fallback out"
+            )
+        if self.calibration_cache:
+            raise TrtdbgError(
+                f"--calibration-cache holds INT8 scales; --precision {target} has no INT8 node — use "
+                "--precision int8, or leave it out"
+            )
+
     @property
     def label(self) -> str:
         """``fp16``, ``plan NAME.json``, ... (``fp32`` when nothing is asked for)."""
