@@ -80,3 +80,14 @@ def test_bench_iterations_is_the_old_name_of_runs(save_model, cli) -> None:
     rc, out, err = cli("bench", str(path), "--iterations", "3", "--warmup", "0", "--json")
     assert rc == 0 and json.loads(out)["runs"] == 3
     assert err.count("\n") == 1 and "is now --runs" in err
+
+
+def test_bench_precision_backends_on_cpu(save_model, cli) -> None:
+    """`bench --backend ort:fp16` on CPU times the FP32 model with emulated FP16 rounding: it must say so;
+    `ort:int8` (real Q/DQ) calibrates on the data as compare does (it stopped with 'INT8 needs calibration data')."""
+    path = save_model(small_cnn_model())
+    for backend, emulated in (("ort:fp16", True), ("ort:int8", False), ("ort", False)):
+        rc, out, err = cli("bench", str(path), "--backend", backend, "-n", "2", "--warmup", "0", "--json")
+        assert rc == 0, err
+        notes = json.loads(out)["notes"]
+        assert any("emulated" in n and "not that of low precision" in n for n in notes) == emulated, (backend, notes)

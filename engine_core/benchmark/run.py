@@ -122,6 +122,15 @@ class BenchResult:
         return printable_lines(lines)
 
 
+def _emulated(runner: Any) -> bool:
+    """True when ``runner`` computes FP16/BF16 nodes emulated in FP32 (a CPU precision subject)."""
+    from engine_core.precision.runner import PrecisionRunner
+
+    return (
+        isinstance(runner, PrecisionRunner) and runner.emulated and bool(runner.plan.resolve(runner.analysis).float_low)
+    )
+
+
 def _mib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / (1 << 20):.1f} MiB"
 
@@ -152,6 +161,7 @@ def run_bench(
     events = events or JobEvents()
     from engine_core.model.loader import check_external_data, check_runtime_support, load_model
     from engine_core.model.weights import estimate_memory, require_memory
+    from engine_core.precision.runner import PrecisionRunner
     from engine_core.runners import make_runner
 
     if options.warmup < 0 or options.runs < 1 or (options.duration is not None and options.duration <= 0):
@@ -172,9 +182,12 @@ def run_bench(
     rss0 = _rss_peak()
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
     source = options.data.source(runner.input_metadata(), model=path)
-    feed = next(iter(source), None)
+    feeds = list(source)
+    feed = feeds[0] if feeds else None
     for w in source.warnings:
         events.warn(w)
+    if isinstance(runner, PrecisionRunner):
+        runner.set_calibration(feeds)  # INT8 backends (ort:int8) calibrate on the data, as in compare
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
     try:
@@ -210,6 +223,11 @@ def run_bench(
         notes.append("device memory not measured: install cuda-python (pip install trtdbg[trt])")
     if spec.startswith("ort-cuda"):
         notes.append("ort-cuda latency includes host↔device copies of inputs and outputs (numpy in, numpy out)")
+    if _emulated(runner):
+        notes.append(
+            f"{spec} on CPU is the FP32 model with FP16/BF16 storage rounding emulated (Cast pairs): its latency is "
+            "not that of low precision; bench ort-cuda:fp16|bf16 or trt:fp16 on a GPU"
+        )
     return BenchResult(
         model=path,
         backend=spec,
