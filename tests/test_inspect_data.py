@@ -50,3 +50,20 @@ def test_bad_data_file_exit_2(tmp_path: Path) -> None:
     bad.write_text('{"lst": [')
     proc = run_cli("inspect", "data", str(bad))
     assert proc.returncode == 2 and "bad.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_first_iteration_only_says_how_many_the_file_holds(tmp_path: Path) -> None:
+    """By default only the first iteration is listed (as Polygraphy); the header must still say the file holds 3
+    (it said '1 iteration(s)' for a 4-sample compare's outputs)."""
+    path = tmp_path / "out.json"
+    save_outputs(str(path), "ort", [_arrays(), _arrays(), _arrays()])
+    text = run_cli("inspect", "data", str(path)).stdout
+    assert "Runner: ort (3 iteration(s); the first 1 shown (--all lists every one))" in text
+    assert text.count("Iteration ") == 1
+    every = run_cli("inspect", "data", str(path), "--all").stdout
+    assert "Runner: ort (3 iteration(s)) ----" in every and every.count("Iteration ") == 3
+    doc = json.loads(run_cli("inspect", "data", str(path), "--json").stdout)
+    assert doc["runners"][0]["total_iterations"] == 3 and len(doc["runners"][0]["iterations"]) == 1
+    inputs = tmp_path / "in.json"
+    save_inputs(str(inputs), [_arrays(), _arrays()])
+    assert "---- 2 iteration(s); the first 1 shown" in run_cli("inspect", "data", str(inputs)).stdout

@@ -54,23 +54,29 @@ class DataFileSummary:
     path: str
     kind: str
     runners: list[tuple[str, list[list[TensorSummary]]]] = field(default_factory=list)
+    totals: list[int] = field(default_factory=list)
+    """Iterations each runner holds in the file (``runners`` lists the first ones only, unless all were asked)."""
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-friendly dict (stable keys: path, kind, runners[{name, iterations[[tensor...]]}])."""
+        """JSON-friendly dict (stable keys: path, kind, runners[{name, iterations[[tensor...]], total_iterations}])."""
         return {
             "path": self.path,
             "kind": self.kind,
             "runners": [
-                {"name": name, "iterations": [[t.to_json() for t in it] for it in its]} for name, its in self.runners
+                {"name": name, "iterations": [[t.to_json() for t in it] for it in its], "total_iterations": total}
+                for (name, its), total in zip(self.runners, self.totals, strict=True)
             ],
         }
 
     def to_text(self) -> str:
         """Human-readable listing in the spirit of Polygraphy's ``inspect data``."""
         lines = [f"==== {self.kind.capitalize()}: {self.path} ===="]
-        for name, iterations in self.runners:
+        for (name, iterations), total in zip(self.runners, self.totals, strict=True):
+            shown = f"; the first {len(iterations)} shown (--all lists every one)" if len(iterations) < total else ""
             if self.kind == "outputs":
-                lines.append(f"---- Runner: {name} ({len(iterations)} iteration(s)) ----")
+                lines.append(f"---- Runner: {name} ({total} iteration(s){shown}) ----")
+            elif shown:
+                lines.append(f"---- {total} iteration(s){shown} ----")
             for i, tensors in enumerate(iterations):
                 lines.append(f"Iteration {i}:")
                 for t in tensors:
@@ -121,6 +127,7 @@ def summarize_file(
     summary = DataFileSummary(str(path), kind)
     for name, its in runners:
         chosen = its if iterations is None else its[:iterations]
+        summary.totals.append(len(its))
         summary.runners.append(
             (
                 name,
