@@ -118,3 +118,36 @@ def test_compare_precision_errors_are_one_line(demo: DemoFiles, tmp_path: Path) 
     )
     proc = run_cli("compare", str(demo.model), "--load-inputs", str(demo.inputs), "--plan", str(plan), "--json")
     assert "cannot take fp16" in proc.stderr and proc.returncode == 1
+
+
+def test_failing_rewrite_is_named_as_the_subjects_not_the_original(save_model, monkeypatch) -> None:
+    """When the rewritten model fails to run (as ort:int8 on minilm_l6_int8w did), the error names the subject's
+    rewrite; ONNX Runtime's own message names the original file, which runs fine."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engine_core.precision.build import PlanBuilder
+
+    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],)
+    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])]
+    good = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", *io, out)
+    path = save_model(helper.make_model(good, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), "m.onnx")
+    bad = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="relu")],
+        "g",
+        *io,
+        out,
+        [numpy_helper.from_array(np.array([3], np.int64), "s")],
+    )
+    broken = helper.make_model(bad, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    real_build = PlanBuilder.build
+
+    def build(self, plan, *, emulated):
+        _, res = real_build(self, plan, emulated=emulated)
+        return onnx.ModelProto.FromString(broken.SerializeToString()), res
+
+    monkeypatch.setattr(PlanBuilder, "build", build)
+    proc = run_cli("compare", path, "--subject", "ort:fp16")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("trtdbg: error: ort:fp16, the model rewritten for this subject: ONNX Runtime")

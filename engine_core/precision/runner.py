@@ -163,7 +163,10 @@ class PrecisionRunner(Runner):
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self.activate()
         assert self._inner is not None
-        return self._inner.infer(feed, outputs)
+        try:
+            return self._inner.infer(feed, outputs)
+        except TrtdbgError as exc:  # the backend names the original file; what failed is the rewrite of it
+            raise TrtdbgError(f"{self.stage_label}, the model rewritten for this subject: {exc}") from exc
 
 
 def make_precision_runner(
