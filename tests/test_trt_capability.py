@@ -70,6 +70,11 @@ def test_supported_model(trt_flavour, save_model, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["fully_supported"] and doc["supported_nodes"] == 12 and not doc["unsupported_nodes"]
     assert len(doc["supported_subgraphs"]) == 1
+    # parser support is not a build: TensorRT-RTX parses all of minilm_l6_int8w but its builder refuses the INT8
+    # weights that reach Cast without DequantizeLinear; the text must not read as "it will build"
+    assert main(["inspect", "capability", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "The whole model is supported" in out and "(by the parser: the builder can still refuse a layer" in out
 
 
 def test_bad_input(trt_flavour, tmp_path: Path, capsys) -> None:

@@ -111,6 +111,10 @@ class Capability:
         lines = [f"[I] {self.module} ONNX parser ({self.method}) on {self.model}: {ok} of {n} node(s) supported"]
         if self.fully_supported:
             lines.append("[I] The whole model is supported: one subgraph of every node")
+            lines.append(
+                "[I] (by the parser: the builder can still refuse a layer, e.g. INT8 weights without DequantizeLinear;"
+                " `trtdbg convert MODEL -o MODEL.plan` builds it)"
+            )
             return printable_lines(lines)
         for supported in (True, False):
             group = [r for r in self.ranges if r.supported == supported]
