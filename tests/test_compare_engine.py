@@ -158,3 +158,32 @@ def test_order_statistics_on_demand_for_one_tensor(save_model, tmp_path: Path) -
     h = detail.abs_hist
     assert sum(h.counts) + h.zeros + h.nonfinite == h.total == result.stats.size
     assert h.edges[0] > 0 and h.edges[-1] == pytest.approx(result.stats.max_abs)
+
+
+@pytest.mark.parametrize("precision", [False, True])
+def test_detail_fetcher_prepares_once_and_matches_a_fresh_fetch(
+    save_model, tmp_path: Path, monkeypatch, precision
+) -> None:
+    from engine_core.comparator.detail import DetailFetcher, tensor_detail
+    from engine_core.model import weights
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    if precision:  # a precision subject: analysed and rewritten once, its session kept
+        request = CompareRequest(str(model), subject="ort:fp16", marks=["all"], workspace=str(tmp_path / "ws"))
+    else:
+        sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
+        request = _request(model, sub, tmp_path, data=DataOptions(iterations=2))
+    results = execute(request).results
+    picked = [results[1], results[len(results) // 2], results[-1]]  # the last: a model output
+    fresh = [tensor_detail(request, r) for r in picked]
+    sessions: list[int] = []
+    real_open = weights.open_session
+    monkeypatch.setattr(weights, "open_session", lambda *a, **k: sessions.append(1) or real_open(*a, **k))
+    with DetailFetcher(request) as fetcher:
+        first = fetcher.detail(picked[0])
+        opened = len(sessions)
+        rest = [fetcher.detail(r) for r in picked[1:]]
+        assert fetcher.preparations == 1 and len(sessions) == opened == 2  # one session a side, for every tensor
+        assert [first, *rest] == fresh
+        fetcher.close()
+        assert fetcher.detail(picked[0]) == fresh[0] and fetcher.preparations == 2

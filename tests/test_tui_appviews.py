@@ -49,6 +49,7 @@ async def test_detail_pane_shows_the_selected_tensors_error_histogram(demo) -> N
         got = panel.details[(r.slot.name, r.iteration)]
         want = tensor_detail(panel.request, r)
         assert got.abs_hist == want.abs_hist and got.rel_hist == want.rel_hist
+        assert repr(got.stats) == repr(want.stats)  # NaN fields: equal as text
         assert sum(got.abs_hist.counts) + got.abs_hist.zeros + got.abs_hist.nonfinite == r.stats.size
         text = detail(app)
         assert "relative error histogram" in text
@@ -62,6 +63,37 @@ async def test_detail_pane_shows_the_selected_tensors_error_histogram(demo) -> N
         assert other is not r
         await _until(app, pilot, lambda: (other.slot.name, other.iteration) in panel.details)
         await _until(app, pilot, lambda: "absolute error histogram" in detail(app))
+
+
+async def test_successive_tensor_details_prepare_the_compare_once(demo, monkeypatch) -> None:
+    from engine_core.comparator import detail as detail_module
+
+    prepared: list[str] = []
+    real = detail_module.prepare
+    monkeypatch.setattr(
+        detail_module, "prepare", lambda request, *a: prepared.append(request.model) or real(request, *a)
+    )
+    app = TrtdbgApp(demo.model, workspace=str(demo.workspace), compare=demo_form(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await compare_now(app, pilot)
+        await pilot.press("F")
+        panel = app.main_screen.panel
+        table = app.main_screen.query_one(ErrorTable)
+        table.focus()
+        shown = []
+        for _ in range(3):
+            r = table.current
+            await _until(app, pilot, lambda r=r: (r.slot.name, r.iteration) in panel.details)
+            assert not isinstance(panel.details[(r.slot.name, r.iteration)], str)
+            shown.append(r.slot.name)
+            await pilot.press("j")
+        assert len(set(shown)) == 3 and prepared == [str(demo.model)]  # three tensors, one preparation
+        await compare_now(app, pilot)  # a new compare: its details prepare afresh
+        await pilot.press("F")
+        r = table.current
+        await _until(app, pilot, lambda: (r.slot.name, r.iteration) in panel.details)
+        assert prepared == [str(demo.model)] * 2
 
 
 # ---------------------------------------------------------------------- reopening restores the last compare
@@ -280,14 +312,14 @@ async def test_ctrl_c_drops_a_tensor_fetch_and_showing_it_again_fetches_again(tm
     results = [_renamed(_fake_result(k, failing=k == 3), f"/blk.0/layer.{k}/Add_output_0") for k in range(8)]
     _fake_compare(monkeypatch, results)
     release, calls = threading.Event(), []
-    real = detail_module.tensor_detail
+    real = detail_module.DetailFetcher.detail
 
-    def slow_detail(request, r):
+    def slow_detail(fetcher, r):
         calls.append(r.slot.name)
         release.wait(10)
-        return real(request, r)
+        return real(fetcher, r)
 
-    monkeypatch.setattr(detail_module, "tensor_detail", slow_detail)
+    monkeypatch.setattr(detail_module.DetailFetcher, "detail", slow_detail)
     app = TrtdbgApp(path, workspace=str(tmp_path / "ws"), compare=CompareForm(subject="ort"))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(app, pilot)

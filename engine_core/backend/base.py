@@ -62,6 +62,13 @@ class Runner(ABC):
         """Tensors that exist in the model but cannot be returned, with the reason."""
         return dict(self._unobservable)
 
+    def expose(self, names: Sequence[str]) -> None:
+        """Get ready to return any of ``names``, a few at a time, from later :meth:`infer` calls without new set-up.
+
+        For a backend whose set-up depends on the requested outputs (ONNX Runtime: a session per output set), the
+        next set-up exposes all of ``names`` and later ``infer(feed, outputs=[n])`` for ``n`` among them reuse it,
+        returning only ``n``. The default does nothing (each output set is set up as it comes)."""
+
     @abstractmethod
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run one inference; return ``outputs`` (default: the model outputs) by name, in order."""

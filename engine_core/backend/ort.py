@@ -24,7 +24,7 @@ class OrtRunner(Runner):
     """Runs a model in ONNX Runtime; ``infer(feed, outputs=[...])`` returns any top-level tensor.
 
     A session is created per distinct output set and cached (the last few), so a batch of marked
-    tensors costs one session. The CUDA provider is used only when asked for, and activation fails
+    tensors costs one session; after :meth:`expose`, any subset of the exposed tensors runs on one session. The CUDA provider is used only when asked for, and activation fails
     with a clear message if ONNX Runtime cannot actually run on it (never a silent CPU fallback).
     """
 
@@ -56,6 +56,8 @@ class OrtRunner(Runner):
         self._observable = list(observable)
         self._unobservable = dict(unobservable or {})
         self._sessions: dict[tuple[str, ...], Any] = {}
+        self._exposed: tuple[str, ...] = ()
+        """Extra outputs of the session that serves any subset of them (:meth:`expose`)."""
         self._inputs: list[TensorMeta] = []
         self._outputs: list[str] = []
         self._active = False
@@ -75,7 +77,12 @@ class OrtRunner(Runner):
         self._sessions.clear()
         self._active = False
 
-    # -- metadata --------------------------------------------------------------------------
+    def expose(self, names: Sequence[str]) -> None:
+        """One session with all of ``names`` (less the model outputs and unobservable tensors) as outputs serves
+        every later ``infer`` asking for some of them; ONNX Runtime returns only the names asked for."""
+        self.activate()
+        self._exposed = tuple(n for n in dict.fromkeys(names) if n not in self._outputs and n not in self._unobservable)
+
     # -- inference -------------------------------------------------------------------------
     def infer(self, feed: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         self.activate()
@@ -83,7 +90,7 @@ class OrtRunner(Runner):
         bad = [n for n in extra if n in self._unobservable]
         if bad:
             raise TrtdbgError(f"tensor '{bad[0]}' is not observable in ONNX Runtime: {self._unobservable[bad[0]]}")
-        sess = self._session(extra)
+        sess = self._session(self._exposed if self._exposed and set(extra) <= set(self._exposed) else extra)
         names = list(outputs) if outputs else self._outputs
         try:
             values = _run(sess, names, feed)

@@ -1,21 +1,36 @@
 """On-demand detail for one compared tensor: its full error distribution, recomputed from a fresh fetch.
 
 The streaming compare keeps no tensors and skips order statistics (see :mod:`.metrics`); a detail view
-(the app's detail pane, a script) calls :func:`tensor_detail` for the one tensor it shows: order
-statistics and the abs/rel error histograms (:mod:`.histogram`). The
-tensor is fetched again from both sides on the same input sample, with the same ONNX Runtime
-optimization level as the original run, so the numbers are those of the original comparison.
+(the app's detail pane, a script) asks for the one tensor it shows: order statistics and the abs/rel error
+histograms (:mod:`.histogram`). The tensor is fetched again from both sides on the same input sample, with the
+same ONNX Runtime optimization level as the original run, so the numbers are those of the original comparison.
+
+:class:`DetailFetcher` prepares a compare's sides once (models, precision rewrites, sessions exposing every
+compared tensor, input data) and fetches tensor after tensor on them; :func:`tensor_detail` is a one-off fetch
+(prepared for that tensor alone).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from engine_core.comparator.engine import TensorResult
 from engine_core.comparator.histogram import ErrorHistogram, error_histograms
 from engine_core.comparator.metrics import TensorStats, error_distribution
-from engine_core.comparator.request import CompareRequest, _open_model, prepare, resolve_marks
+from engine_core.comparator.request import (
+    CompareRequest,
+    PreparedCompare,
+    _open_model,
+    low_precisions,
+    prepare,
+    resolve_marks,
+)
 from engine_core.errors import TrtdbgError
+from engine_core.model.weights import estimate_memory
+from engine_core.sysinfo import available_memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +43,90 @@ class TensorDetail:
     rel_hist: ErrorHistogram
 
 
+class DetailFetcher:
+    """Tensor details of one compare's results, its sides prepared once and reused for every tensor.
+
+    The first :meth:`detail` prepares ``request`` as the compare did (same marks, so the same ONNX Runtime
+    optimization level; the same input data) with no output files, opens both sides and exposes every compared
+    tensor on them (:meth:`~engine_core.comparator.sources.OutputSource.expose`): each later :meth:`detail` runs
+    the kept sessions for its one tensor. :meth:`close` releases them (a later :meth:`detail` prepares again);
+    they are released by themselves when less memory is left free than they hold (the compare's
+    :func:`~engine_core.model.weights.estimate_memory` of the weights and their low-precision copies).
+
+    Thread-safe: one fetch runs at a time (a lock); :meth:`close` never waits for a fetch in flight, which then
+    releases when it ends.
+    """
+
+    def __init__(self, request: CompareRequest) -> None:
+        self.request = request
+        """The request that produced the results asked about."""
+        self.preparations = 0
+        """How many times the sides were prepared (1 while they stay open)."""
+        self._lock = threading.Lock()
+        self._prepared: PreparedCompare | None = None
+        self._held = 0
+        self._release = False
+
+    def detail(self, result: TensorResult) -> TensorDetail:
+        """``result``'s order statistics and error histograms (``result`` is one of the request's results)."""
+        with self._lock:
+            self._release = False
+            try:
+                prep = self._prepared or self._prepare()
+                job = prep.job
+                if result.iteration >= len(job.feeds):
+                    raise TrtdbgError(f"cannot fetch '{result.slot.name}' (iteration {result.iteration}) again")
+                it, feed = result.iteration, job.feeds[result.iteration]
+                ref = job.reference.fetch(it, feed, [result.slot.name])[result.slot.name]
+                sub = job.subject.fetch(it, feed, [result.slot.subject_name])[result.slot.subject_name]
+            finally:
+                avail = available_memory()
+                if self._release or (avail is not None and avail < self._held):
+                    self._close()
+        return _detail(self.request, result, sub, ref)
+
+    def close(self) -> None:
+        """Release the prepared sides now, or when the fetch in flight ends."""
+        self._release = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
+
+    def _prepare(self) -> PreparedCompare:
+        request = self.request
+        once = replace(request, save_inputs=None, save_outputs=None, fail_fast=False)
+        prep = prepare(once)
+        job = prep.job
+        sources = [job.reference, job.subject] if job.subject is not job.reference else [job.reference]
+        job.reference.expose([s.name for s in job.slots])
+        if job.subject is not job.reference:
+            job.subject.expose([s.subject_name for s in job.slots])
+        for src in sources:
+            src.open()
+        self._prepared = prep
+        self._held = estimate_memory(prep.index.model, low_precisions(request))
+        self.preparations += 1
+        return prep
+
+    def _close(self) -> None:
+        prep, self._prepared = self._prepared, None
+        if prep is not None:
+            prep.job.reference.close()
+            if prep.job.subject is not prep.job.reference:
+                prep.job.subject.close()
+
+    def __enter__(self) -> DetailFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def tensor_detail(request: CompareRequest, result: TensorResult) -> TensorDetail:
-    """``result``'s order statistics and error histograms.
+    """``result``'s order statistics and error histograms, from a one-off fetch (a :class:`DetailFetcher` serves
+    several tensors of one compare faster).
 
     ``request`` is the request that produced ``result``; the model runs once more on each side (a
     saved side is read from its file), for this tensor and this input sample only.
@@ -62,5 +159,9 @@ def tensor_detail(request: CompareRequest, result: TensorResult) -> TensorDetail
     finally:
         for src in sources:
             src.close()
+    return _detail(request, result, sub, ref)
+
+
+def _detail(request: CompareRequest, result: TensorResult, sub: np.ndarray, ref: np.ndarray) -> TensorDetail:
     stats = error_distribution(result.stats, sub, ref, request.settings)
     return TensorDetail(stats, *error_histograms(result.slot.name, sub, ref, request.settings))

@@ -492,8 +492,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         feed0 = feeds[0]
         resize = lambda pinned: _estimate_bytes(model, feed0, slot_names, pinned)  # noqa: E731
         activations = min(budget, 2 * sum(v for v in sizes.values() if v))  # both sides of a batch
-    low = [spec.partition(":")[2] for spec in (request.ref, request.subject) if spec] + ["fp16"] * bool(request.plan)
-    require_memory(f"compare of {request.model}", estimate_memory(model, low, activations))
+    require_memory(f"compare of {request.model}", estimate_memory(model, low_precisions(request), activations))
 
     job = CompareJob(
         ref_src,
@@ -521,6 +520,11 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         workspace,
         getattr(sub_runner, "coverage", None),
     )
+
+
+def low_precisions(request: CompareRequest) -> list[str]:
+    """The low precisions ``request``'s sides convert MODEL's weights to (``ort:fp16`` → ``fp16``; a plan: fp16)."""
+    return [spec.partition(":")[2] for spec in (request.ref, request.subject) if spec] + ["fp16"] * bool(request.plan)
 
 
 def _side_text(spec: str | None, other_model: str | None, saved: SavedOutputs | None) -> str:

@@ -22,6 +22,9 @@ class OutputSource(ABC):
     def close(self) -> None:
         """Release resources."""
 
+    def expose(self, names: Sequence[str]) -> None:
+        """Later fetches ask for some of ``names`` at a time: prepare for all of them once (default: nothing)."""
+
     @abstractmethod
     def available(self) -> list[str] | None:
         """Names this source can produce, or ``None`` when any observable tensor can be requested."""
@@ -43,6 +46,9 @@ class RunnerSource(OutputSource):
 
     def close(self) -> None:
         self.runner.deactivate()
+
+    def expose(self, names: Sequence[str]) -> None:
+        self.runner.expose(names)
 
     def available(self) -> list[str] | None:
         return None

@@ -116,6 +116,7 @@ class PrecisionRunner(Runner):
         self._outputs = [o.name for o in model.graph.output]
         self._feeds: list[dict[str, np.ndarray]] | None = None
         self._inner: Runner | None = None
+        self._exposed: list[str] = []
         self._workdir: str | None = None
 
     def set_calibration(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
@@ -145,6 +146,7 @@ class PrecisionRunner(Runner):
         self._inner = self._make_base(built)
         self._inner.on_stage, self._inner.stage_label = self.on_stage, self.stage_label
         self._inner.activate()
+        self._inner.expose(self._exposed)
 
     def deactivate(self) -> None:
         if self._inner is not None:
@@ -153,6 +155,12 @@ class PrecisionRunner(Runner):
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+    def expose(self, names: Sequence[str]) -> None:
+        """Exposed by the base runner (the rewrite keeps tensor names)."""
+        self._exposed = list(names)
+        if self._inner is not None:
+            self._inner.expose(self._exposed)
 
     def input_metadata(self) -> list[TensorMeta]:
         return list(self._metas)

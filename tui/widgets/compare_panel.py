@@ -97,6 +97,8 @@ class ComparePanel(Vertical):
         self._fetching: tuple[str, int] | None = None
         self._dropped: set[tuple[str, int]] = set()
         """Fetches cancelled with ctrl+c (their results are ignored)."""
+        self._fetcher: Any = None
+        """The engine_core ``DetailFetcher`` of :attr:`request` (its sides prepared once for every tensor)."""
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -110,6 +112,9 @@ class ComparePanel(Vertical):
 
     def on_mount(self) -> None:
         self.query_one(ErrorTable).op_of = self._op_of_result
+
+    def on_unmount(self) -> None:
+        self._release_fetcher()
 
     @property
     def table(self) -> ErrorTable:
@@ -150,6 +155,7 @@ class ComparePanel(Vertical):
         self.query_one("#compare-status", Static).update(safe(text))
 
     def _reset_results(self) -> None:
+        self._release_fetcher()
         self.results_by_tensor.clear()
         self.details.clear()
         self._dropped.clear()
@@ -231,8 +237,18 @@ class ComparePanel(Vertical):
             self._detail_timer = self.set_timer(0.2, lambda: self._start_fetch(todo))
 
     def _start_fetch(self, r: Any) -> None:
+        from engine_core.comparator.detail import DetailFetcher
+
+        if self._fetcher is None:
+            self._fetcher = DetailFetcher(self.request)
         self._fetching = (r.slot.name, r.iteration)
-        self.fetch_detail(self.request, r)
+        self.fetch_detail(self._fetcher, r)
+
+    def _release_fetcher(self) -> None:
+        """Close the detail fetcher's sessions (now, or when its fetch in flight ends)."""
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
 
     def cancel_detail(self) -> bool:
         """Drop the tensor fetch in flight (its result is ignored; quitting need not wait); False when none runs."""
@@ -244,13 +260,14 @@ class ComparePanel(Vertical):
         return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail")
-    def fetch_detail(self, request: Any, r: Any) -> None:
-        """engine_core ``tensor_detail`` in this thread (it runs the model again for this one tensor)."""
-        from engine_core.comparator.detail import tensor_detail
+    def fetch_detail(self, fetcher: Any, r: Any) -> None:
+        """``fetcher.detail(r)`` in this thread (the model runs again for this one tensor; the first fetch of a
+        compare prepares its sides, kept for the next ones)."""
         from engine_core.errors import TrtdbgError
 
+        request = fetcher.request
         try:
-            got: Any = tensor_detail(request, r)
+            got: Any = fetcher.detail(r)
         except TrtdbgError as exc:
             got = str(exc)
         except Exception as exc:
