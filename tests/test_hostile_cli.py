@@ -245,6 +245,17 @@ def test_compare_failing_report_escapes_first_failing(cli, files) -> None:
     assert_no_raw_control(res.out)
 
 
+def test_compare_table_columns_align_with_escaped_names(cli, files) -> None:
+    """Names are escaped before they are fitted to the tensor column: an OSC title or a forged newline shown as
+    ``\\x1b]0;…`` must not push the numbers right (CJK and emoji count two cells)."""
+    from engine_core.cells import cell_width
+
+    res = cli("compare", files / "hostile.onnx", "--mark", "all", "--subject", "ort:fp16", rc=1)
+    rows = [line for line in res.out.splitlines() if line[:6].strip().isdigit()]
+    assert len(rows) == 12
+    assert len({cell_width(row) for row in rows}) == 1, rows  # every row "FAIL", so every row as wide
+
+
 def test_check_lint_custom_op_names(cli, files) -> None:
     res = cli("check", "lint", files / "custom.onnx", rc=None)
     assert res.rc in (0, 1) and ("Op\\x1b]0;T\\x07" in res.out or "n\\x1b[2J" in res.out)

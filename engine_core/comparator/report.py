@@ -12,7 +12,7 @@ from engine_core.cells import fit
 from engine_core.comparator.engine import CompareSummary, TensorResult
 from engine_core.comparator.matching import Unmatched
 from engine_core.comparator.metrics import TensorStats
-from engine_core.safetext import printable_lines
+from engine_core.safetext import printable, printable_lines
 
 REFERENCE_ONLY = "(none: reference only)"
 """The report's ``subject`` when only the reference ran (e.g. ``--save-outputs`` without a subject)."""
@@ -111,7 +111,7 @@ class CompareReport:
                 verdict = "PASS" if st.passed else ("FAIL: " + st.reason if st.reason else "FAIL")
                 nf = f"{st.nan}/{st.inf}" if st.nan or st.inf else "-"
                 lines.append(
-                    f"{r.slot.topo_index:>6}  {r.iteration:>2}  {fit(r.slot.name, 48)} {_g(st.max_abs):>10} {_g(st.max_rel):>10}"
+                    f"{r.slot.topo_index:>6}  {r.iteration:>2}  {fit(printable(r.slot.name), 48)} {_g(st.max_abs):>10} {_g(st.max_rel):>10}"
                     f" {_g(st.cosine, 6):>9} {nf:>8}  {verdict}"
                 )
             if not show_all and len(shown) > top:
