@@ -107,3 +107,13 @@ def test_bisect_fail_regex_and_placeholders(tmp_path: Path, capsys) -> None:
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert '"/culprit/Add"' in out
+
+
+def test_an_option_swallowed_by_check_is_named(tmp_path: Path, cli) -> None:
+    """``--check`` takes the rest of the line: a required ``-o`` after it is named as swallowed, not just 'required'."""
+    path = tmp_path / "m.onnx"
+    onnx.save(chain_model(3), path)
+    rc, out, err = cli("reduce", path, "--check", PY, "-c", "pass", "-o", tmp_path / "r.onnx")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "-o came after --check" in err and "give it before --check" in err
+    assert not (tmp_path / "r.onnx").exists()

@@ -23,10 +23,33 @@ from tui.cli.commands import COMMANDS
 class OneLineParser(argparse.ArgumentParser):
     """argparse with a one-line usage error (``trtdbg compare: error: …; see trtdbg compare --help``), exit 2."""
 
+    _words: list[str] = []
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._words = [str(w) for w in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> Any:
         from engine_core.safetext import printable
 
-        self.exit(2, f"{self.prog}: error: {printable(message)}; see {self.prog} --help\n")
+        self.exit(
+            2,
+            f"{self.prog}: error: {printable(message)}{_swallowed_by_check(self._words, message)}; "
+            f"see {self.prog} --help\n",
+        )
+
+
+def _swallowed_by_check(words: list[str], message: str) -> str:
+    """Why a required option is "missing" when ``--check`` (which takes the rest of the line) swallowed it."""
+    if "required" not in message or "--check" not in words:
+        return ""
+    wanted = {s for part in message.rsplit(":", 1)[-1].split(",") for s in part.strip().split("/")}
+    swallowed = [w for w in words[words.index("--check") + 1 :] if w.split("=", 1)[0] in wanted]
+    if not swallowed:
+        return ""
+    return (
+        f" ({swallowed[0]} came after --check, which takes the rest of the line as its command: give it before --check)"
+    )
 
 
 class PrintableStream:
