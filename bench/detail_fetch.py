@@ -1,9 +1,10 @@
 """Detail-pane fetches after a compare: a fresh ``tensor_detail`` per tensor vs one kept ``DetailFetcher``.
 
-    python bench/detail_fetch.py [--only fp16,det] [--out F.json]
+    python bench/detail_fetch.py [--only fp16,det,det16] [--out F.json]
 
-Rows: ``fp16``: ``--subject ort:fp16 --mark all`` on ``transformer_model()`` (random input); ``det``:
-``--subject ort --mark all`` on ppocrv4_det with its realistic inputs (``inputs.py:load_ppocrv4_det``). After the
+Rows: ``fp16``: ``--subject ort:fp16 --mark all`` on ``transformer_model()`` (random input); ``det``, ``det16``:
+``--subject ort`` / ``ort:fp16 --mark all`` on ppocrv4_det with its realistic inputs (``inputs.py:load_ppocrv4_det``,
+4 samples). After the
 compare (not timed), three tensors of iteration 0 are fetched one after the other, each way; CPU (the process's,
 all threads) and wall seconds per fetch. The fetcher's values are checked equal to the fresh fetch's.
 """
@@ -62,7 +63,7 @@ def row(request: CompareRequest) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="fp16,det")
+    ap.add_argument("--only", default="fp16,det,det16")
     ap.add_argument("--out")
     args = ap.parse_args()
     out: dict[str, object] = {}
@@ -72,10 +73,11 @@ def main() -> None:
                 model = str(Path(tmp) / "transformer.onnx")
                 onnx.save(transformer_model(), model)
                 req = CompareRequest(model, subject="ort:fp16", marks=["all"], workspace=str(Path(tmp) / "ws"))
-            else:
+            else:  # det: --subject ort; det16: --subject ort:fp16
                 model = str(MODELS / "ppocrv4_det.onnx")
                 data = DataOptions(data_loader_script=f"{MODELS / 'inputs.py'}:load_ppocrv4_det")
-                req = CompareRequest(model, subject="ort", marks=["all"], data=data, workspace=str(Path(tmp) / "ws"))
+                subject = "ort:fp16" if key == "det16" else "ort"
+                req = CompareRequest(model, subject=subject, marks=["all"], data=data, workspace=str(Path(tmp) / "ws"))
             out[key] = row(req)
             print(key, json.dumps(out[key]), flush=True)
     if args.out:

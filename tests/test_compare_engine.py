@@ -187,3 +187,21 @@ def test_detail_fetcher_prepares_once_and_matches_a_fresh_fetch(
         assert [first, *rest] == fresh
         fetcher.close()
         assert fetcher.detail(picked[0]) == fresh[0] and fetcher.preparations == 2
+
+
+def test_detail_fetcher_exposes_only_what_the_compares_budget_allowed(save_model, tmp_path: Path, monkeypatch) -> None:
+    from engine_core.comparator.detail import DetailFetcher, tensor_detail
+    from engine_core.model import weights
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
+    request = _request(model, sub, tmp_path, mem_budget=1)  # a batch per tensor, as the compare ran
+    results = execute(request).results
+    picked = [results[1], results[2], results[3]]
+    fresh = [tensor_detail(request, r) for r in picked]
+    sessions: list[int] = []
+    real_open = weights.open_session
+    monkeypatch.setattr(weights, "open_session", lambda *a, **k: sessions.append(1) or real_open(*a, **k))
+    with DetailFetcher(request) as fetcher:
+        assert [fetcher.detail(r) for r in picked] == fresh
+        assert fetcher.preparations == 1 and len(sessions) == 6  # a session a side for each batch shown

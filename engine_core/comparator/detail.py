@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from engine_core.comparator.engine import TensorResult
+from engine_core.comparator.engine import CompareJob, TensorResult
 from engine_core.comparator.histogram import ErrorHistogram, error_histograms
 from engine_core.comparator.metrics import TensorStats, error_distribution
 from engine_core.comparator.request import (
@@ -47,9 +47,11 @@ class DetailFetcher:
     """Tensor details of one compare's results, its sides prepared once and reused for every tensor.
 
     The first :meth:`detail` prepares ``request`` as the compare did (same marks, so the same ONNX Runtime
-    optimization level; the same input data) with no output files, opens both sides and exposes every compared
-    tensor on them (:meth:`~engine_core.comparator.sources.OutputSource.expose`): each later :meth:`detail` runs
-    the kept sessions for its one tensor. :meth:`close` releases them (a later :meth:`detail` prepares again);
+    optimization level; the same input data and batches under the same memory budget) with no output files and
+    opens both sides; each fetch exposes the compare's batch of its tensor on them
+    (:meth:`~engine_core.comparator.sources.OutputSource.expose`), so the next tensors of that batch run the kept
+    sessions (ONNX Runtime still runs the whole graph, keeping the batch's tensors: a batch is what the budget
+    allows at once). :meth:`close` releases them (a later :meth:`detail` prepares again);
     they are released by themselves when less memory is left free than they hold (the compare's
     :func:`~engine_core.model.weights.estimate_memory` of the weights and their low-precision copies).
 
@@ -66,6 +68,8 @@ class DetailFetcher:
         self._prepared: PreparedCompare | None = None
         self._held = 0
         self._release = False
+        self._batch_of: dict[str, int] = {}
+        self._exposed: int | None = None
 
     def detail(self, result: TensorResult) -> TensorDetail:
         """``result``'s order statistics and error histograms (``result`` is one of the request's results)."""
@@ -77,6 +81,7 @@ class DetailFetcher:
                 if result.iteration >= len(job.feeds):
                     raise TrtdbgError(f"cannot fetch '{result.slot.name}' (iteration {result.iteration}) again")
                 it, feed = result.iteration, job.feeds[result.iteration]
+                self._expose(job, self._batch_of.get(result.slot.name))
                 ref = job.reference.fetch(it, feed, [result.slot.name])[result.slot.name]
                 sub = job.subject.fetch(it, feed, [result.slot.subject_name])[result.slot.subject_name]
             finally:
@@ -100,15 +105,24 @@ class DetailFetcher:
         prep = prepare(once)
         job = prep.job
         sources = [job.reference, job.subject] if job.subject is not job.reference else [job.reference]
-        job.reference.expose([s.name for s in job.slots])
-        if job.subject is not job.reference:
-            job.subject.expose([s.subject_name for s in job.slots])
+        self._batch_of = {s.name: b for b, batch in enumerate(job.batches) for s in batch}
+        self._exposed = None
         for src in sources:
             src.open()
         self._prepared = prep
         self._held = estimate_memory(prep.index.model, low_precisions(request))
         self.preparations += 1
         return prep
+
+    def _expose(self, job: CompareJob, batch: int | None) -> None:
+        """Expose the compare's batch ``batch`` on both sides (a tensor in no batch gets a session of its own)."""
+        if batch is None or batch == self._exposed:
+            return
+        slots = job.batches[batch]
+        job.reference.expose([s.name for s in slots])
+        if job.subject is not job.reference:
+            job.subject.expose([s.subject_name for s in slots])
+        self._exposed = batch
 
     def _close(self) -> None:
         prep, self._prepared = self._prepared, None
