@@ -205,3 +205,19 @@ def test_detail_fetcher_exposes_only_what_the_compares_budget_allowed(save_model
     with DetailFetcher(request) as fetcher:
         assert [fetcher.detail(r) for r in picked] == fresh
         assert fetcher.preparations == 1 and len(sessions) == 6  # a session a side for each batch shown
+
+
+def test_detail_fetcher_lets_go_of_its_sessions_when_memory_is_low(save_model, tmp_path: Path, monkeypatch) -> None:
+    from engine_core.comparator import detail as detail_module
+
+    model = save_model(small_cnn_model(), "m.onnx")
+    request = CompareRequest(str(model), subject="ort:fp16", marks=["all"], workspace=str(tmp_path / "ws"))
+    results = execute(request).results
+    with detail_module.DetailFetcher(request) as fetcher:
+        fetcher.detail(results[0])
+        monkeypatch.setattr(detail_module, "available_memory", lambda: 1)  # less free than the sides hold
+        fetcher.detail(results[1])
+        monkeypatch.setattr(detail_module, "available_memory", lambda: None)
+        fetcher.detail(results[2])
+        fetcher.detail(results[3])
+        assert fetcher.preparations == 2  # released after the second fetch, prepared again for the third only
