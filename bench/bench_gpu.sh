@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # `trtdbg bench` on a real NVIDIA GPU: ort (CPU) vs ort-cuda (FP32, TF32 off) vs ort-cuda:tf32 on generated models.
-# Run from the repo root on the GPU machine. onnxruntime-gpu comes as in bench/gpu_check.sh: $PARTS/ort.part-*
-# (the 1.31.1 cp312 wheel split in 4) + onnx_graphsurgeon wheel, installed into $SITE; ORT's CUDA 13 libraries
-# are taken from PyTorch's nvidia-* wheels when the loader does not find them. Results: $OUT/*.json, summary.txt.
+# Run from the repo root on the GPU machine. onnxruntime-gpu: the pieces $PARTS/ortgpu.part-* (bench/ort_gpu.sh says
+# how they are made), installed into $SITE. Results: $OUT/*.json, summary.txt.
 set -u
 OUT=${OUT:-bench/out/bench_gpu}
 PARTS=${PARTS:-/tmp/parts}
@@ -12,7 +11,7 @@ N=${N:-200}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WS"
 . "$(dirname "$0")/ort_gpu.sh"
-install_ort_gpu ort "$PARTS"/onnx_graphsurgeon-*.whl
+install_ort_gpu
 export PYTHONPATH="$SITE:$PWD"
 use_nvidia_libs
 {

@@ -2,10 +2,8 @@
 # Emulated (ort:fp16/bf16 on CPU) vs real (ort-cuda:fp16/bf16) per-tensor verdict agreement on the shared models,
 # on a GPU machine without internet. Run from the repo root there.
 #
-# onnxruntime-gpu travels as its wheel split in pieces that fit one device call each (64 MiB with the tree):
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
-#       onnxruntime-gpu==1.31.1 -d dl && split -b 58M -d dl/onnxruntime_gpu-*.whl ortgpu.part-
-# Each piece is copied to $PARTS (default /tmp/parts) by its own call; this script joins and installs them into $SITE.
+# onnxruntime-gpu: the pieces $PARTS/ortgpu.part-* (default /tmp/parts; bench/ort_gpu.sh says how they are made),
+# joined and installed into $SITE.
 #
 #   MODELS  folder with the shared models and inputs.py (default ../shared/models)
 #   OUT     results: agreement.json, agreement.md, cuda_kernels.json, env.txt (default bench/out/agreement)
@@ -17,7 +15,7 @@ OUT=${OUT:-bench/out/agreement}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$SITE"
 . "$(dirname "$0")/ort_gpu.sh"
-install_ort_gpu ortgpu
+install_ort_gpu
 export PYTHONPATH="$SITE:$PWD"
 use_nvidia_libs
 {

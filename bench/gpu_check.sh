@@ -3,21 +3,13 @@
 # every tensor marked, on the demo model and generated models. Run from the repo root on the GPU machine.
 #
 # Inputs (environment, all optional):
-#   ORT_WHEEL  onnxruntime-gpu wheel; default: joined from $PARTS/ort.part-* (the wheel split with
-#              `split -n 4 onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl ort.part-`)
-#   PARTS      folder holding ort.part-* and onnx_graphsurgeon-*.whl (default /tmp/parts)
+#   PARTS      folder holding the onnxruntime-gpu pieces ortgpu.part-* (default /tmp/parts; bench/ort_gpu.sh says
+#              how they are made)
 #   SITE       pip --target folder put first on PYTHONPATH (default /tmp/site)
 #   WS         workspace for models/inputs (default /tmp/ws)
 #   SKIP_INSTALL  set to use the onnxruntime already importable
 #   OUT        where results go (default bench/out/gpu_check): env.txt, log.txt, summary.txt, json.tar.gz
 #   ATOL/RTOL  tolerances for the CPU-vs-CUDA FP32 compares (default 1e-4 / 1e-3)
-#
-# How the wheel got there (no internet on the GPU machine), on a machine with pip:
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 onnxruntime-gpu==1.31.1 -d wheels
-#   pip download --no-deps onnx-graphsurgeon -d wheels
-#   (cd wheels && mkdir -p parts && cd parts && split -n 4 ../onnxruntime_gpu-*.whl ort.part- && cp ../onnx_graphsurgeon-*.whl .)
-# then one part per device call (carry wheels/parts/ort.part-aX), each copied into /tmp/parts.
 #
 # ORT 1.31.1's CUDA EP is built for CUDA 13 + cuDNN 9 (libcublas(Lt).so.13, libcurand.so.10,
 # libcudart.so.13; cuDNN is dlopened). If they are not on the loader path, the libraries bundled with
@@ -47,19 +39,11 @@ now() { date +%s.%N; }
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt" | tee -a "$LOG"
 
-# ---- 2. install onnxruntime-gpu (+ onnx-graphsurgeon) into $SITE ------------------------------
-if [ -z "${SKIP_INSTALL:-}" ] && [ ! -d "$SITE/onnxruntime" ]; then
-  if [ -z "${ORT_WHEEL:-}" ]; then
-    ORT_WHEEL=$ORT_GPU_WHEEL
-    ls -la "$PARTS" | tee -a "$LOG"
-    [ "$(ls "$PARTS"/ort.part-* 2>/dev/null | wc -l)" = 4 ] || { say "FAIL: need 4 parts in $PARTS"; exit 2; }
-    cat "$PARTS"/ort.part-* >"$ORT_WHEEL"
-  fi
-  echo "$ORT_GPU_SHA256  $ORT_WHEEL" | sha256sum -c - 2>&1 | tee -a "$LOG" || { say "FAIL: wheel checksum"; exit 2; }
+# ---- 2. install onnxruntime-gpu into $SITE --------------------------------------------------------
+if [ -z "${SKIP_INSTALL:-}" ]; then
   t0=$(now)
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-      "$ORT_WHEEL" "$PARTS"/onnx_graphsurgeon-*.whl 2>&1 | tee -a "$LOG"
-  say "pip install: $(awk "BEGIN{print $(now) - $t0}") s"
+  install_ort_gpu
+  say "install: $(awk "BEGIN{print $(now) - $t0}") s"
 fi
 export PYTHONPATH="$SITE:$PWD"
 $PY -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__, o.get_available_providers())" 2>&1 | tee -a "$LOG"

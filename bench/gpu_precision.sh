@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Precision plans with real FP16/BF16/INT8 types on ONNX Runtime CUDA (the GPU side of issue 3), on the demo model.
-# Run from the repo root on the GPU machine, after bench/gpu_check.sh's install step has put onnxruntime-gpu in $SITE
-# (or with the 4 wheel parts in $PARTS: this script installs it the same way).
+# Run from the repo root on the GPU machine; onnxruntime-gpu: already in $SITE, or the pieces $PARTS/ortgpu.part-*
+# (bench/ort_gpu.sh says how they are made).
 #
 #   1. every rewritten model of random FP16 subsets loads and runs on the CUDA EP;
 #   2. compare: ort-cuda:fp16 (real types) shows the planted NaN/overflow like the CPU emulation does;
@@ -20,7 +20,7 @@ LOG="$OUT/precision_gpu.txt"
 say() { echo "$@" | tee -a "$LOG"; }
 
 . "$(dirname "$0")/ort_gpu.sh"
-install_ort_gpu ort "$PARTS"/onnx_graphsurgeon-*.whl
+install_ort_gpu
 export PYTHONPATH="$SITE:$PWD"
 if ! $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
   say "FAIL: onnxruntime in $SITE has no CUDA EP"; exit 2
