@@ -20,7 +20,7 @@ use_nvidia_libs
 } | tee "$OUT/env.txt"
 $PY - "$WS" <<'PYEOF'
 import sys, onnx
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import small_cnn_model, wide_activation_model
 ws = sys.argv[1]
 write_demo(ws)

@@ -51,7 +51,7 @@ $PY -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.__file__,
 # ---- 3. models and inputs -------------------------------------------------------------------
 $PY - "$WS" <<'EOF' 2>&1 | tee -a "$LOG"
 import sys, onnx
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import small_cnn_model, branchy_model
 ws = sys.argv[1]
 print(write_demo(ws))

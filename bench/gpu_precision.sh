@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$LOG"
 say "== 1. random FP16 subsets of the demo: rewrite -> CUDA session -> run"
 $PY - "$WS" <<'EOF' 2>&1 | tee -a "$LOG"
 import sys, time, numpy as np, onnxruntime as ort
-from engine_core.demo_job import write_demo
+from engine_core.model.demo import write_demo
 from engine_core.model.demo import build_demo_model, demo_inputs
 from engine_core.precision.plan import PrecisionPlan
 from engine_core.precision.rewrite import rewrite

@@ -177,3 +177,27 @@ def test_candidates_written_elsewhere_share_one_copy_of_the_weights(tower: Path,
     os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
     save_rewritten(first, out / "a.onnx", tower.parent, tower, reuse="copy")
     assert shared.stat().st_ino != inode and shared.stat().st_mtime_ns == data.stat().st_mtime_ns
+
+
+def test_memory_references_go_inline_for_a_non_cpu_provider() -> None:
+    """ONNX Runtime's CUDA provider reads external initializers from their files itself, so a memory reference
+    (an FP16/BF16 copy held by trtdbg) is stored inline in the model given to it, with the same values."""
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    w = weights.memory_tensor("w", "test-inline-w", lambda: arr, onnx.TensorProto.FLOAT)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [w],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=10)
+    inlined = weights.inline_memory(model)
+    (t,) = inlined.graph.initializer
+    assert not weights.is_external(t) and weights.is_memory(model.graph.initializer[0])
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(t), arr)
+    x = {"x": np.ones((1, 3), np.float32)}
+    y_ref = weights.open_session(model, None).run(None, x)[0]
+    np.testing.assert_array_equal(weights.open_session(inlined, None).run(None, x)[0], y_ref)
+    bare = onnx.helper.make_model(onnx.helper.make_graph([], "e", [], []))
+    assert weights.inline_memory(bare) is bare

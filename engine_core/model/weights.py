@@ -214,6 +214,10 @@ def open_session(
     # ORT's default order runs every input-free node (a Cast of a weight) first, so all their outputs coexist;
     # the priority-based order runs them where they are consumed. Only the order changes, not any kernel.
     so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    if any((p[0] if isinstance(p, tuple) else p) != "CPUExecutionProvider" for p in providers):
+        # ONNX Runtime 1.31's CUDA provider loads external initializers itself (cuda_external_data_loader) from the
+        # file they name, so a memory reference (an empty placeholder) fails to load there: its bytes go inline
+        model = inline_memory(model)
     given = session_initializers(model, base)
     keep: list[Any] = []
     if given:
@@ -246,6 +250,25 @@ def open_session(
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=list(providers))
     sess._trtdbg_weights = keep  # the session reads these buffers: keep them alive
     return sess
+
+
+def inline_memory(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its top-level memory references stored inline (raw bytes); ``model`` itself when it has none.
+    One line (:class:`TrtdbgError`) when the result would exceed the 2 GB protobuf limit."""
+    refs = [t for t in model.graph.initializer if is_memory(t)]
+    if not refs:
+        return model
+    if model.ByteSize() + sum(tensor_nbytes(t) for t in refs) > PROTOBUF_LIMIT:
+        raise TrtdbgError("the converted weights do not fit a 2 GB model for a non-CPU ONNX Runtime provider")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for t in out.graph.initializer:
+        if is_memory(t):
+            arr = tensor_array(t, None)
+            del t.external_data[:]
+            t.data_location = TensorProto.DEFAULT
+            t.raw_data = np.ascontiguousarray(arr).tobytes()
+    return out
 
 
 def _set_entry(t: TensorProto, key: str, value: str) -> None:
