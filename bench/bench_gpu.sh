@@ -11,13 +11,8 @@ N=${N:-200}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WS"
 . "$(dirname "$0")/ort_gpu.sh"
-install_ort_gpu
-export PYTHONPATH="$SITE:$PWD"
-use_nvidia_libs
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  $PY -c "import onnxruntime as o, numpy, os; print('onnxruntime', o.__version__, o.get_available_providers(), 'numpy', numpy.__version__, 'cpus', os.cpu_count())"
-} | tee "$OUT/env.txt"
+ort_gpu_env
+gpu_versions 2>&1 | tee "$OUT/env.txt"
 $PY - "$WS" <<'PYEOF'
 import sys, onnx
 from engine_core.model.demo import write_demo

@@ -28,3 +28,19 @@ use_nvidia_libs() {
   [ -n "$libs" ] && export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   return 0
 }
+
+# ort_gpu_env: install_ort_gpu, then $SITE and the repo first on PYTHONPATH and the nvidia libraries on LD_LIBRARY_PATH.
+ort_gpu_env() {
+  install_ort_gpu
+  export PYTHONPATH="$SITE:$PWD"
+  use_nvidia_libs
+}
+
+# gpu_versions: the GPU, its driver and CUDA version, and the Python packages that made a result (its env.txt).
+gpu_versions() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  nvidia-smi | grep "CUDA Version"
+  $PY -c "import onnxruntime as o, onnx, numpy, ml_dtypes, os; print('onnxruntime', o.__version__, o.get_available_providers(), 'onnx', onnx.__version__, 'numpy', numpy.__version__, 'ml_dtypes', ml_dtypes.__version__, 'cpus', os.cpu_count())"
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>/dev/null
+  return 0
+}
