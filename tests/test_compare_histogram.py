@@ -57,3 +57,11 @@ def test_chunked_walk_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     whole = error_histograms("t", sub, ref, CompareSettings())
     monkeypatch.setattr(hist, "_CHUNK", 333)
     assert error_histograms("t", sub, ref, CompareSettings()) == whole
+
+
+def test_histogram_errors_are_the_verdicts_errors() -> None:
+    """Bool tensors: rel = xor / |ref| as the statistics compute it (1/0 is Inf, 0/0 NaN), not a copy of abs."""
+    sub, ref = np.array([True, False, True]), np.array([False, False, True])
+    _, rel = error_histograms("b", sub, ref, CompareSettings())
+    (stats,) = compare_tensors(["b"], [sub], [ref], CompareSettings(), order_stats=True)
+    assert np.isnan(stats.max_rel) and rel.nonfinite == 2 and rel.zeros == 1 and sum(rel.counts) == 0

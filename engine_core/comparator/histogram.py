@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine_core.comparator.metrics import EPSILON, cast_up, tolerance_for
+from engine_core.comparator.metrics import cast_up, error_arrays, tolerance_for
 from engine_core.comparator.tolerances import CompareSettings
 
 BINS = 32
@@ -62,10 +62,9 @@ def error_histograms(
         raise ValueError(f"'{name}': {subject.size} subject elements vs {reference.size} reference elements")
     tol = {"abs": tolerance_for(name, reference.dtype, settings), "rel": settings.rtol.get(name)}
     sub, ref = subject.reshape(-1), reference.reshape(-1)
-    equal_inf = settings.infinities_compare_equal
     lo = {"abs": np.inf, "rel": np.inf}
     hi = {"abs": 0.0, "rel": 0.0}
-    for a, r in _errors(sub, ref, equal_inf):
+    for a, r in _errors(sub, ref, settings):
         for kind, e in (("abs", a), ("rel", r)):
             pos = e[np.isfinite(e) & (e > 0)]
             if pos.size:
@@ -75,7 +74,7 @@ def error_histograms(
     counts = {k: np.zeros(max(len(edges[k]) - 1, 0), dtype=np.int64) for k in edges}
     zeros = dict.fromkeys(edges, 0)
     nonfinite = dict.fromkeys(edges, 0)
-    for a, r in _errors(sub, ref, equal_inf):
+    for a, r in _errors(sub, ref, settings):
         for kind, e in (("abs", a), ("rel", r)):
             finite = np.isfinite(e)
             nonfinite[kind] += int(e.size - np.count_nonzero(finite))
@@ -90,26 +89,14 @@ def error_histograms(
     return abs_h, rel_h
 
 
-def _errors(sub: np.ndarray, ref: np.ndarray, equal_inf: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(abs, rel) errors as float64, one chunk at a time."""
+def _errors(sub: np.ndarray, ref: np.ndarray, settings: CompareSettings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(abs, rel) errors as float64, one chunk at a time, by the verdicts' arithmetic (:func:`.error_arrays`)."""
     for start in range(0, max(sub.size, 1), _CHUNK):
-        s = cast_up(sub[start : start + _CHUNK])
-        r = cast_up(ref[start : start + _CHUNK])
-        if s.dtype == np.bool_ or r.dtype == np.bool_:
-            absdiff = np.logical_xor(s, r).astype(np.float64)
-            yield absdiff, absdiff.copy()
-            continue
-        s64, r64 = s.astype(np.float64), r.astype(np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            absdiff = np.abs(s64 - r64)
-            if equal_inf:
-                absdiff[np.isinf(s64) & (s64 == r64)] = 0.0
-            denom = np.abs(r64)
-            if r.dtype.kind == "f":
-                denom = np.where(denom == 0, EPSILON, denom)
-            with np.errstate(divide="ignore"):
-                rel = absdiff / denom
-        yield absdiff, rel
+        s = cast_up(sub[start : start + _CHUNK]).reshape(1, -1)
+        r = cast_up(ref[start : start + _CHUNK]).reshape(1, -1)
+        with np.errstate(all="ignore"):
+            absd, rel, _ = error_arrays(s, r, settings)
+        yield absd[0].astype(np.float64, copy=False), rel[0].astype(np.float64, copy=False)
 
 
 def _edges(lo: float, hi: float, bins: int) -> tuple[float, ...]:

@@ -426,6 +426,32 @@ def _streaming_stats(
     }
 
 
+def error_arrays(
+    S: np.ndarray, R: np.ndarray, settings: CompareSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Polygraphy's element errors of cast-up ``[k, n]`` stacks, as the verdicts compute them: ``abs = |S − R|``
+    (xor for bools; matched infinities 0 when they compare equal), ``rel = abs / |R|`` with ``EPSILON`` for a zero
+    reference; and the matched-infinity mask of float stacks (``None`` otherwise). Call under ``np.errstate``."""
+    matched = None
+    if S.dtype == np.bool_ and R.dtype == np.bool_:
+        absd = np.logical_xor(S, R)
+    else:
+        absd = np.abs(np.subtract(S, R))
+    if S.dtype.kind == "f":
+        matched = np.isinf(S) & (S == R)
+        if settings.infinities_compare_equal and settings.polygraphy_defaults:
+            absd = np.where(matched, np.asarray(0), absd)  # int64 0-d: float64 errors, as Polygraphy
+        elif settings.infinities_compare_equal and matched.any():
+            absd[matched] = 0
+    R_eps = R
+    if R.dtype.kind == "f":
+        zero = R == 0
+        if zero.any():
+            R_eps = R.copy()
+            R_eps[zero] += EPSILON
+    return absd, np.divide(absd, np.abs(R_eps)), matched
+
+
 def _full_stats(
     names: Sequence[str],
     S: np.ndarray,
@@ -440,26 +466,8 @@ def _full_stats(
     k = S.shape[0]
     cols: dict[str, Any] = {}
     with np.errstate(all="ignore"):
-        if S.dtype == np.bool_ and R.dtype == np.bool_:
-            absd = np.logical_xor(S, R)
-        else:
-            absd = np.abs(np.subtract(S, R))
-        if S.dtype.kind == "f":
-            matched = np.isinf(S) & (S == R)
-            cols["inf_matched"] = np.count_nonzero(matched, axis=1)
-            if settings.infinities_compare_equal and settings.polygraphy_defaults:
-                absd = np.where(matched, np.asarray(0), absd)  # int64 0-d: float64 errors, as Polygraphy
-            elif settings.infinities_compare_equal and cols["inf_matched"].any():
-                absd[matched] = 0
-        else:
-            cols["inf_matched"] = np.zeros(k, np.int64)
-        R_eps = R
-        if R.dtype.kind == "f":
-            zero = R == 0
-            if zero.any():
-                R_eps = R.copy()
-                R_eps[zero] += EPSILON
-        rel = np.divide(absd, np.abs(R_eps))
+        absd, rel, matched = error_arrays(S, R, settings)
+        cols["inf_matched"] = np.count_nonzero(matched, axis=1) if matched is not None else np.zeros(k, np.int64)
 
         absf = absd if absd.dtype.kind == "f" else absd.astype(np.float64)
         relf = rel if rel.dtype.kind == "f" else rel.astype(np.float64)
