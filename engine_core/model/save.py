@@ -240,10 +240,5 @@ def _embedded(model: ModelProto, base: str | os.PathLike[str] | None) -> ModelPr
     """A copy of ``model`` with every external tensor's values inside the protobuf."""
     out = ModelProto()
     out.CopyFrom(model)
-    for t in _tensors(out):
-        if weights.is_external(t):
-            arr = weights.tensor_array(t, base)
-            del t.external_data[:]
-            t.data_location = TensorProto.DEFAULT
-            t.raw_data = np.ascontiguousarray(arr).tobytes()
+    weights.embed_values([t for t in _tensors(out) if weights.is_external(t)], base)
     return out

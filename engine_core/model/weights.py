@@ -262,13 +262,17 @@ def inline_memory(model: onnx.ModelProto) -> onnx.ModelProto:
         raise TrtdbgError("the converted weights do not fit a 2 GB model for a non-CPU ONNX Runtime provider")
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    for t in out.graph.initializer:
-        if is_memory(t):
-            arr = tensor_array(t, None)
-            del t.external_data[:]
-            t.data_location = TensorProto.DEFAULT
-            t.raw_data = np.ascontiguousarray(arr).tobytes()
+    embed_values([t for t in out.graph.initializer if is_memory(t)], None)
     return out
+
+
+def embed_values(tensors: Sequence[TensorProto], base: str | os.PathLike[str] | None) -> None:
+    """Store the values of ``tensors`` (external data in ``base``, or memory references) inside them, in place."""
+    for t in tensors:
+        arr = tensor_array(t, base)
+        del t.external_data[:]
+        t.data_location = TensorProto.DEFAULT
+        t.raw_data = np.ascontiguousarray(arr).tobytes()
 
 
 def _set_entry(t: TensorProto, key: str, value: str) -> None:
