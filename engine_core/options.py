@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from engine_core.comparator.tolerances import CompareSettings
     from engine_core.data.source import DataSource
+    from engine_core.jobs import JobEvents
     from engine_core.types import TensorMeta
 
 
@@ -127,6 +128,17 @@ class DataOptions:
             model=model,
             loader_timeout=self.loader_timeout,
         )
+
+    def read(
+        self, metas: Sequence[TensorMeta], model: str | os.PathLike[str] | None, events: JobEvents
+    ) -> tuple[DataSource, list[dict[str, np.ndarray]]]:
+        """:meth:`source` and every feed of it, reporting the job's stages (``choosing input shapes`` or ``opening
+        the input data``, then each sample: :func:`~engine_core.data.source.read_feeds`)."""
+        from engine_core.data.source import read_feeds
+
+        events.stage("choosing input shapes" if self.generated else "opening the input data")
+        source = self.source(metas, model=model)
+        return source, read_feeds(source, events)
 
     def samples(
         self,

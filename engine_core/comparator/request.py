@@ -40,7 +40,6 @@ from engine_core.comparator.report import REFERENCE_ONLY, CompareReport
 from engine_core.comparator.restore import model_stamp
 from engine_core.comparator.sources import OutputSource, RunnerSource, SavedSource
 from engine_core.comparator.tolerances import CompareSettings
-from engine_core.data.source import read_feeds
 from engine_core.data.store import SavedOutputs, load_runs, pick_runner, runner_index, save_inputs, save_runs
 from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents
@@ -452,9 +451,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         feeds: list[dict[str, np.ndarray]] = [{} for _ in range(feeds_n)]
         data_text = "saved outputs on both sides"
     else:
-        events.stage("choosing input shapes" if request.data.generated else "opening the input data")
-        source = request.data.source(metas, model=request.model)
-        feeds = read_feeds(source, events)
+        source, feeds = request.data.read(metas, request.model, events)
         if isinstance(sub_runner, PrecisionRunner):
             sub_runner.set_calibration(feeds)  # INT8 subjects calibrate on these inputs
         for w in source.warnings:

@@ -30,7 +30,6 @@ from typing import Any
 
 from engine_core.check import DEFAULT_TIMEOUT, CheckCommand
 from engine_core.comparator.tolerances import CompareSettings
-from engine_core.data.source import read_feeds
 from engine_core.errors import TrtdbgError, require_one_of
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions, ToleranceOptions
@@ -401,9 +400,7 @@ class BisectSession:
                 f"node(s), {demoted} kept in higher precision by the rules); nothing to bisect"
             )
         metas = OrtRunner(model, options.model).input_metadata()
-        stage("choosing input shapes" if options.data.generated else "opening the input data")
-        source = options.data.source(metas, model=options.model)
-        feeds = read_feeds(source, self.events)
+        source, feeds = options.data.read(metas, options.model, self.events)
         for w in source.warnings:
             self._warn(w)
         self.data_text = source.describe()
