@@ -11,6 +11,7 @@ their footprint). Per-layer times come from ORT's profiler (node kernel times) o
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -182,12 +183,14 @@ def run_bench(
     rss0 = _rss_peak()
     runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
     source = options.data.source(runner.input_metadata(), model=path)
-    feeds = list(source)
+    if isinstance(runner, PrecisionRunner):  # a precision backend (ort:int8) calibrates on every sample, as compare
+        feeds = list(source)
+        runner.set_calibration(feeds)
+    else:  # the runs time the first sample only
+        feeds = list(itertools.islice(source, 1))
     feed = feeds[0] if feeds else None
     for w in source.warnings:
         events.warn(w)
-    if isinstance(runner, PrecisionRunner):
-        runner.set_calibration(feeds)  # INT8 backends (ort:int8) calibrate on the data, as in compare
     if feed is None:
         raise TrtdbgError("the data source gave no inputs; check the data loader script or the inputs file")
     try:
