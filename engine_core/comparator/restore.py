@@ -83,27 +83,17 @@ def _report(doc: dict[str, Any]) -> CompareReport:
     results = [_result(t) for t in doc["tensors"]]
     s = doc["summary"]
     summary = CompareSummary(
-        compared=int(s["compared"]),
-        failed=int(s["failed"]),
         first_failing_kind=str(doc.get("first_failing_kind") or "any"),
         batches=int(s.get("batches", 0)),
         cancelled=bool(s.get("cancelled")),
         stopped_early=bool(s.get("stopped_early")),
         elapsed_s=float(s.get("elapsed_s", 0.0)),
-        matched_inf_tensors=int(s.get("matched_inf_tensors", 0)),
     )
     for r in results:  # the firsts, from the kept tensors (every failing one up to the cap)
-        key = (r.slot.topo_index, r.iteration)
-        if not r.stats.passed:
-            for attr in ("first_failing_any",) + (("first_failing_float",) if r.stats.is_float else ()):
-                cur = getattr(summary, attr)
-                if cur is None or key < (cur.slot.topo_index, cur.iteration):
-                    setattr(summary, attr, r)
-        if r.stats.nonfinite and (
-            summary.first_nonfinite is None
-            or key < (summary.first_nonfinite.slot.topo_index, summary.first_nonfinite.iteration)
-        ):
-            summary.first_nonfinite = r
+        summary.note(r)
+    summary.compared = int(s["compared"])  # the counts of every tensor, not only the kept ones
+    summary.failed = int(s["failed"])
+    summary.matched_inf_tensors = int(s.get("matched_inf_tensors", 0))
     return CompareReport(
         reference=str(doc["ref"]),
         subject=str(doc["subject"]),
