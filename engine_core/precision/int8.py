@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 
 from engine_core.errors import TrtdbgError, first_line
+from engine_core.precision.rewrite import Namer
 from engine_core.precision.rules import QUANTIZABLE
 
 TRT_OPTIONS: dict[str, object] = {
@@ -160,16 +161,12 @@ def quantizer_clashes(model: onnx.ModelProto) -> dict[str, str]:
     tensor (``w_scale`` beside ``w``, common in exported dynamically quantized models): the quantizer would read that
     tensor as its scale or zero point and write a model that fails to run."""
     names = _tensor_names(model)
-    out: dict[str, str] = {}
-    for name in sorted(names):
-        if any(name.endswith(s) and name[: -len(s)] in names for s in QDQ_SUFFIXES):
-            free, k = f"{name}__orig", 0
-            while free in names:
-                k += 1
-                free = f"{name}__orig{k}"
-            names.add(free)
-            out[name] = free
-    return out
+    fresh = Namer(names)
+    return {
+        name: fresh(f"{name}__orig")
+        for name in sorted(names)
+        if any(name.endswith(s) and name[: -len(s)] in names for s in QDQ_SUFFIXES)
+    }
 
 
 def rename_tensors(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
@@ -259,14 +256,8 @@ class Quantizer:
                 raise TrtdbgError(f"INT8 quantization of {self.model_path} failed: {first_line(exc, 400)}") from exc
             model = _held(out, f"int8:{id(self)}", self.model, self.base)
         if clashes:  # the quantizer's tensors get free names, the renamed ones their own names back
-            taken = _tensor_names(model)
-            mine = {}
-            for name in clashes:
-                free, k = f"{name}__qdq", 0
-                while free in taken:
-                    k += 1
-                    free = f"{name}__qdq{k}"
-                mine[name] = free
+            fresh = Namer(_tensor_names(model))
+            mine = {name: fresh(f"{name}__qdq") for name in clashes}
             rename_tensors(model, {**mine, **{v: k for k, v in clashes.items()}})
         return model
 
