@@ -24,7 +24,8 @@ from engine_core.safetext import printable
 from tui.messages import ResultMessage
 from tui.widgets.error_table import text_strip as _strip
 
-_BLOCKS = " ▁▂▃▄▅▆▇█"
+BLOCKS = " ▁▂▃▄▅▆▇█"
+"""Eighth blocks, empty to full: a bar's top cell (also the detail pane's histogram)."""
 GUTTER = 8
 """Cells left of the bars for the axis labels."""
 
@@ -222,7 +223,7 @@ class ErrorPlot(Widget, can_focus=True):
             style = styles[kind]
             if c == self.cursor:
                 style = style + cursor_style
-            text.append(_BLOCKS[fill], style)
+            text.append(BLOCKS[fill], style)
         return _strip(text, width, base)
 
     def _title(self, width: int, base: Style) -> Strip:

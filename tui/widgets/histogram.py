@@ -13,9 +13,8 @@ from typing import Any
 
 from rich.text import Text
 
+from tui.widgets.error_plot import BLOCKS
 from tui.widgets.error_table import fmt
-
-_BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def histogram_text(h: Any, width: int = 48, height: int = 4) -> Text:
@@ -34,7 +33,7 @@ def histogram_text(h: Any, width: int = 48, height: int = 4) -> Text:
         out.append("  ")
         for lv, style in zip(levels, styles):
             fill = min(max(lv - (row - 1) * 8, 0), 8)
-            out.append(_BLOCKS[fill] * cell, style=style)
+            out.append(BLOCKS[fill] * cell, style=style)
         out.append("\n")
     span = len(h.counts) * cell
     axis = [" "] * span
