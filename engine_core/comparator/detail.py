@@ -104,10 +104,9 @@ class DetailFetcher:
         once = replace(request, save_inputs=None, save_outputs=None, fail_fast=False)
         prep = prepare(once)
         job = prep.job
-        sources = [job.reference, job.subject] if job.subject is not job.reference else [job.reference]
         self._batch_of = {s.name: b for b, batch in enumerate(job.batches) for s in batch}
         self._exposed = None
-        for src in sources:
+        for src in job.sources:
             src.open()
         self._prepared = prep
         self._held = estimate_memory(prep.index.model, low_precisions(request))
@@ -119,17 +118,15 @@ class DetailFetcher:
         if batch is None or batch == self._exposed:
             return
         slots = job.batches[batch]
-        job.reference.expose([s.name for s in slots])
-        if job.subject is not job.reference:
-            job.subject.expose([s.subject_name for s in slots])
+        for src, names in zip(job.sources, ([s.name for s in slots], [s.subject_name for s in slots])):
+            src.expose(names)
         self._exposed = batch
 
     def _close(self) -> None:
         prep, self._prepared = self._prepared, None
         if prep is not None:
-            prep.job.reference.close()
-            if prep.job.subject is not prep.job.reference:
-                prep.job.subject.close()
+            for src in prep.job.sources:
+                src.close()
 
     def __enter__(self) -> DetailFetcher:
         return self
@@ -164,14 +161,13 @@ def tensor_detail(request: CompareRequest, result: TensorResult) -> TensorDetail
     if not job.slots or result.iteration >= len(job.feeds):
         raise TrtdbgError(f"cannot fetch '{result.slot.name}' (iteration {result.iteration}) again")
     slot, feed, it = job.slots[0], job.feeds[result.iteration], result.iteration
-    sources = [job.reference, job.subject] if job.subject is not job.reference else [job.reference]
-    for src in sources:
+    for src in job.sources:
         src.open()
     try:
         ref = job.reference.fetch(it, feed, [slot.name])[slot.name]
         sub = job.subject.fetch(it, feed, [slot.subject_name])[slot.subject_name]
     finally:
-        for src in sources:
+        for src in job.sources:
             src.close()
     return _detail(request, result, sub, ref)
 

@@ -213,6 +213,11 @@ class CompareJob:
         self._pinned: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self._new_pins = False
 
+    @property
+    def sources(self) -> list[OutputSource]:
+        """The distinct sides: ``[reference]`` when the subject is the reference itself, else both."""
+        return [self.reference] if self.subject is self.reference else [self.reference, self.subject]
+
     def iter_batches(self) -> Iterator[tuple[int, list[TensorSlot], int]]:
         """``(index, batch, planned total)``, re-planning the rest after each batch from measured sizes.
 
