@@ -264,11 +264,38 @@ def test_bisect_resume_refuses_other_data(tmp_path, capsys) -> None:
     )
     _one_line_usage_error(rc, out, err)
     assert "--load-inputs" in err and "other.json" in err and "without --resume" in err
-    # the same data again is fine
+    # the same data again is fine; a search option that differs is ignored, with a warning
     rc, _, err = _run(
-        capsys, "bisect", str(files.model), "--resume", "--workspace", str(ws), "--load-inputs", str(files.inputs)
+        capsys,
+        "bisect",
+        str(files.model),
+        "--resume",
+        "--workspace",
+        str(ws),
+        "--load-inputs",
+        str(files.inputs),
+        "--mode",
+        "linear",
     )
     assert rc == 0, err
+    assert "ignoring --mode linear" in err
+
+
+def test_bisect_options_a_resume_ignores() -> None:
+    from engine_core.precision.bisect import BisectOptions
+
+    saved = BisectOptions(model="m.onnx", precision="bf16", check="./judge.sh", direction="reverse")
+    same = BisectOptions(model="m.onnx", precision="bf16", check="./judge.sh", direction="reverse")
+    assert same.ignored_by_resume(saved) == {}
+    changed = dataclasses.replace(same, precision="int8", mode="linear", check_timeout=5.0)
+    assert changed.ignored_by_resume(saved) == {"precision": "int8", "mode": "linear"}
+    # a command line's defaults were not asked for; set-up fields are, whatever their value
+    defaults = BisectOptions(model="m.onnx")
+    assert defaults.ignored_by_resume(saved) == {}
+    assert defaults.ignored_by_resume(saved, asked=("precision", "check", "subject")) == {
+        "precision": "fp16",
+        "check": None,
+    }
 
 
 def test_small_cnn_compare_reads_typed_options(save_model, capsys) -> None:

@@ -23,7 +23,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,20 @@ class BisectOptions:
             if getattr(self, name):
                 setattr(self, name, os.path.abspath(getattr(self, name)))
 
+    def ignored_by_resume(self, saved: BisectOptions, asked: Collection[str] | None = None) -> dict[str, Any]:
+        """The options asked for with a resume of the bisection ``saved`` that it ignores: name → the value asked
+        for, for each of :data:`RESUMED_OPTIONS` that differs from the saved one (data and tolerances that differ
+        are refused instead: :meth:`BisectSession.resume`).
+
+        ``asked``: the options the user set (default: those not at their defaults, as on a command line)."""
+        default = BisectOptions(model=self.model)
+        return {
+            k: getattr(self, k)
+            for k in RESUMED_OPTIONS
+            if (k in asked if asked is not None else getattr(self, k) != getattr(default, k))
+            and getattr(self, k) != getattr(saved, k)
+        }
+
     def settings(self) -> CompareSettings:
         return self.tolerances.settings(DEFAULT_TOLERANCE[self.precision])
 
@@ -318,6 +332,8 @@ class BisectOptions:
         return cls(**saved)
 
 
+RESUMED_OPTIONS = ("precision", "fallback", "subject", "mode", "direction", "check", "calibration_cache")
+"""Options a resumed bisection takes from its saved state (a different value asked for is ignored, with a warning)."""
 _LEGACY_KEYS = (
     "model",
     "precision",

@@ -93,8 +93,8 @@ def snapshot(session: Any, choice: int) -> dict[str, Any]:
     return state
 
 
-_SESSION_FIELDS = ("precision", "fallback", "subject", "mode", "check")
-"""Set-up fields a resume takes from the saved state (a different value is ignored, with a warning)."""
+_SETUP_OPTIONS = ("precision", "fallback", "subject", "mode", "check")
+"""The options the set-up fields ask for (a resume ignores those that differ from the saved ones, with a warning)."""
 
 
 class BisectScreen(Screen):
@@ -309,13 +309,11 @@ class BisectScreen(Screen):
                         data=options.data if options.data.given else None,
                         tolerances=options.tolerances if options.tolerances.given else None,
                     )
-                    ignored = [
-                        f"{k} {getattr(options, k)}"
-                        for k in _SESSION_FIELDS
-                        if getattr(options, k) != getattr(session.options, k)
-                    ]
+                    ignored = options.ignored_by_resume(session.options, asked=_SETUP_OPTIONS)
                     note = "resumed" + (
-                        f" with the options it started with (ignoring {', '.join(ignored)})" if ignored else ""
+                        f" with the options it started with (ignoring {', '.join(f'{k} {v}' for k, v in ignored.items())})"
+                        if ignored
+                        else ""
                     )
                 else:
                     session = BisectSession(options, events=events)

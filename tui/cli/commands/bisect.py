@@ -42,8 +42,6 @@ _CHOICES = {
     ),
 }
 """The search's options with a fixed set of values (the first is the default) and their help."""
-_DEFAULTS = {**{k: choices[0] for k, (choices, _) in _CHOICES.items()}, "check": None, "calibration_cache": None}
-"""Defaults of the options a resumed bisection takes from its saved state instead."""
 
 
 HELP = "find the nodes that must stay in higher precision (FP16/BF16/INT8 precision bisection)"
@@ -95,6 +93,22 @@ def run(args: argparse.Namespace) -> int:
     show: Callable[[str], None] = (lambda _: None) if args.quiet else line_printer(args.json)
     job = CliJob(show=lambda record: show(_step_line(record)))
     data, tolerances, check = DATA.parse(args), TOLERANCES.parse(args), CHECK.parse(args)
+    options = BisectOptions(
+        model=args.model,
+        precision=args.precision,
+        fallback=args.fallback,
+        subject=args.subject,
+        mode=args.mode,
+        direction=args.direction,
+        check=args.check,
+        check_timeout=args.check_timeout,
+        fail_regex=check.fail_regex if check else (),
+        tolerances=tolerances,
+        data=data,
+        calibration_cache=args.calibration_cache,
+        write_calibration_cache=args.write_calibration_cache,
+        workspace=args.workspace,
+    )
     if args.resume:
         session = BisectSession.resume(
             args.model,
@@ -103,33 +117,13 @@ def run(args: argparse.Namespace) -> int:
             data=data if data.given else None,
             tolerances=tolerances if tolerances.given else None,
         )
-        saved = session.options
-        ignored = [
-            f"--{k.replace('_', '-')} {getattr(args, k)}"
-            for k in _DEFAULTS
-            if getattr(args, k) != _DEFAULTS[k] and getattr(args, k) != getattr(saved, k)
-        ]
+        ignored = options.ignored_by_resume(session.options)
         if ignored:
             job.events.warn(
-                f"--resume continues with the options the bisection started with; ignoring {', '.join(ignored)}"
+                "--resume continues with the options the bisection started with; ignoring "
+                + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in ignored.items())
             )
     else:
-        options = BisectOptions(
-            model=args.model,
-            precision=args.precision,
-            fallback=args.fallback,
-            subject=args.subject,
-            mode=args.mode,
-            direction=args.direction,
-            check=args.check,
-            check_timeout=args.check_timeout,
-            fail_regex=check.fail_regex if check else (),
-            tolerances=tolerances,
-            data=data,
-            calibration_cache=args.calibration_cache,
-            write_calibration_cache=args.write_calibration_cache,
-            workspace=args.workspace,
-        )
         session = BisectSession(options, events=job.events)
     try:
         with job:
