@@ -33,6 +33,11 @@ def describe_backends() -> str:
     )
 
 
+def is_tensorrt_spec(spec: str) -> bool:
+    """True for the TensorRT specs (``trt``, ``trt-rtx``, with or without a suffix)."""
+    return spec.strip().lower().partition(":")[0] in ("trt", "trt-rtx")
+
+
 def make_runner(
     spec: str,
     model: onnx.ModelProto,
@@ -43,15 +48,17 @@ def make_runner(
     opt_level: str = "all",
     trt_options: TrtOptions | None = None,
     plan: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> Runner:
-    """A runner for ``spec`` over ``model`` (weights may stay external: ``model_path`` resolves them).
+    """A runner for ``spec`` over ``model`` (weights may stay external: they are read from ``data_dir``, default
+    beside ``model_path``; TensorRT reads them beside ``model_path`` only).
 
     ``trt_options`` (a :class:`~engine_core.backend.trt.runner.TrtOptions`) applies to ``trt*`` specs. A precision
     suffix (``ort:fp16``, ``ort-cuda:int8``) or a ``plan`` file runs the model that precision plan makes (``trt:fp16``
     builds from the rewrite the precision engine registers with the TensorRT specs).
     """
     key = spec.strip().lower()
-    trt = key.partition(":")[0] in ("trt", "trt-rtx")
+    trt = is_tensorrt_spec(key)
     if plan is not None or (precision_runner.is_precision_spec(key) and not trt):
 
         def base(base_spec: str, built: onnx.ModelProto, level: str) -> Runner:
@@ -63,12 +70,22 @@ def make_runner(
                 unobservable=unobservable,
                 opt_level=level,
                 trt_options=trt_options,
+                data_dir=data_dir,
             )
 
         return precision_runner.make_precision_runner(
-            key, model, model_path, plan_file=plan, make_base=base, observable=observable, unobservable=unobservable
+            key,
+            model,
+            model_path,
+            plan_file=plan,
+            make_base=base,
+            observable=observable,
+            unobservable=unobservable,
+            data_dir=data_dir,
         )
     if trt:
+        if data_dir is not None:
+            raise TrtdbgError(f"{spec}: TensorRT reads external data beside the model file only, not from {data_dir}")
         from engine_core.backend.trt.spec import make_trt_runner
 
         return make_trt_runner(
@@ -86,4 +103,5 @@ def make_runner(
         unobservable=unobservable,
         name=key if key != "ort-cpu" else "ort",
         allow_tf32=key.endswith(":tf32"),
+        data_dir=data_dir,
     )

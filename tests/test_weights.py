@@ -3,6 +3,7 @@ and a one-line refusal when the machine cannot hold a run (issue 15; the > 2 GB 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import onnx
 import pytest
 
 from engine_core.backend.ort import OrtRunner
+from engine_core.errors import TrtdbgError
 from engine_core.model import weights
 from engine_core.model.loader import load_model
 from engine_core.model.save import save_rewritten
@@ -135,6 +137,36 @@ def test_reduce_links_weights_and_reads_them_from_external_data_dir(tower: Path,
     assert not any(p.suffix == ".data" and not p.is_symlink() and p.stat().st_size > 1 << 20 for p in work.iterdir())
     for written in (out, out.with_name("red.subject.onnx")):
         onnx.checker.check_model(str(written), full_check=True)
+
+
+def test_reduce_with_a_precision_subject_reads_the_weights_from_external_data_dir(
+    tower: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """reduce --subject ort:fp16 with the weights in another folder: the judge and the subject's coverage read them
+    there (the runner factory takes the folder), and the coverage is the one of the weights in place."""
+    from engine_core.precision.runner import PrecisionRunner
+    from engine_core.runners import make_runner
+
+    def coverage(runner: object) -> dict:
+        assert isinstance(runner, PrecisionRunner)
+        return runner.coverage.to_json()
+
+    model = load_model(tower, load_external_data=False)
+    in_place = coverage(make_runner("ort:fp16", model, tower))
+    apart = tmp_path / "weights"
+    apart.mkdir()
+    tower.with_name("tower.onnx.data").rename(apart / "tower.onnx.data")
+    moved = coverage(make_runner("ort:fp16", model, tower, data_dir=apart))
+    assert moved == in_place and moved["nodes_low"] > 0
+    with pytest.raises(TrtdbgError, match="TensorRT reads external data beside the model file only"):
+        make_runner("trt:fp16", model, tower, data_dir=apart)
+    out = tmp_path / "out" / "red.onnx"
+    args = ["reduce", str(tower), "-o", str(out), "--workspace", str(tmp_path / "ws"), "--subject", "ort:fp16"]
+    assert main([*args, "--external-data-dir", str(apart), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["precision_coverage"] == in_place
+    assert doc["nodes"] and doc["written"][0] == str(out)
+    onnx.checker.check_model(str(out), full_check=True)
 
 
 def test_int8_model_holds_the_weights_the_quantizer_kept_through_the_source_map(tower: Path, tmp_path: Path) -> None:

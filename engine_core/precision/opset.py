@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import onnx
 
 from engine_core.errors import first_line
+from engine_core.model.index import ModelIndex
 from engine_core.precision.rules import Analysis
 
 MAX_OPSET = 22
@@ -36,11 +37,15 @@ def _first_opset_with(op: str, low: str, start: int) -> int | None:
 
 
 def analyse(
-    model: onnx.ModelProto, path: str | os.PathLike[str] | None, precisions: Iterable[str]
+    model: onnx.ModelProto,
+    path: str | os.PathLike[str] | None,
+    precisions: Iterable[str],
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[onnx.ModelProto, Analysis, list[str]]:
     """``(model, its Analysis, notes)``: ``model`` upgraded to the opset that makes more of its nodes legal in
-    ``precisions`` (when one exists and the conversion works), else unchanged with a note saying why."""
-    analysis = Analysis(model, path)
+    ``precisions`` (when one exists and the conversion works), else unchanged with a note saying why.
+    ``data_dir``: the folder of the model's external data (default: beside ``path``)."""
+    analysis = Analysis(model, path, ModelIndex(model, path, data_dir))
     lows = [p for p in dict.fromkeys(precisions) if p in _TYPE]
     target, ops = analysis.opset, set()
     for facts in analysis.facts:
@@ -66,4 +71,8 @@ def analyse(
             analysis,
             [f"opset {analysis.opset} kept: the version converter failed ({first}); {what} stay fp32"],
         )
-    return upgraded, Analysis(upgraded, path), [f"opset {analysis.opset} -> {target} so that {what} can run"]
+    return (
+        upgraded,
+        Analysis(upgraded, path, ModelIndex(upgraded, path, data_dir)),
+        [f"opset {analysis.opset} -> {target} so that {what} can run"],
+    )

@@ -84,7 +84,9 @@ class PrecisionRunner(Runner):
         cuda: bool = False,
         observable: Sequence[str] = (),
         unobservable: Mapping[str, str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``data_dir``: the folder of the model's external data (default: beside ``model_path``)."""
         from engine_core.backend.ort import OrtRunner
         from engine_core.precision.coverage import coverage
         from engine_core.precision.opset import analyse
@@ -97,7 +99,7 @@ class PrecisionRunner(Runner):
         self._make_base = make_base
         self._observable = list(observable)
         self._unobservable = dict(unobservable or {})
-        self.model, self.analysis, notes = analyse(model, model_path, plan.precisions())
+        self.model, self.analysis, notes = analyse(model, model_path, plan.precisions(), data_dir)
         if cuda:
             import onnxruntime
 
@@ -112,7 +114,7 @@ class PrecisionRunner(Runner):
         low = self.coverage.warning()
         if low:
             self.warnings.append(low)
-        self._metas = OrtRunner(model, model_path).input_metadata()
+        self._metas = OrtRunner(model, model_path, data_dir=data_dir).input_metadata()
         self._outputs = [o.name for o in model.graph.output]
         self._feeds: list[dict[str, np.ndarray]] | None = None
         self._inner: Runner | None = None
@@ -186,9 +188,11 @@ def make_precision_runner(
     make_base: Callable[[str, onnx.ModelProto, str], Runner],
     observable: Sequence[str] = (),
     unobservable: Mapping[str, str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> Runner:
     """A :class:`PrecisionRunner` for ``key`` (``ort:fp16``…) or a base spec with ``plan_file``; ``make_base(spec,
-    model, opt_level)`` makes the runner of the built model (ONNX Runtime at :data:`ORT_OPT_LEVEL`)."""
+    model, opt_level)`` makes the runner of the built model (ONNX Runtime at :data:`ORT_OPT_LEVEL`); ``data_dir``:
+    the folder of the model's external data (default: beside ``model_path``)."""
     base, _, suffix = key.partition(":")
     if suffix in PRECISION_SUFFIXES:
         if plan_file:
@@ -212,6 +216,7 @@ def make_precision_runner(
         cuda=base.startswith("ort-cuda"),
         observable=observable,
         unobservable=unobservable,
+        data_dir=data_dir,
     )
     if emulated and runner.plan.resolve(runner.analysis).float_low:
         runner.name += " (FP16/BF16 storage rounding emulated)"

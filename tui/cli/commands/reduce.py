@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from tui.cli.args import (
     CheckCommandArgs,
@@ -71,69 +69,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine_core.backend.ort import OrtRunner
-    from engine_core.data.store import save_inputs
-    from engine_core.errors import TrtdbgError
-    from engine_core.model.loader import check_external_data, load_model
-    from engine_core.model.save import check_output_path, save_model
-    from engine_core.model.weights import estimate_memory, require_memory, weights_bytes
     from engine_core.safetext import printable
-    from engine_core.surgeon.reduce import CommandJudge, CompareJudge, Judge, Reducer, ReduceStep, check_reducible
-    from engine_core.workspace import Workspace, atomic_write_json
+    from engine_core.surgeon.reduce import ReduceStep
+    from engine_core.surgeon.reduce_job import ReduceRequest, run_reduce
     from tui.cli.progress import CliJob
 
-    data = DATA.parse(args)
-    tolerances = TOLERANCES.parse(args)
-    chosen = [
-        flag
-        for flag, given in (
-            ("--subject", args.subject),
-            ("--subject-model", args.subject_model),
-            ("--check", args.check is not None),
-        )
-        if given
-    ]
-    if len(chosen) != 1:
-        raise TrtdbgError(
-            f"reduce: give exactly one of --subject SPEC, --subject-model M2 or --check CMD "
-            f"(got {', '.join(chosen) or 'none'})"
-        )
-    check = CHECK.parse(args)
-    out = Path(args.output)
-    inputs_out = out.with_name(out.stem + ".inputs.json")
-    report_out = out.with_name(out.stem + ".reduce.json")
-    subject_out = out.with_name(out.stem + ".subject.onnx")
-    protect = [args.model] + ([args.subject_model] if args.subject_model else [])
-    for path in (out, inputs_out, report_out, subject_out):
-        check_output_path(path, protect, external_data=False)
-    model = load_model(args.model, load_external_data=False, external_data_dir=args.external_data_dir)
-    check_external_data(model, args.model, args.external_data_dir)
-    check_reducible(model, args.model)
-    subject_model = None
-    if args.subject_model:
-        subject_model = load_model(args.subject_model, load_external_data=False)
-        check_external_data(subject_model, args.subject_model)
-    low = [args.subject.partition(":")[2]] if args.subject else []
-    other = weights_bytes(subject_model) if subject_model is not None else 0
-    require_memory(f"reduce of {args.model}", estimate_memory(model, low, extra=other))
-    workspace = Workspace.for_model(args.model, args.workspace)
-    workspace.check_writable()
-    workdir = workspace.path("reduce")
-    judge: Judge
-    if check is not None:
-        judge = CommandJudge(check, args.artifact or workdir / "candidate.onnx")
-    else:
-        judge = CompareJudge(
-            workdir,
-            tolerances,
-            subject=args.subject,
-            subject_model=subject_model,
-            subject_model_path=args.subject_model,
-            subject_backend=args.subject_backend,
-            opt_level=args.ort_opt_level,
-        )
-    with OrtRunner(model, args.model, opt_level="disable") as runner:
-        metas = runner.input_metadata()
+    request = ReduceRequest(
+        model=args.model,
+        output=args.output,
+        subject=args.subject,
+        subject_model=args.subject_model,
+        subject_backend=args.subject_backend,
+        check=args.check,
+        check_timeout=args.check_timeout,
+        fail_regex=tuple(args.fail_regex or ()),
+        tolerances=TOLERANCES.parse(args),
+        data=DATA.parse(args),
+        mode=args.mode,
+        reduce_outputs=not args.no_reduce_outputs,
+        reduce_inputs=not args.no_reduce_inputs,
+        ort_opt_level=args.ort_opt_level,
+        artifact=args.artifact,
+        external_data_dir=args.external_data_dir,
+        workspace=args.workspace,
+    )
 
     def show(step: ReduceStep) -> None:
         verdict = "fails" if step.fails else "passes"
@@ -141,45 +100,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{step.phase}] {step.index + 1}/{step.total} {node}: {step.nodes} node(s) {verdict}", file=sys.stderr)
 
     with CliJob(quiet=args.quiet, show=None if args.quiet else show) as events:
-        source = data.source(metas, model=args.model)
-        feeds = list(source)
-        for w in source.warnings:
-            events.warn(w)
-        reducer = Reducer(model, args.model, feeds, judge, events=events, data_dir=args.external_data_dir)
-        result = reducer.run(
-            args.mode, reduce_outputs=not args.no_reduce_outputs, reduce_inputs=not args.no_reduce_inputs
-        )
-    doc = result.to_json()
-    doc["data"] = source.describe()
-    # runners find external data beside the path they are given: name the model as if it sat in --external-data-dir
-    beside_data = Path(args.external_data_dir) / Path(args.model).name if args.external_data_dir else args.model
-    coverage = _subject_coverage(args.subject, model, str(beside_data))
-    doc["precision_coverage"] = coverage.to_json() if coverage else None
-    if result.candidate is not None:
-        written = save_model(result.candidate.model, out, protect=protect, base=result.candidate.data_dir)
-        if isinstance(judge, CompareJudge) and judge.subject_model is not None:
-            subject = judge.subject_candidate(result.candidate)
-            written += save_model(subject, subject_out, protect=protect, base=judge.subject_dir)
-        save_inputs(inputs_out, result.candidate.feeds)
-        written.append(inputs_out)
-        doc["written"] = [str(p) for p in written]
-    atomic_write_json(report_out, doc)
+        done = run_reduce(request, events)
+    result, doc = done.result, done.report
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(result.to_text() + "\n")
-        if coverage:
-            sys.stdout.write(f"subject on the whole model: {coverage.text()}\n")
+        if done.coverage:
+            sys.stdout.write(f"subject on the whole model: {done.coverage.text()}\n")
         if result.candidate is not None:
-            sys.stdout.write(f"wrote {', '.join(doc['written'])} and {report_out}\n")
+            sys.stdout.write(f"wrote {', '.join(doc['written'])} and {done.report_path}\n")
     return 0 if result.candidate is not None else 1
-
-
-def _subject_coverage(subject: str | None, model: Any, path: str) -> Any:
-    """The precision subject's coverage on the whole model (``None`` for other judges)."""
-    from engine_core.precision.runner import is_precision_spec
-    from engine_core.runners import make_runner
-
-    if not subject or not is_precision_spec(subject.strip().lower()):
-        return None
-    return getattr(make_runner(subject, model, path), "coverage", None)
