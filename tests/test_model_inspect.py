@@ -147,6 +147,50 @@ def test_json_keys_layers_attrs_weights() -> None:
     assert "tensors" not in inspect_json(index, ["attrs"])
 
 
+def test_plain_attributes_read_one_way_by_inspect_and_the_detail_pane() -> None:
+    """int/float/string attributes and their lists come straight from the protobuf (strings decoded, bad bytes
+    replaced); other types are left to the caller. inspect's text and JSON and the app's detail pane show them."""
+    from engine_core.model.proto import plain_attribute_value
+    from tui.widgets.detail import attribute_text
+
+    tensor = numpy_helper.from_array(np.ones(2, np.float32))
+    node = helper.make_node(
+        "Custom", ["x"], ["y"], "custom", domain="test.attrs", i=-3, f=0.25, s="nearest", ints=[1, 2],
+        floats=[0.5, float("inf")], strings=["a", b"\xff"], to=TensorProto.DOUBLE, t=tensor,
+    )  # fmt: skip
+    node.attribute.append(helper.make_attribute("none", [], attr_type=onnx.AttributeProto.INTS))
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", F, [1])], [helper.make_tensor_value_info("y", F, [1])]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("test.attrs", 1)])
+    index = ModelIndex(model)
+    values = {a.name: plain_attribute_value(a) for a in index.node_proto(0).attribute}
+    want = {"i": -3, "f": 0.25, "s": "nearest", "ints": [1, 2], "floats": [0.5, float("inf")]}
+    assert values == {**want, "strings": ["a", "\ufffd"], "to": TensorProto.DOUBLE, "t": None, "none": []}
+    for attr in node.attribute:  # what onnx reads, bytes decoded
+        if attr.name in want:
+            value = helper.get_attribute_value(attr)
+            assert (value.decode() if isinstance(value, bytes) else value) == want[attr.name]
+    attrs = inspect_json(index, ["layers", "attrs"], shape_inference=False)["nodes"]["layers"][0]["attrs"]
+    assert attrs == {
+        **want,
+        "floats": [0.5, "inf"],
+        "strings": ["a", "\ufffd"],
+        "to": "float64",
+        "t": {"tensor": {"dtype": "float32", "shape": [2]}},
+        "none": [],
+    }
+    text = inspect_text(index, ["layers", "attrs"], shape_inference=False)
+    for line in ("i = -3", "f = 0.25", "s = nearest", "ints = [1, 2]", "floats = [0.5, inf]", "to = float64"):
+        assert f"    custom.{line}\n" in text
+    assert "    custom.strings = ['a', '\ufffd']\n" in text
+    shown = {a.name: attribute_text(a) for a in node.attribute}
+    assert shown == {
+        **{"i": "-3", "f": "0.25", "s": "nearest", "ints": "[1, 2]", "floats": "[0.5, inf]"},
+        **{"strings": "['a', '\ufffd']", "to": "11", "t": "tensor float32[2] = [1.0, 1.0]", "none": "[]"},
+    }
+
+
 def test_parse_show() -> None:
     assert parse_show(["layers,attrs", "weights"]) == {"layers", "attrs", "weights"}
     assert parse_show(["LAYERS, "]) == {"layers"}

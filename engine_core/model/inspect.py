@@ -20,6 +20,7 @@ from onnx import AttributeProto, GraphProto, NodeProto
 from engine_core.errors import TrtdbgError, first_line
 from engine_core.model.index import ModelIndex, SubgraphInfo, dtype_name, np_dtype
 from engine_core.model.loader import DEFAULT_DOMAIN
+from engine_core.model.proto import plain_attribute_value
 from engine_core.safetext import printable
 
 SHOW_CHOICES = ("layers", "attrs", "weights")
@@ -168,18 +169,11 @@ class _TextWriter:
 
     def _attr_value(self, i: int, attr: AttributeProto, level: int) -> str:
         t = attr.type
-        if t == AttributeProto.FLOAT:
-            return str(attr.f)
-        if t == AttributeProto.INT:
-            return _dtype_attr(attr.i) if attr.name in _DTYPE_ATTRS else str(attr.i)
-        if t == AttributeProto.STRING:
-            return printable(attr.s.decode("utf-8", errors="replace"))
-        if t == AttributeProto.FLOATS:
-            return str(list(attr.floats))
-        if t == AttributeProto.INTS:
-            return str(list(attr.ints))
-        if t == AttributeProto.STRINGS:
-            return str([s.decode("utf-8", errors="replace") for s in attr.strings])
+        value = plain_attribute_value(attr)
+        if isinstance(value, int) and attr.name in _DTYPE_ATTRS:
+            return _dtype_attr(value)
+        if value is not None:
+            return printable(value) if isinstance(value, str) else str(value)
         if t == AttributeProto.TENSOR:
             return self._tensor_text(attr.t)
         if t == AttributeProto.TENSORS:
@@ -280,18 +274,15 @@ def _json_number(x: float) -> float | str:
 
 def _json_attr(index: ModelIndex, i: int, attr: AttributeProto, subgraphs: dict[tuple[int, str], SubgraphInfo]) -> Any:
     t = attr.type
-    if t == AttributeProto.FLOAT:
-        return _json_number(attr.f)
-    if t == AttributeProto.INT:
-        return _dtype_attr(attr.i) if attr.name in _DTYPE_ATTRS else attr.i
-    if t == AttributeProto.STRING:
-        return attr.s.decode("utf-8", errors="replace")
-    if t == AttributeProto.FLOATS:
-        return [_json_number(v) for v in attr.floats]
-    if t == AttributeProto.INTS:
-        return list(attr.ints)
-    if t == AttributeProto.STRINGS:
-        return [s.decode("utf-8", errors="replace") for s in attr.strings]
+    value = plain_attribute_value(attr)
+    if isinstance(value, float):
+        return _json_number(value)
+    if isinstance(value, int):
+        return _dtype_attr(value) if attr.name in _DTYPE_ATTRS else value
+    if isinstance(value, list):
+        return [_json_number(v) if isinstance(v, float) else v for v in value]
+    if value is not None:
+        return value
     if t == AttributeProto.TENSOR:
         return {"tensor": {"dtype": _np_dtype_name(attr.t.data_type), "shape": list(attr.t.dims)}}
     if t == AttributeProto.TENSORS:

@@ -14,7 +14,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 _GENERATED = "onnx.onnx_ml_pb2"
 
@@ -49,4 +49,36 @@ else:
     TensorProto = _pb.TensorProto
     TypeProto = _pb.TypeProto
 
-__all__ = ["AttributeProto", "GraphProto", "ModelProto", "NodeProto", "TensorProto", "TypeProto"]
+__all__ = [
+    "AttributeProto",
+    "GraphProto",
+    "ModelProto",
+    "NodeProto",
+    "TensorProto",
+    "TypeProto",
+    "plain_attribute_value",
+]
+
+_PLAIN_FIELDS = {
+    AttributeProto.FLOAT: "f",
+    AttributeProto.INT: "i",
+    AttributeProto.STRING: "s",
+    AttributeProto.FLOATS: "floats",
+    AttributeProto.INTS: "ints",
+    AttributeProto.STRINGS: "strings",
+}
+
+
+def plain_attribute_value(attr: AttributeProto) -> float | int | str | list[Any] | None:
+    """The value of a float, int or string attribute or a list of them, read straight from the protobuf
+    (``onnx.helper.get_attribute_value`` would import onnx); strings decoded as UTF-8 (bad bytes replaced).
+    ``None`` for the other types (tensors, graphs, type protos)."""
+    field = _PLAIN_FIELDS.get(attr.type)
+    if field is None:
+        return None
+    value = getattr(attr, field)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (float, int)):
+        return value
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]

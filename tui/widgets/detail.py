@@ -54,7 +54,7 @@ def _grid(*widths: int | None) -> Table:
 def attribute_text(attr: Any) -> str:
     """Short display of an ONNX attribute value (tensors and graphs summarised, long lists cut)."""
     from engine_core.model.index import np_dtype
-    from engine_core.model.proto import AttributeProto
+    from engine_core.model.proto import AttributeProto, plain_attribute_value
 
     if attr.type == AttributeProto.GRAPH:
         return f"graph '{attr.g.name}' ({len(attr.g.node)} nodes)"
@@ -73,25 +73,11 @@ def attribute_text(attr: Any) -> str:
             except Exception:
                 pass
         return f"tensor {dt}{dims}"
-    plain = {  # read straight from the protobuf: onnx.helper.get_attribute_value would import onnx (~1 s of CPU)
-        AttributeProto.FLOAT: "f",
-        AttributeProto.INT: "i",
-        AttributeProto.STRING: "s",
-        AttributeProto.FLOATS: "floats",
-        AttributeProto.INTS: "ints",
-        AttributeProto.STRINGS: "strings",
-    }.get(attr.type)
-    if plain is not None:
-        value = getattr(attr, plain)
-        value = value if isinstance(value, (float, int, bytes)) else list(value)
-    else:
+    value = plain_attribute_value(attr)  # the plain types without importing onnx (~1 s of CPU)
+    if value is None:
         from onnx import helper
 
         value = helper.get_attribute_value(attr)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    elif isinstance(value, list):
-        value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
     s = repr(value) if not isinstance(value, str) else value
     return s if len(s) <= MAX_ATTR_CHARS else s[: MAX_ATTR_CHARS - 1] + "…"
 
