@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from measure import compile_sources
+
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import time, sys, asyncio, os
@@ -98,6 +100,7 @@ def main() -> None:
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
+    compile_sources()
     with tempfile.TemporaryDirectory() as tmp:
         models = args.models or default_models(Path(tmp))
         print(

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import onnx
+from measure import compile_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,6 +97,7 @@ def main() -> None:
     ap.add_argument("--only", default="det,rec,magika,minilm,json,budget,fp16")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    compile_sources()
     only = set(a.only.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as d:

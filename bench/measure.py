@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compile_sources() -> None:
+    """Write the bytecode of trtdbg's own packages, as ``pip install`` does (and did for Polygraphy, numpy, onnx):
+    under ``PYTHONDONTWRITEBYTECODE`` every measured process would otherwise compile ~80 modules (0.1–0.2 s CPU)."""
+    for package in ("engine_core", "tui"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def main() -> None:

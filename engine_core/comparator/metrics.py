@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -357,10 +358,7 @@ def _streaming_stats(
     sums = {"abs": np.zeros(k), "rel": np.zeros(k)}
     mism = np.zeros(k, np.int64)
     dots = np.zeros((4, k))
-    buf_d = np.empty((k, min(width, n)), dt)
-    buf_r = np.empty_like(buf_d)
-    s64 = np.empty(buf_d.shape)  # float64 copies of a chunk, for the exact products of cosine and SNR
-    r64 = np.empty(buf_d.shape)
+    buf_d, buf_r, buf_e, zero, s64, r64 = _scratch(dt, k, min(width, n))
     ones = _ones(dt, min(width, n))
     eps = dt.type(EPSILON)
     with np.errstate(all="ignore"):
@@ -376,11 +374,11 @@ def _streaming_stats(
                     d[matched] = 0
                     am_abs = d.argmax(axis=1)
             a = np.abs(r, out=buf_r[:, :w])
+            z = np.equal(a, 0, out=zero[:, :w])
+            if z.any():  # zeros in the reference: Polygraphy's |r| + epsilon there (+ 0 leaves the others exact)
+                np.add(a, np.multiply(z, eps, out=buf_e[:, :w]), out=a)
             rel = np.divide(d, a, out=a)
             am_rel = rel.argmax(axis=1)
-            if not np.isfinite(rel[rows, am_rel]).all():  # zeros in the reference: Polygraphy's |r| + epsilon there
-                np.divide(d, eps, out=rel, where=r == 0)
-                am_rel = rel.argmax(axis=1)
             chunk_max = {}
             for key, x, am in (("abs", d, am_abs), ("rel", rel, am_rel)):
                 mv = x[rows, am].astype(np.float64)
@@ -578,6 +576,23 @@ def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         s -= r
         out[3] += np.einsum("ij,ij->i", s, s)
     return out[0], out[1], out[2], out[3]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(dt: np.dtype, k: int, w: int) -> tuple[np.ndarray, ...]:
+    """Buffers for a ``[k, w]`` chunk: three of ``dt``, a bool mask and two float64 (the exact products of cosine
+    and SNR). Chunks of large tensors reuse this thread's set: fresh buffers cost a page fault per 4 KiB each call."""
+    key = (dt, k, w)
+    held = getattr(_SCRATCH, "held", None)
+    if held is not None and held[0] == key:
+        return held[1]
+    shape = (k, w)
+    buffers = (*(np.empty(shape, dt) for _ in range(3)), np.empty(shape, bool), np.empty(shape), np.empty(shape))
+    if k * w <= _CHUNK:  # a stack of small tensors is used once: not kept
+        _SCRATCH.held = (key, buffers)
+    return buffers
 
 
 @functools.cache
