@@ -50,3 +50,24 @@ def test_streaming_path_decides_as_the_whole_array_path() -> None:
     for a, b in zip(streaming, whole):
         assert a.median_abs is None and b.median_abs is not None
         assert [repr(getattr(a, k)) for k in decisive] == [repr(getattr(b, k)) for k in decisive]
+
+
+def test_cosine_and_snr_from_float32_sums_keep_their_digits() -> None:
+    """The streaming path sums in float32: 1 − cosine and SNR still agree with extended precision to ~1e-6 relative,
+    identical tensors give exactly 1 and inf, and magnitudes whose float32 squares overflow or underflow
+    (1e30, 1e-21, a -3.4e38 attention mask) are summed again in float64."""
+    rng = np.random.default_rng(1)
+    for scale in (1.0, 1e-21, 1e30):
+        for noise in (1e-4, 1e-1):
+            ref = (rng.standard_normal(70_001) * scale).astype(np.float32)
+            sub = (ref * (1 + rng.standard_normal(ref.size).astype(np.float32) * np.float32(noise))).astype(np.float32)
+            (st,) = compare_tensors(["t"], [sub], [ref], CompareSettings())
+            s, r = sub.astype(np.longdouble), ref.astype(np.longdouble)
+            one_minus = 1 - (s @ r) / np.sqrt((s @ s) * (r @ r))
+            snr = 10 * np.log10((r @ r) / ((s - r) @ (s - r)))
+            assert abs((1 - st.cosine) - float(one_minus)) <= 1e-5 * float(one_minus), (scale, noise)
+            assert abs(st.snr_db - float(snr)) <= 1e-4, (scale, noise)
+    mask = np.full((4, 64), -3.4e38, np.float32)
+    mask[:, :10] = rng.standard_normal((4, 10))
+    (same,) = compare_tensors(["mask"], [mask.copy()], [mask], CompareSettings())
+    assert same.cosine == 1.0 and same.snr_db == np.inf

@@ -45,6 +45,7 @@ from engine_core.comparator.tolerances import CompareSettings
 EPSILON = 2.220446049250313e-16
 _SMALL = 1 << 14  # tensors up to this many elements are stacked with their peers
 _CHUNK = 1 << 16  # elements per row-chunk on the streaming path (stays in the CPU caches)
+_TINY = 1e-24  # float32 sums of squares below this may hold flushed or subnormal squares: summed again in float64
 _QUANTILES = (0.9, 0.95, 0.99)
 
 
@@ -371,8 +372,8 @@ def _streaming_stats(
     arg = {"abs": np.zeros(k, np.int64), "rel": np.zeros(k, np.int64)}
     sums = {"abs": np.zeros(k), "rel": np.zeros(k)}
     mism = np.zeros(k, np.int64)
-    dots = np.zeros((4, k))
-    buf_d, buf_r, buf_e, zero, s64, r64 = _scratch(dt, k, min(width, n))
+    dots = np.zeros((4, k))  # the sums of _cosine_snr: Σ(s−r)(s+r), Σs², Σr², Σ(s−r)², in dt per chunk
+    buf_d, buf_r, buf_e, zero = _scratch(dt, k, min(width, n))
     ones = _ones(dt, min(width, n))
     eps = dt.type(EPSILON)
     with np.errstate(all="ignore"):
@@ -380,6 +381,9 @@ def _streaming_stats(
             s, r = S[:, c : c + width], R[:, c : c + width]
             w = s.shape[1]
             d = np.subtract(s, r, out=buf_d[:, :w])
+            dots[0] += _rowdot(d, np.add(s, r, out=buf_e[:, :w]))
+            dots[1] += _rowdot(s, s)
+            dots[2] += _rowdot(r, r)
             np.abs(d, out=d)
             am_abs = d.argmax(axis=1)
             if settings.infinities_compare_equal and np.isnan(d[rows, am_abs]).any():
@@ -408,12 +412,10 @@ def _streaming_stats(
                 ok = (d[sel] <= atol_t[sel]) | (rel[sel] <= rtol_t[sel])
                 mism[sel] += w - np.count_nonzero(ok, axis=1)
             dots[3] += _rowdot(d, d)
-            s64w, r64w = s64[:, :w], r64[:, :w]
-            np.copyto(s64w, s)
-            np.copyto(r64w, r)
-            dots[0] += _rowdot(s64w, r64w)
-            dots[1] += _rowdot(s64w, s64w)
-            dots[2] += _rowdot(r64w, r64w)
+        if dt != np.float64:  # float32 sums that overflowed or lost their low bits: these rows' sums in float64
+            tiny = (dots[1] < _TINY) | (dots[2] < _TINY) | ((dots[3] < _TINY) & (best["abs"] != 0))
+            for j in np.flatnonzero(tiny | ~np.isfinite(dots).all(axis=0)):
+                dots[:, j] = np.ravel(_dots(S[j : j + 1], R[j : j + 1]))
         nonfinite = ~np.isfinite(dots[1]) | ~np.isfinite(dots[2])
         counts = {key: np.zeros(k, np.int64) for key in ("nan", "inf", "ref_nan", "ref_inf", "inf_matched")}
         for j in np.flatnonzero(nonfinite):
@@ -548,10 +550,16 @@ def _cosine_without_matched_inf(S: np.ndarray, R: np.ndarray, cols: dict[str, An
         cols["cosine"][j], cols["snr_db"][j] = cosine[0], snr[0]
 
 
-def _cosine_snr(dot: np.ndarray, ss: np.ndarray, rr: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarity (both zero → 1, one zero → 0) and SNR in dB (reference power over error power)."""
+def _cosine_snr(gap: np.ndarray, ss: np.ndarray, rr: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity (both zero → 1, one zero → 0) and SNR in dB (reference power over error power) from the
+    row sums ``gap = Σ(s−r)(s+r)``, ``ss = Σs²``, ``rr = Σr²`` and ``noise = Σ(s−r)²``.
+
+    ``1 − cos = (‖s−r‖² − (‖s‖−‖r‖)²) / (2‖s‖‖r‖)`` with ``‖s‖−‖r‖ = gap / (‖s‖+‖r‖)``: every term shrinks with
+    ``s − r``, so near-identical tensors keep the digits that ``s·r / (‖s‖‖r‖)`` rounds away, identical ones
+    give exactly 1, and float32 sums are precise enough (relative error ~1e-6 of ``1 − cos`` itself)."""
     ns, nr = np.sqrt(ss), np.sqrt(rr)
-    cosine = dot / (ns * nr)
+    diff = gap / (ns + nr)
+    cosine = np.clip(1.0 - (noise - diff * diff) / (2.0 * ns * nr), -1.0, 1.0)
     cosine = np.where((ns == 0) & (nr == 0), 1.0, np.where((ns == 0) | (nr == 0), 0.0, cosine))
     snr = np.where(noise == 0, np.inf, 10.0 * np.log10(rr / noise))
     return cosine, snr
@@ -577,18 +585,18 @@ def _order_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dots(S: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Row sums of S·R, S·S, R·R and (S−R)² in float64, converting one cache-sized chunk at a time."""
+    """The row sums of :func:`_cosine_snr` in float64 (exact products), converting one cache-sized chunk at a time."""
     k, n = S.shape
     out = np.zeros((4, k), dtype=np.float64)
     step = max(1024, _CHUNK // max(k, 1))
     for c in range(0, n, step):
         s = S[:, c : c + step].astype(np.float64)
         r = R[:, c : c + step].astype(np.float64)
-        out[0] += np.einsum("ij,ij->i", s, r)
         out[1] += np.einsum("ij,ij->i", s, s)
         out[2] += np.einsum("ij,ij->i", r, r)
-        s -= r
-        out[3] += np.einsum("ij,ij->i", s, s)
+        d = s - r
+        out[0] += np.einsum("ij,ij->i", d, np.add(s, r, out=s))
+        out[3] += np.einsum("ij,ij->i", d, d)
     return out[0], out[1], out[2], out[3]
 
 
@@ -596,14 +604,14 @@ _SCRATCH = threading.local()
 
 
 def _scratch(dt: np.dtype, k: int, w: int) -> tuple[np.ndarray, ...]:
-    """Buffers for a ``[k, w]`` chunk: three of ``dt``, a bool mask and two float64 (the exact products of cosine
-    and SNR). Chunks of large tensors reuse this thread's set: fresh buffers cost a page fault per 4 KiB each call."""
+    """Buffers for a ``[k, w]`` chunk: three of ``dt`` and a bool mask. Chunks of large tensors reuse this thread's
+    set: fresh buffers cost a page fault per 4 KiB on every call."""
     key = (dt, k, w)
     held = getattr(_SCRATCH, "held", None)
     if held is not None and held[0] == key:
         return held[1]
     shape = (k, w)
-    buffers = (*(np.empty(shape, dt) for _ in range(3)), np.empty(shape, bool), np.empty(shape), np.empty(shape))
+    buffers = (np.empty(shape, dt), np.empty(shape, dt), np.empty(shape, dt), np.empty(shape, bool))
     if k * w <= _CHUNK:  # a stack of small tensors is used once: not kept
         _SCRATCH.held = (key, buffers)
     return buffers
