@@ -286,8 +286,6 @@ def _group_stats(
         cols = _streaming_stats(S, R, atol, rtol, settings)
     else:
         cols = _full_stats(names, S, R, atol, rtol, settings, stat, order_stats)
-    if settings.infinities_compare_equal:
-        _cosine_without_matched_inf(S, R, cols)
     return _to_stats(names, subs, refs, cols, atol, rtol, stat, settings)
 
 
@@ -417,14 +415,17 @@ def _streaming_stats(
             for j in np.flatnonzero(tiny | ~np.isfinite(dots).all(axis=0)):
                 dots[:, j] = np.ravel(_dots(S[j : j + 1], R[j : j + 1]))
         nonfinite = ~np.isfinite(dots[1]) | ~np.isfinite(dots[2])
+        cosine, snr = _cosine_snr(*dots)
         counts = {key: np.zeros(k, np.int64) for key in ("nan", "inf", "ref_nan", "ref_inf", "inf_matched")}
-        for j in np.flatnonzero(nonfinite):
+        for j in np.flatnonzero(nonfinite):  # a matched ±inf makes S·S infinite: every such row is here
             counts["nan"][j] = np.count_nonzero(np.isnan(S[j]))
             counts["inf"][j] = np.count_nonzero(np.isinf(S[j]))
             counts["ref_nan"][j] = np.count_nonzero(np.isnan(R[j]))
             counts["ref_inf"][j] = np.count_nonzero(np.isinf(R[j]))
-            counts["inf_matched"][j] = np.count_nonzero(np.isinf(S[j]) & (S[j] == R[j]))
-        cosine, snr = _cosine_snr(*dots)
+            matched = np.isinf(S[j]) & (S[j] == R[j])
+            counts["inf_matched"][j] = np.count_nonzero(matched)
+            if settings.infinities_compare_equal and counts["inf_matched"][j]:
+                cosine[j], snr[j] = _cosine_snr_unmatched(S[j], R[j], matched)
     return {
         "max_abs": best["abs"],
         "max_rel": best["rel"],
@@ -537,17 +538,19 @@ def _full_stats(
             else:
                 cols[f"{side}nan"] = cols[f"{side}inf"] = np.zeros(k, dtype=np.int64)
         cols["cosine"], cols["snr_db"] = _cosine_snr(*_dots(S, R))
+        if settings.infinities_compare_equal and matched is not None:
+            for j in np.flatnonzero(cols["inf_matched"]):
+                cols["cosine"][j], cols["snr_db"][j] = _cosine_snr_unmatched(S[j], R[j], matched[j])
     return cols
 
 
-def _cosine_without_matched_inf(S: np.ndarray, R: np.ndarray, cols: dict[str, Any]) -> None:
-    """Cosine and SNR of the rows holding the same ±inf on both sides (a -inf attention mask), over their other
-    elements: with the infinities counted equal, identical tensors have cosine 1, not the NaN of inf·inf."""
-    for j in np.flatnonzero(np.asarray(cols["inf_matched"]) > 0):
-        keep = ~(np.isinf(S[j]) & (S[j] == R[j]))
-        with np.errstate(all="ignore"):
-            cosine, snr = _cosine_snr(*_dots(S[j][keep][None], R[j][keep][None]))
-        cols["cosine"][j], cols["snr_db"][j] = cosine[0], snr[0]
+def _cosine_snr_unmatched(s: np.ndarray, r: np.ndarray, matched: np.ndarray) -> tuple[float, float]:
+    """Cosine and SNR of one row holding the same ±inf on both sides (``matched``: a -inf attention mask), over its
+    other elements: with the infinities counted equal, identical tensors have cosine 1, not the NaN of inf·inf.
+    Call under ``np.errstate``."""
+    keep = ~matched
+    cosine, snr = _cosine_snr(*_dots(s[keep][None], r[keep][None]))
+    return cosine[0], snr[0]
 
 
 def _cosine_snr(gap: np.ndarray, ss: np.ndarray, rr: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
