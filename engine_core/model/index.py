@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import os
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
 from pathlib import Path
 
 import numpy as np
 
 from engine_core.errors import TrtdbgError, first_line
 from engine_core.fp16 import FP16_MAX, flushes_to_zero
+from engine_core.gcpause import gc_paused
 from engine_core.jobs import CancelToken
 from engine_core.model.loader import DEFAULT_DOMAIN, SUBGRAPH_OPS, load_model, model_opsets, subgraphs_of
 from engine_core.model.proto import GraphProto, ModelProto, NodeProto, TensorProto, TypeProto
@@ -115,9 +118,10 @@ class _RawGraph:
         self.names: list[str] = [n.name for n in nodes]
         self.ops: list[str] = [n.op_type for n in nodes]
         self.domains: list[str] = [n.domain for n in nodes]
-        # Repeated-field views (no copies): converting 2 x 100k lists to tuples would double the cost.
-        self.ins: list[Sequence[str]] = [n.input for n in nodes]
-        self.outs: list[Sequence[str]] = [n.output for n in nodes]
+        # Tuples, decoded once: every later pass (order, producers, consumers, markable tensors, rows drawn) reads
+        # them, and each read of a protobuf repeated field decodes its strings again.
+        self.ins: list[tuple[str, ...]] = list(map(tuple, [n.input for n in nodes]))
+        self.outs: list[tuple[str, ...]] = list(map(tuple, [n.output for n in nodes]))
         self.subs: dict[int, list[tuple[str, _RawGraph]]] = {}
         candidates = [i for i, op in enumerate(self.ops) if op in SUBGRAPH_OPS]
         if set(self.domains) - {"", DEFAULT_DOMAIN}:
@@ -149,7 +153,7 @@ class _RawGraph:
         """Tensors node ``pos`` needs: its inputs plus names its subgraphs capture."""
         if pos in self.subs:
             captured = set().union(*(sub.free for _, sub in self.subs[pos]))
-            return tuple(self.ins[pos]) + tuple(sorted(captured))
+            return self.ins[pos] + tuple(sorted(captured))
         return self.ins[pos]
 
     def all_names(self) -> Iterator[str]:
@@ -260,8 +264,8 @@ class ModelIndex:
         self._onnx_names: list[str] = []
         self._ops: list[str] = []
         self._domains: list[str] = []
-        self._ins: list[Sequence[str]] = []
-        self._outs: list[Sequence[str]] = []
+        self._ins: list[tuple[str, ...]] = []
+        self._outs: list[tuple[str, ...]] = []
         self._protos: list[NodeProto] = []
         self._parent: dict[int, SubgraphInfo] = {}
         self.subgraphs: list[SubgraphInfo] = []
@@ -319,9 +323,10 @@ class ModelIndex:
         load_external_data: bool = True,
         external_data_dir: str | os.PathLike[str] | None = None,
     ) -> ModelIndex:
-        """:func:`load_model` then index."""
-        model = load_model(path, load_external_data=load_external_data, external_data_dir=external_data_dir)
-        return cls(model, path, external_data_dir)
+        """:func:`load_model` then index (with the cyclic garbage collector paused: :mod:`engine_core.gcpause`)."""
+        with gc_paused():
+            model = load_model(path, load_external_data=load_external_data, external_data_dir=external_data_dir)
+            return cls(model, path, external_data_dir)
 
     # ------------------------------------------------------------------ building
     def _emit(self, raw: _RawGraph, order: list[int] | None, parent: SubgraphInfo | None, where: str) -> None:
@@ -388,8 +393,8 @@ class ModelIndex:
             self._onnx_names[i],
             self._ops[i],
             self._domains[i],
-            tuple(self._ins[i]),
-            tuple(self._outs[i]),
+            self._ins[i],
+            self._outs[i],
             sub.path if sub else None,
             sub.node_index if sub else None,
             sub.attr if sub else None,
@@ -418,17 +423,19 @@ class ModelIndex:
 
     def node_inputs(self, i: int) -> tuple[str, ...]:
         """Input tensor names of node ``i`` (``""`` marks an omitted optional input)."""
-        return tuple(self._ins[i])
+        return self._ins[i]
 
     def node_outputs(self, i: int) -> tuple[str, ...]:
         """Output tensor names of node ``i``."""
-        return tuple(self._outs[i])
+        return self._outs[i]
 
     def find(self, name: str) -> int | None:
         """Index of the node with this unique name (or, failing that, this name from the file)."""
         if self._by_name is None:
-            by_name = {n: i for i, n in enumerate(self._onnx_names) if n}
-            by_name.update((n, i) for i, n in enumerate(self._names))
+            positions = range(len(self._names))
+            by_name = dict(zip(self._onnx_names, positions)) if self._renaming else {}
+            by_name.pop("", None)
+            by_name.update(zip(self._names, positions))
             self._by_name = by_name
         return self._by_name.get(name)
 
@@ -478,17 +485,11 @@ class ModelIndex:
         (omitted optional) outputs, without duplicates.
         """
         if self._markable is None:
-            seen: set[str] = set()
-            out: list[str] = []
-            ops, outs = self._ops, self._outs
-            for i in range(self.num_top_level):
-                if ops[i] == "Constant":
-                    continue
-                for name in outs[i]:
-                    if name and name not in seen:
-                        seen.add(name)
-                        out.append(name)
-            self._markable = out
+            n = self.num_top_level
+            not_constant = map(operator.ne, self._ops[:n], repeat("Constant"))
+            first_seen = dict.fromkeys(chain.from_iterable(compress(self._outs[:n], not_constant)))
+            first_seen.pop("", None)
+            self._markable = list(first_seen)
         return list(self._markable)
 
     # ------------------------------------------------------------------ initializers

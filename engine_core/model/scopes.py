@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine_core.errors import TrtdbgError
+from engine_core.gcpause import gc_paused
 from engine_core.model.index import ModelIndex
 
 ScopePath = tuple[str | int, ...]
@@ -156,5 +157,6 @@ class ScopeTree:
     def _name_parts(self) -> list[tuple[str, ...]]:
         """Per node, its unique name's :func:`scope_parts`: scopes then the leaf label."""
         if self._parts is None:
-            self._parts = [scope_parts(n) for n in self.index.names()]
+            with gc_paused():  # 100k tuples: collections would cost as much as the split
+                self._parts = [scope_parts(n) for n in self.index.names()]
         return self._parts

@@ -160,37 +160,39 @@ class MainScreen(Screen):
         try:
             from engine_core.comparator.marks import MarkSet
             from engine_core.errors import TrtdbgError
+            from engine_core.gcpause import gc_paused
             from engine_core.model.index import ModelIndex
             from engine_core.model.scopes import ScopeTree
             from engine_core.workspace import Workspace
         except Exception as exc:
             self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
             return
-        try:
-            index = ModelIndex.load(self.model_path, load_external_data=False)
-            scopes = ScopeTree(index)
-            root = scopes.children(())
-            notes: list[str] = []
-            ws = Workspace.for_model(self.model_path, self.workspace_arg)
-            if ws.note:
-                notes.append(ws.note)
+        with gc_paused():  # about a million acyclic objects: collections would cost as much as the indexing
             try:
-                marks = MarkSet.load(index, ws, self.model_path)
+                index = ModelIndex.load(self.model_path, load_external_data=False)
+                scopes = ScopeTree(index)
+                root = scopes.children(())
+                notes: list[str] = []
+                ws = Workspace.for_model(self.model_path, self.workspace_arg)
+                if ws.note:
+                    notes.append(ws.note)
+                try:
+                    marks = MarkSet.load(index, ws, self.model_path)
+                except TrtdbgError as exc:
+                    marks = MarkSet(index, ws, self.model_path)
+                    notes.append(str(exc))
+                if marks.dropped:
+                    notes.append(f"{len(marks.dropped)} saved mark(s) name tensors the model no longer has; dropped")
+                self.post_message(ModelLoaded(index, scopes, root, marks, ws, time.perf_counter() - start, notes))
+                # Build the lookup tables here, not on the UI thread (the tree is already up).
+                index.find("")
+                marks.unobservable()
+                marks.node_state(0) if len(index) else None
+                index.consumers("")
             except TrtdbgError as exc:
-                marks = MarkSet(index, ws, self.model_path)
-                notes.append(str(exc))
-            if marks.dropped:
-                notes.append(f"{len(marks.dropped)} saved mark(s) name tensors the model no longer has; dropped")
-            self.post_message(ModelLoaded(index, scopes, root, marks, ws, time.perf_counter() - start, notes))
-            # Build the lookup tables here, not on the UI thread (the tree is already up).
-            index.find("")
-            marks.unobservable()
-            marks.node_state(0) if len(index) else None
-            index.consumers("")
-        except TrtdbgError as exc:
-            self.post_message(ModelLoadFailed(str(exc)))
-        except Exception as exc:
-            self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
+                self.post_message(ModelLoadFailed(str(exc)))
+            except Exception as exc:
+                self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
 
     @on(ModelLoaded)
     def _model_loaded(self, msg: ModelLoaded) -> None:

@@ -335,7 +335,7 @@ def scope_detail(view: GraphView, row: Any) -> Group:
         nodes = None
     if nodes is not None and view.marks is not None:
         ops = Counter(view.index.op_type(i) for i in nodes)
-        marked = sum(1 for i in nodes if view.marks.node_state(i) == "marked")
+        marked = sum(1 for i in nodes if view.marks.node_state(i) == "marked") if len(view.marks) else 0
         parts.append(Text(f"{len(nodes)} node(s) in total, {marked} with marked outputs"))
         parts.append(_section("Op types"))
         g = _grid(None, None)
