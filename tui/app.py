@@ -71,6 +71,7 @@ class TrtdbgApp(App):
         keymap: str | os.PathLike[str] | None = None,
         title: str | None = None,
         engine: str | os.PathLike[str] | None = None,
+        external_data_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.model_path = str(model_path)
@@ -80,6 +81,8 @@ class TrtdbgApp(App):
         self.display_title = title
         self.engine_path = str(engine) if engine else None
         """A TensorRT engine or engine-inspector JSON for the TensorRT view (``t``)."""
+        self.external_data_dir = external_data_dir
+        """The folder of the first model's external data (``--external-data-dir``)."""
         if low_bandwidth:
             self.animation_level = "none"
         self._keymap, self._keymap_error = load_keymap(keymap)
@@ -94,6 +97,7 @@ class TrtdbgApp(App):
             self.compare_form,
             flush_hz=2.0 if self.low_bandwidth else 4.0,
             title=self.display_title,
+            external_data_dir=self.external_data_dir,
         )
         self.push_screen(self.main_screen)
         if self._keymap:
@@ -102,8 +106,8 @@ class TrtdbgApp(App):
             self.notify(self._keymap_error, severity="warning", timeout=8)
 
     def open_model(self, path: str, form: CompareForm | None = None) -> None:
-        """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote); ``form``: its
-        compare set-up (an extracted piece's saved real inputs as data)."""
+        """Replace the main screen with one on ``path`` (e.g. a model the surgeon just wrote, its data beside it);
+        ``form``: its compare set-up (an extracted piece's saved real inputs as data)."""
         self.model_path = str(path)
         if form is not None:
             self.compare_form = form

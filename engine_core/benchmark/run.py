@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from engine_core.errors import TrtdbgError
 from engine_core.jobs import JobEvents, Progress
 from engine_core.options import DataOptions
 from engine_core.safetext import printable_lines
+
+if TYPE_CHECKING:
+    import onnx
 
 GPU_BACKENDS = ("ort-cuda", "trt", "trt-rtx")
 
@@ -51,6 +54,8 @@ class BenchOptions:
     data: DataOptions = field(default_factory=DataOptions)
     """Input data; the first feed is used for every run."""
     trt_options: Any = None
+    external_data_dir: str | None = None
+    """The folder of the model's external data files (default: beside the model; ONNX Runtime backends only)."""
 
 
 @dataclass
@@ -170,7 +175,7 @@ def run_bench(
     path = str(model_path)
     model = load_model(path, load_external_data=False)
     check_runtime_support(model, path)
-    check_external_data(model, path)
+    check_external_data(model, path, options.external_data_dir)
     spec = options.backend.strip().lower()
     # TensorRT's builder holds its own copy of the weights, and so does the session ONNX Runtime's profiler loads
     copies = int(spec.startswith("trt") or options.layer_times)
@@ -181,7 +186,14 @@ def run_bench(
     mem = _device_probe(notes) if gpu else None
     before = mem.mem_info()[0] if mem else None
     rss0 = _rss_peak()
-    runner = make_runner(spec, model, path, opt_level=options.opt_level, trt_options=options.trt_options)
+    runner = make_runner(
+        spec,
+        model,
+        path,
+        opt_level=options.opt_level,
+        trt_options=options.trt_options,
+        data_dir=options.external_data_dir,
+    )
     source = options.data.source(runner.input_metadata(), model=path)
     if isinstance(runner, PrecisionRunner):  # a precision backend (ort:int8) calibrates on every sample, as compare
         feeds = list(source)
@@ -341,7 +353,7 @@ def _layer_times(
     if hasattr(runner, "layer_times"):  # TensorRT IProfiler: engine (fused) layer names
         raw = {name: (ms, "") for name, ms in runner.layer_times(feed, n).items()}
     elif isinstance(runner, OrtRunner):
-        raw = _ort_profile(runner, path, feed, n)
+        raw = _ort_profile(runner, model if options.external_data_dir else path, feed, n)
     else:
         notes.append(f"{spec} gives no per-layer times")
         return None
@@ -349,12 +361,16 @@ def _layer_times(
     return [LayerTime(name, op, ms, 100.0 * ms / total) for name, (ms, op) in raw.items()]
 
 
-def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int) -> dict[str, tuple[float, str]]:
-    """Median kernel time per ONNX Runtime node over ``n`` runs of a separate profiling session."""
+def _ort_profile(
+    runner: Any, model: str | onnx.ModelProto, feed: Mapping[str, np.ndarray], n: int
+) -> dict[str, tuple[float, str]]:
+    """Median kernel time per ONNX Runtime node over ``n`` runs of a separate profiling session of ``model`` (a file,
+    or a model whose external weights are in the runner's data folder)."""
     import onnxruntime as ort
 
     from engine_core.backend.ort import PROVIDERS
     from engine_core.model.loader import ort_session_options
+    from engine_core.model.weights import open_session
 
     so = ort_session_options(runner.opt_level)
     so.enable_profiling = True
@@ -362,11 +378,15 @@ def _ort_profile(runner: Any, path: str, feed: Mapping[str, np.ndarray], n: int)
         so.profile_file_prefix = str(Path(tmp, "ort"))
         provider = PROVIDERS[runner.provider]
         opts = {"use_tf32": "1" if getattr(runner, "allow_tf32", False) else "0"} if runner.provider == "cuda" else {}
+        where = model if isinstance(model, str) else runner.model_path
         try:
-            sess = ort.InferenceSession(path, so, providers=[(provider, opts)])
+            if isinstance(model, str):
+                sess = ort.InferenceSession(model, so, providers=[(provider, opts)])
+            else:
+                sess = open_session(model, runner.data_dir, so, [(provider, opts)])
         except Exception as exc:
             raise TrtdbgError(
-                f"ONNX Runtime cannot load {path} for profiling: {' '.join(str(exc).split())[:300]}"
+                f"ONNX Runtime cannot load {where} for profiling: {' '.join(str(exc).split())[:300]}"
             ) from exc
         if sess.get_providers()[0] != provider:
             raise TrtdbgError(f"ONNX Runtime could not start {provider} for profiling; use --backend ort")

@@ -142,7 +142,7 @@ def tensor_detail(request: CompareRequest, result: TensorResult) -> TensorDetail
     ``request`` is the request that produced ``result``; the model runs once more on each side (a
     saved side is read from its file), for this tensor and this input sample only.
     """
-    _, index = _open_model(request.model)
+    _, index = _open_model(request.model, request.external_data_dir)
     wanted, _ = resolve_marks(index, request.marks, request.mark_ops, request.exclude)
     outputs_only = set(wanted) <= set(index.outputs)
     level = request.ort_opt_level or ("all" if outputs_only or request.settings.polygraphy_defaults else "disable")

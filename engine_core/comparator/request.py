@@ -95,6 +95,9 @@ class CompareRequest:
     """What the summary's first failing tensor is: ``any`` or ``float`` (``--first-failing``)."""
     order_stats: bool = False
     """Also compute order statistics (median, p90/p95/p99, std) of every tensor (``--order-stats``)."""
+    external_data_dir: str | None = None
+    """The folder of MODEL's external data files (``--external-data-dir``; default: beside MODEL). The runs of
+    MODEL read its weights there; a second model's data stays beside that model."""
 
     def __post_init__(self) -> None:
         if self.mem_budget is not None and self.mem_budget <= 0:
@@ -203,11 +206,12 @@ def _node_descs(index: ModelIndex) -> list[NodeDesc]:
     return [NodeDesc(n.name, n.op_type, tuple(n.outputs)) for n in index.nodes(top_level_only=True)]
 
 
-def _open_model(path: str) -> tuple[onnx.ModelProto, ModelIndex]:
+def _open_model(path: str, data_dir: str | None = None) -> tuple[onnx.ModelProto, ModelIndex]:
+    """``path`` (weights left external, their files checked in ``data_dir``, default beside it) and its index."""
     model = load_model(path, load_external_data=False)
     check_runtime_support(model, path)
-    check_external_data(model, path)
-    return model, ModelIndex(model, path)
+    check_external_data(model, path, data_dir)
+    return model, ModelIndex(model, path, data_dir)
 
 
 def _side(
@@ -224,11 +228,13 @@ def _side(
     opt_level: str,
     plan: str | None = None,
     trt_options: Any = None,
+    data_dir: str | None = None,
 ) -> tuple[OutputSource, dict[str, Match], dict[str, str], Runner | None]:
     """The source for one side, how MODEL's tensor names map onto it, and why the rest has no counterpart.
 
     ``plan``: a precision plan for ``spec``; ``wanted_meta`` gives dtype/shape of wanted tensors for
-    the compatibility check of fallback matches in saved files.
+    the compatibility check of fallback matches in saved files; ``data_dir``: where a run of MODEL reads its
+    external data (``--external-data-dir``).
     """
     if saved is not None:
         source = SavedSource(saved.path, saved.iterations, saved.runner_name)
@@ -273,6 +279,7 @@ def _side(
         opt_level=opt_level,
         plan=plan,
         trt_options=trt_options,
+        data_dir=data_dir,
     )
     return RunnerSource(runner), {n: Match(n, "exact") for n in wanted}, {}, runner
 
@@ -381,7 +388,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
     if workspace.note:
         warn(workspace.note)
     events.stage(f"loading {os.path.basename(request.model)}")
-    model, index = _open_model(request.model)
+    model, index = _open_model(request.model, request.external_data_dir)
     if request.plan and (request.subject_model or request.subject_outputs):
         raise TrtdbgError("--plan applies to a --subject backend run of MODEL, not to --subject-model/--load-outputs")
     ref_saved = _saved_side(request, "reference", warn)
@@ -419,6 +426,7 @@ def prepare(request: CompareRequest, events: JobEvents | None = None) -> Prepare
         "check_shapes": request.settings.check_shapes,
         "opt_level": opt_level,
         "trt_options": request.trt_options,
+        "data_dir": request.external_data_dir,
     }
     events.stage(f"preparing the reference ({_side_text(request.ref, request.ref_model, ref_saved)})")
     ref_src, ref_map, ref_missing, ref_runner = _side(

@@ -79,11 +79,17 @@ class LintReport:
 
 
 def lint_model(
-    model: onnx.ModelProto, path: str, *, backend: str | None = "ort", max_per_check: int = 20
+    model: onnx.ModelProto,
+    path: str,
+    *,
+    backend: str | None = "ort",
+    max_per_check: int = 20,
+    data_dir: str | None = None,
 ) -> LintReport:
-    """Run every check on ``model`` (external data may stay unloaded: it is read from the files beside ``path``,
-    memory-mapped) and collect the findings; refused up front when the machine cannot hold the weights."""
-    from engine_core.model.weights import estimate_memory, external_bytes, require_memory
+    """Run every check on ``model`` (external data may stay unloaded: it is read, memory-mapped, from the files in
+    ``data_dir``, default beside ``path``) and collect the findings; refused up front when the machine cannot hold
+    the weights."""
+    from engine_core.model.weights import estimate_memory, external_bytes, require_memory, structure_only
 
     require_memory(
         f"check lint of {path}",
@@ -93,20 +99,22 @@ def lint_model(
     report = LintReport(path)
     add = report.findings.append
     try:
-        # the checker reads a model with external data from its path (a protobuf of the weights would pass 2 GB)
-        onnx.checker.check_model(path if external_bytes(model) else model, full_check=True)
+        # the checker reads a model with external data from its path (a protobuf of the weights would pass 2 GB), which
+        # finds the data beside it only: with the data elsewhere it checks the structure (the files were checked first)
+        beside = external_bytes(model) and data_dir is None
+        onnx.checker.check_model(path if beside else structure_only(model), full_check=True)
     except Exception as exc:
         add(Finding("error", "checker", first_line(exc)))
     try:
         check_runtime_support(model, path, onnxruntime=False)
     except TrtdbgError as exc:
         add(Finding("error", "unsupported-op", str(exc)))
-    index = ModelIndex(model, path)
+    index = ModelIndex(model, path, data_dir)
     _structure(index, model, report.findings, max_per_check)
     _shapes(index, report.findings, max_per_check)
     _fp16_range(index, model, report.findings, max_per_check)
     if backend == "ort":
-        _ort_support(model, path, report.findings)
+        _ort_support(model, str(index.data_dir), report.findings)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     report.findings.sort(key=lambda f: order[f.severity])
     return report
@@ -244,13 +252,12 @@ def _fp16_range(index: ModelIndex, model: onnx.ModelProto, out: list[Finding], c
     out += _capped(found, cap, "fp16 range findings")
 
 
-def _ort_support(model: onnx.ModelProto, path: str, out: list[Finding]) -> None:
-    import os
-
+def _ort_support(model: onnx.ModelProto, base: str, out: list[Finding]) -> None:
+    """Whether ONNX Runtime CPU loads ``model`` (external data read from ``base``)."""
     from engine_core.model.loader import ort_cpu_session
 
     try:
-        ort_cpu_session(model, base=os.path.dirname(os.path.abspath(path)))
+        ort_cpu_session(model, base=base)
     except Exception as exc:
         text = " ".join(str(exc).split())
         out.append(Finding("error", "ort-load", f"ONNX Runtime (CPU) cannot load the model: {text[:300]}"))

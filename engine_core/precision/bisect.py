@@ -248,6 +248,8 @@ class BisectOptions:
     calibration_cache: str | None = None
     write_calibration_cache: str | None = None
     workspace: str | None = None
+    external_data_dir: str | None = None
+    """The folder of the model's external data files (default: beside the model)."""
 
     def validate(self) -> None:
         require_one_of("--precision", self.precision, TARGETS)
@@ -266,7 +268,7 @@ class BisectOptions:
         """Make file options absolute, so a resume from another directory finds the same files."""
         self.model = os.path.abspath(self.model)
         self.data = self.data.absolute()
-        for name in ("calibration_cache", "write_calibration_cache"):
+        for name in ("calibration_cache", "write_calibration_cache", "external_data_dir"):
             if getattr(self, name):
                 setattr(self, name, os.path.abspath(getattr(self, name)))
 
@@ -393,12 +395,14 @@ class BisectSession:
         stage(f"loading {os.path.basename(options.model)}")
         model = load_model(options.model, load_external_data=False)
         check_runtime_support(model, options.model)
-        check_external_data(model, options.model)
+        check_external_data(model, options.model, options.external_data_dir)
         require_memory(f"bisect of {options.model}", estimate_memory(model, [options.precision, options.fallback]))
         from engine_core.precision.opset import analyse
 
         stage("analysing the nodes", len(model.graph.node), None, "nodes")
-        model, analysis, self.notes = analyse(model, options.model, [options.precision, options.fallback])
+        model, analysis, self.notes = analyse(
+            model, options.model, [options.precision, options.fallback], options.external_data_dir
+        )
         if options.subject.startswith("ort-cuda"):
             import onnxruntime
 
@@ -415,7 +419,7 @@ class BisectSession:
                 f"bisect: {options.model} has no node that can run in {options.precision} ({len(analysis.pos)} "
                 f"node(s), {demoted} kept in higher precision by the rules); nothing to bisect"
             )
-        metas = OrtRunner(model, options.model).input_metadata()
+        metas = OrtRunner(model, options.model, data_dir=options.external_data_dir).input_metadata()
         source, feeds = options.data.read(metas, options.model, self.events)
         for w in source.warnings:
             self._warn(w)
@@ -476,12 +480,14 @@ class BisectSession:
         events: JobEvents | None = None,
         data: DataOptions | None = None,
         tolerances: ToleranceOptions | None = None,
+        external_data_dir: str | None = None,
     ) -> BisectSession:
         """The bisection saved in the workspace of ``model``, with the options it was started with (call
         :meth:`start` to load it).
 
         ``data``/``tolerances``: options given again with the resume; any difference from the saved ones is refused
-        (the cached evaluations were judged on the old data and tolerances)."""
+        (the cached evaluations were judged on the old data and tolerances). ``external_data_dir``: where the
+        model's external data is now (default: where it was when the bisection started)."""
         ws = Workspace.for_model(model, workspace)
         doc = load_state(ws)
         try:
@@ -492,6 +498,8 @@ class BisectSession:
             ) from None
         if os.path.abspath(options.model) != os.path.abspath(model):
             raise TrtdbgError(f"the bisection in {ws.root} is for {options.model}, not {model}")
+        if external_data_dir is not None:
+            options.external_data_dir = external_data_dir
         changes = {
             "data": data.absolute().differences(options.data) if data is not None else [],
             "tolerance": tolerances.differences(options.tolerances) if tolerances is not None else [],

@@ -130,12 +130,14 @@ def convert(
     trt_options: Any = None,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    data_dir: str | None = None,
 ) -> ConvertResult:
     """Rewrite ``model_path`` as ``rewrite`` says and write ``output``.
 
     ``feeds()`` supplies INT8 calibration inputs when neither the plan's ranges nor the calibration cache give them.
     ``trt_options`` is a :class:`~engine_core.backend.trt.runner.TrtOptions` (engines only); ``shapes`` fixes the
-    profile of dynamic inputs when it has no explicit profile.
+    profile of dynamic inputs when it has no explicit profile. ``data_dir``: the folder of the model's external data
+    (default: beside ``model_path``; ONNX outputs only, TensorRT reads it beside the model).
     """
     from engine_core.model.save import save_rewritten
     from engine_core.workspace import atomic_write_bytes
@@ -153,15 +155,26 @@ def convert(
         raise TrtdbgError(f"model {model_path} does not exist")
     if os.path.exists(output) and os.path.samefile(output, model_path):
         raise TrtdbgError(f"output {output} is the input model; choose another path (inputs are never modified)")
+    if kind == "engine" and data_dir is not None:
+        raise TrtdbgError(
+            f"{output}: TensorRT reads external data beside the model file only, not from {data_dir}; put the data "
+            "files next to the model, or write an .onnx"
+        )
     built, res = rewritten_model(
-        model_path, rewrite, feeds=feeds, on_warning=warn, session=kind == "onnx", engine=kind == "engine"
+        model_path,
+        rewrite,
+        feeds=feeds,
+        on_warning=warn,
+        session=kind == "onnx",
+        engine=kind == "engine",
+        data_dir=data_dir,
     )
     counts = {p: 0 for p in ("fp32", "fp16", "bf16", "int8")}
     for p in res.precision.values():
         counts[p] += 1
     engine: dict[str, Any] = {}
     if kind == "onnx":
-        written = save_rewritten(built, output, os.path.dirname(os.path.abspath(model_path)), model_path)
+        written = save_rewritten(built, output, data_dir or os.path.dirname(os.path.abspath(model_path)), model_path)
         size = sum(p.stat().st_size for p in written)
     else:
         data, engine = _build(built, model_path, trt_options, shapes or {}, rewrite.label)
@@ -180,10 +193,12 @@ def rewritten_model(
     on_warning: Callable[[str], None] | None = None,
     session: bool = False,
     engine: bool = False,
+    data_dir: str | None = None,
 ) -> tuple[Any, Any]:
     """``(model, Resolved)``: ``model_path`` with ``rewrite`` applied, validated
     (``session``: also loaded by ONNX Runtime CPU, skipped for BF16, which it cannot run). Refused up front when
-    the machine cannot hold the rewrite (``engine``: and a TensorRT build of it, whose parser copies the weights)."""
+    the machine cannot hold the rewrite (``engine``: and a TensorRT build of it, whose parser copies the weights).
+    ``data_dir``: the folder of the model's external data (default: beside ``model_path``)."""
     from engine_core.model.loader import check_external_data, load_model
     from engine_core.model.weights import estimate_memory, require_memory
     from engine_core.precision.build import PlanBuilder
@@ -202,11 +217,11 @@ def rewritten_model(
     if not os.path.isfile(model_path):
         raise TrtdbgError(f"model {model_path} does not exist")
     model = load_model(model_path, load_external_data=False)
-    check_external_data(model, model_path)
+    check_external_data(model, model_path, data_dir)
     plan = PrecisionPlan.load(plan_file) if plan_file else PrecisionPlan(precision or "fp32", fallback=rewrite.fallback)
     need = estimate_memory(model, plan.precisions(), copies=int(engine))
     require_memory(f"{'a TensorRT build' if engine else 'the rewrite'} of {model_path}", need, _FIX)
-    model, analysis, notes = analyse(model, model_path, plan.precisions())
+    model, analysis, notes = analyse(model, model_path, plan.precisions(), data_dir)
     with tempfile.TemporaryDirectory(prefix="trtdbg-convert-") as tmp:
         builder = PlanBuilder(model, model_path, tmp, analysis)
         for w in plan.check(builder.analysis):
@@ -235,7 +250,7 @@ def rewritten_model(
         built,
         "converted model",
         session=session and "bf16" not in res.precision.values(),
-        base=os.path.dirname(os.path.abspath(model_path)),
+        base=data_dir or os.path.dirname(os.path.abspath(model_path)),
     )
     return built, res
 

@@ -114,7 +114,14 @@ class Evaluator:
         return self.provider == "cpu"
 
     def _run(self, model: onnx.ModelProto, label: str) -> list[dict[str, np.ndarray]]:
-        runner = OrtRunner(model, self.builder.path, provider=self.provider, opt_level=ORT_OPT_LEVEL, name=label)
+        runner = OrtRunner(
+            model,
+            self.builder.path,
+            provider=self.provider,
+            opt_level=ORT_OPT_LEVEL,
+            name=label,
+            data_dir=self.builder.data_dir,
+        )
         runner.on_stage = self.on_stage
         with runner:
             return [runner.infer(feed, self.outputs) for feed in self.feeds]

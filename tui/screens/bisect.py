@@ -276,6 +276,7 @@ class BisectScreen(Screen):
             ),
             data=form.data_options(),
             workspace=str(self.main.workspace.root) if self.main.workspace is not None else None,
+            external_data_dir=self.main.external_data_dir,
         )
 
     def _begin(self, text: str) -> bool:
@@ -308,6 +309,7 @@ class BisectScreen(Screen):
                         events=events,
                         data=options.data if options.data.given else None,
                         tolerances=options.tolerances if options.tolerances.given else None,
+                        external_data_dir=options.external_data_dir,
                     )
                     ignored = options.ignored_by_resume(session.options, asked=_SETUP_OPTIONS)
                     note = "resumed" + (

@@ -111,8 +111,11 @@ class CompareForm:
         if per_tensor:
             self.more_tolerances["check_error_stat"] = tuple(per_tensor)
 
-    def to_request(self, model: str, marks: list[str], workspace: str | None) -> Any:
-        """The engine_core ``CompareRequest`` for this form (raises ``TrtdbgError`` on bad values)."""
+    def to_request(
+        self, model: str, marks: list[str], workspace: str | None, external_data_dir: str | None = None
+    ) -> Any:
+        """The engine_core ``CompareRequest`` for this form (raises ``TrtdbgError`` on bad values); ``external_data_dir``:
+        the folder of ``model``'s external data."""
         from engine_core.comparator.request import CompareRequest
         from engine_core.errors import TrtdbgError
 
@@ -148,6 +151,7 @@ class CompareForm:
             data=self.data_options(),
             fail_fast=self.fail_fast,
             workspace=workspace,
+            external_data_dir=external_data_dir,
             **kw,
             **self.extra,
         )

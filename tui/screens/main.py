@@ -100,10 +100,18 @@ class MainScreen(Screen):
     """
 
     def __init__(
-        self, model_path: str, workspace: str | None, form: CompareForm, flush_hz: float = 4.0, title: str | None = None
+        self,
+        model_path: str,
+        workspace: str | None,
+        form: CompareForm,
+        flush_hz: float = 4.0,
+        title: str | None = None,
+        external_data_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.model_path = model_path
+        self.external_data_dir = external_data_dir
+        """The folder of the model's external data (default: beside it), for every engine call on the model."""
         self.workspace_arg = workspace
         self.form = form
         self.flush_interval = 1.0 / flush_hz
@@ -169,7 +177,9 @@ class MainScreen(Screen):
             return
         with gc_paused():  # about a million acyclic objects: collections would cost as much as the indexing
             try:
-                index = ModelIndex.load(self.model_path, load_external_data=False)
+                index = ModelIndex.load(
+                    self.model_path, load_external_data=False, external_data_dir=self.external_data_dir
+                )
                 scopes = ScopeTree(index)
                 root = scopes.children(())
                 notes: list[str] = []
@@ -657,6 +667,7 @@ class MainScreen(Screen):
                 self.model_path,
                 self.view.marks.request_marks(),
                 str(self.workspace.root) if self.workspace is not None else self.workspace_arg,
+                self.external_data_dir,
             )
         except TrtdbgError as exc:
             self.panel.set_status(Text(str(exc), style="bold red"))

@@ -352,6 +352,7 @@ def open_surgeon_dialog(main: Any, kind: str) -> None:
     def start(req: SurgeryRequest | None) -> None:
         if req is None:
             return
+        req.external_data_dir = main.external_data_dir
         main.notify(f"{req.kind}: running…", timeout=3)
         main.run_worker(lambda: _job(main, req), thread=True, exclusive=True, group="surgeon", exit_on_error=False)
 

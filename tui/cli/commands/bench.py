@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tui.cli.args import DataArgs, add_json_arg, add_ort_opt_level_arg
+from tui.cli.args import DataArgs, add_external_data_dir_arg, add_json_arg, add_ort_opt_level_arg
 from tui.cli.commands.trt_cli import add_trt_args
 
 DATA = DataArgs("input data (one feed, reused for every run; default random, seed 1, values in [0,1])", samples=False)
@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg bench``."""
     p = sub.add_parser("bench", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model")
+    add_external_data_dir_arg(p, "folder of MODEL's external data (default: beside MODEL; ONNX Runtime backends only)")
     p.add_argument(
         "--backend",
         default="ort",
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         opt_level=args.ort_opt_level,
         data=DATA.parse(args),
         trt_options=trt_options,
+        external_data_dir=args.external_data_dir,
     )
     with CliJob() as events:
         result = run_bench(args.model, options, events)

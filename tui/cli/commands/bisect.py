@@ -8,7 +8,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tui.cli.args import CheckCommandArgs, DataArgs, ToleranceArgs, add_choice, add_json_arg, add_workspace_arg
+from tui.cli.args import (
+    CheckCommandArgs,
+    DataArgs,
+    ToleranceArgs,
+    add_choice,
+    add_external_data_dir_arg,
+    add_json_arg,
+    add_workspace_arg,
+)
 
 DATA = DataArgs()
 CHECK = CheckCommandArgs(
@@ -54,6 +62,7 @@ final plan passes, 1 = it does not (or the search was left unfinished), 2 = usag
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bisect", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
+    add_external_data_dir_arg(p)
     for name, (choices, help) in _CHOICES.items():
         add_choice(p, f"--{name}", choices, help)
     drive = p.add_mutually_exclusive_group()
@@ -108,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_cache=args.calibration_cache,
         write_calibration_cache=args.write_calibration_cache,
         workspace=args.workspace,
+        external_data_dir=args.external_data_dir,
     )
     if args.resume:
         session = BisectSession.resume(
@@ -116,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             events=job.events,
             data=data if data.given else None,
             tolerances=tolerances if tolerances.given else None,
+            external_data_dir=args.external_data_dir,
         )
         ignored = options.ignored_by_resume(session.options)
         if ignored:

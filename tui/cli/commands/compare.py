@@ -11,6 +11,7 @@ from tui.cli.args import (
     DataArgs,
     ToleranceArgs,
     add_choice,
+    add_external_data_dir_arg,
     add_json_arg,
     add_ort_opt_level_arg,
     add_workspace_arg,
@@ -33,6 +34,7 @@ failed, 2 = usage or input error."""
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model")
+    add_external_data_dir_arg(p)
     ref = p.add_argument_group("reference (default: ort, CPU FP32)").add_mutually_exclusive_group()
     ref.add_argument("--ref", metavar="SPEC", default=None, help="reference backend: ort (default) or ort-cuda")
     ref.add_argument("--ref-model", metavar="M", help="run this model as the reference (tensors matched to MODEL's)")
@@ -197,6 +199,7 @@ def request_from_args(args: argparse.Namespace) -> CompareRequest:
         trt_options=trt_options_from_args(args),
         first_failing=args.first_failing,
         order_stats=args.order_stats,
+        external_data_dir=args.external_data_dir,
     )
 
 

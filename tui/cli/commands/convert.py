@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui.cli.args import DataArgs, PrecisionArgs, add_json_arg, model_inputs
+from tui.cli.args import DataArgs, PrecisionArgs, add_external_data_dir_arg, add_json_arg, model_inputs
 from tui.cli.commands.trt_cli import add_trt_build_args, trt_options_from_args
 from tui.cli.output import print_result
 
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trtdbg convert``."""
     p = sub.add_parser("convert", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model (FP32)")
+    add_external_data_dir_arg(p, "folder of MODEL's external data (default: beside MODEL; .onnx outputs only)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx, or OUT.plan / OUT.engine")
     PRECISION.add_parser_args(p)
     add_json_arg(p)
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         trt_options=trt_options,
         shapes=choice.shapes,
         on_warning=warn,
+        data_dir=args.external_data_dir,
     )
     print_result(result, args.json)
     return 0

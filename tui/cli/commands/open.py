@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from tui.cli.args import DataArgs, ToleranceArgs, add_workspace_arg
+from tui.cli.args import DataArgs, ToleranceArgs, add_external_data_dir_arg, add_workspace_arg
 
 DATA = DataArgs("input data of the app's compares (editable in its compare dialog)")
 TOLERANCES = ToleranceArgs("tolerances of the app's compares (editable in its compare dialog)")
@@ -24,6 +24,7 @@ terminal; over SSH add --low-bandwidth."""
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("open", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="ONNX model")
+    add_external_data_dir_arg(p)
     add_ui_args(p)
     g = p.add_argument_group("compare defaults (editable in the app's compare dialog)")
     g.add_argument("--ref", metavar="SPEC", help="reference backend (default ort)")
@@ -89,6 +90,7 @@ def launch(model: str, args: argparse.Namespace, form: CompareForm | None, title
         keymap=args.keymap,
         title=title,
         engine=getattr(args, "engine", None),
+        external_data_dir=getattr(args, "external_data_dir", None),
     )
     app.run(mouse=not args.no_mouse)
     return int(app.return_code or 0)
