@@ -113,10 +113,11 @@ def test_bench_reads_weights_from_the_folder(cli, moved: tuple[Path, Path]) -> N
     _missing(cli, *args)
 
 
-async def test_app_compare_reads_weights_from_the_folder(tmp_path: Path, moved: tuple[Path, Path]) -> None:
+async def test_app_compare_and_bisect_read_weights_from_the_folder(tmp_path: Path, moved: tuple[Path, Path]) -> None:
     from tui.app import TrtdbgApp
     from tui.headless import settle
     from tui.messages import CompareFinished
+    from tui.screens.bisect import BisectScreen
     from tui.screens.compare_dialog import CompareForm
 
     path, weights = moved
@@ -132,3 +133,12 @@ async def test_app_compare_reads_weights_from_the_folder(tmp_path: Path, moved: 
         finished = [m for m in msgs if isinstance(m, CompareFinished)]
         assert len(finished) == 1 and finished[0].error is None, finished[0].error
         assert finished[0].report.summary.compared == 11
+        await pilot.press("b")
+        await settle(app, pilot)
+        scr = app.screen
+        assert isinstance(scr, BisectScreen)
+        await pilot.press("ctrl+s")  # fp16, CPU emulation: the baseline reads the weights
+        await settle(app, pilot)
+        await pilot.press("R")  # run to the end
+        await settle(app, pilot)
+        assert scr.last_error is None and scr.state["finished"] and scr.state["passed"]

@@ -100,7 +100,8 @@ def lint_model(
     add = report.findings.append
     try:
         # the checker reads a model with external data from its path (a protobuf of the weights would pass 2 GB), which
-        # finds the data beside it only: with the data elsewhere it checks the structure (the files were checked first)
+        # finds the data beside it only: with the data elsewhere it checks the structure (check_external_data, the
+        # callers' first step, checked the files)
         beside = external_bytes(model) and data_dir is None
         onnx.checker.check_model(path if beside else structure_only(model), full_check=True)
     except Exception as exc:
