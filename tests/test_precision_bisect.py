@@ -1,6 +1,6 @@
 """Bisection: the state machine against an oracle (every culprit set found, the evaluation bound), and sessions on a
-real model: undo, cache, resume after a real kill -9, --check commands (missing, hanging, crashing), linear and
-interactive modes, corrupted state files."""
+real model: undo, cache, resume after a real kill -9, --check commands (missing, hanging, crashing), linear, auto
+and interactive modes, corrupted state files."""
 
 from __future__ import annotations
 
@@ -78,6 +78,108 @@ def test_linear_mode_walks_one_node_at_a_time() -> None:
     assert found == {"n6"} and evals == 1 + 7 + 1  # all-low, n0..n6 one by one, verify
     found, evals, _ = _simulate(10, {6}, "linear", "reverse")
     assert found == {"n6"} and evals == 1 + 4 + 1  # all-low, n9..n6 from the end, verify
+
+
+_DENSE = {int(i) for i in np.random.default_rng(0).choice(40, 30, replace=False)}
+_SPARSE = {int(i) for i in np.random.default_rng(0).choice(64, 2, replace=False)}
+
+
+@pytest.mark.parametrize(
+    ("n", "culprits", "direction", "counts"),
+    [
+        (40, _DENSE, "forward", {"bisect": 164, "linear": 80, "auto": 47}),
+        (40, _DENSE, "reverse", {"bisect": 139, "linear": 80, "auto": 49}),
+        (64, _SPARSE, "forward", {"bisect": 15, "linear": 109, "auto": 15}),
+        (64, _SPARSE, "reverse", {"bisect": 14, "linear": 49, "auto": 14}),
+    ],
+)
+def test_auto_sweeps_dense_culprits_and_bisects_sparse_ones(
+    n: int, culprits: set[int], direction: str, counts: dict[str, int]
+) -> None:
+    measured = {}
+    for mode in ("bisect", "linear", "auto"):
+        found, measured[mode], _ = _simulate(n, culprits, mode, direction)
+        assert found == {f"n{c}" for c in culprits}, mode
+    assert measured == counts
+    assert measured["auto"] <= min(measured["bisect"], measured["linear"]) + 2
+    assert measured["auto"] <= n + 10 if len(culprits) > n // 2 else measured["auto"] <= measured["bisect"]
+
+
+def test_auto_sweep_steps_lower_one_node_and_end_without_a_verify() -> None:
+    names = [f"n{i}" for i in range(8)]
+    search = Search([Phase("fp16", "fp32", names)], "auto", "forward")
+    search.stage, search.kept, search.region = "sweep", [7], [0, 1, 2, 3]  # kept + region high passes
+    prop = search.proposal()
+    assert prop is not None and prop.kind == "split" and prop.halves == ([0, 1, 2], [3]) and prop.high == [7]
+    assert search.advance(prop, 0, False) == "culprit: n3" and search.kept == [7, 3] and search.region == [0, 1, 2]
+    prop = search.proposal()
+    assert prop is not None and prop.config(1) == [7, 3, 2]  # the single node as the other half: only it falls back
+    search.advance(prop, 1, False)  # a culprit is among n0, n1: n2 is tried last
+    prop = search.proposal()
+    assert search.region == [2, 0, 1] and prop is not None and prop.halves == ([2, 0], [1])
+    search.advance(prop, 1, True)  # kept + n1 passes: n0, n2 are not needed
+    prop = search.proposal()
+    assert search.region == [1] and prop is not None and prop.kind == "verify" and prop.high == [7, 3]
+    search.advance(prop, 0, False)  # kept alone fails: n1 is the last culprit, kept + n1 passed before
+    assert search.done and search.culprits == {"n7": "fp32", "n3": "fp32", "n1": "fp32"}
+
+
+def test_every_dense_culprit_set_is_found_whatever_the_choices() -> None:
+    rng = np.random.default_rng(1)
+    for trial in range(90):
+        n = int(rng.integers(2, 50))
+        culprits = {int(i) for i in rng.choice(n, size=int(rng.integers(n // 3, n + 1)), replace=False)}
+        mode, direction = ("auto", "linear", "bisect")[trial % 3], ("forward", "reverse")[(trial // 3) % 2]
+        found, evals, _ = _simulate(n, culprits, mode, direction, chooser=rng if trial % 2 else None)
+        assert found == {f"n{c}" for c in culprits}, (n, culprits, mode, direction)
+        if mode == "linear" and trial % 2 == 0:
+            assert evals <= 2 * n + 2  # one walk to the first culprit, then one sweep (was quadratic)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_auto_resumes_identically_from_any_step(direction: str) -> None:
+    """Each step's snapshot, through JSON into a new search, continues with the same proposals to the same end."""
+    names = [f"n{i}" for i in range(40)]
+
+    def run(search: Search, stop: int | None = None) -> list[tuple[str, list[int]]]:
+        steps: list[tuple[str, list[int]]] = []
+        while (prop := search.proposal()) is not None and len(steps) != stop:
+            high = prop.config(0)
+            steps.append((search.stage, high))
+            search.advance(prop, 0, all(c in high for c in _DENSE))
+        return steps
+
+    whole = Search([Phase("fp16", "fp32", names)], "auto", direction)
+    reference = run(whole)
+    assert "sweep" in {stage for stage, _ in reference} and "split" in {stage for stage, _ in reference}
+    for stop in range(len(reference)):
+        first = Search([Phase("fp16", "fp32", names)], "auto", direction)
+        head = run(first, stop)
+        again = Search([Phase("fp16", "fp32", names)], "auto", direction)
+        again.restore(json.loads(json.dumps(first.snapshot())))
+        assert head + run(again) == reference
+        assert again.culprits == whole.culprits
+
+
+def test_a_snapshot_saved_before_auto_existed_loads_and_finishes() -> None:
+    """The snapshot layout is unchanged (a sweep is a stage): a bisect-mode state mid-search continues in auto."""
+    names = [f"n{i}" for i in range(40)]
+    old = {
+        "phase": 0,
+        "stage": "verify",
+        "candidates": [[0, 40]],
+        "kept": [39],
+        "context": [[0, 39]],
+        "region": [],
+        "culprits": {},
+        "problem": None,
+    }
+    search = Search([Phase("fp16", "fp32", names)], "auto")
+    search.restore(old)
+    while (prop := search.proposal()) is not None:
+        high = prop.config(0)
+        search.advance(prop, 0, all(c in high for c in _DENSE))
+    assert search.problem is None and set(search.culprits) == {f"n{c}" for c in _DENSE}
 
 
 def test_snapshot_round_trip_mid_search() -> None:

@@ -175,7 +175,7 @@ class BisectScreen(Screen):
                         yield key("subject")
                         yield choice(self._subjects(), "ort", "subject")
                         yield key("search")
-                        yield choice([("bisect", "bisect"), ("linear", "linear")], "bisect", "mode")
+                        yield choice([("auto", "auto"), ("bisect", "bisect"), ("linear", "linear")], "auto", "mode")
                     with Horizontal(classes="row"):
                         yield key("check")
                         yield choice(
@@ -566,7 +566,8 @@ class BisectScreen(Screen):
             t.append(f"phase {s['phase']} · step {len(s['steps']) + 1} · ", style="dim")
             if prop["halves"]:
                 a, b = prop["halves"]
-                t.append(f"{s['suspects']} suspects split in two", style="bold")
+                split = "one at a time (a: is B needed?)" if s["stage"] == "sweep" else "split in two"
+                t.append(f"{s['suspects']} suspects {split}", style="bold")
                 t.append(f" ({len(prop['high'])} already kept high)\n", style="dim")
                 t.append(" ⟦A⟧ ", style="bold reverse cyan")
                 t.append(f" {len(a)} node(s): {_short_names(a)}\n")

@@ -41,8 +41,9 @@ _CHOICES = {
         "where plans run: ort (CPU, FP16/BF16 storage rounding emulated) or ort-cuda (real types)",
     ),
     "mode": (
-        ("bisect", "linear"),
-        "bisect halves the suspects (default); linear tries one node at a time like Polygraphy",
+        ("auto", "bisect", "linear"),
+        "auto (default) bisects, and tries one node at a time where the culprits found so far are dense; bisect "
+        "always halves the suspects; linear tries one node at a time like Polygraphy",
     ),
     "direction": (
         ("forward", "reverse"),
