@@ -1,5 +1,5 @@
-"""Small models for the precision tests: a pitfall model that trips every demotion rule, and a chain with one
-planted FP16 culprit at a chosen position."""
+"""Small models for the precision tests: a pitfall model that trips every demotion rule, and a chain with FP16
+culprits planted at chosen positions."""
 
 from __future__ import annotations
 
@@ -97,12 +97,13 @@ def pitfall_model() -> onnx.ModelProto:
     )
 
 
-def planted_chain(n: int, at: int) -> onnx.ModelProto:
-    """A chain of ``n`` small elementwise nodes with one FP16 culprit inserted at position ``at``.
+def planted_chain(n: int, at: int | tuple[int, ...]) -> onnx.ModelProto:
+    """A chain of ``n`` small elementwise nodes with an FP16 culprit inserted before each position in ``at``.
 
-    The culprit ``/culprit/Add`` adds 1000 (FP16 stores 1000 + x with a step of 0.5); its two consumers subtract
-    71000 and add 70000, constants beyond the FP16 range, so they are demoted and read the culprit's output in FP32.
-    Keeping the culprit in FP32 repairs the chain; nothing else does.
+    The culprit ``/culprit/Add`` (``/culprit{i}/Add`` before position i when ``at`` is a tuple) adds 1000 (FP16
+    stores 1000 + x with a step of 0.5); its two consumers subtract 71000 and add 70000, constants beyond the FP16
+    range, so they are demoted and read the culprit's output in FP32. Keeping every culprit in FP32 repairs the
+    chain; nothing else does.
     """
     consts = {
         name: numpy_helper.from_array(np.array(v, np.float32), name)
@@ -118,13 +119,14 @@ def planted_chain(n: int, at: int) -> onnx.ModelProto:
     prev = "x"
     ops = ("Mul", "Add", "Relu")
     for i in range(n):
-        if i == at:
+        if i in (at if isinstance(at, tuple) else (at,)):
+            c = f"culprit{i}" if isinstance(at, tuple) else "culprit"
             nodes += [
-                helper.make_node("Add", [prev, "c_1000"], ["culprit"], "/culprit/Add"),
-                helper.make_node("Sub", ["culprit", "c_71000"], ["lifted"], "/culprit/Sub"),
-                helper.make_node("Add", ["lifted", "c_70000"], ["restored"], "/culprit/Restore"),
+                helper.make_node("Add", [prev, "c_1000"], [c], f"/{c}/Add"),
+                helper.make_node("Sub", [c, "c_71000"], [f"{c}_lifted"], f"/{c}/Sub"),
+                helper.make_node("Add", [f"{c}_lifted", "c_70000"], [f"{c}_restored"], f"/{c}/Restore"),
             ]
-            prev = "restored"
+            prev = f"{c}_restored"
         op = ops[i % 3]
         out = f"t{i}"
         ins = [prev] + ([{"Mul": "c_mul", "Add": "c_add"}[op]] if op != "Relu" else [])

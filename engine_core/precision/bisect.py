@@ -7,14 +7,16 @@ a culprit. Each split step proposes two halves of ``region``; the caller picks t
 ``region`` = that half, fail -> it joins ``context`` and ``region`` = the other half. A region of one node is a
 culprit; then ``kept`` alone is verified: pass ends the phase, fail searches the old ``context`` for the next
 culprit (delta debugging). One culprit among N costs 1 (all low) + ceil(log2 N) + 1 (verify) evaluations; the
-verify is free when it repeats a cached configuration. Each further culprit costs about log2(context) + 1 again,
-however close it lies: c culprits among N cost about c·(log2 N + 1).
+verify is free when it repeats a cached configuration. Each further culprit costs about log2(context) again,
+however close it lies: c culprits among N cost about c·log2 N.
 
 A sweep (stage ``sweep``) resolves ``region`` one node at a time in exactly ``len(region)`` evaluations, whatever the
 number of culprits. Invariant: ``kept + region`` high passes (``context`` is empty). Each step lowers one node, the
 end of ``region`` for ``forward`` (where the bisection found its culprits): pass drops it, fail makes it a culprit;
 the last node is decided by ``kept`` alone, so no verify follows. ``linear`` sweeps what remains after its first
-culprit; ``auto`` bisects and sweeps while :func:`sweep_pays` says the culprits seen so far make that cheaper.
+culprit. ``auto`` bisects; once a culprit is found it sweeps the context instead of verifying when
+:func:`sweep_pays` on the latest culprits' density, and a sweep goes back to bisecting (through a verify) when its
+run of nodes not needed since the last culprit exceeds log2(suspects), what bisecting the next culprit costs.
 
 INT8 with an FP16/BF16 fallback runs two phases: first FP16 against FP32 over every FP16 candidate (what must stay
 FP32), then INT8 against the fallback over the quantizable nodes (what must not be quantized).
@@ -51,10 +53,13 @@ DIRECTIONS = ("forward", "reverse")
 TARGETS = ("fp16", "bf16", "int8")
 DEFAULT_TOLERANCE = {"fp16": "2e-2", "bf16": "1e-1", "int8": "1e-1"}
 """atol and rtol when none are given (elementwise: an element fails only when both are exceeded)."""
-SPARSE_PRIOR = 4
+SPARSE_PRIOR = 8
 """Clean nodes assumed resolved before any evidence: the density estimate of :func:`sweep_pays` starts sparse."""
 RECENT_CULPRITS = 6
 """How many of the latest culprits the density estimate looks back over (culprits cluster: attention blocks)."""
+MIN_CULPRITS = 2
+"""Culprits the estimate needs before it may call the suspects dense (a first culprit found next to the end the
+search started from says little of the rest)."""
 
 
 def sweep_pays(suspects: int, culprits: int, resolved: int) -> bool:
@@ -234,7 +239,7 @@ class Search:
         if not passed:
             self.kept.append(node)
             return f"culprit: {name}"
-        if len(self.region) > 1 and self.mode == "auto" and not self._dense(self.region):
+        if self.mode == "auto" and len(self.region) > 1 and self._clean_run() > math.log2(len(self.region)):
             self.context, self.region = self.region, []
             self.stage = "verify"
             return f"{name} is not needed; sparse: bisecting again"
@@ -252,7 +257,16 @@ class Search:
             resolved = (len(self.candidates) if earlier is None else earlier) - max(unresolved) - 1
         else:
             resolved = min(unresolved) - (-1 if earlier is None else earlier) - 1
-        return sweep_pays(len(unresolved), recent, max(resolved, 0))
+        return recent >= MIN_CULPRITS and sweep_pays(len(unresolved), recent, max(resolved, 0))
+
+    def _clean_run(self) -> int:
+        """Nodes a sweep found not needed since its last culprit: past log2(suspects) (what bisecting costs to find
+        the next culprit) the sweep has spent more on this gap than bisecting would (ski rental)."""
+        if not self.kept:
+            return 0
+        if self.direction == "forward":
+            return max(self.kept[-1] - max(self.region) - 1, 0)
+        return max(min(self.region) - self.kept[-1] - 1, 0)
 
     def _phase_done(self, text: str) -> str:
         ph = self.current
