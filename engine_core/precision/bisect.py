@@ -15,7 +15,7 @@ number of culprits. Invariant: ``kept + region`` high passes (``context`` is emp
 end of ``region`` for ``forward`` (where the bisection found its culprits): pass drops it, fail makes it a culprit;
 the last node is decided by ``kept`` alone, so no verify follows. ``linear`` sweeps what remains after its first
 culprit. ``auto`` bisects; once a culprit is found it sweeps the context instead of verifying when
-:func:`sweep_pays` on the latest culprits' density, and a sweep goes back to bisecting (through a verify) when its
+:func:`sweep_pays` at the latest culprits' density, and a sweep goes back to bisecting (through a verify) when its
 run of nodes not needed since the last culprit exceeds log2(suspects), what bisecting the next culprit costs.
 
 INT8 with an FP16/BF16 fallback runs two phases: first FP16 against FP32 over every FP16 candidate (what must stay
