@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,22 @@ def test_real_model_round_trip(tmp_path: Path) -> None:
     got = load_last_compare(Workspace(tmp_path), str(model))
     assert got is not None and got.report.summary.compared == report.summary.compared
     assert len(got.report.results) == min(1000, report.summary.failed)
+
+
+def test_no_saved_compare_is_answered_without_importing_the_compare_engine(tmp_path: Path) -> None:
+    """The app asks while it answers its first keys: importing the engine then would hold the GIL ~50 ms."""
+    code = (
+        "import sys; from engine_core.comparator.restore import load_last_compare; "
+        "from engine_core.workspace import Workspace; "
+        "print(load_last_compare(Workspace(sys.argv[1]), sys.argv[2]), 'engine_core.comparator.engine' in sys.modules)"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ws"), str(tmp_path / "m.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert out.split() == ["None", "False"]

@@ -7,17 +7,20 @@ Assertions are on app state and rendered text, never on sleeps: workers are awai
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 import re
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import onnx
 import pytest
 from onnx import helper
+from rich.text import Text
 
 from engine_core.model.demo import write_demo
 from engine_core.model.synthetic import chain_model
@@ -30,7 +33,7 @@ from tui.screens.common import HelpScreen, PickScreen
 from tui.screens.compare_dialog import CompareDialog, CompareForm
 from tui.widgets.detail import DetailPane
 from tui.widgets.error_table import ErrorTable
-from tui.widgets.graph_tree import PAGE, GraphTree
+from tui.widgets.graph_tree import PAGE, GraphTree, GraphView
 
 SIZE = (120, 40)
 
@@ -409,6 +412,30 @@ async def test_100k_nodes_first_paint_and_lazy_tree(tmp_path) -> None:
         await pilot.press("space")
         assert len(scr.view.marks) == 1
         print(f"\n100k nodes: first paint {first_paint:.2f}s, tree ready {ready:.2f}s")
+
+
+def test_tree_keeps_one_line_labels_and_cuts_longer_ones() -> None:
+    t = GraphTree(GraphView())
+    one = Text("blk.0")
+    assert t.process_label(one) is one  # not copied (Textual's copy and split: 2 per row, 40 ms per 1000 rows)
+    assert t.process_label(Text("first\nsecond")).plain == "first" and t.process_label("[b]x").plain == "x"
+
+
+async def test_an_open_model_stays_out_of_collections_until_its_screen_goes(tmp_path) -> None:
+    path = tmp_path / "chain.onnx"
+    onnx.save(chain_model(40), path)
+    app = TrtdbgApp(path, workspace=str(tmp_path / "ws"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        first = app.main_screen
+        assert gc.get_freeze_count() > 0  # the first model (and all before it) is frozen: no collection scans it
+        gone = weakref.ref(first)
+        del first
+        app.open_model(str(path))
+        await loaded(app, pilot)
+        gc.collect()
+        assert gone() is None  # thawed when it went, and the new model did not freeze it again
+        assert gc.get_freeze_count() == 0
 
 
 async def test_wide_level_is_paged(tmp_path) -> None:

@@ -98,6 +98,7 @@ class TrtdbgApp(App):
             flush_hz=2.0 if self.low_bandwidth else 4.0,
             title=self.display_title,
             external_data_dir=self.external_data_dir,
+            freeze=True,
         )
         self.push_screen(self.main_screen)
         if self._keymap:

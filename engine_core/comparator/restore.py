@@ -4,6 +4,9 @@ Every finished compare writes the report with its failing tensors (at most 1000)
 the model file (size, modification time). :func:`load_last_compare` gives it back as a
 :class:`~engine_core.comparator.report.CompareReport` only for the same model file, unchanged since; any
 other case is one line saying why (another model, the model changed, an unreadable file).
+
+The compare engine's classes are imported only when there is a file to read: the app looks for one while it
+answers its first keys, and importing the engine then would hold the GIL (and the import lock) for ~50 ms.
 """
 
 from __future__ import annotations
@@ -11,20 +14,19 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from engine_core.comparator.engine import CompareSummary, TensorResult, TensorSlot
-from engine_core.comparator.matching import Unmatched
-from engine_core.comparator.metrics import TensorStats
-from engine_core.comparator.report import CompareReport
 from engine_core.errors import TrtdbgError
 from engine_core.workspace import Workspace
 
+if TYPE_CHECKING:
+    from engine_core.comparator.engine import TensorResult
+    from engine_core.comparator.report import CompareReport
+
 LAST_COMPARE = "last_compare.json"
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_STATS = frozenset(TensorStats.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,13 @@ def load_last_compare(ws: Workspace, model: str | os.PathLike[str]) -> LastCompa
 
 
 def _report(doc: dict[str, Any]) -> CompareReport:
-    results = [_result(t) for t in doc["tensors"]]
+    from engine_core.comparator.engine import CompareSummary
+    from engine_core.comparator.matching import Unmatched
+    from engine_core.comparator.metrics import TensorStats
+    from engine_core.comparator.report import CompareReport
+
+    stats = frozenset(TensorStats.__dataclass_fields__)
+    results = [_result(t, stats) for t in doc["tensors"]]
     s = doc["summary"]
     summary = CompareSummary(
         first_failing_kind=str(doc.get("first_failing_kind") or "any"),
@@ -109,13 +117,17 @@ def _report(doc: dict[str, Any]) -> CompareReport:
     )
 
 
-def _result(t: dict[str, Any]) -> TensorResult:
-    """One report tensor record back into a :class:`TensorResult` (the inverse of ``TensorResult.to_dict``)."""
+def _result(t: dict[str, Any], stats: frozenset[str]) -> TensorResult:
+    """One report tensor record back into a :class:`TensorResult` (the inverse of ``TensorResult.to_dict``);
+    ``stats``: the fields of :class:`TensorStats`."""
+    from engine_core.comparator.engine import TensorResult, TensorSlot
+    from engine_core.comparator.metrics import TensorStats
+
     name = str(t["name"])
     slot = TensorSlot(
         name, str(t.get("subject_name", name)), t.get("node"), int(t["topo_index"]), str(t.get("match", "exact"))
     )
-    fields: dict[str, Any] = {k: _NONFINITE.get(v, v) if isinstance(v, str) else v for k, v in t.items() if k in _STATS}
+    fields: dict[str, Any] = {k: _NONFINITE.get(v, v) if isinstance(v, str) else v for k, v in t.items() if k in stats}
     fields["name"] = name
     fields["shape"] = tuple(t["shape"])
     for k in ("argmax_abs", "argmax_rel"):

@@ -6,6 +6,7 @@ The comparison itself (worker, result queue, timed flush, error table) lives in
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -107,8 +108,13 @@ class MainScreen(Screen):
         flush_hz: float = 4.0,
         title: str | None = None,
         external_data_dir: str | None = None,
+        freeze: bool = False,
     ) -> None:
+        """``freeze``: keep the loaded model out of the cyclic collector's scans until the screen goes (see
+        :meth:`load_model`); only for the app's first screen: a later one loads while the screen it replaces is still
+        referenced, and freezing then would keep that screen and its model for good."""
         super().__init__()
+        self.freeze = freeze
         self.model_path = model_path
         self.external_data_dir = external_data_dir
         """The folder of the model's external data (default: beside it), for every engine call on the model."""
@@ -155,6 +161,8 @@ class MainScreen(Screen):
 
     def on_unmount(self) -> None:
         self._stop_shapes.set()
+        if self.freeze:
+            gc.unfreeze()  # this model's structures (see load_model) go back to the collector with the screen
 
     def on_mount(self) -> None:
         self.query_one(GraphTree).focus()
@@ -193,12 +201,14 @@ class MainScreen(Screen):
                     notes.append(str(exc))
                 if marks.dropped:
                     notes.append(f"{len(marks.dropped)} saved mark(s) name tensors the model no longer has; dropped")
+                # The lookup tables (consumers, markable tensors, names) are built on first use (~0.1 s at 100k
+                # nodes): built here they would delay the tree, built after it in this thread they would hold the
+                # GIL while the UI answers its first keys.
+                if self.freeze:
+                    # ~400k tuples and protobuf objects out of the collector's scans while the model is open: the
+                    # next collections would scan them (0.1-0.3 s each, on whichever thread allocates: the UI's).
+                    gc.freeze()
                 self.post_message(ModelLoaded(index, scopes, root, marks, ws, time.perf_counter() - start, notes))
-                # Build the lookup tables here, not on the UI thread (the tree is already up).
-                index.find("")
-                marks.unobservable()
-                marks.node_state(0) if len(index) else None
-                index.consumers("")
             except TrtdbgError as exc:
                 self.post_message(ModelLoadFailed(str(exc)))
             except Exception as exc:

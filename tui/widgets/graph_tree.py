@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import textual.scrollbar  # noqa: F401  (Textual imports it with the first scrollbar: on the UI thread, while workers import)
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -299,6 +300,12 @@ class GraphTree(Tree[Row]):
         )
 
     # ------------------------------------------------------------------ rendering
+    def process_label(self, label: str | Text) -> Text:
+        """A one-line ``Text`` label as it is (Textual copies and splits every label: 2 × 1000 copies per level)."""
+        if isinstance(label, Text) and "\n" not in label.plain:
+            return label
+        return super().process_label(label)
+
     def render_label(self, node: TreeNode[Row], base_style: Style, style: Style) -> Text:
         return safe(self._label(node, base_style, style))
 
