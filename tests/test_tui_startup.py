@@ -20,10 +20,10 @@ async def test_tree_is_usable_while_shapes_are_inferred(tmp_path, monkeypatch) -
     started, release = threading.Event(), threading.Event()
     real = infer_child.infer_in_child
 
-    def slow_child(model, cancel=None):
+    def slow_child(model, cancel=None, source=None):
         started.set()
         assert release.wait(30)
-        return real(model, cancel)
+        return real(model, cancel, source)
 
     monkeypatch.setattr(infer_child, "infer_in_child", slow_child)
     app = TrtdbgApp(path, workspace=str(tmp_path / "ws"))

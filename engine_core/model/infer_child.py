@@ -37,14 +37,20 @@ dst.write_bytes(out.SerializeToString())
 """
 
 
-def infer_in_child(model: ModelProto, cancel: CancelToken | None = None) -> tuple[ModelProto | None, str | None]:
+def infer_in_child(
+    model: ModelProto, cancel: CancelToken | None = None, source: Path | None = None
+) -> tuple[ModelProto | None, str | None]:
     """``(inferred model or None, why strict inference failed or None)``, like strict-then-lenient inference in
-    this process; setting ``cancel`` kills the child (then ``(None, None)``)."""
+    this process; setting ``cancel`` kills the child (then ``(None, None)``). ``source``: a file holding exactly
+    ``model``, which the child reads (no serialized copy is written)."""
     root = str(Path(__file__).resolve().parents[2])  # the folder holding engine_core
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with tempfile.TemporaryDirectory(prefix="trtdbg-shapes-") as tmp:
         src, dst, err = (Path(tmp) / name for name in ("in.onnx", "out.onnx", "error.txt"))
-        src.write_bytes(model.SerializeToString())
+        if source is not None:
+            src = source
+        else:
+            src.write_bytes(model.SerializeToString())
         cmd = [sys.executable, "-c", _CHILD, str(src), str(dst), str(err)]
         try:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
