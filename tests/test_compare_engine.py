@@ -221,29 +221,3 @@ def test_detail_fetcher_lets_go_of_its_sessions_when_memory_is_low(save_model, t
         fetcher.detail(results[2])
         fetcher.detail(results[3])
         assert fetcher.preparations == 2  # released after the second fetch, prepared again for the third only
-
-
-def test_chunks_started_ahead_give_identical_results(save_model, tmp_path: Path, monkeypatch) -> None:
-    """Each chunk's statistics are started before the previous chunk is collected: with chunks of two tensors the
-    results (and the arrays handed to a judge with them) are those of one chunk, in the same order."""
-    import engine_core.comparator.engine as engine
-
-    model = save_model(small_cnn_model(), "m.onnx")
-    sub = save_model(_perturbed(small_cnn_model()), "m_perturbed.onnx")
-    whole = execute(_request(model, sub, tmp_path))
-    monkeypatch.setattr(engine, "CHUNK_TENSORS", 2)
-    seen: list[tuple[str, float]] = []
-
-    def judge(names, subs, refs, stats) -> None:  # the arrays must be this chunk's, in its order
-        seen.extend((st.name, float(np.max(np.abs(s - r)))) for st, s, r in zip(stats, subs, refs))
-
-    prepared = prepare(_request(model, sub, tmp_path))
-    prepared.job.judge = judge
-    try:
-        chunked = list(prepared.job.results())
-    finally:
-        for source in {id(s): s for s in (prepared.reference, prepared.subject) if s is not None}.values():
-            source.close()
-    assert len(chunked) > 4
-    assert [r.to_dict() for r in chunked] == [r.to_dict() for r in whole.results]
-    assert seen == [(r.stats.name, r.stats.max_abs) for r in chunked]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine_core.comparator.metrics import TensorStats, one_blas_thread, start_compare
+from engine_core.comparator.metrics import TensorStats, compare_tensors
 from engine_core.comparator.sources import OutputSource
 from engine_core.comparator.tolerances import CompareSettings
 
@@ -312,12 +312,16 @@ class CompareJob:
         try:
             for bi, planned, it, feed, batch, refs in self.reference_batches():
                 subs = self.subject.fetch(it, feed, [s.subject_name for s in batch])
-                for chunk, sub_arrays, ref_arrays, stats in self._statistics(batch, subs, refs):
+                for chunk in _chunks(batch, refs):
                     if self.cancel.is_set():
                         self.summary.cancelled = True
                         return
+                    names = [s.name for s in chunk]
+                    sub_arrays = [subs.pop(s.subject_name) for s in chunk]
+                    ref_arrays = [refs.pop(s.name) for s in chunk]
+                    stats = compare_tensors(names, sub_arrays, ref_arrays, self.settings, order_stats=self.order_stats)
                     if self.judge is not None:
-                        self.judge([s.name for s in chunk], sub_arrays, ref_arrays, stats)
+                        self.judge(names, sub_arrays, ref_arrays, stats)
                     del sub_arrays, ref_arrays
                     for slot, st in zip(chunk, stats):
                         result = TensorResult(it, slot, st)
@@ -332,27 +336,6 @@ class CompareJob:
                 del refs, subs
         finally:
             self.summary.elapsed_s = time.perf_counter() - start
-
-    def _statistics(
-        self, batch: Sequence[TensorSlot], subs: dict[str, np.ndarray], refs: dict[str, np.ndarray]
-    ) -> Iterator[tuple[list[TensorSlot], list[np.ndarray], list[np.ndarray], list[TensorStats]]]:
-        """Each chunk of ``batch`` with its arrays (taken out of ``subs`` and ``refs``) and statistics, in order. The
-        next chunk is started before this one is collected, so the worker threads never wait for the slowest tensor
-        of a chunk."""
-        Started = tuple[list[TensorSlot], list[np.ndarray], list[np.ndarray], Callable[[], list[TensorStats]]]
-        ahead: list[Started] = []
-        with one_blas_thread():
-            for chunk in _chunks(batch, refs):
-                sub_arrays = [subs.pop(s.subject_name) for s in chunk]
-                ref_arrays = [refs.pop(s.name) for s in chunk]
-                names = [s.name for s in chunk]
-                collect = start_compare(names, sub_arrays, ref_arrays, self.settings, order_stats=self.order_stats)
-                ahead.append((chunk, sub_arrays, ref_arrays, collect))
-                if len(ahead) > 1:
-                    done, sub_done, ref_done, collect_done = ahead.pop(0)
-                    yield done, sub_done, ref_done, collect_done()
-            for done, sub_done, ref_done, collect_done in ahead:
-                yield done, sub_done, ref_done, collect_done()
 
 
 def _chunks(batch: Sequence[TensorSlot], refs: Mapping[str, np.ndarray]) -> Iterator[list[TensorSlot]]:

@@ -32,7 +32,7 @@ import functools
 import operator
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -154,28 +154,17 @@ def compare_tensors(
 
     ``order_stats`` also computes median, p90/p95/p99, std and the robust relative error of every tensor.
     """
-    with one_blas_thread():
-        return start_compare(names, subjects, references, settings, order_stats=order_stats)()
+    with threadpool_limits(1, user_api="blas"):  # BLAS threads only contend on cache-sized dot products
+        return _compare_tensors(names, subjects, references, settings, order_stats)
 
 
-def one_blas_thread() -> threadpool_limits:
-    """The context in which statistics run: BLAS threads only contend on cache-sized dot products, and one thread
-    sums a row the same way every time."""
-    return threadpool_limits(1, user_api="blas")
-
-
-def start_compare(
+def _compare_tensors(
     names: Sequence[str],
     subjects: Sequence[np.ndarray],
     references: Sequence[np.ndarray],
     settings: CompareSettings,
-    *,
-    order_stats: bool = False,
-) -> Callable[[], list[TensorStats]]:
-    """:func:`compare_tensors` begun: large tensors are queued on the worker threads now (numpy and BLAS release the
-    GIL), and calling the result computes the others in the calling thread and returns every tensor's statistics in
-    order. A caller that starts the next set before collecting this one keeps the workers busy between sets. Call
-    both under :func:`one_blas_thread`. Results never depend on which thread computed them."""
+    order_stats: bool,
+) -> list[TensorStats]:
     results: list[TensorStats | None] = [None] * len(names)
     groups: dict[tuple[int, str, str, str], list[int]] = {}
     for i, (name, sub, ref) in enumerate(zip(names, subjects, references)):
@@ -198,23 +187,20 @@ def start_compare(
         refs = [np.asarray(references[i]) for i in idx]
         return _group_stats([names[i] for i in idx], subs, refs, settings, order_stats)
 
-    # Large tensors of the streaming path go to the workers; the rest, and every group of the whole-array path (its
-    # temporaries are budgeted one tensor at a time), are computed by the caller.
-    pending = [
-        (idx, _pool().submit(stats_of, idx))
+    # Large streaming groups run on worker threads (numpy and BLAS release the GIL); the rest, and every group of
+    # the whole-array path (its temporaries are budgeted one tensor at a time), run here. Same results either way.
+    threaded = [
+        idx
         for key, idx in groups.items()
         if key[0] < 0 and _streams(key[3], np.dtype(key[1]), np.dtype(key[2]), settings, order_stats)
     ]
-
-    def collect() -> list[TensorStats]:
-        submitted = {id(idx) for idx, _ in pending}
-        done = [(idx, stats_of(idx)) for idx in groups.values() if id(idx) not in submitted]
-        for idx, stats in done + [(idx, future.result()) for idx, future in pending]:
-            for i, st in zip(idx, stats):
-                results[i] = st
-        return [r for r in results if r is not None]
-
-    return collect
+    pending = [(idx, _pool().submit(stats_of, idx)) for idx in threaded] if len(threaded) > 1 else []
+    submitted = {id(idx) for idx, _ in pending}
+    done = [(idx, stats_of(idx)) for idx in groups.values() if id(idx) not in submitted]
+    for idx, stats in done + [(idx, future.result()) for idx, future in pending]:
+        for i, st in zip(idx, stats):
+            results[i] = st
+    return [r for r in results if r is not None]
 
 
 @functools.cache
