@@ -1,5 +1,5 @@
-"""The statistics give the same numbers however they are computed: tensors alone or several at once (worker
-threads), and the streaming path against the whole-array (Polygraphy) path on what decides a verdict."""
+"""The statistics give the same numbers however they are computed: tensors alone or several at once, and the
+streaming path against the whole-array (Polygraphy) path on what decides a verdict."""
 
 from __future__ import annotations
 

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import functools
 import operator
-import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -182,31 +180,17 @@ def _compare_tensors(
         key = (size if size <= _SMALL else -1 - i, sub.dtype.str, ref.dtype.str, settings.check_error_stat.get(name))
         groups.setdefault(key, []).append(i)
 
-    def stats_of(idx: list[int]) -> list[TensorStats]:
-        subs = [np.asarray(subjects[i]) for i in idx]
-        refs = [np.asarray(references[i]) for i in idx]
-        return _group_stats([names[i] for i in idx], subs, refs, settings, order_stats)
-
-    # Large streaming groups run on worker threads (numpy and BLAS release the GIL); the rest, and every group of
-    # the whole-array path (its temporaries are budgeted one tensor at a time), run here. Same results either way.
-    threaded = [
-        idx
-        for key, idx in groups.items()
-        if key[0] < 0 and _streams(key[3], np.dtype(key[1]), np.dtype(key[2]), settings, order_stats)
-    ]
-    pending = [(idx, _pool().submit(stats_of, idx)) for idx in threaded] if len(threaded) > 1 else []
-    submitted = {id(idx) for idx, _ in pending}
-    done = [(idx, stats_of(idx)) for idx in groups.values() if id(idx) not in submitted]
-    for idx, stats in done + [(idx, future.result()) for idx, future in pending]:
+    for idx in groups.values():  # one thread: with cache-sized chunks, worker threads only queued on the GIL
+        stats = _group_stats(
+            [names[i] for i in idx],
+            [np.asarray(subjects[i]) for i in idx],
+            [np.asarray(references[i]) for i in idx],
+            settings,
+            order_stats,
+        )
         for i, st in zip(idx, stats):
             results[i] = st
     return [r for r in results if r is not None]
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """Worker threads for the statistics of large tensors (at most 4, at most one per CPU)."""
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="trtdbg-stats")
 
 
 def _streams(stat: str, sub: np.dtype, ref: np.dtype, settings: CompareSettings, order_stats: bool) -> bool:
