@@ -380,14 +380,10 @@ def _streaming_stats(
                 ok = (d[sel] <= atol_t[sel]) | (rel[sel] <= rtol_t[sel])
                 mism[sel] += w - np.count_nonzero(ok, axis=1)
             dots[3] += _rowdot(d, d)
-        if dt != np.float64:  # float32 sums that overflowed or lost their low bits: these rows' sums in float64
-            tiny = (dots[1] < _TINY) | (dots[2] < _TINY) | ((dots[3] < _TINY) & (best["abs"] != 0))
-            for j in np.flatnonzero(tiny | ~np.isfinite(dots).all(axis=0)):
-                dots[:, j] = np.ravel(_dots(S[j : j + 1], R[j : j + 1]))
-        nonfinite = ~np.isfinite(dots[1]) | ~np.isfinite(dots[2])
-        cosine, snr = _cosine_snr(*dots)
+        nonfinite = ~np.isfinite(dots).all(axis=0)  # an inf or NaN in the row (a matched ±inf too), or an overflow
         counts = {key: np.zeros(k, np.int64) for key in ("nan", "inf", "ref_nan", "ref_inf", "inf_matched")}
-        for j in np.flatnonzero(nonfinite):  # a matched ±inf makes S·S infinite: every such row is here
+        unmatched: dict[int, tuple[float, float]] = {}
+        for j in np.flatnonzero(nonfinite).tolist():
             counts["nan"][j] = np.count_nonzero(np.isnan(S[j]))
             counts["inf"][j] = np.count_nonzero(np.isinf(S[j]))
             counts["ref_nan"][j] = np.count_nonzero(np.isnan(R[j]))
@@ -395,7 +391,15 @@ def _streaming_stats(
             matched = np.isinf(S[j]) & (S[j] == R[j])
             counts["inf_matched"][j] = np.count_nonzero(matched)
             if settings.infinities_compare_equal and counts["inf_matched"][j]:
-                cosine[j], snr[j] = _cosine_snr_unmatched(S[j], R[j], matched)
+                unmatched[j] = _cosine_snr_unmatched(S[j], R[j], matched)
+        if dt != np.float64:  # float32 sums of finite rows that overflowed or lost their low bits: again in float64
+            held = counts["nan"] + counts["inf"] + counts["ref_nan"] + counts["ref_inf"] > 0
+            tiny = (dots[1] < _TINY) | (dots[2] < _TINY) | ((dots[3] < _TINY) & (best["abs"] != 0))
+            for j in np.flatnonzero((tiny | nonfinite) & ~held).tolist():
+                dots[:, j] = np.ravel(_dots(S[j : j + 1], R[j : j + 1]))
+        cosine, snr = _cosine_snr(*dots)
+        for j, (cos_j, snr_j) in unmatched.items():
+            cosine[j], snr[j] = cos_j, snr_j
     return {
         "max_abs": best["abs"],
         "max_rel": best["rel"],
